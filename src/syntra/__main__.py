@@ -1,0 +1,5 @@
+import sys
+
+from syntra.cli import main
+
+sys.exit(main())

@@ -1,0 +1,117 @@
+"""The `syntra` command line. Each subcommand is a thin call into a stage module."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from syntra import config as config_stage
+from syntra.errors import SyntraError
+from syntra.layout import CONFIG_FILE
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from syntra.reference import json_schema, markdown_reference
+
+    print(markdown_reference() if args.markdown else json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    loaded = config_stage.load(args.file)
+    config = loaded.config
+    print(
+        f"{args.file}: ok ({len(config.images)} images, {len(config.wasm)} wasm guests, "
+        f"{len(config.registries)} registries)"
+    )
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from syntra.plan import build_plan
+
+    plan = build_plan(config_stage.load(args.file))
+    if args.json:
+        print(json.dumps(plan.to_json(), indent=2))
+    else:
+        from syntra.report import print_plan
+
+        print_plan(plan)
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from syntra import render
+    from syntra.plan import build_plan
+
+    loaded = config_stage.load(args.file)
+    plan = build_plan(loaded)
+    if args.check:
+        diffs = render.drift(plan, loaded.root)
+        if diffs:
+            sys.stdout.write("".join(diffs))
+            print(
+                f"{len(diffs)} spec(s) differ from {args.file}; run `doit render`",
+                file=sys.stderr,
+            )
+            return 1
+        print("ContainerSpecs match syntra.yaml")
+        return 0
+    changed = render.write(render.render_plan(plan, loaded.root), loaded.root)
+    removed = render.prune(plan, loaded.root)
+    for path in changed:
+        print(f"rendered {path}")
+    for path in removed:
+        print(f"removed {path}/ (no such image)")
+    if not changed and not removed:
+        print("ContainerSpecs up to date")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="syntra",
+        description="Declarative builds of container images and WebAssembly plugins.",
+    )
+    top.add_argument(
+        "-f", "--file", type=Path, default=Path(CONFIG_FILE), help="config file (syntra.yaml)"
+    )
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Command, help: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help, description=help)
+        cmd.set_defaults(run=run)
+        return cmd
+
+    command("schema", _schema, "print the JSON Schema of syntra.yaml").add_argument(
+        "--markdown", action="store_true", help="print the reference as Markdown instead"
+    )
+    command("validate", _validate, "check syntra.yaml")
+    command("plan", _plan, "print the resolved plan").add_argument(
+        "--json", action="store_true", help="machine-readable output"
+    )
+    command("render", _render, "render ContainerSpecs/ from templates").add_argument(
+        "--check", action="store_true", help="exit 1 and show a diff when specs drifted"
+    )
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except SyntraError as exc:
+        print(exc, file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""The syntra.yaml schema as pydantic models.
+
+Every model forbids unknown keys. Values that need the repository root (paths)
+read it from the validation context, so the same model serves `syntra schema`.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+)
+from pydantic_core import PydanticCustomError
+
+from syntra import refs
+
+
+def _reason(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Turn a ValueError from `check` into a pydantic error whose message is exactly its text."""
+
+    def validate(value: Any) -> Any:
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise PydanticCustomError("syntra", "{reason}", {"reason": str(exc)}) from None
+
+    return validate
+
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SIZE_RE = re.compile(r"^(\d+)\s*([KMGT]?)(i?)B?$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise ValueError(
+            f"'{value}' is not a valid name: lowercase letters, digits, '.', '_', '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_RE.match(value):
+        raise ValueError(f"'{value}' is not an environment variable name")
+    return value
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"'{value}' is not a size; write e.g. 512Mi or 2G")
+    if isinstance(value, int):
+        return value
+    match = _SIZE_RE.match(str(value).strip())
+    if not match:
+        raise ValueError(f"'{value}' is not a size; write e.g. 512Mi or 2G")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+
+
+def _scalar_text(value: Any) -> Any:
+    """Build args and labels accept YAML scalars and pass them on as text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _registry_url(value: str) -> str:
+    if "://" in value:
+        raise ValueError(f"'{value}' has a scheme; write host[:port][/namespace] and set insecure: true for plain HTTP")
+    host, _, namespace = value.partition("/")
+    if not refs.DOMAIN_RE.match(host):
+        raise ValueError(f"'{value}' is not a registry: expected host[:port][/namespace]")
+    if namespace:
+        refs.check_repository(namespace)
+    return value
+
+
+def _template_text(value: str) -> str:
+    if "{{" in value or "{%" in value:
+        from syntra.templating import check_syntax
+
+        check_syntax(value)
+    return value
+
+
+def _repo_path(value: str, info: ValidationInfo) -> str:
+    """A path inside the repository, normalised to POSIX form relative to its root."""
+    if os.path.isabs(value) or value.startswith("~"):
+        raise PydanticCustomError(
+            "syntra", "{reason}", {"reason": f"'{value}' must be relative to the repository root"}
+        )
+    normal = posixpath.normpath(value.replace("\\", "/"))
+    root = (info.context or {}).get("root")
+    escapes = normal == ".." or normal.startswith("../")
+    if not escapes and isinstance(root, Path):
+        resolved = (root / normal).resolve()
+        escapes = not resolved.is_relative_to(root.resolve())
+    if escapes:
+        raise PydanticCustomError(
+            "syntra", "{reason}", {"reason": f"'{value}' escapes the repository root"}
+        )
+    return normal
+
+
+Name = Annotated[str, AfterValidator(_reason(_name))]
+EnvName = Annotated[str, AfterValidator(_reason(_env_name))]
+Platform = Annotated[
+    str, AfterValidator(_reason(lambda v: str(refs.parse_platform(v)))), Field(examples=["linux/amd64"])
+]
+ImageReference = Annotated[str, AfterValidator(_reason(lambda v: str(refs.parse_image_ref(v))))]
+Repository = Annotated[str, AfterValidator(_reason(refs.check_repository))]
+RepoPath = Annotated[str, AfterValidator(_repo_path)]
+RegistryUrl = Annotated[str, AfterValidator(_reason(_registry_url))]
+Size = Annotated[int, BeforeValidator(_reason(_size), json_schema_input_type=str | int)]
+ScalarText = Annotated[str, BeforeValidator(_scalar_text, json_schema_input_type=str | int | float | bool)]
+Template = Annotated[str, AfterValidator(_reason(_template_text))]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Project(Strict):
+    name: Name = Field(description="Project name; the default repository prefix of every artifact.")
+    version: str = Field(
+        "git",
+        description="`git` derives the version from `vX.Y.Z` tags; anything else is used as is.",
+    )
+    source: str | None = Field(
+        None, description="Source URL for `org.opencontainers.image.source`; default: git remote."
+    )
+
+
+class Credentials(Strict):
+    username_env: EnvName = Field(description="Environment variable holding the user name.")
+    password_env: EnvName = Field(description="Environment variable holding the password/token.")
+
+
+class Registry(Strict):
+    url: RegistryUrl = Field(description="`host[:port][/namespace]`, no scheme.")
+    insecure: bool = Field(False, description="Plain HTTP (and no TLS verification).")
+    credentials: Credentials | None = Field(
+        None, description="Where the login comes from; default: the docker/podman auth config."
+    )
+
+
+class Defaults(Strict):
+    registry: Name | None = Field(None, description="Registry used when an artifact names none.")
+    platforms: list[Platform] = Field(
+        ["linux/amd64", "linux/arm64"], min_length=1, description="Platforms of every image."
+    )
+    tags: list[Template] = Field(
+        ["{{ version }}", "sha-{{ git.short_sha }}"],
+        min_length=1,
+        description="Tag templates of every image and guest (Jinja2: version, git.*, name).",
+    )
+
+
+class Secret(Strict):
+    id: Name = Field(description="Secret id as the Dockerfile mounts it (`--mount=type=secret`).")
+    env: EnvName | None = Field(None, description="Take the secret from this variable.")
+    src: RepoPath | None = Field(None, description="...or from this file.")
+
+
+class Resources(Strict):
+    cpus: int = Field(4, gt=0, description="CPUs of Apple's builder VM.")
+    memory: Size = Field(8 << 30, description="Memory of Apple's builder VM, e.g. `8G`.")
+
+
+class Image(Strict):
+    template: str | None = Field(
+        None,
+        description="Template in `templates/` (or built in) that renders the Dockerfile; "
+        "default `default.Dockerfile.j2`.",
+    )
+    dockerfile: RepoPath | None = Field(
+        None, description="A hand-written Dockerfile to use instead of a template."
+    )
+    context: RepoPath = Field(".", description="Build context directory.")
+    base: ImageReference | None = Field(None, description="Base image, passed as `BASE_IMAGE`.")
+    platforms: list[Platform] | None = Field(None, min_length=1, description="Default: defaults.")
+    args: dict[str, ScalarText] = Field({}, description="Build args (never secrets).")
+    secrets: list[Secret] = Field([], description="Build secrets, mounted, never build args.")
+    labels: dict[str, ScalarText] = Field({}, description="Extra image labels.")
+    tags: list[Template] | None = Field(None, min_length=1, description="Default: defaults.")
+    target: str | None = Field(None, description="Dockerfile stage to build.")
+    plugins: list[Name] = Field([], description="Wasm guests copied to /opt/plugins/.")
+    resources: Resources = Field(Resources(), description="Apple builder VM size.")
+    registry: Name | None = Field(None, description="Registry name; default: defaults.")
+    repository: Repository | None = Field(None, description="Default: `<project>/<image>`.")
+    vars: dict[str, Any] = Field({}, description="Free variables for the template.")
+
+
+class WasmTest(Strict):
+    call: str = Field(description="Exported function to call.")
+    args: list[int | float] = Field([], description="Arguments.")
+    expect: int | float | None = Field(None, description="Expected result.")
+
+
+class Limits(Strict):
+    max_mem: Size = Field(64 << 20, description="Linear memory cap, e.g. `64Mi`.")
+    max_ms: int = Field(1000, gt=0, description="Wall-clock cap per call in milliseconds.")
+    fuel: int | None = Field(None, gt=0, description="Instruction fuel per call.")
+
+
+class Guest(Strict):
+    language: Literal["swift", "python"] = Field(description="Guest language.")
+    source: RepoPath = Field(description="Source directory.")
+    mode: Literal["auto", "embedded", "wasi"] = Field(
+        "auto", description="Swift: Embedded Swift (stock toolchain) or a WASI Swift SDK."
+    )
+    product: str | None = Field(None, description="Swift product / output name.")
+    world: str | None = Field(None, description="Python: the WIT world to componentize.")
+    wit: RepoPath | None = Field(None, description="Python: WIT directory; default `<source>/wit`.")
+    app: str = Field("app", description="Python: the module implementing the world.")
+    optimize: Literal["O0", "O1", "O2", "O3", "O4", "Os", "Oz"] = Field(
+        "Os", description="wasm-opt level."
+    )
+    limits: Limits = Field(Limits(), description="Sandbox limits for the test calls.")
+    tests: list[WasmTest] = Field([], description="Calls run in the sandbox.")
+    registry: Name | None = Field(None, description="Registry name; default: defaults.")
+    repository: Repository | None = Field(None, description="Default: `<project>/<guest>`.")
+    tags: list[Template] | None = Field(None, min_length=1, description="Default: defaults.")
+
+
+class Signing(Strict):
+    mode: Literal["none", "key", "keyless"] = Field("none", description="How to sign.")
+    key: RepoPath | None = Field(None, description="Key mode: the private key (cosign format).")
+    passphrase_env: EnvName = Field(
+        "SYNTRA_KEY_PASSPHRASE", description="Key mode: variable holding the key's passphrase."
+    )
+
+
+class SupplyChain(Strict):
+    sbom: list[Literal["spdx-json", "cyclonedx-json"]] = Field(
+        ["spdx-json"], description="SBOM formats attached to every artifact."
+    )
+    signing: Signing = Field(Signing(), description="Signatures.")
+    provenance: bool = Field(True, description="Attach SLSA provenance.")
+
+
+class CI(Strict):
+    runners: dict[Platform, str] = Field(
+        {"linux/amd64": "ubuntu-24.04", "linux/arm64": "ubuntu-24.04-arm"},
+        description="Native runner per platform.",
+    )
+    macos_runner: str = Field("macos-26", description="Runner of the Apple `container` job.")
+    actions: dict[str, str] = Field(
+        {}, description="Pins: action name → ref or full commit SHA."
+    )
+
+
+class Release(Strict):
+    latest: bool = Field(True, description="Move `latest` to the highest released version.")
+    short_tags: bool = Field(True, description="Also tag `X.Y` and `X`.")
+
+
+class Config(Strict):
+    """A Syntra project: images and wasm guests, and how they are built and shipped."""
+
+    model_config = ConfigDict(
+        title="syntra.yaml", json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"}
+    )
+
+    version: Literal[1] = Field(description="Schema version; always 1.")
+    project: Project = Field(description="Project identity and version source.")
+    builder: Literal["auto", "buildx", "podman", "container"] = Field(
+        "auto", description="Image builder; `auto` picks what is installed."
+    )
+    registries: dict[Name, Registry] = Field({}, description="Registries by name.")
+    defaults: Defaults = Field(Defaults(), description="Defaults for images and guests.")
+    images: dict[Name, Image] = Field({}, description="Container images by name.")
+    wasm: dict[Name, Guest] = Field({}, description="WebAssembly guests by name.")
+    supply_chain: SupplyChain = Field(SupplyChain(), description="SBOMs, signatures, provenance.")
+    ci: CI = Field(CI(), description="Generated GitHub Actions workflows.")
+    release: Release = Field(Release(), description="Release tagging.")

@@ -1,0 +1,32 @@
+"""Where things live in a Syntra repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CONFIG_FILE = "syntra.yaml"
+TEMPLATES_DIR = "templates"
+SPECS_DIR = "ContainerSpecs"
+STATE_DIR = ".syntra"
+BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
+DEFAULT_TEMPLATE = "default.j2"
+SPEC_NAMES = ("Dockerfile", "Containerfile")
+
+
+def template_dirs(root: Path) -> list[Path]:
+    """Search order: the repository's templates/ first, then the built-in ones."""
+    return [root / TEMPLATES_DIR, BUILTIN_TEMPLATES]
+
+
+def template_names(root: Path) -> list[str]:
+    return sorted(
+        {p.name for folder in template_dirs(root) if folder.is_dir() for p in folder.glob("*.j2")}
+    )
+
+
+def find_template(root: Path, name: str) -> Path | None:
+    for folder in template_dirs(root):
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    return None

@@ -1,0 +1,223 @@
+"""Stage 2, plan: the config resolved against git into exactly what will be built.
+
+Every image × platform, every rendered tag and reference, every guest. `syntra plan`
+prints it; the later stages (build, wasm, registry, supply, ci, release) read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from syntra import refs
+from syntra.config import Loaded
+from syntra.config.model import Config, Guest, Image
+from syntra.layout import DEFAULT_TEMPLATE, SPECS_DIR, STATE_DIR
+from syntra.templating import render_inline
+from syntra.versioning import BuildVersion, derive, read_git
+
+BASE_IMAGE_ARG = "BASE_IMAGE"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where an artifact is pushed: registry host[/namespace], repository, tags."""
+
+    registry: str | None
+    insecure: bool
+    repository: str
+    tags: list[str]
+    refs: list[str]
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    name: str
+    destination: Destination
+    platforms: list[str]
+    context: str
+    dockerfile: str
+    containerfile: str
+    template: str | None
+    source_dockerfile: str | None
+    base: str | None
+    args: dict[str, str]
+    labels: dict[str, str]
+    secrets: list[dict[str, str]]
+    target: str | None
+    plugins: list[str]
+    cpus: int
+    memory: int
+    vars: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GuestPlan:
+    name: str
+    language: str
+    mode: str
+    source: str
+    product: str | None
+    world: str | None
+    wit: str | None
+    app: str
+    optimize: str
+    output: str
+    limits: dict[str, int | None]
+    tests: list[dict[str, Any]]
+    destination: Destination
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: str
+    version: str
+    git: dict[str, Any]
+    source_date_epoch: int
+    config_digest: str
+    builder: str
+    images: list[ImagePlan] = field(default_factory=list)
+    guests: list[GuestPlan] = field(default_factory=list)
+    matrix: list[dict[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def image(self, name: str) -> ImagePlan:
+        return next(image for image in self.images if image.name == name)
+
+
+def build_plan(loaded: Loaded, version: BuildVersion | None = None) -> Plan:
+    """Resolve `loaded` into a Plan; tag errors point back into syntra.yaml."""
+    config = loaded.config
+    version = version or derive(read_git(loaded.root), config.project.version)
+    context = version.template_context()
+    images = [
+        _image(loaded, name, image, context, version) for name, image in config.images.items()
+    ]
+    guests = [_guest(loaded, name, guest, context) for name, guest in config.wasm.items()]
+    return Plan(
+        project=config.project.name,
+        version=version.version,
+        git=dataclasses.asdict(version.git),
+        source_date_epoch=version.source_date_epoch,
+        config_digest=loaded.digest,
+        builder=config.builder,
+        images=images,
+        guests=guests,
+        matrix=[{"image": i.name, "platform": p} for i in images for p in i.platforms],
+    )
+
+
+def _destination(
+    loaded: Loaded,
+    section: str,
+    name: str,
+    registry: str | None,
+    repository: str | None,
+    tags: list[str] | None,
+    context: dict[str, Any],
+) -> Destination:
+    config = loaded.config
+    registry_name = registry or config.defaults.registry or next(iter(config.registries), None)
+    entry = config.registries.get(registry_name) if registry_name else None
+    repo = repository or f"{config.project.name}/{name}"
+    rendered = _tags(loaded, section, name, tags, {**context, "name": name})
+    host = entry.url if entry else None
+    return Destination(
+        registry=host,
+        insecure=bool(entry and entry.insecure),
+        repository=repo,
+        tags=rendered,
+        refs=[f"{host}/{repo}:{tag}" for tag in rendered] if host else [],
+    )
+
+
+def _tags(
+    loaded: Loaded, section: str, name: str, own: list[str] | None, context: dict[str, Any]
+) -> list[str]:
+    """Render tag templates; an error points at the template that produced it."""
+    templates = own or loaded.config.defaults.tags
+    where = (section, name, "tags") if own else ("defaults", "tags")
+    for_whom = "" if own else f" (for {section} '{name}')"
+    rendered: list[str] = []
+    for index, template in enumerate(templates):
+        try:
+            tag = render_inline(template, context)
+        except ValueError as exc:
+            raise loaded.document.error((*where, index), f"{exc}{for_whom}") from None
+        try:
+            refs.check_tag(tag)
+        except ValueError as exc:
+            rendered_from = f"'{template}' renders to " if tag != template else ""
+            raise loaded.document.error(
+                (*where, index), f"{rendered_from}{exc}{for_whom}"
+            ) from None
+        if tag not in rendered:
+            rendered.append(tag)
+    return rendered
+
+
+def _image(
+    loaded: Loaded, name: str, image: Image, context: dict[str, Any], version: BuildVersion
+) -> ImagePlan:
+    config: Config = loaded.config
+    labels = {
+        "org.opencontainers.image.title": name,
+        "org.opencontainers.image.version": version.version,
+        "org.opencontainers.image.revision": version.git.commit,
+        "org.opencontainers.image.created": _rfc3339(version.source_date_epoch),
+    }
+    source = config.project.source or version.git.remote
+    if source:
+        labels["org.opencontainers.image.source"] = source
+    args = dict(image.args)
+    if image.base:
+        args[BASE_IMAGE_ARG] = image.base
+    return ImagePlan(
+        name=name,
+        destination=_destination(
+            loaded, "images", name, image.registry, image.repository, image.tags, context
+        ),
+        platforms=list(image.platforms or config.defaults.platforms),
+        context=image.context,
+        dockerfile=f"{SPECS_DIR}/{name}/Dockerfile",
+        containerfile=f"{SPECS_DIR}/{name}/Containerfile",
+        template=None if image.dockerfile else (image.template or DEFAULT_TEMPLATE),
+        source_dockerfile=image.dockerfile,
+        base=image.base,
+        args=args,
+        labels={**labels, **image.labels},
+        secrets=[s.model_dump(exclude_none=True) for s in image.secrets],
+        target=image.target,
+        plugins=list(image.plugins),
+        cpus=image.resources.cpus,
+        memory=image.resources.memory,
+        vars=image.vars,
+    )
+
+
+def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> GuestPlan:
+    return GuestPlan(
+        name=name,
+        language=guest.language,
+        mode=guest.mode,
+        source=guest.source,
+        product=guest.product,
+        world=guest.world,
+        wit=guest.wit,
+        app=guest.app,
+        optimize=guest.optimize,
+        output=f"{STATE_DIR}/wasm/{name}.wasm",
+        limits=guest.limits.model_dump(),
+        tests=[test.model_dump() for test in guest.tests],
+        destination=_destination(
+            loaded, "wasm", name, guest.registry, guest.repository, guest.tags, context
+        ),
+    )
+
+
+def _rfc3339(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,67 @@
+"""The syntra.yaml JSON Schema, and the Markdown reference the README carries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from syntra.config.model import Config
+
+SCHEMA_ID = "https://syntra.dev/schema/syntra.schema.json"
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Config.model_json_schema()
+    schema["$id"] = SCHEMA_ID
+    return schema
+
+
+def markdown_reference() -> str:
+    """One table per section, in the order a syntra.yaml is usually written."""
+    schema = json_schema()
+    defs = schema.get("$defs", {})
+    sections: list[str] = []
+
+    def table(title: str, node: dict[str, Any]) -> None:
+        rows = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+        nested: list[tuple[str, dict[str, Any]]] = []
+        required = set(node.get("required", []))
+        for key, prop in node.get("properties", {}).items():
+            kind, child, suffix = _kind(prop, defs)
+            default = "required" if key in required else _default(prop)
+            rows.append(f"| `{key}` | {kind} | {default} | {prop.get('description', '')} |")
+            if child is not None:
+                nested.append((f"{title}.{key}{suffix}" if title else f"{key}{suffix}", child))
+        sections.append(f"#### `{title or 'top level'}`\n\n" + "\n".join(rows) + "\n")
+        for name, child in nested:
+            table(name, child)
+
+    table("", schema)
+    return "\n".join(sections)
+
+
+def _kind(prop: dict[str, Any], defs: dict[str, Any]) -> tuple[str, dict[str, Any] | None, str]:
+    """A readable type, the model behind it (if any) and the path suffix to reach it."""
+    options = [p for p in prop.get("anyOf", [prop]) if p.get("type") != "null"]
+    if len(options) > 1:
+        return " or ".join(_kind(p, defs)[0] for p in options), None, ""
+    node = options[0]
+    if "$ref" in node:
+        return "mapping", defs[node["$ref"].rsplit("/", 1)[-1]], ""
+    if "enum" in node or "const" in node:
+        values = node.get("enum", [node.get("const")])
+        return " \\| ".join(f"`{v}`" for v in values), None, ""
+    if node.get("type") == "array":
+        inner, child, _ = _kind(node.get("items", {}), defs)
+        return f"list of {inner}", child, "[]"
+    if node.get("type") == "object" and isinstance(node.get("additionalProperties"), dict):
+        inner, child, _ = _kind(node["additionalProperties"], defs)
+        return f"mapping of name → {inner}", child, ".<name>"
+    return str(node.get("type", "any")), None, ""
+
+
+def _default(prop: dict[str, Any]) -> str:
+    if "default" not in prop:
+        return ""
+    value = json.dumps(prop["default"], ensure_ascii=False)
+    return f"`{value}`".replace("|", "\\|")

@@ -1,0 +1,184 @@
+"""Stage 3, render: ContainerSpecs/<image>/{Dockerfile,Containerfile} from templates.
+
+The rendered files hold nothing that changes from commit to commit (version, git
+sha, registry host, base image): those reach the build as build args and labels,
+so committed specs only drift when syntra.yaml or a template really changed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jinja2
+
+from syntra.errors import SyntraError
+from syntra.fsutil import write_if_changed
+from syntra.layout import CONFIG_FILE, SPEC_NAMES, SPECS_DIR, template_dirs
+from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
+from syntra.templating import environment, undefined_message
+
+_PARSER_DIRECTIVE = ("# syntax=", "# escape=", "# check=")
+GENERATED_MARK = "do not edit"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One rendered file: its path relative to the repository root and its text."""
+
+    path: str
+    text: str
+
+
+def header(image: ImagePlan, spec: str) -> str:
+    source = f"template {image.template}" if image.template else image.source_dockerfile
+    return (
+        f"# {spec} for images.{image.name}, generated from {CONFIG_FILE} and {source}"
+        f" — {GENERATED_MARK}.\n"
+        "# Change the template or syntra.yaml, then run `doit render`.\n"
+    )
+
+
+def render_image(image: ImagePlan, root: Path, project: str) -> list[Spec]:
+    """Both specs of one image; SyntraError names the template line that failed."""
+    return [
+        Spec(f"{SPECS_DIR}/{image.name}/{spec}", _with_header(image, spec, _body(image, root, spec, project)))
+        for spec in SPEC_NAMES
+    ]
+
+
+def render_plan(plan: Plan, root: Path) -> list[Spec]:
+    return [spec for image in plan.images for spec in render_image(image, root, plan.project)]
+
+
+def _body(image: ImagePlan, root: Path, spec: str, project: str) -> str:
+    if image.source_dockerfile:
+        text = (root / image.source_dockerfile).read_text(encoding="utf-8")
+        plugins = "".join(
+            f"COPY --from=plugins {p}.wasm /opt/plugins/{p}.wasm\n" for p in image.plugins
+        )
+        return (text if text.endswith("\n") else text + "\n") + plugins
+    assert image.template is not None
+    context = _template_context(image, spec, project)
+    try:
+        return _environment(root).get_template(image.template).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        where = f"{_shown(root, exc.filename)}:{exc.lineno}"
+        raise SyntraError(f"{where}: {exc.message} (rendering images.{image.name})") from None
+    except jinja2.UndefinedError as exc:
+        where = _template_line(exc.__traceback__, root) or image.template
+        message = undefined_message(exc, context)
+        raise SyntraError(f"{where}: {message} (rendering images.{image.name})") from None
+    except jinja2.TemplateError as exc:
+        where = _template_line(exc.__traceback__, root) or image.template
+        raise SyntraError(f"{where}: {exc} (rendering images.{image.name})") from None
+
+
+def _template_context(image: ImagePlan, spec: str, project: str) -> dict[str, Any]:
+    return {
+        "spec": spec,
+        "project": {"name": project},
+        "vars": image.vars,
+        "image": {
+            "name": image.name,
+            "base": image.base,
+            "base_arg": BASE_IMAGE_ARG,
+            "args": [name for name in image.args if name != BASE_IMAGE_ARG],
+            "platforms": image.platforms,
+            "target": image.target,
+            "plugins": [{"name": p, "file": f"{p}.wasm"} for p in image.plugins],
+            "secrets": [secret["id"] for secret in image.secrets],
+        },
+    }
+
+
+@cache
+def _environment(root: Path) -> jinja2.Environment:
+    loader = jinja2.FileSystemLoader([str(d) for d in template_dirs(root)])
+    return environment(loader)
+
+
+def _shown(root: Path, filename: str | None) -> str:
+    if not filename:
+        return "<template>"
+    path = Path(filename)
+    return str(path.relative_to(root)) if path.is_relative_to(root) else f"syntra:{path.name}"
+
+
+def _template_line(tb: TracebackType | None, root: Path) -> str | None:
+    """Jinja maps template frames to the template file and line; take the innermost."""
+    found = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            found = f"{_shown(root, filename)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return found
+
+
+def _with_header(image: ImagePlan, spec: str, body: str) -> str:
+    """Put the header after any parser directives, which must stay first."""
+    lines = body.splitlines(keepends=True)
+    directives = 0
+    while directives < len(lines) and lines[directives].startswith(_PARSER_DIRECTIVE):
+        directives += 1
+    return "".join(lines[:directives]) + header(image, spec) + "".join(lines[directives:])
+
+
+def write(specs: list[Spec], root: Path) -> list[str]:
+    """Write specs that changed; returns their paths."""
+    return [s.path for s in specs if write_if_changed(root / s.path, s.text.encode("utf-8"))]
+
+
+def stale_dirs(plan: Plan, root: Path) -> list[Path]:
+    """Generated spec folders of images that are no longer in syntra.yaml."""
+    specs = root / SPECS_DIR
+    if not specs.is_dir():
+        return []
+    names = {image.name for image in plan.images}
+    return sorted(
+        folder
+        for folder in specs.iterdir()
+        if folder.is_dir() and folder.name not in names and _generated_only(folder)
+    )
+
+
+def _generated_only(folder: Path) -> bool:
+    files = list(folder.iterdir())
+    return bool(files) and all(
+        f.name in SPEC_NAMES and GENERATED_MARK in f.read_text(errors="replace")[:400]
+        for f in files
+    )
+
+
+def prune(plan: Plan, root: Path) -> list[str]:
+    removed = stale_dirs(plan, root)
+    for folder in removed:
+        shutil.rmtree(folder)
+    return [str(folder.relative_to(root)) for folder in removed]
+
+
+def drift(plan: Plan, root: Path) -> list[str]:
+    """Unified diffs between what is committed and what syntra.yaml renders to."""
+    diffs = []
+    for spec in render_plan(plan, root):
+        path = root / spec.path
+        current = path.read_text(encoding="utf-8") if path.is_file() else ""
+        if current != spec.text:
+            diffs.append(
+                "".join(
+                    difflib.unified_diff(
+                        current.splitlines(keepends=True),
+                        spec.text.splitlines(keepends=True),
+                        fromfile=f"a/{spec.path}",
+                        tofile=f"b/{spec.path}",
+                    )
+                )
+            )
+    diffs.extend(f"stale: {folder.relative_to(root)}/ (no such image)\n" for folder in stale_dirs(plan, root))
+    return diffs

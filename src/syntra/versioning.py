@@ -1,0 +1,153 @@
+"""The version of what is being built, derived from git.
+
+On an exact `vX.Y.Z` tag of a clean tree the version is `X.Y.Z`. Anywhere else it
+is a semver pre-release that sorts after the last tag and names the commit, e.g.
+`1.4.1-dev.3.g1a2b3c4` (three commits after v1.4.0), with `.dirty` appended for
+uncommitted changes. Container tags allow no `+`, so no build metadata is used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from functools import total_ordering
+from pathlib import Path
+
+_SEMVER_RE = re.compile(
+    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
+)
+
+
+@total_ordering
+@dataclass(frozen=True)
+class SemVer:
+    major: int
+    minor: int
+    patch: int
+    prerelease: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> SemVer | None:
+        match = _SEMVER_RE.match(text)
+        if not match:
+            return None
+        major, minor, patch, pre = match.groups()
+        return cls(int(major), int(minor), int(patch), pre or "")
+
+    def __str__(self) -> str:
+        core = f"{self.major}.{self.minor}.{self.patch}"
+        return f"{core}-{self.prerelease}" if self.prerelease else core
+
+    def _key(self) -> tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]:
+        # Semver precedence: a release sorts after its pre-releases; numeric
+        # identifiers compare as numbers and before alphanumeric ones.
+        ids = tuple(
+            (0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in self.prerelease.split(".")
+            if self.prerelease
+        )
+        return (self.major, self.minor, self.patch, 0 if self.prerelease else 1, ids)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, SemVer):
+            return NotImplemented
+        return self._key() < other._key()
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    commit: str
+    short_sha: str
+    tag: str | None
+    last_tag: str | None
+    distance: int
+    dirty: bool
+    branch: str | None
+    remote: str | None
+    commit_time: int
+
+
+@dataclass(frozen=True)
+class BuildVersion:
+    version: str
+    git: GitInfo
+    source_date_epoch: int
+
+    def template_context(self) -> dict[str, object]:
+        parsed = SemVer.parse(self.version)
+        return {
+            "version": self.version,
+            "semver": parsed.__dict__ if parsed else None,
+            "git": self.git.__dict__,
+            "source_date_epoch": self.source_date_epoch,
+        }
+
+
+NO_GIT = GitInfo("", "unknown", None, None, 0, False, None, None, 0)
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def read_git(root: Path) -> GitInfo:
+    head = _git(root, "log", "-1", "--format=%H %ct")
+    if not head:
+        return NO_GIT
+    commit, commit_time = head.split()
+    exact = _highest((_git(root, "tag", "--points-at", "HEAD") or "").split())
+    described = _git(root, "describe", "--tags", "--long", "--match", "v[0-9]*", "--abbrev=7")
+    last_tag, distance = None, int(_git(root, "rev-list", "--count", "HEAD") or 0)
+    if described and (match := re.match(r"^(.*)-(\d+)-g[0-9a-f]*$", described)):
+        last_tag, distance = match.group(1), int(match.group(2))
+    return GitInfo(
+        commit=commit,
+        short_sha=commit[:7],
+        tag=exact,
+        last_tag=exact or last_tag,
+        distance=0 if exact else distance,
+        dirty=bool(_git(root, "status", "--porcelain", "--untracked-files=no")),
+        branch=_git(root, "symbolic-ref", "--short", "-q", "HEAD"),
+        remote=_https_url(_git(root, "config", "--get", "remote.origin.url")),
+        commit_time=int(commit_time),
+    )
+
+
+def _highest(tags: list[str]) -> str | None:
+    versions = [(v, tag) for tag in tags if tag.startswith("v") and (v := SemVer.parse(tag))]
+    return max(versions)[1] if versions else None
+
+
+def _https_url(remote: str | None) -> str | None:
+    if not remote:
+        return None
+    if match := re.match(r"^(?:ssh://)?git@([^:/]+)[:/](.+?)(?:\.git)?$", remote):
+        return f"https://{match.group(1)}/{match.group(2)}"
+    return remote.removesuffix(".git")
+
+
+def derive(git: GitInfo, declared: str = "git") -> BuildVersion:
+    """The build version for `git`; `declared` other than 'git' is taken as is."""
+    epoch_env = os.environ.get("SOURCE_DATE_EPOCH", "")
+    epoch = int(epoch_env) if epoch_env.isdigit() else git.commit_time
+    if declared != "git":
+        return BuildVersion(declared, git, epoch)
+    last = SemVer.parse(git.last_tag) if git.last_tag else None
+    if git.tag and last and not git.dirty:
+        return BuildVersion(str(last), git, epoch)
+    suffix = f"dev.{git.distance}.g{git.short_sha}" + (".dirty" if git.dirty else "")
+    if last is None:
+        version = f"0.0.0-{suffix}"
+    elif last.prerelease:
+        version = f"{last}.{suffix}"
+    else:
+        version = f"{last.major}.{last.minor}.{last.patch + 1}-{suffix}"
+    return BuildVersion(version, git, epoch)
