@@ -23,13 +23,18 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    loaded = config_stage.load(args.file)
-    config = loaded.config
+    from syntra.plan import build_plan
+
+    plan = build_plan(config_stage.load(args.file))
     print(
-        f"{args.file}: ok ({len(config.images)} images, {len(config.wasm)} wasm guests, "
-        f"{len(config.registries)} registries)"
+        f"{args.file}: ok ({_count(len(plan.images), 'image')}, "
+        f"{_count(len(plan.guests), 'wasm guest')}, {_count(len(plan.matrix), 'platform build')})"
     )
     return 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _plan(args: argparse.Namespace) -> int:

@@ -148,13 +148,11 @@ def _tags(
             tag = render_inline(template, context)
         except ValueError as exc:
             raise loaded.document.error((*where, index), f"{exc}{for_whom}") from None
-        try:
-            refs.check_tag(tag)
-        except ValueError as exc:
-            rendered_from = f"'{template}' renders to " if tag != template else ""
+        if not refs.TAG_RE.match(tag):
+            shown = f"'{template}' renders to '{tag}', which" if tag != template else f"'{tag}'"
             raise loaded.document.error(
-                (*where, index), f"{rendered_from}{exc}{for_whom}"
-            ) from None
+                (*where, index), f"{shown} is not a valid tag: {refs.TAG_RULE}{for_whom}"
+            )
         if tag not in rendered:
             rendered.append(tag)
     return rendered

@@ -17,6 +17,7 @@ _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
 PATH_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
 TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+TAG_RULE = "up to 128 letters, digits, '_', '.', '-', not starting with '.' or '-'"
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$|^sha512:[0-9a-f]{128}$")
 
 DEFAULT_DOMAIN = "docker.io"
@@ -56,7 +57,7 @@ def parse_image_ref(text: str) -> ImageRef:
         name, tag = name[:colon], name[colon + 1 :]
         if not TAG_RE.match(tag):
             raise ValueError(
-                f"'{text}' has a bad tag '{tag}': up to 128 letters, digits, '_', '.', '-'"
+                f"'{text}' has a bad tag '{tag}': {TAG_RULE}"
             )
     domain, path = _split_domain(name)
     if domain and not DOMAIN_RE.match(domain):
@@ -79,10 +80,7 @@ def _split_domain(name: str) -> tuple[str, str]:
 
 def check_tag(tag: str) -> str:
     if not TAG_RE.match(tag):
-        raise ValueError(
-            f"'{tag}' is not a valid tag: up to 128 letters, digits, '_', '.', '-', "
-            "not starting with '.' or '-'"
-        )
+        raise ValueError(f"'{tag}' is not a valid tag: {TAG_RULE}")
     return tag
 
 

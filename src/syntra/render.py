@@ -97,6 +97,15 @@ def _template_context(image: ImagePlan, spec: str, project: str) -> dict[str, An
     }
 
 
+def render_inputs(image: ImagePlan, project: str) -> dict[str, Any]:
+    """Everything from the plan that can change an image's specs (for doit's uptodate)."""
+    return {
+        "template": image.template,
+        "dockerfile": image.source_dockerfile,
+        "context": _template_context(image, "", project),
+    }
+
+
 @cache
 def _environment(root: Path) -> jinja2.Environment:
     loader = jinja2.FileSystemLoader([str(d) for d in template_dirs(root)])

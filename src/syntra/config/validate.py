@@ -34,8 +34,11 @@ _SECRET_KEYS = {"password", "token", "secret", "username", "auth"}
 
 def first_error(exc: ValidationError, document: Document) -> ConfigError:
     """The error that comes first in the file, as a ConfigError."""
-    errors = [_to_config_error(error, document) for error in exc.errors()]
-    return min(errors, key=lambda e: (e.position.line, e.position.column))
+    errors = exc.errors()
+    # A misspelt key also makes the real one missing: report the cause first.
+    causes = [e for e in errors if e["type"] != "missing"] or errors
+    found = [_to_config_error(error, document) for error in causes]
+    return min(found, key=lambda e: (e.position.line, e.position.column))
 
 
 def _to_config_error(error: ErrorDetails, document: Document) -> ConfigError:
@@ -49,7 +52,9 @@ def _to_config_error(error: ErrorDetails, document: Document) -> ConfigError:
         return ConfigError(position, format_loc(parent), f"missing required key '{name}'")
     _, found = document.position(loc)
     loc = loc[:found] if found else loc
-    return document.error(loc, _message(error), key=error["loc"][-1] == "[key]")
+    # A null value has no position of its own: point at its key.
+    on_key = error["loc"][-1] == "[key]" or error.get("input", "") is None
+    return document.error(loc, _message(error), key=on_key)
 
 
 def _unknown_key(loc: Loc) -> str:
@@ -78,7 +83,7 @@ def _message(error: ErrorDetails) -> str:
         return f"expected {_EXPECTED[kind]}, got {_describe(value)}"
     if kind == "too_short":
         return "must not be empty"
-    return str(error["msg"])[0].lower() + str(error["msg"])[1:]
+    return str(error["msg"]).replace("Input should be", "must be", 1)
 
 
 def _describe(value: Any) -> str:

@@ -98,7 +98,7 @@ def parse(data: bytes, file: str) -> Document:
     try:
         root = yaml.load(text)
     except DuplicateKeyError as exc:
-        raise _duplicate(exc, file) from None
+        raise _duplicate(exc, file, text) from None
     except MarkedYAMLError as exc:
         raise _marked(exc, file) from None
     except ReaderError as exc:
@@ -136,18 +136,29 @@ def _marked(exc: MarkedYAMLError, file: str) -> ConfigError:
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     problem = exc.problem or exc.context or "invalid YAML"
+    started = exc.context_mark
     if exc.context and exc.problem:
-        problem = f"{exc.problem} ({exc.context})"
+        at = f" at line {started.line + 1}" if started and started.line + 1 != line else ""
+        problem = f"{exc.problem} ({exc.context}{at})"
     return ConfigError(Position(file, line, col), "", f"YAML syntax error: {problem}")
 
 
-def _duplicate(exc: DuplicateKeyError, file: str) -> ConfigError:
-    mark = exc.problem_mark
-    first = exc.context_mark
+def _duplicate(exc: DuplicateKeyError, file: str, text: str) -> ConfigError:
+    """Name the line of the first occurrence: ruamel only marks the mapping's start."""
+    mark, mapping = exc.problem_mark, exc.context_mark
     match = re.search(r'found duplicate key "(.*?)"', exc.problem or "")
     key = match.group(1) if match else "?"
-    where = f" (first at line {first.line + 1})" if first else ""
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    lines = text.splitlines()
+    first = next(
+        (
+            number + 1
+            for number in range(mapping.line if mapping else 0, line - 1)
+            if lines[number][col - 1 :].startswith((f"{key}:", f'"{key}":', f"'{key}':"))
+        ),
+        None,
+    )
+    where = f" (first at line {first})" if first else ""
     return ConfigError(Position(file, line, col), "", f"duplicate key '{key}'{where}")
 
 
@@ -155,7 +166,8 @@ def _check_size(document: Document) -> None:
     """Refuse alias bombs and runaway nesting before anything walks the expanded tree.
 
     Anchored nodes are shared objects, so counting with a memo by identity is linear
-    in the file even when the expansion is exponential.
+    in the file even when the expansion is exponential. (ruamel turns an alias to its
+    own enclosing node into null, so there are no cycles to follow.)
     """
     memo: dict[int, int] = {}
 
@@ -163,12 +175,9 @@ def _check_size(document: Document) -> None:
         if not isinstance(node, Mapping | list):
             return 1
         if id(node) in memo:
-            if memo[id(node)] < 0:
-                raise document.error(loc, "an alias refers to itself")
             return memo[id(node)]
         if depth > MAX_DEPTH:
             raise document.error(loc, f"nested more than {MAX_DEPTH} levels deep")
-        memo[id(node)] = -1
         items = node.items() if isinstance(node, Mapping) else enumerate(node)
         total = 1
         for part, child in items:

@@ -1,0 +1,99 @@
+"""Shared fixtures: throwaway repositories with real git, and the CLI run in-process."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from syntra.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+MINIMAL = """\
+version: 1
+project:
+  name: demo
+registries:
+  local:
+    url: 127.0.0.1:5000
+    insecure: true
+images:
+  web:
+    context: web
+    base: 127.0.0.1:5000/demo/base:1
+    vars:
+      copy: [{src: index.html, dest: /srv/}]
+"""
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def git(root: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    }
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True, env=env
+    )
+    return done.stdout.strip()
+
+
+def commit(root: Path, message: str = "change", when: int = 1_700_000_000) -> str:
+    git(root, "add", "-A")
+    stamp = f"@{when} +0000"
+    os.environ["GIT_COMMITTER_DATE"] = stamp
+    try:
+        git(root, "commit", "-q", "--allow-empty", "-m", message, "--date", stamp)
+    finally:
+        del os.environ["GIT_COMMITTER_DATE"]
+    return git(root, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A committed repository with one templated image."""
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "index.html").write_text("<h1>hi</h1>\n")
+    (tmp_path / "syntra.yaml").write_text(MINIMAL)
+    (tmp_path / ".gitignore").write_text(".syntra/\n")
+    git(tmp_path, "init", "-q", "-b", "main")
+    commit(tmp_path, "initial")
+    return tmp_path
+
+
+@pytest.fixture
+def syntra(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run the CLI in-process in a directory; any traceback fails the test by itself."""
+
+    def run(cwd: Path, *argv: str) -> Result:
+        monkeypatch.chdir(cwd)
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(argv))
+        return Result(code, out.getvalue(), err.getvalue())
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _no_source_date_epoch(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    yield

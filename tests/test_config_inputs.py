@@ -1,0 +1,157 @@
+"""Inputs that cannot live in the YAML corpus: bytes, sizes, files, the environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from syntra.config import load
+from syntra.errors import ConfigError
+from tests.conftest import MINIMAL, PYTHON, REPO, Result
+
+HEAD = "version: 1\nproject:\n  name: demo\n"
+
+
+def _validate(tmp_path: Path, syntra: Callable[..., Result], data: bytes) -> Result:
+    (tmp_path / "syntra.yaml").write_bytes(data)
+    return syntra(tmp_path, "validate")
+
+
+@pytest.mark.parametrize("data", [b"", b"   \n\n", b"# only a comment\n"])
+def test_empty_file(tmp_path: Path, syntra: Callable[..., Result], data: bytes) -> None:
+    result = _validate(tmp_path, syntra, data)
+    assert (result.code, result.err) == (
+        2,
+        "syntra.yaml:1:1: the file is empty; start with 'version: 1'\n",
+    )
+
+
+def test_not_utf8_names_line_and_column(tmp_path: Path, syntra: Callable[..., Result]) -> None:
+    result = _validate(tmp_path, syntra, HEAD.encode() + b"builder: pod\xffman\n")
+    assert (result.code, result.err) == (2, "syntra.yaml:4:13: not valid UTF-8 (byte 0xff)\n")
+
+
+def test_alias_bomb_is_refused_fast(tmp_path: Path, syntra: Callable[..., Result]) -> None:
+    levels = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    bomb = HEAD + "images:\n  web:\n    vars:\n" + "".join(f"      {x}\n" for x in levels)
+    started = time.perf_counter()
+    result = _validate(tmp_path, syntra, bomb.encode())
+    elapsed = time.perf_counter() - started
+    assert result.code == 2
+    assert result.err.startswith("syntra.yaml:")
+    assert "aliases expand to more than 250000 values; refusing to load" in result.err
+    assert result.err.count("\n") == 1
+    assert elapsed < 1.0
+
+
+def test_deep_nesting(tmp_path: Path, syntra: Callable[..., Result]) -> None:
+    data = HEAD + "images:\n  web:\n    vars:\n      x: " + "[" * 200 + "]" * 200 + "\n"
+    result = _validate(tmp_path, syntra, data.encode())
+    assert result.code == 2
+    assert "nested more than 64 levels deep" in result.err
+    assert result.err.count("\n") == 1
+
+
+def test_very_deep_nesting_does_not_crash_the_parser(
+    tmp_path: Path, syntra: Callable[..., Result]
+) -> None:
+    result = _validate(tmp_path, syntra, b"version: " + b"[" * 50_000 + b"]" * 50_000)
+    assert result.code == 2
+    assert result.err.startswith("syntra.yaml:") and result.err.count("\n") == 1
+
+
+def test_file_too_large(tmp_path: Path, syntra: Callable[..., Result]) -> None:
+    result = _validate(tmp_path, syntra, HEAD.encode() + b"#" * (5 << 20))
+    assert (result.code, result.err) == (2, "syntra.yaml:1:1: larger than 4 MiB\n")
+
+
+def test_missing_file(tmp_path: Path, syntra: Callable[..., Result]) -> None:
+    result = syntra(tmp_path, "validate")
+    assert result.code == 2
+    assert result.err == (
+        "syntra.yaml: not found; run syntra in the repository root or pass --file\n"
+    )
+
+
+def test_other_file_name_is_shown(tmp_path: Path, syntra: Callable[..., Result]) -> None:
+    (tmp_path / "ci.yaml").write_text("version: 3\nproject: {name: x}\n")
+    result = syntra(tmp_path, "-f", "ci.yaml", "validate")
+    assert result.err == "ci.yaml:1:10: version: 3 is not one of 1\n"
+
+
+def test_symlink_out_of_the_repository(tmp_path: Path, syntra: Callable[..., Result]) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "ctx").symlink_to(tmp_path)
+    data = HEAD + "images:\n  web:\n    context: ctx\n"
+    result = _validate(repo, syntra, data.encode())
+    assert result.err == "syntra.yaml:6:14: images.web.context: 'ctx' escapes the repository root\n"
+
+
+def test_interpolation_forms(tmp_path: Path) -> None:
+    (tmp_path / "syntra.yaml").write_text(
+        HEAD
+        + "registries:\n"
+        + "  a: {url: '${HOST}:5000'}\n"
+        + "  b: {url: '${EMPTY:-fallback.io}'}\n"
+        + "  c: {url: '${EMPTY-kept.io}x'}\n"
+        + "  d: {url: '${UNSET-unset.io}'}\n"
+        + "defaults: {registry: a, tags: ['$${literal}']}\n"
+    )
+    env = {"HOST": "reg.example", "EMPTY": ""}
+    config = load(tmp_path / "syntra.yaml", env).config
+    urls = {name: registry.url for name, registry in config.registries.items()}
+    assert urls == {"a": "reg.example:5000", "b": "fallback.io", "c": "x", "d": "unset.io"}
+    assert config.defaults.tags == ["${literal}"]
+
+
+def test_keys_are_never_interpolated(tmp_path: Path) -> None:
+    (tmp_path / "syntra.yaml").write_text(HEAD + "images:\n  web:\n    args: {'${X}': v}\n")
+    config = load(tmp_path / "syntra.yaml", {"X": "expanded"}).config
+    assert config.images["web"].args == {"${X}": "v"}
+
+
+def test_merge_keys_share_settings(tmp_path: Path) -> None:
+    (tmp_path / "syntra.yaml").write_text(
+        HEAD
+        + "images:\n"
+        + "  a: &common {platforms: [linux/arm64], args: {A: 1}}\n"
+        + "  b:\n    <<: *common\n    target: final\n"
+    )
+    config = load(tmp_path / "syntra.yaml", {}).config
+    assert config.images["b"].platforms == ["linux/arm64"]
+    assert config.images["b"].args == {"A": "1"}
+
+
+def test_error_inside_merged_mapping_points_into_the_file(tmp_path: Path) -> None:
+    (tmp_path / "syntra.yaml").write_text(
+        HEAD + "images:\n  a: &common {platforms: [linux/amd65]}\n  b:\n    <<: *common\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path / "syntra.yaml", {})
+    assert str(caught.value).endswith(
+        "syntra.yaml:5:27: images.a.platforms[0]: 'linux/amd65' is not a platform; "
+        "did you mean 'linux/amd64'?"
+    )
+
+
+def test_console_script_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
+    (tmp_path / "syntra.yaml").write_text(MINIMAL.replace("insecure: true", "insecure: maybe"))
+    done = subprocess.run(
+        [PYTHON, "-m", "syntra", "validate"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == (
+        "syntra.yaml:7:15: registries.local.insecure: expected true or false, got 'maybe'\n"
+    )
