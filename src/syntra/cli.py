@@ -44,9 +44,9 @@ def _plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
-        from syntra.report import print_plan
+        from syntra.report import plan_text
 
-        print_plan(plan)
+        print(plan_text(plan))
     return 0
 
 

@@ -1,6 +1,6 @@
 """Stage 2, plan: the config resolved against git into exactly what will be built.
 
-Every image × platform, every rendered tag and reference, every guest. `syntra plan`
+Every image and platform, every rendered tag and reference, every guest. `syntra plan`
 prints it; the later stages (build, wasm, registry, supply, ci, release) read it.
 """
 

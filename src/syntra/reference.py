@@ -28,7 +28,7 @@ def markdown_reference() -> str:
         required = set(node.get("required", []))
         for key, prop in node.get("properties", {}).items():
             kind, child, suffix = _kind(prop, defs)
-            default = "required" if key in required else _default(prop)
+            default = "required" if key in required else "" if child else _default(prop)
             rows.append(f"| `{key}` | {kind} | {default} | {prop.get('description', '')} |")
             if child is not None:
                 nested.append((f"{title}.{key}{suffix}" if title else f"{key}{suffix}", child))
@@ -61,7 +61,7 @@ def _kind(prop: dict[str, Any], defs: dict[str, Any]) -> tuple[str, dict[str, An
 
 
 def _default(prop: dict[str, Any]) -> str:
-    if "default" not in prop:
+    if prop.get("default") is None:
         return ""
     value = json.dumps(prop["default"], ensure_ascii=False)
     return f"`{value}`".replace("|", "\\|")

@@ -56,9 +56,7 @@ def parse_image_ref(text: str) -> ImageRef:
     if colon > last_slash:
         name, tag = name[:colon], name[colon + 1 :]
         if not TAG_RE.match(tag):
-            raise ValueError(
-                f"'{text}' has a bad tag '{tag}': {TAG_RULE}"
-            )
+            raise ValueError(f"'{text}' has a bad tag '{tag}': {TAG_RULE}")
     domain, path = _split_domain(name)
     if domain and not DOMAIN_RE.match(domain):
         raise ValueError(f"'{text}' has a bad registry host '{domain}'")
@@ -146,6 +144,9 @@ def parse_platform(text: str) -> Platform:
         and (len(parts) == 2 or parts[2] in KNOWN_VARIANTS.get(parts[1], ()))
     )
     if not known:
-        hint = did_you_mean(text, COMMON_PLATFORMS) or "; expected os/arch[/variant] like 'linux/amd64'"
+        hint = (
+            did_you_mean(text, COMMON_PLATFORMS)
+            or "; expected os/arch[/variant] like 'linux/amd64'"
+        )
         raise ValueError(f"'{text}' is not a platform{hint}")
     return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else None)

@@ -47,7 +47,10 @@ def header(image: ImagePlan, spec: str) -> str:
 def render_image(image: ImagePlan, root: Path, project: str) -> list[Spec]:
     """Both specs of one image; SyntraError names the template line that failed."""
     return [
-        Spec(f"{SPECS_DIR}/{image.name}/{spec}", _with_header(image, spec, _body(image, root, spec, project)))
+        Spec(
+            f"{SPECS_DIR}/{image.name}/{spec}",
+            _with_header(image, spec, _body(image, root, spec, project)),
+        )
         for spec in SPEC_NAMES
     ]
 
@@ -189,5 +192,7 @@ def drift(plan: Plan, root: Path) -> list[str]:
                     )
                 )
             )
-    diffs.extend(f"stale: {folder.relative_to(root)}/ (no such image)\n" for folder in stale_dirs(plan, root))
+    diffs.extend(
+        f"stale: {folder.relative_to(root)}/ (no such image)\n" for folder in stale_dirs(plan, root)
+    )
     return diffs

@@ -2,35 +2,57 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
 from syntra.plan import Plan
 
 
-def print_plan(plan: Plan, console: Console | None = None) -> None:
-    console = console or Console()
+def plan_text(plan: Plan) -> str:
+    """The plan as aligned text: nothing truncated, however narrow the terminal."""
     dirty = " (dirty)" if plan.git.get("dirty") else ""
-    console.print(
-        f"[bold]{plan.project}[/] {plan.version}{dirty}  commit {plan.git.get('short_sha')}  "
+    lines = [
+        f"{plan.project} {plan.version}  commit {plan.git.get('short_sha')}{dirty}  "
         f"SOURCE_DATE_EPOCH={plan.source_date_epoch}  builder={plan.builder}"
-    )
-    if plan.images:
-        images = Table("image", "platform", "spec", "references", title="images")
-        for image in plan.images:
-            refs = "\n".join(image.destination.refs) or "(local only)"
-            for index, platform in enumerate(image.platforms):
-                first = index == 0
-                images.add_row(
-                    image.name if first else "", platform, image.dockerfile if first else "",
-                    refs if first else "",
-                )
-        console.print(images)
-    if plan.guests:
-        guests = Table("guest", "language", "source", "output", "references", title="wasm guests")
-        for guest in plan.guests:
-            guests.add_row(
-                guest.name, f"{guest.language} ({guest.mode})", guest.source, guest.output,
-                "\n".join(guest.destination.refs) or "(local only)",
-            )
-        console.print(guests)
+    ]
+    for image in plan.images:
+        lines += [
+            "",
+            f"image {image.name}  {image.dockerfile}  context {image.context}",
+            f"  platforms  {', '.join(image.platforms)}",
+        ]
+        lines += _refs(image.destination.refs)
+    for guest in plan.guests:
+        mode = f" ({guest.mode})" if guest.language == "swift" else ""
+        lines += [
+            "",
+            f"guest {guest.name}  {guest.language}{mode}  {guest.source} -> {guest.output}",
+        ]
+        lines += _refs(guest.destination.refs)
+    return "\n".join(lines)
+
+
+def _refs(refs: list[str]) -> list[str]:
+    if not refs:
+        return ["  push       (no registry: local only)"]
+    return [f"  {'push' if i == 0 else '':10} {ref}" for i, ref in enumerate(refs)]
+
+
+def print_outputs(plan: Plan, root: Path, console: Console | None = None) -> None:
+    """What a pipeline run left behind: every produced file with its digest and size."""
+    console = console or Console()
+    table = Table("output", "sha256", "bytes", title=f"{plan.project} {plan.version}: outputs")
+    for image in plan.images:
+        for spec in (image.dockerfile, image.containerfile):
+            data = (root / spec).read_bytes()
+            table.add_row(spec, hashlib.sha256(data).hexdigest()[:16], str(len(data)))
+    console.print(table)
+    tags = Table("artifact", "tags (planned)", title="tags")
+    for name, destination in [(i.name, i.destination) for i in plan.images] + [
+        (g.name, g.destination) for g in plan.guests
+    ]:
+        tags.add_row(name, "\n".join(destination.refs) or "(local only)")
+    console.print(tags)

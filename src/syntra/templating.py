@@ -59,5 +59,16 @@ def render_inline(text: str, context: dict[str, Any]) -> str:
 def undefined_message(exc: jinja2.UndefinedError, context: dict[str, Any]) -> str:
     """Jinja's message, plus the closest name the template could have meant."""
     message = str(exc.message or exc)
-    name = message.split("'")[1] if message.count("'") >= 2 else ""
-    return message + did_you_mean(name, context) if name else message
+    quoted = message.split("'")
+    name = quoted[-2] if len(quoted) >= 3 else ""
+    return message + did_you_mean(name, _names(context)) if name else message
+
+
+def _names(value: Any, depth: int = 3) -> set[str]:
+    """Every key reachable in the template context: the candidates for did-you-mean."""
+    if not isinstance(value, dict) or depth == 0:
+        return set()
+    found = {str(key) for key in value}
+    for child in value.values():
+        found |= _names(child, depth - 1)
+    return found

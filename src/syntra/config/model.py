@@ -81,7 +81,10 @@ def _scalar_text(value: Any) -> Any:
 
 def _registry_url(value: str) -> str:
     if "://" in value:
-        raise ValueError(f"'{value}' has a scheme; write host[:port][/namespace] and set insecure: true for plain HTTP")
+        raise ValueError(
+            f"'{value}' has a scheme; write host[:port][/namespace] "
+            "and set insecure: true for plain HTTP"
+        )
     host, _, namespace = value.partition("/")
     if not refs.DOMAIN_RE.match(host):
         raise ValueError(f"'{value}' is not a registry: expected host[:port][/namespace]")
@@ -120,14 +123,18 @@ def _repo_path(value: str, info: ValidationInfo) -> str:
 Name = Annotated[str, AfterValidator(_reason(_name))]
 EnvName = Annotated[str, AfterValidator(_reason(_env_name))]
 Platform = Annotated[
-    str, AfterValidator(_reason(lambda v: str(refs.parse_platform(v)))), Field(examples=["linux/amd64"])
+    str,
+    AfterValidator(_reason(lambda v: str(refs.parse_platform(v)))),
+    Field(examples=["linux/amd64"]),
 ]
 ImageReference = Annotated[str, AfterValidator(_reason(lambda v: str(refs.parse_image_ref(v))))]
 Repository = Annotated[str, AfterValidator(_reason(refs.check_repository))]
 RepoPath = Annotated[str, AfterValidator(_repo_path)]
 RegistryUrl = Annotated[str, AfterValidator(_reason(_registry_url))]
 Size = Annotated[int, BeforeValidator(_reason(_size), json_schema_input_type=str | int)]
-ScalarText = Annotated[str, BeforeValidator(_scalar_text, json_schema_input_type=str | int | float | bool)]
+ScalarText = Annotated[
+    str, BeforeValidator(_scalar_text, json_schema_input_type=str | int | float | bool)
+]
 Template = Annotated[str, AfterValidator(_reason(_template_text))]
 
 
@@ -186,7 +193,7 @@ class Image(Strict):
     template: str | None = Field(
         None,
         description="Template in `templates/` (or built in) that renders the Dockerfile; "
-        "default `default.Dockerfile.j2`.",
+        "default `default.j2`.",
     )
     dockerfile: RepoPath | None = Field(
         None, description="A hand-written Dockerfile to use instead of a template."
@@ -260,9 +267,7 @@ class CI(Strict):
         description="Native runner per platform.",
     )
     macos_runner: str = Field("macos-26", description="Runner of the Apple `container` job.")
-    actions: dict[str, str] = Field(
-        {}, description="Pins: action name → ref or full commit SHA."
-    )
+    actions: dict[str, str] = Field({}, description="Pins: action name → ref or full commit SHA.")
 
 
 class Release(Strict):
@@ -274,7 +279,8 @@ class Config(Strict):
     """A Syntra project: images and wasm guests, and how they are built and shipped."""
 
     model_config = ConfigDict(
-        title="syntra.yaml", json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"}
+        title="syntra.yaml",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
     )
 
     version: Literal[1] = Field(description="Schema version; always 1.")

@@ -10,13 +10,19 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    MappingEndEvent,
+    MappingStartEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarstring import ScalarString
 
@@ -29,12 +35,24 @@ MAX_DEPTH = 64
 Loc = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
 class Document:
-    """The parsed YAML (kept for positions) and its file name as shown in errors."""
+    """syntra.yaml's text, its data, and (on demand) where every value stands.
 
-    file: str
-    root: CommentedMap
+    Loading uses ruamel's C parser; the much slower round-trip parse that knows line
+    and column of every key runs only when an error needs a position.
+    """
+
+    def __init__(self, file: str, text: str, data: dict[str, Any]) -> None:
+        self.file = file
+        self.text = text
+        self.data = data
+
+    @cached_property
+    def root(self) -> CommentedMap:
+        yaml = YAML(typ="rt", pure=True)
+        yaml.preserve_quotes = True
+        root = yaml.load(self.text)
+        return root if isinstance(root, CommentedMap) else CommentedMap()
 
     def position(self, loc: Loc, *, key: bool = False) -> tuple[Position, int]:
         """Position of `loc` (of its key when `key`), and how many parts of it exist."""
@@ -93,28 +111,50 @@ def parse(data: bytes, file: str) -> Document:
     text = _decode(data, file)
     if not re.sub(r"(?m)^\s*(#.*)?$", "", text).strip():
         raise ConfigError(Position(file, 1, 1), "", "the file is empty; start with 'version: 1'")
-    yaml = YAML(typ="rt", pure=True)
-    yaml.preserve_quotes = True
     try:
-        root = yaml.load(text)
-    except DuplicateKeyError as exc:
-        raise _duplicate(exc, file, text) from None
-    except MarkedYAMLError as exc:
-        raise _marked(exc, file) from None
-    except ReaderError as exc:
-        line, col = _line_col(text, exc.position)
-        raise ConfigError(
-            Position(file, line, col), "", f"character {exc.character!r} is not allowed in YAML"
-        ) from None
-    except RecursionError:
-        raise ConfigError(Position(file, 1, 1), "", "nested too deeply") from None
-    except YAMLError as exc:
-        raise ConfigError(Position(file, 1, 1), "", f"YAML error: {exc}") from None
-    if not isinstance(root, CommentedMap):
+        _check_depth(text, file)
+        data_ = YAML(typ="safe").load(text)
+    except YAMLError:
+        # The round-trip parser reports the same problem with the best positions.
+        raise _yaml_error(text, file) from None
+    if not isinstance(data_, dict):
         raise ConfigError(Position(file, 1, 1), "", "expected a mapping at the top level")
-    document = Document(file, root)
+    document = Document(file, text, data_)
     _check_size(document)
     return document
+
+
+def _check_depth(text: str, file: str) -> None:
+    """Refuse deep nesting from the flat event stream, before anything recurses into it."""
+    depth = 0
+    for event in YAML(typ="safe").parse(text):
+        if isinstance(event, MappingStartEvent | SequenceStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise ConfigError(
+                    Position(file, mark.line + 1, mark.column + 1),
+                    "",
+                    f"nested more than {MAX_DEPTH} levels deep",
+                )
+        elif isinstance(event, MappingEndEvent | SequenceEndEvent):
+            depth -= 1
+
+
+def _yaml_error(text: str, file: str) -> ConfigError:
+    try:
+        YAML(typ="rt", pure=True).load(text)
+    except DuplicateKeyError as exc:
+        return _duplicate(exc, file, text)
+    except MarkedYAMLError as exc:
+        return _marked(exc, file)
+    except ReaderError as exc:
+        line, col = _line_col(text, exc.position)
+        message = f"character {exc.character!r} is not allowed in YAML"
+        return ConfigError(Position(file, line, col), "", message)
+    except YAMLError as exc:
+        return ConfigError(Position(file, 1, 1), "", f"YAML error: {exc}")
+    return ConfigError(Position(file, 1, 1), "", "not valid YAML")
 
 
 def _decode(data: bytes, file: str) -> str:
@@ -163,25 +203,25 @@ def _duplicate(exc: DuplicateKeyError, file: str, text: str) -> ConfigError:
 
 
 def _check_size(document: Document) -> None:
-    """Refuse alias bombs and runaway nesting before anything walks the expanded tree.
+    """Refuse alias bombs and self-containing aliases before anything walks the tree.
 
     Anchored nodes are shared objects, so counting with a memo by identity is linear
-    in the file even when the expansion is exponential. (ruamel turns an alias to its
-    own enclosing node into null, so there are no cycles to follow.)
+    in the file even when the expansion is exponential.
     """
     memo: dict[int, int] = {}
 
-    def count(node: Any, depth: int, loc: Loc) -> int:
+    def count(node: Any, loc: Loc) -> int:
         if not isinstance(node, Mapping | list):
             return 1
         if id(node) in memo:
+            if memo[id(node)] < 0:
+                raise document.error(loc, "an alias refers to a value that contains it")
             return memo[id(node)]
-        if depth > MAX_DEPTH:
-            raise document.error(loc, f"nested more than {MAX_DEPTH} levels deep")
+        memo[id(node)] = -1
         items = node.items() if isinstance(node, Mapping) else enumerate(node)
         total = 1
         for part, child in items:
-            total += count(child, depth + 1, (*loc, part))
+            total += count(child, (*loc, part))
             if total > MAX_VALUES:
                 raise document.error(
                     loc, f"aliases expand to more than {MAX_VALUES} values; refusing to load"
@@ -189,7 +229,7 @@ def _check_size(document: Document) -> None:
         memo[id(node)] = total
         return total
 
-    count(document.root, 0, ())
+    count(document.data, ())
 
 
 _VAR_RE = re.compile(r"\$(\$|\{([^}]*)\}|\{)")
@@ -210,7 +250,11 @@ def to_plain(document: Document, environ: Mapping[str, str] | None = None) -> di
             body = _VAR_BODY_RE.match(match.group(2) or "")
             if match.group(2) is None or body is None:
                 raise _at_var(
-                    document, loc, text, match, f"'{match.group(0)}' is not a valid ${{VAR}} reference"
+                    document,
+                    loc,
+                    text,
+                    match,
+                    f"'{match.group(0)}' is not a valid ${{VAR}} reference",
                 )
             name, operator, default = body.groups()
             value = env.get(name)
@@ -220,7 +264,10 @@ def to_plain(document: Document, environ: Mapping[str, str] | None = None) -> di
                 return str(default)
             if value is None:
                 raise _at_var(
-                    document, loc, text, match,
+                    document,
+                    loc,
+                    text,
+                    match,
                     f"environment variable '{name}' is not set (write ${{{name}:-default}} "
                     "for a fallback)",
                 )
@@ -237,7 +284,7 @@ def to_plain(document: Document, environ: Mapping[str, str] | None = None) -> di
             return expand(str(node), loc) if "$" in node else str(node)
         return node
 
-    plain: dict[str, Any] = walk(document.root, ())
+    plain: dict[str, Any] = walk(document.data, ())
     return plain
 
 

@@ -1,0 +1,109 @@
+"""Speed targets of the foundation, as ratios against baselines measured in this run.
+
+- no-op `doit render` on the showcase: under 3x `python -c "import syntra"`
+- `syntra plan` on 500 images x 2 platforms: under 1.5 s
+- `syntra validate` on an alias bomb: refused in under 1 s
+
+Every command runs with this interpreter directly (no shims); each time is the best
+of several runs, so the numbers say what the code costs, not what the machine was
+doing meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def best_of(command: list[str], cwd: Path, runs: int = 7) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def big_project(folder: Path, images: int) -> Path:
+    (folder / "ctx").mkdir(parents=True)
+    lines = [
+        "version: 1",
+        "project: {name: big}",
+        "registries: {local: {url: '127.0.0.1:5000', insecure: true}}",
+        "defaults: {platforms: [linux/amd64, linux/arm64]}",
+        "images:",
+    ]
+    for number in range(images):
+        lines += [
+            f"  image-{number}:",
+            "    context: ctx",
+            f"    base: 127.0.0.1:5000/big/base:{number}",
+            "    args: {A: 1, B: two}",
+            "    tags: ['{{ version }}', 'sha-{{ git.short_sha }}', latest]",
+        ]
+    (folder / "syntra.yaml").write_text("\n".join(lines) + "\n")
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@x.invalid",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@x.invalid",
+    }
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "big"]):
+        subprocess.run(["git", *args], cwd=folder, check=True, env=env)
+    return folder
+
+
+def alias_bomb(folder: Path) -> Path:
+    folder.mkdir()
+    levels = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 12)]
+    text = "version: 1\nproject: {name: bomb}\nimages:\n  x:\n    vars:\n"
+    (folder / "syntra.yaml").write_text(text + "".join(f"      {x}\n" for x in levels))
+    return folder
+
+
+def main() -> int:
+    subprocess.run([PY, "-m", "doit", "render"], cwd=ROOT, check=True, capture_output=True)
+    with tempfile.TemporaryDirectory() as temp:
+        big = big_project(Path(temp) / "big", 500)
+        bomb = alias_bomb(Path(temp) / "bomb")
+        python_pass = best_of([PY, "-c", "pass"], ROOT)
+        import_syntra = best_of([PY, "-c", "import syntra"], ROOT)
+        noop_render = best_of([PY, "-m", "doit", "render"], ROOT)
+        plan = best_of([PY, "-m", "syntra", "plan"], big, runs=3)
+        plan_json = best_of([PY, "-m", "syntra", "plan", "--json"], big, runs=3)
+        started = time.perf_counter()
+        refused = subprocess.run([PY, "-m", "syntra", "validate"], cwd=bomb, capture_output=True)
+        bomb_time = time.perf_counter() - started
+    rows = [
+        ("python -c pass", python_pass, python_pass, None),
+        ('python -c "import syntra"', import_syntra, python_pass, None),
+        ("no-op doit render (showcase)", noop_render, import_syntra, 3.0),
+        ("syntra plan, 500 images x 2 platforms", plan, python_pass, None),
+        ("syntra plan --json, 500 x 2", plan_json, python_pass, None),
+        ("alias bomb refused (exit 2)", bomb_time, python_pass, None),
+    ]
+    print(f"{'measurement':40} {'seconds':>8} {'ratio':>7}  baseline")
+    for name, seconds, base, _ in rows:
+        baseline = "import syntra" if base is import_syntra else "python -c pass"
+        print(f"{name:40} {seconds:8.3f} {seconds / base:7.2f}x  {baseline}")
+    checks = [
+        ("no-op doit render < 3x import syntra", noop_render / import_syntra < 3.0),
+        ("syntra plan 500x2 < 1.5 s", max(plan, plan_json) < 1.5),
+        ("alias bomb refused < 1 s", refused.returncode == 2 and bomb_time < 1.0),
+    ]
+    for label, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {label}")
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

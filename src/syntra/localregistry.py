@@ -1,0 +1,77 @@
+"""A throwaway OCI registry on a free loopback port (Debian's docker-registry).
+
+Used by the main job and the tests: it lives in a temporary directory and is gone
+when the context exits.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from syntra.errors import SyntraError
+
+_CONFIG = """\
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+http:
+  addr: {addr}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve(timeout: float = 15.0) -> Iterator[str]:
+    """Start a registry and yield its `127.0.0.1:PORT`; stop and delete it afterwards."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        raise SyntraError("docker-registry is not installed (apt-get install docker-registry)")
+    with tempfile.TemporaryDirectory(prefix="syntra-registry-") as folder:
+        addr = f"127.0.0.1:{free_port()}"
+        config = Path(folder) / "config.yml"
+        config.write_text(_CONFIG.format(root=Path(folder) / "data", addr=addr))
+        process = subprocess.Popen(
+            [binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            _wait(addr, process, timeout)
+            yield addr
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def _wait(addr: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise SyntraError(f"docker-registry exited: {error.strip()[-300:]}")
+        try:
+            with urllib.request.urlopen(f"http://{addr}/v2/", timeout=1):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.05)
+    raise SyntraError(f"docker-registry did not answer on {addr} within {timeout:.0f}s")

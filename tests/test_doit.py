@@ -1,0 +1,96 @@
+"""The doit task graph, run as users run it: `python -m doit` in a repository."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.conftest import PYTHON, REPO
+
+
+def doit(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    shutil.copy(REPO / "dodo.py", root / "dodo.py")
+    return subprocess.run(
+        [PYTHON, "-m", "doit", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+
+
+def _ran(output: str) -> list[str]:
+    return [line[3:] for line in output.splitlines() if line.startswith(".  ")]
+
+
+def test_list_shows_the_stages(project: Path) -> None:
+    done = doit(project, "list")
+    assert done.returncode == 0
+    assert done.stdout.split()[0] == "render"
+
+
+def test_second_run_does_nothing(project: Path) -> None:
+    first = doit(project)
+    assert first.returncode == 0, first.stderr
+    assert _ran(first.stdout) == ["render:web", "render:stale"]
+    assert (project / "ContainerSpecs" / "web" / "Dockerfile").is_file()
+    second = doit(project)
+    assert second.returncode == 0
+    assert _ran(second.stdout) == []
+    assert "-- render:web" in second.stdout
+    assert (project / ".syntra" / "doit.json").is_file()
+    assert not list(project.glob(".doit*"))
+
+
+def test_changes_rerender_only_what_they_touch(project: Path) -> None:
+    text = (project / "syntra.yaml").read_text()
+    text += "  api:\n    context: web\n"
+    (project / "syntra.yaml").write_text(text)
+    assert doit(project).returncode == 0
+    (project / "syntra.yaml").write_text(text.replace("dest: /srv/", "dest: /www/"))
+    assert _ran(doit(project).stdout) == ["render:web"]
+    (project / "templates").mkdir()
+    (project / "templates" / "extra.j2").write_text("FROM scratch\n")
+    assert sorted(_ran(doit(project).stdout)) == ["render:api", "render:web"]
+
+
+def test_deleted_spec_is_rendered_again(project: Path) -> None:
+    assert doit(project).returncode == 0
+    (project / "ContainerSpecs" / "web" / "Containerfile").unlink()
+    assert _ran(doit(project).stdout) == ["render:web"]
+    assert (project / "ContainerSpecs" / "web" / "Containerfile").is_file()
+
+
+def test_parallel_run(project: Path) -> None:
+    text = (project / "syntra.yaml").read_text()
+    for name in ("a", "b", "c"):
+        text += f"  {name}:\n    context: web\n"
+    (project / "syntra.yaml").write_text(text)
+    done = doit(project, "-n", "2")
+    assert done.returncode == 0, done.stderr
+    assert len(list(project.glob("ContainerSpecs/*/Dockerfile"))) == 4
+    assert _ran(doit(project, "-n", "2").stdout) == []
+
+
+def test_bad_config_stops_doit_with_one_line(project: Path) -> None:
+    (project / "syntra.yaml").write_text(
+        (project / "syntra.yaml").read_text().replace("insecure: true", "insecure: 2x")
+    )
+    done = doit(project)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "syntra.yaml:7:15: registries.local.insecure: expected true or false, got '2x'\n"
+    )
+
+
+def test_failure_names_stage_and_image(project: Path) -> None:
+    (project / "templates").mkdir()
+    (project / "templates" / "default.j2").write_text("FROM {{ image.bse }}\n")
+    done = doit(project)
+    assert done.returncode != 0
+    assert "render web: templates/default.j2:1: 'dict object' has no attribute 'bse'" in (
+        done.stdout + done.stderr
+    )
+    assert "Traceback" not in done.stdout + done.stderr

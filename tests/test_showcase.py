@@ -1,0 +1,46 @@
+"""The repository's own syntra.yaml: valid, and its committed specs are current."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import jsonschema
+from ruamel.yaml import YAML
+
+from syntra.reference import json_schema, markdown_reference
+from tests.conftest import REPO, Result
+
+
+def test_showcase_validates(syntra: Callable[..., Result]) -> None:
+    result = syntra(REPO, "validate")
+    assert result.code == 0, result.err
+    assert result.out == "syntra.yaml: ok (1 image, 2 wasm guests, 2 platform builds)\n"
+
+
+def test_committed_specs_match(syntra: Callable[..., Result]) -> None:
+    result = syntra(REPO, "render", "--check")
+    assert result.code == 0, result.out
+
+
+def test_json_schema_accepts_the_showcase(syntra: Callable[..., Result]) -> None:
+    result = syntra(REPO, "schema")
+    schema = json.loads(result.out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    document = YAML(typ="safe").load((REPO / "syntra.yaml").read_text())
+    jsonschema.validate(document, schema)
+
+
+def test_json_schema_rejects_unknown_keys() -> None:
+    validator = jsonschema.Draft202012Validator(json_schema())
+    errors = list(validator.iter_errors({"version": 1, "project": {"name": "x", "nmae": "y"}}))
+    assert errors
+
+
+def test_readme_reference_is_current() -> None:
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("<!-- reference:start -->\n") + len("<!-- reference:start -->\n")
+    end = readme.index("<!-- reference:end -->")
+    assert readme[start:end] == markdown_reference(), (
+        "README reference is stale: run `syntra schema --markdown` and paste it between the markers"
+    )
