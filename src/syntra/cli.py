@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from syntra import config as config_stage
-from syntra.errors import SyntraError
-from syntra.layout import CONFIG_FILE
+from syntra.errors import SyntraError, did_you_mean
+from syntra.layout import BUILDER_ENV, CONFIG_FILE
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -78,6 +80,43 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job(args: argparse.Namespace) -> Any:
+    from syntra.images import Job
+    from syntra.plan import build_plan
+
+    loaded = config_stage.load(args.file)
+    plan = build_plan(loaded)
+    names = [image.name for image in plan.images]
+    if args.image not in names:
+        raise SyntraError(
+            f"no image '{args.image}' in {args.file}{did_you_mean(args.image, names)}"
+        )
+    return Job(loaded, plan, plan.image(args.image))
+
+
+def _build(args: argparse.Namespace) -> int:
+    from syntra import build, images
+
+    if args.push_by_digest != bool(args.platform):
+        raise SyntraError("--push-by-digest and --platform go together: one platform, no tags")
+    job = _job(args)
+    builder = build.select(args.builder or os.environ.get(BUILDER_ENV) or job.loaded.config.builder)
+    if args.push_by_digest:
+        path = images.push_by_digest(job, args.platform, builder)
+        print(path.read_text(), end="")
+        return 0
+    record = images.build_and_publish(job, builder)
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from syntra import images
+
+    print(json.dumps(images.merge(_job(args)), indent=2))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="syntra",
@@ -103,6 +142,18 @@ def parser() -> argparse.ArgumentParser:
     command("render", _render, "render ContainerSpecs/ from templates").add_argument(
         "--check", action="store_true", help="exit 1 and show a diff when specs drifted"
     )
+    build = command("build", _build, "build an image and push it")
+    build.add_argument("image", help="image name in syntra.yaml")
+    build.add_argument("--platform", help="build only this platform (os/arch[/variant])")
+    build.add_argument(
+        "--push-by-digest",
+        action="store_true",
+        help="push without tags and write a digest file for `syntra merge` (CI fan-out)",
+    )
+    build.add_argument("--builder", choices=["auto", "buildx", "podman", "container"])
+    command(
+        "merge", _merge, "push the index of digests pushed by `build --push-by-digest`"
+    ).add_argument("image", help="image name in syntra.yaml")
     return top
 
 

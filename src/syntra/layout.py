@@ -11,6 +11,8 @@ STATE_DIR = ".syntra"
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_TEMPLATE = "default.j2"
 SPEC_NAMES = ("Dockerfile", "Containerfile")
+BUILDER_ENV = "SYNTRA_BUILDER"
+"""Overrides syntra.yaml's `builder` for one run (`SYNTRA_BUILDER=podman doit docker`)."""
 
 
 def template_dirs(root: Path) -> list[Path]:

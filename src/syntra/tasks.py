@@ -8,6 +8,9 @@ line `syntra validate` prints, and exit code 2.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import sys
 from collections.abc import Iterator
 from functools import cache
@@ -19,17 +22,17 @@ from doit.tools import config_changed
 
 from syntra import config as config_stage
 from syntra.errors import SyntraError
-from syntra.layout import BUILTIN_TEMPLATES, CONFIG_FILE, STATE_DIR, TEMPLATES_DIR
+from syntra.layout import BUILDER_ENV, BUILTIN_TEMPLATES, CONFIG_FILE, STATE_DIR, TEMPLATES_DIR
 from syntra.plan import Plan, build_plan
 
 TaskDict = dict[str, Any]
 
-__all__ = ["DOIT_CONFIG", "task_render"]
+__all__ = ["DOIT_CONFIG", "task_docker", "task_render"]
 
 DOIT_CONFIG: dict[str, Any] = {
     "dep_file": f"{STATE_DIR}/doit.json",
     "backend": "json",
-    "default_tasks": ["render"],
+    "default_tasks": ["render", "docker"],
     "verbosity": 2,
 }
 
@@ -99,3 +102,57 @@ def task_render() -> Iterator[TaskDict]:
         "actions": [_prune_stale],
         "uptodate": [config_changed({"images": sorted(i.name for i in plan.images)})],
     }
+
+
+class _InputsUnchanged:
+    """uptodate check computed only when doit asks: build inputs include the base
+    image's current digest (a registry request) and a hash of the build context."""
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+        self.digest = ""
+
+    def configure_task(self, task: Any) -> None:
+        task.value_savers.append(lambda: {"_inputs": self.digest})
+
+    def __call__(self, task: Any, values: dict[str, Any]) -> bool:
+        from syntra.images import Job, build_inputs
+
+        loaded, plan = _loaded()
+        try:
+            inputs = build_inputs(Job(loaded, plan, plan.image(self.image)))
+        except SyntraError:
+            return False  # the action reports it, naming the stage and image
+        self.digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+        return bool(values.get("_inputs") == self.digest)
+
+
+def _docker_one(name: str) -> TaskFailed | None:
+    from syntra import build
+    from syntra.images import Job, build_and_publish
+
+    loaded, plan = _loaded()
+    try:
+        preference = os.environ.get(BUILDER_ENV) or loaded.config.builder
+        builder = build.select(preference)
+        print(f"{name}: building {', '.join(plan.image(name).platforms)} with {builder.name}")
+        record = build_and_publish(Job(loaded, plan, plan.image(name)), builder)
+    except SyntraError as exc:
+        return _failed("docker", name, exc)
+    print(f"{name}: {record['digest']} -> {', '.join(record['refs'])}")
+    return None
+
+
+def task_docker() -> Iterator[TaskDict]:
+    """Build every image for all its platforms and push it with its tags."""
+    from syntra.publish import record_path
+
+    loaded, plan = _loaded()
+    for image in plan.images:
+        yield {
+            "name": image.name,
+            "actions": [(_docker_one, [image.name])],
+            "file_dep": [image.dockerfile],
+            "targets": [str(record_path(loaded.root, image.name).relative_to(loaded.root))],
+            "uptodate": [_InputsUnchanged(image.name)],
+        }

@@ -1,0 +1,126 @@
+"""Build an image for its platforms and publish it: what `doit docker` and
+`syntra build` / `syntra merge` run for one image."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syntra.build import Builder, BuildRequest
+from syntra.build.context import BuildContext
+from syntra.config import Loaded
+from syntra.errors import SyntraError
+from syntra.layout import STATE_DIR
+from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
+from syntra.publish import (
+    PlatformImage,
+    Where,
+    digest_dir,
+    image_record,
+    locate,
+    pin,
+    publish_index,
+    push_layout,
+    record_path,
+    slug,
+    write_json,
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    loaded: Loaded
+    plan: Plan
+    image: ImagePlan
+
+    @property
+    def root(self) -> Path:
+        return self.loaded.root
+
+
+def build_inputs(job: Job) -> dict[str, Any]:
+    """Everything that must trigger a rebuild when it changes (doit's uptodate)."""
+    image = job.image
+    return {
+        "spec": (job.root / image.dockerfile).read_text(),
+        "context": BuildContext(job.root / image.context).digest(),
+        "base": pin(job.loaded.config, image.base)[0] if image.base else None,
+        "args": image.args,
+        "labels": image.labels,
+        "platforms": image.platforms,
+        "target": image.target,
+        "secrets": [secret["id"] for secret in image.secrets],
+        "refs": image.destination.refs,
+    }
+
+
+def _request(job: Job, platform: str, builder: Builder) -> BuildRequest:
+    args = dict(job.image.args)
+    insecure = False
+    if job.image.base:
+        args[BASE_IMAGE_ARG], insecure = pin(job.loaded.config, job.image.base)
+    work = job.root / STATE_DIR / "build" / job.image.name
+    work.mkdir(parents=True, exist_ok=True)
+    return BuildRequest(
+        image=job.image,
+        platform=platform,
+        root=job.root,
+        source_date_epoch=job.plan.source_date_epoch,
+        args=args,
+        layout=work / slug(platform),
+        log=job.root / STATE_DIR / "logs" / job.image.name / f"{slug(platform)}-{builder.name}.log",
+        insecure_pull=insecure,
+    )
+
+
+def build_platform(job: Job, platform: str, builder: Builder, where: Where) -> PlatformImage:
+    """Build one platform and push it by digest (no tag)."""
+    request = _request(job, platform, builder)
+    builder.build(request)
+    return push_layout(where, request.layout, platform)
+
+
+def build_and_publish(job: Job, builder: Builder) -> dict[str, Any]:
+    """Every platform of the image, then its index and tags; returns the record."""
+    where = locate(job.loaded.config, job.image.destination)
+    children = [build_platform(job, p, builder, where) for p in job.image.platforms]
+    digest = publish_index(where, job.image.destination, children)
+    uploaded = where.registry.transfer.uploaded_bytes
+    record = image_record(job.plan, job.image, digest, children, uploaded)
+    write_json(record_path(job.root, job.image.name), record)
+    return record
+
+
+def push_by_digest(job: Job, platform: str, builder: Builder) -> Path:
+    """CI fan-out: build one platform, push it untagged, write its digest file."""
+    if platform not in job.image.platforms:
+        listed = ", ".join(job.image.platforms)
+        raise SyntraError(f"{job.image.name} is not built for {platform} (only {listed})")
+    where = locate(job.loaded.config, job.image.destination)
+    child = build_platform(job, platform, builder, where)
+    path = digest_dir(job.root, job.image.name) / f"{slug(platform)}.json"
+    write_json(path, child.__dict__)
+    return path
+
+
+def merge(job: Job) -> dict[str, Any]:
+    """Assemble the index from the digest files of every platform and push it with tags."""
+    folder = digest_dir(job.root, job.image.name)
+    where = locate(job.loaded.config, job.image.destination)
+    children = []
+    for platform in job.image.platforms:
+        path = folder / f"{slug(platform)}.json"
+        if not path.is_file():
+            raise SyntraError(f"{job.image.name}: no digest file for {platform} ({path})")
+        child = PlatformImage(**json.loads(path.read_text()))
+        if where.registry.head_manifest(where.path, child.digest) != child.digest:
+            raise SyntraError(
+                f"{job.image.name}: {child.digest} ({platform}) is not in the registry"
+            )
+        children.append(child)
+    digest = publish_index(where, job.image.destination, children)
+    record = image_record(job.plan, job.image, digest, children, 0)
+    write_json(record_path(job.root, job.image.name), record)
+    return record

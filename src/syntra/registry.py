@@ -1,0 +1,147 @@
+"""Stage: registry. Blobs and manifests in and out of OCI registries, by digest.
+
+oras-py's Registry provides the HTTP session, authentication (docker config or
+basic credentials) and blob upload that skips blobs the registry already has.
+Manifests go up as exact bytes, never re-serialised, so digests stay ours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import oras.container
+import oras.provider
+import requests
+
+from syntra.config.model import Credentials
+from syntra.errors import SyntraError
+
+INDEX = "application/vnd.oci.image.index.v1+json"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+ACCEPT = ", ".join((INDEX, MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    data: bytes
+    media_type: str
+    digest: str
+
+    def json(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.data)
+        return parsed
+
+
+@dataclass
+class Transfer:
+    """Bytes actually sent, so callers can prove unchanged blobs were not re-uploaded."""
+
+    uploaded_bytes: int = 0
+    skipped_blobs: int = 0
+    uploaded_blobs: int = 0
+
+
+class Registry:
+    """One registry host (`host[:port]`), talking HTTP when `insecure`."""
+
+    def __init__(self, host: str, insecure: bool, credentials: Credentials | None = None) -> None:
+        self.host = host
+        self.client = oras.provider.Registry(hostname=host, insecure=insecure)
+        self.transfer = Transfer()
+        if credentials is None:
+            self.client.auth.load_configs(self._container("library/any"))
+        else:
+            user = os.environ.get(credentials.username_env)
+            password = os.environ.get(credentials.password_env)
+            if not user or not password:
+                missing = credentials.username_env if not user else credentials.password_env
+                raise SyntraError(f"{host}: credentials variable {missing} is not set")
+            self.client.auth.set_basic_auth(user, password)
+
+    def _container(self, repository: str, reference: str = "latest") -> oras.container.Container:
+        separator = "@" if reference.startswith("sha256:") else ":"
+        return self.client.get_container(f"{self.host}/{repository}{separator}{reference}")
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        # oras' do_request retries with sleeps of up to 83 s; an unreachable registry
+        # must fail at once, so call the undecorated function.
+        request = oras.provider.Registry.do_request.__wrapped__
+        try:
+            response: requests.Response = request(self.client, url, method, **kwargs)
+        except requests.RequestException as exc:
+            raise SyntraError(f"{self.host}: {type(exc).__name__}: cannot reach registry") from None
+        except ValueError as exc:  # oras: authentication was refused
+            raise SyntraError(f"{self.host}: {exc}") from None
+        return response
+
+    def _url(self, repository: str, kind: str, reference: str) -> str:
+        return f"{self.client.prefix}://{self.host}/v2/{repository}/{kind}/{reference}"
+
+    def head_manifest(self, repository: str, reference: str) -> str | None:
+        """The digest `reference` points at, or None when it does not exist."""
+        response = self._request(
+            "HEAD", self._url(repository, "manifests", reference), headers={"Accept": ACCEPT}
+        )
+        if response.status_code == 404:
+            return None
+        _check(response, f"HEAD {repository}:{reference}")
+        digest = response.headers.get("Docker-Content-Digest")
+        return digest or self.get_manifest(repository, reference).digest
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest:
+        response = self._request(
+            "GET", self._url(repository, "manifests", reference), headers={"Accept": ACCEPT}
+        )
+        _check(response, f"GET manifest {repository}:{reference}")
+        media_type = response.headers.get("Content-Type", "").split(";")[0]
+        return Manifest(response.content, media_type, digest_of(response.content))
+
+    def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
+        response = self._request(
+            "PUT",
+            self._url(repository, "manifests", reference),
+            data=data,
+            headers={"Content-Type": media_type},
+        )
+        _check(response, f"PUT manifest {repository}:{reference}")
+        return digest_of(data)
+
+    def has_blob(self, repository: str, digest: str) -> bool:
+        response = self._request("HEAD", self._url(repository, "blobs", digest))
+        return response.status_code == 200
+
+    def get_blob(self, repository: str, digest: str) -> bytes:
+        response = self._request("GET", self._url(repository, "blobs", digest))
+        _check(response, f"GET blob {repository}@{digest}")
+        return response.content
+
+    def push_blob(self, repository: str, path: Path, digest: str, size: int) -> None:
+        """Upload one blob unless the registry already has it."""
+        if self.has_blob(repository, digest):
+            self.transfer.skipped_blobs += 1
+            return
+        layer = {"digest": digest, "size": size}
+        try:
+            response = self.client.put_upload(str(path), self._container(repository), layer)
+        except requests.RequestException:
+            raise SyntraError(f"{self.host}: cannot reach registry") from None
+        _check(response, f"upload {repository}@{digest}")
+        self.transfer.uploaded_bytes += size
+        self.transfer.uploaded_blobs += 1
+
+
+def _check(response: requests.Response, what: str) -> None:
+    if response.status_code >= 300:
+        detail = response.text.strip().replace("\n", " ")[:300]
+        raise SyntraError(f"{what}: registry answered {response.status_code} {detail}")
