@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -97,3 +98,67 @@ def syntra(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
 def _no_source_date_epoch(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     yield
+
+
+# Images: a real registry, an isolated podman store and a busybox base, per session.
+
+SCHEMAS = REPO.parent / "shared" / "schemas"
+BUSYBOX = {
+    arch: REPO / ".cache" / "busybox" / arch / "bin" / "busybox" for arch in ("amd64", "arm64")
+}
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[str]:
+    from syntra.localregistry import serve
+
+    with serve() as address:
+        yield address
+
+
+def podman_store(folder: Path) -> dict[str, str]:
+    """Environment that gives podman its own image store under `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    conf = folder / "storage.conf"
+    conf.write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{folder}/graph"\nrunroot = "{folder}/run"\n'
+    )
+    return {"CONTAINERS_STORAGE_CONF": str(conf)}
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    env = podman_store(tmp_path_factory.mktemp("podman"))
+    previous = os.environ.get("CONTAINERS_STORAGE_CONF")
+    os.environ.update(env)
+    yield env
+    if previous is None:
+        del os.environ["CONTAINERS_STORAGE_CONF"]
+    else:
+        os.environ["CONTAINERS_STORAGE_CONF"] = previous
+
+
+@pytest.fixture(scope="session")
+def base(registry: str, store: dict[str, str]) -> str:
+    from syntra.localregistry import seed_busybox
+
+    return seed_busybox(registry, BUSYBOX, "fixtures/busybox", "1.36")
+
+
+def run(
+    cwd: Path, *argv: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A Python module (doit, syntra) in `cwd`, as a user runs it."""
+    shutil.copy(REPO / "dodo.py", cwd / "dodo.py")
+    return subprocess.run(
+        [PYTHON, "-m", *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src"), **(env or {})},
+    )
+
+
+def skopeo(*args: str) -> str:
+    done = subprocess.run(["skopeo", *args], capture_output=True, text=True, check=True)
+    return done.stdout

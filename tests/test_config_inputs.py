@@ -45,7 +45,7 @@ def test_alias_bomb_is_refused_fast(tmp_path: Path, syntra: Callable[..., Result
     elapsed = time.perf_counter() - started
     assert result.code == 2
     assert result.err.startswith("syntra.yaml:")
-    assert "aliases expand to more than 250000 values; refusing to load" in result.err
+    assert "aliases expand to more than 250000 values" in result.err
     assert result.err.count("\n") == 1
     assert elapsed < 1.0
 
@@ -53,10 +53,9 @@ def test_alias_bomb_is_refused_fast(tmp_path: Path, syntra: Callable[..., Result
 def test_alias_inside_its_own_anchor(tmp_path: Path, syntra: Callable[..., Result]) -> None:
     data = HEAD + "images:\n  web:\n    vars: &v\n      again: [*v]\n"
     result = _validate(tmp_path, syntra, data.encode())
-    # Points at the anchor: ruamel keeps no position for an alias inside its own anchor.
     assert (result.code, result.err) == (
         2,
-        "syntra.yaml:6:11: images.web.vars.again[0]: an alias refers to a value that contains it\n",
+        "syntra.yaml:7:15: images.web.vars.again[0]: an alias refers to a value that contains it\n",
     )
 
 
@@ -75,8 +74,8 @@ def test_very_deep_nesting_does_not_crash_the_parser(
 
 
 def test_file_too_large(tmp_path: Path, syntra: Callable[..., Result]) -> None:
-    result = _validate(tmp_path, syntra, HEAD.encode() + b"#" * (5 << 20))
-    assert (result.code, result.err) == (2, "syntra.yaml:1:1: larger than 4 MiB\n")
+    result = _validate(tmp_path, syntra, HEAD.encode() + b"#" * (2 << 20))
+    assert (result.code, result.err) == (2, "syntra.yaml:1:1: larger than 1 MiB\n")
 
 
 def test_missing_file(tmp_path: Path, syntra: Callable[..., Result]) -> None:

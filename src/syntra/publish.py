@@ -31,6 +31,8 @@ class PlatformImage:
     digest: str
     size: int
     media_type: str
+    content_bytes: int
+    """Manifest, config and (compressed) layers together: what a pull transfers."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ def push_layout(where: Where, layout: Path, platform: str) -> PlatformImage:
         )
     media_type = manifest.get("mediaType", descriptor["mediaType"])
     digest = where.registry.put_manifest(where.path, digest_of(data), data, media_type)
-    return PlatformImage(platform, digest, len(data), media_type)
+    content = len(data) + sum(blob["size"] for blob in [manifest["config"], *manifest["layers"]])
+    return PlatformImage(platform, digest, len(data), media_type, content)
 
 
 def index_bytes(children: list[PlatformImage]) -> bytes:

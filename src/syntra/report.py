@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from syntra.plan import Plan
+from syntra.publish import record_path
 
 
 def plan_text(plan: Plan) -> str:
@@ -43,16 +45,22 @@ def _refs(refs: list[str]) -> list[str]:
 
 def print_outputs(plan: Plan, root: Path, console: Console | None = None) -> None:
     """What a pipeline run left behind: every produced file with its digest and size."""
-    console = console or Console()
+    console = console or Console(width=max(Console().width, 140))
     table = Table("output", "sha256", "bytes", title=f"{plan.project} {plan.version}: outputs")
     for image in plan.images:
         for spec in (image.dockerfile, image.containerfile):
             data = (root / spec).read_bytes()
             table.add_row(spec, hashlib.sha256(data).hexdigest()[:16], str(len(data)))
     console.print(table)
-    tags = Table("artifact", "tags (planned)", title="tags")
-    for name, destination in [(i.name, i.destination) for i in plan.images] + [
-        (g.name, g.destination) for g in plan.guests
-    ]:
-        tags.add_row(name, "\n".join(destination.refs) or "(local only)")
-    console.print(tags)
+    images = Table(title="pushed images")
+    for column in ("image", "platform", "digest", "bytes", "tags"):
+        images.add_column(column, overflow="fold")
+    for image in plan.images:
+        record_file = record_path(root, image.name)
+        if not record_file.is_file():
+            continue
+        record = json.loads(record_file.read_text())
+        images.add_row(image.name, "index", record["digest"], "", "\n".join(record["refs"]))
+        for child in record["platforms"]:
+            images.add_row("", child["platform"], child["digest"], str(child["content_bytes"]), "")
+    console.print(images)

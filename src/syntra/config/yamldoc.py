@@ -1,75 +1,89 @@
 """Reading syntra.yaml into plain data while remembering where every value stands.
 
-ruamel.yaml's round-trip loader keeps line/column for every key and item; this
-module turns its errors into `file:line:col` lines and guards against inputs that
-would cost unbounded time or memory (alias bombs, deep nesting, huge files).
+One pass over the C parser's event stream records the position of every key and
+value, and refuses what would cost unbounded time or memory later: nesting deeper
+than MAX_DEPTH, merge keys (`<<`) that merge a mapping which merges again (ruamel
+flattens those in exponential time), explicit tags, non-string keys, numbers too
+long to convert. Then ruamel's C loader builds the data, and an iterative count
+refuses alias bombs before anything walks the expanded tree.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 from collections.abc import Mapping
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionStartEvent,
     MappingEndEvent,
     MappingStartEvent,
+    NodeEvent,
+    ScalarEvent,
     SequenceEndEvent,
     SequenceStartEvent,
 )
+from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.reader import ReaderError
-from ruamel.yaml.scalarstring import ScalarString
 
 from syntra.errors import ConfigError, Position
 
-MAX_BYTES = 4 << 20
+MAX_BYTES = 1 << 20
 MAX_VALUES = 250_000
 MAX_DEPTH = 64
+MAX_NUMBER_CHARS = 64
+STR_TAG = "tag:yaml.org,2002:str"
 
 Loc = tuple[str | int, ...]
 
 
+@dataclass(frozen=True)
+class Spot:
+    """Where a value stands (0-based), where its key stands, and its scalar style."""
+
+    value: tuple[int, int]
+    key: tuple[int, int] | None = None
+    style: str | None = None
+
+
+@dataclass
 class Document:
-    """syntra.yaml's text, its data, and (on demand) where every value stands.
+    """syntra.yaml's text, its data, and the position of every key and value in it."""
 
-    Loading uses ruamel's C parser; the much slower round-trip parse that knows line
-    and column of every key runs only when an error needs a position.
-    """
-
-    def __init__(self, file: str, text: str, data: dict[str, Any]) -> None:
-        self.file = file
-        self.text = text
-        self.data = data
-
-    @cached_property
-    def root(self) -> CommentedMap:
-        yaml = YAML(typ="rt", pure=True)
-        yaml.preserve_quotes = True
-        root = yaml.load(self.text)
-        return root if isinstance(root, CommentedMap) else CommentedMap()
+    file: str
+    text: str
+    data: dict[str, Any]
+    spots: dict[Loc, Spot]
+    expanded: dict[Loc, dict[str, str]] = field(default_factory=dict)
+    """For values with ${VAR}s: each variable's name → the text it expanded to."""
 
     def position(self, loc: Loc, *, key: bool = False) -> tuple[Position, int]:
         """Position of `loc` (of its key when `key`), and how many parts of it exist."""
-        node: Any = self.root
-        line, col = _start(self.root)
-        for depth, part in enumerate(loc):
-            last = depth == len(loc) - 1
-            spot = _child_position(node, part, key=key and last)
-            if spot is None:
-                return Position(self.file, line + 1, col + 1), depth
-            line, col = spot
-            node = node[part]
-        return Position(self.file, line + 1, col + 1), len(loc)
+        found = len(loc)
+        while found and loc[:found] not in self.spots:
+            found -= 1
+        spot = self.spots[loc[:found]]
+        line, col = spot.key if key and spot.key and found == len(loc) else spot.value
+        return Position(self.file, line + 1, col + 1), found
 
     def error(self, loc: Loc, message: str, *, key: bool = False) -> ConfigError:
         position, _ = self.position(loc, key=key)
-        return ConfigError(position, format_loc(loc), message)
+        return ConfigError(position, format_loc(loc), self.hide_expanded(loc, message))
+
+    def hide_expanded(self, loc: Loc, message: str) -> str:
+        """Show `${NAME}` instead of what an environment variable expanded to."""
+        for scope in (loc[:n] for n in range(len(loc), 0, -1)):
+            for name, value in self.expanded.get(scope, {}).items():
+                if value:
+                    message = message.replace(value, f"${{{name}}}")
+        return message
 
 
 def format_loc(loc: Loc) -> str:
@@ -85,25 +99,6 @@ def format_loc(loc: Loc) -> str:
     return out
 
 
-def _start(node: Any) -> tuple[int, int]:
-    lc = getattr(node, "lc", None)
-    return (lc.line, lc.col) if lc is not None and lc.line is not None else (0, 0)
-
-
-def _child_position(node: Any, part: str | int, *, key: bool) -> tuple[int, int] | None:
-    try:
-        if isinstance(node, CommentedMap) and part in node:
-            spot = node.lc.key(part) if key else node.lc.value(part)
-            return (spot[0], spot[1])
-        if isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            spot = node.lc.item(part)
-            return (spot[0], spot[1])
-    except (KeyError, IndexError, TypeError):
-        # Keys that came in through a `<<:` merge have no position of their own.
-        return _start(node)
-    return None
-
-
 def parse(data: bytes, file: str) -> Document:
     """Parse bytes into a Document, or raise ConfigError pointing at the problem."""
     if len(data) > MAX_BYTES:
@@ -111,50 +106,137 @@ def parse(data: bytes, file: str) -> Document:
     text = _decode(data, file)
     if not re.sub(r"(?m)^\s*(#.*)?$", "", text).strip():
         raise ConfigError(Position(file, 1, 1), "", "the file is empty; start with 'version: 1'")
+    yaml = YAML(typ="safe")
     try:
-        _check_depth(text, file)
-        data_ = YAML(typ="safe").load(text)
-    except YAMLError:
-        # The round-trip parser reports the same problem with the best positions.
-        raise _yaml_error(text, file) from None
-    if not isinstance(data_, dict):
+        spots = _Scan(file, yaml).run(text)
+        loaded = yaml.load(text)
+    except DuplicateKeyError as exc:
+        raise _duplicate(exc, file, text) from None
+    except MarkedYAMLError as exc:
+        raise _marked(exc, file, text) from None
+    except ReaderError as exc:
+        line, col = _line_col(text, exc.position)
+        message = f"character {exc.character!r} is not allowed in YAML"
+        raise ConfigError(Position(file, line, col), "", message) from None
+    except YAMLError as exc:
+        raise ConfigError(Position(file, 1, 1), "", f"YAML error: {exc}") from None
+    if not isinstance(loaded, dict):
         raise ConfigError(Position(file, 1, 1), "", "expected a mapping at the top level")
-    document = Document(file, text, data_)
+    document = Document(file, text, loaded, spots)
     _check_size(document)
     return document
 
 
-def _check_depth(text: str, file: str) -> None:
-    """Refuse deep nesting from the flat event stream, before anything recurses into it."""
-    depth = 0
-    for event in YAML(typ="safe").parse(text):
-        if isinstance(event, MappingStartEvent | SequenceStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                mark = event.start_mark
-                raise ConfigError(
-                    Position(file, mark.line + 1, mark.column + 1),
-                    "",
-                    f"nested more than {MAX_DEPTH} levels deep",
-                )
-        elif isinstance(event, MappingEndEvent | SequenceEndEvent):
-            depth -= 1
+@dataclass
+class _Frame:
+    loc: Loc
+    is_map: bool
+    anchor: str | None
+    index: int = 0
+    key: str | None = None
+    key_spot: tuple[int, int] | None = None
+    merging: bool = False
+    merges: bool = False
 
 
-def _yaml_error(text: str, file: str) -> ConfigError:
-    try:
-        YAML(typ="rt", pure=True).load(text)
-    except DuplicateKeyError as exc:
-        return _duplicate(exc, file, text)
-    except MarkedYAMLError as exc:
-        return _marked(exc, file)
-    except ReaderError as exc:
-        line, col = _line_col(text, exc.position)
-        message = f"character {exc.character!r} is not allowed in YAML"
-        return ConfigError(Position(file, line, col), "", message)
-    except YAMLError as exc:
-        return ConfigError(Position(file, 1, 1), "", f"YAML error: {exc}")
-    return ConfigError(Position(file, 1, 1), "", "not valid YAML")
+class _Scan:
+    """The event pass: positions, and the refusals that must happen before loading."""
+
+    def __init__(self, file: str, yaml: YAML) -> None:
+        self.file = file
+        self.resolver = yaml.resolver
+        self.spots: dict[Loc, Spot] = {}
+        self.stack: list[_Frame] = []
+        self.merging_anchors: set[str] = set()
+
+    def fail(self, mark: Any, message: str, loc: Loc = ()) -> ConfigError:
+        return ConfigError(
+            Position(self.file, mark.line + 1, mark.column + 1), format_loc(loc), message
+        )
+
+    def run(self, text: str) -> dict[Loc, Spot]:
+        for event in YAML(typ="safe").parse(text):
+            if isinstance(event, NodeEvent):
+                self.node(event)
+            elif isinstance(event, MappingEndEvent | SequenceEndEvent):
+                frame = self.stack.pop()
+                if frame.anchor and frame.merges:
+                    self.merging_anchors.add(frame.anchor)
+        return self.spots
+
+    def node(self, event: NodeEvent) -> None:
+        mark = event.start_mark
+        tag = getattr(event, "tag", None)
+        if tag is not None:
+            raise self.fail(mark, f"YAML tags such as '{tag}' are not supported")
+        if isinstance(event, ScalarEvent) and event.style is None:
+            self.check_number(event)
+        parent = self.stack[-1] if self.stack else None
+        if parent is None:
+            loc: Loc | None = ()
+        elif parent.is_map and parent.key is None:
+            self.take_key(parent, event)
+            return
+        elif parent.is_map:
+            loc = self.take_value(parent, event)
+        elif parent.merging:
+            self.check_merge(event)
+            loc = None
+        else:
+            loc = (*parent.loc, parent.index)
+            parent.index += 1
+        if loc is not None:
+            key = parent.key_spot if parent and parent.is_map else None
+            style = event.style if isinstance(event, ScalarEvent) else None
+            self.spots[loc] = Spot((mark.line, mark.column), key, style)
+        if isinstance(event, CollectionStartEvent):
+            if len(self.stack) >= MAX_DEPTH:
+                raise self.fail(mark, f"nested more than {MAX_DEPTH} levels deep")
+            frame_loc = loc if loc is not None else ()
+            frame = _Frame(frame_loc, isinstance(event, MappingStartEvent), event.anchor)
+            frame.merging = loc is None and isinstance(event, SequenceStartEvent)
+            self.stack.append(frame)
+
+    def take_key(self, parent: _Frame, event: NodeEvent) -> None:
+        mark = event.start_mark
+        implicit = getattr(event, "implicit", (True, True))
+        if not isinstance(event, ScalarEvent) or (
+            event.style is None
+            and self.resolver.resolve(ScalarNode, event.value, implicit) != STR_TAG
+        ):
+            shown = event.value if isinstance(event, ScalarEvent) else "a collection or alias"
+            raise self.fail(mark, f"keys must be text; write '{shown}' in quotes", parent.loc)
+        parent.key = event.value
+        parent.key_spot = (mark.line, mark.column)
+        parent.merging = event.value == "<<" and event.style is None
+
+    def take_value(self, parent: _Frame, event: NodeEvent) -> Loc | None:
+        assert parent.key is not None
+        loc: Loc | None = (*parent.loc, parent.key)
+        if parent.merging:
+            parent.merges = True
+            if not isinstance(event, SequenceStartEvent):
+                self.check_merge(event)
+                parent.merging = False
+            loc = None
+        parent.key = None
+        return loc
+
+    def check_merge(self, event: NodeEvent) -> None:
+        if not isinstance(event, AliasEvent):
+            raise self.fail(event.start_mark, "'<<' merges aliases (*name) only")
+        if event.anchor in self.merging_anchors:
+            raise self.fail(
+                event.start_mark,
+                f"'<<' of *{event.anchor}, which itself uses '<<': merge the original instead",
+            )
+
+    def check_number(self, event: ScalarEvent) -> None:
+        if len(event.value) <= MAX_NUMBER_CHARS:
+            return
+        tag = self.resolver.resolve(ScalarNode, event.value, event.implicit)
+        if tag != STR_TAG:
+            raise self.fail(event.start_mark, "a number this long is not supported")
 
 
 def _decode(data: bytes, file: str) -> str:
@@ -172,14 +254,22 @@ def _line_col(text: str, offset: int | None) -> tuple[int, int]:
     return head.count("\n") + 1, len(head) - (head.rfind("\n") + 1) + 1
 
 
-def _marked(exc: MarkedYAMLError, file: str) -> ConfigError:
+def _marked(exc: MarkedYAMLError, file: str, text: str) -> ConfigError:
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     problem = exc.problem or exc.context or "invalid YAML"
+    if problem == "found undefined alias" and mark:
+        # The C parser leaves out the name; it stands at the mark.
+        alias = re.match(r"\*([^\s,\]\}]+)", text.splitlines()[mark.line][mark.column :])
+        problem += f" '{alias.group(1)}'" if alias else ""
+    elif problem.startswith("found character that") and mark:
+        line_text = text.splitlines()[mark.line] if mark.line < text.count("\n") + 1 else ""
+        found = line_text[mark.column : mark.column + 1]
+        problem = problem.replace("character", f"character {found!r}", 1) if found else problem
     started = exc.context_mark
     if exc.context and exc.problem:
         at = f" at line {started.line + 1}" if started and started.line + 1 != line else ""
-        problem = f"{exc.problem} ({exc.context}{at})"
+        problem = f"{problem} ({exc.context}{at})"
     return ConfigError(Position(file, line, col), "", f"YAML syntax error: {problem}")
 
 
@@ -203,43 +293,54 @@ def _duplicate(exc: DuplicateKeyError, file: str, text: str) -> ConfigError:
 
 
 def _check_size(document: Document) -> None:
-    """Refuse alias bombs and self-containing aliases before anything walks the tree.
+    """Refuse alias bombs, aliases nested past MAX_DEPTH and values that contain themselves.
 
-    Anchored nodes are shared objects, so counting with a memo by identity is linear
-    in the file even when the expansion is exponential.
+    Anchored nodes are shared objects: memoised by identity, the count is linear in
+    the file even when the expansion is exponential. Iterative, so no alias chain
+    can exhaust the stack.
     """
-    memo: dict[int, int] = {}
+    done: dict[int, tuple[int, int]] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, Loc, bool]] = [(document.data, (), False)]
+    while stack:
+        node, loc, finish = stack.pop()
+        children = list(node.items() if isinstance(node, Mapping) else enumerate(node))
+        if finish:
+            size = 1 + sum(done[id(c)][0] if _nested(c) else 1 for _, c in children)
+            depth = 1 + max((done[id(c)][1] for _, c in children if _nested(c)), default=0)
+            if size > MAX_VALUES:
+                raise document.error(loc, f"aliases expand to more than {MAX_VALUES} values")
+            if depth > MAX_DEPTH:
+                raise document.error(loc, f"aliases nest more than {MAX_DEPTH} levels deep")
+            done[id(node)] = (size, depth)
+            open_.discard(id(node))
+            continue
+        if id(node) in done:
+            continue
+        open_.add(id(node))
+        stack.append((node, loc, True))
+        for part, child in children:
+            if _nested(child):
+                if id(child) in open_:
+                    raise document.error(
+                        (*loc, part), "an alias refers to a value that contains it"
+                    )
+                stack.append((child, (*loc, part), False))
 
-    def count(node: Any, loc: Loc) -> int:
-        if not isinstance(node, Mapping | list):
-            return 1
-        if id(node) in memo:
-            if memo[id(node)] < 0:
-                raise document.error(loc, "an alias refers to a value that contains it")
-            return memo[id(node)]
-        memo[id(node)] = -1
-        items = node.items() if isinstance(node, Mapping) else enumerate(node)
-        total = 1
-        for part, child in items:
-            total += count(child, (*loc, part))
-            if total > MAX_VALUES:
-                raise document.error(
-                    loc, f"aliases expand to more than {MAX_VALUES} values; refusing to load"
-                )
-        memo[id(node)] = total
-        return total
 
-    count(document.data, ())
+def _nested(value: Any) -> bool:
+    return isinstance(value, Mapping | list)
 
 
 _VAR_RE = re.compile(r"\$(\$|\{([^}]*)\}|\{)")
-_VAR_BODY_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)(.*))?$", re.DOTALL)
+_VAR_BODY_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)(.*))?", re.DOTALL)
 
 
 def to_plain(document: Document, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Plain dicts and lists with `${VAR}`, `${VAR:-default}`, `${VAR-default}` expanded.
+    """Plain data with `${VAR}`, `${VAR:-default}`, `${VAR-default}` expanded.
 
-    `$$` stands for a literal `$`. Only values are expanded, never keys.
+    `$$` stands for a literal `$`. Only values are expanded, never keys. Dates
+    become their ISO text: syntra.yaml has no date values.
     """
     env = os.environ if environ is None else environ
 
@@ -247,30 +348,21 @@ def to_plain(document: Document, environ: Mapping[str, str] | None = None) -> di
         def substitute(match: re.Match[str]) -> str:
             if match.group(1) == "$":
                 return "$"
-            body = _VAR_BODY_RE.match(match.group(2) or "")
+            body = _VAR_BODY_RE.fullmatch(match.group(2) or "")
             if match.group(2) is None or body is None:
-                raise _at_var(
-                    document,
-                    loc,
-                    text,
-                    match,
-                    f"'{match.group(0)}' is not a valid ${{VAR}} reference",
-                )
+                message = f"'{match.group(0)}' is not a valid ${{VAR}} reference"
+                raise _at_var(document, loc, text, match, message)
             name, operator, default = body.groups()
             value = env.get(name)
-            if operator == ":-" and not value:
-                return str(default)
-            if operator == "-" and value is None:
+            if (operator == ":-" and not value) or (operator == "-" and value is None):
                 return str(default)
             if value is None:
-                raise _at_var(
-                    document,
-                    loc,
-                    text,
-                    match,
-                    f"environment variable '{name}' is not set (write ${{{name}:-default}} "
-                    "for a fallback)",
+                message = (
+                    f"environment variable '{name}' is not set "
+                    f"(write ${{{name}:-default}} for a fallback)"
                 )
+                raise _at_var(document, loc, text, match, message)
+            document.expanded.setdefault(loc, {})[name] = value
             return value
 
         return _VAR_RE.sub(substitute, text)
@@ -281,7 +373,9 @@ def to_plain(document: Document, environ: Mapping[str, str] | None = None) -> di
         if isinstance(node, list):
             return [walk(item, (*loc, index)) for index, item in enumerate(node)]
         if isinstance(node, str):
-            return expand(str(node), loc) if "$" in node else str(node)
+            return expand(node, loc) if "$" in node else node
+        if isinstance(node, datetime.date):
+            return node.isoformat()
         return node
 
     plain: dict[str, Any] = walk(document.data, ())
@@ -291,17 +385,15 @@ def to_plain(document: Document, environ: Mapping[str, str] | None = None) -> di
 def _at_var(
     document: Document, loc: Loc, text: str, match: re.Match[str], message: str
 ) -> ConfigError:
-    """Point at the `${` itself when the scalar sits on one line."""
+    """Point at the `${` itself when the value stands verbatim on one source line."""
     position, found = document.position(loc)
-    value = _value_at(document.root, loc)
-    if found == len(loc) and "\n" not in text:
-        quote = 1 if isinstance(value, ScalarString) else 0
-        position = Position(position.file, position.line, position.column + quote + match.start())
+    spot = document.spots.get(loc)
+    if found == len(loc) and spot and spot.style in (None, "'", '"'):
+        quote = 0 if spot.style is None else 1
+        line = document.text.splitlines()[position.line - 1]
+        start = position.column - 1 + quote
+        if "\n" not in text and line[start:].startswith(text):
+            position = Position(
+                position.file, position.line, position.column + quote + match.start()
+            )
     return ConfigError(position, format_loc(loc), message)
-
-
-def _value_at(root: Any, loc: Loc) -> Any:
-    node = root
-    for part in loc:
-        node = node[part]
-    return node

@@ -1,0 +1,244 @@
+"""Linux image builds for real: podman, QEMU for arm64, a registry, skopeo, OCI schemas."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from syntra.localregistry import seed_busybox
+from tests.conftest import BUSYBOX, commit, git, podman_store, run, skopeo
+from tests.oci import validate
+
+TEMPLATE = """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+ARG GREETING
+COPY . /srv/
+RUN ["/bin/busybox", "sh", "-c", "uname -m > /srv/arch.txt && echo $GREETING > /srv/greeting.txt"]
+"""
+
+
+def make_project(root: Path, registry: str, base: str, extra: str = "") -> Path:
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "index.html").write_text("<h1>app</h1>\n")
+    (root / "app" / ".dockerignore").write_text("*.tmp\n")
+    (root / "templates").mkdir()
+    (root / "templates" / "app.j2").write_text(TEMPLATE)
+    (root / ".gitignore").write_text(".syntra/\n")
+    (root / "syntra.yaml").write_text(
+        "version: 1\n"
+        "project: {name: demo}\n"
+        f"registries: {{local: {{url: '{registry}', insecure: true}}}}\n"
+        "images:\n"
+        "  app:\n"
+        "    template: app.j2\n"
+        "    context: app\n"
+        f"    base: {base}\n"
+        "    args: {GREETING: hello}\n"
+        "    tags: ['{{ version }}', latest]\n" + extra
+    )
+    git(root, "init", "-q", "-b", "main")
+    commit(root, "initial")
+    return root
+
+
+def ran(output: str) -> list[str]:
+    return [line[3:] for line in output.splitlines() if line.startswith(".  ")]
+
+
+def record(root: Path, name: str = "app") -> dict[str, object]:
+    data: dict[str, object] = json.loads((root / ".syntra" / "out" / f"{name}.json").read_text())
+    return data
+
+
+def doit_ok(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    done = run(root, "doit", *args, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def project(tmp_path: Path, registry: str, base: str) -> Path:
+    name = tmp_path.name.replace("_", "-").lower()[:40]
+    extra = f"    repository: tests/{name}\n"
+    return make_project(tmp_path / "repo", registry, base, extra)
+
+
+def test_multi_arch_image_in_registry(project: Path, registry: str) -> None:
+    output = doit_ok(project)
+    assert ran(output) == ["render:app", "render:stale", "docker:app"]
+    pushed = record(project)
+    index_ref = f"docker://{registry}/{pushed['repository']}@{pushed['digest']}"
+    index = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", index_ref))
+    validate(index, "image-index-schema.json")
+    assert [m["platform"] for m in index["manifests"]] == [
+        {"architecture": "amd64", "os": "linux"},
+        {"architecture": "arm64", "os": "linux"},
+    ]
+    for child in index["manifests"]:
+        ref = f"docker://{registry}/{pushed['repository']}@{child['digest']}"
+        manifest = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", ref))
+        validate(manifest, "image-manifest-schema.json")
+        config = json.loads(skopeo("inspect", "--config", "--raw", "--tls-verify=false", ref))
+        validate(config, "config-schema.json")
+        assert config["architecture"] == child["platform"]["architecture"]
+        assert config["config"]["Labels"]["org.opencontainers.image.revision"] == git(
+            project, "rev-parse", "HEAD"
+        )
+    for tag in pushed["tags"]:  # type: ignore[attr-defined]
+        tagged = skopeo(
+            "inspect", "--raw", "--tls-verify=false", f"{index_ref.split('@')[0]}:{tag}"
+        )
+        assert json.loads(tagged) == index
+
+
+def test_foreign_run_step_ran_under_qemu(project: Path, registry: str, tmp_path: Path) -> None:
+    doit_ok(project)
+    pushed = record(project)
+    ref = f"docker://{registry}/{pushed['repository']}:latest"
+    layout = tmp_path / "pulled"
+    skopeo(
+        "copy", "-q", "--src-tls-verify=false", "--override-arch", "arm64", ref, f"oci:{layout}:x"
+    )
+    index = json.loads((layout / "index.json").read_text())
+    blobs = layout / "blobs" / "sha256"
+    manifest = json.loads((blobs / index["manifests"][0]["digest"][7:]).read_text())
+    files = {}
+    for layer in manifest["layers"]:
+        with tarfile.open(blobs / layer["digest"][7:]) as archive:
+            for member in archive.getmembers():
+                extracted = archive.extractfile(member) if member.isfile() else None
+                if extracted is not None:
+                    files[member.name] = extracted.read()
+    assert files["srv/arch.txt"] == b"aarch64\n"
+    assert files["srv/greeting.txt"] == b"hello\n"
+    assert "srv/.dockerignore" in files and "srv/index.html" in files
+
+
+def test_incremental(project: Path) -> None:
+    doit_ok(project)
+    assert ran(doit_ok(project)) == []
+    (project / "app" / "scratch.tmp").write_text("ignored by .dockerignore\n")
+    assert ran(doit_ok(project)) == []
+    (project / "app" / "index.html").write_text("<h1>changed</h1>\n")
+    assert ran(doit_ok(project)) == ["docker:app"]
+    (project / "app" / "new.txt").write_text("added\n")
+    assert ran(doit_ok(project)) == ["docker:app"]
+    (project / "app" / "new.txt").unlink()
+    assert ran(doit_ok(project)) == ["docker:app"]
+
+
+def test_each_input_rebuilds_only_its_image(project: Path, registry: str) -> None:
+    text = (project / "syntra.yaml").read_text()
+    other = (
+        "  other:\n    template: app.j2\n    context: app\n"
+        "    base: {base}\n    platforms: [linux/amd64]\n"
+    )
+    base_line = next(line for line in text.splitlines() if "base:" in line)
+    text += other.format(base=base_line.split("base: ")[1])
+    text += f"    repository: tests/other-{project.parent.name[-12:].lower().replace('_', '-')}\n"
+    (project / "syntra.yaml").write_text(text)
+    doit_ok(project)
+    for change in (
+        ("GREETING: hello", "GREETING: bonjour"),
+        (
+            "    tags: ['{{ version }}', latest]\n",
+            "    tags: ['{{ version }}', latest]\n    platforms: [linux/arm64]\n",
+        ),
+    ):
+        text = text.replace(*change)
+        (project / "syntra.yaml").write_text(text)
+        rebuilt = [task for task in ran(doit_ok(project)) if task.startswith("docker:")]
+        assert rebuilt == ["docker:app"]
+
+
+def test_base_image_digest_change_rebuilds(
+    tmp_path: Path, registry: str, store: dict[str, str]
+) -> None:
+    base = seed_busybox(registry, BUSYBOX, "fixtures/moving-base", "1")
+    root = make_project(tmp_path / "repo", registry, base, "    repository: tests/moving\n")
+    doit_ok(root)
+    assert ran(doit_ok(root)) == []
+    seed_busybox(
+        registry,
+        {"amd64": BUSYBOX["amd64"], "arm64": BUSYBOX["amd64"]},
+        "fixtures/moving-base",
+        "1",
+    )
+    assert ran(doit_ok(root)) == ["docker:app"]
+
+
+def test_two_clean_builds_give_the_same_index_digest(
+    project: Path, tmp_path: Path, registry: str
+) -> None:
+    doit_ok(project, env=podman_store(tmp_path / "store-a"))
+    first = record(project)["digest"]
+    shutil.rmtree(project / ".syntra")
+    doit_ok(project, env=podman_store(tmp_path / "store-b"))
+    assert record(project)["digest"] == first
+
+
+def test_repush_of_unchanged_image_uploads_no_blob(project: Path) -> None:
+    doit_ok(project)
+    assert record(project)["uploaded_bytes"] > 0  # type: ignore[operator]
+    (project / ".syntra" / "out" / "app.json").unlink()
+    assert ran(doit_ok(project)) == ["docker:app"]
+    assert record(project)["uploaded_bytes"] == 0
+
+
+def test_merge_of_per_platform_pushes_equals_direct_build(project: Path, tmp_path: Path) -> None:
+    doit_ok(project)
+    direct = record(project)
+    runner = tmp_path / "runner"
+    shutil.copytree(project, runner, ignore=shutil.ignore_patterns(".syntra"))
+    for platform in ("linux/arm64", "linux/amd64"):
+        done = run(runner, "syntra", "build", "app", "--platform", platform, "--push-by-digest")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["platform"] == platform
+    assert not (runner / ".syntra" / "out" / "app.json").exists()
+    merged = run(runner, "syntra", "merge", "app")
+    assert merged.returncode == 0, merged.stderr
+    assert json.loads(merged.stdout)["digest"] == direct["digest"]
+    assert json.loads(merged.stdout)["platforms"] == direct["platforms"]
+
+
+def test_merge_without_digest_files(project: Path) -> None:
+    done = run(project, "syntra", "merge", "app")
+    assert done.returncode == 2
+    assert done.stderr.startswith("app: no digest file for linux/amd64 (")
+
+
+def test_secrets_reach_run_steps_but_no_log_or_image(
+    project: Path, registry: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = project / "templates" / "app.j2"
+    spec.write_text(
+        TEMPLATE
+        + 'RUN --mount=type=secret,id=token ["/bin/busybox", "sh", "-c", '
+        + '"test \\"$(cat /run/secrets/token)\\" = s3cr3t-value && touch /srv/secret-seen"]\n'
+    )
+    text = (project / "syntra.yaml").read_text()
+    (project / "syntra.yaml").write_text(text + "    secrets: [{id: token, env: APP_TOKEN}]\n")
+    output = doit_ok(project, env={"APP_TOKEN": "s3cr3t-value"})
+    pushed = record(project)
+    ref = f"docker://{registry}/{pushed['repository']}@{pushed['digest']}"
+    config = skopeo(
+        "inspect", "--config", "--raw", "--tls-verify=false", "--override-arch", "arm64", ref
+    )
+    logs = "".join(p.read_text() for p in (project / ".syntra" / "logs").rglob("*.log"))
+    assert "id=token,env=APP_TOKEN" in logs
+    for place in (output, logs, config, json.dumps(pushed)):
+        assert "s3cr3t-value" not in place
+
+
+def test_build_failure_names_stage_image_and_platform(project: Path) -> None:
+    (project / "templates" / "app.j2").write_text(TEMPLATE + 'RUN ["/bin/busybox", "false"]\n')
+    done = run(project, "doit")
+    assert done.returncode != 0
+    out = done.stdout + done.stderr
+    assert "docker app: podman build of app for linux/amd64 failed (exit 1); see " in out
+    assert "Traceback" not in out
