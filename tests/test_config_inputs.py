@@ -89,7 +89,7 @@ def test_missing_file(tmp_path: Path, syntra: Callable[..., Result]) -> None:
 def test_other_file_name_is_shown(tmp_path: Path, syntra: Callable[..., Result]) -> None:
     (tmp_path / "ci.yaml").write_text("version: 3\nproject: {name: x}\n")
     result = syntra(tmp_path, "-f", "ci.yaml", "validate")
-    assert result.err == "ci.yaml:1:10: version: 3 is not one of 1\n"
+    assert result.err == "ci.yaml:1:10: version: 3 is not a schema version; write version: 1\n"
 
 
 def test_symlink_out_of_the_repository(tmp_path: Path, syntra: Callable[..., Result]) -> None:
@@ -162,3 +162,63 @@ def test_console_script_prints_one_line_and_no_traceback(tmp_path: Path) -> None
     assert done.stderr == (
         "syntra.yaml:7:15: registries.local.insecure: expected true or false, got 'maybe'\n"
     )
+
+
+def test_long_number_is_refused(tmp_path: Path, syntra: Callable[..., Result]) -> None:
+    result = _validate(tmp_path, syntra, HEAD.encode() + b"builder: " + b"9" * 5000 + b"\n")
+    assert (result.code, result.err) == (
+        2,
+        "syntra.yaml:4:10: a number this long is not supported\n",
+    )
+
+
+def test_merge_key_bomb_is_refused_fast(tmp_path: Path, syntra: Callable[..., Result]) -> None:
+    lines = ["  a0: &a0 {context: .}"]
+    lines += [f"  a{i}: &a{i} {{<<: [*a{i - 1}, *a{i - 1}]}}" for i in range(1, 30)]
+    started = time.perf_counter()
+    result = _validate(tmp_path, syntra, (HEAD + "images:\n" + "\n".join(lines) + "\n").encode())
+    assert time.perf_counter() - started < 1.0
+    assert result.err == (
+        "syntra.yaml:7:17: '<<' of *a1, which itself uses '<<': merge the original instead\n"
+    )
+
+
+def test_error_at_the_end_of_a_large_file_is_fast(
+    tmp_path: Path, syntra: Callable[..., Result]
+) -> None:
+    items = "".join(f"        - item-{n}\n" for n in range(40_000))
+    data = HEAD + "images:\n  web:\n    vars:\n      list:\n" + items + "    contxt: .\n"
+    started = time.perf_counter()
+    result = _validate(tmp_path, syntra, data.encode())
+    assert time.perf_counter() - started < 1.5
+    assert result.err == (
+        "syntra.yaml:40008:5: images.web.contxt: unknown key 'contxt'; did you mean 'context'?\n"
+    )
+
+
+def test_long_alias_chain_is_refused(tmp_path: Path, syntra: Callable[..., Result]) -> None:
+    chain = ["      a0: &a0 {k: v}"] + [
+        f"      a{i}: &a{i} {{k: *a{i - 1}}}" for i in range(1, 700)
+    ]
+    data = HEAD + "images:\n  web:\n    vars:\n" + "\n".join(chain) + "\n"
+    result = _validate(tmp_path, syntra, data.encode())
+    assert result.code == 2
+    assert result.err.endswith("aliases nest more than 64 levels deep\n")
+    assert result.err.count("\n") == 1
+
+
+def test_expanded_values_are_not_echoed(
+    tmp_path: Path, syntra: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BASE", "Not An Image hunter2")
+    result = _validate(tmp_path, syntra, (HEAD + "images:\n  web:\n    base: ${BASE}\n").encode())
+    assert "hunter2" not in result.err
+    assert result.err == (
+        "syntra.yaml:6:11: images.web.base: '${BASE}' is not an image reference: "
+        "expected [registry/]name[:tag][@digest]\n"
+    )
+
+
+def test_dates_are_text(tmp_path: Path) -> None:
+    (tmp_path / "syntra.yaml").write_text(HEAD + "images:\n  web:\n    vars: {day: 2024-01-01}\n")
+    assert load(tmp_path / "syntra.yaml", {}).config.images["web"].vars == {"day": "2024-01-01"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tarfile
@@ -216,10 +217,12 @@ def test_secrets_reach_run_steps_but_no_log_or_image(
     project: Path, registry: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = project / "templates" / "app.j2"
+    expected = hashlib.sha256(b"s3cr3t-value").hexdigest()
     spec.write_text(
         TEMPLATE
         + 'RUN --mount=type=secret,id=token ["/bin/busybox", "sh", "-c", '
-        + '"test \\"$(cat /run/secrets/token)\\" = s3cr3t-value && touch /srv/secret-seen"]\n'
+        + f'"test \\"$(sha256sum < /run/secrets/token)\\" = \\"{expected}  -\\" '
+        + '&& touch /srv/secret-seen"]\n'
     )
     text = (project / "syntra.yaml").read_text()
     (project / "syntra.yaml").write_text(text + "    secrets: [{id: token, env: APP_TOKEN}]\n")

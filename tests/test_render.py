@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Result, commit, git
 
 
@@ -147,3 +149,51 @@ def test_templates_are_sandboxed(project: Path, syntra: Callable[..., Result]) -
     assert result.code == 2
     assert "(rendering images.web)" in result.err
     assert not (project / "ContainerSpecs").exists()
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ 1 / 0 }}\n", "templates/default.j2:1: ZeroDivisionError: division by zero"),
+        ("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}\n", "RecursionError"),
+        ("{% for x in vars.run %}{% endfor %}\n", "'dict object' has no attribute 'run'"),
+    ],
+)
+def test_any_template_failure_is_one_line(
+    project: Path, syntra: Callable[..., Result], template: str, message: str
+) -> None:
+    (project / "templates").mkdir()
+    (project / "templates" / "default.j2").write_text(template)
+    result = syntra(project, "render")
+    assert result.code == 2
+    assert message in result.err
+    assert result.err.count("\n") == 1 and result.err.endswith("(rendering images.web)\n")
+
+
+def test_template_that_is_not_utf8(project: Path, syntra: Callable[..., Result]) -> None:
+    (project / "templates").mkdir()
+    (project / "templates" / "default.j2").write_bytes(b"FROM scratch\n\xff\n")
+    result = syntra(project, "render")
+    assert result.code == 2
+    assert result.err.startswith("default.j2: UnicodeDecodeError")
+    assert result.err.count("\n") == 1
+
+
+def test_env_values_are_quoted_for_dockerfiles(
+    project: Path, syntra: Callable[..., Result]
+) -> None:
+    text = (project / "syntra.yaml").read_text()
+    text += '      env: {X: "a<b & c\'d é \\"q\\" $HOME"}\n'
+    (project / "syntra.yaml").write_text(text)
+    syntra(project, "render")
+    assert 'ENV X="a<b & c\'d é \\"q\\" \\$HOME"\n' in _spec(project)
+
+
+def test_symlinked_spec_folder_is_left_alone(
+    project: Path, syntra: Callable[..., Result], tmp_path: Path
+) -> None:
+    syntra(project, "render")
+    (tmp_path / "elsewhere").mkdir()
+    (project / "ContainerSpecs" / "linked").symlink_to(tmp_path / "elsewhere")
+    assert syntra(project, "render").code == 0
+    assert (project / "ContainerSpecs" / "linked").is_symlink()

@@ -27,18 +27,26 @@ class Position:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+def one_line(text: str) -> str:
+    """Escape line breaks and other control characters: an error stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class ConfigError(SyntraError):
     """A problem in syntra.yaml at a known position and config path."""
 
     def __init__(self, position: Position, path: str, message: str) -> None:
         self.position = position
-        self.path = path
-        self.message = message
-        where = f"{position}: {path}: " if path else f"{position}: "
-        super().__init__(where + message)
+        self.path = one_line(path)
+        self.message = one_line(message)
+        where = f"{position}: {self.path}: " if path else f"{position}: "
+        super().__init__(where + self.message)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """'; did you mean 'x'?' for the closest choice, or '' when nothing is close."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    by_lower = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    if not close or by_lower[close[0]] == word:
+        return ""
+    return f"; did you mean '{by_lower[close[0]]}'?"

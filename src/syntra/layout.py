@@ -22,13 +22,22 @@ def template_dirs(root: Path) -> list[Path]:
 
 def template_names(root: Path) -> list[str]:
     return sorted(
-        {p.name for folder in template_dirs(root) if folder.is_dir() for p in folder.glob("*.j2")}
+        {
+            p.name
+            for folder in template_dirs(root)
+            if is_file(folder, dir=True)
+            for p in folder.glob("*.j2")
+        }
     )
 
 
 def find_template(root: Path, name: str) -> Path | None:
-    for folder in template_dirs(root):
-        candidate = folder / name
-        if candidate.is_file():
-            return candidate
-    return None
+    return next((f / name for f in template_dirs(root) if is_file(f / name)), None)
+
+
+def is_file(path: Path, *, dir: bool = False) -> bool:
+    """Path.is_file/is_dir that answer False for names the OS refuses (too long, loops)."""
+    try:
+        return path.is_dir() if dir else path.is_file()
+    except OSError:
+        return False

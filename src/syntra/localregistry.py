@@ -52,23 +52,27 @@ def serve(timeout: float = 15.0) -> Iterator[str]:
         addr = f"127.0.0.1:{free_port()}"
         config = Path(folder) / "config.yml"
         config.write_text(_CONFIG.format(root=Path(folder) / "data", addr=addr))
-        process = subprocess.Popen(
-            [binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        try:
-            _wait(addr, process, timeout)
-            yield addr
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+        log = Path(folder) / "registry.log"
+        # A file, not a pipe: the registry logs every 404, and a pipe nobody reads
+        # fills up and blocks it mid-request.
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [binary, "serve", str(config)], stdout=sink, stderr=subprocess.STDOUT
+            )
+            try:
+                _wait(addr, process, log, timeout)
+                yield addr
+            finally:
+                process.terminate()
+                process.wait(timeout=10)
 
 
-def _wait(addr: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait(addr: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            error = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise SyntraError(f"docker-registry exited: {error.strip()[-300:]}")
+            error = log.read_text(errors="replace").strip()[-300:]
+            raise SyntraError(f"docker-registry exited: {error}")
         try:
             with urllib.request.urlopen(f"http://{addr}/v2/", timeout=1):
                 return

@@ -14,11 +14,11 @@ from syntra.errors import did_you_mean
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
-PATH_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
-TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+DOMAIN_RE = re.compile(rf"^{_DOMAIN}\Z")
+PATH_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*\Z")
+TAG_RE = re.compile(r"^[\w][\w.-]{0,127}\Z", re.ASCII)
 TAG_RULE = "up to 128 letters, digits, '_', '.', '-', not starting with '.' or '-'"
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$|^sha512:[0-9a-f]{128}$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z|^sha512:[0-9a-f]{128}\Z")
 
 DEFAULT_DOMAIN = "docker.io"
 
@@ -112,7 +112,6 @@ KNOWN_VARIANTS = {
 COMMON_PLATFORMS = (
     "linux/amd64",
     "linux/arm64",
-    "linux/arm64/v8",
     "linux/arm/v7",
     "linux/arm/v6",
     "linux/386",
@@ -141,6 +140,7 @@ def parse_platform(text: str) -> Platform:
         2 <= len(parts) <= 3
         and parts[0] in KNOWN_OS
         and parts[1] in KNOWN_ARCH
+        and (parts[1] == "wasm") == parts[0].startswith("wasip")
         and (len(parts) == 2 or parts[2] in KNOWN_VARIANTS.get(parts[1], ()))
     )
     if not known:
@@ -149,4 +149,6 @@ def parse_platform(text: str) -> Platform:
             or "; expected os/arch[/variant] like 'linux/amd64'"
         )
         raise ValueError(f"'{text}' is not a platform{hint}")
+    if parts[1:] == ["arm64", "v8"]:
+        return Platform(parts[0], "arm64")  # the same platform, as registries name it
     return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else None)

@@ -7,6 +7,7 @@ Manifests go up as exact bytes, never re-serialised, so digests stay ours.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -25,6 +26,8 @@ INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+TIMEOUT = (10, 300)
+"""Seconds to connect, and to wait for each read (large blob uploads included)."""
 ACCEPT = ", ".join((INDEX, MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 
 
@@ -58,6 +61,11 @@ class Registry:
     def __init__(self, host: str, insecure: bool, credentials: Credentials | None = None) -> None:
         self.host = host
         self.client = oras.provider.Registry(hostname=host, insecure=insecure)
+        # oras sends every request without a timeout: a registry that accepts the
+        # connection and never answers would hang the build forever.
+        self.client.session.request = functools.partial(
+            self.client.session.request, timeout=TIMEOUT
+        )
         self.transfer = Transfer()
         if credentials is None:
             self.client.auth.load_configs(self._container("library/any"))

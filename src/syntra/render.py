@@ -61,7 +61,10 @@ def render_plan(plan: Plan, root: Path) -> list[Spec]:
 
 def _body(image: ImagePlan, root: Path, spec: str, project: str) -> str:
     if image.source_dockerfile:
-        text = (root / image.source_dockerfile).read_text(encoding="utf-8")
+        try:
+            text = (root / image.source_dockerfile).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SyntraError(f"{image.source_dockerfile}: cannot read: {exc}") from None
         plugins = "".join(
             f"COPY --from=plugins {p}.wasm /opt/plugins/{p}.wasm\n" for p in image.plugins
         )
@@ -77,9 +80,12 @@ def _body(image: ImagePlan, root: Path, spec: str, project: str) -> str:
         where = _template_line(exc.__traceback__, root) or image.template
         message = undefined_message(exc, context)
         raise SyntraError(f"{where}: {message} (rendering images.{image.name})") from None
-    except jinja2.TemplateError as exc:
+    except Exception as exc:  # templates are user input: any failure is a user error
         where = _template_line(exc.__traceback__, root) or image.template
-        raise SyntraError(f"{where}: {exc} (rendering images.{image.name})") from None
+        message = (
+            str(exc) if isinstance(exc, jinja2.TemplateError) else f"{type(exc).__name__}: {exc}"
+        )
+        raise SyntraError(f"{where}: {message} (rendering images.{image.name})") from None
 
 
 def _template_context(image: ImagePlan, spec: str, project: str) -> dict[str, Any]:
@@ -144,7 +150,10 @@ def _with_header(image: ImagePlan, spec: str, body: str) -> str:
 
 def write(specs: list[Spec], root: Path) -> list[str]:
     """Write specs that changed; returns their paths."""
-    return [s.path for s in specs if write_if_changed(root / s.path, s.text.encode("utf-8"))]
+    try:
+        return [s.path for s in specs if write_if_changed(root / s.path, s.text.encode("utf-8"))]
+    except OSError as exc:
+        raise SyntraError(f"cannot write {exc.filename}: {exc.strerror}") from None
 
 
 def stale_dirs(plan: Plan, root: Path) -> list[Path]:
@@ -156,14 +165,19 @@ def stale_dirs(plan: Plan, root: Path) -> list[Path]:
     return sorted(
         folder
         for folder in specs.iterdir()
-        if folder.is_dir() and folder.name not in names and _generated_only(folder)
+        if folder.is_dir()
+        and not folder.is_symlink()
+        and folder.name not in names
+        and _generated_only(folder)
     )
 
 
 def _generated_only(folder: Path) -> bool:
     files = list(folder.iterdir())
     return bool(files) and all(
-        f.name in SPEC_NAMES and GENERATED_MARK in f.read_text(errors="replace")[:400]
+        f.name in SPEC_NAMES
+        and f.is_file()
+        and GENERATED_MARK in f.read_text(errors="replace")[:400]
         for f in files
     )
 

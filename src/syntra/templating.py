@@ -6,17 +6,34 @@ StrictUndefined: a misspelt variable fails loudly instead of rendering as ''.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from syntra.errors import did_you_mean
 
+# Tag templates are one-line expressions: no loops, calls or arithmetic that
+# could make `syntra validate` spin or allocate without bound.
+_TAG_NODES = (
+    nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Getattr,
+    nodes.Getitem, nodes.Const, nodes.Filter, nodes.Concat, nodes.CondExpr, nodes.Compare,
+    nodes.Operand, nodes.And, nodes.Or, nodes.Not, nodes.If, nodes.Test,
+)  # fmt: skip
+_TAG_FILTERS = {"lower", "upper", "replace", "default", "d", "trim", "truncate", "string"}
+
+
+def dockerfile_string(value: object) -> str:
+    """A double-quoted Dockerfile word: only backslash, quote and `$` are escaped."""
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return '"' + text.replace("\n", "\\n") + '"'
+
 
 def environment(loader: jinja2.BaseLoader | None = None) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+    env = ImmutableSandboxedEnvironment(
         loader=loader,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -24,6 +41,8 @@ def environment(loader: jinja2.BaseLoader | None = None) -> ImmutableSandboxedEn
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["dockerfile_string"] = dockerfile_string
+    return env
 
 
 @cache
@@ -37,11 +56,26 @@ def _compiled(text: str) -> jinja2.Template:
 
 
 def check_syntax(text: str) -> None:
-    """Raise ValueError when `text` is not a valid template."""
+    """Raise ValueError unless `text` is a valid one-line expression template."""
     try:
-        _inline().parse(text)
+        tree = _inline().parse(text)
     except jinja2.TemplateSyntaxError as exc:
         raise ValueError(f"'{text}' is not a valid template: {exc.message}") from None
+    for node in _walk(tree):
+        if not isinstance(node, _TAG_NODES):
+            raise ValueError(
+                f"'{text}': tag templates hold expressions and filters only, "
+                f"not {type(node).__name__.lower()}"
+            )
+        if isinstance(node, nodes.Filter) and node.name not in _TAG_FILTERS:
+            allowed = ", ".join(sorted(_TAG_FILTERS))
+            raise ValueError(f"'{text}': filter '{node.name}' is not one of {allowed}")
+
+
+def _walk(node: nodes.Node) -> Iterator[nodes.Node]:
+    yield node
+    for child in node.iter_child_nodes():
+        yield from _walk(child)
 
 
 def render_inline(text: str, context: dict[str, Any]) -> str:
@@ -52,8 +86,8 @@ def render_inline(text: str, context: dict[str, Any]) -> str:
         return _compiled(text).render(context).strip()
     except jinja2.UndefinedError as exc:
         raise ValueError(f"'{text}': {undefined_message(exc, context)}") from None
-    except jinja2.TemplateError as exc:
-        raise ValueError(f"'{text}': {exc}") from None
+    except Exception as exc:  # a template is user input: any failure is a user error
+        raise ValueError(f"'{text}': {type(exc).__name__}: {exc}") from None
 
 
 def undefined_message(exc: jinja2.UndefinedError, context: dict[str, Any]) -> str:

@@ -80,7 +80,8 @@ class BuildVersion:
         return {
             "version": self.version,
             "semver": parsed.__dict__ if parsed else None,
-            "git": self.git.__dict__,
+            # None renders as '', which no tag accepts: the error then says so.
+            "git": {k: "" if v is None else v for k, v in self.git.__dict__.items()},
             "source_date_epoch": self.source_date_epoch,
         }
 

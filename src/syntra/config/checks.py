@@ -9,7 +9,7 @@ from pathlib import Path
 from syntra.config.model import Config, Guest, Image
 from syntra.config.yamldoc import Document, Loc
 from syntra.errors import did_you_mean
-from syntra.layout import DEFAULT_TEMPLATE, TEMPLATES_DIR, find_template, template_names
+from syntra.layout import DEFAULT_TEMPLATE, TEMPLATES_DIR, find_template, is_file, template_names
 
 
 def check(config: Config, document: Document, root: Path) -> None:
@@ -32,7 +32,7 @@ def _image(config: Config, document: Document, root: Path, loc: Loc, image: Imag
     if image.template and image.dockerfile:
         raise document.error((*loc, "dockerfile"), "give either template or dockerfile, not both")
     if image.dockerfile:
-        if not (root / image.dockerfile).is_file():
+        if not is_file(root / image.dockerfile):
             raise document.error((*loc, "dockerfile"), f"'{image.dockerfile}' is not a file")
     else:
         template = image.template or DEFAULT_TEMPLATE
@@ -42,7 +42,7 @@ def _image(config: Config, document: Document, root: Path, loc: Loc, image: Imag
                 (*loc, "template"),
                 f"template '{template}' is not in {TEMPLATES_DIR}/ nor built in{hint}",
             )
-    if not (root / image.context).is_dir():
+    if not is_file(root / image.context, dir=True):
         raise document.error((*loc, "context"), f"'{image.context}' is not a directory")
     if image.platforms:
         _unique(document, (*loc, "platforms"), image.platforms)
@@ -60,7 +60,7 @@ def _image(config: Config, document: Document, root: Path, loc: Loc, image: Imag
 
 
 def _guest(config: Config, document: Document, root: Path, loc: Loc, guest: Guest) -> None:
-    if not (root / guest.source).is_dir():
+    if not is_file(root / guest.source, dir=True):
         raise document.error((*loc, "source"), f"'{guest.source}' is not a directory")
     if guest.language == "python" and not guest.world:
         raise document.error(loc, "missing required key 'world' (python guests)", key=True)

@@ -38,9 +38,10 @@ def _reason(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return validate
 
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SIZE_RE = re.compile(r"^(\d+)\s*([KMGT]?)(i?)B?$", re.IGNORECASE)
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}\Z")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_SIZE_RE = re.compile(r"^(\d+)\s*([KMGT]?)(i?)B?\Z", re.IGNORECASE)
+_TEMPLATE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*\Z")
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -60,21 +61,23 @@ def _env_name(value: str) -> str:
 
 
 def _size(value: Any) -> int:
-    if isinstance(value, bool):
+    match = None if isinstance(value, bool) else _SIZE_RE.match(str(value).strip())
+    size = int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()] if match else 0
+    if size <= 0:
         raise ValueError(f"'{value}' is not a size; write e.g. 512Mi or 2G")
-    if isinstance(value, int):
-        return value
-    match = _SIZE_RE.match(str(value).strip())
-    if not match:
-        raise ValueError(f"'{value}' is not a size; write e.g. 512Mi or 2G")
-    return int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+    return size
 
 
 def _scalar_text(value: Any) -> Any:
-    """Build args and labels accept YAML scalars and pass them on as text."""
+    """Build args and labels accept YAML scalars and pass them on as text.
+
+    Not floats: YAML reads `1.20` as 1.2, and the text the user wrote is lost.
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, float):
+        raise ValueError(f"YAML reads this as the number {value}; write it in quotes")
+    if isinstance(value, int):
         return str(value)
     return value
 
@@ -85,11 +88,32 @@ def _registry_url(value: str) -> str:
             f"'{value}' has a scheme; write host[:port][/namespace] "
             "and set insecure: true for plain HTTP"
         )
-    host, _, namespace = value.partition("/")
+    host, slash, namespace = value.partition("/")
+    if slash and not namespace:
+        raise ValueError(f"'{value}' ends with '/'; write host[:port][/namespace]")
     if not refs.DOMAIN_RE.match(host):
         raise ValueError(f"'{value}' is not a registry: expected host[:port][/namespace]")
     if namespace:
         refs.check_repository(namespace)
+    return value
+
+
+def _schema_version(value: Any) -> int:
+    if value == 1 and type(value) is int:
+        return 1
+    shown = f"'{value}'" if isinstance(value, str) else str(value).lower()
+    raise ValueError(f"{shown} is not a schema version; write version: 1")
+
+
+def _template_name(value: str) -> str:
+    if not _TEMPLATE_NAME_RE.match(value) or ".." in value.split("/"):
+        raise ValueError(f"'{value}' is not a template name: a file name under templates/")
+    return value
+
+
+def _version(value: str) -> str:
+    if value != "git" and not refs.TAG_RE.match(value):
+        raise ValueError(f"'{value}' cannot be part of a tag: {refs.TAG_RULE}")
     return value
 
 
@@ -103,6 +127,8 @@ def _template_text(value: str) -> str:
 
 def _repo_path(value: str, info: ValidationInfo) -> str:
     """A path inside the repository, normalised to POSIX form relative to its root."""
+    if not value:
+        raise PydanticCustomError("syntra", "{reason}", {"reason": "a path cannot be empty"})
     if os.path.isabs(value) or value.startswith("~"):
         raise PydanticCustomError(
             "syntra", "{reason}", {"reason": f"'{value}' must be relative to the repository root"}
@@ -111,7 +137,11 @@ def _repo_path(value: str, info: ValidationInfo) -> str:
     root = (info.context or {}).get("root")
     escapes = normal == ".." or normal.startswith("../")
     if not escapes and isinstance(root, Path):
-        resolved = (root / normal).resolve()
+        try:
+            resolved = (root / normal).resolve()
+        except (OSError, RuntimeError) as exc:  # symlink loops, over-long names
+            reason = f"'{value}' cannot be resolved: {getattr(exc, 'strerror', None) or exc}"
+            raise PydanticCustomError("syntra", "{reason}", {"reason": reason}) from None
         escapes = not resolved.is_relative_to(root.resolve())
     if escapes:
         raise PydanticCustomError(
@@ -133,9 +163,11 @@ RepoPath = Annotated[str, AfterValidator(_repo_path)]
 RegistryUrl = Annotated[str, AfterValidator(_reason(_registry_url))]
 Size = Annotated[int, BeforeValidator(_reason(_size), json_schema_input_type=str | int)]
 ScalarText = Annotated[
-    str, BeforeValidator(_scalar_text, json_schema_input_type=str | int | float | bool)
+    str, BeforeValidator(_reason(_scalar_text), json_schema_input_type=str | int | bool)
 ]
 Template = Annotated[str, AfterValidator(_reason(_template_text))]
+TemplateName = Annotated[str, AfterValidator(_reason(_template_name))]
+Version = Annotated[str, AfterValidator(_reason(_version))]
 
 
 class Strict(BaseModel):
@@ -144,7 +176,7 @@ class Strict(BaseModel):
 
 class Project(Strict):
     name: Name = Field(description="Project name; the default repository prefix of every artifact.")
-    version: str = Field(
+    version: Version = Field(
         "git",
         description="`git` derives the version from `vX.Y.Z` tags; anything else is used as is.",
     )
@@ -190,7 +222,7 @@ class Resources(Strict):
 
 
 class Image(Strict):
-    template: str | None = Field(
+    template: TemplateName | None = Field(
         None,
         description="Template in `templates/` (or built in) that renders the Dockerfile; "
         "default `default.j2`.",
@@ -283,7 +315,9 @@ class Config(Strict):
         json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
     )
 
-    version: Literal[1] = Field(description="Schema version; always 1.")
+    version: Annotated[Literal[1], BeforeValidator(_reason(_schema_version))] = Field(
+        description="Schema version; always 1."
+    )
     project: Project = Field(description="Project identity and version source.")
     builder: Literal["auto", "buildx", "podman", "container"] = Field(
         "auto", description="Image builder; `auto` picks what is installed."

@@ -168,8 +168,9 @@ class _Scan:
         mark = event.start_mark
         tag = getattr(event, "tag", None)
         if tag is not None:
-            raise self.fail(mark, f"YAML tags such as '{tag}' are not supported")
-        if isinstance(event, ScalarEvent) and event.style is None:
+            shown = tag.replace("tag:yaml.org,2002:", "!!")
+            raise self.fail(mark, f"YAML tags such as '{shown}' are not supported")
+        if isinstance(event, ScalarEvent) and not event.style:
             self.check_number(event)
         parent = self.stack[-1] if self.stack else None
         if parent is None:
@@ -187,7 +188,7 @@ class _Scan:
             parent.index += 1
         if loc is not None:
             key = parent.key_spot if parent and parent.is_map else None
-            style = event.style if isinstance(event, ScalarEvent) else None
+            style = (event.style or None) if isinstance(event, ScalarEvent) else None
             self.spots[loc] = Spot((mark.line, mark.column), key, style)
         if isinstance(event, CollectionStartEvent):
             if len(self.stack) >= MAX_DEPTH:
@@ -199,16 +200,17 @@ class _Scan:
 
     def take_key(self, parent: _Frame, event: NodeEvent) -> None:
         mark = event.start_mark
-        implicit = getattr(event, "implicit", (True, True))
-        if not isinstance(event, ScalarEvent) or (
-            event.style is None
-            and self.resolver.resolve(ScalarNode, event.value, implicit) != STR_TAG
-        ):
-            shown = event.value if isinstance(event, ScalarEvent) else "a collection or alias"
-            raise self.fail(mark, f"keys must be text; write '{shown}' in quotes", parent.loc)
+        if not isinstance(event, ScalarEvent):
+            raise self.fail(mark, "keys must be text, not a collection or alias", parent.loc)
+        plain = not event.style  # the C parser gives '' for plain scalars
+        merge = plain and event.value == "<<"
+        text = self.resolver.resolve(ScalarNode, event.value, event.implicit) == STR_TAG
+        if plain and not merge and not text:
+            message = f"keys must be text; write '{event.value}' in quotes"
+            raise self.fail(mark, message, parent.loc)
         parent.key = event.value
         parent.key_spot = (mark.line, mark.column)
-        parent.merging = event.value == "<<" and event.style is None
+        parent.merging = merge
 
     def take_value(self, parent: _Frame, event: NodeEvent) -> Loc | None:
         assert parent.key is not None
@@ -353,6 +355,9 @@ def to_plain(document: Document, environ: Mapping[str, str] | None = None) -> di
                 message = f"'{match.group(0)}' is not a valid ${{VAR}} reference"
                 raise _at_var(document, loc, text, match, message)
             name, operator, default = body.groups()
+            refuse = _interpolation_refused(loc, name)
+            if refuse:
+                raise _at_var(document, loc, text, match, refuse)
             value = env.get(name)
             if (operator == ":-" and not value) or (operator == "-" and value is None):
                 return str(default)
@@ -380,6 +385,21 @@ def to_plain(document: Document, environ: Mapping[str, str] | None = None) -> di
 
     plain: dict[str, Any] = walk(document.data, ())
     return plain
+
+
+_SECRET_NAME_RE = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|PRIVATE|CREDENTIAL|API_?KEY|AUTH")
+
+
+def _interpolation_refused(loc: Loc, name: str) -> str | None:
+    """Secrets never enter syntra.yaml, and rendered files never depend on the environment."""
+    if _SECRET_NAME_RE.search(name.upper()):
+        return (
+            f"'{name}' looks like a secret, and secrets are not expanded into syntra.yaml: "
+            "mount it with secrets: [{id: ..., env: " + name + "}] or use credentials.password_env"
+        )
+    if loc[:1] == ("images",) and len(loc) > 2 and loc[2] == "vars":
+        return "vars are rendered into committed files, which must not depend on the environment"
+    return None
 
 
 def _at_var(
