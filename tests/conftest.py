@@ -126,12 +126,23 @@ def podman_store(folder: Path) -> dict[str, str]:
     return {"CONTAINERS_STORAGE_CONF": str(conf)}
 
 
+def reset_store(env: dict[str, str]) -> None:
+    """Remove a store's images and unmount its layers, so its folder can be deleted."""
+    subprocess.run(
+        ["podman", "system", "reset", "--force"],
+        env={**os.environ, **env},
+        capture_output=True,
+        check=True,
+    )
+
+
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     env = podman_store(tmp_path_factory.mktemp("podman"))
     previous = os.environ.get("CONTAINERS_STORAGE_CONF")
     os.environ.update(env)
     yield env
+    reset_store(env)
     if previous is None:
         del os.environ["CONTAINERS_STORAGE_CONF"]
     else:

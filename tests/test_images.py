@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from syntra.localregistry import seed_busybox
-from tests.conftest import BUSYBOX, commit, git, podman_store, run, skopeo
+from tests.conftest import BUSYBOX, commit, git, podman_store, reset_store, run, skopeo
 from tests.oci import validate
 
 TEMPLATE = """\
@@ -176,11 +176,16 @@ def test_base_image_digest_change_rebuilds(
 def test_two_clean_builds_give_the_same_index_digest(
     project: Path, tmp_path: Path, registry: str
 ) -> None:
-    doit_ok(project, env=podman_store(tmp_path / "store-a"))
-    first = record(project)["digest"]
-    shutil.rmtree(project / ".syntra")
-    doit_ok(project, env=podman_store(tmp_path / "store-b"))
-    assert record(project)["digest"] == first
+    stores = [podman_store(tmp_path / "store-a"), podman_store(tmp_path / "store-b")]
+    try:
+        doit_ok(project, env=stores[0])
+        first = record(project)["digest"]
+        shutil.rmtree(project / ".syntra")
+        doit_ok(project, env=stores[1])
+        assert record(project)["digest"] == first
+    finally:
+        for env in stores:
+            reset_store(env)
 
 
 def test_repush_of_unchanged_image_uploads_no_blob(project: Path) -> None:
