@@ -12,19 +12,16 @@ from syntra.build import Builder, BuildRequest
 from syntra.build.context import BuildContext
 from syntra.config import Loaded
 from syntra.errors import SyntraError
-from syntra.layout import STATE_DIR
+from syntra.layout import STATE_DIR, digest_dir, record_path, slug
 from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 from syntra.publish import (
     PlatformImage,
     Where,
-    digest_dir,
     image_record,
     locate,
     pin,
     publish_index,
     push_layout,
-    record_path,
-    slug,
     write_json,
 )
 

@@ -41,3 +41,17 @@ def is_file(path: Path, *, dir: bool = False) -> bool:
         return path.is_dir() if dir else path.is_file()
     except OSError:
         return False
+
+
+def record_path(root: Path, name: str) -> Path:
+    """The result record of a pushed artifact: what SBOM, signing and release read."""
+    return root / STATE_DIR / "out" / f"{name}.json"
+
+
+def digest_dir(root: Path, name: str) -> Path:
+    """Digest files of per-platform pushes, for `syntra merge`."""
+    return root / STATE_DIR / "digests" / name
+
+
+def slug(platform: str) -> str:
+    return platform.replace("/", "-")

@@ -18,7 +18,6 @@ from syntra import refs
 from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
-from syntra.layout import STATE_DIR
 from syntra.plan import Destination, ImagePlan, Plan
 from syntra.registry import INDEX, Registry, digest_of
 
@@ -138,18 +137,6 @@ def publish_index(where: Where, destination: Destination, children: list[Platfor
 
 
 # Records ------------------------------------------------------------------
-
-
-def record_path(root: Path, name: str) -> Path:
-    return root / STATE_DIR / "out" / f"{name}.json"
-
-
-def digest_dir(root: Path, name: str) -> Path:
-    return root / STATE_DIR / "digests" / name
-
-
-def slug(platform: str) -> str:
-    return platform.replace("/", "-")
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from syntra.layout import record_path
 from syntra.plan import Plan
-from syntra.publish import record_path
 
 
 def plan_text(plan: Plan) -> str:

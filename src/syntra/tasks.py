@@ -22,7 +22,14 @@ from doit.tools import config_changed
 
 from syntra import config as config_stage
 from syntra.errors import SyntraError
-from syntra.layout import BUILDER_ENV, BUILTIN_TEMPLATES, CONFIG_FILE, STATE_DIR, TEMPLATES_DIR
+from syntra.layout import (
+    BUILDER_ENV,
+    BUILTIN_TEMPLATES,
+    CONFIG_FILE,
+    STATE_DIR,
+    TEMPLATES_DIR,
+    record_path,
+)
 from syntra.plan import Plan, build_plan
 
 TaskDict = dict[str, Any]
@@ -145,8 +152,6 @@ def _docker_one(name: str) -> TaskFailed | None:
 
 def task_docker() -> Iterator[TaskDict]:
     """Build every image for all its platforms and push it with its tags."""
-    from syntra.publish import record_path
-
     loaded, plan = _loaded()
     for image in plan.images:
         yield {
