@@ -95,11 +95,12 @@ def _job(args: argparse.Namespace) -> Any:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from syntra import build, images
+    from syntra import build, images, render
 
     if args.push_by_digest != bool(args.platform):
         raise SyntraError("--push-by-digest and --platform go together: one platform, no tags")
     job = _job(args)
+    render.write(render.render_image(job.image, job.root, job.plan.project), job.root)
     builder = build.select(args.builder or os.environ.get(BUILDER_ENV) or job.loaded.config.builder)
     if args.push_by_digest:
         path = images.push_by_digest(job, args.platform, builder)
