@@ -25,7 +25,9 @@ def shared_flags(request: BuildRequest) -> list[str]:
     if image.target:
         flags += ["--target", image.target]
     for secret in image.secrets:
-        source = f"env={secret['env']}" if "env" in secret else f"src={request.root / secret['src']}"
+        source = (
+            f"env={secret['env']}" if "env" in secret else f"src={request.root / secret['src']}"
+        )
         flags += ["--secret", f"id={secret['id']},{source}"]
     return flags
 
