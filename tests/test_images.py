@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from syntra.localregistry import seed_busybox
+from syntra.localregistry import seed_busybox, serve
 from tests.conftest import BUSYBOX, commit, git, podman_store, reset_store, run, skopeo
 from tests.oci import validate
 
@@ -250,3 +251,40 @@ def test_build_failure_names_stage_image_and_platform(project: Path) -> None:
     out = done.stdout + done.stderr
     assert "docker app: podman build of app for linux/amd64 failed (exit 1); see " in out
     assert "Traceback" not in out
+
+
+def test_push_with_credentials_from_the_environment(
+    tmp_path: Path, registry: str, base: str
+) -> None:
+    htpasswd = tmp_path / "htpasswd"
+    login = ["htpasswd", "-Bbc", str(htpasswd), "ci", "pa55word"]
+    subprocess.run(login, check=True, capture_output=True)
+    with serve(htpasswd=htpasswd) as private:
+        root = make_project(tmp_path / "repo", private, base)
+        undeclared = run(root, "doit", "docker")
+        assert (
+            f"docker app: {registry}: TLS handshake failed; if this registry" in undeclared.stdout
+        )
+        credentials = "credentials: {username_env: REG_USER, password_env: REG_PASS}"
+        text = (
+            (root / "syntra.yaml")
+            .read_text()
+            .replace(
+                "insecure: true}}",
+                f"insecure: true, {credentials}}}, bases: {{url: '{registry}', insecure: true}}}}\n"
+                "defaults: {registry: local}",
+            )
+        )
+        (root / "syntra.yaml").write_text(text)
+        missing = run(root, "doit", "docker", env={"REG_USER": "ci"})
+        assert f"docker app: {private}: credentials variable REG_PASS is not set" in missing.stdout
+        wrong = run(root, "doit", "docker", env={"REG_USER": "ci", "REG_PASS": "nope"})
+        assert "registry answered 401" in wrong.stdout
+        assert "nope" not in wrong.stdout + wrong.stderr
+        done = run(root, "doit", "docker", env={"REG_USER": "ci", "REG_PASS": "pa55word"})
+        assert done.returncode == 0, done.stdout
+        logs = "".join(p.read_text() for p in (root / ".syntra" / "logs").rglob("*.log"))
+        assert "pa55word" not in done.stdout + done.stderr + logs
+        creds = ["--tls-verify=false", "--creds", "ci:pa55word"]
+        tags = skopeo("list-tags", *creds, f"docker://{private}/demo/app")
+        assert "latest" in json.loads(tags)["Tags"]

@@ -43,15 +43,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(timeout: float = 15.0) -> Iterator[str]:
-    """Start a registry and yield its `127.0.0.1:PORT`; stop and delete it afterwards."""
+def serve(timeout: float = 15.0, htpasswd: Path | None = None) -> Iterator[str]:
+    """Start a registry and yield its `127.0.0.1:PORT`; stop and delete it afterwards.
+
+    With `htpasswd` (bcrypt entries), every request needs basic authentication.
+    """
     binary = shutil.which("docker-registry")
     if binary is None:
         raise SyntraError("docker-registry is not installed (apt-get install docker-registry)")
     with tempfile.TemporaryDirectory(prefix="syntra-registry-") as folder:
         addr = f"127.0.0.1:{free_port()}"
         config = Path(folder) / "config.yml"
-        config.write_text(_CONFIG.format(root=Path(folder) / "data", addr=addr))
+        text = _CONFIG.format(root=Path(folder) / "data", addr=addr)
+        if htpasswd is not None:
+            text += f"auth:\n  htpasswd:\n    realm: syntra\n    path: {htpasswd}\n"
+        config.write_text(text)
         log = Path(folder) / "registry.log"
         # A file, not a pipe: the registry logs every 404, and a pipe nobody reads
         # fills up and blocks it mid-request.
@@ -76,6 +82,8 @@ def _wait(addr: str, process: subprocess.Popen[bytes], log: Path, timeout: float
         try:
             with urllib.request.urlopen(f"http://{addr}/v2/", timeout=1):
                 return
+        except urllib.error.HTTPError:
+            return  # 401 from a registry that wants a login: it is serving
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.05)
     raise SyntraError(f"docker-registry did not answer on {addr} within {timeout:.0f}s")

@@ -60,7 +60,8 @@ class Registry:
 
     def __init__(self, host: str, insecure: bool, credentials: Credentials | None = None) -> None:
         self.host = host
-        self.client = oras.provider.Registry(hostname=host, insecure=insecure)
+        backend = _auth_backend(host, insecure)
+        self.client = oras.provider.Registry(hostname=host, insecure=insecure, auth_backend=backend)
         # oras sends every request without a timeout: a registry that accepts the
         # connection and never answers would hang the build forever.
         self.client.session.request = functools.partial(
@@ -87,6 +88,11 @@ class Registry:
         request = oras.provider.Registry.do_request.__wrapped__
         try:
             response: requests.Response = request(self.client, url, method, **kwargs)
+        except requests.exceptions.SSLError:
+            raise SyntraError(
+                f"{self.host}: TLS handshake failed; if this registry speaks plain HTTP, "
+                "declare it under registries with insecure: true"
+            ) from None
         except requests.RequestException as exc:
             raise SyntraError(f"{self.host}: {type(exc).__name__}: cannot reach registry") from None
         except ValueError as exc:  # oras: authentication was refused
@@ -127,7 +133,10 @@ class Registry:
 
     def has_blob(self, repository: str, digest: str) -> bool:
         response = self._request("HEAD", self._url(repository, "blobs", digest))
-        return response.status_code == 200
+        if response.status_code == 404:
+            return False
+        _check(response, f"HEAD blob {repository}@{digest}")
+        return True
 
     def get_blob(self, repository: str, digest: str) -> bytes:
         response = self._request("GET", self._url(repository, "blobs", digest))
@@ -144,9 +153,23 @@ class Registry:
             response = self.client.put_upload(str(path), self._container(repository), layer)
         except requests.RequestException:
             raise SyntraError(f"{self.host}: cannot reach registry") from None
+        except ValueError as exc:  # oras: the registry refused to start the upload
+            raise SyntraError(f"upload {repository}@{digest}: {exc}") from None
         _check(response, f"upload {repository}@{digest}")
         self.transfer.uploaded_bytes += size
         self.transfer.uploaded_blobs += 1
+
+
+def _auth_backend(host: str, insecure: bool) -> str:
+    """oras' `token` backend asks a token server even when the registry wants Basic
+    authentication (a plain `docker-registry` with htpasswd): ask the registry."""
+    scheme = "http" if insecure else "https"
+    try:
+        response = requests.get(f"{scheme}://{host}/v2/", timeout=TIMEOUT)
+    except requests.RequestException:
+        return "token"  # the real request will report the problem
+    challenge = response.headers.get("WWW-Authenticate", "")
+    return "basic" if challenge.lower().startswith("basic") else "token"
 
 
 def _check(response: requests.Response, what: str) -> None:
