@@ -28,7 +28,11 @@ def _ran(output: str) -> list[str]:
 def test_list_shows_the_stages(project: Path) -> None:
     done = doit(project, "list")
     assert done.returncode == 0
-    assert [line.split()[0] for line in done.stdout.splitlines()] == ["docker", "render"]
+    assert [line.split()[0] for line in done.stdout.splitlines()] == [
+        "container",
+        "docker",
+        "render",
+    ]
 
 
 def test_second_run_does_nothing(project: Path) -> None:

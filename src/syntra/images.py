@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from syntra.build import Builder, BuildRequest
+from syntra.build.container import AppleContainer, repair_with_skopeo, work_log
 from syntra.build.context import BuildContext
 from syntra.config import Loaded
 from syntra.errors import SyntraError
@@ -18,6 +19,7 @@ from syntra.publish import (
     PlatformImage,
     Where,
     image_record,
+    index_children,
     locate,
     pin,
     publish_index,
@@ -53,11 +55,17 @@ def build_inputs(job: Job) -> dict[str, Any]:
     }
 
 
-def _request(job: Job, platform: str, builder: Builder) -> BuildRequest:
+def _pinned_args(job: Job) -> tuple[dict[str, str], bool]:
+    """Build args with the base image pinned to its digest; whether its registry is HTTP."""
     args = dict(job.image.args)
     insecure = False
     if job.image.base:
         args[BASE_IMAGE_ARG], insecure = pin(job.loaded.config, job.image.base)
+    return args, insecure
+
+
+def _request(job: Job, platform: str, builder: Builder) -> BuildRequest:
+    args, insecure = _pinned_args(job)
     work = job.root / STATE_DIR / "build" / job.image.name
     work.mkdir(parents=True, exist_ok=True)
     return BuildRequest(
@@ -120,4 +128,33 @@ def merge(job: Job) -> dict[str, Any]:
     digest = publish_index(where, job.image.destination, children)
     record = image_record(job.plan, job.image, digest, children, 0)
     write_json(record_path(job.root, job.image.name), record)
+    return record
+
+
+def build_with_container(job: Job, cli: AppleContainer) -> dict[str, Any]:
+    """Apple's CLI builds every platform and pushes each reference itself; Syntra
+    checks the index it left in the registry, repairs missing children, and records."""
+    image, destination = job.image, job.image.destination
+    where = locate(job.loaded.config, destination)
+    scheme = "http" if destination.insecure else "https"
+    cli.ensure_started()
+    if where.registry.credentials:
+        user, password = where.registry.credentials
+        cli.login(where.registry.host, scheme, user, password)
+    args, _ = _pinned_args(job)
+    cli.build(image, job.root, args, job.plan.source_date_epoch, work_log(job.root, image.name))
+    local = cli.local_digest(destination.refs[0])
+    for reference in destination.refs:
+        cli.push(reference, scheme)
+    children, missing = index_children(where, destination.tags[0])
+    if missing:
+        repair_with_skopeo(cli, destination.refs[0], destination.insecure)
+        children, missing = index_children(where, destination.tags[0])
+        if missing:
+            raise SyntraError(f"{image.name}: {', '.join(missing)} still missing after repair")
+    digest = where.registry.head_manifest(where.path, destination.tags[0])
+    if digest != local:
+        raise SyntraError(f"{image.name}: the registry holds {digest}, the local image is {local}")
+    record = image_record(job.plan, image, digest, children, 0)
+    write_json(record_path(job.root, image.name), record)
     return record

@@ -107,6 +107,33 @@ def push_layout(where: Where, layout: Path, platform: str) -> PlatformImage:
     return PlatformImage(platform, digest, len(data), media_type, content)
 
 
+def index_children(where: Where, reference: str) -> tuple[list[PlatformImage], list[str]]:
+    """The platforms of the index at `reference`, and the digests of children it misses."""
+    index = where.registry.get_manifest(where.path, reference).json()
+    children, missing = [], []
+    for entry in index.get("manifests", []):
+        described = entry.get("platform", {})
+        name = "/".join(
+            part
+            for part in (
+                described.get("os"),
+                described.get("architecture"),
+                described.get("variant"),
+            )
+            if part
+        )
+        if where.registry.head_manifest(where.path, entry["digest"]) is None:
+            missing.append(entry["digest"])
+            continue
+        manifest = where.registry.get_manifest(where.path, entry["digest"]).json()
+        blobs = [manifest["config"], *manifest["layers"]]
+        content = entry["size"] + sum(blob["size"] for blob in blobs)
+        children.append(
+            PlatformImage(name, entry["digest"], entry["size"], entry["mediaType"], content)
+        )
+    return children, missing
+
+
 def index_bytes(children: list[PlatformImage]) -> bytes:
     """The OCI index over `children`, serialised the same way every time."""
     manifests = []

@@ -68,6 +68,8 @@ class Registry:
             self.client.session.request, timeout=TIMEOUT
         )
         self.transfer = Transfer()
+        self.credentials: tuple[str, str] | None = None
+        """User and password from the environment, for tools that log in themselves."""
         if credentials is None:
             self.client.auth.load_configs(self._container("library/any"))
         else:
@@ -77,6 +79,7 @@ class Registry:
                 missing = credentials.username_env if not user else credentials.password_env
                 raise SyntraError(f"{host}: credentials variable {missing} is not set")
             self.client.auth.set_basic_auth(user, password)
+            self.credentials = (user, password)
 
     def _container(self, repository: str, reference: str = "latest") -> oras.container.Container:
         separator = "@" if reference.startswith("sha256:") else ":"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from functools import cache
@@ -34,7 +35,7 @@ from syntra.plan import Plan, build_plan
 
 TaskDict = dict[str, Any]
 
-__all__ = ["DOIT_CONFIG", "task_docker", "task_render"]
+__all__ = ["DOIT_CONFIG", "task_container", "task_docker", "task_render"]
 
 DOIT_CONFIG: dict[str, Any] = {
     "dep_file": f"{STATE_DIR}/doit.json",
@@ -126,6 +127,8 @@ class _InputsUnchanged:
         from syntra.images import Job, build_inputs
 
         loaded, plan = _loaded()
+        if not record_path(loaded.root, self.image).is_file():
+            return False
         try:
             inputs = build_inputs(Job(loaded, plan, plan.image(self.image)))
         except SyntraError:
@@ -150,14 +153,43 @@ def _docker_one(name: str) -> TaskFailed | None:
     return None
 
 
-def task_docker() -> Iterator[TaskDict]:
-    """Build every image for all its platforms and push it with its tags."""
+def _container_one(name: str) -> TaskFailed | None:
+    """Apple's CLI where it runs; elsewhere the Linux builder, with a note saying why."""
+    from syntra.build.container import AppleContainer, Host, unavailable_reason
+    from syntra.images import Job, build_with_container
+
+    reason = unavailable_reason(Host.here(), shutil.which("container"))
+    if reason:
+        print(f"{name}: {reason}: using the Linux builder")
+        return _docker_one(name)
     loaded, plan = _loaded()
+    try:
+        cli = AppleContainer()
+        version = ".".join(map(str, cli.version))
+        print(f"{name}: building {', '.join(plan.image(name).platforms)} with container {version}")
+        record = build_with_container(Job(loaded, plan, plan.image(name)), cli)
+    except SyntraError as exc:
+        return _failed("container", name, exc)
+    print(f"{name}: {record['digest']} -> {', '.join(record['refs'])}")
+    return None
+
+
+def _image_tasks(action: Any) -> Iterator[TaskDict]:
+    _, plan = _loaded()
     for image in plan.images:
         yield {
             "name": image.name,
-            "actions": [(_docker_one, [image.name])],
-            "file_dep": [image.dockerfile],
-            "targets": [str(record_path(loaded.root, image.name).relative_to(loaded.root))],
+            "actions": [(action, [image.name])],
+            "file_dep": [image.dockerfile, image.containerfile],
             "uptodate": [_InputsUnchanged(image.name)],
         }
+
+
+def task_docker() -> Iterator[TaskDict]:
+    """Build every image for all its platforms and push it with its tags."""
+    yield from _image_tasks(_docker_one)
+
+
+def task_container() -> Iterator[TaskDict]:
+    """Build and push every image with Apple's container CLI (macOS 26, Apple silicon)."""
+    yield from _image_tasks(_container_one)

@@ -1,0 +1,215 @@
+"""Apple's `container` CLI (macOS 26 on Apple silicon): build and push in its own store.
+
+Unlike podman and buildx it cannot hand out an OCI layout or push by digest, so it
+builds every platform at once, tags, and pushes each reference itself; Syntra then
+checks the pushed index through the registry API (the CLI has been seen to leave
+index children behind), repairs a gap with `image save` + skopeo, and records the
+result in the same `.syntra/out/` record as the Linux builders.
+
+This cannot run on Linux: it is verified against a recording stand-in that answers
+like CLI versions 0.4.x and 1.x (tests/standins/container).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syntra import refs
+from syntra.errors import SyntraError
+from syntra.layout import STATE_DIR
+from syntra.plan import ImagePlan
+
+MAX_SPEC_BYTES = 16 * 1024
+_VERSION_RE = re.compile(r"container CLI version (\d+)\.(\d+)\.(\d+)")
+
+Version = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Host:
+    system: str
+    release: str
+    machine: str
+
+    @classmethod
+    def here(cls) -> Host:
+        return cls(platform.system(), platform.mac_ver()[0], platform.machine())
+
+
+def unavailable_reason(host: Host, program: str | None) -> str | None:
+    """Why Apple's backend cannot be used on `host`, or None when it can."""
+    needs = "Apple's container CLI needs macOS 26 on Apple silicon; this is"
+    if host.system != "Darwin":
+        return f"{needs} {host.system} {host.machine}"
+    major = int(host.release.split(".")[0] or 0) if host.release else 0
+    if major < 26 or host.machine != "arm64":
+        return f"{needs} macOS {host.release} {host.machine}"
+    if program is None:
+        return "Apple's container CLI is not installed (github.com/apple/container/releases)"
+    return None
+
+
+def parse_version(text: str) -> Version:
+    match = _VERSION_RE.search(text)
+    if not match:
+        raise SyntraError(f"cannot read the container CLI version from {text.strip()!r}")
+    major, minor, patch = (int(part) for part in match.groups())
+    return (major, minor, patch)
+
+
+def memory_flag(size: int) -> str:
+    """The CLI takes 1 MiB granularity with a K/M/G suffix."""
+    gib, mib = 1 << 30, 1 << 20
+    return f"{size // gib}G" if size % gib == 0 else f"{max(size // mib, 1)}M"
+
+
+def platform_flags(platforms: list[str]) -> list[str]:
+    """`--arch` for plain linux platforms (every version has it), else `--platform`."""
+    parsed = [refs.parse_platform(p) for p in platforms]
+    if all(p.os == "linux" and not p.variant for p in parsed):
+        return [flag for p in parsed for flag in ("--arch", p.arch)]
+    return [flag for p in platforms for flag in ("--platform", p)]
+
+
+class AppleContainer:
+    name = "container"
+
+    def __init__(self, program: str = "container") -> None:
+        self.program = program
+        self.version = parse_version(self._run("--version"))
+
+    def _run(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        done = subprocess.run(
+            [self.program, *args], input=stdin, capture_output=True, text=True, check=False
+        )
+        if check and done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise SyntraError(f"container {args[0]} failed (exit {done.returncode}): {detail[0]}")
+        return done.stdout
+
+    # The commands, one method each, so contract tests can name what they check.
+
+    def ensure_started(self) -> None:
+        if not self._running():
+            self._run("system", "start", "--enable-kernel-install")
+            if not self._running():
+                raise SyntraError("container system start did not bring the services up")
+
+    def _running(self) -> bool:
+        try:
+            status = json.loads(
+                self._run("system", "status", "--format", "json", check=False) or "{}"
+            )
+        except json.JSONDecodeError:
+            return False
+        return str(status.get("status", "")).lower() == "running"
+
+    def login(self, server: str, scheme: str, user: str, password: str) -> None:
+        self._run(
+            "registry", "login", "--scheme", scheme, "-u", user, "--password-stdin", server,
+            stdin=password,
+        )  # fmt: skip
+
+    def build_argv(
+        self, image: ImagePlan, root: Path, args: dict[str, str], epoch: int
+    ) -> list[str]:
+        spec = root / image.containerfile
+        if spec.stat().st_size >= MAX_SPEC_BYTES:
+            raise SyntraError(
+                f"{image.containerfile} is {spec.stat().st_size} bytes: Apple's container CLI "
+                "refuses Containerfiles of 16 KiB or more"
+            )
+        argv = ["build", "-t", image.destination.refs[0], "-f", str(spec)]
+        argv += platform_flags(image.platforms)
+        # Always both: the CLI recreates its builder VM when they differ from its config.
+        argv += ["-c", str(image.cpus), "-m", memory_flag(image.memory)]
+        for key, value in {**args, "SOURCE_DATE_EPOCH": str(epoch)}.items():
+            argv += ["--build-arg", f"{key}={value}"]
+        for key, value in image.labels.items():
+            argv += ["-l", f"{key}={value}"]
+        if image.target:
+            argv += ["--target", image.target]
+        for secret in image.secrets:
+            source = f"env={secret['env']}" if "env" in secret else f"src={root / secret['src']}"
+            argv += ["--secret", f"id={secret['id']},{source}"]
+        return [*argv, "--progress", "plain", str(root / image.context)]
+
+    def push_argv(self, reference: str, scheme: str) -> list[str]:
+        # 0.5.0 renamed `images` to `image`; 1.3.0 stopped guessing plain HTTP, so
+        # the scheme is always given.
+        group = "image" if self.version >= (0, 5, 0) else "images"
+        return [group, "push", "--scheme", scheme, reference]
+
+    def build(
+        self, image: ImagePlan, root: Path, args: dict[str, str], epoch: int, log: Path
+    ) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        argv = self.build_argv(image, root, args, epoch)
+        done = subprocess.run([self.program, *argv], capture_output=True, text=True, check=False)
+        log.write_text(f"$ container {' '.join(argv)}\n{done.stdout}{done.stderr}")
+        if done.returncode != 0:
+            tail = "\n".join(log.read_text().splitlines()[-15:])
+            failed = f"container build of {image.name} failed (exit {done.returncode})"
+            raise SyntraError(f"{failed}; see {log}\n{tail}")
+        for reference in image.destination.refs[1:]:
+            self._run("image", "tag", image.destination.refs[0], reference)
+
+    def push(self, reference: str, scheme: str) -> None:
+        self._run(*self.push_argv(reference, scheme))
+
+    def local_digest(self, reference: str) -> str:
+        """The index digest in the local store, from `image list --format json`.
+
+        Before 1.0.0 entries are {reference, descriptor: {digest}}; from 1.0.0 they
+        are {name, index: {digest}}. Both are read, whichever the version.
+        """
+        entries: list[dict[str, Any]] = json.loads(self._run("image", "list", "--format", "json"))
+        for entry in entries:
+            name = entry.get("reference") or entry.get("name") or ""
+            descriptor = entry.get("descriptor") or entry.get("index") or {}
+            if _same_image(str(name), reference) and descriptor.get("digest"):
+                return str(descriptor["digest"])
+        raise SyntraError(f"container image list does not show {reference} after the build")
+
+    def save(self, reference: str, output: Path) -> None:
+        self._run("image", "save", "--output", str(output), reference)
+
+
+def _same_image(listed: str, reference: str) -> bool:
+    """The CLI may list `docker.io/library/x:tag` for `x:tag`; compare without that prefix."""
+
+    def bare(text: str) -> str:
+        return text.removeprefix("docker.io/").removeprefix("library/")
+
+    return bare(listed) == bare(reference)
+
+
+def repair_with_skopeo(cli: AppleContainer, reference: str, insecure: bool) -> None:
+    """Re-push every child of an index the CLI left incomplete, by digest."""
+    if shutil.which("skopeo") is None:
+        raise SyntraError(
+            "the pushed index misses children and skopeo is not installed to repair it"
+        )
+    with tempfile.TemporaryDirectory(prefix="syntra-container-") as folder:
+        archive = Path(folder) / "image.tar"
+        cli.save(reference, archive)
+        tls = "false" if insecure else "true"
+        done = subprocess.run(
+            ["skopeo", "copy", "--all", "--preserve-digests", f"--dest-tls-verify={tls}",
+             f"oci-archive:{archive}", f"docker://{reference}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise SyntraError(f"skopeo could not repair {reference}: {done.stderr.strip()[-300:]}")
+
+
+def work_log(root: Path, image: str) -> Path:
+    return root / STATE_DIR / "logs" / image / "all-container.log"

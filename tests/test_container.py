@@ -1,0 +1,215 @@
+"""Apple's `container` backend: contract tests against a recording stand-in for CLI
+versions 0.4.x and 1.x (the CLI only runs on macOS 26), plus the Linux fallback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from syntra.build.container import (
+    AppleContainer,
+    Host,
+    memory_flag,
+    platform_flags,
+    unavailable_reason,
+)
+from syntra.config import load
+from syntra.errors import SyntraError
+from syntra.images import Job, build_with_container
+from syntra.plan import build_plan
+from tests.conftest import REPO, run, skopeo
+from tests.test_images import make_project, record
+
+STANDIN = REPO / "tests" / "standins" / "container"
+VERSIONS = ["0.4.1", "1.3.0"]
+
+
+@pytest.mark.parametrize(
+    ("host", "program", "reason"),
+    [
+        (
+            Host("Linux", "", "x86_64"),
+            None,
+            "needs macOS 26 on Apple silicon; this is Linux x86_64",
+        ),
+        (Host("Darwin", "15.5", "arm64"), "/x", "this is macOS 15.5 arm64"),
+        (Host("Darwin", "26.1", "x86_64"), "/x", "this is macOS 26.1 x86_64"),
+        (Host("Darwin", "26.1", "arm64"), None, "not installed"),
+        (Host("Darwin", "26.1", "arm64"), "/usr/local/bin/container", None),
+    ],
+)
+def test_where_the_backend_is_available(
+    host: Host, program: str | None, reason: str | None
+) -> None:
+    found = unavailable_reason(host, program)
+    assert (found is None) if reason is None else (reason in str(found))
+
+
+def test_flags() -> None:
+    assert memory_flag(8 << 30) == "8G"
+    assert memory_flag(1536 << 20) == "1536M"
+    assert platform_flags(["linux/amd64", "linux/arm64"]) == ["--arch", "amd64", "--arch", "arm64"]
+    assert platform_flags(["linux/arm/v7"]) == ["--platform", "linux/arm/v7"]
+
+
+def test_doit_container_on_linux_uses_podman_and_says_why(
+    tmp_path: Path, registry: str, base: str
+) -> None:
+    root = make_project(tmp_path / "repo", registry, base, "    repository: tests/on-linux\n")
+    done = run(root, "doit", "container")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        "app: Apple's container CLI needs macOS 26 on Apple silicon; this is Linux x86_64: "
+        "using the Linux builder\n"
+    ) in done.stdout
+    assert "app: building linux/amd64, linux/arm64 with podman" in done.stdout
+    assert record(root)["digest"]
+
+
+@pytest.fixture
+def layout(tmp_path: Path, registry: str, base: str) -> Path:
+    """A multi-arch OCI layout: what the stand-in's `build` hands out."""
+    folder = tmp_path / "built"
+    skopeo(
+        "copy", "-q", "--all", "--src-tls-verify=false", f"docker://{base}", f"oci:{folder}:image"
+    )
+    return folder
+
+
+def _job(tmp_path: Path, registry: str, base: str, extra: str = "") -> Job:
+    root = make_project(tmp_path / "repo", registry, base, extra)
+    loaded = load(root / "syntra.yaml")
+    plan = build_plan(loaded)
+    return Job(loaded, plan, plan.image("app"))
+
+
+def _calls(state: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def standin(tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    state = tmp_path / "standin"
+    monkeypatch.setenv("STANDIN_STATE", str(state))
+    monkeypatch.setenv("STANDIN_LAYOUT", str(layout))
+    monkeypatch.setenv("STANDIN_PASSWORD", "pa55word")
+    monkeypatch.setenv("REG_USER", "ci")
+    monkeypatch.setenv("REG_PASS", "pa55word")
+    return state
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_command_for_each_version(
+    version: str, tmp_path: Path, registry: str, base: str, layout: Path, standin: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("STANDIN_VERSION", version)
+    credentials = "credentials: {username_env: REG_USER, password_env: REG_PASS}"
+    job = _job(
+        tmp_path, registry, base, f"    repository: tests/apple-{version.replace('.', '-')}\n"
+    )
+    text = (
+        (job.root / "syntra.yaml")
+        .read_text()
+        .replace("insecure: true}}", f"insecure: true, {credentials}}}}}")
+    )
+    (job.root / "syntra.yaml").write_text(text)
+    job = _job_from(job.root)
+    (job.root / "ContainerSpecs" / "app").mkdir(parents=True)
+    (job.root / job.image.containerfile).write_text("FROM scratch\n")
+    refs = job.image.destination.refs
+
+    pushed = build_with_container(job, AppleContainer(str(STANDIN)))
+
+    calls = [call["argv"] for call in _calls(standin)]
+    spec, context = str(job.root / job.image.containerfile), str(job.root / "app")
+    epoch = str(job.plan.source_date_epoch)
+    base_arg = next(a for a in calls[5] if a.startswith("BASE_IMAGE="))
+    labels = [x for k, v in job.image.labels.items() for x in ("-l", f"{k}={v}")]
+    group = "image" if version >= "0.5" else "images"
+    assert calls == [
+        ["--version"],
+        ["system", "status", "--format", "json"],
+        ["system", "start", "--enable-kernel-install"],
+        ["system", "status", "--format", "json"],
+        ["registry", "login", "--scheme", "http", "-u", "ci", "--password-stdin", registry],
+        ["build", "-t", refs[0], "-f", spec, "--arch", "amd64", "--arch", "arm64",
+         "-c", "4", "-m", "8G", "--build-arg", "GREETING=hello", "--build-arg", base_arg,
+         "--build-arg", f"SOURCE_DATE_EPOCH={epoch}", *labels, "--progress", "plain", context],
+        ["image", "tag", refs[0], refs[1]],
+        ["image", "list", "--format", "json"],
+        [group, "push", "--scheme", "http", refs[0]],
+        [group, "push", "--scheme", "http", refs[1]],
+    ]  # fmt: skip
+    login = _calls(standin)[4]
+    assert login["password_ok"] is True
+    assert "pa55word" not in json.dumps(calls)
+    assert base_arg.startswith(f"BASE_IMAGE={base.rsplit(':', 1)[0]}@sha256:")
+    index = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    assert pushed["digest"] == index
+    assert [child["platform"] for child in pushed["platforms"]] == ["linux/amd64", "linux/arm64"]
+    assert record(job.root)["digest"] == index
+
+
+def _job_from(root: Path) -> Job:
+    loaded = load(root / "syntra.yaml")
+    plan = build_plan(loaded)
+    return Job(loaded, plan, plan.image("app"))
+
+
+def test_missing_index_children_are_repaired(
+    tmp_path: Path, registry: str, base: str, layout: Path, standin: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("STANDIN_DROP_CHILD", "1")
+    job = _job(tmp_path, registry, base, "    repository: tests/apple-repair\n")
+    (job.root / "ContainerSpecs" / "app").mkdir(parents=True)
+    (job.root / job.image.containerfile).write_text("FROM scratch\n")
+    pushed = build_with_container(job, AppleContainer(str(STANDIN)))
+    assert [c["argv"][:3] for c in _calls(standin)][-1] == ["image", "save", "--output"]
+    for child in pushed["platforms"]:
+        ref = f"docker://{registry}/tests/apple-repair@{child['digest']}"
+        assert json.loads(skopeo("inspect", "--raw", "--tls-verify=false", ref))["layers"]
+
+
+def test_errors_are_one_clear_line(
+    tmp_path: Path, registry: str, base: str, standin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = _job(tmp_path, registry, base, "    repository: tests/apple-errors\n")
+    (job.root / "ContainerSpecs" / "app").mkdir(parents=True)
+    spec = job.root / job.image.containerfile
+    spec.write_text("FROM scratch\n" + "# padding\n" * 1700)
+    with pytest.raises(SyntraError, match=r"is 17013 bytes: Apple's container CLI refuses"):
+        build_with_container(job, AppleContainer(str(STANDIN)))
+    assert not any(c["argv"][0] == "build" for c in _calls(standin))
+    spec.write_text("FROM scratch\n")
+    monkeypatch.setenv("STANDIN_FAIL", "build")
+    with pytest.raises(SyntraError, match=r"^container build of app failed \(exit 1\); see "):
+        build_with_container(job, AppleContainer(str(STANDIN)))
+    (standin / "running").unlink()
+    monkeypatch.setenv("STANDIN_NO_START", "1")
+    with pytest.raises(SyntraError, match="container system start did not bring the services up"):
+        build_with_container(job, AppleContainer(str(STANDIN)))
+
+
+def test_scheme_is_explicit_for_1_3(
+    tmp_path: Path, standin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1.3.0 no longer guesses plain HTTP: the stand-in refuses `auto`, as the CLI does."""
+    monkeypatch.setenv("STANDIN_VERSION", "1.3.0")
+    cli = AppleContainer(str(STANDIN))
+    assert cli.push_argv("127.0.0.1:5000/a/b:1", "http") == [
+        "image",
+        "push",
+        "--scheme",
+        "http",
+        "127.0.0.1:5000/a/b:1",
+    ]
+    (standin / "running").touch()
+    done = subprocess.run(
+        [str(STANDIN), "image", "push", "127.0.0.1:5000/a/b:1"], capture_output=True, text=True
+    )
+    assert "HTTP response to HTTPS client" in done.stderr
