@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,7 +87,7 @@ def _job(tmp_path: Path, registry: str, base: str, extra: str = "") -> Job:
     return Job(loaded, plan, plan.image("app"))
 
 
-def _calls(state: Path) -> list[dict[str, object]]:
+def _calls(state: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
 
 

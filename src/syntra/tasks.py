@@ -127,14 +127,13 @@ class _InputsUnchanged:
         from syntra.images import Job, build_inputs
 
         loaded, plan = _loaded()
-        if not record_path(loaded.root, self.image).is_file():
-            return False
         try:
             inputs = build_inputs(Job(loaded, plan, plan.image(self.image)))
         except SyntraError:
             return False  # the action reports it, naming the stage and image
         self.digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
-        return bool(values.get("_inputs") == self.digest)
+        pushed = record_path(loaded.root, self.image).is_file()
+        return pushed and values.get("_inputs") == self.digest
 
 
 def _docker_one(name: str) -> TaskFailed | None:
