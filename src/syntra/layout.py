@@ -55,3 +55,23 @@ def digest_dir(root: Path, name: str) -> Path:
 
 def slug(platform: str) -> str:
     return platform.replace("/", "-")
+
+
+def wasm_raw(root: Path, guest: str) -> Path:
+    """A guest as its compiler wrote it, before wasm-opt."""
+    return root / STATE_DIR / "wasm" / "raw" / f"{guest}.wasm"
+
+
+def wasm_cache(root: Path) -> Path:
+    """Compiled code (wasmtime serialize) and staged blobs, keyed by digest."""
+    return root / STATE_DIR / "wasm-cache"
+
+
+def source_files(folder: Path) -> list[Path]:
+    """Files of a guest's source tree, without build output and bytecode caches."""
+    skip = {".build", "__pycache__", ".git"}
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and not skip.intersection(path.relative_to(folder).parts)
+    )

@@ -30,17 +30,20 @@ from syntra.layout import (
     STATE_DIR,
     TEMPLATES_DIR,
     record_path,
+    source_files,
+    wasm_cache,
+    wasm_raw,
 )
 from syntra.plan import Plan, build_plan
 
 TaskDict = dict[str, Any]
 
-__all__ = ["DOIT_CONFIG", "task_container", "task_docker", "task_render"]
+__all__ = ["DOIT_CONFIG", "task_container", "task_docker", "task_render", "task_wasm"]
 
 DOIT_CONFIG: dict[str, Any] = {
     "dep_file": f"{STATE_DIR}/doit.json",
     "backend": "json",
-    "default_tasks": ["render", "docker"],
+    "default_tasks": ["render", "wasm", "docker"],
     "verbosity": 2,
 }
 
@@ -192,3 +195,72 @@ def task_docker() -> Iterator[TaskDict]:
 def task_container() -> Iterator[TaskDict]:
     """Build and push every image with Apple's container CLI (macOS 26, Apple silicon)."""
     yield from _image_tasks(_container_one)
+
+
+def _wasm_step(step: str, name: str) -> TaskFailed | None:
+    from syntra.wasm import artifact, compile, optimize, sandbox
+
+    loaded, plan = _loaded()
+    root, guest = loaded.root, next(g for g in plan.guests if g.name == name)
+    raw, out, cache = wasm_raw(root, name), root / guest.output, wasm_cache(root)
+    try:
+        if step == "compile":
+            compile.compile_guest(guest, root, raw, plan.source_date_epoch)
+            print(f"{name}: compiled {raw.stat().st_size} bytes")
+        elif step == "optimize":
+            result = optimize.optimize(raw, out, guest.optimize)
+            print(
+                f"{name}: {result.kind}, {result.size_before} -> {result.size_after} bytes ({result.note})"
+            )
+        elif step == "test":
+            for call in sandbox.run_tests(guest, out, cache):
+                print(f"{name}: {call.call}({', '.join(map(str, call.args))}) = {call.value} "
+                      f"in {call.elapsed_ms:.1f} ms")  # fmt: skip
+        else:
+            record = artifact.publish(loaded.config, guest, plan, out, root, cache)
+            print(f"{name}: {record['digest']} -> {', '.join(record['refs'])}")
+    except SyntraError as exc:
+        return _failed(f"wasm {step}", name, exc)
+    return None
+
+
+def task_wasm() -> Iterator[TaskDict]:
+    """Compile, optimise, test in the sandbox and publish every WebAssembly guest."""
+    loaded, plan = _loaded()
+    root = loaded.root
+    for guest in plan.guests:
+        name, out = guest.name, guest.output
+        raw = str(wasm_raw(root, name).relative_to(root))
+        sources = [str(p.relative_to(root)) for p in source_files(root / guest.source)]
+        compile_inputs = {
+            k: getattr(guest, k) for k in ("language", "mode", "product", "world", "wit", "app")
+        }
+        yield {
+            "name": f"{name}.compile",
+            "actions": [(_wasm_step, ["compile", name])],
+            "file_dep": sources,
+            "targets": [raw],
+            "uptodate": [config_changed(compile_inputs)],
+        }
+        yield {
+            "name": f"{name}.optimize",
+            "actions": [(_wasm_step, ["optimize", name])],
+            "file_dep": [raw],
+            "targets": [out],
+            "uptodate": [config_changed({"level": guest.optimize})],
+        }
+        yield {
+            "name": f"{name}.test",
+            "actions": [(_wasm_step, ["test", name])],
+            "file_dep": [out],
+            "uptodate": [config_changed({"tests": guest.tests, "limits": guest.limits})],
+        }
+        if guest.destination.registry:
+            published = record_path(root, name).is_file()
+            yield {
+                "name": f"{name}.publish",
+                "actions": [(_wasm_step, ["publish", name])],
+                "file_dep": [out],
+                "task_dep": [f"wasm:{name}.test"],
+                "uptodate": [config_changed({"refs": guest.destination.refs}), published],
+            }

@@ -1,0 +1,124 @@
+"""Guests as OCI artifacts, in the CNCF TAG Runtime layout for WebAssembly.
+
+One layer, `application/wasm`, titled `<guest>.wasm`; a config of media type
+`application/vnd.wasm.config.v0+json` naming the layer and, for components, the
+world's exports and imports. Everything derives from the wasm bytes and
+SOURCE_DATE_EPOCH, so the same guest gives the same artifact digest. Blobs and the
+manifest go up through oras-py's transport (Syntra's registry client), the
+manifest as exact bytes, then the tags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from syntra.config.model import Config
+from syntra.layout import record_path
+from syntra.plan import GuestPlan, Plan
+from syntra.publish import locate, write_json
+from syntra.registry import MANIFEST, digest_of
+from syntra.wasm import kind_of_file
+
+CONFIG_MEDIA_TYPE = "application/vnd.wasm.config.v0+json"
+LAYER_MEDIA_TYPE = "application/wasm"
+
+
+def _json(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+
+
+def world_of(wasm: Path, cache: Path) -> dict[str, list[str]]:
+    """A component's exports and imports (from the compile cache, so no recompiling)."""
+    from syntra.wasm.sandbox import _compiled, _engine
+
+    engine = _engine(False)
+    component = _compiled(engine, wasm, "component", cache, False)
+    return {
+        "exports": sorted(component.type.exports(engine)),
+        "imports": sorted(component.type.imports(engine)),
+    }
+
+
+def artifact(guest: GuestPlan, plan: Plan, wasm: Path, cache: Path) -> tuple[bytes, bytes, bytes]:
+    """(config, manifest, layer) bytes of the guest's artifact."""
+    layer = wasm.read_bytes()
+    kind = kind_of_file(wasm)
+    created = datetime.fromtimestamp(plan.source_date_epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    config: dict[str, Any] = {
+        "created": created,
+        "architecture": "wasm",
+        "os": "wasip2" if kind == "component" else "wasip1",
+        "layerDigests": [digest_of(layer)],
+    }
+    if kind == "component":
+        config["component"] = world_of(wasm, cache)
+    config_bytes = _json(config)
+    annotations = {
+        "org.opencontainers.image.created": created,
+        "org.opencontainers.image.version": plan.version,
+        "org.opencontainers.image.revision": str(plan.git.get("commit") or ""),
+        "org.opencontainers.image.title": guest.name,
+    }
+    if plan.git.get("remote"):
+        annotations["org.opencontainers.image.source"] = str(plan.git["remote"])
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "config": {
+            "mediaType": CONFIG_MEDIA_TYPE,
+            "digest": digest_of(config_bytes),
+            "size": len(config_bytes),
+        },
+        "layers": [
+            {
+                "mediaType": LAYER_MEDIA_TYPE,
+                "digest": digest_of(layer),
+                "size": len(layer),
+                "annotations": {"org.opencontainers.image.title": f"{guest.name}.wasm"},
+            }
+        ],
+        "annotations": annotations,
+    }
+    return config_bytes, _json(manifest), layer
+
+
+def publish(
+    config: Config, guest: GuestPlan, plan: Plan, wasm: Path, root: Path, cache: Path
+) -> dict[str, Any]:
+    """Push the artifact: blobs, manifest by digest, then the tags; write the record."""
+    where = locate(config, guest.destination)
+    config_bytes, manifest, layer = artifact(guest, plan, wasm, cache)
+    staging = cache / "blobs"
+    staging.mkdir(parents=True, exist_ok=True)
+    for blob in (config_bytes, layer):
+        path = staging / hashlib.sha256(blob).hexdigest()
+        if not path.exists():
+            path.write_bytes(blob)
+        where.registry.push_blob(where.path, path, digest_of(blob), len(blob))
+    digest = where.registry.put_manifest(where.path, digest_of(manifest), manifest, MANIFEST)
+    for tag in guest.destination.tags:
+        where.registry.put_manifest(where.path, tag, manifest, MANIFEST)
+    record = {
+        "kind": "wasm",
+        "name": guest.name,
+        "registry": guest.destination.registry,
+        "repository": guest.destination.repository,
+        "digest": digest,
+        "media_type": MANIFEST,
+        "artifact_type": CONFIG_MEDIA_TYPE,
+        "wasm_digest": digest_of(layer),
+        "wasm_bytes": len(layer),
+        "wasm_kind": kind_of_file(wasm),
+        "tags": guest.destination.tags,
+        "refs": guest.destination.refs,
+        "version": plan.version,
+        "source_commit": plan.git.get("commit"),
+        "source_date_epoch": plan.source_date_epoch,
+        "uploaded_bytes": where.registry.transfer.uploaded_bytes,
+    }
+    write_json(record_path(root, guest.name), record)
+    return record

@@ -1,0 +1,127 @@
+"""Compiling guests: Embedded Swift or a WASI Swift SDK, and componentize-py.
+
+Commands run with a fixed environment (SOURCE_DATE_EPOCH, no hash randomisation)
+and write through a temporary file, so a failed build leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from syntra.errors import SyntraError
+from syntra.fsutil import write_atomic
+from syntra.plan import GuestPlan
+
+SWIFT_TOOLCHAIN = Path("/opt/swift/usr/bin")
+EMBEDDED_TRIPLE = "wasm32-unknown-none-wasm"
+WASI_TRIPLE = "wasm32-unknown-wasip1"
+EMBEDDED_FLAGS = [
+    "-enable-experimental-feature", "Embedded", "-wmo", "-Osize", "-parse-as-library",
+    "-Xcc", "-fdeclspec", "-Xfrontend", "-disable-stack-protector",
+    "-Xclang-linker", "-nostdlib", "-Xlinker", "--no-entry",
+]  # fmt: skip
+
+
+def swift_tool(name: str) -> str:
+    """`swift`/`swiftc` from PATH, else from the toolchain at /opt/swift."""
+    found = shutil.which(name) or (
+        str(SWIFT_TOOLCHAIN / name) if (SWIFT_TOOLCHAIN / name).exists() else None
+    )
+    if found is None:
+        raise SyntraError(f"{name} is not installed: Swift guests need the Swift toolchain")
+    return found
+
+
+def _run(argv: list[str], cwd: Path, what: str, epoch: int) -> None:
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0"}
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-12:])
+        raise SyntraError(f"{what} failed (exit {done.returncode})\n{tail}")
+
+
+def wasm_sdks() -> list[str]:
+    """Installed Swift SDKs for WebAssembly (`swift sdk list`)."""
+    done = subprocess.run(
+        [swift_tool("swift"), "sdk", "list"], capture_output=True, text=True, check=False
+    )
+    return [line.strip() for line in done.stdout.splitlines() if "wasm" in line.lower()]
+
+
+def swift_mode(guest: GuestPlan) -> str:
+    if guest.mode != "auto":
+        return guest.mode
+    return "wasi" if wasm_sdks() else "embedded"
+
+
+def embedded_argv(guest: GuestPlan, root: Path, output: Path) -> list[str]:
+    source = root / guest.source
+    if (source / "Package.swift").is_file():
+        product = guest.product or source.name
+        flags = [flag for item in EMBEDDED_FLAGS for flag in ("-Xswiftc", item)]
+        return [swift_tool("swift"), "build", "--package-path", str(source), "--triple",
+                EMBEDDED_TRIPLE, "-c", "release", "--product", product, *flags]  # fmt: skip
+    files = sorted(str(path) for path in source.rglob("*.swift"))
+    if not files:
+        raise SyntraError(f"{guest.source}: no .swift files")
+    return [
+        swift_tool("swiftc"),
+        "-target",
+        EMBEDDED_TRIPLE,
+        *EMBEDDED_FLAGS,
+        *files,
+        "-o",
+        str(output),
+    ]
+
+
+def wasi_argv(guest: GuestPlan, root: Path) -> list[str]:
+    sdks = wasm_sdks()
+    if not sdks:
+        raise SyntraError(
+            f"wasm.{guest.name}: mode wasi needs a Swift SDK for WebAssembly and `swift sdk list` "
+            "shows none: install one with `swift sdk install`, or use mode: embedded"
+        )
+    product = guest.product or (root / guest.source).name
+    return [swift_tool("swift"), "build", "--package-path", str(root / guest.source),
+            "--swift-sdk", sdks[0], "-c", "release", "--product", product]  # fmt: skip
+
+
+def python_argv(guest: GuestPlan, root: Path, output: Path) -> list[str]:
+    source = root / guest.source
+    wit = root / guest.wit if guest.wit else source / "wit"
+    assert guest.world is not None
+    # The console script installed beside this interpreter (the package has no __main__).
+    program = shutil.which("componentize-py", path=str(Path(sys.executable).parent))
+    program = program or shutil.which("componentize-py")
+    if program is None:
+        raise SyntraError("componentize-py is not installed (pip install componentize-py)")
+    return [program, "-d", str(wit), "-w", guest.world, "componentize", guest.app,
+            "-p", str(source), "-o", str(output)]  # fmt: skip
+
+
+def compile_guest(guest: GuestPlan, root: Path, output: Path, epoch: int) -> Path:
+    """Build `guest` into `output` (written atomically); returns `output`."""
+    temp = output.with_name(f".{output.name}.building")
+    temp.parent.mkdir(parents=True, exist_ok=True)
+    what = f"compiling wasm.{guest.name}"
+    if guest.language == "python":
+        _run(python_argv(guest, root, temp), root / guest.source, what, epoch)
+    elif swift_mode(guest) == "wasi":
+        _run(wasi_argv(guest, root), root, what, epoch)
+        product = guest.product or (root / guest.source).name
+        built = root / guest.source / ".build" / WASI_TRIPLE / "release" / f"{product}.wasm"
+        shutil.copy(built, temp)
+    else:
+        argv = embedded_argv(guest, root, temp)
+        _run(argv, root, what, epoch)
+        if argv[1] == "build":
+            product = guest.product or (root / guest.source).name
+            shutil.copy(root / guest.source / ".build" / "release" / f"{product}.wasm", temp)
+    write_atomic(output, temp.read_bytes())
+    temp.unlink()
+    return output

@@ -1,0 +1,156 @@
+"""Running a guest's test calls under hard limits with wasmtime (host mode).
+
+Each call gets a fresh store: linear memory capped by store limits, wall-clock time
+by epoch interruption (a timer bumps the engine's epoch when `max_ms` is over),
+and fuel when the guest sets it. Components get WASI preview 2 with nothing to
+see: no files, no environment, no arguments. Compiled code is cached under
+.syntra/wasm-cache, keyed by the wasm digest and the wasmtime version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+import wasmtime.component as wc
+
+from syntra.errors import SyntraError
+from syntra.fsutil import write_atomic
+from syntra.plan import GuestPlan
+from syntra.wasm import kind_of_file
+
+
+@dataclass(frozen=True)
+class CallResult:
+    call: str
+    args: list[Any]
+    value: Any
+    elapsed_ms: float
+    memory_bytes: int
+
+
+class GuestFailure(SyntraError):
+    """A test call trapped, timed out, ran out of memory or fuel, or returned the wrong value."""
+
+
+def _engine(fuel: bool) -> wasmtime.Engine:
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    config.consume_fuel = fuel
+    config.wasm_component_model = True
+    return wasmtime.Engine(config)
+
+
+def _cache_key(wasm: bytes, fuel: bool) -> str:
+    stamp = f"wasmtime {version('wasmtime')} fuel={fuel}".encode()
+    return hashlib.sha256(hashlib.sha256(wasm).digest() + stamp).hexdigest()
+
+
+def _compiled(engine: wasmtime.Engine, path: Path, kind: str, cache: Path, fuel: bool) -> Any:
+    """The module or component, from the cache when this exact code was compiled before."""
+    data = path.read_bytes()
+    cached = cache / f"{_cache_key(data, fuel)}.cwasm"
+    loader = wc.Component if kind == "component" else wasmtime.Module
+    if cached.is_file():
+        return loader.deserialize_file(engine, str(cached))
+    compiled = loader(engine, data) if kind == "module" else wc.Component(engine, data)
+    write_atomic(cached, bytes(compiled.serialize()))
+    return compiled
+
+
+class Sandbox:
+    def __init__(self, guest: GuestPlan, wasm: Path, cache: Path) -> None:
+        self.guest = guest
+        self.kind = kind_of_file(wasm)
+        self.limits = guest.limits
+        self.fuel = self.limits.get("fuel")
+        self.engine = _engine(self.fuel is not None)
+        try:
+            self.code = _compiled(self.engine, wasm, self.kind, cache, self.fuel is not None)
+        except wasmtime.WasmtimeError as exc:
+            raise SyntraError(f"wasm.{guest.name}: wasmtime cannot load it: {exc}") from None
+
+    def _store(self) -> wasmtime.Store:
+        store = wasmtime.Store(self.engine)
+        store.set_limits(memory_size=int(self.limits["max_mem"] or 0))
+        store.set_epoch_deadline(1)
+        if self.fuel is not None:
+            store.set_fuel(int(self.fuel))
+        return store
+
+    def _function(self, store: wasmtime.Store, name: str) -> tuple[Any, Any]:
+        """The callable export `name`, and the memory to measure (core modules)."""
+        function: Any
+        if self.kind == "component":
+            store.set_wasi(wasmtime.WasiConfig())
+            linker = wc.Linker(self.engine)
+            linker.add_wasip2()
+            component = linker.instantiate(store, self.code)
+            index = self.code.get_export_index(name)
+            function = component.get_func(store, index) if index is not None else None
+            memory = None
+        else:
+            exports = wasmtime.Instance(store, self.code, []).exports(store)
+            function = exports.get(name)
+            memory = exports.get("memory")
+        if function is None:
+            raise GuestFailure(f"wasm.{self.guest.name}: no exported function '{name}'")
+        return function, memory
+
+    def call(self, name: str, args: list[Any]) -> CallResult:
+        store = self._store()
+        limit_ms = int(self.limits["max_ms"] or 0)
+        timer = threading.Timer(limit_ms / 1000, self.engine.increment_epoch)
+        started = time.perf_counter()
+        timer.start()
+        memory = None
+        try:
+            function, memory = self._function(store, name)
+            value = function(store, *args)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            raise GuestFailure(self._explain(name, args, exc, elapsed, memory, store)) from None
+        finally:
+            timer.cancel()
+        elapsed = (time.perf_counter() - started) * 1000
+        used = memory.data_len(store) if memory is not None else 0
+        return CallResult(name, args, value, elapsed, used)
+
+    def _explain(
+        self, name: str, args: list[Any], exc: Exception, elapsed: float, memory: Any, store: Any
+    ) -> str:
+        where = f"wasm.{self.guest.name}: {name}({', '.join(map(str, args))})"
+        text = str(exc)
+        max_mem = int(self.limits["max_mem"] or 0)
+        if "interrupt" in text:
+            return f"{where}: stopped by max_ms={self.limits['max_ms']} after {elapsed:.0f} ms"
+        if "fuel" in text:
+            return f"{where}: stopped by fuel={self.fuel} (all fuel consumed)"
+        used = memory.data_len(store) if memory is not None else None
+        if "memory" in text.lower() or (used is not None and used >= max_mem):
+            shown = f"{used} bytes in use" if used is not None else "an allocation was refused"
+            return f"{where}: stopped by max_mem={max_mem} bytes ({shown})"
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        return f"{where}: trapped: {first}"
+
+
+def run_tests(guest: GuestPlan, wasm: Path, cache: Path) -> list[CallResult]:
+    """Every test call of `guest`; the first failure raises GuestFailure naming it."""
+    sandbox = Sandbox(guest, wasm, cache)
+    results = []
+    for test in guest.tests:
+        result = sandbox.call(test["call"], list(test["args"]))
+        expected = test.get("expect")
+        if expected is not None and result.value != expected:
+            raise GuestFailure(
+                f"wasm.{guest.name}: {test['call']}({', '.join(map(str, test['args']))}) "
+                f"returned {result.value}, expected {expected}"
+            )
+        results.append(result)
+    return results
