@@ -209,9 +209,8 @@ def _wasm_step(step: str, name: str) -> TaskFailed | None:
             print(f"{name}: compiled {raw.stat().st_size} bytes")
         elif step == "optimize":
             result = optimize.optimize(raw, out, guest.optimize)
-            print(
-                f"{name}: {result.kind}, {result.size_before} -> {result.size_after} bytes ({result.note})"
-            )
+            sizes = f"{result.size_before} -> {result.size_after} bytes"
+            print(f"{name}: {result.kind}, {sizes} ({result.note})")
         elif step == "test":
             for call in sandbox.run_tests(guest, out, cache):
                 print(f"{name}: {call.call}({', '.join(map(str, call.args))}) = {call.value} "

@@ -19,9 +19,12 @@ from syntra.plan import GuestPlan
 SWIFT_TOOLCHAIN = Path("/opt/swift/usr/bin")
 EMBEDDED_TRIPLE = "wasm32-unknown-none-wasm"
 WASI_TRIPLE = "wasm32-unknown-wasip1"
+# -disable-incremental-llvm-codegen: otherwise swiftc embeds a `.swift_modhash` of
+# the LLVM module (named after a random temporary file) and no two builds match.
 EMBEDDED_FLAGS = [
     "-enable-experimental-feature", "Embedded", "-wmo", "-Osize", "-parse-as-library",
     "-Xcc", "-fdeclspec", "-Xfrontend", "-disable-stack-protector",
+    "-Xfrontend", "-disable-incremental-llvm-codegen",
     "-Xclang-linker", "-nostdlib", "-Xlinker", "--no-entry",
 ]  # fmt: skip
 

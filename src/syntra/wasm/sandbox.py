@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -67,6 +68,7 @@ def _compiled(engine: wasmtime.Engine, path: Path, kind: str, cache: Path, fuel:
 class Sandbox:
     def __init__(self, guest: GuestPlan, wasm: Path, cache: Path) -> None:
         self.guest = guest
+        self.stderr = cache / f"{guest.name}.stderr"
         self.kind = kind_of_file(wasm)
         self.limits = guest.limits
         self.fuel = self.limits.get("fuel")
@@ -88,7 +90,11 @@ class Sandbox:
         """The callable export `name`, and the memory to measure (core modules)."""
         function: Any
         if self.kind == "component":
-            store.set_wasi(wasmtime.WasiConfig())
+            wasi = wasmtime.WasiConfig()
+            self.stderr.parent.mkdir(parents=True, exist_ok=True)
+            self.stderr.write_bytes(b"")
+            wasi.stderr_file = str(self.stderr)  # the guest's own account of a failure
+            store.set_wasi(wasi)
             linker = wc.Linker(self.engine)
             linker.add_wasip2()
             component = linker.instantiate(store, self.code)
@@ -133,17 +139,28 @@ class Sandbox:
         if "fuel" in text:
             return f"{where}: stopped by fuel={self.fuel} (all fuel consumed)"
         used = memory.data_len(store) if memory is not None else None
-        if "memory" in text.lower() or (used is not None and used >= max_mem):
+        said = self._guest_said()
+        if (
+            "memory" in text.lower()
+            or "MemoryError" in said
+            or (used is not None and used >= max_mem)
+        ):
             shown = f"{used} bytes in use" if used is not None else "an allocation was refused"
             return f"{where}: stopped by max_mem={max_mem} bytes ({shown})"
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        return f"{where}: trapped: {first}"
+        reason = next((line for line in said.splitlines() if "Error" in line), "")
+        return f"{where}: trapped: {first}" + (
+            f" (guest: {reason.strip()[:200]})" if reason else ""
+        )
+
+    def _guest_said(self) -> str:
+        """What the guest wrote to stderr for this call (empty for core modules)."""
+        return self.stderr.read_text(errors="replace") if self.stderr.is_file() else ""
 
 
-def run_tests(guest: GuestPlan, wasm: Path, cache: Path) -> list[CallResult]:
-    """Every test call of `guest`; the first failure raises GuestFailure naming it."""
+def run_tests(guest: GuestPlan, wasm: Path, cache: Path) -> Iterator[CallResult]:
+    """Every test call of `guest`, as each passes; a failure raises GuestFailure naming it."""
     sandbox = Sandbox(guest, wasm, cache)
-    results = []
     for test in guest.tests:
         result = sandbox.call(test["call"], list(test["args"]))
         expected = test.get("expect")
@@ -152,5 +169,4 @@ def run_tests(guest: GuestPlan, wasm: Path, cache: Path) -> list[CallResult]:
                 f"wasm.{guest.name}: {test['call']}({', '.join(map(str, test['args']))}) "
                 f"returned {result.value}, expected {expected}"
             )
-        results.append(result)
-    return results
+        yield result

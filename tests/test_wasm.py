@@ -1,0 +1,286 @@
+"""`doit wasm` for real: swiftc (Embedded Swift), componentize-py, wasm-opt, wasmtime,
+and a registry the artifacts are pushed to and pulled back from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from syntra.registry import Registry
+from syntra.wasm import kind_of
+from syntra.wasm.optimize import feature_flags, target_features
+from tests.conftest import REPO, commit, git, run
+from tests.oci import validate
+
+SHOWCASE = REPO / "WebAssembly" / "Guest"
+STANDINS = REPO / "tests" / "standins"
+
+MISBEHAVING_WIT = """\
+package syntra:tests;
+
+world misbehave {
+    export fib: func(n: u32) -> u64;
+    export spin: func() -> u32;
+    export hog: func(megabytes: u32) -> u32;
+}
+"""
+MISBEHAVING_APP = """\
+import wit_world
+
+
+class WitWorld(wit_world.WitWorld):
+    def fib(self, n: int) -> int:
+        a, b = 0, 1
+        for _ in range(n):
+            a, b = b, a + b
+        return a
+
+    def spin(self) -> int:
+        while True:
+            pass
+
+    def hog(self, megabytes: int) -> int:
+        return len(bytearray(megabytes * 1024 * 1024))
+"""
+SPIN_SWIFT = """\
+@_expose(wasm, "spin")
+@_cdecl("spin")
+public func spin() -> Int32 {
+    var i: Int32 = 0
+    while true { i &+= 1 }
+}
+"""
+
+
+def wasm_project(root: Path, registry: str, extra_guests: str = "") -> Path:
+    shutil.copytree(
+        SHOWCASE, root / "WebAssembly" / "Guest", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (root / ".gitignore").write_text(".syntra/\n")
+    (root / "syntra.yaml").write_text(
+        "version: 1\n"
+        "project: {name: plugins, version: 1.0.0}\n"
+        f"registries: {{local: {{url: '{registry}', insecure: true}}}}\n"
+        "defaults: {tags: ['{{ version }}']}\n"
+        "wasm:\n"
+        "  fib-swift:\n"
+        "    language: swift\n"
+        "    source: WebAssembly/Guest/Swift\n"
+        "    mode: embedded\n"
+        "    tests: [{call: fib, args: [24], expect: 46368}]\n"
+        "  fib-python:\n"
+        "    language: python\n"
+        "    source: WebAssembly/Guest/Python\n"
+        "    world: fib\n"
+        "    limits: {max_mem: 256Mi, max_ms: 5000}\n"
+        "    tests: [{call: fib, args: [24], expect: 46368}]\n" + extra_guests
+    )
+    git(root, "init", "-q", "-b", "main")
+    commit(root, "guests")
+    return root
+
+
+def ran(output: str) -> list[str]:
+    return [line[3:] for line in output.splitlines() if line.startswith(".  ")]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, registry: str) -> tuple[Path, str]:
+    """The showcase guests built, tested and published once for this module."""
+    root = wasm_project(tmp_path_factory.mktemp("wasm") / "repo", registry)
+    done = run(root, "doit", "wasm")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return root, done.stdout
+
+
+def test_both_guests_build_pass_their_calls_and_publish(built: tuple[Path, str]) -> None:
+    _, output = built
+    assert ran(output) == [
+        f"wasm:{guest}.{step}"
+        for guest in ("fib-swift", "fib-python")
+        for step in ("compile", "optimize", "test", "publish")
+    ]
+    assert "fib-swift: fib(24) = 46368 in " in output
+    assert "fib-python: fib(24) = 46368 in " in output
+    assert (
+        "fib-python: component, " in output
+        and "(wasm-opt cannot read components: kept as built)" in output
+    )
+
+
+def test_kinds_and_optimisation(built: tuple[Path, str]) -> None:
+    root, output = built
+    swift_raw = (root / ".syntra" / "wasm" / "raw" / "fib-swift.wasm").read_bytes()
+    swift = (root / ".syntra" / "wasm" / "fib-swift.wasm").read_bytes()
+    python = (root / ".syntra" / "wasm" / "fib-python.wasm").read_bytes()
+    assert (kind_of(swift), kind_of(python)) == ("module", "component")
+    assert len(swift) < len(swift_raw)
+    assert f"fib-swift: module, {len(swift_raw)} -> {len(swift)} bytes (wasm-opt -Os)" in output
+    assert "+bulk-memory" not in str(target_features(swift))  # stripped after use
+    assert "--enable-bulk-memory" in feature_flags(target_features(swift_raw))
+
+
+@pytest.mark.parametrize("guest", ["fib-swift", "fib-python"])
+def test_artifact_in_registry_is_valid_and_byte_identical(
+    built: tuple[Path, str], registry: str, guest: str
+) -> None:
+    root, _ = built
+    record = json.loads((root / ".syntra" / "out" / f"{guest}.json").read_text())
+    client = Registry(registry, True)
+    manifest = client.get_manifest(record["repository"], record["tags"][0])
+    assert manifest.digest == record["digest"]
+    body = manifest.json()
+    validate(body, "image-manifest-schema.json")
+    config_descriptor, (layer,) = body["config"], body["layers"]
+    assert config_descriptor["mediaType"] == "application/vnd.wasm.config.v0+json"
+    assert layer["mediaType"] == "application/wasm"
+    assert layer["annotations"] == {"org.opencontainers.image.title": f"{guest}.wasm"}
+    pulled = client.get_blob(record["repository"], layer["digest"])
+    assert pulled == (root / ".syntra" / "wasm" / f"{guest}.wasm").read_bytes()
+    config = json.loads(client.get_blob(record["repository"], config_descriptor["digest"]))
+    validate(config_descriptor, "content-descriptor.json")
+    assert config["architecture"] == "wasm"
+    assert config["layerDigests"] == [layer["digest"]]
+    assert config["created"] == body["annotations"]["org.opencontainers.image.created"]
+    assert body["annotations"]["org.opencontainers.image.revision"] == git(
+        root, "rev-parse", "HEAD"
+    )
+    if guest == "fib-python":
+        assert config["os"] == "wasip2"
+        assert "fib" in config["component"]["exports"]
+        assert any(name.startswith("wasi:") for name in config["component"]["imports"])
+    else:
+        assert config["os"] == "wasip1" and "component" not in config
+
+
+def test_warm_run_does_nothing_and_uses_the_compile_cache(built: tuple[Path, str]) -> None:
+    root, _ = built
+    cache = root / ".syntra" / "wasm-cache"
+    before = {p: p.stat().st_mtime_ns for p in cache.glob("*.cwasm")}
+    assert len(before) == 2
+    assert ran(run(root, "doit", "wasm").stdout) == []
+    config = root / "syntra.yaml"
+    config.write_text(config.read_text().replace("max_ms: 5000", "max_ms: 4000"))
+    again = run(root, "doit", "wasm")
+    assert ran(again.stdout) == ["wasm:fib-python.test"]
+    assert "fib-python: fib(24) = 46368" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in cache.glob("*.cwasm")} == before
+
+
+def test_changed_source_rebuilds_only_that_guest(built: tuple[Path, str], tmp_path: Path) -> None:
+    root, _ = built
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    assert ran(run(copy, "doit", "wasm").stdout) == []
+    swift = copy / "WebAssembly" / "Guest" / "Swift" / "Fib.swift"
+    swift.write_text(swift.read_text() + "// comment\n")
+    assert ran(run(copy, "doit", "wasm").stdout) == ["wasm:fib-swift.compile"]
+
+
+def test_swift_guest_and_its_artifact_are_reproducible(tmp_path: Path, registry: str) -> None:
+    digests = []
+    for attempt in ("a", "b"):
+        root = wasm_project(tmp_path / attempt, registry)
+        text = (root / "syntra.yaml").read_text()
+        (root / "syntra.yaml").write_text(text[: text.index("  fib-python:")])
+        os.environ["SOURCE_DATE_EPOCH"] = "1700000000"
+        try:
+            done = run(root, "doit", "wasm")
+        finally:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        assert done.returncode == 0, done.stdout
+        wasm = (root / ".syntra" / "wasm" / "fib-swift.wasm").read_bytes()
+        record = json.loads((root / ".syntra" / "out" / "fib-swift.json").read_text())
+        digests.append((hashlib.sha256(wasm).hexdigest(), record["digest"]))
+    assert digests[0] == digests[1]
+
+
+def test_limits_stop_misbehaving_guests(tmp_path: Path, registry: str) -> None:
+    root = tmp_path / "repo"
+    (root / "spin").mkdir(parents=True)
+    (root / "spin" / "Spin.swift").write_text(SPIN_SWIFT)
+    (root / "hog" / "wit").mkdir(parents=True)
+    (root / "hog" / "wit" / "misbehave.wit").write_text(MISBEHAVING_WIT)
+    (root / "hog" / "app.py").write_text(MISBEHAVING_APP)
+    python = "language: python, source: hog, world: misbehave"
+    guests = {
+        "spin-swift": "{language: swift, source: spin, limits: {max_ms: 300}, tests: [{call: spin}]}",
+        "spin-python": f"{{{python}, limits: {{max_ms: 500}}, "
+        "tests: [{call: fib, args: [10], expect: 55}, {call: spin}]}",
+        "hog-python": f"{{{python}, limits: {{max_mem: 64Mi, max_ms: 5000}}, "
+        "tests: [{call: hog, args: [8]}, {call: hog, args: [200]}]}",
+        "fuel-swift": "{language: swift, source: spin, limits: {fuel: 100000}, "
+        "tests: [{call: spin}]}",
+    }
+    (root / "syntra.yaml").write_text(
+        "version: 1\nproject: {name: limits}\nwasm:\n"
+        + "".join(f"  {k}: {v}\n" for k, v in guests.items())
+    )
+    git(root, "init", "-q", "-b", "main")
+    commit(root, "guests")
+    outcomes = {}
+    for name in guests:
+        done = run(root, "doit", f"wasm:{name}.test")
+        outcomes[name] = done.returncode, done.stdout
+    assert outcomes["spin-swift"][0] != 0
+    assert (
+        "wasm test spin-swift: wasm.spin-swift: spin(): stopped by max_ms=300 after "
+        in outcomes["spin-swift"][1]
+    )
+    assert "spin-python: fib(10) = 55" in outcomes["spin-python"][1]
+    assert "wasm.spin-python: spin(): stopped by max_ms=500 after " in outcomes["spin-python"][1]
+    assert "hog-python: hog(8) = 8388608" in outcomes["hog-python"][1]
+    assert (
+        f"wasm.hog-python: hog(200): stopped by max_mem={64 << 20} bytes"
+        in outcomes["hog-python"][1]
+    )
+    assert (
+        "wasm.fuel-swift: spin(): stopped by fuel=100000 (all fuel consumed)"
+        in outcomes["fuel-swift"][1]
+    )
+
+
+def test_wasi_mode_without_an_sdk_says_what_to_do(tmp_path: Path, registry: str) -> None:
+    root = wasm_project(tmp_path / "repo", registry)
+    text = (root / "syntra.yaml").read_text().replace("mode: embedded", "mode: wasi")
+    (root / "syntra.yaml").write_text(text)
+    done = run(root, "doit", "wasm:fib-swift.compile")
+    assert done.returncode != 0
+    assert (
+        "wasm compile fib-swift: wasm.fib-swift: mode wasi needs a Swift SDK for WebAssembly and "
+        "`swift sdk list` shows none: install one with `swift sdk install`, or use mode: embedded"
+    ) in done.stdout
+
+
+def test_wasi_mode_with_an_sdk_runs_swift_build(tmp_path: Path, registry: str) -> None:
+    """Contract test: no Swift SDK for WebAssembly can be installed here."""
+    root = wasm_project(tmp_path / "repo", registry)
+    text = (
+        (root / "syntra.yaml").read_text().replace("mode: embedded", "mode: wasi\n    product: Fib")
+    )
+    (root / "syntra.yaml").write_text(text)
+    log = tmp_path / "swift.jsonl"
+    env = {"PATH": f"{STANDINS}:{os.environ['PATH']}", "STANDIN_LOG": str(log)}
+    done = run(root, "doit", "wasm:fib-swift.compile", env=env)
+    assert done.returncode == 0, done.stdout
+    calls = [json.loads(line)["argv"] for line in log.read_text().splitlines()]
+    source = str(root / "WebAssembly" / "Guest" / "Swift")
+    assert calls == [
+        ["sdk", "list"],
+        [
+            "build",
+            "--package-path",
+            source,
+            "--swift-sdk",
+            "swift-6.3-RELEASE_wasm",
+            "-c",
+            "release",
+            "--product",
+            "Fib",
+        ],
+    ]
