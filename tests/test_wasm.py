@@ -209,7 +209,8 @@ def test_limits_stop_misbehaving_guests(tmp_path: Path, registry: str) -> None:
     (root / "hog" / "app.py").write_text(MISBEHAVING_APP)
     python = "language: python, source: hog, world: misbehave"
     guests = {
-        "spin-swift": "{language: swift, source: spin, limits: {max_ms: 300}, tests: [{call: spin}]}",
+        "spin-swift": "{language: swift, source: spin, limits: {max_ms: 300}, "
+        "tests: [{call: spin}]}",
         "spin-python": f"{{{python}, limits: {{max_ms: 500}}, "
         "tests: [{call: fib, args: [10], expect: 55}, {call: spin}]}",
         "hog-python": f"{{{python}, limits: {{max_mem: 64Mi, max_ms: 5000}}, "
