@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from syntra.registry import Registry
 from syntra.wasm import kind_of
 from syntra.wasm.optimize import feature_flags, target_features
-from tests.conftest import REPO, commit, git, run
+from tests.conftest import REPO, commit, git, run, skopeo
 from tests.oci import validate
 
 SHOWCASE = REPO / "WebAssembly" / "Guest"
@@ -285,3 +286,52 @@ def test_wasi_mode_with_an_sdk_runs_swift_build(tmp_path: Path, registry: str) -
             "Fib",
         ],
     ]
+
+
+def test_images_bundle_plugins_and_rebuild_when_one_changes(
+    tmp_path: Path, registry: str, base: str
+) -> None:
+    root = wasm_project(tmp_path / "repo", registry)
+    text = (root / "syntra.yaml").read_text()
+    text = text[: text.index("  fib-python:")]
+    (root / "app").mkdir()
+    (root / "app" / "index.html").write_text("hi\n")
+    (root / "syntra.yaml").write_text(
+        text
+        + "images:\n  host:\n    context: app\n"
+        + f"    base: {base}\n    plugins: [fib-swift]\n    platforms: [linux/arm64]\n"
+    )
+    first = run(root, "doit")
+    assert first.returncode == 0, first.stdout
+    assert ran(first.stdout)[-1] == "docker:host"
+    record = json.loads((root / ".syntra" / "out" / "host.json").read_text())
+    layout = tmp_path / "pulled"
+    image = f"docker://{registry}/plugins/host@{record['platforms'][0]['digest']}"
+    skopeo("copy", "-q", "--src-tls-verify=false", image, f"oci:{layout}:x")
+    files = layer_files(layout)
+    assert (
+        files["opt/plugins/fib-swift.wasm"] == (root / ".syntra/wasm/fib-swift.wasm").read_bytes()
+    )
+    swift = root / "WebAssembly" / "Guest" / "Swift" / "Fib.swift"
+    swift.write_text(swift.read_text().replace("var i: Int32 = 0", "var i: Int32 = 0 // counts"))
+    assert "docker:host" not in ran(run(root, "doit").stdout)  # same bytes: no rebuild
+    double = (
+        '@_expose(wasm, "double")\n@_cdecl("double")\n'
+        "public func double(_ n: Int32) -> Int32 { n &* 2 }\n"
+    )
+    swift.write_text(swift.read_text() + double)
+    assert ran(run(root, "doit").stdout)[-1] == "docker:host"
+
+
+def layer_files(layout: Path) -> dict[str, bytes]:
+    index = json.loads((layout / "index.json").read_text())
+    blobs = layout / "blobs" / "sha256"
+    manifest = json.loads((blobs / index["manifests"][0]["digest"][7:]).read_text())
+    files = {}
+    for layer in manifest["layers"]:
+        with tarfile.open(blobs / layer["digest"][7:]) as archive:
+            for member in archive.getmembers():
+                extracted = archive.extractfile(member) if member.isfile() else None
+                if extracted is not None:
+                    files[member.name] = extracted.read()
+    return files

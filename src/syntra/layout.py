@@ -75,3 +75,8 @@ def source_files(folder: Path) -> list[Path]:
         for path in folder.rglob("*")
         if path.is_file() and not skip.intersection(path.relative_to(folder).parts)
     )
+
+
+def plugin_file(root: Path, guest: str) -> Path:
+    """An optimised guest, as images bundle it under /opt/plugins/."""
+    return root / STATE_DIR / "wasm" / f"{guest}.wasm"

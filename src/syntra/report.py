@@ -64,3 +64,15 @@ def print_outputs(plan: Plan, root: Path, console: Console | None = None) -> Non
         for child in record["platforms"]:
             images.add_row("", child["platform"], child["digest"], str(child["content_bytes"]), "")
     console.print(images)
+    guests = Table(title="wasm artifacts")
+    for column in ("guest", "kind", "wasm bytes", "artifact digest", "tags"):
+        guests.add_column(column, overflow="fold")
+    for guest in plan.guests:
+        record_file = record_path(root, guest.name)
+        if record_file.is_file():
+            record = json.loads(record_file.read_text())
+            guests.add_row(
+                guest.name, record["wasm_kind"], str(record["wasm_bytes"]), record["digest"],
+                "\n".join(record["refs"]),
+            )  # fmt: skip
+    console.print(guests)

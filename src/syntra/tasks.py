@@ -29,6 +29,7 @@ from syntra.layout import (
     CONFIG_FILE,
     STATE_DIR,
     TEMPLATES_DIR,
+    plugin_file,
     record_path,
     source_files,
     wasm_cache,
@@ -177,12 +178,13 @@ def _container_one(name: str) -> TaskFailed | None:
 
 
 def _image_tasks(action: Any) -> Iterator[TaskDict]:
-    _, plan = _loaded()
+    loaded, plan = _loaded()
     for image in plan.images:
+        plugins = [str(plugin_file(loaded.root, p).relative_to(loaded.root)) for p in image.plugins]
         yield {
             "name": image.name,
             "actions": [(action, [image.name])],
-            "file_dep": [image.dockerfile, image.containerfile],
+            "file_dep": [image.dockerfile, image.containerfile, *plugins],
             "uptodate": [_InputsUnchanged(image.name)],
         }
 

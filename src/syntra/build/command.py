@@ -11,6 +11,7 @@ from python_on_whales.utils import stream_stdout_and_stderr
 
 from syntra.build import BuildRequest
 from syntra.errors import SyntraError
+from syntra.layout import STATE_DIR
 
 TAIL_LINES = 15
 
@@ -29,6 +30,9 @@ def shared_flags(request: BuildRequest) -> list[str]:
             f"env={secret['env']}" if "env" in secret else f"src={request.root / secret['src']}"
         )
         flags += ["--secret", f"id={secret['id']},{source}"]
+    if image.plugins:
+        # The rendered specs `COPY --from=plugins <guest>.wasm /opt/plugins/`.
+        flags += ["--build-context", f"plugins={request.root / STATE_DIR / 'wasm'}"]
     return flags
 
 
