@@ -3,6 +3,9 @@
 - no-op `doit render` on the showcase: under 3x `python -c "import syntra"`
 - no-op `doit docker` on the showcase: under 0.5 s (after one real build into a
   throwaway registry)
+- no-op `doit wasm` on the showcase: under 0.5 s (after one real run)
+- warm sandbox test run of the Python component (compile cache) under 1 s, against the
+  cold run that compiles it
 - `syntra plan` on 500 images x 2 platforms: under 1.5 s
 - `syntra validate` on an alias bomb: refused in under 1 s
 
@@ -75,8 +78,9 @@ def alias_bomb(folder: Path) -> Path:
     return folder
 
 
-def noop_docker() -> float:
-    """Build the showcase once into a throwaway registry, then time `doit docker` again."""
+def noop_pipeline() -> tuple[float, float]:
+    """Run the showcase once into a throwaway registry, then time no-op `doit docker`
+    and `doit wasm`."""
     from syntra.localregistry import seed_busybox, serve
 
     binaries = {arch: ROOT / ".cache" / "busybox" / arch / "bin" / "busybox" for arch in ARCHES}
@@ -86,10 +90,28 @@ def noop_docker() -> float:
             "SYNTRA_REGISTRY": registry,
             "SYNTRA_BASE_IMAGE": seed_busybox(registry, binaries, "syntra/busybox", "1.36"),
         }
-        subprocess.run(
-            [PY, "-m", "doit", "docker"], cwd=ROOT, check=True, env=env, capture_output=True
-        )
-        return best_of([PY, "-m", "doit", "docker"], ROOT, env=env)
+        subprocess.run([PY, "-m", "doit"], cwd=ROOT, check=True, env=env, capture_output=True)
+        docker = best_of([PY, "-m", "doit", "docker"], ROOT, env=env)
+        wasm = best_of([PY, "-m", "doit", "wasm"], ROOT, env=env)
+        return docker, wasm
+
+
+def component_test_runs() -> tuple[float, float]:
+    """Cold (compiles the component) and warm (compile cache) runs of fib-python's tests."""
+    from syntra import build_plan, load
+    from syntra.wasm.sandbox import run_tests
+
+    plan = build_plan(load(ROOT / "syntra.yaml"))
+    guest = next(g for g in plan.guests if g.name == "fib-python")
+    with tempfile.TemporaryDirectory() as folder:
+        cache = Path(folder)
+        started = time.perf_counter()
+        list(run_tests(guest, ROOT / guest.output, cache))
+        cold = time.perf_counter() - started
+        started = time.perf_counter()
+        list(run_tests(guest, ROOT / guest.output, cache))
+        warm = time.perf_counter() - started
+    return cold, warm
 
 
 def main() -> int:
@@ -100,7 +122,8 @@ def main() -> int:
         python_pass = best_of([PY, "-c", "pass"], ROOT)
         import_syntra = best_of([PY, "-c", "import syntra"], ROOT)
         noop_render = best_of([PY, "-m", "doit", "render"], ROOT)
-        noop_images = noop_docker()
+        noop_images, noop_wasm = noop_pipeline()
+        cold_component, warm_component = component_test_runs()
         plan = best_of([PY, "-m", "syntra", "plan"], big, runs=3)
         plan_json = best_of([PY, "-m", "syntra", "plan", "--json"], big, runs=3)
         started = time.perf_counter()
@@ -111,17 +134,23 @@ def main() -> int:
         ('python -c "import syntra"', import_syntra, python_pass, None),
         ("no-op doit render (showcase)", noop_render, import_syntra, 3.0),
         ("no-op doit docker (showcase)", noop_images, import_syntra, None),
+        ("no-op doit wasm (showcase)", noop_wasm, import_syntra, None),
+        ("fib-python tests, cold (compiles)", cold_component, python_pass, None),
+        ("fib-python tests, warm (cache)", warm_component, cold_component, None),
         ("syntra plan, 500 images x 2 platforms", plan, python_pass, None),
         ("syntra plan --json, 500 x 2", plan_json, python_pass, None),
         ("alias bomb refused (exit 2)", bomb_time, python_pass, None),
     ]
     print(f"{'measurement':40} {'seconds':>8} {'ratio':>7}  baseline")
+    names = {id(python_pass): "python -c pass", id(import_syntra): "import syntra"}
     for name, seconds, base, _ in rows:
-        baseline = "import syntra" if base is import_syntra else "python -c pass"
+        baseline = names.get(id(base), "the cold run")
         print(f"{name:40} {seconds:8.3f} {seconds / base:7.2f}x  {baseline}")
     checks = [
         ("no-op doit render < 3x import syntra", noop_render / import_syntra < 3.0),
         ("no-op doit docker < 0.5 s", noop_images < 0.5),
+        ("no-op doit wasm < 0.5 s", noop_wasm < 0.5),
+        ("warm Python component test run < 1 s", warm_component < 1.0),
         ("syntra plan 500x2 < 1.5 s", max(plan, plan_json) < 1.5),
         ("alias bomb refused < 1 s", refused.returncode == 2 and bomb_time < 1.0),
     ]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from syntra.build.container import AppleContainer, repair_with_skopeo, work_log
 from syntra.build.context import BuildContext
 from syntra.config import Loaded
 from syntra.errors import SyntraError
-from syntra.layout import STATE_DIR, digest_dir, plugin_file, record_path, slug
+from syntra.layout import STATE_DIR, digest_dir, record_path, slug
 from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 from syntra.publish import (
     PlatformImage,
@@ -53,15 +52,9 @@ def build_inputs(job: Job) -> dict[str, Any]:
         "target": image.target,
         "secrets": [secret["id"] for secret in image.secrets],
         "refs": image.destination.refs,
-        "plugins": {name: _plugin_digest(job, name) for name in image.plugins},
+        # Plugin files are doit file_deps of the image tasks: doit tracks their bytes.
+        "plugins": image.plugins,
     }
-
-
-def _plugin_digest(job: Job, name: str) -> str:
-    path = plugin_file(job.root, name)
-    if not path.is_file():
-        raise SyntraError(f"{job.image.name}: plugin {name} is not built yet (doit wasm)")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _pinned_args(job: Job) -> tuple[dict[str, str], bool]:

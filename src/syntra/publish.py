@@ -84,7 +84,7 @@ def _resolve(config: Config, reference: str) -> tuple[str, bool]:
         raise SyntraError(f"base image {reference} is not in its registry")
     parsed = refs.parse_image_ref(reference)
     name = f"{parsed.domain}/{parsed.path}" if parsed.domain else parsed.path
-    return f"{name}@{digest}", registry.client.prefix == "http"
+    return f"{name}@{digest}", registry.insecure
 
 
 def _blob(layout: Path, digest: str) -> Path:

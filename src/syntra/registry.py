@@ -13,13 +13,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import oras.container
-import oras.provider
 import requests
 
 from syntra.config.model import Credentials
+
+if TYPE_CHECKING:
+    import oras.container
+    import oras.provider
 from syntra.errors import SyntraError
 
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -60,37 +62,58 @@ class Registry:
 
     def __init__(self, host: str, insecure: bool, credentials: Credentials | None = None) -> None:
         self.host = host
-        backend = _auth_backend(host, insecure)
-        self.client = oras.provider.Registry(hostname=host, insecure=insecure, auth_backend=backend)
-        # oras sends every request without a timeout: a registry that accepts the
-        # connection and never answers would hang the build forever.
-        self.client.session.request = functools.partial(
-            self.client.session.request, timeout=TIMEOUT
-        )
+        self.insecure = insecure
+        self.scheme = "http" if insecure else "https"
         self.transfer = Transfer()
         self.credentials: tuple[str, str] | None = None
         """User and password from the environment, for tools that log in themselves."""
-        if credentials is None:
-            self.client.auth.load_configs(self._container("library/any"))
-        else:
+        if credentials is not None:
             user = os.environ.get(credentials.username_env)
             password = os.environ.get(credentials.password_env)
             if not user or not password:
                 missing = credentials.username_env if not user else credentials.password_env
                 raise SyntraError(f"{host}: credentials variable {missing} is not set")
-            self.client.auth.set_basic_auth(user, password)
             self.credentials = (user, password)
+        self.session = requests.Session()
+        self._client: oras.provider.Registry | None = None
+
+    @property
+    def client(self) -> oras.provider.Registry:
+        """oras' client, made on first need: anonymous requests go without it (and
+        without importing it), which keeps no-op runs fast."""
+        if self._client is None:
+            import oras.provider
+
+            backend = _auth_backend(self.host, self.insecure)
+            client = oras.provider.Registry(
+                hostname=self.host, insecure=self.insecure, auth_backend=backend
+            )
+            # oras sends every request without a timeout: a registry that accepts the
+            # connection and never answers would hang the build forever.
+            client.session.request = functools.partial(client.session.request, timeout=TIMEOUT)
+            if self.credentials is None:
+                client.auth.load_configs(client.get_container(f"{self.host}/library/any:latest"))
+            else:
+                client.auth.set_basic_auth(*self.credentials)
+            self._client = client
+        return self._client
 
     def _container(self, repository: str, reference: str = "latest") -> oras.container.Container:
         separator = "@" if reference.startswith("sha256:") else ":"
         return self.client.get_container(f"{self.host}/{repository}{separator}{reference}")
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        # oras' do_request retries with sleeps of up to 83 s; an unreachable registry
-        # must fail at once, so call the undecorated function.
-        request = oras.provider.Registry.do_request.__wrapped__
         try:
-            response: requests.Response = request(self.client, url, method, **kwargs)
+            if self._client is None and self.credentials is None:
+                response = self.session.request(method, url, timeout=TIMEOUT, **kwargs)
+                if response.status_code not in (401, 403):
+                    return response
+            import oras.provider
+
+            # oras' do_request retries with sleeps of up to 83 s; an unreachable
+            # registry must fail at once, so call the undecorated function.
+            request = oras.provider.Registry.do_request.__wrapped__
+            authenticated: requests.Response = request(self.client, url, method, **kwargs)
         except requests.exceptions.SSLError:
             raise SyntraError(
                 f"{self.host}: TLS handshake failed; if this registry speaks plain HTTP, "
@@ -100,10 +123,10 @@ class Registry:
             raise SyntraError(f"{self.host}: {type(exc).__name__}: cannot reach registry") from None
         except ValueError as exc:  # oras: authentication was refused
             raise SyntraError(f"{self.host}: {exc}") from None
-        return response
+        return authenticated
 
     def _url(self, repository: str, kind: str, reference: str) -> str:
-        return f"{self.client.prefix}://{self.host}/v2/{repository}/{kind}/{reference}"
+        return f"{self.scheme}://{self.host}/v2/{repository}/{kind}/{reference}"
 
     def head_manifest(self, repository: str, reference: str) -> str | None:
         """The digest `reference` points at, or None when it does not exist."""
