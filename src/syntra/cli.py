@@ -118,6 +118,24 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keygen(args: argparse.Namespace) -> int:
+    from syntra.supply import keys
+
+    signing = config_stage.load(args.file).config.supply_chain.signing
+    key = Path(args.key or signing.key or ".syntra/keys/cosign.key")
+    public = keys.generate(key, signing.passphrase_env)
+    print(f"wrote {key} (encrypted with ${signing.passphrase_env}) and {public}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from syntra.supply.report import run_verify
+
+    if bool(args.ref) == args.all:
+        raise SyntraError("give a reference or --all")
+    return run_verify(config_stage.load(args.file), args.ref, args.json)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="syntra",
@@ -155,6 +173,12 @@ def parser() -> argparse.ArgumentParser:
     command(
         "merge", _merge, "push the index of digests pushed by `build --push-by-digest`"
     ).add_argument("image", help="image name in syntra.yaml")
+    keygen = command("keygen", _keygen, "write an ECDSA P-256 signing key pair")
+    keygen.add_argument("--key", help="private key path (default: supply_chain.signing.key)")
+    verify = command("verify", _verify, "check signatures, SBOMs and provenance in the registry")
+    verify.add_argument("ref", nargs="?", help="image or artifact reference (tag or digest)")
+    verify.add_argument("--all", action="store_true", help="every artifact syntra.yaml pushes")
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
     return top
 
 

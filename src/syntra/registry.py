@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,6 +169,15 @@ class Registry:
         response = self._request("GET", self._url(repository, "blobs", digest))
         _check(response, f"GET blob {repository}@{digest}")
         return response.content
+
+    def push_bytes(self, repository: str, data: bytes) -> str:
+        """Upload a small blob held in memory (signatures, SBOMs, configs)."""
+        digest = digest_of(data)
+        with tempfile.NamedTemporaryFile(prefix="syntra-blob-") as handle:
+            handle.write(data)
+            handle.flush()
+            self.push_blob(repository, Path(handle.name), digest, len(data))
+        return digest
 
     def push_blob(self, repository: str, path: Path, digest: str, size: int) -> None:
         """Upload one blob unless the registry already has it."""

@@ -39,12 +39,19 @@ from syntra.plan import Plan, build_plan
 
 TaskDict = dict[str, Any]
 
-__all__ = ["DOIT_CONFIG", "task_container", "task_docker", "task_render", "task_wasm"]
+__all__ = [
+    "DOIT_CONFIG",
+    "task_container",
+    "task_docker",
+    "task_render",
+    "task_supply",
+    "task_wasm",
+]
 
 DOIT_CONFIG: dict[str, Any] = {
     "dep_file": f"{STATE_DIR}/doit.json",
     "backend": "json",
-    "default_tasks": ["render", "wasm", "docker"],
+    "default_tasks": ["render", "wasm", "docker", "supply"],
     "verbosity": 2,
 }
 
@@ -265,3 +272,56 @@ def task_wasm() -> Iterator[TaskDict]:
                 "task_dep": [f"wasm:{name}.test"],
                 "uptodate": [config_changed({"refs": guest.destination.refs}), published],
             }
+
+
+def _supply_one(name: str) -> TaskFailed | None:
+    from syntra.supply.stage import secure
+
+    loaded, plan = _loaded()
+    destinations = {i.name: i.destination for i in plan.images}
+    destinations |= {g.name: g.destination for g in plan.guests}
+    try:
+        record = json.loads(record_path(loaded.root, name).read_text())
+        for line in secure(loaded, plan, record, destinations[name]):
+            print(f"{name}: {line}")
+    except (SyntraError, FileNotFoundError) as exc:
+        return _failed("supply", name, SyntraError(str(exc)))
+    return None
+
+
+class _SecuredFor:
+    """Up to date while the artifact's record (what was pushed where) is unchanged."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.digest = ""
+
+    def configure_task(self, task: Any) -> None:
+        task.value_savers.append(lambda: {"_secured": self.digest})
+
+    def __call__(self, task: Any, values: dict[str, Any]) -> bool:
+        loaded, _ = _loaded()
+        path = record_path(loaded.root, self.name)
+        if not path.is_file():
+            return False
+        record = {k: v for k, v in json.loads(path.read_text()).items() if k != "uploaded_bytes"}
+        chain = loaded.config.supply_chain.model_dump()
+        payload = json.dumps([record, chain], sort_keys=True).encode()
+        self.digest = hashlib.sha256(payload).hexdigest()
+        return bool(values.get("_secured") == self.digest)
+
+
+def task_supply() -> Iterator[TaskDict]:
+    """Sign every pushed digest and attach SBOMs and provenance (supply_chain.signing)."""
+    loaded, plan = _loaded()
+    if loaded.config.supply_chain.signing.mode == "none":
+        return
+    pushed = [(i.name, f"docker:{i.name}") for i in plan.images]
+    pushed += [(g.name, f"wasm:{g.name}.publish") for g in plan.guests if g.destination.registry]
+    for name, producer in pushed:
+        yield {
+            "name": name,
+            "actions": [(_supply_one, [name])],
+            "task_dep": [producer],
+            "uptodate": [_SecuredFor(name)],
+        }

@@ -1,0 +1,177 @@
+"""Securing what was pushed: for every digest in a record, a signature; for every
+platform image and wasm artifact, signed SBOM attestations; for the top-level digest,
+signed SLSA provenance."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syntra.config import Loaded
+from syntra.config.model import Signing
+from syntra.errors import SyntraError
+from syntra.layout import source_files
+from syntra.plan import Destination, Plan
+from syntra.publish import Where, locate
+from syntra.supply import keys
+from syntra.supply.attach import (
+    DSSE,
+    IN_TOTO,
+    SIGNATURE_ANNOTATION,
+    SIMPLE_SIGNING,
+    Attachments,
+    Layer,
+    Signer,
+    envelope,
+    simple_signing,
+    statement,
+)
+from syntra.supply.sbom import FORMATS, normalise, scan
+
+PROVENANCE = "https://slsa.dev/provenance/v1"
+BUILD_TYPE = "https://syntra.dev/build/v1"
+
+
+@dataclass(frozen=True)
+class Subject:
+    digest: str
+    media_type: str
+    size: int
+    platform: str | None = None
+    top: bool = False
+
+    def descriptor(self) -> dict[str, Any]:
+        return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+
+
+def subjects(record: dict[str, Any], where: Where) -> list[Subject]:
+    """The record's top-level digest, then each platform manifest of an image."""
+    top = where.registry.get_manifest(where.path, record["digest"])
+    found = [Subject(record["digest"], top.media_type, len(top.data), top=True)]
+    for child in record.get("platforms", []):
+        found.append(
+            Subject(child["digest"], child["media_type"], child["size"], child["platform"])
+        )
+    return found
+
+
+def signer_for(signing: Signing, root: Path) -> Signer:
+    if signing.mode == "keyless":
+        if not os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL"):
+            raise SyntraError(
+                "keyless signing needs an OIDC identity (GitHub Actions with "
+                "`permissions: id-token: write`); none is available here"
+            )
+        raise SyntraError("keyless signing runs in GitHub Actions only (see the README)")
+    assert signing.key is not None
+    key = keys.load_private(root / signing.key, signing.passphrase_env)
+    return lambda data: keys.sign(key, data)
+
+
+def secure(
+    loaded: Loaded, plan: Plan, record: dict[str, Any], destination: Destination
+) -> list[str]:
+    """Attach everything to the digests of `record`; returns one line per attachment."""
+    chain = loaded.config.supply_chain
+    sign = signer_for(chain.signing, loaded.root)
+    where = locate(loaded.config, destination)
+    identity = f"{where.registry.host}/{where.path}"
+    attachments = Attachments(where.registry, where.path)
+    done: list[str] = []
+    for subject in subjects(record, where):
+        payload = simple_signing(identity, subject.digest)
+        signature = base64.b64encode(sign(payload)).decode()
+        attachments.add(
+            subject.digest, "sig", Layer(payload, SIMPLE_SIGNING, {SIGNATURE_ANNOTATION: signature})
+        )
+        done.append(f"signed {subject.digest}")
+        sbom_here = subject.platform is not None or (record["kind"] == "wasm" and subject.top)
+        if sbom_here:
+            for fmt, document in _sboms(loaded, plan, record, where, subject, chain.sbom).items():
+                predicate = normalise(fmt, document, subject.digest, plan.source_date_epoch)
+                _attest(attachments, identity, subject, FORMATS[fmt], predicate, sign)
+                done.append(f"{fmt} SBOM for {subject.digest}")
+        if subject.top and chain.provenance:
+            _attest(
+                attachments, identity, subject, PROVENANCE, provenance(loaded, plan, record), sign
+            )
+            done.append(f"provenance for {subject.digest}")
+    return done
+
+
+def _attest(
+    attachments: Attachments, identity: str, subject: Subject, predicate_type: str,
+    predicate: Any, sign: Signer,
+) -> None:  # fmt: skip
+    body = envelope(statement(identity, subject.digest, predicate_type, predicate), sign)
+    layer = Layer(body, DSSE, {"predicateType": predicate_type})
+    attachments.add(subject.digest, "att", layer)
+    attachments.refer(subject.descriptor(), layer, IN_TOTO)
+
+
+def _sboms(
+    loaded: Loaded, plan: Plan, record: dict[str, Any], where: Where, subject: Subject,
+    formats: Sequence[str],
+) -> dict[str, bytes]:  # fmt: skip
+    name = f"{where.registry.host}/{where.path}"
+    if record["kind"] == "wasm":
+        guest = next(g for g in plan.guests if g.name == record["name"])
+        source = f"dir:{loaded.root / guest.source}"
+    else:
+        source = f"registry:{name}@{subject.digest}"
+    return scan(source, name, subject.digest, formats, where.registry.insecure)
+
+
+def provenance(loaded: Loaded, plan: Plan, record: dict[str, Any]) -> dict[str, Any]:
+    """SLSA v1: what was built from what, by which command, deterministically."""
+    dependencies: list[dict[str, Any]] = []
+    commit = plan.git.get("commit")
+    if commit:
+        remote = plan.git.get("remote") or "unknown"
+        dependencies.append({"uri": f"git+{remote}@{commit}", "digest": {"gitCommit": commit}})
+    if record["kind"] == "image":
+        image = plan.image(record["name"])
+        if image.base:
+            from syntra.publish import pin
+
+            pinned, _ = pin(loaded.config, image.base)
+            name, _, digest = pinned.partition("@")
+            dependencies.append(
+                {"uri": f"oci://{name}", "digest": {"sha256": digest.split(":")[1]}}
+            )
+        command = f"doit docker:{record['name']}"
+    else:
+        guest = next(g for g in plan.guests if g.name == record["name"])
+        tree = hashlib.sha256()
+        for path in source_files(loaded.root / guest.source):
+            tree.update(str(path.relative_to(loaded.root)).encode() + b"\0")
+            tree.update(hashlib.sha256(path.read_bytes()).digest())
+        dependencies.append({"uri": guest.source, "digest": {"sha256": tree.hexdigest()}})
+        command = f"doit wasm:{record['name']}.publish"
+    return {
+        "buildDefinition": {
+            "buildType": BUILD_TYPE,
+            "externalParameters": {
+                "config": {
+                    "path": "syntra.yaml",
+                    "digest": {"sha256": loaded.digest.split(":")[1]},
+                },
+                "command": command,
+                "artifact": record["name"],
+            },
+            "internalParameters": {
+                "version": plan.version,
+                "sourceDateEpoch": plan.source_date_epoch,
+            },
+            "resolvedDependencies": dependencies,
+        },
+        "runDetails": {
+            "builder": {"id": "https://syntra.dev/builder/syntra"},
+            "metadata": {"invocationId": f"{record['name']}@{record['digest']}"},
+        },
+    }

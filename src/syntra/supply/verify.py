@@ -1,0 +1,159 @@
+"""`syntra verify`: what is in the registry, checked against the public key.
+
+For a digest: a simple-signing signature by the key that names this repository and
+this digest; for every platform image or wasm artifact, signed SBOM attestations
+in each configured format about this digest; for the top-level digest, signed
+SLSA provenance. Nothing is taken from local records but the list of digests.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from syntra.errors import SyntraError
+from syntra.registry import DOCKER_LIST, INDEX, Registry
+from syntra.supply import keys
+from syntra.supply.attach import (
+    DSSE,
+    IN_TOTO,
+    SIGNATURE_ANNOTATION,
+    SIMPLE_SIGNING,
+    Attachments,
+    pae,
+)
+from syntra.supply.sbom import FORMATS
+from syntra.supply.stage import PROVENANCE
+
+
+@dataclass
+class Check:
+    artifact: str
+    reference: str
+    digest: str
+    platform: str | None
+    signature: bool
+    sbom: bool | None
+    provenance: bool | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.signature and self.sbom is not False and self.provenance is not False
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def verify(
+    artifact: str, registry: Registry, path: str, digest: str, key: ec.EllipticCurvePublicKey,
+    formats: Sequence[str], provenance: bool,
+) -> list[Check]:  # fmt: skip
+    """Checks for `digest` and, for an index, each of its platform manifests."""
+    identity = f"{registry.host}/{path}"
+    try:
+        top = registry.get_manifest(path, digest)
+    except SyntraError:
+        return [
+            Check(artifact, identity, digest, None, False, False, False, ["not in the registry"])
+        ]
+    body = top.json()
+    is_index = top.media_type in (INDEX, DOCKER_LIST) or "manifests" in body
+    attachments = Attachments(registry, path)
+    checks = [
+        _check(
+            artifact,
+            attachments,
+            identity,
+            digest,
+            None,
+            key,
+            [] if is_index else formats,
+            provenance,
+        )
+    ]
+    for child in body.get("manifests", []) if is_index else []:
+        described = child.get("platform", {})
+        platform = "/".join(
+            p
+            for p in (described.get("os"), described.get("architecture"), described.get("variant"))
+            if p
+        )
+        checks.append(
+            _check(artifact, attachments, identity, child["digest"], platform, key, formats, None)
+        )
+    return checks
+
+
+def _check(
+    artifact: str, attachments: Attachments, identity: str, digest: str, platform: str | None,
+    key: ec.EllipticCurvePublicKey, formats: Sequence[str], provenance: bool | None,
+) -> Check:  # fmt: skip
+    problems: list[str] = []
+    signed = _signed(attachments, identity, digest, key, problems)
+    attested = _attested(attachments, digest, key, problems)
+    sbom = all(FORMATS[fmt] in attested for fmt in formats) if formats else None
+    if sbom is False:
+        missing = [fmt for fmt in formats if FORMATS[fmt] not in attested]
+        problems.append(f"no signed SBOM attestation ({', '.join(missing)})")
+    proven = (PROVENANCE in attested) if provenance else None
+    if proven is False:
+        problems.append("no signed provenance")
+    if not signed:
+        problems.append("no valid signature by the key")
+    return Check(artifact, identity, digest, platform, signed, sbom, proven, problems)
+
+
+def _signed(
+    attachments: Attachments, identity: str, digest: str, key: ec.EllipticCurvePublicKey,
+    problems: list[str],
+) -> bool:  # fmt: skip
+    for descriptor, payload in attachments.layers(digest, "sig"):
+        if descriptor.get("mediaType") != SIMPLE_SIGNING:
+            continue
+        try:
+            claim = json.loads(payload)["critical"]
+            signature = base64.b64decode(descriptor["annotations"][SIGNATURE_ANNOTATION])
+        except (KeyError, ValueError, binascii.Error):
+            problems.append("a malformed signature layer")
+            continue
+        names = claim.get("identity", {}).get("docker-reference") == identity
+        points = claim.get("image", {}).get("docker-manifest-digest") == digest
+        if names and points and keys.verifies(key, payload, signature):
+            return True
+    return False
+
+
+def _attested(
+    attachments: Attachments, digest: str, key: ec.EllipticCurvePublicKey, problems: list[str]
+) -> set[str]:
+    """Predicate types of attestations about `digest` whose DSSE signature verifies."""
+    found: set[str] = set()
+    for descriptor, blob in attachments.layers(digest, "att"):
+        if descriptor.get("mediaType") != DSSE:
+            continue
+        try:
+            envelope = json.loads(blob)
+            payload = base64.b64decode(envelope["payload"])
+            signatures = [base64.b64decode(s["sig"]) for s in envelope["signatures"]]
+            statement = json.loads(payload)
+        except (KeyError, ValueError, binascii.Error):
+            problems.append("a malformed attestation")
+            continue
+        if envelope.get("payloadType") != IN_TOTO:
+            continue
+        about = any(
+            f"{alg}:{value}" == digest
+            for subject in statement.get("subject", [])
+            for alg, value in subject.get("digest", {}).items()
+        )
+        verified = any(keys.verifies(key, pae(IN_TOTO, payload), sig) for sig in signatures)
+        if about and verified:
+            found.add(str(statement.get("predicateType")))
+    return found
