@@ -50,15 +50,16 @@ def generate(private: Path, passphrase_env: str) -> Path:
     return public_path(private)
 
 
-def load_private(private: Path, passphrase_env: str) -> ec.EllipticCurvePrivateKey:
+def load_private(root: Path, private: str, passphrase_env: str) -> ec.EllipticCurvePrivateKey:
+    """The key at `private` (relative to `root`, and shown that way in errors)."""
+    secret = passphrase(passphrase_env)
     try:
-        key = serialization.load_pem_private_key(private.read_bytes(), passphrase(passphrase_env))
+        key = serialization.load_pem_private_key((root / private).read_bytes(), secret)
     except FileNotFoundError:
         raise SyntraError(f"{private}: no such key; make one with `syntra keygen`") from None
     except (ValueError, TypeError):
-        raise SyntraError(
-            f"{private}: cannot decrypt it with the passphrase in {passphrase_env}"
-        ) from None
+        message = f"{private}: cannot decrypt it with the passphrase in {passphrase_env}"
+        raise SyntraError(message) from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise SyntraError(f"{private}: not an ECDSA key")
     return key

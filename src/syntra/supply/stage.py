@@ -69,7 +69,7 @@ def signer_for(signing: Signing, root: Path) -> Signer:
             )
         raise SyntraError("keyless signing runs in GitHub Actions only (see the README)")
     assert signing.key is not None
-    key = keys.load_private(root / signing.key, signing.passphrase_env)
+    key = keys.load_private(root, signing.key, signing.passphrase_env)
     return lambda data: keys.sign(key, data)
 
 
