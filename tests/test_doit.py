@@ -32,6 +32,7 @@ def test_list_shows_the_stages(project: Path) -> None:
         "container",
         "docker",
         "render",
+        "supply",
         "wasm",
     ]
 
