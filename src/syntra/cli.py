@@ -136,6 +136,12 @@ def _verify(args: argparse.Namespace) -> int:
     return run_verify(config_stage.load(args.file), args.ref, args.json)
 
 
+def _release(args: argparse.Namespace) -> int:
+    from syntra.release import run_release
+
+    return run_release(config_stage.load(args.file), dry_run=args.dry_run)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="syntra",
@@ -179,6 +185,9 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("ref", nargs="?", help="image or artifact reference (tag or digest)")
     verify.add_argument("--all", action="store_true", help="every artifact syntra.yaml pushes")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
+    command("release", _release, "promote the verified digests of a vX.Y.Z commit").add_argument(
+        "--dry-run", action="store_true", help="print what would be tagged, change nothing"
+    )
     return top
 
 

@@ -158,6 +158,16 @@ class Registry:
         _check(response, f"PUT manifest {repository}:{reference}")
         return digest_of(data)
 
+    def tags(self, repository: str) -> list[str]:
+        """Every tag of `repository` ([] when it does not exist yet)."""
+        url = f"{self.scheme}://{self.host}/v2/{repository}/tags/list?n=10000"
+        response = self._request("GET", url)
+        if response.status_code == 404:
+            return []
+        _check(response, f"GET tags of {repository}")
+        listed: list[str] = response.json().get("tags") or []
+        return listed
+
     def has_blob(self, repository: str, digest: str) -> bool:
         response = self._request("HEAD", self._url(repository, "blobs", digest))
         if response.status_code == 404:

@@ -43,6 +43,7 @@ __all__ = [
     "DOIT_CONFIG",
     "task_container",
     "task_docker",
+    "task_release",
     "task_render",
     "task_supply",
     "task_wasm",
@@ -325,3 +326,19 @@ def task_supply() -> Iterator[TaskDict]:
             "task_dep": [producer],
             "uptodate": [_SecuredFor(name)],
         }
+
+
+def _release() -> TaskFailed | None:
+    from syntra.release import run_release
+
+    loaded, _ = _loaded()
+    try:
+        code = run_release(loaded)
+    except SyntraError as exc:
+        return TaskFailed(f"release: {exc}")
+    return TaskFailed("release: refused (see above)") if code else None
+
+
+def task_release() -> TaskDict:
+    """Promote the verified digests of a vX.Y.Z commit to the release tags."""
+    return {"actions": [_release], "uptodate": [False], "verbosity": 2}

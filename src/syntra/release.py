@@ -1,0 +1,228 @@
+"""Stage: release. Promote what was built and verified to the release tags.
+
+Nothing is rebuilt: for a commit tagged vX.Y.Z, each artifact's digest (the one its
+commit tags point at) is checked with `syntra verify`, then its manifest is put
+under X.Y.Z — and X.Y, X and `latest` for images when X.Y.Z is the highest release in
+that repository. Every step is idempotent: a finished release re-runs as a no-op, an
+interrupted one completes. The release manifest and notes go to dist/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from syntra.config import Loaded
+from syntra.errors import SyntraError
+from syntra.fsutil import write_atomic
+from syntra.plan import Destination, Plan
+from syntra.publish import Where, locate
+from syntra.supply import keys
+from syntra.supply.attach import attachment_tag
+from syntra.supply.verify import verify
+from syntra.versioning import SemVer
+
+NOTE_GROUPS = [
+    ("feat", "Features"),
+    ("fix", "Fixes"),
+    ("perf", "Performance"),
+    ("refactor", "Refactoring"),
+    ("docs", "Documentation"),
+    ("test", "Tests"),
+    ("build", "Build"),
+    ("ci", "CI"),
+    ("chore", "Chores"),
+]
+_CONVENTIONAL = re.compile(r"^(\w+)(?:\([^)]*\))?(!)?: (.+)$")
+
+
+@dataclass
+class Artifact:
+    name: str
+    kind: str
+    destination: Destination
+    where: Where
+    digest: str = ""
+    tags: list[str] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+    todo: list[str] = field(default_factory=list)
+
+
+def release_version(plan: Plan) -> SemVer:
+    tag = plan.git.get("tag")
+    version = SemVer.parse(tag) if isinstance(tag, str) else None
+    if version is None or plan.git.get("dirty"):
+        raise SyntraError("release needs a clean checkout of a commit tagged vX.Y.Z")
+    return version
+
+
+def release_tags(version: SemVer, existing: list[str], kind: str) -> list[str]:
+    """X.Y.Z always; X.Y, X and latest for images of the highest release so far."""
+    tags = [str(version)]
+    if kind != "image" or version.prerelease:
+        return tags
+    releases = [v for tag in existing if (v := SemVer.parse(tag)) and not v.prerelease]
+    if all(other <= version for other in releases):
+        tags += [f"{version.major}.{version.minor}", f"{version.major}", "latest"]
+    return tags
+
+
+def plan_release(loaded: Loaded, plan: Plan) -> tuple[SemVer, list[Artifact]]:
+    version = release_version(plan)
+    artifacts = [
+        Artifact(i.name, "image", i.destination, locate(loaded.config, i.destination))
+        for i in plan.images
+    ]
+    artifacts += [
+        Artifact(g.name, "wasm", g.destination, locate(loaded.config, g.destination))
+        for g in plan.guests
+        if g.destination.registry
+    ]
+    for artifact in artifacts:
+        registry, path = artifact.where.registry, artifact.where.path
+        built = artifact.destination.tags[0]
+        digest = registry.head_manifest(path, built)
+        if digest is None:
+            raise SyntraError(
+                f"{artifact.name}: {path}:{built} is not in the registry; build first"
+            )
+        artifact.digest = digest
+        artifact.tags = release_tags(version, registry.tags(path), artifact.kind)
+        for tag in artifact.tags:
+            current = registry.head_manifest(path, tag)
+            (artifact.done if current == digest else artifact.todo).append(tag)
+    return version, artifacts
+
+
+def refusals(loaded: Loaded, artifacts: list[Artifact]) -> list[str]:
+    """One line per artifact that `syntra verify` rejects."""
+    chain = loaded.config.supply_chain
+    if chain.signing.mode != "key" or not chain.signing.key:
+        return ["release needs verified artifacts: set supply_chain.signing (mode: key)"]
+    key = keys.load_public(keys.public_path(loaded.root / chain.signing.key))
+    lines = []
+    for artifact in artifacts:
+        registry, path = artifact.where.registry, artifact.where.path
+        checks = verify(
+            artifact.name, registry, path, artifact.digest, key, chain.sbom, chain.provenance
+        )
+        problems = sorted({p for check in checks for p in check.problems})
+        if problems:
+            lines.append(f"{artifact.name} {artifact.digest}: refused: {'; '.join(problems)}")
+    return lines
+
+
+def promote(artifacts: list[Artifact]) -> None:
+    """Put each artifact's manifest under its missing release tags."""
+    for artifact in artifacts:
+        registry, path = artifact.where.registry, artifact.where.path
+        manifest = registry.get_manifest(path, artifact.digest)
+        for tag in list(artifact.todo):
+            registry.put_manifest(path, tag, manifest.data, manifest.media_type)
+            artifact.todo.remove(tag)
+            artifact.done.append(tag)
+
+
+def manifest(version: SemVer, plan: Plan, artifacts: list[Artifact]) -> dict[str, Any]:
+    entries = []
+    for artifact in artifacts:
+        registry, path = artifact.where.registry, artifact.where.path
+        repository = f"{registry.host}/{path}"
+        top = registry.get_manifest(path, artifact.digest).json()
+        platforms = [
+            {
+                "platform": f"{m['platform']['os']}/{m['platform']['architecture']}",
+                "digest": m["digest"],
+            }
+            for m in top.get("manifests", [])
+        ]
+        entries.append(
+            {
+                "name": artifact.name,
+                "kind": artifact.kind,
+                "repository": repository,
+                "digest": artifact.digest,
+                "references": [f"{repository}:{tag}" for tag in artifact.tags],
+                "platforms": platforms,
+                "signature": f"{repository}:{attachment_tag(artifact.digest, 'sig')}",
+                "attestations": f"{repository}:{attachment_tag(artifact.digest, 'att')}",
+                "referrers": f"{repository}:{attachment_tag(artifact.digest)}",
+            }
+        )
+    return {"version": str(version), "commit": plan.git.get("commit"), "artifacts": entries}
+
+
+def notes(root: Path, version: SemVer) -> str:
+    """Release notes from the commits since the previous release tag, by type."""
+    previous = _previous_tag(root, version)
+    span = f"{previous}..HEAD" if previous else "HEAD"
+    log = subprocess.run(
+        ["git", "-C", str(root), "log", "--format=%s", span],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    groups: dict[str, list[str]] = {}
+    for subject in log:
+        match = _CONVENTIONAL.match(subject)
+        kind = match.group(1) if match and match.group(1) in dict(NOTE_GROUPS) else "other"
+        text = match.group(3) if match and kind != "other" else subject
+        breaking = " (breaking)" if match and match.group(2) else ""
+        groups.setdefault(kind, []).append(f"- {text}{breaking}")
+    lines = [f"# {version}", ""]
+    if previous:
+        lines += [f"Changes since {previous}.", ""]
+    for kind, title in [*NOTE_GROUPS, ("other", "Other changes")]:
+        if kind in groups:
+            lines += [f"## {title}", "", *groups[kind], ""]
+    return "\n".join(lines)
+
+
+def _previous_tag(root: Path, version: SemVer) -> str | None:
+    tags = subprocess.run(
+        ["git", "-C", str(root), "tag", "--list", "v*", "--merged", "HEAD"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    older = [(v, t) for t in tags if (v := SemVer.parse(t)) and v < version]
+    return max(older)[1] if older else None
+
+
+def write_outputs(root: Path, version: SemVer, plan: Plan, artifacts: list[Artifact]) -> list[Path]:
+    dist = root / "dist"
+    files = {
+        dist / f"release-{version}.json": json.dumps(manifest(version, plan, artifacts), indent=2)
+        + "\n",
+        dist / f"release-{version}.md": notes(root, version),
+    }
+    for path, text in files.items():
+        write_atomic(path, text.encode())
+    return list(files)
+
+
+def run_release(loaded: Loaded, dry_run: bool = False) -> int:
+    """`syntra release` / `doit release`: plan, verify, promote, write dist/; exit code."""
+    from syntra.plan import build_plan
+
+    plan = build_plan(loaded)
+    version, artifacts = plan_release(loaded, plan)
+    for artifact in artifacts:
+        todo = ", ".join(artifact.todo) or "nothing"
+        print(f"{artifact.name} {artifact.digest}: tag {todo}" + (" (dry run)" if dry_run else ""))
+    if dry_run:
+        return 0
+    refused = refusals(loaded, artifacts)
+    if refused:
+        for line in refused:
+            print(line, file=sys.stderr)
+        return 1
+    complete = not any(artifact.todo for artifact in artifacts)
+    promote(artifacts)
+    for path in write_outputs(loaded.root, version, plan, artifacts):
+        print(f"wrote {path.relative_to(loaded.root)}")
+    print(f"release {version}: " + ("already complete, nothing changed" if complete else "done"))
+    return 0
