@@ -136,6 +136,43 @@ def _verify(args: argparse.Namespace) -> int:
     return run_verify(config_stage.load(args.file), args.ref, args.json)
 
 
+def _supply(args: argparse.Namespace) -> int:
+    from syntra.layout import record_path
+    from syntra.plan import build_plan
+    from syntra.supply.stage import secure
+
+    loaded = config_stage.load(args.file)
+    plan = build_plan(loaded)
+    destinations = {i.name: i.destination for i in plan.images}
+    destinations |= {g.name: g.destination for g in plan.guests if g.destination.registry}
+    for name, destination in destinations.items():
+        path = record_path(loaded.root, name)
+        if not path.is_file():
+            raise SyntraError(f"{name}: nothing pushed yet ({path} is missing)")
+        for line in secure(loaded, plan, json.loads(path.read_text()), destination):
+            print(f"{name}: {line}")
+    return 0
+
+
+def _ci(args: argparse.Namespace) -> int:
+    from syntra import ci
+    from syntra.plan import build_plan
+
+    loaded = config_stage.load(args.file)
+    rendered = ci.render(loaded, build_plan(loaded))
+    if args.check:
+        diffs = ci.drift(rendered, loaded.root)
+        sys.stdout.write("".join(diffs))
+        if diffs:
+            print(
+                f"{len(diffs)} workflow(s) differ from {args.file}; run `doit ci`", file=sys.stderr
+            )
+        return 1 if diffs else 0
+    for path in ci.write(rendered, loaded.root):
+        print(f"rendered {path}")
+    return 0
+
+
 def _release(args: argparse.Namespace) -> int:
     from syntra.release import run_release
 
@@ -185,6 +222,10 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("ref", nargs="?", help="image or artifact reference (tag or digest)")
     verify.add_argument("--all", action="store_true", help="every artifact syntra.yaml pushes")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
+    command("supply", _supply, "sign and attest every pushed artifact (from .syntra/out)")
+    command("ci", _ci, "render .github/workflows/ from syntra.yaml").add_argument(
+        "--check", action="store_true", help="exit 1 and show a diff when workflows drifted"
+    )
     command("release", _release, "promote the verified digests of a vX.Y.Z commit").add_argument(
         "--dry-run", action="store_true", help="print what would be tagged, change nothing"
     )

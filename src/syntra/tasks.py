@@ -41,6 +41,7 @@ TaskDict = dict[str, Any]
 
 __all__ = [
     "DOIT_CONFIG",
+    "task_ci",
     "task_container",
     "task_docker",
     "task_release",
@@ -52,7 +53,7 @@ __all__ = [
 DOIT_CONFIG: dict[str, Any] = {
     "dep_file": f"{STATE_DIR}/doit.json",
     "backend": "json",
-    "default_tasks": ["render", "wasm", "docker", "supply"],
+    "default_tasks": ["render", "ci", "wasm", "docker", "supply"],
     "verbosity": 2,
 }
 
@@ -342,3 +343,18 @@ def _release() -> TaskFailed | None:
 def task_release() -> TaskDict:
     """Promote the verified digests of a vX.Y.Z commit to the release tags."""
     return {"actions": [_release], "uptodate": [False], "verbosity": 2}
+
+
+def _render_ci() -> None:
+    from syntra import ci
+
+    loaded, plan = _loaded()
+    for path in ci.write(ci.render(loaded, plan), loaded.root):
+        print(f"rendered {path}")
+
+
+def task_ci() -> TaskDict:
+    """Render the GitHub Actions workflows into .github/workflows/."""
+    loaded, plan = _loaded()
+    inputs = {"config": loaded.config.model_dump(mode="json"), "matrix": plan.matrix}
+    return {"actions": [_render_ci], "uptodate": [config_changed(inputs)], "verbosity": 2}

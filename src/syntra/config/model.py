@@ -300,6 +300,8 @@ class CI(Strict):
     )
     macos_runner: str = Field("macos-26", description="Runner of the Apple `container` job.")
     actions: dict[str, str] = Field({}, description="Pins: action name → ref or full commit SHA.")
+    install: str = Field("pip install syntra", description="How CI jobs install Syntra.")
+    python: str = Field("3.12", description="Python version of the CI jobs.")
 
 
 class Release(Strict):
