@@ -29,8 +29,10 @@ def test_list_shows_the_stages(project: Path) -> None:
     done = doit(project, "list")
     assert done.returncode == 0
     assert [line.split()[0] for line in done.stdout.splitlines()] == [
+        "ci",
         "container",
         "docker",
+        "release",
         "render",
         "supply",
         "wasm",

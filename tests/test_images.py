@@ -72,7 +72,7 @@ def project(tmp_path: Path, registry: str, base: str) -> Path:
 
 def test_multi_arch_image_in_registry(project: Path, registry: str) -> None:
     output = doit_ok(project)
-    assert ran(output) == ["render:app", "render:stale", "docker:app"]
+    assert ran(output) == ["render:app", "render:stale", "ci", "docker:app"]
     pushed = record(project)
     index_ref = f"docker://{registry}/{pushed['repository']}@{pushed['digest']}"
     index = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", index_ref))
