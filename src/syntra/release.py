@@ -19,7 +19,7 @@ from typing import Any
 
 from syntra.config import Loaded
 from syntra.errors import SyntraError
-from syntra.fsutil import write_atomic
+from syntra.fsutil import write_if_changed
 from syntra.plan import Destination, Plan
 from syntra.publish import Where, locate
 from syntra.supply import keys
@@ -199,9 +199,7 @@ def write_outputs(root: Path, version: SemVer, plan: Plan, artifacts: list[Artif
         + "\n",
         dist / f"release-{version}.md": notes(root, version),
     }
-    for path, text in files.items():
-        write_atomic(path, text.encode())
-    return list(files)
+    return [path for path, text in files.items() if write_if_changed(path, text.encode())]
 
 
 def run_release(loaded: Loaded, dry_run: bool = False) -> int:
