@@ -173,3 +173,8 @@ def run(
 def skopeo(*args: str) -> str:
     done = subprocess.run(["skopeo", *args], capture_output=True, text=True, check=True)
     return done.stdout
+
+
+def ran(output: str) -> list[str]:
+    """The doit tasks that ran (not the up-to-date ones), in order."""
+    return [line[3:] for line in output.splitlines() if line.startswith(".  ")]

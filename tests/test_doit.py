@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.conftest import PYTHON, REPO
+from tests.conftest import PYTHON, REPO, ran
 
 
 def doit(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -19,10 +19,6 @@ def doit(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
     )
-
-
-def _ran(output: str) -> list[str]:
-    return [line[3:] for line in output.splitlines() if line.startswith(".  ")]
 
 
 def test_list_shows_the_stages(project: Path) -> None:
@@ -42,11 +38,11 @@ def test_list_shows_the_stages(project: Path) -> None:
 def test_second_run_does_nothing(project: Path) -> None:
     first = doit(project, "render")
     assert first.returncode == 0, first.stderr
-    assert _ran(first.stdout) == ["render:web", "render:stale"]
+    assert ran(first.stdout) == ["render:web", "render:stale"]
     assert (project / "ContainerSpecs" / "web" / "Dockerfile").is_file()
     second = doit(project, "render")
     assert second.returncode == 0
-    assert _ran(second.stdout) == []
+    assert ran(second.stdout) == []
     assert "-- render:web" in second.stdout
     assert (project / ".syntra" / "doit.json").is_file()
     assert not list(project.glob(".doit*"))
@@ -58,16 +54,16 @@ def test_changes_rerender_only_what_they_touch(project: Path) -> None:
     (project / "syntra.yaml").write_text(text)
     assert doit(project, "render").returncode == 0
     (project / "syntra.yaml").write_text(text.replace("dest: /srv/", "dest: /www/"))
-    assert _ran(doit(project, "render").stdout) == ["render:web"]
+    assert ran(doit(project, "render").stdout) == ["render:web"]
     (project / "templates").mkdir()
     (project / "templates" / "extra.j2").write_text("FROM scratch\n")
-    assert sorted(_ran(doit(project, "render").stdout)) == ["render:api", "render:web"]
+    assert sorted(ran(doit(project, "render").stdout)) == ["render:api", "render:web"]
 
 
 def test_deleted_spec_is_rendered_again(project: Path) -> None:
     assert doit(project, "render").returncode == 0
     (project / "ContainerSpecs" / "web" / "Containerfile").unlink()
-    assert _ran(doit(project, "render").stdout) == ["render:web"]
+    assert ran(doit(project, "render").stdout) == ["render:web"]
     assert (project / "ContainerSpecs" / "web" / "Containerfile").is_file()
 
 
@@ -79,7 +75,7 @@ def test_parallel_run(project: Path) -> None:
     done = doit(project, "-n", "2", "render")
     assert done.returncode == 0, done.stderr
     assert len(list(project.glob("ContainerSpecs/*/Dockerfile"))) == 4
-    assert _ran(doit(project, "-n", "2", "render").stdout) == []
+    assert ran(doit(project, "-n", "2", "render").stdout) == []
 
 
 def test_bad_config_stops_doit_with_one_line(project: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from syntra.localregistry import seed_busybox, serve
-from tests.conftest import BUSYBOX, commit, git, podman_store, reset_store, run, skopeo
+from tests.conftest import BUSYBOX, commit, git, podman_store, ran, reset_store, run, skopeo
 from tests.oci import validate
 
 TEMPLATE = """\
@@ -46,10 +46,6 @@ def make_project(root: Path, registry: str, base: str, extra: str = "") -> Path:
     git(root, "init", "-q", "-b", "main")
     commit(root, "initial")
     return root
-
-
-def ran(output: str) -> list[str]:
-    return [line[3:] for line in output.splitlines() if line.startswith(".  ")]
 
 
 def record(root: Path, name: str = "app") -> dict[str, object]:

@@ -15,7 +15,7 @@ import pytest
 from syntra.registry import Registry
 from syntra.wasm import kind_of
 from syntra.wasm.optimize import feature_flags, target_features
-from tests.conftest import REPO, commit, git, run, skopeo
+from tests.conftest import REPO, commit, git, ran, run, skopeo
 from tests.oci import validate
 
 SHOWCASE = REPO / "WebAssembly" / "Guest"
@@ -84,10 +84,6 @@ def wasm_project(root: Path, registry: str, extra_guests: str = "") -> Path:
     git(root, "init", "-q", "-b", "main")
     commit(root, "guests")
     return root
-
-
-def ran(output: str) -> list[str]:
-    return [line[3:] for line in output.splitlines() if line.startswith(".  ")]
 
 
 @pytest.fixture(scope="module")

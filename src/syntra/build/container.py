@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from syntra import refs
+from syntra.build.command import image_flags
 from syntra.errors import SyntraError
 from syntra.layout import STATE_DIR
 from syntra.plan import ImagePlan
@@ -131,15 +132,7 @@ class AppleContainer:
         argv += platform_flags(image.platforms)
         # Always both: the CLI recreates its builder VM when they differ from its config.
         argv += ["-c", str(image.cpus), "-m", memory_flag(image.memory)]
-        for key, value in {**args, "SOURCE_DATE_EPOCH": str(epoch)}.items():
-            argv += ["--build-arg", f"{key}={value}"]
-        for key, value in image.labels.items():
-            argv += ["-l", f"{key}={value}"]
-        if image.target:
-            argv += ["--target", image.target]
-        for secret in image.secrets:
-            source = f"env={secret['env']}" if "env" in secret else f"src={root / secret['src']}"
-            argv += ["--secret", f"id={secret['id']},{source}"]
+        argv += image_flags(image, root, {**args, "SOURCE_DATE_EPOCH": str(epoch)}, "-l")
         return [*argv, "--progress", "plain", str(root / image.context)]
 
     def push_argv(self, reference: str, scheme: str) -> list[str]:
