@@ -68,8 +68,9 @@ def _secret(name: str) -> str:
 
 
 def _secrets_env(loaded: Loaded, *, signing: bool = False) -> dict[str, str]:
-    """Registry logins from repository secrets; the signing passphrase only where asked."""
-    env = {}
+    """Repository variables named in `ci.variables`, registry logins from repository
+    secrets, and the signing passphrase only where asked."""
+    env = {name: f"${{{{ vars.{name} }}}}" for name in loaded.config.ci.variables}
     for registry in loaded.config.registries.values():
         if registry.credentials:
             for name in (registry.credentials.username_env, registry.credentials.password_env):
@@ -80,18 +81,37 @@ def _secrets_env(loaded: Loaded, *, signing: bool = False) -> dict[str, str]:
     return env
 
 
-def _signing_key_step(loaded: Loaded) -> list[dict[str, Any]]:
+def _key_step(loaded: Loaded, *, private: bool) -> list[dict[str, Any]]:
+    """The public key (a repository variable) for verifying; the private key (a secret)
+    too where signing."""
     signing = loaded.config.supply_chain.signing
     if signing.mode != "key" or not signing.key:
         return []
-    return [
-        {
-            "name": "Signing key",
-            "env": {"SIGNING_KEY": "${{ secrets.SYNTRA_SIGNING_KEY }}"},
-            "run": f'mkdir -p "$(dirname {signing.key})"\n'
-            f"printf '%s\\n' \"$SIGNING_KEY\" > {signing.key}",
-        }
-    ]
+    env = {"PUBLIC_KEY": "${{ vars.SYNTRA_SIGNING_PUBLIC_KEY }}"}
+    script = (
+        f'mkdir -p "$(dirname {signing.key})"\nprintf \'%s\\n\' "$PUBLIC_KEY" > {signing.key}.pub\n'
+    )
+    if private:
+        env["SIGNING_KEY"] = "${{ secrets.SYNTRA_SIGNING_KEY }}"
+        script += f"printf '%s\\n' \"$SIGNING_KEY\" > {signing.key}\n"
+    return [{"name": "Signing keys" if private else "Public key", "env": env, "run": script}]
+
+
+def _guests_job(loaded: Loaded, steps: _Steps) -> Job:
+    """Guests first: images bundle them as plugins, and the signing job needs their records."""
+    return {
+        "name": "wasm guests",
+        "runs-on": "ubuntu-24.04",
+        "permissions": {"contents": "read", "packages": "write"},
+        "env": _secrets_env(loaded),
+        "steps": [
+            *steps.setup(),
+            {"name": "wasm-opt", "run": "sudo apt-get update && sudo apt-get install -y binaryen"},
+            {"name": "Build, optimise, test and publish the guests", "run": "doit wasm"},
+            steps.uses("actions/upload-artifact", name="plugins", path=".syntra/wasm/*.wasm"),
+            steps.uses("actions/upload-artifact", name="record-wasm", path=".syntra/out/"),
+        ],
+    }
 
 
 def docker(loaded: Loaded, plan: Plan) -> dict[str, Any]:
@@ -106,14 +126,21 @@ def docker(loaded: Loaded, plan: Plan) -> dict[str, Any]:
         }
         for entry in plan.matrix
     ]
+    guests = [g for g in plan.guests if g.destination.registry]
     build: Job = {
         "name": "build ${{ matrix.image }} ${{ matrix.platform }}",
+        **({"needs": "wasm"} if guests else {}),
         "runs-on": "${{ matrix.runner }}",
         "permissions": {"contents": "read", "packages": "write"},
         "strategy": {"fail-fast": False, "matrix": {"include": include}},
         "env": _secrets_env(loaded),
         "steps": [
             *steps.setup(),
+            *(
+                [steps.uses("actions/download-artifact", name="plugins", path=".syntra/wasm")]
+                if guests
+                else []
+            ),
             {
                 "name": "Build and push by digest",
                 "env": {"IMAGE": "${{ matrix.image }}", "PLATFORM": "${{ matrix.platform }}"},
@@ -155,7 +182,8 @@ def docker(loaded: Loaded, plan: Plan) -> dict[str, Any]:
             ),
         ],
     }
-    jobs: dict[str, Job] = {"build": build, "merge": merge}
+    jobs: dict[str, Job] = {"wasm": _guests_job(loaded, steps)} if guests else {}
+    jobs |= {"build": build, "merge": merge}
     if loaded.config.supply_chain.signing.mode != "none":
         jobs["supply"] = {
             "name": "sign, attest, verify",
@@ -171,7 +199,7 @@ def docker(loaded: Loaded, plan: Plan) -> dict[str, Any]:
                     path=".syntra/out",
                     **{"merge-multiple": True},
                 ),
-                *_signing_key_step(loaded),
+                *_key_step(loaded, private=True),
                 {"name": "Sign and attest", "run": "syntra supply"},
                 {"name": "Verify", "run": "syntra verify --all"},
             ],
@@ -208,6 +236,7 @@ def wasm(loaded: Loaded, plan: Plan) -> dict[str, Any]:
         "env": _secrets_env(loaded),
         "steps": [
             *steps.setup(),
+            {"name": "wasm-opt", "run": "sudo apt-get update && sudo apt-get install -y binaryen"},
             steps.uses("swiftwasm/setup-swiftwasm"),
             steps.uses(
                 "actions/cache",
@@ -224,18 +253,27 @@ def wasm(loaded: Loaded, plan: Plan) -> dict[str, Any]:
 
 
 def release(loaded: Loaded) -> dict[str, Any]:
+    """After the docker workflow succeeded for a `v*` tag (it builds, signs and verifies
+    everything first): promote, on the commit that workflow ran for."""
     steps = _Steps(loaded)
+    run = "github.event.workflow_run"
     job: Job = {
+        "if": f"${{{{ {run}.conclusion == 'success' && startsWith({run}.head_branch, 'v') }}}}",
         "runs-on": "ubuntu-24.04",
         "permissions": {"contents": "write", "packages": "write"},
         "env": _secrets_env(loaded),
         "steps": [
-            *steps.setup(),
+            steps.uses(
+                "actions/checkout", **{"fetch-depth": 0, "ref": f"${{{{ {run}.head_sha }}}}"}
+            ),
+            *steps.setup()[1:],
+            *_key_step(loaded, private=False),
             {"name": "Promote the verified digests", "run": "doit release"},
             steps.uses("actions/upload-artifact", name="release", path="dist/"),
         ],
     }
-    return _workflow("release", {"push": {"tags": ["v*"]}}, {"release": job})
+    on = {"workflow_run": {"workflows": ["docker"], "types": ["completed"]}}
+    return _workflow("release", on, {"release": job})
 
 
 def _workflow(name: str, on: dict[str, Any], jobs: dict[str, Job]) -> dict[str, Any]:

@@ -137,8 +137,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _supply(args: argparse.Namespace) -> int:
-    from syntra.layout import record_path
     from syntra.plan import build_plan
+    from syntra.publish import read_record
     from syntra.supply.stage import secure
 
     loaded = config_stage.load(args.file)
@@ -146,10 +146,7 @@ def _supply(args: argparse.Namespace) -> int:
     destinations = {i.name: i.destination for i in plan.images}
     destinations |= {g.name: g.destination for g in plan.guests if g.destination.registry}
     for name, destination in destinations.items():
-        path = record_path(loaded.root, name)
-        if not path.is_file():
-            raise SyntraError(f"{name}: nothing pushed yet ({path} is missing)")
-        for line in secure(loaded, plan, json.loads(path.read_text()), destination):
+        for line in secure(loaded, plan, read_record(loaded.root, name), destination):
             print(f"{name}: {line}")
     return 0
 

@@ -95,7 +95,8 @@ def build_and_publish(job: Job, builder: Builder) -> dict[str, Any]:
     children = [build_platform(job, p, builder, where) for p in job.image.platforms]
     digest = publish_index(where, job.image.destination, children)
     uploaded = where.registry.transfer.uploaded_bytes
-    record = image_record(job.plan, job.image, digest, children, uploaded)
+    base = _pinned_args(job)[0].get(BASE_IMAGE_ARG)
+    record = image_record(job.plan, job.image, digest, children, uploaded, base)
     write_json(record_path(job.root, job.image.name), record)
     return record
 
@@ -121,14 +122,20 @@ def merge(job: Job) -> dict[str, Any]:
         path = folder / f"{slug(platform)}.json"
         if not path.is_file():
             raise SyntraError(f"{job.image.name}: no digest file for {platform} ({path})")
-        child = PlatformImage(**json.loads(path.read_text()))
+        try:
+            child = PlatformImage(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise SyntraError(
+                f"{path}: not a digest file written by syntra build ({exc})"
+            ) from None
         if where.registry.head_manifest(where.path, child.digest) != child.digest:
             raise SyntraError(
                 f"{job.image.name}: {child.digest} ({platform}) is not in the registry"
             )
         children.append(child)
     digest = publish_index(where, job.image.destination, children)
-    record = image_record(job.plan, job.image, digest, children, 0)
+    base = _pinned_args(job)[0].get(BASE_IMAGE_ARG)
+    record = image_record(job.plan, job.image, digest, children, 0, base)
     write_json(record_path(job.root, job.image.name), record)
     return record
 
@@ -162,6 +169,6 @@ def build_with_container(job: Job, cli: AppleContainer) -> dict[str, Any]:
     digest = where.registry.head_manifest(where.path, destination.tags[0])
     if digest != local:
         raise SyntraError(f"{image.name}: the registry holds {digest}, the local image is {local}")
-    record = image_record(job.plan, image, digest, children, 0)
+    record = image_record(job.plan, image, digest, children, 0, args.get(BASE_IMAGE_ARG))
     write_json(record_path(job.root, image.name), record)
     return record

@@ -18,6 +18,7 @@ from syntra import refs
 from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
+from syntra.layout import record_path
 from syntra.plan import Destination, ImagePlan, Plan
 from syntra.registry import INDEX, Registry, digest_of
 
@@ -54,7 +55,10 @@ def locate(config: Config, destination: Destination) -> Where:
 
 def registry_for_ref(config: Config, reference: str) -> tuple[Registry, str, str]:
     """Client, repository path and tag-or-digest for any image reference."""
-    parsed = refs.parse_image_ref(reference)
+    try:
+        parsed = refs.parse_image_ref(reference)
+    except ValueError as exc:
+        raise SyntraError(str(exc)) from None
     domain = parsed.domain or "docker.io"
     path = parsed.path if "/" in parsed.path or parsed.domain else f"library/{parsed.path}"
     known = [r for r in config.registries.values() if r.url.split("/", 1)[0] == domain]
@@ -134,6 +138,20 @@ def index_children(where: Where, reference: str) -> tuple[list[PlatformImage], l
     return children, missing
 
 
+def read_record(root: Path, name: str) -> dict[str, Any]:
+    """The record of a pushed artifact, or a clear error when it is missing or damaged."""
+    path = record_path(root, name)
+    try:
+        record: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SyntraError(f"{name}: nothing pushed yet ({path} is missing)") from None
+    except (OSError, ValueError) as exc:
+        raise SyntraError(f"{path}: unreadable record ({exc}); push {name} again") from None
+    if not isinstance(record, dict) or "digest" not in record:
+        raise SyntraError(f"{path}: not a Syntra record; push {name} again")
+    return record
+
+
 def index_bytes(children: list[PlatformImage]) -> bytes:
     """The OCI index over `children`, serialised the same way every time."""
     manifests = []
@@ -171,7 +189,12 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def image_record(
-    plan: Plan, image: ImagePlan, digest: str, children: list[PlatformImage], uploaded: int
+    plan: Plan,
+    image: ImagePlan,
+    digest: str,
+    children: list[PlatformImage],
+    uploaded: int,
+    base: str | None = None,
 ) -> dict[str, Any]:
     """What later stages (SBOM, signing, release) need to know about a pushed image."""
     return {
@@ -187,5 +210,6 @@ def image_record(
         "version": plan.version,
         "source_commit": plan.git.get("commit"),
         "source_date_epoch": plan.source_date_epoch,
+        "base": base,
         "uploaded_bytes": uploaded,
     }

@@ -2,9 +2,10 @@
 
 Nothing is rebuilt: for a commit tagged vX.Y.Z, each artifact's digest (the one its
 commit tags point at) is checked with `syntra verify`, then its manifest is put
-under X.Y.Z — and X.Y, X and `latest` for images when X.Y.Z is the highest release in
-that repository. Every step is idempotent: a finished release re-runs as a no-op, an
-interrupted one completes. The release manifest and notes go to dist/.
+under X.Y.Z, and for images under X.Y, X and `latest` when X.Y.Z is the newest
+release of X.Y.*, of X.* and of all, in that repository. Every step is idempotent:
+a finished release re-runs as a no-op, an interrupted one completes. The release
+manifest and notes go to dist/.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,13 +64,22 @@ def release_version(plan: Plan) -> SemVer:
 
 
 def release_tags(version: SemVer, existing: list[str], kind: str) -> list[str]:
-    """X.Y.Z always; X.Y, X and latest for images of the highest release so far."""
+    """X.Y.Z always; for images, X.Y when it is the newest X.Y.*, X when it is the newest
+    X.*, and latest when it is the newest release of all. Pre-releases get X.Y.Z only."""
     tags = [str(version)]
     if kind != "image" or version.prerelease:
         return tags
     releases = [v for tag in existing if (v := SemVer.parse(tag)) and not v.prerelease]
-    if all(other <= version for other in releases):
-        tags += [f"{version.major}.{version.minor}", f"{version.major}", "latest"]
+
+    def newest(same_series: Callable[[SemVer], bool]) -> bool:
+        return all(other <= version for other in releases if same_series(other))
+
+    if newest(lambda v: (v.major, v.minor) == (version.major, version.minor)):
+        tags.append(f"{version.major}.{version.minor}")
+    if newest(lambda v: v.major == version.major):
+        tags.append(f"{version.major}")
+    if newest(lambda v: True):
+        tags.append("latest")
     return tags
 
 
@@ -183,11 +194,17 @@ def notes(root: Path, version: SemVer) -> str:
     return "\n".join(lines)
 
 
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SyntraError(f"git {args[0]} failed: {done.stderr.strip()[-200:]}")
+    return done.stdout
+
+
 def _previous_tag(root: Path, version: SemVer) -> str | None:
-    tags = subprocess.run(
-        ["git", "-C", str(root), "tag", "--list", "v*", "--merged", "HEAD"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+    tags = _git(root, "tag", "--list", "v*", "--merged", "HEAD").split()
     older = [(v, t) for t in tags if (v := SemVer.parse(t)) and v < version]
     return max(older)[1] if older else None
 

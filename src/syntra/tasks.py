@@ -142,7 +142,7 @@ class _InputsUnchanged:
         loaded, plan = _loaded()
         try:
             inputs = build_inputs(Job(loaded, plan, plan.image(self.image)))
-        except SyntraError:
+        except (SyntraError, OSError):
             return False  # the action reports it, naming the stage and image
         self.digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
         pushed = record_path(loaded.root, self.image).is_file()
@@ -277,17 +277,18 @@ def task_wasm() -> Iterator[TaskDict]:
 
 
 def _supply_one(name: str) -> TaskFailed | None:
+    from syntra.publish import read_record
     from syntra.supply.stage import secure
 
     loaded, plan = _loaded()
     destinations = {i.name: i.destination for i in plan.images}
     destinations |= {g.name: g.destination for g in plan.guests}
     try:
-        record = json.loads(record_path(loaded.root, name).read_text())
+        record = read_record(loaded.root, name)
         for line in secure(loaded, plan, record, destinations[name]):
             print(f"{name}: {line}")
-    except (SyntraError, FileNotFoundError) as exc:
-        return _failed("supply", name, SyntraError(str(exc)))
+    except SyntraError as exc:
+        return _failed("supply", name, exc)
     return None
 
 
@@ -302,11 +303,14 @@ class _SecuredFor:
         task.value_savers.append(lambda: {"_secured": self.digest})
 
     def __call__(self, task: Any, values: dict[str, Any]) -> bool:
+        from syntra.publish import read_record
+
         loaded, _ = _loaded()
-        path = record_path(loaded.root, self.name)
-        if not path.is_file():
-            return False
-        record = {k: v for k, v in json.loads(path.read_text()).items() if k != "uploaded_bytes"}
+        try:
+            pushed = read_record(loaded.root, self.name)
+        except SyntraError:
+            return False  # the action says what is wrong
+        record = {k: v for k, v in pushed.items() if k != "uploaded_bytes"}
         chain = loaded.config.supply_chain.model_dump()
         payload = json.dumps([record, chain], sort_keys=True).encode()
         self.digest = hashlib.sha256(payload).hexdigest()
@@ -345,12 +349,16 @@ def task_release() -> TaskDict:
     return {"actions": [_release], "uptodate": [False], "verbosity": 2}
 
 
-def _render_ci() -> None:
+def _render_ci() -> TaskFailed | None:
     from syntra import ci
 
     loaded, plan = _loaded()
-    for path in ci.write(ci.render(loaded, plan), loaded.root):
-        print(f"rendered {path}")
+    try:
+        for path in ci.write(ci.render(loaded, plan), loaded.root):
+            print(f"rendered {path}")
+    except SyntraError as exc:
+        return TaskFailed(f"ci: {exc}")
+    return None
 
 
 def task_ci() -> TaskDict:

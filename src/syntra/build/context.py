@@ -100,9 +100,15 @@ class BuildContext:
         return sorted(found)
 
     def digest(self) -> str:
-        """Changes when any included file is added, removed, or changes content."""
+        """Changes when an included file is added, removed, changes content or mode, or
+        (for a symlink) points elsewhere."""
         summary = hashlib.sha256()
         for relative in self.files():
+            path = self.root / relative
             summary.update(relative.encode() + b"\0")
-            summary.update(hashlib.sha256((self.root / relative).read_bytes()).digest())
+            summary.update(b"%o\0" % (path.lstat().st_mode & 0o7777))
+            if path.is_symlink():
+                summary.update(b"link:" + os.readlink(path).encode())
+            else:
+                summary.update(hashlib.sha256(path.read_bytes()).digest())
         return "sha256:" + summary.hexdigest()

@@ -302,6 +302,9 @@ class CI(Strict):
     actions: dict[str, str] = Field({}, description="Pins: action name → ref or full commit SHA.")
     install: str = Field("pip install syntra", description="How CI jobs install Syntra.")
     python: str = Field("3.12", description="Python version of the CI jobs.")
+    variables: list[EnvName] = Field(
+        [], description="Repository variables passed to every job (e.g. SYNTRA_REGISTRY)."
+    )
 
 
 class Release(Strict):

@@ -10,9 +10,8 @@ from rich.table import Table
 
 from syntra.config import Loaded
 from syntra.errors import SyntraError
-from syntra.layout import record_path
 from syntra.plan import build_plan
-from syntra.publish import locate, registry_for_ref
+from syntra.publish import locate, read_record, registry_for_ref
 from syntra.supply import keys
 from syntra.supply.verify import Check, verify
 
@@ -35,11 +34,11 @@ def run_verify(loaded: Loaded, ref: str | None, as_json: bool) -> int:
             (g.name, g.destination) for g in plan.guests if g.destination.registry
         ]
         for name, destination in artifacts:
-            record_file = record_path(loaded.root, name)
-            if not record_file.is_file():
-                checks.append(Check(name, "", "", None, False, False, False, ["not pushed yet"]))
+            try:
+                record = read_record(loaded.root, name)
+            except SyntraError as exc:
+                checks.append(Check(name, "", "", None, False, False, False, [str(exc)]))
                 continue
-            record = json.loads(record_file.read_text())
             where = locate(loaded.config, destination)
             found = verify(
                 name,

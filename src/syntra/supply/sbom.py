@@ -34,7 +34,12 @@ def syft() -> str:
 
 
 def scan(
-    source: str, name: str, version: str, formats: Sequence[str], insecure: bool
+    source: str,
+    name: str,
+    version: str,
+    formats: Sequence[str],
+    insecure: bool,
+    login: tuple[str, str, str] | None = None,
 ) -> dict[str, bytes]:
     """Run syft on `source` (e.g. `registry:host/repo@sha256:…` or `dir:path`)."""
     env = {
@@ -42,6 +47,12 @@ def scan(
         "SYFT_CHECK_FOR_APP_UPDATE": "false",
         "SYFT_REGISTRY_INSECURE_USE_HTTP": "true" if insecure else "false",
     }
+    if login:  # host, user, password: through the environment, never argv
+        env |= {
+            "SYFT_REGISTRY_AUTH_AUTHORITY": login[0],
+            "SYFT_REGISTRY_AUTH_USERNAME": login[1],
+            "SYFT_REGISTRY_AUTH_PASSWORD": login[2],
+        }
     with tempfile.TemporaryDirectory(prefix="syntra-sbom-") as folder:
         outputs = [f"{fmt}={Path(folder) / fmt}" for fmt in formats]
         argv = [syft(), "scan", source, "--source-name", name, "--source-version", version, "-q"]

@@ -124,7 +124,9 @@ def _sboms(
         source = f"dir:{loaded.root / guest.source}"
     else:
         source = f"registry:{name}@{subject.digest}"
-    return scan(source, name, subject.digest, formats, where.registry.insecure)
+    credentials = where.registry.credentials
+    login = (where.registry.host, *credentials) if credentials else None
+    return scan(source, name, subject.digest, formats, where.registry.insecure, login)
 
 
 def provenance(loaded: Loaded, plan: Plan, record: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from syntra.config.model import Config
+from syntra.fsutil import write_atomic
 from syntra.layout import record_path
 from syntra.plan import GuestPlan, Plan
 from syntra.publish import locate, write_json
@@ -97,7 +98,7 @@ def publish(
     for blob in (config_bytes, layer):
         path = staging / hashlib.sha256(blob).hexdigest()
         if not path.exists():
-            path.write_bytes(blob)
+            write_atomic(path, blob)
         where.registry.push_blob(where.path, path, digest_of(blob), len(blob))
     digest = where.registry.put_manifest(where.path, digest_of(manifest), manifest, MANIFEST)
     for tag in guest.destination.tags:

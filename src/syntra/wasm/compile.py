@@ -107,6 +107,12 @@ def python_argv(guest: GuestPlan, root: Path, output: Path) -> list[str]:
             "-p", str(source), "-o", str(output)]  # fmt: skip
 
 
+def _take(built: Path, temp: Path, what: str) -> None:
+    if not built.is_file():
+        raise SyntraError(f"{what}: the build wrote no {built.name} (is `product` right?)")
+    shutil.copy(built, temp)
+
+
 def compile_guest(guest: GuestPlan, root: Path, output: Path, epoch: int) -> Path:
     """Build `guest` into `output` (written atomically); returns `output`."""
     temp = output.with_name(f".{output.name}.building")
@@ -117,14 +123,15 @@ def compile_guest(guest: GuestPlan, root: Path, output: Path, epoch: int) -> Pat
     elif swift_mode(guest) == "wasi":
         _run(wasi_argv(guest, root), root, what, epoch)
         product = guest.product or (root / guest.source).name
-        built = root / guest.source / ".build" / WASI_TRIPLE / "release" / f"{product}.wasm"
-        shutil.copy(built, temp)
+        _take(
+            root / guest.source / ".build" / WASI_TRIPLE / "release" / f"{product}.wasm", temp, what
+        )
     else:
         argv = embedded_argv(guest, root, temp)
         _run(argv, root, what, epoch)
         if argv[1] == "build":
             product = guest.product or (root / guest.source).name
-            shutil.copy(root / guest.source / ".build" / "release" / f"{product}.wasm", temp)
+            _take(root / guest.source / ".build" / "release" / f"{product}.wasm", temp, what)
     write_atomic(output, temp.read_bytes())
     temp.unlink()
     return output
