@@ -117,13 +117,17 @@ def registry() -> Iterator[str]:
 
 
 def podman_store(folder: Path) -> dict[str, str]:
-    """Environment that gives podman its own image store under `folder`."""
+    """Environment that gives podman its own image store and its own state under `folder`,
+    so resetting it touches nothing else (podman's default tmp_dir is the shared
+    /run/libpod)."""
     folder.mkdir(parents=True, exist_ok=True)
-    conf = folder / "storage.conf"
-    conf.write_text(
+    storage = folder / "storage.conf"
+    storage.write_text(
         f'[storage]\ndriver = "overlay"\ngraphroot = "{folder}/graph"\nrunroot = "{folder}/run"\n'
     )
-    return {"CONTAINERS_STORAGE_CONF": str(conf)}
+    engine = folder / "containers.conf"
+    engine.write_text(f'[engine]\ntmp_dir = "{folder}/tmp"\n')
+    return {"CONTAINERS_STORAGE_CONF": str(storage), "CONTAINERS_CONF": str(engine)}
 
 
 def reset_store(env: dict[str, str]) -> None:
@@ -139,14 +143,15 @@ def reset_store(env: dict[str, str]) -> None:
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     env = podman_store(tmp_path_factory.mktemp("podman"))
-    previous = os.environ.get("CONTAINERS_STORAGE_CONF")
+    previous = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     yield env
     reset_store(env)
-    if previous is None:
-        del os.environ["CONTAINERS_STORAGE_CONF"]
-    else:
-        os.environ["CONTAINERS_STORAGE_CONF"] = previous
+    for name, value in previous.items():
+        if value is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
