@@ -37,10 +37,17 @@ class PlatformImage:
 
 @dataclass(frozen=True)
 class Where:
-    """A repository on a registry host: `host` + `path` (namespace included)."""
+    """A repository: the client for its registry's API, its path there (namespace
+    included), and the name people and signatures use for it (`docker.io/org/app`,
+    whose API lives at registry-1.docker.io)."""
 
     registry: Registry
     path: str
+    identity: str
+
+
+def api_host(domain: str) -> str:
+    return DOCKER_HUB_API if domain == "docker.io" else domain
 
 
 def locate(config: Config, destination: Destination) -> Where:
@@ -50,11 +57,12 @@ def locate(config: Config, destination: Destination) -> Where:
     host, _, namespace = destination.registry.partition("/")
     path = f"{namespace}/{destination.repository}" if namespace else destination.repository
     entry = next(r for r in config.registries.values() if r.url == destination.registry)
-    return Where(Registry(host, destination.insecure, entry.credentials), path)
+    registry = Registry(api_host(host), destination.insecure, entry.credentials)
+    return Where(registry, path, f"{host}/{path}")
 
 
-def registry_for_ref(config: Config, reference: str) -> tuple[Registry, str, str]:
-    """Client, repository path and tag-or-digest for any image reference."""
+def registry_for_ref(config: Config, reference: str) -> tuple[Where, str]:
+    """Where any image reference lives, and its tag or digest."""
     try:
         parsed = refs.parse_image_ref(reference)
     except ValueError as exc:
@@ -64,8 +72,8 @@ def registry_for_ref(config: Config, reference: str) -> tuple[Registry, str, str
     known = [r for r in config.registries.values() if r.url.split("/", 1)[0] == domain]
     insecure = any(r.insecure for r in known)
     credentials = known[0].credentials if known else None
-    host = DOCKER_HUB_API if domain == "docker.io" else domain
-    return Registry(host, insecure, credentials), path, parsed.digest or parsed.tag or "latest"
+    where = Where(Registry(api_host(domain), insecure, credentials), path, f"{domain}/{path}")
+    return where, parsed.digest or parsed.tag or "latest"
 
 
 _pinned: dict[str, tuple[str, bool]] = {}
@@ -82,7 +90,8 @@ def pin(config: Config, reference: str) -> tuple[str, bool]:
 
 
 def _resolve(config: Config, reference: str) -> tuple[str, bool]:
-    registry, path, version = registry_for_ref(config, reference)
+    where, version = registry_for_ref(config, reference)
+    registry, path = where.registry, where.path
     digest = version if version.startswith("sha256:") else registry.head_manifest(path, version)
     if digest is None:
         raise SyntraError(f"base image {reference} is not in its registry")

@@ -118,9 +118,8 @@ def refusals(loaded: Loaded, artifacts: list[Artifact]) -> list[str]:
     key = keys.load_public(keys.public_path(loaded.root / chain.signing.key))
     lines = []
     for artifact in artifacts:
-        registry, path = artifact.where.registry, artifact.where.path
         checks = verify(
-            artifact.name, registry, path, artifact.digest, key, chain.sbom, chain.provenance
+            artifact.name, artifact.where, artifact.digest, key, chain.sbom, chain.provenance
         )
         problems = sorted({p for check in checks for p in check.problems})
         if problems:
@@ -143,7 +142,7 @@ def manifest(version: SemVer, plan: Plan, artifacts: list[Artifact]) -> dict[str
     entries = []
     for artifact in artifacts:
         registry, path = artifact.where.registry, artifact.where.path
-        repository = f"{registry.host}/{path}"
+        repository = artifact.where.identity
         top = registry.get_manifest(path, artifact.digest).json()
         platforms = [
             {

@@ -23,11 +23,14 @@ def run_verify(loaded: Loaded, ref: str | None, as_json: bool) -> int:
     key = keys.load_public(keys.public_path(loaded.root / chain.signing.key))
     checks: list[Check] = []
     if ref:
-        registry, path, version = registry_for_ref(loaded.config, ref)
-        digest = version if version.startswith("sha256:") else registry.head_manifest(path, version)
+        where, version = registry_for_ref(loaded.config, ref)
+        if version.startswith("sha256:"):
+            digest: str | None = version
+        else:
+            digest = where.registry.head_manifest(where.path, version)
         if digest is None:
             raise SyntraError(f"{ref} is not in the registry")
-        checks = verify(ref, registry, path, digest, key, chain.sbom, chain.provenance)
+        checks = verify(ref, where, digest, key, chain.sbom, chain.provenance)
     else:
         plan = build_plan(loaded)
         artifacts = [(i.name, i.destination) for i in plan.images] + [
@@ -42,8 +45,7 @@ def run_verify(loaded: Loaded, ref: str | None, as_json: bool) -> int:
             where = locate(loaded.config, destination)
             found = verify(
                 name,
-                where.registry,
-                where.path,
+                where,
                 record["digest"],
                 key,
                 chain.sbom,

@@ -80,7 +80,7 @@ def secure(
     chain = loaded.config.supply_chain
     sign = signer_for(chain.signing, loaded.root)
     where = locate(loaded.config, destination)
-    identity = f"{where.registry.host}/{where.path}"
+    identity = where.identity
     attachments = Attachments(where.registry, where.path)
     done: list[str] = []
     for subject in subjects(record, where):
@@ -118,7 +118,7 @@ def _sboms(
     loaded: Loaded, plan: Plan, record: dict[str, Any], where: Where, subject: Subject,
     formats: Sequence[str],
 ) -> dict[str, bytes]:  # fmt: skip
-    name = f"{where.registry.host}/{where.path}"
+    name = where.identity
     if record["kind"] == "wasm":
         guest = next(g for g in plan.guests if g.name == record["name"])
         source = f"dir:{loaded.root / guest.source}"

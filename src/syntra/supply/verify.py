@@ -18,7 +18,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from syntra.errors import SyntraError
-from syntra.registry import DOCKER_LIST, INDEX, Registry
+from syntra.publish import Where
+from syntra.registry import DOCKER_LIST, INDEX
 from syntra.supply import keys
 from syntra.supply.attach import (
     DSSE,
@@ -52,11 +53,11 @@ class Check:
 
 
 def verify(
-    artifact: str, registry: Registry, path: str, digest: str, key: ec.EllipticCurvePublicKey,
+    artifact: str, where: Where, digest: str, key: ec.EllipticCurvePublicKey,
     formats: Sequence[str], provenance: bool,
 ) -> list[Check]:  # fmt: skip
     """Checks for `digest` and, for an index, each of its platform manifests."""
-    identity = f"{registry.host}/{path}"
+    registry, path, identity = where.registry, where.path, where.identity
     try:
         top = registry.get_manifest(path, digest)
     except SyntraError:
