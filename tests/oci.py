@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import tarfile
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -40,3 +42,18 @@ def validate(document: dict[str, Any], schema: str) -> None:
     """Raise jsonschema.ValidationError unless `document` is valid under `schema`."""
     validator = jsonschema.Draft4Validator({"$ref": BASE + schema}, registry=_registry())
     validator.validate(document)
+
+
+def layer_files(layout: Path) -> dict[str, bytes]:
+    """Every regular file in the layers of the first image of an OCI layout."""
+    index = json.loads((layout / "index.json").read_text())
+    blobs = layout / "blobs" / "sha256"
+    manifest = json.loads((blobs / index["manifests"][0]["digest"][7:]).read_text())
+    files = {}
+    for layer in manifest["layers"]:
+        with tarfile.open(blobs / layer["digest"][7:]) as archive:
+            for member in archive.getmembers():
+                extracted = archive.extractfile(member) if member.isfile() else None
+                if extracted is not None:
+                    files[member.name] = extracted.read()
+    return files

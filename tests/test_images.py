@@ -6,14 +6,13 @@ import hashlib
 import json
 import shutil
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from syntra.localregistry import seed_busybox, serve
 from tests.conftest import BUSYBOX, commit, git, podman_store, ran, reset_store, run, skopeo
-from tests.oci import validate
+from tests.oci import layer_files, validate
 
 TEMPLATE = """\
 ARG BASE_IMAGE
@@ -102,16 +101,7 @@ def test_foreign_run_step_ran_under_qemu(project: Path, registry: str, tmp_path:
     skopeo(
         "copy", "-q", "--src-tls-verify=false", "--override-arch", "arm64", ref, f"oci:{layout}:x"
     )
-    index = json.loads((layout / "index.json").read_text())
-    blobs = layout / "blobs" / "sha256"
-    manifest = json.loads((blobs / index["manifests"][0]["digest"][7:]).read_text())
-    files = {}
-    for layer in manifest["layers"]:
-        with tarfile.open(blobs / layer["digest"][7:]) as archive:
-            for member in archive.getmembers():
-                extracted = archive.extractfile(member) if member.isfile() else None
-                if extracted is not None:
-                    files[member.name] = extracted.read()
+    files = layer_files(layout)
     assert files["srv/arch.txt"] == b"aarch64\n"
     assert files["srv/greeting.txt"] == b"hello\n"
     assert "srv/.dockerignore" in files and "srv/index.html" in files

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import shutil
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from syntra.registry import Registry
 from syntra.wasm import kind_of
 from syntra.wasm.optimize import feature_flags, target_features
 from tests.conftest import REPO, commit, git, ran, run, skopeo
-from tests.oci import validate
+from tests.oci import layer_files, validate
 
 SHOWCASE = REPO / "WebAssembly" / "Guest"
 STANDINS = REPO / "tests" / "standins"
@@ -317,40 +316,3 @@ def test_images_bundle_plugins_and_rebuild_when_one_changes(
     )
     swift.write_text(swift.read_text() + double)
     assert ran(run(root, "doit").stdout)[-1] == "docker:host"
-
-
-def layer_files(layout: Path) -> dict[str, bytes]:
-    index = json.loads((layout / "index.json").read_text())
-    blobs = layout / "blobs" / "sha256"
-    manifest = json.loads((blobs / index["manifests"][0]["digest"][7:]).read_text())
-    files = {}
-    for layer in manifest["layers"]:
-        with tarfile.open(blobs / layer["digest"][7:]) as archive:
-            for member in archive.getmembers():
-                extracted = archive.extractfile(member) if member.isfile() else None
-                if extracted is not None:
-                    files[member.name] = extracted.read()
-    return files
-
-
-def test_swiftpm_package_builds_as_embedded_swift(tmp_path: Path) -> None:
-    root = tmp_path / "repo"
-    (root / "pkg" / "Sources" / "Fib").mkdir(parents=True)
-    shutil.copy(SHOWCASE / "Swift" / "Fib.swift", root / "pkg" / "Sources" / "Fib" / "Fib.swift")
-    (root / "pkg" / "Package.swift").write_text(
-        "// swift-tools-version:6.0\nimport PackageDescription\n\n"
-        'let package = Package(name: "Fib",\n'
-        '    products: [.executable(name: "Fib", targets: ["Fib"])],\n'
-        '    targets: [.executableTarget(name: "Fib")])\n'
-    )
-    (root / "syntra.yaml").write_text(
-        "version: 1\nproject: {name: spm}\nwasm:\n  fib:\n    language: swift\n"
-        "    source: pkg\n    mode: embedded\n    product: Fib\n"
-        "    tests: [{call: fib, args: [24], expect: 46368}]\n"
-    )
-    git(root, "init", "-q", "-b", "main")
-    commit(root, "package")
-    done = run(root, "doit", "wasm")
-    assert done.returncode == 0, done.stdout
-    assert "fib: fib(24) = 46368" in done.stdout
-    assert kind_of((root / ".syntra" / "wasm" / "fib.wasm").read_bytes()) == "module"

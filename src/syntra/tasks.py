@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -125,28 +125,44 @@ def task_render() -> Iterator[TaskDict]:
     }
 
 
-class _InputsUnchanged:
-    """uptodate check computed only when doit asks: build inputs include the base
-    image's current digest (a registry request) and a hash of the build context."""
+class _Unchanged:
+    """An uptodate check computed only when doit asks, because it may talk to the
+    registry or read many files. `state(name)` gives what must not have changed and
+    whether the artifact is there at all; its digest is saved when the task succeeds."""
 
-    def __init__(self, image: str) -> None:
-        self.image = image
+    def __init__(self, state: Callable[[str], tuple[Any, bool]], name: str) -> None:
+        self.state = state
+        self.name = name
         self.digest = ""
 
     def configure_task(self, task: Any) -> None:
-        task.value_savers.append(lambda: {"_inputs": self.digest})
+        task.value_savers.append(lambda: {"_state": self.digest})
 
     def __call__(self, task: Any, values: dict[str, Any]) -> bool:
-        from syntra.images import Job, build_inputs
-
-        loaded, plan = _loaded()
         try:
-            inputs = build_inputs(Job(loaded, plan, plan.image(self.image)))
+            value, present = self.state(self.name)
         except (SyntraError, OSError):
-            return False  # the action reports it, naming the stage and image
-        self.digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
-        pushed = record_path(loaded.root, self.image).is_file()
-        return pushed and values.get("_inputs") == self.digest
+            return False  # the action says what is wrong, naming the stage
+        self.digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+        return present and values.get("_state") == self.digest
+
+
+def _build_state(name: str) -> tuple[Any, bool]:
+    """Build inputs (base image digest, context hash…) and whether a record exists."""
+    from syntra.images import Job, build_inputs
+
+    loaded, plan = _loaded()
+    inputs = build_inputs(Job(loaded, plan, plan.image(name)))
+    return inputs, record_path(loaded.root, name).is_file()
+
+
+def _supply_state(name: str) -> tuple[Any, bool]:
+    """What was pushed where, and the supply-chain settings."""
+    from syntra.publish import read_record
+
+    loaded, _ = _loaded()
+    record = {k: v for k, v in read_record(loaded.root, name).items() if k != "uploaded_bytes"}
+    return [record, loaded.config.supply_chain.model_dump()], True
 
 
 def _docker_one(name: str) -> TaskFailed | None:
@@ -194,7 +210,7 @@ def _image_tasks(action: Any) -> Iterator[TaskDict]:
             "name": image.name,
             "actions": [(action, [image.name])],
             "file_dep": [image.dockerfile, image.containerfile, *plugins],
-            "uptodate": [_InputsUnchanged(image.name)],
+            "uptodate": [_Unchanged(_build_state, image.name)],
         }
 
 
@@ -292,31 +308,6 @@ def _supply_one(name: str) -> TaskFailed | None:
     return None
 
 
-class _SecuredFor:
-    """Up to date while the artifact's record (what was pushed where) is unchanged."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.digest = ""
-
-    def configure_task(self, task: Any) -> None:
-        task.value_savers.append(lambda: {"_secured": self.digest})
-
-    def __call__(self, task: Any, values: dict[str, Any]) -> bool:
-        from syntra.publish import read_record
-
-        loaded, _ = _loaded()
-        try:
-            pushed = read_record(loaded.root, self.name)
-        except SyntraError:
-            return False  # the action says what is wrong
-        record = {k: v for k, v in pushed.items() if k != "uploaded_bytes"}
-        chain = loaded.config.supply_chain.model_dump()
-        payload = json.dumps([record, chain], sort_keys=True).encode()
-        self.digest = hashlib.sha256(payload).hexdigest()
-        return bool(values.get("_secured") == self.digest)
-
-
 def task_supply() -> Iterator[TaskDict]:
     """Sign every pushed digest and attach SBOMs and provenance (supply_chain.signing)."""
     loaded, plan = _loaded()
@@ -329,7 +320,7 @@ def task_supply() -> Iterator[TaskDict]:
             "name": name,
             "actions": [(_supply_one, [name])],
             "task_dep": [producer],
-            "uptodate": [_SecuredFor(name)],
+            "uptodate": [_Unchanged(_supply_state, name)],
         }
 
 
