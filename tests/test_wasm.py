@@ -316,3 +316,26 @@ def test_images_bundle_plugins_and_rebuild_when_one_changes(
     )
     swift.write_text(swift.read_text() + double)
     assert ran(run(root, "doit").stdout)[-1] == "docker:host"
+
+
+def test_swiftpm_package_builds_as_embedded_swift(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "pkg" / "Sources" / "Fib").mkdir(parents=True)
+    shutil.copy(SHOWCASE / "Swift" / "Fib.swift", root / "pkg" / "Sources" / "Fib" / "Fib.swift")
+    (root / "pkg" / "Package.swift").write_text(
+        "// swift-tools-version:6.0\nimport PackageDescription\n\n"
+        'let package = Package(name: "Fib",\n'
+        '    products: [.executable(name: "Fib", targets: ["Fib"])],\n'
+        '    targets: [.executableTarget(name: "Fib")])\n'
+    )
+    (root / "syntra.yaml").write_text(
+        "version: 1\nproject: {name: spm}\nwasm:\n  fib:\n    language: swift\n"
+        "    source: pkg\n    mode: embedded\n    product: Fib\n"
+        "    tests: [{call: fib, args: [24], expect: 46368}]\n"
+    )
+    git(root, "init", "-q", "-b", "main")
+    commit(root, "package")
+    done = run(root, "doit", "wasm")
+    assert done.returncode == 0, done.stdout
+    assert "fib: fib(24) = 46368" in done.stdout
+    assert kind_of((root / ".syntra" / "wasm" / "fib.wasm").read_bytes()) == "module"
