@@ -90,7 +90,10 @@ def noop_pipeline() -> tuple[float, float]:
             "SYNTRA_REGISTRY": registry,
             "SYNTRA_BASE_IMAGE": seed_busybox(registry, binaries, "syntra/busybox", "1.36"),
         }
-        subprocess.run([PY, "-m", "doit"], cwd=ROOT, check=True, env=env, capture_output=True)
+        stages = ["render", "wasm", "docker"]  # what is timed below; signing needs a key
+        subprocess.run(
+            [PY, "-m", "doit", *stages], cwd=ROOT, check=True, env=env, capture_output=True
+        )
         docker = best_of([PY, "-m", "doit", "docker"], ROOT, env=env)
         wasm = best_of([PY, "-m", "doit", "wasm"], ROOT, env=env)
         return docker, wasm

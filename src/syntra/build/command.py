@@ -10,29 +10,11 @@ from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import stream_stdout_and_stderr
 
 from syntra.build import BuildRequest
+from syntra.build.flags import image_flags
 from syntra.errors import SyntraError
 from syntra.layout import STATE_DIR
-from syntra.plan import ImagePlan
 
 TAIL_LINES = 15
-
-
-def image_flags(
-    image: ImagePlan, root: Path, args: dict[str, str], label_flag: str = "--label"
-) -> list[str]:
-    """Build args, labels, target and secrets: spelt the same by every builder CLI
-    but for the label flag (Apple's `container` only has `-l`)."""
-    flags: list[str] = []
-    for key, value in args.items():
-        flags += ["--build-arg", f"{key}={value}"]
-    for key, value in image.labels.items():
-        flags += [label_flag, f"{key}={value}"]
-    if image.target:
-        flags += ["--target", image.target]
-    for secret in image.secrets:
-        source = f"env={secret['env']}" if "env" in secret else f"src={root / secret['src']}"
-        flags += ["--secret", f"id={secret['id']},{source}"]
-    return flags
 
 
 def shared_flags(request: BuildRequest) -> list[str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from syntra import refs
-from syntra.build.command import image_flags
+from syntra.build.flags import image_flags
 from syntra.errors import SyntraError
 from syntra.layout import STATE_DIR
 from syntra.plan import ImagePlan
