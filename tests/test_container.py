@@ -3,6 +3,7 @@ versions 0.4.x and 1.x (the CLI only runs on macOS 26), plus the Linux fallback.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -122,6 +123,7 @@ def test_every_command_for_each_version(
     (job.root / "ContainerSpecs" / "app").mkdir(parents=True)
     (job.root / job.image.containerfile).write_text("FROM scratch\n")
     refs = job.image.destination.refs
+    staging = refs[0].rsplit(":", 1)[0] + ":syntra-staging"
 
     pushed = build_with_container(job, AppleContainer(str(STANDIN)))
 
@@ -137,14 +139,18 @@ def test_every_command_for_each_version(
         ["system", "start", "--enable-kernel-install"],
         ["system", "status", "--format", "json"],
         ["registry", "login", "--scheme", "http", "-u", "ci", "--password-stdin", registry],
-        ["build", "-t", refs[0], "-f", spec, "--arch", "amd64", "--arch", "arm64",
+        ["build", "-t", staging, "-f", spec, "--arch", "amd64", "--arch", "arm64",
          "-c", "4", "-m", "8G", "--build-arg", "GREETING=hello", "--build-arg", base_arg,
          "--build-arg", f"SOURCE_DATE_EPOCH={epoch}", *labels, "--progress", "plain", context],
-        ["image", "tag", refs[0], refs[1]],
+        ["image", "tag", staging, refs[0]],
+        ["image", "tag", staging, refs[1]],
         ["image", "list", "--format", "json"],
-        [group, "push", "--scheme", "http", refs[0]],
-        [group, "push", "--scheme", "http", refs[1]],
+        [group, "push", "--scheme", "http", staging],
     ]  # fmt: skip
+    index = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    for ref in refs:  # the real tags, put by Syntra once the index was verified
+        raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}")
+        assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == index
     login = _calls(standin)[4]
     assert login["password_ok"] is True
     assert "pa55word" not in json.dumps(calls)

@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from syntra.build import Builder, BuildRequest
-from syntra.build.container import AppleContainer, repair_with_skopeo, work_log
+from syntra.build.container import (
+    STAGING_TAG,
+    AppleContainer,
+    repair_with_skopeo,
+    staging_ref,
+    work_log,
+)
 from syntra.build.context import BuildContext
 from syntra.config import Loaded
 from syntra.errors import SyntraError
@@ -141,8 +147,8 @@ def merge(job: Job) -> dict[str, Any]:
 
 
 def build_with_container(job: Job, cli: AppleContainer) -> dict[str, Any]:
-    """Apple's CLI builds every platform and pushes each reference itself; Syntra
-    checks the index it left in the registry, repairs missing children, and records."""
+    """Apple's CLI builds every platform and pushes a staging tag; Syntra checks the
+    index it left in the registry, repairs missing children, then tags and records."""
     image, destination = job.image, job.image.destination
     if image.plugins:
         raise SyntraError(
@@ -157,18 +163,23 @@ def build_with_container(job: Job, cli: AppleContainer) -> dict[str, Any]:
         cli.login(where.registry.host, scheme, user, password)
     args, _ = _pinned_args(job)
     cli.build(image, job.root, args, job.plan.source_date_epoch, work_log(job.root, image.name))
-    local = cli.local_digest(destination.refs[0])
-    for reference in destination.refs:
-        cli.push(reference, scheme)
-    children, missing = index_children(where, destination.tags[0])
+    staging = staging_ref(image)
+    local = cli.local_digest(staging)
+    cli.push(staging, scheme)
+    children, missing = index_children(where, STAGING_TAG)
     if missing:
-        repair_with_skopeo(cli, destination.refs[0], destination.insecure)
-        children, missing = index_children(where, destination.tags[0])
+        repair_with_skopeo(cli, staging, destination.insecure)
+        children, missing = index_children(where, STAGING_TAG)
         if missing:
             raise SyntraError(f"{image.name}: {', '.join(missing)} still missing after repair")
-    digest = where.registry.head_manifest(where.path, destination.tags[0])
-    if digest != local:
-        raise SyntraError(f"{image.name}: the registry holds {digest}, the local image is {local}")
+    index = where.registry.get_manifest(where.path, STAGING_TAG)
+    if index.digest != local:
+        raise SyntraError(
+            f"{image.name}: the registry holds {index.digest}, the local image is {local}"
+        )
+    for tag in destination.tags:  # last: everything they point at is verified
+        where.registry.put_manifest(where.path, tag, index.data, index.media_type)
+    digest = index.digest
     record = image_record(job.plan, image, digest, children, 0, args.get(BASE_IMAGE_ARG))
     write_json(record_path(job.root, image.name), record)
     return record

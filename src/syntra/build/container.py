@@ -1,10 +1,10 @@
 """Apple's `container` CLI (macOS 26 on Apple silicon): build and push in its own store.
 
 Unlike podman and buildx it cannot hand out an OCI layout or push by digest, so it
-builds every platform at once, tags, and pushes each reference itself; Syntra then
-checks the pushed index through the registry API (the CLI has been seen to leave
-index children behind), repairs a gap with `image save` + skopeo, and records the
-result in the same `.syntra/out/` record as the Linux builders.
+builds every platform at once and pushes one staging tag; Syntra then checks the
+pushed index through the registry API (the CLI has been seen to leave index
+children behind), repairs a gap with `image save` + skopeo, puts the real tags last,
+and records the result in the same `.syntra/out/` record as the Linux builders.
 
 This cannot run on Linux: it is verified against a recording stand-in that answers
 like CLI versions 0.4.x and 1.x (tests/standins/container).
@@ -29,6 +29,15 @@ from syntra.layout import STATE_DIR
 from syntra.plan import ImagePlan
 
 MAX_SPEC_BYTES = 16 * 1024
+STAGING_TAG = "syntra-staging"
+"""The only tag the CLI pushes: the real tags go up through the registry API once the
+index and all its children are verified there (the CLI cannot push by digest)."""
+
+
+def staging_ref(image: ImagePlan) -> str:
+    return image.destination.refs[0].rsplit(":", 1)[0] + f":{STAGING_TAG}"
+
+
 _VERSION_RE = re.compile(r"container CLI version (\d+)\.(\d+)\.(\d+)")
 
 Version = tuple[int, int, int]
@@ -128,7 +137,7 @@ class AppleContainer:
                 f"{image.containerfile} is {spec.stat().st_size} bytes: Apple's container CLI "
                 "refuses Containerfiles of 16 KiB or more"
             )
-        argv = ["build", "-t", image.destination.refs[0], "-f", str(spec)]
+        argv = ["build", "-t", staging_ref(image), "-f", str(spec)]
         argv += platform_flags(image.platforms)
         # Always both: the CLI recreates its builder VM when they differ from its config.
         argv += ["-c", str(image.cpus), "-m", memory_flag(image.memory)]
@@ -152,8 +161,8 @@ class AppleContainer:
             tail = "\n".join(log.read_text().splitlines()[-15:])
             failed = f"container build of {image.name} failed (exit {done.returncode})"
             raise SyntraError(f"{failed}; see {log}\n{tail}")
-        for reference in image.destination.refs[1:]:
-            self._run("image", "tag", image.destination.refs[0], reference)
+        for reference in image.destination.refs:  # the local store knows the real names
+            self._run("image", "tag", staging_ref(image), reference)
 
     def push(self, reference: str, scheme: str) -> None:
         self._run(*self.push_argv(reference, scheme))
