@@ -20,8 +20,6 @@ TAG_RE = re.compile(r"^[\w][\w.-]{0,127}\Z", re.ASCII)
 TAG_RULE = "up to 128 letters, digits, '_', '.', '-', not starting with '.' or '-'"
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z|^sha512:[0-9a-f]{128}\Z")
 
-DEFAULT_DOMAIN = "docker.io"
-
 
 @dataclass(frozen=True)
 class ImageRef:
@@ -74,12 +72,6 @@ def _split_domain(name: str) -> tuple[str, str]:
     if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
         return first, rest
     return "", name
-
-
-def check_tag(tag: str) -> str:
-    if not TAG_RE.match(tag):
-        raise ValueError(f"'{tag}' is not a valid tag: {TAG_RULE}")
-    return tag
 
 
 def check_repository(path: str) -> str:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
 
-from syntra.layout import record_path
-from syntra.plan import Plan
+from syntra.errors import SyntraError
+from syntra.plan import GuestPlan, ImagePlan, Plan
+from syntra.publish import read_record
+
+A = TypeVar("A", ImagePlan, GuestPlan)
 
 
 def plan_text(plan: Plan) -> str:
@@ -55,11 +59,7 @@ def print_outputs(plan: Plan, root: Path, console: Console | None = None) -> Non
     images = Table(title="pushed images")
     for column in ("image", "platform", "digest", "bytes", "tags"):
         images.add_column(column, overflow="fold")
-    for image in plan.images:
-        record_file = record_path(root, image.name)
-        if not record_file.is_file():
-            continue
-        record = json.loads(record_file.read_text())
+    for image, record in _pushed(root, plan.images):
         images.add_row(image.name, "index", record["digest"], "", "\n".join(record["refs"]))
         for child in record["platforms"]:
             images.add_row("", child["platform"], child["digest"], str(child["content_bytes"]), "")
@@ -67,12 +67,16 @@ def print_outputs(plan: Plan, root: Path, console: Console | None = None) -> Non
     guests = Table(title="wasm artifacts")
     for column in ("guest", "kind", "wasm bytes", "artifact digest", "tags"):
         guests.add_column(column, overflow="fold")
-    for guest in plan.guests:
-        record_file = record_path(root, guest.name)
-        if record_file.is_file():
-            record = json.loads(record_file.read_text())
-            guests.add_row(
-                guest.name, record["wasm_kind"], str(record["wasm_bytes"]), record["digest"],
-                "\n".join(record["refs"]),
-            )  # fmt: skip
+    for guest, record in _pushed(root, plan.guests):
+        row = [guest.name, record["wasm_kind"], str(record["wasm_bytes"]), record["digest"]]
+        guests.add_row(*row, "\n".join(record["refs"]))
     console.print(guests)
+
+
+def _pushed(root: Path, artifacts: Sequence[A]) -> Iterator[tuple[A, dict[str, Any]]]:
+    """The artifacts that have a readable record, with it; the others are not shown."""
+    for artifact in artifacts:
+        try:
+            yield artifact, read_record(root, artifact.name)
+        except SyntraError:
+            continue

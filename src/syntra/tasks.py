@@ -165,41 +165,54 @@ def _supply_state(name: str) -> tuple[Any, bool]:
     return [record, loaded.config.supply_chain.model_dump()], True
 
 
-def _docker_one(name: str) -> TaskFailed | None:
-    from syntra import build
-    from syntra.images import Job, build_and_publish
+def _publish_image(
+    stage: str, name: str, start: Callable[[], tuple[str, Any]]
+) -> TaskFailed | None:
+    """Build and push one image; `start` picks the backend: (its label, job → record)."""
+    from syntra.images import Job
 
     loaded, plan = _loaded()
+    image = plan.image(name)
     try:
-        preference = os.environ.get(BUILDER_ENV) or loaded.config.builder
-        builder = build.select(preference)
-        print(f"{name}: building {', '.join(plan.image(name).platforms)} with {builder.name}")
-        record = build_and_publish(Job(loaded, plan, plan.image(name)), builder)
+        label, publish = start()
+        print(f"{name}: building {', '.join(image.platforms)} with {label}")
+        record = publish(Job(loaded, plan, image))
     except SyntraError as exc:
-        return _failed("docker", name, exc)
+        return _failed(stage, name, exc)
     print(f"{name}: {record['digest']} -> {', '.join(record['refs'])}")
     return None
+
+
+def _docker_one(name: str) -> TaskFailed | None:
+    def start() -> tuple[str, Any]:
+        from syntra import build
+        from syntra.images import build_and_publish
+
+        loaded, _ = _loaded()
+        builder = build.select(os.environ.get(BUILDER_ENV) or loaded.config.builder)
+        return builder.name, lambda job: build_and_publish(job, builder)
+
+    return _publish_image("docker", name, start)
 
 
 def _container_one(name: str) -> TaskFailed | None:
     """Apple's CLI where it runs; elsewhere the Linux builder, with a note saying why."""
     from syntra.build.container import AppleContainer, Host, unavailable_reason
-    from syntra.images import Job, build_with_container
 
     reason = unavailable_reason(Host.here(), shutil.which("container"))
     if reason:
         print(f"{name}: {reason}: using the Linux builder")
         return _docker_one(name)
-    loaded, plan = _loaded()
-    try:
+
+    def start() -> tuple[str, Any]:
+        from syntra.images import build_with_container
+
         cli = AppleContainer()
-        version = ".".join(map(str, cli.version))
-        print(f"{name}: building {', '.join(plan.image(name).platforms)} with container {version}")
-        record = build_with_container(Job(loaded, plan, plan.image(name)), cli)
-    except SyntraError as exc:
-        return _failed("container", name, exc)
-    print(f"{name}: {record['digest']} -> {', '.join(record['refs'])}")
-    return None
+        return f"container {'.'.join(map(str, cli.version))}", lambda job: build_with_container(
+            job, cli
+        )
+
+    return _publish_image("container", name, start)
 
 
 def _image_tasks(action: Any) -> Iterator[TaskDict]:
