@@ -24,9 +24,8 @@ from syntra.errors import SyntraError
 from syntra.fsutil import write_if_changed
 from syntra.plan import Destination, Plan
 from syntra.publish import Where, locate
-from syntra.supply import keys
 from syntra.supply.attach import attachment_tag
-from syntra.supply.verify import verify
+from syntra.supply.verify import trust_for, verify
 from syntra.versioning import SemVer
 
 NOTE_GROUPS = [
@@ -113,13 +112,13 @@ def plan_release(loaded: Loaded, plan: Plan) -> tuple[SemVer, list[Artifact]]:
 def refusals(loaded: Loaded, artifacts: list[Artifact]) -> list[str]:
     """One line per artifact that `syntra verify` rejects."""
     chain = loaded.config.supply_chain
-    if chain.signing.mode != "key" or not chain.signing.key:
-        return ["release needs verified artifacts: set supply_chain.signing (mode: key)"]
-    key = keys.load_public(keys.public_path(loaded.root / chain.signing.key))
+    if chain.signing.mode == "none":
+        return ["release needs verified artifacts: set supply_chain.signing (mode key or keyless)"]
+    trust = trust_for(loaded)
     lines = []
     for artifact in artifacts:
         checks = verify(
-            artifact.name, artifact.where, artifact.digest, key, chain.sbom, chain.provenance
+            artifact.name, artifact.where, artifact.digest, trust, chain.sbom, chain.provenance
         )
         problems = sorted({p for check in checks for p in check.problems})
         if problems:

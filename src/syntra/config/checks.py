@@ -26,6 +26,16 @@ def check(config: Config, document: Document, root: Path) -> None:
         raise document.error(
             ("supply_chain", "signing"), "missing required key 'key' (signing mode 'key')"
         )
+    if signing.mode == "keyless" and not signing.identity:
+        raise document.error(
+            ("supply_chain", "signing"),
+            "missing required key 'identity' (signing mode 'keyless'): a pattern of the "
+            "signer's identity, e.g. 'https://github.com/OWNER/REPO/.github/workflows/.*'",
+        )
+    if signing.trust_config and not is_file(root / signing.trust_config):
+        raise document.error(
+            ("supply_chain", "signing", "trust_config"), f"'{signing.trust_config}' is not a file"
+        )
 
 
 def _image(config: Config, document: Document, root: Path, loc: Loc, image: Image) -> None:

@@ -125,6 +125,14 @@ def _template_text(value: str) -> str:
     return value
 
 
+def _pattern(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"'{value}' is not a regular expression: {exc}") from None
+    return value
+
+
 def _repo_path(value: str, info: ValidationInfo) -> str:
     """A path inside the repository, normalised to POSIX form relative to its root."""
     if not value:
@@ -166,6 +174,7 @@ ScalarText = Annotated[
     str, BeforeValidator(_reason(_scalar_text), json_schema_input_type=str | int | bool)
 ]
 Template = Annotated[str, AfterValidator(_reason(_template_text))]
+Pattern = Annotated[str, AfterValidator(_reason(_pattern))]
 TemplateName = Annotated[str, AfterValidator(_reason(_template_name))]
 Version = Annotated[str, AfterValidator(_reason(_version))]
 
@@ -282,6 +291,20 @@ class Signing(Strict):
     key: RepoPath | None = Field(None, description="Key mode: the private key (cosign format).")
     passphrase_env: EnvName = Field(
         "SYNTRA_KEY_PASSPHRASE", description="Key mode: variable holding the key's passphrase."
+    )
+    identity: Pattern | None = Field(
+        None,
+        description="Keyless mode: regular expression the signing certificate's identity "
+        "must match in full, e.g. `https://github.com/OWNER/REPO/.github/workflows/.*`.",
+    )
+    issuer: str = Field(
+        "https://token.actions.githubusercontent.com",
+        description="Keyless mode: the OIDC issuer the certificate must name.",
+    )
+    trust_config: RepoPath | None = Field(
+        None,
+        description="Keyless mode: a Sigstore ClientTrustConfig JSON for a private Sigstore "
+        "deployment; default: the public-good instance.",
     )
 
 

@@ -146,8 +146,13 @@ class Attachments:
             self.repository, attachment_tag(digest, suffix), manifest, MANIFEST
         )
 
-    def refer(self, subject: dict[str, Any], layer: Layer, artifact_type: str) -> None:
-        """An OCI 1.1 referrer of `subject`, listed under the referrers fallback tag."""
+    def refer(
+        self, subject: dict[str, Any], layer: Layer, artifact_type: str,
+        annotations: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        """An OCI 1.1 referrer of `subject`, listed under the referrers fallback tag with
+        `annotations` (default: the layer's)."""
+        annotations = layer.annotations if annotations is None else annotations
         empty = b"{}"
         self.registry.push_bytes(self.repository, empty)
         self.registry.push_bytes(self.repository, layer.data)
@@ -159,7 +164,7 @@ class Attachments:
                 "config": {"mediaType": EMPTY, "digest": digest_of(empty), "size": len(empty)},
                 "layers": [layer.descriptor()],
                 "subject": subject,
-                "annotations": layer.annotations,
+                "annotations": annotations,
             }
         )
         digest = self.registry.put_manifest(
@@ -170,7 +175,7 @@ class Attachments:
             "digest": digest,
             "size": len(manifest),
             "artifactType": artifact_type,
-            "annotations": layer.annotations,
+            "annotations": annotations,
         }
         referrers = self.referrers(subject["digest"])
         if listed in referrers:

@@ -12,15 +12,12 @@ from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.plan import build_plan
 from syntra.publish import locate, read_record, registry_for_ref
-from syntra.supply import keys
-from syntra.supply.verify import Check, verify
+from syntra.supply.verify import Check, trust_for, verify
 
 
 def run_verify(loaded: Loaded, ref: str | None, as_json: bool) -> int:
     chain = loaded.config.supply_chain
-    if chain.signing.mode != "key" or not chain.signing.key:
-        raise SyntraError("verify checks key signatures: set supply_chain.signing (mode: key)")
-    key = keys.load_public(keys.public_path(loaded.root / chain.signing.key))
+    trust = trust_for(loaded)
     checks: list[Check] = []
     if ref:
         where, version = registry_for_ref(loaded.config, ref)
@@ -30,7 +27,7 @@ def run_verify(loaded: Loaded, ref: str | None, as_json: bool) -> int:
             digest = where.registry.head_manifest(where.path, version)
         if digest is None:
             raise SyntraError(f"{ref} is not in the registry")
-        checks = verify(ref, where, digest, key, chain.sbom, chain.provenance)
+        checks = verify(ref, where, digest, trust, chain.sbom, chain.provenance)
     else:
         plan = build_plan(loaded)
         artifacts = [(i.name, i.destination) for i in plan.images] + [
@@ -47,7 +44,7 @@ def run_verify(loaded: Loaded, ref: str | None, as_json: bool) -> int:
                 name,
                 where,
                 record["digest"],
-                key,
+                trust,
                 chain.sbom,
                 chain.provenance,
             )

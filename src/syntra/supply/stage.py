@@ -4,49 +4,20 @@ signed SLSA provenance."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from syntra.config import Loaded
-from syntra.config.model import Signing
-from syntra.errors import SyntraError
 from syntra.layout import source_files
 from syntra.plan import Destination, Plan
 from syntra.publish import Where, locate
-from syntra.supply import keys
-from syntra.supply.attach import (
-    DSSE,
-    IN_TOTO,
-    SIGNATURE_ANNOTATION,
-    SIMPLE_SIGNING,
-    Attachments,
-    Layer,
-    Signer,
-    envelope,
-    simple_signing,
-    statement,
-)
+from syntra.supply.attach import Attachments
 from syntra.supply.sbom import FORMATS, normalise, scan
+from syntra.supply.seal import Subject, open_seal
 
 PROVENANCE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://syntra.dev/build/v1"
-
-
-@dataclass(frozen=True)
-class Subject:
-    digest: str
-    media_type: str
-    size: int
-    platform: str | None = None
-    top: bool = False
-
-    def descriptor(self) -> dict[str, Any]:
-        return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
 
 
 def subjects(record: dict[str, Any], where: Where) -> list[Subject]:
@@ -60,58 +31,29 @@ def subjects(record: dict[str, Any], where: Where) -> list[Subject]:
     return found
 
 
-def signer_for(signing: Signing, root: Path) -> Signer:
-    if signing.mode == "keyless":
-        if not os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL"):
-            raise SyntraError(
-                "keyless signing needs an OIDC identity (GitHub Actions with "
-                "`permissions: id-token: write`); none is available here"
-            )
-        raise SyntraError("keyless signing runs in GitHub Actions only (see the README)")
-    assert signing.key is not None
-    key = keys.load_private(root, signing.key, signing.passphrase_env)
-    return lambda data: keys.sign(key, data)
-
-
 def secure(
     loaded: Loaded, plan: Plan, record: dict[str, Any], destination: Destination
 ) -> list[str]:
     """Attach everything to the digests of `record`; returns one line per attachment."""
     chain = loaded.config.supply_chain
-    sign = signer_for(chain.signing, loaded.root)
     where = locate(loaded.config, destination)
-    identity = where.identity
     attachments = Attachments(where.registry, where.path)
     done: list[str] = []
-    for subject in subjects(record, where):
-        payload = simple_signing(identity, subject.digest)
-        signature = base64.b64encode(sign(payload)).decode()
-        attachments.add(
-            subject.digest, "sig", Layer(payload, SIMPLE_SIGNING, {SIGNATURE_ANNOTATION: signature})
-        )
-        done.append(f"signed {subject.digest}")
-        sbom_here = subject.platform is not None or (record["kind"] == "wasm" and subject.top)
-        if sbom_here:
-            for fmt, document in _sboms(loaded, plan, record, where, subject, chain.sbom).items():
-                predicate = normalise(fmt, document, subject.digest, plan.source_date_epoch)
-                _attest(attachments, identity, subject, FORMATS[fmt], predicate, sign)
-                done.append(f"{fmt} SBOM for {subject.digest}")
-        if subject.top and chain.provenance:
-            _attest(
-                attachments, identity, subject, PROVENANCE, provenance(loaded, plan, record), sign
-            )
-            done.append(f"provenance for {subject.digest}")
+    with open_seal(loaded, attachments, where.identity) as seal:
+        for subject in subjects(record, where):
+            seal.sign(subject)
+            done.append(f"signed {subject.digest}")
+            sbom_here = subject.platform is not None or (record["kind"] == "wasm" and subject.top)
+            if sbom_here:
+                sboms = _sboms(loaded, plan, record, where, subject, chain.sbom)
+                for fmt, document in sboms.items():
+                    predicate = normalise(fmt, document, subject.digest, plan.source_date_epoch)
+                    seal.attest(subject, FORMATS[fmt], predicate)
+                    done.append(f"{fmt} SBOM for {subject.digest}")
+            if subject.top and chain.provenance:
+                seal.attest(subject, PROVENANCE, provenance(loaded, plan, record))
+                done.append(f"provenance for {subject.digest}")
     return done
-
-
-def _attest(
-    attachments: Attachments, identity: str, subject: Subject, predicate_type: str,
-    predicate: Any, sign: Signer,
-) -> None:  # fmt: skip
-    body = envelope(statement(identity, subject.digest, predicate_type, predicate), sign)
-    layer = Layer(body, DSSE, {"predicateType": predicate_type})
-    attachments.add(subject.digest, "att", layer)
-    attachments.refer(subject.descriptor(), layer, IN_TOTO)
 
 
 def _sboms(

@@ -1,9 +1,10 @@
-"""`syntra verify`: what is in the registry, checked against the public key.
+"""`syntra verify`: what is in the registry, checked against the public key (mode
+`key`) or the Sigstore trust root and the signer's identity (mode `keyless`).
 
-For a digest: a simple-signing signature by the key that names this repository and
-this digest; for every platform image or wasm artifact, signed SBOM attestations
-in each configured format about this digest; for the top-level digest, signed
-SLSA provenance. Nothing is taken from local records but the list of digests.
+For a digest: a signature that names this repository and this digest; for every
+platform image or wasm artifact, signed SBOM attestations in each configured format
+about this digest; for the top-level digest, signed SLSA provenance. Nothing is taken
+from local records but the list of digests.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.publish import Where
 from syntra.registry import DOCKER_LIST, INDEX
@@ -52,9 +54,31 @@ class Check:
         return {**asdict(self), "ok": self.ok}
 
 
+class Trust(Protocol):
+    """What one signing mode accepts: (signed, predicate types attested) for a digest."""
+
+    @property
+    def signer(self) -> str: ...
+
+    def examine(
+        self, attachments: Attachments, identity: str, digest: str, problems: list[str]
+    ) -> tuple[bool, set[str]]: ...
+
+
+def trust_for(loaded: Loaded) -> Trust:
+    signing = loaded.config.supply_chain.signing
+    if signing.mode == "keyless":
+        return KeylessTrust(loaded)
+    if signing.mode != "key" or not signing.key:
+        raise SyntraError(
+            "nothing to verify against: set supply_chain.signing (mode key or keyless)"
+        )
+    return KeyTrust(keys.load_public(keys.public_path(loaded.root / signing.key)))
+
+
 def verify(
-    artifact: str, where: Where, digest: str, key: ec.EllipticCurvePublicKey,
-    formats: Sequence[str], provenance: bool,
+    artifact: str, where: Where, digest: str, trust: Trust, formats: Sequence[str],
+    provenance: bool,
 ) -> list[Check]:  # fmt: skip
     """Checks for `digest` and, for an index, each of its platform manifests."""
     registry, path, identity = where.registry, where.path, where.identity
@@ -74,7 +98,7 @@ def verify(
             identity,
             digest,
             None,
-            key,
+            trust,
             [] if is_index else formats,
             provenance,
         )
@@ -87,18 +111,17 @@ def verify(
             if p
         )
         checks.append(
-            _check(artifact, attachments, identity, child["digest"], platform, key, formats, None)
+            _check(artifact, attachments, identity, child["digest"], platform, trust, formats, None)
         )
     return checks
 
 
 def _check(
     artifact: str, attachments: Attachments, identity: str, digest: str, platform: str | None,
-    key: ec.EllipticCurvePublicKey, formats: Sequence[str], provenance: bool | None,
+    trust: Trust, formats: Sequence[str], provenance: bool | None,
 ) -> Check:  # fmt: skip
     problems: list[str] = []
-    signed = _signed(attachments, identity, digest, key, problems)
-    attested = _attested(attachments, digest, key, problems)
+    signed, attested = trust.examine(attachments, identity, digest, problems)
     sbom = all(FORMATS[fmt] in attested for fmt in formats) if formats else None
     if sbom is False:
         missing = [fmt for fmt in formats if FORMATS[fmt] not in attested]
@@ -107,8 +130,67 @@ def _check(
     if proven is False:
         problems.append("no signed provenance")
     if not signed:
-        problems.append("no valid signature by the key")
+        problems.append(f"no valid signature by {trust.signer}")
     return Check(artifact, identity, digest, platform, signed, sbom, proven, problems)
+
+
+@dataclass(frozen=True)
+class KeyTrust:
+    key: ec.EllipticCurvePublicKey
+    signer: str = "the key"
+
+    def examine(
+        self, attachments: Attachments, identity: str, digest: str, problems: list[str]
+    ) -> tuple[bool, set[str]]:
+        return (
+            _signed(attachments, identity, digest, self.key, problems),
+            _attested(attachments, digest, self.key, problems),
+        )
+
+
+class KeylessTrust:
+    """Sigstore bundles among the digest's referrers, each verified in full."""
+
+    def __init__(self, loaded: Loaded) -> None:
+        from syntra.supply.keyless import BundleVerifier
+
+        signing = loaded.config.supply_chain.signing
+        self.bundles = BundleVerifier(loaded.root, signing)
+        self.signer = f"an identity matching /{signing.identity}/ from {signing.issuer}"
+
+    def examine(
+        self, attachments: Attachments, identity: str, digest: str, problems: list[str]
+    ) -> tuple[bool, set[str]]:
+        from syntra.supply.keyless import BUNDLE, SIGNATURE_PREDICATE
+
+        signed, found = False, set()
+        registry, repository = attachments.registry, attachments.repository
+        for listed in attachments.referrers(digest):
+            if listed.get("artifactType") != BUNDLE:
+                continue
+            try:
+                manifest = registry.get_manifest(repository, listed["digest"]).json()
+                blob = registry.get_blob(repository, manifest["layers"][0]["digest"])
+                statement = self.bundles.statement(blob)
+            except (SyntraError, ValueError, KeyError, IndexError) as exc:
+                problems.append(f"a bundle that does not verify: {exc}")
+                continue
+            if not _about(statement, digest):
+                continue
+            if statement.get("predicateType") == SIGNATURE_PREDICATE:
+                names = {subject.get("name") for subject in statement.get("subject", [])}
+                signed = signed or identity in names
+            else:
+                found.add(str(statement.get("predicateType")))
+        return signed, found
+
+
+def _about(statement: dict[str, Any], digest: str) -> bool:
+    return any(
+        f"{alg}:{value}" == digest
+        for subject in statement.get("subject", [])
+        for alg, value in subject.get("digest", {}).items()
+    )
 
 
 def _signed(
@@ -149,12 +231,7 @@ def _attested(
             continue
         if envelope.get("payloadType") != IN_TOTO:
             continue
-        about = any(
-            f"{alg}:{value}" == digest
-            for subject in statement.get("subject", [])
-            for alg, value in subject.get("digest", {}).items()
-        )
         verified = any(keys.verifies(key, pae(IN_TOTO, payload), sig) for sig in signatures)
-        if about and verified:
+        if _about(statement, digest) and verified:
             found.add(str(statement.get("predicateType")))
     return found
