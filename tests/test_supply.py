@@ -1,20 +1,24 @@
 """Supply chain for real, key mode: syft SBOMs, cosign-format signatures that skopeo
-reads back and OpenSSL verifies independently, provenance, `syntra verify`, and tampering
-that both verifiers reject."""
+accepts under a sigstoreSigned policy (and OpenSSL verifies byte for byte), provenance,
+`syntra verify`, and tampering that all of them reject."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from syntra.registry import INDEX, MANIFEST, Registry
 from syntra.supply.attach import attachment_tag
-from tests.conftest import run, skopeo
+from tests.conftest import REPO, run, skopeo
 from tests.oci import validate
 from tests.test_images import make_project
 from tests.test_wasm import SHOWCASE
@@ -42,6 +46,40 @@ def secured(tmp_path_factory: pytest.TempPathFactory, registry: str, base: str) 
     done = run(root, "doit", env=PASSPHRASE)
     assert done.returncode == 0, done.stdout + done.stderr
     return root
+
+
+SKOPEO_SIGSTORE = REPO / ".cache" / "trixie" / "skopeo"
+
+
+def _skopeo_accepts(registry: str, image: str, public: Path, tmp: Path) -> bool:
+    """skopeo copies `image` only if a `sigstoreSigned` policy with our public key accepts
+    its cosign signature (Debian 13's skopeo: Debian 12's has sigstore disabled)."""
+    assert SKOPEO_SIGSTORE.exists(), "run .ci/setup: it fetches skopeo with sigstore support"
+    repository = re.split(r"[@:]", image, maxsplit=1)[0]
+    requirement = {
+        "type": "sigstoreSigned",
+        "keyPath": str(public),
+        "signedIdentity": {"type": "matchRepository"},
+    }
+    policy = {
+        "default": [{"type": "reject"}],
+        "transports": {"docker": {f"{registry}/{repository}": [requirement]}},
+    }
+    (tmp / "policy.json").write_text(json.dumps(policy))
+    (tmp / "registries.d").mkdir(exist_ok=True)
+    (tmp / "registries.d" / "local.yaml").write_text(
+        f"docker:\n  {registry}:\n    use-sigstore-attachments: true\n"
+    )
+    shutil.rmtree(tmp / "copy", ignore_errors=True)
+    done = subprocess.run(
+        [str(SKOPEO_SIGSTORE), "--policy", str(tmp / "policy.json"), "--registries.d",
+         str(tmp / "registries.d"), "copy", "--src-tls-verify=false",
+         f"docker://{registry}/{image}", f"dir:{tmp / 'copy'}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        assert "Source image rejected" in done.stderr, done.stderr
+    return done.returncode == 0
 
 
 def _openssl_verifies(public: Path, payload: bytes, signature: bytes, tmp: Path) -> bool:
@@ -105,9 +143,26 @@ def test_verify_all_is_green(secured: Path) -> None:
 
 def test_signature_verifies_independently(secured: Path, registry: str, tmp_path: Path) -> None:
     client = Registry(registry, True)
+    public = secured / "keys" / "cosign.pub"
     digest = _digest_of_tag(registry, "tests/secured", "latest")
-    assert _independently_verified(
-        client, "tests/secured", digest, secured / "keys" / "cosign.pub", tmp_path
+    assert _independently_verified(client, "tests/secured", digest, public, tmp_path)
+    record = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    wasm = json.loads((secured / ".syntra" / "out" / "fib.json").read_text())
+    for image in [
+        "tests/secured:latest",
+        *(f"tests/secured@{p['digest']}" for p in record["platforms"]),
+        f"tests/fib@{wasm['digest']}",
+    ]:
+        assert _skopeo_accepts(registry, image, public, tmp_path), image
+
+
+def test_skopeo_rejects_another_key(secured: Path, registry: str, tmp_path: Path) -> None:
+    stranger = ec.generate_private_key(ec.SECP256R1()).public_key()
+    (tmp_path / "stranger.pub").write_bytes(
+        stranger.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    assert not _skopeo_accepts(
+        registry, "tests/secured:latest", tmp_path / "stranger.pub", tmp_path
     )
 
 
@@ -166,13 +221,16 @@ def test_tampering_is_caught_by_both_verifiers(
         client.put_manifest("tests/secured", child["digest"], data.data, data.media_type)
     client.put_manifest("tests/secured", "latest", other.data, other.media_type)
     assert run(secured, "syntra", "verify", ref).returncode == 1
+    assert not _skopeo_accepts(registry, "tests/secured:latest", public, tmp_path)
     moved = _digest_of_tag(registry, "tests/secured", "latest")
     assert moved == other.digest
     assert client.head_manifest("tests/secured", attachment_tag(moved, "sig")) is None
     client.put_manifest("tests/secured", "latest", original.data, original.media_type)
     assert run(secured, "syntra", "verify", ref).returncode == 0
-    # 2. The signature layer is replaced by one that does not verify.
-    sig_tag = attachment_tag(original.digest, "sig")
+    # 2. A platform image's signature layer is replaced by one that does not verify
+    #    (skopeo checks the signature of the platform image it copies).
+    child = original.json()["manifests"][0]["digest"]
+    sig_tag = attachment_tag(child, "sig")
     signed = client.get_manifest("tests/secured", sig_tag)
     forged = json.loads(signed.data)
     annotation = forged["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"]
@@ -185,12 +243,13 @@ def test_tampering_is_caught_by_both_verifiers(
     try:
         verdict = run(secured, "syntra", "verify", ref, "--json")
         assert verdict.returncode == 1
-        assert "no valid signature by the key" in json.loads(verdict.stdout)[0]["problems"]
-        assert not _independently_verified(
-            client, "tests/secured", original.digest, public, tmp_path
-        )
+        (platform,) = [c for c in json.loads(verdict.stdout) if c["digest"] == child]
+        assert "no valid signature by the key" in platform["problems"]
+        assert not _independently_verified(client, "tests/secured", child, public, tmp_path)
+        assert not _skopeo_accepts(registry, f"tests/secured@{child}", public, tmp_path)
     finally:
         client.put_manifest("tests/secured", sig_tag, signed.data, signed.media_type)
+    assert _skopeo_accepts(registry, f"tests/secured@{child}", public, tmp_path)
 
 
 def test_key_errors_are_one_line(secured: Path) -> None:
