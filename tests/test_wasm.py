@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from syntra.registry import Registry
-from syntra.wasm import kind_of
+from syntra.wasm import deterministic, kind_of
 from syntra.wasm.optimize import feature_flags, target_features
 from tests.conftest import REPO, commit, git, ran, run, skopeo
 from tests.oci import layer_files, validate
@@ -178,22 +178,24 @@ def test_changed_source_rebuilds_only_that_guest(built: tuple[Path, str], tmp_pa
     assert ran(run(copy, "doit", "wasm").stdout) == ["wasm:fib-swift.compile"]
 
 
-def test_swift_guest_and_its_artifact_are_reproducible(tmp_path: Path, registry: str) -> None:
+def test_guests_and_their_artifacts_are_reproducible(tmp_path: Path, registry: str) -> None:
+    """Two clean builds in two directories: the same wasm bytes and artifact digests,
+    for Embedded Swift and for componentize-py (on Syntra's deterministic host)."""
     digests = []
-    for attempt in ("a", "b"):
+    for attempt in ("a", "b/deeper"):
         root = wasm_project(tmp_path / attempt, registry)
-        text = (root / "syntra.yaml").read_text()
-        (root / "syntra.yaml").write_text(text[: text.index("  fib-python:")])
         os.environ["SOURCE_DATE_EPOCH"] = "1700000000"
         try:
             done = run(root, "doit", "wasm")
         finally:
             del os.environ["SOURCE_DATE_EPOCH"]
         assert done.returncode == 0, done.stdout
-        wasm = (root / ".syntra" / "wasm" / "fib-swift.wasm").read_bytes()
-        record = json.loads((root / ".syntra" / "out" / "fib-swift.json").read_text())
-        digests.append((hashlib.sha256(wasm).hexdigest(), record["digest"]))
-    assert digests[0] == digests[1]
+        assert "not byte-reproducible" not in done.stdout
+        for guest in ("fib-swift", "fib-python"):
+            wasm = (root / ".syntra" / "wasm" / f"{guest}.wasm").read_bytes()
+            record = json.loads((root / ".syntra" / "out" / f"{guest}.json").read_text())
+            digests.append((guest, hashlib.sha256(wasm).hexdigest(), record["digest"]))
+    assert digests[:2] == digests[2:]
 
 
 def test_limits_stop_misbehaving_guests(tmp_path: Path, registry: str) -> None:
@@ -339,3 +341,23 @@ def test_swiftpm_package_builds_as_embedded_swift(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout
     assert "fib: fib(24) = 46368" in done.stdout
     assert kind_of((root / ".syntra" / "wasm" / "fib.wasm").read_bytes()) == "module"
+
+
+def test_without_libfaketime_the_build_says_why_it_is_not_reproducible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deterministic, "LIBFAKETIME", str(tmp_path / "nowhere" / "*.so.1"))
+    assert deterministic.host_environment(tmp_path, 1_700_000_000) == (
+        {}, "not byte-reproducible: libfaketime is missing (install faketime)"
+    )  # fmt: skip
+
+
+def test_deterministic_host_is_compiled_once(tmp_path: Path) -> None:
+    env, caveat = deterministic.host_environment(tmp_path, 1_700_000_000)
+    assert caveat is None
+    (shim,) = tmp_path.glob("deterministic-*.so")
+    assert env["LD_PRELOAD"].startswith(f"{shim}:")
+    assert env["FAKETIME"] == "2023-11-14 22:13:20"
+    before = shim.stat().st_mtime_ns
+    assert deterministic.host_environment(tmp_path, 1_700_000_000) == (env, None)
+    assert shim.stat().st_mtime_ns == before

@@ -245,8 +245,9 @@ def _wasm_step(step: str, name: str) -> TaskFailed | None:
     raw, out, cache = wasm_raw(root, name), root / guest.output, wasm_cache(root)
     try:
         if step == "compile":
-            compile.compile_guest(guest, root, raw, plan.source_date_epoch)
-            print(f"{name}: compiled {raw.stat().st_size} bytes")
+            caveat = compile.compile_guest(guest, root, raw, plan.source_date_epoch, cache)
+            note = f" ({caveat})" if caveat else ""
+            print(f"{name}: compiled {raw.stat().st_size} bytes{note}")
         elif step == "optimize":
             result = optimize.optimize(raw, out, guest.optimize)
             sizes = f"{result.size_before} -> {result.size_after} bytes"

@@ -10,11 +10,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
 from syntra.plan import GuestPlan
+from syntra.wasm import deterministic
 
 SWIFT_TOOLCHAIN = Path("/opt/swift/usr/bin")
 EMBEDDED_TRIPLE = "wasm32-unknown-none-wasm"
@@ -39,8 +41,10 @@ def swift_tool(name: str) -> str:
     return found
 
 
-def _run(argv: list[str], cwd: Path, what: str, epoch: int) -> None:
-    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0"}
+def _run(
+    argv: list[str], cwd: Path, what: str, epoch: int, extra: dict[str, str] | None = None
+) -> None:
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0", **(extra or {})}
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-12:])
@@ -94,8 +98,8 @@ def wasi_argv(guest: GuestPlan, root: Path) -> list[str]:
             "--swift-sdk", sdks[0], "-c", "release", "--product", product]  # fmt: skip
 
 
-def python_argv(guest: GuestPlan, root: Path, output: Path) -> list[str]:
-    source = root / guest.source
+def python_argv(guest: GuestPlan, root: Path, source: Path, output: Path) -> list[str]:
+    """componentize-py on `source` (a clean copy of the guest's source)."""
     wit = root / guest.wit if guest.wit else source / "wit"
     assert guest.world is not None
     # The console script installed beside this interpreter (the package has no __main__).
@@ -113,13 +117,30 @@ def _take(built: Path, temp: Path, what: str) -> None:
     shutil.copy(built, temp)
 
 
-def compile_guest(guest: GuestPlan, root: Path, output: Path, epoch: int) -> Path:
-    """Build `guest` into `output` (written atomically); returns `output`."""
+def _componentize(
+    guest: GuestPlan, root: Path, output: Path, epoch: int, cache: Path
+) -> str | None:
+    """componentize-py on a deterministic host, from a copy of the sources without
+    bytecode caches (the snapshot run writes some); returns the reproducibility caveat."""
+    extra, caveat = deterministic.host_environment(cache, epoch)
+    with tempfile.TemporaryDirectory(prefix="syntra-guest-") as scratch:
+        source = Path(scratch) / "source"
+        shutil.copytree(root / guest.source, source, ignore=shutil.ignore_patterns("__pycache__"))
+        argv = python_argv(guest, root, source, output)
+        _run(argv, source, f"compiling wasm.{guest.name}", epoch, extra)
+    return caveat
+
+
+def compile_guest(
+    guest: GuestPlan, root: Path, output: Path, epoch: int, cache: Path
+) -> str | None:
+    """Build `guest` into `output` (written atomically); returns a caveat, if any."""
     temp = output.with_name(f".{output.name}.building")
     temp.parent.mkdir(parents=True, exist_ok=True)
     what = f"compiling wasm.{guest.name}"
+    caveat = None
     if guest.language == "python":
-        _run(python_argv(guest, root, temp), root / guest.source, what, epoch)
+        caveat = _componentize(guest, root, temp, epoch, cache)
     elif swift_mode(guest) == "wasi":
         _run(wasi_argv(guest, root), root, what, epoch)
         product = guest.product or (root / guest.source).name
@@ -134,4 +155,4 @@ def compile_guest(guest: GuestPlan, root: Path, output: Path, epoch: int) -> Pat
             _take(root / guest.source / ".build" / "release" / f"{product}.wasm", temp, what)
     write_atomic(output, temp.read_bytes())
     temp.unlink()
-    return output
+    return caveat
