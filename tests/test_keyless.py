@@ -15,7 +15,7 @@ import jwt
 import pytest
 
 from syntra.registry import INDEX, Registry, digest_of
-from syntra.supply.attach import attachment_tag
+from syntra.supply.attach import Attachments, Layer, attachment_tag
 from syntra.supply.keyless import BUNDLE, SIGNATURE_PREDICATE
 from tests.conftest import run
 from tests.oci import validate
@@ -177,6 +177,58 @@ def test_a_tampered_bundle_is_refused(signed: tuple[Path, str], registry: str) -
     (fib,) = [c for c in json.loads(done.stdout) if c["artifact"] == "fib"]
     assert not fib["signature"]
     assert any(p.startswith("a bundle that does not verify: ") for p in fib["problems"])
+
+
+def test_a_valid_bundle_about_another_artifact_does_not_count(
+    signed: tuple[Path, str], registry: str
+) -> None:
+    """fib's signature bundle, listed as the only referrer of app's index: it verifies,
+    but it is not about app, so app's index counts as unsigned."""
+    root, _ = signed
+    client = Registry(registry, True)
+    fib = json.loads((root / ".syntra" / "out" / "fib.json").read_text())["digest"]
+    app = json.loads((root / ".syntra" / "out" / "app.json").read_text())["digest"]
+    entry = next(
+        m for m in _bundles(client, "tests/keyless-fib", fib)
+        if m["annotations"]["dev.sigstore.bundle.predicateType"] == SIGNATURE_PREDICATE  # type: ignore[index]
+    )  # fmt: skip
+    manifest = client.get_manifest("tests/keyless-fib", str(entry["digest"])).json()
+    blob = client.get_blob("tests/keyless-fib", manifest["layers"][0]["digest"])
+    fallback = attachment_tag(app)
+    original = client.get_manifest("tests/keyless", fallback)
+    client.put_manifest(
+        "tests/keyless", fallback, json.dumps({**original.json(), "manifests": []}).encode(), INDEX
+    )
+    subject = {"mediaType": INDEX, "digest": app, "size": 1}
+    Attachments(client, "tests/keyless").refer(subject, Layer(blob, BUNDLE, {}), BUNDLE)
+    try:
+        done = run(root, "syntra", "verify", "--all", "--json")
+    finally:
+        client.put_manifest("tests/keyless", fallback, original.data, INDEX)
+    assert done.returncode == 1
+    top = next(c for c in json.loads(done.stdout) if c["digest"] == app)
+    assert not top["signature"] and not top["provenance"]
+    assert not any("does not verify" in p for p in top["problems"])
+
+
+def test_service_failures_are_one_line(signed: tuple[Path, str], sigstore: Sigstore) -> None:
+    root, _ = signed
+    (root / ".syntra" / "doit.json").unlink()  # forget: the stage runs again
+    sigstore.refuse_certificates = True
+    try:
+        refused = run(root, "doit", "supply:fib", env=sigstore.github_env())
+    finally:
+        sigstore.refuse_certificates = False
+    assert refused.returncode != 0
+    assert "supply fib: keyless signing: " in refused.stdout
+    assert "Traceback" not in refused.stdout + refused.stderr
+    wrong = {**sigstore.github_env(), "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "not-the-job-token"}
+    denied = run(root, "doit", "supply:fib", env=wrong)
+    assert (
+        "supply fib: keyless signing: GitHub: OIDC token request failed (code=401" in denied.stdout
+    )
+    assert "Traceback" not in denied.stdout + denied.stderr
+    assert "not-the-job-token" not in denied.stdout + denied.stderr
 
 
 def test_outside_ci_is_one_clear_line(tmp_path: Path, registry: str, base: str) -> None:

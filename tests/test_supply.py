@@ -83,8 +83,8 @@ def _skopeo_accepts(registry: str, image: str, public: Path, tmp: Path) -> bool:
 
 
 def _openssl_verifies(public: Path, payload: bytes, signature: bytes, tmp: Path) -> bool:
-    """An independent check of the ECDSA signature bytes (Debian's skopeo and podman are
-    built with sigstore verification disabled, so they cannot be the second verifier)."""
+    """An independent check of the ECDSA signature bytes, for the index signatures that
+    skopeo does not look at (it checks the platform image it copies)."""
     (tmp / "payload").write_bytes(payload)
     (tmp / "signature").write_bytes(signature)
     done = subprocess.run(

@@ -120,7 +120,7 @@ def refusals(loaded: Loaded, artifacts: list[Artifact]) -> list[str]:
         checks = verify(
             artifact.name, artifact.where, artifact.digest, trust, chain.sbom, chain.provenance
         )
-        problems = sorted({p for check in checks for p in check.problems})
+        problems = sorted({p for check in checks if not check.ok for p in check.problems})
         if problems:
             lines.append(f"{artifact.name} {artifact.digest}: refused: {'; '.join(problems)}")
     return lines

@@ -184,10 +184,11 @@ class Attachments:
         self.registry.put_manifest(self.repository, attachment_tag(subject["digest"]), index, INDEX)
 
     def referrers(self, digest: str) -> list[dict[str, Any]]:
+        """The descriptors listed under the referrers fallback tag (entries that are not
+        descriptors are left out)."""
         tag = attachment_tag(digest)
         if self.registry.head_manifest(self.repository, tag) is None:
             return []
-        listed: list[dict[str, Any]] = self.registry.get_manifest(self.repository, tag).json()[
-            "manifests"
-        ]
-        return listed
+        listed = self.registry.get_manifest(self.repository, tag).json()
+        manifests = listed.get("manifests") if isinstance(listed, dict) else None
+        return [m for m in manifests if isinstance(m, dict)] if isinstance(manifests, list) else []

@@ -1,11 +1,11 @@
 """Keyless signing with Sigstore, through sigstore-python.
 
 In CI the job's OIDC identity (GitHub Actions: `permissions: id-token: write`) buys a
-short-lived Fulcio certificate; every statement is signed as a DSSE envelope and logged
-in Rekor, and the resulting Sigstore bundle is stored as an OCI referrer of the digest
-it is about, as cosign lays bundles out. A signature is a statement with cosign's
-signing predicate (`https://sigstore.dev/cosign/sign/v1`); SBOMs and provenance are
-statements with their own predicates.
+short-lived Fulcio certificate (one per supply task); every statement is signed as a
+DSSE envelope and logged in Rekor, and the resulting Sigstore bundle is stored as an OCI
+referrer of the digest it is about, as cosign lays bundles out. A signature is a
+statement with cosign's signing predicate (`https://sigstore.dev/cosign/sign/v1`); SBOMs
+and provenance are statements with their own predicates.
 
 Verification needs no key: the bundle's certificate must chain to the trust root, be
 logged (inclusion proof, signed checkpoint and entry timestamp) and name the configured
@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import requests
 from cryptography.x509 import (
     Certificate,
     RFC822Name,
@@ -33,17 +32,17 @@ from sigstore.errors import Error as SigstoreError
 from sigstore.errors import VerificationError
 from sigstore.models import Bundle, ClientTrustConfig
 from sigstore.oidc import IdentityError, IdentityToken, detect_credential
+from sigstore.sign import Signer as CertifiedSigner
 from sigstore.sign import SigningContext
 from sigstore.verify import Verifier
 from sigstore.verify.policy import AllOf, OIDCIssuerV2
 
 from syntra.config.model import Signing
 from syntra.errors import SyntraError
+from syntra.supply.attach import Signer
 
 BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 SIGNATURE_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
-
-StatementSigner = Callable[[bytes], bytes]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -77,18 +76,35 @@ def identity_token() -> IdentityToken:
 
 
 @contextmanager
-def statement_signer(root: Path, signing: Signing) -> Iterator[StatementSigner]:
+def _one_line_errors() -> Iterator[None]:
+    """Fulcio, Rekor and the trust root fail in many shapes (sigstore's own errors, HTTP
+    errors, an expired certificate or token): each becomes one line."""
+    try:
+        yield
+    except SyntraError:
+        raise
+    except Exception as exc:
+        raise SyntraError(f"keyless signing: {_one_line(exc)}") from None
+
+
+@contextmanager
+def statement_signer(root: Path, signing: Signing) -> Iterator[Signer]:
     """Signs in-toto statements (JSON bytes) into Sigstore bundles (JSON bytes).
 
-    One certificate serves the whole run; the identity comes first so that, outside CI,
-    the answer is about the missing identity rather than the network."""
+    One certificate serves the whole supply task, so callers prepare every statement
+    first (SBOM scans can be slow; the certificate lives ten minutes). The identity
+    comes first so that, outside CI, the answer is about the missing identity rather
+    than the network."""
     token = identity_token()
-    context = SigningContext.from_trust_config(trust_config(root, signing))
-    try:
-        with context.signer(token) as signer:
-            yield lambda statement: signer.sign_dsse(Statement(statement)).to_json().encode()
-    except (SigstoreError, requests.RequestException) as exc:
-        raise SyntraError(f"keyless signing: {_one_line(exc)}") from None
+    config = trust_config(root, signing)
+
+    def sign(statement: bytes) -> bytes:
+        with _one_line_errors():
+            return signer.sign_dsse(Statement(statement)).to_json().encode()
+
+    with _one_line_errors():
+        signer = CertifiedSigner(token, SigningContext.from_trust_config(config))
+    yield sign
 
 
 class IdentityPattern:
@@ -124,7 +140,9 @@ class BundleVerifier:
             payload_type, payload = self.verifier.verify_dsse(bundle, self.policy)
             if payload_type != "application/vnd.in-toto+json":
                 raise ValueError(f"payload type {payload_type}")
-            statement: dict[str, Any] = json.loads(payload)
+            statement = json.loads(payload)
+            if not isinstance(statement, dict):
+                raise ValueError("the statement is not an object")
             return statement
         except (SigstoreError, ValueError, KeyError) as exc:
             raise ValueError(_one_line(exc)) from None

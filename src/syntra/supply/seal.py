@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -76,7 +76,7 @@ class KeySeal:
 class BundleSeal:
     attachments: Attachments
     identity: str
-    sign_statement: Callable[[bytes], bytes]
+    sign_statement: Signer
 
     def sign(self, subject: Subject) -> None:
         from syntra.supply.keyless import SIGNATURE_PREDICATE

@@ -34,26 +34,32 @@ def subjects(record: dict[str, Any], where: Where) -> list[Subject]:
 def secure(
     loaded: Loaded, plan: Plan, record: dict[str, Any], destination: Destination
 ) -> list[str]:
-    """Attach everything to the digests of `record`; returns one line per attachment."""
+    """Attach everything to the digests of `record`; returns one line per attachment.
+
+    Every claim is prepared (SBOMs scanned) before the first signature, so a keyless
+    certificate is only needed for the signing itself."""
     chain = loaded.config.supply_chain
     where = locate(loaded.config, destination)
+    claims: list[tuple[Subject, str, Any, str]] = []  # predicate type "" is a signature
+    for subject in subjects(record, where):
+        claims.append((subject, "", None, f"signed {subject.digest}"))
+        if subject.platform is not None or (record["kind"] == "wasm" and subject.top):
+            for fmt, document in _sboms(loaded, plan, record, where, subject, chain.sbom).items():
+                predicate = normalise(fmt, document, subject.digest, plan.source_date_epoch)
+                claims.append(
+                    (subject, FORMATS[fmt], predicate, f"{fmt} SBOM for {subject.digest}")
+                )
+        if subject.top and chain.provenance:
+            predicate = provenance(loaded, plan, record)
+            claims.append((subject, PROVENANCE, predicate, f"provenance for {subject.digest}"))
     attachments = Attachments(where.registry, where.path)
-    done: list[str] = []
     with open_seal(loaded, attachments, where.identity) as seal:
-        for subject in subjects(record, where):
-            seal.sign(subject)
-            done.append(f"signed {subject.digest}")
-            sbom_here = subject.platform is not None or (record["kind"] == "wasm" and subject.top)
-            if sbom_here:
-                sboms = _sboms(loaded, plan, record, where, subject, chain.sbom)
-                for fmt, document in sboms.items():
-                    predicate = normalise(fmt, document, subject.digest, plan.source_date_epoch)
-                    seal.attest(subject, FORMATS[fmt], predicate)
-                    done.append(f"{fmt} SBOM for {subject.digest}")
-            if subject.top and chain.provenance:
-                seal.attest(subject, PROVENANCE, provenance(loaded, plan, record))
-                done.append(f"provenance for {subject.digest}")
-    return done
+        for subject, predicate_type, predicate, _ in claims:
+            if predicate_type:
+                seal.attest(subject, predicate_type, predicate)
+            else:
+                seal.sign(subject)
+    return [line for *_, line in claims]
 
 
 def _sboms(

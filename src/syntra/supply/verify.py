@@ -144,7 +144,7 @@ class KeyTrust:
     ) -> tuple[bool, set[str]]:
         return (
             _signed(attachments, identity, digest, self.key, problems),
-            _attested(attachments, digest, self.key, problems),
+            _attested(attachments, identity, digest, self.key, problems),
         )
 
 
@@ -172,25 +172,25 @@ class KeylessTrust:
                 manifest = registry.get_manifest(repository, listed["digest"]).json()
                 blob = registry.get_blob(repository, manifest["layers"][0]["digest"])
                 statement = self.bundles.statement(blob)
-            except (SyntraError, ValueError, KeyError, IndexError) as exc:
+            except (SyntraError, ValueError, KeyError, IndexError, TypeError) as exc:
                 problems.append(f"a bundle that does not verify: {exc}")
                 continue
-            if not _about(statement, digest):
+            if not _about(statement, identity, digest):
                 continue
             if statement.get("predicateType") == SIGNATURE_PREDICATE:
-                names = {subject.get("name") for subject in statement.get("subject", [])}
-                signed = signed or identity in names
+                signed = True
             else:
                 found.add(str(statement.get("predicateType")))
         return signed, found
 
 
-def _about(statement: dict[str, Any], digest: str) -> bool:
-    return any(
-        f"{alg}:{value}" == digest
-        for subject in statement.get("subject", [])
-        for alg, value in subject.get("digest", {}).items()
-    )
+def _about(statement: dict[str, Any], identity: str, digest: str) -> bool:
+    """The statement has exactly one subject: this repository at this digest."""
+    subjects = statement.get("subject")
+    if not isinstance(subjects, list) or len(subjects) != 1 or not isinstance(subjects[0], dict):
+        return False
+    algorithm, _, value = digest.partition(":")
+    return subjects[0].get("name") == identity and subjects[0].get("digest") == {algorithm: value}
 
 
 def _signed(
@@ -214,8 +214,9 @@ def _signed(
 
 
 def _attested(
-    attachments: Attachments, digest: str, key: ec.EllipticCurvePublicKey, problems: list[str]
-) -> set[str]:
+    attachments: Attachments, identity: str, digest: str, key: ec.EllipticCurvePublicKey,
+    problems: list[str],
+) -> set[str]:  # fmt: skip
     """Predicate types of attestations about `digest` whose DSSE signature verifies."""
     found: set[str] = set()
     for descriptor, blob in attachments.layers(digest, "att"):
@@ -232,6 +233,6 @@ def _attested(
         if envelope.get("payloadType") != IN_TOTO:
             continue
         verified = any(keys.verifies(key, pae(IN_TOTO, payload), sig) for sig in signatures)
-        if _about(statement, digest) and verified:
+        if _about(statement, identity, digest) and verified:
             found.add(str(statement.get("predicateType")))
     return found

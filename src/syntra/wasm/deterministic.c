@@ -13,6 +13,9 @@
  *   the SIGSYS handler re-issues it, marked by a magic sixth argument that the filter
  *   lets through, and rewrites the result.
  *
+ * Children inherit the seccomp filter; they keep working as long as they inherit
+ * LD_PRELOAD and SYNTRA_FIXED_TIME too (statically linked children would not).
+ *
  * Linux on x86_64 only. Build: cc -O2 -shared -fPIC -o x.so deterministic.c -ldl -lpthread
  */
 #define _GNU_SOURCE
@@ -130,7 +133,7 @@ static long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f
 
 static void on_sigsys(int sig, siginfo_t *info, void *context) {
     (void)sig;
-    (void)info;
+    if (info->si_code != 1 /* SYS_SECCOMP */ || info->si_syscall != SYS_statx) return;
     greg_t *r = ((ucontext_t *)context)->uc_mcontext.gregs;
     /* statx(dirfd, path, flags, mask, buf): rdi, rsi, rdx, r10, r8 */
     unsigned int mask = (unsigned int)r[REG_R10] | STATX_BTIME;
@@ -146,7 +149,8 @@ __attribute__((constructor)) static void start(void) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = on_sigsys;
-    action.sa_flags = SA_SIGINFO | SA_NODEFER;
+    action.sa_flags = SA_SIGINFO;
+    sigfillset(&action.sa_mask); /* the handler holds a lock: nothing may interrupt it */
     sigaction(SIGSYS, &action, NULL);
     struct sock_filter filter[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),

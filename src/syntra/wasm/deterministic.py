@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import glob
 import hashlib
+import os
 import platform
 import shutil
 import subprocess
@@ -34,13 +35,14 @@ def _shim(cache: Path) -> Path | str:
     if compiler is None:
         return "no C compiler for the deterministic host (install gcc)"
     cache.mkdir(parents=True, exist_ok=True)
-    built = library.with_name(f".{library.name}.building")
+    built = library.with_name(f".{library.name}.{os.getpid()}.building")
     done = subprocess.run(
         [compiler, "-O2", "-shared", "-fPIC", "-o", str(built), str(SHIM), "-ldl", "-lpthread"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if done.returncode != 0:
-        return f"the deterministic host does not compile: {done.stderr.strip().splitlines()[-1]}"
+        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        return f"the deterministic host does not compile: {last}"
     built.replace(library)
     return library
 
@@ -56,10 +58,21 @@ def host_environment(cache: Path, epoch: int) -> tuple[dict[str, str], str | Non
     shim = _shim(cache)
     if isinstance(shim, str):
         return {}, f"not byte-reproducible: {shim}"
+    if any(c in f"{shim}{faketime[0]}" for c in ": \t"):
+        return {}, f"not byte-reproducible: LD_PRELOAD cannot name {shim} (a colon or space)"
     frozen = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
-    return {
+    env = {
         "LD_PRELOAD": f"{shim}:{faketime[0]}",
         "FAKETIME": frozen.strftime("%Y-%m-%d %H:%M:%S"),
         "TZ": "UTC",
         "SYNTRA_FIXED_TIME": str(epoch),
-    }, None
+    }
+    # The probe: under the host, the first file a process stats is inode 1, with every
+    # timestamp at `epoch`; anything else means the preload or seccomp was refused.
+    probe = subprocess.run(
+        ["stat", "-c", "%i %Y", "/"], env={**os.environ, **env},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if probe.stdout.split() != ["1", str(epoch)]:
+        return {}, "not byte-reproducible: the deterministic host does not work here"
+    return env, None
