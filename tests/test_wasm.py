@@ -29,17 +29,9 @@ world misbehave {
     export hog: func(megabytes: u32) -> u32;
 }
 """
-MISBEHAVING_APP = """\
-import wit_world
-
-
-class WitWorld(wit_world.WitWorld):
-    def fib(self, n: int) -> int:
-        a, b = 0, 1
-        for _ in range(n):
-            a, b = b, a + b
-        return a
-
+MISBEHAVING_APP = (
+    (SHOWCASE / "Python" / "app.py").read_text()
+    + """
     def spin(self) -> int:
         while True:
             pass
@@ -47,6 +39,7 @@ class WitWorld(wit_world.WitWorld):
     def hog(self, megabytes: int) -> int:
         return len(bytearray(megabytes * 1024 * 1024))
 """
+)
 SPIN_SWIFT = """\
 @_expose(wasm, "spin")
 @_cdecl("spin")

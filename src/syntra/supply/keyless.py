@@ -87,8 +87,7 @@ def _one_line_errors() -> Iterator[None]:
         raise SyntraError(f"keyless signing: {_one_line(exc)}") from None
 
 
-@contextmanager
-def statement_signer(root: Path, signing: Signing) -> Iterator[Signer]:
+def statement_signer(root: Path, signing: Signing) -> Signer:
     """Signs in-toto statements (JSON bytes) into Sigstore bundles (JSON bytes).
 
     One certificate serves the whole supply task, so callers prepare every statement
@@ -97,14 +96,14 @@ def statement_signer(root: Path, signing: Signing) -> Iterator[Signer]:
     than the network."""
     token = identity_token()
     config = trust_config(root, signing)
+    with _one_line_errors():
+        signer = CertifiedSigner(token, SigningContext.from_trust_config(config))
 
     def sign(statement: bytes) -> bytes:
         with _one_line_errors():
             return signer.sign_dsse(Statement(statement)).to_json().encode()
 
-    with _one_line_errors():
-        signer = CertifiedSigner(token, SigningContext.from_trust_config(config))
-    yield sign
+    return sign
 
 
 class IdentityPattern:

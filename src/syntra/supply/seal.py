@@ -9,8 +9,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -100,16 +98,13 @@ class BundleSeal:
         )
 
 
-@contextmanager
-def open_seal(loaded: Loaded, attachments: Attachments, identity: str) -> Iterator[Seal]:
+def seal_for(loaded: Loaded, attachments: Attachments, identity: str) -> Seal:
     """The configured seal; keyless mode imports sigstore only when it is used."""
     signing = loaded.config.supply_chain.signing
     if signing.mode == "keyless":
         from syntra.supply.keyless import statement_signer
 
-        with statement_signer(loaded.root, signing) as sign_statement:
-            yield BundleSeal(attachments, identity, sign_statement)
-        return
+        return BundleSeal(attachments, identity, statement_signer(loaded.root, signing))
     assert signing.key is not None
     key = keys.load_private(loaded.root, signing.key, signing.passphrase_env)
-    yield KeySeal(attachments, identity, lambda data: keys.sign(key, data))
+    return KeySeal(attachments, identity, lambda data: keys.sign(key, data))

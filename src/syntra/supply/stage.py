@@ -14,7 +14,7 @@ from syntra.plan import Destination, Plan
 from syntra.publish import Where, locate
 from syntra.supply.attach import Attachments
 from syntra.supply.sbom import FORMATS, normalise, scan
-from syntra.supply.seal import Subject, open_seal
+from syntra.supply.seal import Subject, seal_for
 
 PROVENANCE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://syntra.dev/build/v1"
@@ -40,9 +40,9 @@ def secure(
     certificate is only needed for the signing itself."""
     chain = loaded.config.supply_chain
     where = locate(loaded.config, destination)
-    claims: list[tuple[Subject, str, Any, str]] = []  # predicate type "" is a signature
+    claims: list[tuple[Subject, str | None, Any, str]] = []  # no predicate: a signature
     for subject in subjects(record, where):
-        claims.append((subject, "", None, f"signed {subject.digest}"))
+        claims.append((subject, None, None, f"signed {subject.digest}"))
         if subject.platform is not None or (record["kind"] == "wasm" and subject.top):
             for fmt, document in _sboms(loaded, plan, record, where, subject, chain.sbom).items():
                 predicate = normalise(fmt, document, subject.digest, plan.source_date_epoch)
@@ -53,12 +53,12 @@ def secure(
             predicate = provenance(loaded, plan, record)
             claims.append((subject, PROVENANCE, predicate, f"provenance for {subject.digest}"))
     attachments = Attachments(where.registry, where.path)
-    with open_seal(loaded, attachments, where.identity) as seal:
-        for subject, predicate_type, predicate, _ in claims:
-            if predicate_type:
-                seal.attest(subject, predicate_type, predicate)
-            else:
-                seal.sign(subject)
+    seal = seal_for(loaded, attachments, where.identity)
+    for subject, predicate_type, predicate, _ in claims:
+        if predicate_type is None:
+            seal.sign(subject)
+        else:
+            seal.attest(subject, predicate_type, predicate)
     return [line for *_, line in claims]
 
 
