@@ -102,7 +102,7 @@ def _no_source_date_epoch(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 # Images: a real registry, an isolated podman store and a busybox base, per session.
 
-SCHEMAS = REPO.parent / "shared" / "schemas"
+SCHEMAS = REPO / "tests" / "schemas"
 BUSYBOX = {
     arch: REPO / ".cache" / "busybox" / arch / "bin" / "busybox" for arch in ("amd64", "arm64")
 }

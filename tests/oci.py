@@ -1,4 +1,4 @@
-"""Validation against the OCI image-spec JSON schemas in ../shared/schemas."""
+"""Validation against the OCI image-spec JSON schemas vendored in tests/schemas."""
 
 from __future__ import annotations
 

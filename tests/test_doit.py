@@ -28,6 +28,7 @@ def test_list_shows_the_stages(project: Path) -> None:
         "ci",
         "container",
         "docker",
+        "preflight",
         "release",
         "render",
         "supply",
@@ -94,7 +95,5 @@ def test_failure_names_stage_and_image(project: Path) -> None:
     (project / "templates" / "default.j2").write_text("FROM {{ image.bse }}\n")
     done = doit(project, "render")
     assert done.returncode != 0
-    assert "render web: templates/default.j2:1: 'dict object' has no attribute 'bse'" in (
-        done.stdout + done.stderr
-    )
+    assert "render web: templates/default.j2:1: 'bse' is undefined" in (done.stdout + done.stderr)
     assert "Traceback" not in done.stdout + done.stderr

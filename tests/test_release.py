@@ -106,6 +106,10 @@ def test_unsigned_digest_is_refused(project: Path) -> None:
         in output
     )
     assert "no valid signature by the key" in output
+    assert output.rstrip().endswith(
+        "release 3.0.0: refused (1 artifact of 1 not verified); nothing tagged"
+    )
+    assert ": tag " not in output  # no list of tags that were never set
     assert not (project / "dist").exists()
 
 

@@ -81,7 +81,7 @@ def test_hand_written_dockerfile_gets_a_header(
     (project / "syntra.yaml").write_text(text)
     syntra(project, "render")
     assert _spec(project).endswith(
-        "do not edit.\n# Change the template or syntra.yaml, then run "
+        "do not edit.\n# Edit web/Dockerfile or syntra.yaml, then run "
         "`doit render`.\nFROM scratch\nCOPY index.html /\n"
     )
     assert "generated from syntra.yaml and web/Dockerfile" in _spec(project)
@@ -95,7 +95,10 @@ def test_check_reports_drift_with_a_diff(project: Path, syntra: Callable[..., Re
     assert result.code == 1
     assert "--- a/ContainerSpecs/web/Dockerfile" in result.out
     assert "-COPY index.html /tmp/\n+COPY index.html /srv/\n" in result.out
-    assert result.err == "1 spec(s) differ from syntra.yaml; run `doit render`\n"
+    assert result.err == (
+        "1 spec(s) differ from what syntra.yaml and its templates or Dockerfiles render; "
+        "run `doit render`\n"
+    )
 
 
 def test_check_reports_missing_specs(project: Path, syntra: Callable[..., Result]) -> None:
@@ -126,8 +129,7 @@ def test_template_error_names_file_line_and_image(
     result = syntra(project, "render")
     assert result.code == 2
     assert result.err == (
-        "templates/default.j2:3: 'dict object' has no attribute 'nmae'; did you mean 'name'? "
-        "(rendering images.web)\n"
+        "templates/default.j2:3: 'nmae' is undefined; did you mean 'name'? (rendering images.web)\n"
     )
 
 
@@ -156,7 +158,7 @@ def test_templates_are_sandboxed(project: Path, syntra: Callable[..., Result]) -
     [
         ("{{ 1 / 0 }}\n", "templates/default.j2:1: ZeroDivisionError: division by zero"),
         ("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}\n", "RecursionError"),
-        ("{% for x in vars.run %}{% endfor %}\n", "'dict object' has no attribute 'run'"),
+        ("{% for x in vars.run %}{% endfor %}\n", "'run' is undefined"),
     ],
 )
 def test_any_template_failure_is_one_line(

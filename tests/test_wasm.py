@@ -220,19 +220,18 @@ def test_limits_stop_misbehaving_guests(tmp_path: Path, registry: str) -> None:
         done = run(root, "doit", f"wasm:{name}.test")
         outcomes[name] = done.returncode, done.stdout
     assert outcomes["spin-swift"][0] != 0
-    assert (
-        "wasm test spin-swift: wasm.spin-swift: spin(): stopped by max_ms=300 after "
-        in outcomes["spin-swift"][1]
-    )
+    assert "wasm test spin-swift: spin(): stopped by max_ms=300 after " in outcomes["spin-swift"][1]
     assert "spin-python: fib(10) = 55" in outcomes["spin-python"][1]
-    assert "wasm.spin-python: spin(): stopped by max_ms=500 after " in outcomes["spin-python"][1]
+    assert (
+        "wasm test spin-python: spin(): stopped by max_ms=500 after " in outcomes["spin-python"][1]
+    )
     assert "hog-python: hog(8) = 8388608" in outcomes["hog-python"][1]
     assert (
-        f"wasm.hog-python: hog(200): stopped by max_mem={64 << 20} bytes"
+        f"wasm test hog-python: hog(200): stopped by max_mem={64 << 20} bytes"
         in outcomes["hog-python"][1]
     )
     assert (
-        "wasm.fuel-swift: spin(): stopped by fuel=100000 (all fuel consumed)"
+        "wasm test fuel-swift: spin(): stopped by fuel=100000 (all fuel consumed)"
         in outcomes["fuel-swift"][1]
     )
 
@@ -244,7 +243,7 @@ def test_wasi_mode_without_an_sdk_says_what_to_do(tmp_path: Path, registry: str)
     done = run(root, "doit", "wasm:fib-swift.compile")
     assert done.returncode != 0
     assert (
-        "wasm compile fib-swift: wasm.fib-swift: mode wasi needs a Swift SDK for WebAssembly and "
+        "wasm compile fib-swift: mode wasi needs a Swift SDK for WebAssembly and "
         "`swift sdk list` shows none: install one with `swift sdk install`, or use mode: embedded"
     ) in done.stdout
 

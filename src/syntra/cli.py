@@ -11,10 +11,24 @@ from pathlib import Path
 from typing import Any
 
 from syntra import config as config_stage
-from syntra.errors import SyntraError, did_you_mean
+from syntra.errors import SyntraError, count, did_you_mean
 from syntra.layout import BUILDER_ENV, CONFIG_FILE
 
 Command = Callable[[argparse.Namespace], int]
+
+
+def _init(args: argparse.Namespace) -> int:
+    from syntra.init import init
+
+    root = args.file.parent
+    for written in init(root):
+        print(f"wrote {written}")
+    print(
+        "next: `syntra validate` checks syntra.yaml; `syntra plan` shows what would be built; "
+        "`doit` renders, builds and pushes (start a registry on 127.0.0.1:5000 first, "
+        "or set SYNTRA_REGISTRY)"
+    )
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -29,14 +43,10 @@ def _validate(args: argparse.Namespace) -> int:
 
     plan = build_plan(config_stage.load(args.file))
     print(
-        f"{args.file}: ok ({_count(len(plan.images), 'image')}, "
-        f"{_count(len(plan.guests), 'wasm guest')}, {_count(len(plan.matrix), 'platform build')})"
+        f"{args.file}: ok ({count(len(plan.images), 'image')}, "
+        f"{count(len(plan.guests), 'wasm guest')}, {count(len(plan.matrix), 'platform build')})"
     )
     return 0
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -63,7 +73,8 @@ def _render(args: argparse.Namespace) -> int:
         if diffs:
             sys.stdout.write("".join(diffs))
             print(
-                f"{len(diffs)} spec(s) differ from {args.file}; run `doit render`",
+                f"{len(diffs)} spec(s) differ from what {args.file} and its templates or "
+                "Dockerfiles render; run `doit render`",
                 file=sys.stderr,
             )
             return 1
@@ -184,6 +195,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument(
         "-f", "--file", type=Path, default=Path(CONFIG_FILE), help="config file (syntra.yaml)"
     )
+    top.add_argument("--version", action="version", version=f"syntra {_version()}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, run: Command, help: str) -> argparse.ArgumentParser:
@@ -191,6 +203,7 @@ def parser() -> argparse.ArgumentParser:
         cmd.set_defaults(run=run)
         return cmd
 
+    command("init", _init, "write a first syntra.yaml, dodo.py and .gitignore entries")
     command("schema", _schema, "print the JSON Schema of syntra.yaml").add_argument(
         "--markdown", action="store_true", help="print the reference as Markdown instead"
     )
@@ -229,15 +242,34 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("syntra")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+EXIT_CLOSED_PIPE = 141
+"""What a shell reports for a program stopped by SIGPIPE (`syntra plan --json | head`)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.run(args)
+        sys.stdout.flush()
     except SyntraError as exc:
         print(exc, file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away: nothing more to say, and nothing to say it to. Point
+        # stdout at /dev/null so the interpreter's final flush does not complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
     return code
 
 

@@ -32,6 +32,11 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def count(number: int, noun: str) -> str:
+    """`1 image`, `3 images`."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 class ConfigError(SyntraError):
     """A problem in syntra.yaml at a known position and config path."""
 
@@ -43,10 +48,24 @@ class ConfigError(SyntraError):
         super().__init__(where + self.message)
 
 
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice `word` most likely meant: a close spelling, or one that starts the other
+    (`production` for `prod`); None when nothing is close or `word` is itself a choice."""
+    by_lower = {choice.lower(): choice for choice in choices}
+    lower = word.lower()
+    close = difflib.get_close_matches(lower, list(by_lower), n=1, cutoff=0.6)
+    if not close:
+        close = [c for c in by_lower if min(len(c), len(lower)) >= 3 and _prefixed(c, lower)][:1]
+    if not close or by_lower[close[0]] == word:
+        return None
+    return by_lower[close[0]]
+
+
+def _prefixed(a: str, b: str) -> bool:
+    return a.startswith(b) or b.startswith(a)
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """'; did you mean 'x'?' for the closest choice, or '' when nothing is close."""
-    by_lower = {choice.lower(): choice for choice in choices}
-    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
-    if not close or by_lower[close[0]] == word:
-        return ""
-    return f"; did you mean '{by_lower[close[0]]}'?"
+    found = closest(word, choices)
+    return f"; did you mean '{found}'?" if found else ""

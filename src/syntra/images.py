@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from syntra import preflight
 from syntra.build import Builder, BuildRequest
 from syntra.build.container import (
     STAGING_TAG,
@@ -97,6 +98,7 @@ def build_platform(job: Job, platform: str, builder: Builder, where: Where) -> P
 
 def build_and_publish(job: Job, builder: Builder) -> dict[str, Any]:
     """Every platform of the image, then its index and tags; returns the record."""
+    preflight.build_secrets(job.root, [job.image])
     where = locate(job.loaded.config, job.image.destination)
     children = [build_platform(job, p, builder, where) for p in job.image.platforms]
     digest = publish_index(where, job.image.destination, children)
@@ -112,6 +114,7 @@ def push_by_digest(job: Job, platform: str, builder: Builder) -> Path:
     if platform not in job.image.platforms:
         listed = ", ".join(job.image.platforms)
         raise SyntraError(f"{job.image.name} is not built for {platform} (only {listed})")
+    preflight.build_secrets(job.root, [job.image])
     where = locate(job.loaded.config, job.image.destination)
     child = build_platform(job, platform, builder, where)
     path = digest_dir(job.root, job.image.name) / f"{slug(platform)}.json"
@@ -150,6 +153,7 @@ def build_with_container(job: Job, cli: AppleContainer) -> dict[str, Any]:
     """Apple's CLI builds every platform and pushes a staging tag; Syntra checks the
     index it left in the registry, repairs missing children, then tags and records."""
     image, destination = job.image, job.image.destination
+    preflight.build_secrets(job.root, [image])
     if image.plugins:
         raise SyntraError(
             f"{image.name}: bundling plugins needs a named build context (--build-context), "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from syntra.errors import closest
+
 CONFIG_FILE = "syntra.yaml"
 TEMPLATES_DIR = "templates"
 SPECS_DIR = "ContainerSpecs"
@@ -41,6 +43,30 @@ def is_file(path: Path, *, dir: bool = False) -> bool:
         return path.is_dir() if dir else path.is_file()
     except OSError:
         return False
+
+
+def path_hint(root: Path, relative: str, *, dir: bool = False) -> str:
+    """'; did you mean 'x'?' for a repository path that does not exist: each missing part
+    is replaced by the closest name in its folder (`server/Dockerfle` -> `server/Dockerfile`)."""
+    folder, fixed = root, []
+    parts = Path(relative).parts
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        if not (is_file(folder / part) if last and not dir else is_file(folder / part, dir=True)):
+            try:
+                names = [
+                    p.name
+                    for p in folder.iterdir()
+                    if (is_file(p) if last and not dir else is_file(p, dir=True))
+                ]
+            except OSError:
+                return ""
+            part = closest(part, names) or ""
+            if not part:
+                return ""
+        fixed.append(part)
+        folder = folder / part
+    return f"; did you mean '{'/'.join(fixed)}'?" if fixed != list(parts) else ""
 
 
 def record_path(root: Path, name: str) -> Path:

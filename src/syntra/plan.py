@@ -144,10 +144,7 @@ def _tags(
     for_whom = "" if own else f" (for {section} '{name}')"
     rendered: list[str] = []
     for index, template in enumerate(templates):
-        try:
-            tag = render_inline(template, context)
-        except ValueError as exc:
-            raise loaded.document.error((*where, index), f"{exc}{for_whom}") from None
+        tag = _render(loaded, (*where, index), template, context, for_whom)
         if not refs.TAG_RE.match(tag):
             shown = f"'{template}' renders to '{tag}', which" if tag != template else f"'{tag}'"
             raise loaded.document.error(
@@ -156,6 +153,16 @@ def _tags(
         if tag not in rendered:
             rendered.append(tag)
     return rendered
+
+
+def _render(
+    loaded: Loaded, where: tuple[str | int, ...], text: str, context: dict[str, Any], note: str = ""
+) -> str:
+    """A one-line template of syntra.yaml rendered; an error points at its position."""
+    try:
+        return render_inline(text, context)
+    except ValueError as exc:
+        raise loaded.document.error(where, f"{exc}{note}") from None
 
 
 def _image(
@@ -171,7 +178,14 @@ def _image(
     source = config.project.source or version.git.remote
     if source:
         labels["org.opencontainers.image.source"] = source
-    args = dict(image.args)
+    context = {**context, "name": name}
+    args = {
+        k: _render(loaded, ("images", name, "args", k), v, context) for k, v in image.args.items()
+    }
+    own_labels = {
+        k: _render(loaded, ("images", name, "labels", k), v, context)
+        for k, v in image.labels.items()
+    }
     if image.base:
         args[BASE_IMAGE_ARG] = image.base
     return ImagePlan(
@@ -187,7 +201,7 @@ def _image(
         source_dockerfile=image.dockerfile,
         base=image.base,
         args=args,
-        labels={**labels, **image.labels},
+        labels={**labels, **own_labels},
         secrets=[s.model_dump(exclude_none=True) for s in image.secrets],
         target=image.target,
         plugins=list(image.plugins),

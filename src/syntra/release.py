@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from syntra.config import Loaded
-from syntra.errors import SyntraError
+from syntra.errors import SyntraError, count
 from syntra.fsutil import write_if_changed
 from syntra.plan import Destination, Plan
 from syntra.publish import Where, locate
@@ -223,16 +223,21 @@ def run_release(loaded: Loaded, dry_run: bool = False) -> int:
 
     plan = build_plan(loaded)
     version, artifacts = plan_release(loaded, plan)
+    refused = refusals(loaded, artifacts)
+    if refused:
+        for line in refused:
+            print(line, file=sys.stderr)
+        print(
+            f"release {version}: refused ({count(len(refused), 'artifact')} of {len(artifacts)} "
+            "not verified); nothing tagged",
+            file=sys.stderr,
+        )
+        return 1
     for artifact in artifacts:
         todo = ", ".join(artifact.todo) or "nothing"
         print(f"{artifact.name} {artifact.digest}: tag {todo}" + (" (dry run)" if dry_run else ""))
     if dry_run:
         return 0
-    refused = refusals(loaded, artifacts)
-    if refused:
-        for line in refused:
-            print(line, file=sys.stderr)
-        return 1
     complete = not any(artifact.todo for artifact in artifacts)
     promote(artifacts)
     for path in write_outputs(loaded.root, version, plan, artifacts):

@@ -37,10 +37,11 @@ class Spec:
 
 def header(image: ImagePlan, spec: str) -> str:
     source = f"template {image.template}" if image.template else image.source_dockerfile
+    edit = "the template" if image.template else image.source_dockerfile
     return (
         f"# {spec} for images.{image.name}, generated from {CONFIG_FILE} and {source}"
         f" — {GENERATED_MARK}.\n"
-        "# Change the template or syntra.yaml, then run `doit render`.\n"
+        f"# Edit {edit} or {CONFIG_FILE}, then run `doit render`.\n"
     )
 
 

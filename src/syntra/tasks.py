@@ -44,6 +44,7 @@ __all__ = [
     "task_ci",
     "task_container",
     "task_docker",
+    "task_preflight",
     "task_release",
     "task_render",
     "task_supply",
@@ -53,7 +54,7 @@ __all__ = [
 DOIT_CONFIG: dict[str, Any] = {
     "dep_file": f"{STATE_DIR}/doit.json",
     "backend": "json",
-    "default_tasks": ["render", "ci", "wasm", "docker", "supply"],
+    "default_tasks": ["preflight", "render", "ci", "wasm", "docker", "supply"],
     "verbosity": 2,
 }
 
@@ -68,6 +69,23 @@ def _loaded() -> tuple[config_stage.Loaded, Plan]:
     except SyntraError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
+
+
+def _preflight() -> TaskFailed | None:
+    from syntra import preflight
+
+    loaded, plan = _loaded()
+    try:
+        preflight.build_secrets(loaded.root, plan.images)
+        preflight.signing(loaded)
+    except SyntraError as exc:
+        return TaskFailed(f"preflight: {exc}")
+    return None
+
+
+def task_preflight() -> TaskDict:
+    """Check build secrets and the signing key before a full run starts any long work."""
+    return {"actions": [_preflight], "uptodate": [False], "verbosity": 2}
 
 
 def _failed(stage: str, name: str, exc: SyntraError) -> TaskFailed:

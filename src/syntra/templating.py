@@ -6,6 +6,7 @@ StrictUndefined: a misspelt variable fails loudly instead of rendering as ''.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
@@ -93,6 +94,8 @@ def render_inline(text: str, context: dict[str, Any]) -> str:
 def undefined_message(exc: jinja2.UndefinedError, context: dict[str, Any]) -> str:
     """Jinja's message, plus the closest name the template could have meant."""
     message = str(exc.message or exc)
+    # Jinja says "'dict object' has no attribute 'x'": the object's type helps nobody.
+    message = re.sub(r"^'[^']* object' has no attribute '([^']*)'$", r"'\1' is undefined", message)
     quoted = message.split("'")
     name = quoted[-2] if len(quoted) >= 3 else ""
     return message + did_you_mean(name, _names(context)) if name else message

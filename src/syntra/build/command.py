@@ -11,10 +11,8 @@ from python_on_whales.utils import stream_stdout_and_stderr
 
 from syntra.build import BuildRequest
 from syntra.build.flags import image_flags
-from syntra.errors import SyntraError
 from syntra.layout import STATE_DIR
-
-TAIL_LINES = 15
+from syntra.toolerrors import tool_failed
 
 
 def shared_flags(request: BuildRequest) -> list[str]:
@@ -36,7 +34,7 @@ def run_logged(
 ) -> None:
     """Run `argv` through python-on-whales, appending its output to `log`.
 
-    On failure the error names `what`, the exit code and the last lines of output;
+    On failure the error names `what`, the exit code and the tool's error lines;
     the command line itself is not repeated (it is in the log).
     """
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +47,5 @@ def run_logged(
                     on_line(line.decode(errors="replace").rstrip())
         except DockerException as exc:
             sink.flush()
-            tail = log.read_text(errors="replace").splitlines()[-TAIL_LINES:]
-            raise SyntraError(
-                f"{what} failed (exit {exc.return_code}); see {log}\n" + "\n".join(tail)
-            ) from None
+            output = log.read_text(errors="replace").split(f"$ {argv[0]}")[-1]
+            raise tool_failed(what, exc.return_code, output, str(log)) from None

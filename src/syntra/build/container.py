@@ -27,6 +27,7 @@ from syntra.build.flags import image_flags
 from syntra.errors import SyntraError
 from syntra.layout import STATE_DIR
 from syntra.plan import ImagePlan
+from syntra.toolerrors import tool_failed
 
 MAX_SPEC_BYTES = 16 * 1024
 STAGING_TAG = "syntra-staging"
@@ -101,8 +102,7 @@ class AppleContainer:
             [self.program, *args], input=stdin, capture_output=True, text=True, check=False
         )
         if check and done.returncode != 0:
-            detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise SyntraError(f"container {args[0]} failed (exit {done.returncode}): {detail[0]}")
+            raise tool_failed(f"container {args[0]}", done.returncode, done.stderr or done.stdout)
         return done.stdout
 
     # The commands, one method each, so contract tests can name what they check.
@@ -158,9 +158,8 @@ class AppleContainer:
         done = subprocess.run([self.program, *argv], capture_output=True, text=True, check=False)
         log.write_text(f"$ container {' '.join(argv)}\n{done.stdout}{done.stderr}")
         if done.returncode != 0:
-            tail = "\n".join(log.read_text().splitlines()[-15:])
-            failed = f"container build of {image.name} failed (exit {done.returncode})"
-            raise SyntraError(f"{failed}; see {log}\n{tail}")
+            output = f"{done.stdout}\n{done.stderr}"
+            raise tool_failed(f"container build of {image.name}", done.returncode, output, str(log))
         for reference in image.destination.refs:  # the local store knows the real names
             self._run("image", "tag", staging_ref(image), reference)
 

@@ -9,7 +9,14 @@ from pathlib import Path
 from syntra.config.model import Config, Guest, Image
 from syntra.config.yamldoc import Document, Loc
 from syntra.errors import did_you_mean
-from syntra.layout import DEFAULT_TEMPLATE, TEMPLATES_DIR, find_template, is_file, template_names
+from syntra.layout import (
+    DEFAULT_TEMPLATE,
+    TEMPLATES_DIR,
+    find_template,
+    is_file,
+    path_hint,
+    template_names,
+)
 
 
 def check(config: Config, document: Document, root: Path) -> None:
@@ -32,18 +39,15 @@ def check(config: Config, document: Document, root: Path) -> None:
             "missing required key 'identity' (signing mode 'keyless'): a pattern of the "
             "signer's identity, e.g. 'https://github.com/OWNER/REPO/.github/workflows/.*'",
         )
-    if signing.trust_config and not is_file(root / signing.trust_config):
-        raise document.error(
-            ("supply_chain", "signing", "trust_config"), f"'{signing.trust_config}' is not a file"
-        )
+    if signing.trust_config:
+        _exists(document, root, ("supply_chain", "signing", "trust_config"), signing.trust_config)
 
 
 def _image(config: Config, document: Document, root: Path, loc: Loc, image: Image) -> None:
     if image.template and image.dockerfile:
         raise document.error((*loc, "dockerfile"), "give either template or dockerfile, not both")
     if image.dockerfile:
-        if not is_file(root / image.dockerfile):
-            raise document.error((*loc, "dockerfile"), f"'{image.dockerfile}' is not a file")
+        _exists(document, root, (*loc, "dockerfile"), image.dockerfile)
     else:
         template = image.template or DEFAULT_TEMPLATE
         if find_template(root, template) is None:
@@ -52,13 +56,14 @@ def _image(config: Config, document: Document, root: Path, loc: Loc, image: Imag
                 (*loc, "template"),
                 f"template '{template}' is not in {TEMPLATES_DIR}/ nor built in{hint}",
             )
-    if not is_file(root / image.context, dir=True):
-        raise document.error((*loc, "context"), f"'{image.context}' is not a directory")
+    _exists(document, root, (*loc, "context"), image.context, dir=True)
     if image.platforms:
         _unique(document, (*loc, "platforms"), image.platforms)
     for index, secret in enumerate(image.secrets):
         if (secret.env is None) == (secret.src is None):
             raise document.error((*loc, "secrets", index), "give exactly one of env or src")
+        if secret.src:
+            _exists(document, root, (*loc, "secrets", index, "src"), secret.src)
     for index, plugin in enumerate(image.plugins):
         if plugin not in config.wasm:
             hint = did_you_mean(plugin, config.wasm)
@@ -70,8 +75,9 @@ def _image(config: Config, document: Document, root: Path, loc: Loc, image: Imag
 
 
 def _guest(config: Config, document: Document, root: Path, loc: Loc, guest: Guest) -> None:
-    if not is_file(root / guest.source, dir=True):
-        raise document.error((*loc, "source"), f"'{guest.source}' is not a directory")
+    _exists(document, root, (*loc, "source"), guest.source, dir=True)
+    if guest.wit:
+        _exists(document, root, (*loc, "wit"), guest.wit, dir=True)
     if guest.language == "python" and not guest.world:
         raise document.error(loc, "missing required key 'world' (python guests)", key=True)
     _artifact_registry(config, document, loc, guest.registry)
@@ -92,6 +98,12 @@ def _registry(config: Config, document: Document, loc: Loc, name: str) -> None:
     if name not in config.registries:
         hint = did_you_mean(name, config.registries)
         raise document.error(loc, f"'{name}' is not a registry under registries{hint}")
+
+
+def _exists(document: Document, root: Path, loc: Loc, path: str, *, dir: bool = False) -> None:
+    if not is_file(root / path, dir=dir):
+        kind = "a directory" if dir else "a file"
+        raise document.error(loc, f"'{path}' is not {kind}{path_hint(root, path, dir=dir)}")
 
 
 def _unique(document: Document, loc: Loc, values: Iterable[str]) -> None:

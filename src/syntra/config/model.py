@@ -174,6 +174,7 @@ ScalarText = Annotated[
     str, BeforeValidator(_reason(_scalar_text), json_schema_input_type=str | int | bool)
 ]
 Template = Annotated[str, AfterValidator(_reason(_template_text))]
+TemplatedText = Annotated[ScalarText, AfterValidator(_reason(_template_text))]
 Pattern = Annotated[str, AfterValidator(_reason(_pattern))]
 TemplateName = Annotated[str, AfterValidator(_reason(_template_name))]
 Version = Annotated[str, AfterValidator(_reason(_version))]
@@ -242,9 +243,13 @@ class Image(Strict):
     context: RepoPath = Field(".", description="Build context directory.")
     base: ImageReference | None = Field(None, description="Base image, passed as `BASE_IMAGE`.")
     platforms: list[Platform] | None = Field(None, min_length=1, description="Default: defaults.")
-    args: dict[str, ScalarText] = Field({}, description="Build args (never secrets).")
+    args: dict[str, TemplatedText] = Field(
+        {}, description="Build args (never secrets); values may use the tag template variables."
+    )
     secrets: list[Secret] = Field([], description="Build secrets, mounted, never build args.")
-    labels: dict[str, ScalarText] = Field({}, description="Extra image labels.")
+    labels: dict[str, TemplatedText] = Field(
+        {}, description="Extra image labels; values may use the tag template variables."
+    )
     tags: list[Template] | None = Field(None, min_length=1, description="Default: defaults.")
     target: str | None = Field(None, description="Dockerfile stage to build.")
     plugins: list[Name] = Field([], description="Wasm guests copied to /opt/plugins/.")

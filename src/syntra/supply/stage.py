@@ -8,6 +8,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from syntra import preflight
 from syntra.config import Loaded
 from syntra.layout import source_files
 from syntra.plan import Destination, Plan
@@ -38,6 +39,7 @@ def secure(
 
     Every claim is prepared (SBOMs scanned) before the first signature, so a keyless
     certificate is only needed for the signing itself."""
+    preflight.signing(loaded)
     chain = loaded.config.supply_chain
     where = locate(loaded.config, destination)
     claims: list[tuple[Subject, str | None, Any, str]] = []  # no predicate: a signature

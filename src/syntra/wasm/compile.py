@@ -16,6 +16,7 @@ from pathlib import Path
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
 from syntra.plan import GuestPlan
+from syntra.toolerrors import tool_failed
 from syntra.wasm import deterministic
 
 SWIFT_TOOLCHAIN = Path("/opt/swift/usr/bin")
@@ -45,10 +46,10 @@ def _run(
     argv: list[str], cwd: Path, what: str, epoch: int, extra: dict[str, str] | None = None
 ) -> None:
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0", **(extra or {})}
+    env["RUST_BACKTRACE"] = "0"  # componentize-py's frames would bury the guest's error
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-12:])
-        raise SyntraError(f"{what} failed (exit {done.returncode})\n{tail}")
+        raise tool_failed(what, done.returncode, f"{done.stdout}\n{done.stderr}")
 
 
 def wasm_sdks() -> list[str]:
@@ -90,7 +91,7 @@ def wasi_argv(guest: GuestPlan, root: Path) -> list[str]:
     sdks = wasm_sdks()
     if not sdks:
         raise SyntraError(
-            f"wasm.{guest.name}: mode wasi needs a Swift SDK for WebAssembly and `swift sdk list` "
+            "mode wasi needs a Swift SDK for WebAssembly and `swift sdk list` "
             "shows none: install one with `swift sdk install`, or use mode: embedded"
         )
     product = guest.product or (root / guest.source).name
@@ -127,7 +128,7 @@ def _componentize(
         source = Path(scratch) / "source"
         shutil.copytree(root / guest.source, source, ignore=shutil.ignore_patterns("__pycache__"))
         argv = python_argv(guest, root, source, output)
-        _run(argv, source, f"compiling wasm.{guest.name}", epoch, extra)
+        _run(argv, source, "componentize-py", epoch, extra)
     return caveat
 
 
@@ -137,7 +138,7 @@ def compile_guest(
     """Build `guest` into `output` (written atomically); returns a caveat, if any."""
     temp = output.with_name(f".{output.name}.building")
     temp.parent.mkdir(parents=True, exist_ok=True)
-    what = f"compiling wasm.{guest.name}"
+    what = "swift build" if guest.language == "swift" else "componentize-py"
     caveat = None
     if guest.language == "python":
         caveat = _componentize(guest, root, temp, epoch, cache)
@@ -149,7 +150,7 @@ def compile_guest(
         )
     else:
         argv = embedded_argv(guest, root, temp)
-        _run(argv, root, what, epoch)
+        _run(argv, root, Path(argv[0]).name if argv[1] != "build" else what, epoch)
         if argv[1] == "build":
             product = guest.product or (root / guest.source).name
             _take(root / guest.source / ".build" / "release" / f"{product}.wasm", temp, what)

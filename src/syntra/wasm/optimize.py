@@ -15,6 +15,7 @@ from pathlib import Path
 
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
+from syntra.toolerrors import tool_failed
 from syntra.wasm import kind_of_file
 
 # LLVM feature name → binaryen flag where they differ.
@@ -89,7 +90,7 @@ def optimize(raw: Path, output: Path, level: str) -> Optimized:
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         temp.unlink(missing_ok=True)
-        raise SyntraError(f"wasm-opt failed: {done.stderr.strip().splitlines()[-1:]}")
+        raise tool_failed("wasm-opt", done.returncode, f"{done.stdout}\n{done.stderr}")
     optimized = temp.read_bytes()
     temp.unlink()
     write_atomic(output, optimized)

@@ -21,7 +21,7 @@ from typing import Any
 import wasmtime
 import wasmtime.component as wc
 
-from syntra.errors import SyntraError
+from syntra.errors import SyntraError, did_you_mean
 from syntra.fsutil import write_atomic
 from syntra.plan import GuestPlan
 from syntra.wasm import kind_of_file
@@ -76,7 +76,7 @@ class Sandbox:
         try:
             self.code = _compiled(self.engine, wasm, self.kind, cache, self.fuel is not None)
         except wasmtime.WasmtimeError as exc:
-            raise SyntraError(f"wasm.{guest.name}: wasmtime cannot load it: {exc}") from None
+            raise SyntraError(f"wasmtime cannot load it: {exc}") from None
 
     def _store(self) -> wasmtime.Store:
         store = wasmtime.Store(self.engine)
@@ -106,8 +106,24 @@ class Sandbox:
             function = exports.get(name)
             memory = exports.get("memory")
         if function is None:
-            raise GuestFailure(f"wasm.{self.guest.name}: no exported function '{name}'")
+            hint = did_you_mean(name, self.export_names(store))
+            raise GuestFailure(f"no exported function '{name}'{hint}")
         return function, memory
+
+    def export_names(self, store: wasmtime.Store) -> list[str]:
+        if self.kind == "component":
+            return list(self.code.type.exports(self.engine))
+        return [export.name for export in self.code.exports]
+
+    @staticmethod
+    def check_arity(store: wasmtime.Store, function: Any, name: str, args: list[Any]) -> None:
+        params = function.type(store).params
+        if len(params) != len(args):
+            shown = ", ".join(str(p[0]) if isinstance(p, tuple) else str(p) for p in params)
+            raise GuestFailure(
+                f"{name}({shown}) takes {len(params)} argument{'' if len(params) == 1 else 's'}, "
+                f"the test gives {len(args)}"
+            )
 
     def call(self, name: str, args: list[Any]) -> CallResult:
         store = self._store()
@@ -118,6 +134,7 @@ class Sandbox:
         memory = None
         try:
             function, memory = self._function(store, name)
+            self.check_arity(store, function, name, args)
             value = function(store, *args)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             elapsed = (time.perf_counter() - started) * 1000
@@ -131,7 +148,7 @@ class Sandbox:
     def _explain(
         self, name: str, args: list[Any], exc: Exception, elapsed: float, memory: Any, store: Any
     ) -> str:
-        where = f"wasm.{self.guest.name}: {name}({', '.join(map(str, args))})"
+        where = f"{name}({', '.join(map(str, args))})"
         text = str(exc)
         max_mem = int(self.limits["max_mem"] or 0)
         if "interrupt" in text:
@@ -166,7 +183,7 @@ def run_tests(guest: GuestPlan, wasm: Path, cache: Path) -> Iterator[CallResult]
         expected = test.get("expect")
         if expected is not None and result.value != expected:
             raise GuestFailure(
-                f"wasm.{guest.name}: {test['call']}({', '.join(map(str, test['args']))}) "
+                f"{test['call']}({', '.join(map(str, test['args']))}) "
                 f"returned {result.value}, expected {expected}"
             )
         yield result

@@ -1,0 +1,148 @@
+"""`syntra init`: a first syntra.yaml, dodo.py and .gitignore entries for a repository.
+
+One image per Dockerfile found (its folder is the build context), a throwaway local
+registry over plain HTTP, no signing: enough for `syntra validate` and `doit` to run,
+with comments that say what to change next. Nothing existing is overwritten.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from syntra.errors import SyntraError, count
+from syntra.fsutil import write_atomic
+from syntra.layout import CONFIG_FILE, SPECS_DIR, STATE_DIR
+
+DODO_FILE = "dodo.py"
+DODO = '''"""doit entry point: the task graph is defined by the syntra package (syntra.tasks)."""
+
+from syntra.tasks import *  # noqa: F403
+'''
+IGNORED = [f"{STATE_DIR}/", "dist/"]
+_SKIP = {".git", STATE_DIR, SPECS_DIR, "node_modules", ".venv", "venv", "__pycache__", ".build"}
+_DOCKERFILE = re.compile(r"^(Dockerfile|Containerfile)(\..+)?$|^.+\.(Dockerfile|Containerfile)$")
+
+
+@dataclass(frozen=True)
+class FoundImage:
+    name: str
+    dockerfile: str
+    context: str
+
+
+def _name(text: str) -> str:
+    cleaned = re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-._")
+    return cleaned[:63] or "app"
+
+
+def find_dockerfiles(root: Path) -> list[FoundImage]:
+    """Dockerfiles and Containerfiles under `root`, one image each, named after their
+    folder (or `api` for `api.Dockerfile`); the project's name for one at the top."""
+    root = root.resolve()
+    found: list[FoundImage] = []
+    names: set[str] = set()
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if _SKIP.intersection(relative.parts[:-1]) or not _DOCKERFILE.match(path.name):
+            continue
+        if not path.is_file():
+            continue
+        stem = path.name.split(".")[0]
+        own = path.name.rsplit(".", 1)[0] if stem not in ("Dockerfile", "Containerfile") else ""
+        base = _name(own or (relative.parent.name if relative.parent.parts else root.name))
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}-{n}", n + 1
+        names.add(name)
+        context = relative.parent.as_posix() if relative.parent.parts else "."
+        found.append(FoundImage(name, relative.as_posix(), context))
+    return found
+
+
+def config_text(project: str, images: list[FoundImage]) -> str:
+    lines = [
+        "# yaml-language-server: $schema=https://syntra.dev/schema/syntra.schema.json",
+        "# Syntra: what this repository builds and where it goes. `syntra validate` checks it;",
+        "# `syntra schema --markdown` lists every key.",
+        "version: 1",
+        "",
+        "project:",
+        f"  name: {project}  # the default repository prefix: <registry>/{project}/<image>",
+        "  version: git  # from vX.Y.Z tags; 0.0.0-dev.N.g<sha> before the first",
+        "",
+        "registries:",
+        "  # A throwaway local registry over plain HTTP; add your own, e.g.",
+        "  # ghcr: {url: ghcr.io/OWNER, credentials: {username_env: GHCR_USER, "
+        "password_env: GHCR_TOKEN}}",
+        "  local:",
+        "    url: ${SYNTRA_REGISTRY:-127.0.0.1:5000}",
+        "    insecure: true",
+        "",
+        "defaults:",
+        "  registry: local",
+        "  platforms: [linux/amd64]  # add linux/arm64 for multi-arch images",
+        '  tags: ["{{ version }}", "sha-{{ git.short_sha }}"]',
+        "",
+    ]
+    if images:
+        lines.append("images:")
+        for image in images:
+            lines += [
+                f"  {image.name}:",
+                f"    dockerfile: {image.dockerfile}",
+                f"    context: {image.context}",
+                '    # args: {APP_VERSION: "{{ version }}"}  # build args may use tag variables',
+            ]
+    else:
+        lines += [
+            "images: {}",
+            "# No Dockerfile was found. An image from the built-in template:",
+            "# images:",
+            "#   app:",
+            "#     context: .",
+            "#     base: docker.io/library/alpine:3.20",
+        ]
+    lines += [
+        "",
+        "# WebAssembly guests, e.g.:",
+        "# wasm:",
+        "#   plugin:",
+        "#     language: python",
+        "#     source: plugin",
+        "#     world: plugin",
+        "",
+        "# Signatures, SBOMs and provenance (`syntra keygen` makes the key):",
+        "# supply_chain:",
+        "#   signing: {mode: key, key: .syntra/keys/cosign.key, "
+        "passphrase_env: SYNTRA_KEY_PASSPHRASE}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def init(root: Path) -> list[str]:
+    """Write the files; returns what was written. Refuses when syntra.yaml or dodo.py exist."""
+    root = root.resolve()
+    existing = [name for name in (CONFIG_FILE, DODO_FILE) if (root / name).exists()]
+    if existing:
+        raise SyntraError(
+            f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''} in "
+            f"{root}; syntra init never overwrites (remove {' and '.join(existing)} to start over)"
+        )
+    images = find_dockerfiles(root)
+    write_atomic(root / CONFIG_FILE, config_text(_name(root.resolve().name), images).encode())
+    write_atomic(root / DODO_FILE, DODO.encode())
+    written = [
+        f"{CONFIG_FILE} ({count(len(images), 'image')} from Dockerfiles)",
+        DODO_FILE,
+    ]
+    gitignore = root / ".gitignore"
+    present = gitignore.read_text().splitlines() if gitignore.is_file() else []
+    missing = [entry for entry in IGNORED if entry not in present]
+    if missing:
+        text = "\n".join(present + missing) + "\n"
+        write_atomic(gitignore, text.encode())
+        written.append(f".gitignore (+{' '.join(missing)})")
+    return written

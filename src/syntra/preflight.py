@@ -1,0 +1,36 @@
+"""Preconditions checked before long work: a build that would fail at its end, or push an
+image built from a cached layer without the secret it needs, stops first with one line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from syntra.config import Loaded
+from syntra.errors import SyntraError
+from syntra.plan import ImagePlan
+
+
+def build_secrets(root: Path, images: list[ImagePlan]) -> None:
+    """Every build secret's variable is set and every secret file exists.
+
+    Checked before any build: podman reuses a cached `RUN --mount=type=secret` layer
+    without looking at the secret, so an unset variable would otherwise go unnoticed."""
+    missing: list[str] = []
+    for image in images:
+        for secret in image.secrets:
+            if "env" in secret and not os.environ.get(secret["env"]):
+                missing.append(f"${secret['env']} (images.{image.name} secret '{secret['id']}')")
+            elif "src" in secret and not (root / secret["src"]).is_file():
+                missing.append(f"{secret['src']} (images.{image.name} secret '{secret['id']}')")
+    if missing:
+        raise SyntraError(f"build secrets not set: {', '.join(missing)}")
+
+
+def signing(loaded: Loaded) -> None:
+    """In key mode the key exists and the passphrase opens it."""
+    mode = loaded.config.supply_chain.signing
+    if mode.mode == "key" and mode.key:
+        from syntra.supply import keys
+
+        keys.load_private(loaded.root, mode.key, mode.passphrase_env)
