@@ -85,6 +85,9 @@ def syntra(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     """Run the CLI in-process in a directory; any traceback fails the test by itself."""
 
     def run(cwd: Path, *argv: str) -> Result:
+        from syntra.oci import forget_clients
+
+        forget_clients()  # each in-process run is a new run, as a new process would be
         monkeypatch.chdir(cwd)
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -181,5 +184,10 @@ def skopeo(*args: str) -> str:
 
 
 def ran(output: str) -> list[str]:
-    """The doit tasks that ran (not the up-to-date ones), in order."""
-    return [line[3:] for line in output.splitlines() if line.startswith(".  ")]
+    """The doit tasks that did work, in order: not the up-to-date ones, nor the preflight
+    check, which runs every time."""
+    return [
+        line[3:]
+        for line in output.splitlines()
+        if line.startswith(".  ") and line != ".  preflight"
+    ]

@@ -156,8 +156,8 @@ def test_every_command_for_each_version(
     assert "pa55word" not in json.dumps(calls)
     assert base_arg.startswith(f"BASE_IMAGE={base.rsplit(':', 1)[0]}@sha256:")
     index = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
-    assert pushed["digest"] == index
-    assert [child["platform"] for child in pushed["platforms"]] == ["linux/amd64", "linux/arm64"]
+    assert pushed.digest == index
+    assert [child.platform for child in pushed.platforms] == ["linux/amd64", "linux/arm64"]
     assert record(job.root)["digest"] == index
 
 
@@ -177,8 +177,8 @@ def test_missing_index_children_are_repaired(
     (job.root / job.image.containerfile).write_text("FROM scratch\n")
     pushed = build_with_container(job, AppleContainer(str(STANDIN)))
     assert [c["argv"][:3] for c in _calls(standin)][-1] == ["image", "save", "--output"]
-    for child in pushed["platforms"]:
-        ref = f"docker://{registry}/tests/apple-repair@{child['digest']}"
+    for child in pushed.platforms:
+        ref = f"docker://{registry}/tests/apple-repair@{child.digest}"
         assert json.loads(skopeo("inspect", "--raw", "--tls-verify=false", ref))["layers"]
 
 
@@ -194,7 +194,10 @@ def test_errors_are_one_clear_line(
     assert not any(c["argv"][0] == "build" for c in _calls(standin))
     spec.write_text("FROM scratch\n")
     monkeypatch.setenv("STANDIN_FAIL", "build")
-    with pytest.raises(SyntraError, match=r"^container build of app failed \(exit 1\); see "):
+    failed = (
+        r"^container build of app failed \(exit 1; see .*\): #5 ERROR: process did not complete"
+    )
+    with pytest.raises(SyntraError, match=failed):
         build_with_container(job, AppleContainer(str(STANDIN)))
     (standin / "running").unlink()
     monkeypatch.setenv("STANDIN_NO_START", "1")

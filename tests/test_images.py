@@ -251,27 +251,41 @@ def test_push_with_credentials_from_the_environment(
     subprocess.run(login, check=True, capture_output=True)
     with serve(htpasswd=htpasswd) as private:
         root = make_project(tmp_path / "repo", private, base)
-        undeclared = run(root, "doit", "docker")
+        label = f"docker app: registry local ({private})"
+        anonymous = run(root, "doit", "docker")
+        assert f"{label}: needs a login and none is configured (looked in " in anonymous.stdout
+        assert not (root / ".syntra" / "logs").exists()  # refused before building
+        credentials = "credentials: {username_env: REG_USER, password_env: REG_PASS}"
+        (root / "syntra.yaml").write_text(
+            (root / "syntra.yaml")
+            .read_text()
+            .replace("insecure: true}}", f"insecure: true, {credentials}}}}}")
+        )
+        missing = run(root, "doit", "docker", env={"REG_USER": "ci"})
+        assert f"{label}: credentials variable REG_PASS is not set" in missing.stdout
+        wrong = run(root, "doit", "docker", env={"REG_USER": "ci", "REG_PASS": "nope"})
+        assert (
+            f"{label}: login refused for 'ci' (credentials from $REG_USER / $REG_PASS)"
+            in wrong.stdout
+        )
+        assert "nope" not in wrong.stdout + wrong.stderr
+        assert not (root / ".syntra" / "logs").exists()
+        secrets = {"REG_USER": "ci", "REG_PASS": "pa55word"}
+        undeclared = run(root, "doit", "docker", env=secrets)
         assert (
             f"docker app: {registry}: TLS handshake failed; if this registry" in undeclared.stdout
         )
-        credentials = "credentials: {username_env: REG_USER, password_env: REG_PASS}"
-        text = (
+        (root / "syntra.yaml").write_text(
             (root / "syntra.yaml")
             .read_text()
             .replace(
-                "insecure: true}}",
-                f"insecure: true, {credentials}}}, bases: {{url: '{registry}', insecure: true}}}}\n"
-                "defaults: {registry: local}",
+                "}}\n",
+                f"}}, bases: {{url: '{registry}', insecure: true}}}}\n"
+                "defaults: {registry: local}\n",
+                1,
             )
         )
-        (root / "syntra.yaml").write_text(text)
-        missing = run(root, "doit", "docker", env={"REG_USER": "ci"})
-        assert f"docker app: {private}: credentials variable REG_PASS is not set" in missing.stdout
-        wrong = run(root, "doit", "docker", env={"REG_USER": "ci", "REG_PASS": "nope"})
-        assert "registry answered 401" in wrong.stdout
-        assert "nope" not in wrong.stdout + wrong.stderr
-        done = run(root, "doit", "docker", env={"REG_USER": "ci", "REG_PASS": "pa55word"})
+        done = run(root, "doit", "docker", env=secrets)
         assert done.returncode == 0, done.stdout
         logs = "".join(p.read_text() for p in (root / ".syntra" / "logs").rglob("*.log"))
         assert "pa55word" not in done.stdout + done.stderr + logs

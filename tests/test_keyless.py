@@ -14,7 +14,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from syntra.registry import INDEX, Registry, digest_of
+from syntra.oci import INDEX, Blob, Client, Document, digest_of
 from syntra.supply.attach import Attachments, Layer, attachment_tag
 from syntra.supply.keyless import BUNDLE, SIGNATURE_PREDICATE
 from tests.conftest import run
@@ -61,7 +61,7 @@ def signed(
     return root, done.stdout + done.stderr
 
 
-def _bundles(client: Registry, repository: str, digest: str) -> list[dict[str, object]]:
+def _bundles(client: Client, repository: str, digest: str) -> list[dict[str, object]]:
     index = client.get_manifest(repository, attachment_tag(digest))
     assert index.media_type == INDEX
     validate(index.json(), "image-index-schema.json")
@@ -111,7 +111,7 @@ def test_bundles_are_stored_as_cosign_lays_them_out(
     signed: tuple[Path, str], registry: str
 ) -> None:
     root, _ = signed
-    client = Registry(registry, True)
+    client = Client(registry, insecure=True)
     record = json.loads((root / ".syntra" / "out" / "fib.json").read_text())
     listed = _bundles(client, "tests/keyless-fib", record["digest"])
     predicates = {str(m["annotations"]["dev.sigstore.bundle.predicateType"]) for m in listed}  # type: ignore[index]
@@ -148,7 +148,7 @@ def test_a_tampered_bundle_is_refused(signed: tuple[Path, str], registry: str) -
     """The fib artifact's referrers are replaced by one bundle whose statement was
     edited after signing; verify names it and finds no signature."""
     root, _ = signed
-    client = Registry(registry, True)
+    client = Client(registry, insecure=True)
     repository = "tests/keyless-fib"
     digest = json.loads((root / ".syntra" / "out" / "fib.json").read_text())["digest"]
     fallback = attachment_tag(digest)
@@ -163,16 +163,19 @@ def test_a_tampered_bundle_is_refused(signed: tuple[Path, str], registry: str) -
     claim["subject"][0]["name"] = "127.0.0.1/somewhere/else"
     bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(claim).encode()).decode()
     blob = json.dumps(bundle).encode()
-    blob_digest = client.push_bytes(repository, blob)
+    client.push_blob(repository, Blob.of(blob))
+    blob_digest = digest_of(blob)
     manifest["layers"][0].update(digest=blob_digest, size=len(blob))
     data = json.dumps(manifest).encode()
-    tampered = client.put_manifest(repository, digest_of(data), data, manifest["mediaType"])
+    tampered = client.put_manifest(
+        repository, digest_of(data), Document(data, manifest["mediaType"])
+    )
     index = {**original.json(), "manifests": [{**entry, "digest": tampered, "size": len(data)}]}
-    client.put_manifest(repository, fallback, json.dumps(index).encode(), INDEX)
+    client.put_manifest(repository, fallback, Document(json.dumps(index).encode(), INDEX))
     try:
         done = run(root, "syntra", "verify", "--all", "--json")
     finally:
-        client.put_manifest(repository, fallback, original.data, INDEX)
+        client.put_manifest(repository, fallback, Document(original.data, INDEX))
     assert done.returncode == 1
     (fib,) = [c for c in json.loads(done.stdout) if c["artifact"] == "fib"]
     assert not fib["signature"]
@@ -185,7 +188,7 @@ def test_a_valid_bundle_about_another_artifact_does_not_count(
     """fib's signature bundle, listed as the only referrer of app's index: it verifies,
     but it is not about app, so app's index counts as unsigned."""
     root, _ = signed
-    client = Registry(registry, True)
+    client = Client(registry, insecure=True)
     fib = json.loads((root / ".syntra" / "out" / "fib.json").read_text())["digest"]
     app = json.loads((root / ".syntra" / "out" / "app.json").read_text())["digest"]
     entry = next(
@@ -197,14 +200,16 @@ def test_a_valid_bundle_about_another_artifact_does_not_count(
     fallback = attachment_tag(app)
     original = client.get_manifest("tests/keyless", fallback)
     client.put_manifest(
-        "tests/keyless", fallback, json.dumps({**original.json(), "manifests": []}).encode(), INDEX
+        "tests/keyless",
+        fallback,
+        Document(json.dumps({**original.json(), "manifests": []}).encode(), INDEX),
     )
     subject = {"mediaType": INDEX, "digest": app, "size": 1}
     Attachments(client, "tests/keyless").refer(subject, Layer(blob, BUNDLE, {}), BUNDLE)
     try:
         done = run(root, "syntra", "verify", "--all", "--json")
     finally:
-        client.put_manifest("tests/keyless", fallback, original.data, INDEX)
+        client.put_manifest("tests/keyless", fallback, Document(original.data, INDEX))
     assert done.returncode == 1
     top = next(c for c in json.loads(done.stdout) if c["digest"] == app)
     assert not top["signature"] and not top["provenance"]

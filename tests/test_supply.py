@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from syntra.registry import INDEX, MANIFEST, Registry
+from syntra.oci import INDEX, MANIFEST, Blob, Client, Document
 from syntra.supply.attach import attachment_tag
 from tests.conftest import REPO, run, skopeo
 from tests.oci import validate
@@ -96,7 +96,7 @@ def _openssl_verifies(public: Path, payload: bytes, signature: bytes, tmp: Path)
 
 
 def _independently_verified(
-    client: Registry, repository: str, ref_digest: str, public: Path, tmp: Path
+    client: Client, repository: str, ref_digest: str, public: Path, tmp: Path
 ) -> bool:
     """skopeo reads the signature manifest; openssl checks its signature; the payload must
     name this repository and the digest the reference points at."""
@@ -142,7 +142,7 @@ def test_verify_all_is_green(secured: Path) -> None:
 
 
 def test_signature_verifies_independently(secured: Path, registry: str, tmp_path: Path) -> None:
-    client = Registry(registry, True)
+    client = Client(registry, insecure=True)
     public = secured / "keys" / "cosign.pub"
     digest = _digest_of_tag(registry, "tests/secured", "latest")
     assert _independently_verified(client, "tests/secured", digest, public, tmp_path)
@@ -167,7 +167,7 @@ def test_skopeo_rejects_another_key(secured: Path, registry: str, tmp_path: Path
 
 
 def test_everything_we_wrote_is_valid_oci(secured: Path, registry: str) -> None:
-    client = Registry(registry, True)
+    client = Client(registry, insecure=True)
     record = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
     for digest in [record["digest"], *(p["digest"] for p in record["platforms"])]:
         for suffix in ("sig", "att"):
@@ -185,13 +185,13 @@ def test_everything_we_wrote_is_valid_oci(secured: Path, registry: str) -> None:
             assert referrer["mediaType"] == MANIFEST
 
 
-def _sbom_blobs(client: Registry, repository: str, digest: str) -> list[bytes]:
+def _sbom_blobs(client: Client, repository: str, digest: str) -> list[bytes]:
     manifest = client.get_manifest(repository, attachment_tag(digest, "att")).json()
     return [client.get_blob(repository, layer["digest"]) for layer in manifest["layers"]]
 
 
 def test_sboms_are_byte_identical_across_runs(secured: Path, registry: str) -> None:
-    client = Registry(registry, True)
+    client = Client(registry, insecure=True)
     record = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
     child = record["platforms"][1]["digest"]
     before = _sbom_blobs(client, "tests/secured", child)
@@ -208,7 +208,7 @@ def test_sboms_are_byte_identical_across_runs(secured: Path, registry: str) -> N
 def test_tampering_is_caught_by_both_verifiers(
     secured: Path, registry: str, tmp_path: Path, base: str
 ) -> None:
-    client = Registry(registry, True)
+    client = Client(registry, insecure=True)
     public = secured / "keys" / "cosign.pub"
     ref = f"{registry}/tests/secured:latest"
     original = client.get_manifest("tests/secured", "latest")
@@ -217,15 +217,17 @@ def test_tampering_is_caught_by_both_verifiers(
     for child in other.json()["manifests"]:
         data = client.get_manifest("fixtures/busybox", child["digest"])
         for blob in [data.json()["config"], *data.json()["layers"]]:
-            client.push_bytes("tests/secured", client.get_blob("fixtures/busybox", blob["digest"]))
-        client.put_manifest("tests/secured", child["digest"], data.data, data.media_type)
-    client.put_manifest("tests/secured", "latest", other.data, other.media_type)
+            client.push_blob(
+                "tests/secured", Blob.of(client.get_blob("fixtures/busybox", blob["digest"]))
+            )
+        client.put_manifest("tests/secured", child["digest"], data)
+    client.put_manifest("tests/secured", "latest", other)
     assert run(secured, "syntra", "verify", ref).returncode == 1
     assert not _skopeo_accepts(registry, "tests/secured:latest", public, tmp_path)
     moved = _digest_of_tag(registry, "tests/secured", "latest")
     assert moved == other.digest
     assert client.head_manifest("tests/secured", attachment_tag(moved, "sig")) is None
-    client.put_manifest("tests/secured", "latest", original.data, original.media_type)
+    client.put_manifest("tests/secured", "latest", original)
     assert run(secured, "syntra", "verify", ref).returncode == 0
     # 2. A platform image's signature layer is replaced by one that does not verify
     #    (skopeo checks the signature of the platform image it copies).
@@ -239,7 +241,7 @@ def test_tampering_is_caught_by_both_verifiers(
     forged["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"] = base64.b64encode(
         bytes(flipped)
     ).decode()
-    client.put_manifest("tests/secured", sig_tag, json.dumps(forged).encode(), MANIFEST)
+    client.put_manifest("tests/secured", sig_tag, Document(json.dumps(forged).encode(), MANIFEST))
     try:
         verdict = run(secured, "syntra", "verify", ref, "--json")
         assert verdict.returncode == 1
@@ -248,7 +250,7 @@ def test_tampering_is_caught_by_both_verifiers(
         assert not _independently_verified(client, "tests/secured", child, public, tmp_path)
         assert not _skopeo_accepts(registry, f"tests/secured@{child}", public, tmp_path)
     finally:
-        client.put_manifest("tests/secured", sig_tag, signed.data, signed.media_type)
+        client.put_manifest("tests/secured", sig_tag, signed)
     assert _skopeo_accepts(registry, f"tests/secured@{child}", public, tmp_path)
 
 

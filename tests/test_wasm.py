@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from syntra.registry import Registry
+from syntra.oci import Client
 from syntra.wasm import deterministic, kind_of
 from syntra.wasm.optimize import feature_flags, target_features
 from tests.conftest import REPO, commit, git, ran, run, skopeo
@@ -120,7 +120,7 @@ def test_artifact_in_registry_is_valid_and_byte_identical(
 ) -> None:
     root, _ = built
     record = json.loads((root / ".syntra" / "out" / f"{guest}.json").read_text())
-    client = Registry(registry, True)
+    client = Client(registry, insecure=True)
     manifest = client.get_manifest(record["repository"], record["tags"][0])
     assert manifest.digest == record["digest"]
     body = manifest.json()

@@ -118,14 +118,14 @@ def _build(args: argparse.Namespace) -> int:
         print(path.read_text(), end="")
         return 0
     record = images.build_and_publish(job, builder)
-    print(json.dumps(record, indent=2))
+    print(record.model_dump_json(indent=2))
     return 0
 
 
 def _merge(args: argparse.Namespace) -> int:
     from syntra import images
 
-    print(json.dumps(images.merge(_job(args)), indent=2))
+    print(images.merge(_job(args)).model_dump_json(indent=2))
     return 0
 
 
@@ -149,7 +149,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _supply(args: argparse.Namespace) -> int:
     from syntra.plan import build_plan
-    from syntra.publish import read_record
+    from syntra.records import read_record
     from syntra.supply.stage import secure
 
     loaded = config_stage.load(args.file)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,19 +19,21 @@ from syntra.build.container import (
 from syntra.build.context import BuildContext
 from syntra.config import Loaded
 from syntra.errors import SyntraError
-from syntra.layout import STATE_DIR, digest_dir, record_path, slug
+from syntra.layout import STATE_DIR, slug
+from syntra.oci import push
 from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 from syntra.publish import (
-    PlatformImage,
-    Where,
+    LayoutImage,
     image_record,
     index_children,
     locate,
+    note_base_blobs,
     pin,
     publish_index,
-    push_layout,
-    write_json,
+    push_images,
+    read_layout,
 )
+from syntra.records import ImageRecord, read_digest_file, write_digest_file, write_record
 
 
 @dataclass(frozen=True)
@@ -89,23 +90,35 @@ def _request(job: Job, platform: str, builder: Builder) -> BuildRequest:
     )
 
 
-def build_platform(job: Job, platform: str, builder: Builder, where: Where) -> PlatformImage:
-    """Build one platform and push it by digest (no tag)."""
+def build_platform(job: Job, platform: str, builder: Builder) -> LayoutImage:
+    """Build one platform into an OCI layout."""
     request = _request(job, platform, builder)
     builder.build(request)
-    return push_layout(where, request.layout, platform)
+    return read_layout(request.layout, platform)
 
 
-def build_and_publish(job: Job, builder: Builder) -> dict[str, Any]:
-    """Every platform of the image, then its index and tags; returns the record."""
+def _base(job: Job) -> str | None:
+    """The base image pinned to its digest; its blobs are noted for cross-repository mounts."""
+    base = _pinned_args(job)[0].get(BASE_IMAGE_ARG)
+    if base:
+        note_base_blobs(job.loaded.config, base)
+    return base
+
+
+def build_and_publish(job: Job, builder: Builder) -> ImageRecord:
+    """Every platform of the image, then all of them pushed together with their index and
+    tags; returns the record."""
     preflight.build_secrets(job.root, [job.image])
     where = locate(job.loaded.config, job.image.destination)
-    children = [build_platform(job, p, builder, where) for p in job.image.platforms]
-    digest = publish_index(where, job.image.destination, children)
+    where.registry.check_push(where.path)
+    built = [build_platform(job, p, builder) for p in job.image.platforms]
+    base = _base(job)
+    digest = push_images(where, built, job.image.destination)
+    assert digest is not None
     uploaded = where.registry.transfer.uploaded_bytes
-    base = _pinned_args(job)[0].get(BASE_IMAGE_ARG)
+    children = [image.platform for image in built]
     record = image_record(job.plan, job.image, digest, children, uploaded, base)
-    write_json(record_path(job.root, job.image.name), record)
+    write_record(job.root, record)
     return record
 
 
@@ -116,27 +129,19 @@ def push_by_digest(job: Job, platform: str, builder: Builder) -> Path:
         raise SyntraError(f"{job.image.name} is not built for {platform} (only {listed})")
     preflight.build_secrets(job.root, [job.image])
     where = locate(job.loaded.config, job.image.destination)
-    child = build_platform(job, platform, builder, where)
-    path = digest_dir(job.root, job.image.name) / f"{slug(platform)}.json"
-    write_json(path, child.__dict__)
-    return path
+    where.registry.check_push(where.path)
+    built = build_platform(job, platform, builder)
+    _base(job)
+    push_images(where, [built])
+    return write_digest_file(job.root, job.image.name, built.platform)
 
 
-def merge(job: Job) -> dict[str, Any]:
+def merge(job: Job) -> ImageRecord:
     """Assemble the index from the digest files of every platform and push it with tags."""
-    folder = digest_dir(job.root, job.image.name)
     where = locate(job.loaded.config, job.image.destination)
     children = []
     for platform in job.image.platforms:
-        path = folder / f"{slug(platform)}.json"
-        if not path.is_file():
-            raise SyntraError(f"{job.image.name}: no digest file for {platform} ({path})")
-        try:
-            child = PlatformImage(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError) as exc:
-            raise SyntraError(
-                f"{path}: not a digest file written by syntra build ({exc})"
-            ) from None
+        child = read_digest_file(job.root, job.image.name, platform)
         if where.registry.head_manifest(where.path, child.digest) != child.digest:
             raise SyntraError(
                 f"{job.image.name}: {child.digest} ({platform}) is not in the registry"
@@ -145,11 +150,11 @@ def merge(job: Job) -> dict[str, Any]:
     digest = publish_index(where, job.image.destination, children)
     base = _pinned_args(job)[0].get(BASE_IMAGE_ARG)
     record = image_record(job.plan, job.image, digest, children, 0, base)
-    write_json(record_path(job.root, job.image.name), record)
+    write_record(job.root, record)
     return record
 
 
-def build_with_container(job: Job, cli: AppleContainer) -> dict[str, Any]:
+def build_with_container(job: Job, cli: AppleContainer) -> ImageRecord:
     """Apple's CLI builds every platform and pushes a staging tag; Syntra checks the
     index it left in the registry, repairs missing children, then tags and records."""
     image, destination = job.image, job.image.destination
@@ -160,11 +165,12 @@ def build_with_container(job: Job, cli: AppleContainer) -> dict[str, Any]:
             "which Apple's container CLI does not have; build this image with podman or buildx"
         )
     where = locate(job.loaded.config, destination)
+    where.registry.check_push(where.path)
     scheme = "http" if destination.insecure else "https"
     cli.ensure_started()
-    if where.registry.credentials:
-        user, password = where.registry.credentials
-        cli.login(where.registry.host, scheme, user, password)
+    if where.registry.login:
+        login = where.registry.login
+        cli.login(where.registry.host, scheme, login.username, login.password)
     args, _ = _pinned_args(job)
     cli.build(image, job.root, args, job.plan.source_date_epoch, work_log(job.root, image.name))
     staging = staging_ref(image)
@@ -181,9 +187,9 @@ def build_with_container(job: Job, cli: AppleContainer) -> dict[str, Any]:
         raise SyntraError(
             f"{image.name}: the registry holds {index.digest}, the local image is {local}"
         )
-    for tag in destination.tags:  # last: everything they point at is verified
-        where.registry.put_manifest(where.path, tag, index.data, index.media_type)
+    # Tags last: everything they point at is verified.
+    push(where.registry, where.path, tags=dict.fromkeys(destination.tags, index))
     digest = index.digest
     record = image_record(job.plan, image, digest, children, 0, args.get(BASE_IMAGE_ARG))
-    write_json(record_path(job.root, image.name), record)
+    write_record(job.root, record)
     return record

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from syntra.config import Loaded
 from syntra.errors import SyntraError
-from syntra.plan import ImagePlan
+from syntra.plan import Destination, ImagePlan, Plan
 
 
 def build_secrets(root: Path, images: list[ImagePlan]) -> None:
@@ -34,3 +34,22 @@ def signing(loaded: Loaded) -> None:
         from syntra.supply import keys
 
         keys.load_private(loaded.root, mode.key, mode.passphrase_env)
+
+
+def push_access(loaded: Loaded, destinations: list[Destination]) -> None:
+    """Every destination takes a push from us: a wrong or missing login fails in seconds,
+    not after the build. (An upload is started and cancelled; nothing is written.)"""
+    from syntra.publish import locate
+
+    checked: set[tuple[int, str]] = set()
+    for destination in destinations:
+        if destination.registry is None:
+            continue
+        where = locate(loaded.config, destination)
+        if (id(where.registry), where.path) not in checked:
+            where.registry.check_push(where.path)
+            checked.add((id(where.registry), where.path))
+
+
+def destinations(plan: Plan) -> list[Destination]:
+    return [i.destination for i in plan.images] + [g.destination for g in plan.guests]

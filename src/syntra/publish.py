@@ -9,30 +9,18 @@ of digests pushed by separate CI runners, so both give the same index digest.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from syntra import refs
-from syntra.config.model import Config
+from syntra.config.model import Config, Registry
 from syntra.errors import SyntraError
-from syntra.fsutil import write_atomic
-from syntra.layout import record_path
+from syntra.oci import INDEX, Blob, Client, Document, Login, client_for, env_login, push
 from syntra.plan import Destination, ImagePlan, Plan
-from syntra.registry import INDEX, Registry, digest_of
+from syntra.records import ImageRecord, PlatformImage
 
 DOCKER_HUB_API = "registry-1.docker.io"
-
-
-@dataclass(frozen=True)
-class PlatformImage:
-    platform: str
-    digest: str
-    size: int
-    media_type: str
-    content_bytes: int
-    """Manifest, config and (compressed) layers together: what a pull transfers."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +29,7 @@ class Where:
     included), and the name people and signatures use for it (`docker.io/org/app`,
     whose API lives at registry-1.docker.io)."""
 
-    registry: Registry
+    registry: Client
     path: str
     identity: str
 
@@ -50,15 +38,27 @@ def api_host(domain: str) -> str:
     return DOCKER_HUB_API if domain == "docker.io" else domain
 
 
+def _client(name: str, entry: Registry, host: str) -> Client:
+    login: Login | None = None
+    label = f"registry {name} ({host})"
+    if entry.credentials is not None:
+        try:
+            login = env_login(entry.credentials.username_env, entry.credentials.password_env)
+        except SyntraError as exc:
+            raise SyntraError(f"{label}: {exc}") from None
+    return client_for(api_host(host), entry.insecure, login, label)
+
+
 def locate(config: Config, destination: Destination) -> Where:
     """The registry client and repository path for an artifact's destination."""
     if destination.registry is None:
         raise SyntraError("no registry to push to: add one under registries")
     host, _, namespace = destination.registry.partition("/")
     path = f"{namespace}/{destination.repository}" if namespace else destination.repository
-    entry = next(r for r in config.registries.values() if r.url == destination.registry)
-    registry = Registry(api_host(host), destination.insecure, entry.credentials)
-    return Where(registry, path, f"{host}/{path}")
+    name, entry = next(
+        (n, r) for n, r in config.registries.items() if r.url == destination.registry
+    )
+    return Where(_client(name, entry, host), path, f"{host}/{path}")
 
 
 def registry_for_ref(config: Config, reference: str) -> tuple[Where, str]:
@@ -69,11 +69,9 @@ def registry_for_ref(config: Config, reference: str) -> tuple[Where, str]:
         raise SyntraError(str(exc)) from None
     domain = parsed.domain or "docker.io"
     path = parsed.path if "/" in parsed.path or parsed.domain else f"library/{parsed.path}"
-    known = [r for r in config.registries.values() if r.url.split("/", 1)[0] == domain]
-    insecure = any(r.insecure for r in known)
-    credentials = known[0].credentials if known else None
-    where = Where(Registry(api_host(domain), insecure, credentials), path, f"{domain}/{path}")
-    return where, parsed.digest or parsed.tag or "latest"
+    known = [(n, r) for n, r in config.registries.items() if r.url.split("/", 1)[0] == domain]
+    client = _client(*known[0], domain) if known else client_for(api_host(domain), False)
+    return Where(client, path, f"{domain}/{path}"), parsed.digest or parsed.tag or "latest"
 
 
 _pinned: dict[str, tuple[str, bool]] = {}
@@ -100,24 +98,73 @@ def _resolve(config: Config, reference: str) -> tuple[str, bool]:
     return f"{name}@{digest}", registry.insecure
 
 
+def note_base_blobs(config: Config, pinned: str) -> None:
+    """Tell the base image's registry client which blobs the base holds, so an image built
+    on it mounts them into its own repository instead of uploading them again."""
+    where, digest = registry_for_ref(config, pinned)
+    document = where.registry.get_manifest(where.path, digest)
+    try:
+        manifests = (
+            [where.registry.get_manifest(where.path, d["digest"]) for d in document.children()]
+            if "manifests" in document.json()
+            else [document]
+        )
+        for manifest in manifests:
+            where.registry.note(where.path, [d["digest"] for d in manifest.children()])
+    except ValueError:
+        raise SyntraError(f"base image {pinned}: malformed manifest") from None
+
+
 def _blob(layout: Path, digest: str) -> Path:
     algorithm, _, hexdigest = digest.partition(":")
     return layout / "blobs" / algorithm / hexdigest
 
 
-def push_layout(where: Where, layout: Path, platform: str) -> PlatformImage:
-    """Push the single image in an OCI layout by digest: blobs, then its manifest."""
-    descriptor = json.loads((layout / "index.json").read_text())["manifests"][0]
-    data = _blob(layout, descriptor["digest"]).read_bytes()
-    manifest = json.loads(data)
-    for blob in [manifest["config"], *manifest["layers"]]:
-        where.registry.push_blob(
-            where.path, _blob(layout, blob["digest"]), blob["digest"], blob["size"]
-        )
+@dataclass(frozen=True)
+class LayoutImage:
+    """The single image of an OCI layout, ready to push: its blobs and its manifest."""
+
+    platform: PlatformImage
+    manifest: Document
+    blobs: list[Blob]
+
+
+def read_layout(layout: Path, platform: str) -> LayoutImage:
+    try:
+        descriptor = json.loads((layout / "index.json").read_text())["manifests"][0]
+        data = _blob(layout, descriptor["digest"]).read_bytes()
+        manifest = json.loads(data)
+        described = [manifest["config"], *manifest["layers"]]
+        blobs = [Blob(d["digest"], d["size"], path=_blob(layout, d["digest"])) for d in described]
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise SyntraError(f"{layout}: not an OCI image layout the builder wrote ({exc})") from None
     media_type = manifest.get("mediaType", descriptor["mediaType"])
-    digest = where.registry.put_manifest(where.path, digest_of(data), data, media_type)
-    content = len(data) + sum(blob["size"] for blob in [manifest["config"], *manifest["layers"]])
-    return PlatformImage(platform, digest, len(data), media_type, content)
+    document = Document(data, media_type)
+    content = len(data) + sum(blob.size for blob in blobs)
+    described_image = PlatformImage(
+        platform=platform,
+        digest=document.digest,
+        size=len(data),
+        media_type=media_type,
+        content_bytes=content,
+    )
+    return LayoutImage(described_image, document, blobs)
+
+
+def push_images(
+    where: Where, images: list[LayoutImage], destination: Destination | None = None
+) -> str | None:
+    """Every platform's blobs together, their manifests, then (with a destination) the
+    index over them and its tags; returns the index digest."""
+    index = index_document([image.platform for image in images]) if destination else None
+    push(
+        where.registry,
+        where.path,
+        blobs=[blob for image in images for blob in image.blobs],
+        manifests=[image.manifest for image in images] + ([index] if index else []),
+        tags={tag: index for tag in destination.tags} if index and destination else None,
+    )
+    return index.digest if index else None
 
 
 def index_children(where: Where, reference: str) -> tuple[list[PlatformImage], list[str]]:
@@ -142,26 +189,18 @@ def index_children(where: Where, reference: str) -> tuple[list[PlatformImage], l
         blobs = [manifest["config"], *manifest["layers"]]
         content = entry["size"] + sum(blob["size"] for blob in blobs)
         children.append(
-            PlatformImage(name, entry["digest"], entry["size"], entry["mediaType"], content)
+            PlatformImage(
+                platform=name,
+                digest=entry["digest"],
+                size=entry["size"],
+                media_type=entry["mediaType"],
+                content_bytes=content,
+            )
         )
     return children, missing
 
 
-def read_record(root: Path, name: str) -> dict[str, Any]:
-    """The record of a pushed artifact, or a clear error when it is missing or damaged."""
-    path = record_path(root, name)
-    try:
-        record: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SyntraError(f"{name}: nothing pushed yet ({path} is missing)") from None
-    except (OSError, ValueError) as exc:
-        raise SyntraError(f"{path}: unreadable record ({exc}); push {name} again") from None
-    if not isinstance(record, dict) or "digest" not in record:
-        raise SyntraError(f"{path}: not a Syntra record; push {name} again")
-    return record
-
-
-def index_bytes(children: list[PlatformImage]) -> bytes:
+def index_document(children: list[PlatformImage]) -> Document:
     """The OCI index over `children`, serialised the same way every time."""
     manifests = []
     for child in children:
@@ -178,23 +217,14 @@ def index_bytes(children: list[PlatformImage]) -> bytes:
             }
         )
     index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}
-    return json.dumps(index, separators=(",", ":")).encode()
+    return Document(json.dumps(index, separators=(",", ":")).encode(), INDEX)
 
 
 def publish_index(where: Where, destination: Destination, children: list[PlatformImage]) -> str:
     """Put the index by digest, then point every tag at it: tags go last."""
-    data = index_bytes(children)
-    digest = where.registry.put_manifest(where.path, digest_of(data), data, INDEX)
-    for tag in destination.tags:
-        where.registry.put_manifest(where.path, tag, data, INDEX)
-    return digest
-
-
-# Records ------------------------------------------------------------------
-
-
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+    index = index_document(children)
+    push(where.registry, where.path, manifests=[index], tags=dict.fromkeys(destination.tags, index))
+    return index.digest
 
 
 def image_record(
@@ -204,21 +234,20 @@ def image_record(
     children: list[PlatformImage],
     uploaded: int,
     base: str | None = None,
-) -> dict[str, Any]:
+) -> ImageRecord:
     """What later stages (SBOM, signing, release) need to know about a pushed image."""
-    return {
-        "kind": "image",
-        "name": image.name,
-        "registry": image.destination.registry,
-        "repository": image.destination.repository,
-        "digest": digest,
-        "media_type": INDEX,
-        "platforms": [asdict(child) for child in children],
-        "tags": image.destination.tags,
-        "refs": image.destination.refs,
-        "version": plan.version,
-        "source_commit": plan.git.get("commit"),
-        "source_date_epoch": plan.source_date_epoch,
-        "base": base,
-        "uploaded_bytes": uploaded,
-    }
+    return ImageRecord(
+        name=image.name,
+        registry=image.destination.registry,
+        repository=image.destination.repository,
+        digest=digest,
+        media_type=INDEX,
+        platforms=children,
+        tags=image.destination.tags,
+        refs=image.destination.refs,
+        version=plan.version,
+        source_commit=plan.git.get("commit"),
+        source_date_epoch=plan.source_date_epoch,
+        base=base,
+        uploaded_bytes=uploaded,
+    )

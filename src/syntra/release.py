@@ -22,6 +22,7 @@ from typing import Any
 from syntra.config import Loaded
 from syntra.errors import SyntraError, count
 from syntra.fsutil import write_if_changed
+from syntra.oci import push
 from syntra.plan import Destination, Plan
 from syntra.publish import Where, locate
 from syntra.supply.attach import attachment_tag
@@ -130,11 +131,10 @@ def promote(artifacts: list[Artifact]) -> None:
     """Put each artifact's manifest under its missing release tags."""
     for artifact in artifacts:
         registry, path = artifact.where.registry, artifact.where.path
-        manifest = registry.get_manifest(path, artifact.digest)
-        for tag in list(artifact.todo):
-            registry.put_manifest(path, tag, manifest.data, manifest.media_type)
-            artifact.todo.remove(tag)
-            artifact.done.append(tag)
+        manifest = registry.get_manifest(path, artifact.digest)  # verified against the digest
+        push(registry, path, tags=dict.fromkeys(artifact.todo, manifest))
+        artifact.done += artifact.todo
+        artifact.todo = []
 
 
 def manifest(version: SemVer, plan: Plan, artifacts: list[Artifact]) -> dict[str, Any]:

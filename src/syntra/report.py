@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from rich.console import Console
 from rich.table import Table
 
-from syntra.errors import SyntraError
 from syntra.plan import GuestPlan, ImagePlan, Plan
-from syntra.publish import read_record
+from syntra.records import ImageRecord, Record, WasmRecord, find_record
 
 A = TypeVar("A", ImagePlan, GuestPlan)
 
@@ -60,23 +59,23 @@ def print_outputs(plan: Plan, root: Path, console: Console | None = None) -> Non
     for column in ("image", "platform", "digest", "bytes", "tags"):
         images.add_column(column, overflow="fold")
     for image, record in _pushed(root, plan.images):
-        images.add_row(image.name, "index", record["digest"], "", "\n".join(record["refs"]))
-        for child in record["platforms"]:
-            images.add_row("", child["platform"], child["digest"], str(child["content_bytes"]), "")
+        images.add_row(image.name, "index", record.digest, "", "\n".join(record.refs))
+        for child in record.platforms if isinstance(record, ImageRecord) else []:
+            images.add_row("", child.platform, child.digest, str(child.content_bytes), "")
     console.print(images)
     guests = Table(title="wasm artifacts")
     for column in ("guest", "kind", "wasm bytes", "artifact digest", "tags"):
         guests.add_column(column, overflow="fold")
     for guest, record in _pushed(root, plan.guests):
-        row = [guest.name, record["wasm_kind"], str(record["wasm_bytes"]), record["digest"]]
-        guests.add_row(*row, "\n".join(record["refs"]))
+        if isinstance(record, WasmRecord):
+            row = [guest.name, record.wasm_kind, str(record.wasm_bytes), record.digest]
+            guests.add_row(*row, "\n".join(record.refs))
     console.print(guests)
 
 
-def _pushed(root: Path, artifacts: Sequence[A]) -> Iterator[tuple[A, dict[str, Any]]]:
-    """The artifacts that have a readable record, with it; the others are not shown."""
+def _pushed(root: Path, artifacts: Sequence[A]) -> Iterator[tuple[A, Record]]:
+    """The artifacts that have a sound record, with it; the others are not shown."""
     for artifact in artifacts:
-        try:
-            yield artifact, read_record(root, artifact.name)
-        except SyntraError:
-            continue
+        record = find_record(root, artifact.name)
+        if record is not None:
+            yield artifact, record

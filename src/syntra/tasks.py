@@ -30,12 +30,12 @@ from syntra.layout import (
     STATE_DIR,
     TEMPLATES_DIR,
     plugin_file,
-    record_path,
     source_files,
     wasm_cache,
     wasm_raw,
 )
 from syntra.plan import Plan, build_plan
+from syntra.records import find_record
 
 TaskDict = dict[str, Any]
 
@@ -78,13 +78,15 @@ def _preflight() -> TaskFailed | None:
     try:
         preflight.build_secrets(loaded.root, plan.images)
         preflight.signing(loaded)
+        preflight.push_access(loaded, preflight.destinations(plan))
     except SyntraError as exc:
         return TaskFailed(f"preflight: {exc}")
     return None
 
 
 def task_preflight() -> TaskDict:
-    """Check build secrets and the signing key before a full run starts any long work."""
+    """Check build secrets, the signing key and push access to every registry before a
+    full run starts any long work."""
     return {"actions": [_preflight], "uptodate": [False], "verbosity": 2}
 
 
@@ -171,15 +173,15 @@ def _build_state(name: str) -> tuple[Any, bool]:
 
     loaded, plan = _loaded()
     inputs = build_inputs(Job(loaded, plan, plan.image(name)))
-    return inputs, record_path(loaded.root, name).is_file()
+    return inputs, find_record(loaded.root, name) is not None
 
 
 def _supply_state(name: str) -> tuple[Any, bool]:
     """What was pushed where, and the supply-chain settings."""
-    from syntra.publish import read_record
+    from syntra.records import read_record
 
     loaded, _ = _loaded()
-    record = {k: v for k, v in read_record(loaded.root, name).items() if k != "uploaded_bytes"}
+    record = read_record(loaded.root, name).model_dump(mode="json", exclude={"uploaded_bytes"})
     return [record, loaded.config.supply_chain.model_dump()], True
 
 
@@ -197,7 +199,7 @@ def _publish_image(
         record = publish(Job(loaded, plan, image))
     except SyntraError as exc:
         return _failed(stage, name, exc)
-    print(f"{name}: {record['digest']} -> {', '.join(record['refs'])}")
+    print(f"{name}: {record.digest} -> {', '.join(record.refs)}")
     return None
 
 
@@ -276,7 +278,7 @@ def _wasm_step(step: str, name: str) -> TaskFailed | None:
                       f"in {call.elapsed_ms:.1f} ms")  # fmt: skip
         else:
             record = artifact.publish(loaded.config, guest, plan, out, root, cache)
-            print(f"{name}: {record['digest']} -> {', '.join(record['refs'])}")
+            print(f"{name}: {record.digest} -> {', '.join(record.refs)}")
     except SyntraError as exc:
         return _failed(f"wasm {step}", name, exc)
     return None
@@ -314,7 +316,7 @@ def task_wasm() -> Iterator[TaskDict]:
             "uptodate": [config_changed({"tests": guest.tests, "limits": guest.limits})],
         }
         if guest.destination.registry:
-            published = record_path(root, name).is_file()
+            published = find_record(root, name) is not None
             yield {
                 "name": f"{name}.publish",
                 "actions": [(_wasm_step, ["publish", name])],
@@ -325,7 +327,7 @@ def task_wasm() -> Iterator[TaskDict]:
 
 
 def _supply_one(name: str) -> TaskFailed | None:
-    from syntra.publish import read_record
+    from syntra.records import read_record
     from syntra.supply.stage import secure
 
     loaded, plan = _loaded()

@@ -4,8 +4,8 @@
   signature in the `dev.cosignproject.cosign/signature` annotation (skopeo and podman
   read these with `use-sigstore-attachments`); `sha256-<hex>.att` holds DSSE envelopes.
 - OCI 1.1: each attestation is also a manifest whose `subject` is the signed digest,
-  listed in the referrers fallback tag `sha256-<hex>` (distribution 2.8 has no
-  referrers API).
+  listed by the registry's Referrers API where it has one, and in the referrers fallback
+  tag `sha256-<hex>` (distribution 2.8 has no Referrers API), deduplicated and sorted.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from syntra.registry import INDEX, MANIFEST, Registry, digest_of
+from syntra.oci import INDEX, MANIFEST, Blob, Client, Document, digest_of, push
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -100,19 +100,18 @@ class Layer:
 class Attachments:
     """Reads and writes the attachments of digests in one repository."""
 
-    def __init__(self, registry: Registry, repository: str) -> None:
+    def __init__(self, registry: Client, repository: str) -> None:
         self.registry = registry
         self.repository = repository
 
     def layers(self, digest: str, suffix: str) -> list[tuple[dict[str, Any], bytes]]:
         """(descriptor, blob) of each layer at `sha256-<hex>.<suffix>`; [] when absent."""
-        tag = attachment_tag(digest, suffix)
-        if self.registry.head_manifest(self.repository, tag) is None:
-            return []
-        manifest = self.registry.get_manifest(self.repository, tag).json()
+        manifest = self.registry.find_manifest(self.repository, attachment_tag(digest, suffix))
+        layers = manifest.json().get("layers", []) if manifest is not None else []
         return [
             (layer, self.registry.get_blob(self.repository, layer["digest"]))
-            for layer in manifest.get("layers", [])
+            for layer in layers
+            if isinstance(layer, dict) and isinstance(layer.get("digest"), str)
         ]
 
     def add(self, digest: str, suffix: str, layer: Layer) -> None:
@@ -121,7 +120,6 @@ class Attachments:
         new = layer.descriptor()
         if new in existing:
             return
-        self.registry.push_bytes(self.repository, layer.data)
         layers = [*existing, new]
         config = encode(
             {
@@ -133,7 +131,6 @@ class Attachments:
                 "config": {},
             }
         )
-        self.registry.push_bytes(self.repository, config)
         manifest = encode(
             {
                 "schemaVersion": 2,
@@ -142,8 +139,11 @@ class Attachments:
                 "layers": layers,
             }
         )
-        self.registry.put_manifest(
-            self.repository, attachment_tag(digest, suffix), manifest, MANIFEST
+        push(
+            self.registry,
+            self.repository,
+            blobs=[Blob.of(layer.data), Blob.of(config)],
+            tags={attachment_tag(digest, suffix): Document(manifest, MANIFEST)},
         )
 
     def refer(
@@ -154,8 +154,6 @@ class Attachments:
         `annotations` (default: the layer's)."""
         annotations = layer.annotations if annotations is None else annotations
         empty = b"{}"
-        self.registry.push_bytes(self.repository, empty)
-        self.registry.push_bytes(self.repository, layer.data)
         manifest = encode(
             {
                 "schemaVersion": 2,
@@ -167,28 +165,53 @@ class Attachments:
                 "annotations": annotations,
             }
         )
-        digest = self.registry.put_manifest(
-            self.repository, digest_of(manifest), manifest, MANIFEST
-        )
+        referrer = Document(manifest, MANIFEST)
         listed = {
             "mediaType": MANIFEST,
-            "digest": digest,
+            "digest": referrer.digest,
             "size": len(manifest),
             "artifactType": artifact_type,
             "annotations": annotations,
         }
-        referrers = self.referrers(subject["digest"])
-        if listed in referrers:
+        fallback = self._fallback(subject["digest"])
+        api = self.registry.referrers(self.repository, subject["digest"])
+        if listed in fallback and (api is None or listed["digest"] in _digests(api)):
             return
-        index = encode({"schemaVersion": 2, "mediaType": INDEX, "manifests": [*referrers, listed]})
-        self.registry.put_manifest(self.repository, attachment_tag(subject["digest"]), index, INDEX)
+        manifests = sorted_referrers([*fallback, listed])
+        index = Document(
+            encode({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}), INDEX
+        )
+        push(
+            self.registry,
+            self.repository,
+            blobs=[Blob.of(empty), Blob.of(layer.data)],
+            manifests=[referrer],
+            tags={attachment_tag(subject["digest"]): index},
+        )
 
-    def referrers(self, digest: str) -> list[dict[str, Any]]:
+    def _fallback(self, digest: str) -> list[dict[str, Any]]:
         """The descriptors listed under the referrers fallback tag (entries that are not
         descriptors are left out)."""
-        tag = attachment_tag(digest)
-        if self.registry.head_manifest(self.repository, tag) is None:
+        listed = self.registry.find_manifest(self.repository, attachment_tag(digest))
+        manifests = listed.json().get("manifests") if listed is not None else None
+        if not isinstance(manifests, list):
             return []
-        listed = self.registry.get_manifest(self.repository, tag).json()
-        manifests = listed.get("manifests") if isinstance(listed, dict) else None
-        return [m for m in manifests if isinstance(m, dict)] if isinstance(manifests, list) else []
+        return [m for m in manifests if isinstance(m, dict) and isinstance(m.get("digest"), str)]
+
+    def referrers(self, digest: str) -> list[dict[str, Any]]:
+        """The referrers of `digest`: the Referrers API's and the fallback tag's, each
+        digest once, sorted."""
+        api = self.registry.referrers(self.repository, digest) or []
+        return sorted_referrers([*api, *self._fallback(digest)])
+
+
+def _digests(descriptors: list[dict[str, Any]]) -> set[str]:
+    return {str(d.get("digest")) for d in descriptors}
+
+
+def sorted_referrers(descriptors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each digest once (the first listing wins), ordered by artifact type, then digest."""
+    unique: dict[str, dict[str, Any]] = {}
+    for descriptor in descriptors:
+        unique.setdefault(str(descriptor.get("digest")), descriptor)
+    return sorted(unique.values(), key=lambda d: (str(d.get("artifactType", "")), d["digest"]))

@@ -11,7 +11,8 @@ from rich.table import Table
 from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.plan import build_plan
-from syntra.publish import locate, read_record, registry_for_ref
+from syntra.publish import locate, registry_for_ref
+from syntra.records import read_record
 from syntra.supply.verify import Check, trust_for, verify
 
 
@@ -40,14 +41,7 @@ def run_verify(loaded: Loaded, ref: str | None, as_json: bool) -> int:
                 checks.append(Check(name, "", "", None, False, False, False, [str(exc)]))
                 continue
             where = locate(loaded.config, destination)
-            found = verify(
-                name,
-                where,
-                record["digest"],
-                trust,
-                chain.sbom,
-                chain.provenance,
-            )
+            found = verify(name, where, record.digest, trust, chain.sbom, chain.provenance)
             checks.extend(found)
     if as_json:
         print(json.dumps([check.to_json() for check in checks], indent=2))

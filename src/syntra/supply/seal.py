@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from syntra.config import Loaded
-from syntra.registry import digest_of
+from syntra.oci import digest_of
 from syntra.supply import keys
 from syntra.supply.attach import (
     DSSE,

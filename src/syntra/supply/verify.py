@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from syntra.config import Loaded
 from syntra.errors import SyntraError
+from syntra.oci import DOCKER_LIST, INDEX
 from syntra.publish import Where
-from syntra.registry import DOCKER_LIST, INDEX
 from syntra.supply import keys
 from syntra.supply.attach import (
     DSSE,
@@ -83,11 +83,13 @@ def verify(
     """Checks for `digest` and, for an index, each of its platform manifests."""
     registry, path, identity = where.registry, where.path, where.identity
     try:
-        top = registry.get_manifest(path, digest)
-    except SyntraError:
-        return [
-            Check(artifact, identity, digest, None, False, False, False, ["not in the registry"])
-        ]
+        found = registry.find_manifest(path, digest)
+        problem = None if found is not None else "not in the registry"
+    except SyntraError as exc:  # unreachable, refused, or content that is not what it claims
+        found, problem = None, str(exc)
+    if found is None:
+        return [Check(artifact, identity, digest, None, False, False, False, [str(problem)])]
+    top = found
     body = top.json()
     is_index = top.media_type in (INDEX, DOCKER_LIST) or "manifests" in body
     attachments = Attachments(registry, path)

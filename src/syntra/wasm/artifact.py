@@ -3,25 +3,22 @@
 One layer, `application/wasm`, titled `<guest>.wasm`; a config of media type
 `application/vnd.wasm.config.v0+json` naming the layer and, for components, the
 world's exports and imports. Everything derives from the wasm bytes and
-SOURCE_DATE_EPOCH, so the same guest gives the same artifact digest. Blobs and the
-manifest go up through oras-py's transport (Syntra's registry client), the
-manifest as exact bytes, then the tags.
+SOURCE_DATE_EPOCH, so the same guest gives the same artifact digest. The blobs, the
+manifest (as exact bytes) and then the tags go up through Syntra's one push path.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from syntra.config.model import Config
-from syntra.fsutil import write_atomic
-from syntra.layout import record_path
+from syntra.oci import MANIFEST, Blob, Document, digest_of, push
 from syntra.plan import GuestPlan, Plan
-from syntra.publish import locate, write_json
-from syntra.registry import MANIFEST, digest_of
+from syntra.publish import locate
+from syntra.records import WasmRecord, write_record
 from syntra.wasm import kind_of_file
 
 CONFIG_MEDIA_TYPE = "application/vnd.wasm.config.v0+json"
@@ -89,37 +86,35 @@ def artifact(guest: GuestPlan, plan: Plan, wasm: Path, cache: Path) -> tuple[byt
 
 def publish(
     config: Config, guest: GuestPlan, plan: Plan, wasm: Path, root: Path, cache: Path
-) -> dict[str, Any]:
+) -> WasmRecord:
     """Push the artifact: blobs, manifest by digest, then the tags; write the record."""
     where = locate(config, guest.destination)
-    config_bytes, manifest, layer = artifact(guest, plan, wasm, cache)
-    staging = cache / "blobs"
-    staging.mkdir(parents=True, exist_ok=True)
-    for blob in (config_bytes, layer):
-        path = staging / hashlib.sha256(blob).hexdigest()
-        if not path.exists():
-            write_atomic(path, blob)
-        where.registry.push_blob(where.path, path, digest_of(blob), len(blob))
-    digest = where.registry.put_manifest(where.path, digest_of(manifest), manifest, MANIFEST)
-    for tag in guest.destination.tags:
-        where.registry.put_manifest(where.path, tag, manifest, MANIFEST)
-    record = {
-        "kind": "wasm",
-        "name": guest.name,
-        "registry": guest.destination.registry,
-        "repository": guest.destination.repository,
-        "digest": digest,
-        "media_type": MANIFEST,
-        "artifact_type": CONFIG_MEDIA_TYPE,
-        "wasm_digest": digest_of(layer),
-        "wasm_bytes": len(layer),
-        "wasm_kind": kind_of_file(wasm),
-        "tags": guest.destination.tags,
-        "refs": guest.destination.refs,
-        "version": plan.version,
-        "source_commit": plan.git.get("commit"),
-        "source_date_epoch": plan.source_date_epoch,
-        "uploaded_bytes": where.registry.transfer.uploaded_bytes,
-    }
-    write_json(record_path(root, guest.name), record)
+    config_bytes, manifest_bytes, layer = artifact(guest, plan, wasm, cache)
+    manifest = Document(manifest_bytes, MANIFEST)
+    push(
+        where.registry,
+        where.path,
+        blobs=[Blob.of(config_bytes), Blob(digest_of(layer), len(layer), path=wasm)],
+        manifests=[manifest],
+        tags=dict.fromkeys(guest.destination.tags, manifest),
+    )
+    digest = manifest.digest
+    record = WasmRecord(
+        name=guest.name,
+        registry=guest.destination.registry,
+        repository=guest.destination.repository,
+        digest=digest,
+        media_type=MANIFEST,
+        artifact_type=CONFIG_MEDIA_TYPE,
+        wasm_digest=digest_of(layer),
+        wasm_bytes=len(layer),
+        wasm_kind=kind_of_file(wasm),
+        tags=guest.destination.tags,
+        refs=guest.destination.refs,
+        version=plan.version,
+        source_commit=plan.git.get("commit"),
+        source_date_epoch=plan.source_date_epoch,
+        uploaded_bytes=where.registry.transfer.uploaded_bytes,
+    )
+    write_record(root, record)
     return record

@@ -1,0 +1,514 @@
+"""One registry host through one `requests` session, with one retry policy.
+
+Every request goes through `_send`: challenges answered (auth), transient failures retried
+(retry), and what the registry sends checked against the digest it was asked for. Blob
+uploads stream from their file (POST, then one PUT with the body read from the handle), so
+memory stays flat whatever the size; a blob known to be in another repository of the same
+registry is mounted instead of uploaded. Reads are verified: a manifest or blob whose bytes
+do not hash to the digest asked for is retried, then refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urljoin
+
+import requests
+import urllib3
+
+from syntra.errors import SyntraError, one_line
+from syntra.oci.auth import Authenticator, Login
+from syntra.oci.media import ACCEPT, Document, digest_of, is_digest
+from syntra.oci.retry import RETRIABLE_STATUS, RetryPolicy
+
+Check = Callable[[requests.Response], str | None]
+Body = bytes | Callable[[], IO[bytes]] | None
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A blob to push: from a file (streamed) or, when small, from memory."""
+
+    digest: str
+    size: int
+    path: Path | None = None
+    data: bytes | None = None
+
+    @classmethod
+    def of(cls, data: bytes) -> Blob:
+        return cls(digest_of(data), len(data), data=data)
+
+    def body(self) -> Body:
+        if self.data is not None:
+            return self.data
+        path = self.path
+        assert path is not None
+        return lambda: path.open("rb")
+
+
+@dataclass
+class Transfer:
+    """What went over the wire, so callers can prove what was not sent again."""
+
+    uploaded_bytes: int = 0
+    uploaded_blobs: int = 0
+    skipped_blobs: int = 0
+    mounted_blobs: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        with self.lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+
+class _Transient(Exception):
+    """A failure worth another try."""
+
+    def __init__(self, reason: str, retry_after: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    url: str
+    what: str
+    repository: str = ""
+    headers: dict[str, str] | None = None
+    body: Body = None
+    params: dict[str, str] | None = None
+    check: Check | None = None
+    stream: bool = False
+    basic: tuple[str, str] | None = None
+    """Token requests: sent with Basic auth, no challenge answered."""
+
+
+class Client:
+    """A registry host (`host[:port]`), over plain HTTP when `insecure`."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        insecure: bool = False,
+        login: Login | None = None,
+        label: str | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.host = host
+        self.insecure = insecure
+        self.label = label or host
+        self.login = login
+        self.base = f"{'http' if insecure else 'https'}://{host}"
+        self.policy = policy or RetryPolicy.from_env()
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = (
+            f"syntra/{_version()} {requests.utils.default_user_agent()}"
+        )
+        self.auth = Authenticator(self.label, login)
+        self.transfer = Transfer()
+        self._lock = threading.Lock()
+        self._present: set[tuple[str, str]] = set()  # (repository, digest) of known blobs
+        self._homes: dict[str, str] = {}  # digest → a repository known to hold it
+
+    # The exchange ---------------------------------------------------------------
+
+    def _send(self, request: _Request) -> requests.Response:
+        """One request with the retry policy; the final answer, whatever its status."""
+        attempts = self.policy.attempts()
+        while True:
+            try:
+                return self._once(request)
+            except _Transient as exc:
+                if not attempts.wait(exc.retry_after):
+                    tries = f"{attempts.number} tr{'y' if attempts.number == 1 else 'ies'}"
+                    raise SyntraError(
+                        f"{self.label}: {request.what}: {exc.reason} (gave up after {tries})"
+                    ) from None
+
+    def _once(self, request: _Request) -> requests.Response:
+        """One exchange, challenges answered; _Transient for what is worth another try."""
+        for _ in range(3):  # the request, then up to two answered challenges
+            handle = request.body() if callable(request.body) else None
+            try:
+                own = {} if request.basic else self.auth.headers(request.repository)
+                response = self.session.request(
+                    request.method,
+                    request.url,
+                    headers={**(request.headers or {}), **own},
+                    data=handle if handle is not None else request.body,  # type: ignore[arg-type]
+                    params=request.params,
+                    auth=request.basic,
+                    timeout=(self.policy.timeout, self.policy.timeout),
+                    stream=request.stream,
+                )
+                if (
+                    response.status_code == 401
+                    and not request.basic
+                    and self.auth.answer(response, request.repository, self._token)
+                ):
+                    continue
+                if response.status_code in RETRIABLE_STATUS:
+                    reason = f"{response.status_code} {_registry_error(response)}".strip()
+                    raise _Transient(reason, response.headers.get("Retry-After"))
+                check = request.check
+                problem = check(response) if check and response.status_code < 300 else None
+                if problem:
+                    raise _Transient(problem)
+                return response
+            except requests.exceptions.SSLError:
+                raise SyntraError(
+                    f"{self.label}: TLS handshake failed; if this registry speaks plain HTTP, "
+                    "declare it under registries with insecure: true"
+                ) from None
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                raise _Transient(_network_reason(exc)) from None
+            finally:
+                if handle is not None:
+                    handle.close()
+        return response
+
+    def _token(self, realm: str, params: dict[str, str]) -> requests.Response:
+        """A Bearer token request, retried like any other, with the login as Basic auth."""
+        login = self.login
+        basic = (login.username, login.password) if login else None
+        return self._send(_Request("GET", realm, f"token from {realm}", params=params, basic=basic))
+
+    def fail(self, response: requests.Response, what: str) -> SyntraError:
+        """The one line for an answer that will not get better by asking again."""
+        if response.status_code == 401 or (response.status_code == 403 and self.login is None):
+            return SyntraError(f"{self.label}: {self.auth.refused()}")
+        if response.status_code == 403:
+            user = self.login.username if self.login else ""
+            return SyntraError(
+                f"{self.label}: {what}: refused for '{user}' (403 {_registry_error(response)})"
+            )
+        detail = _registry_error(response)
+        return SyntraError(f"{self.label}: {what}: {response.status_code} {detail}".rstrip())
+
+    def _url(self, repository: str, kind: str, reference: str) -> str:
+        return f"{self.base}/v2/{repository}/{kind}/{reference}"
+
+    # Manifests ------------------------------------------------------------------
+
+    def head_manifest(self, repository: str, reference: str) -> str | None:
+        """The digest `reference` points at, or None when it does not exist."""
+        what = f"HEAD manifest {repository}:{reference}"
+        response = self._send(
+            _Request(
+                "HEAD",
+                self._url(repository, "manifests", reference),
+                what,
+                repository,
+                headers={"Accept": ACCEPT},
+            )
+        )
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 300:
+            raise self.fail(response, what)
+        digest = response.headers.get("Docker-Content-Digest")
+        if is_digest(reference):
+            if digest and digest != reference:
+                raise SyntraError(f"{self.label}: {what}: the registry names another digest")
+            return reference
+        return digest or self.get_manifest(repository, reference).digest
+
+    def get_manifest(self, repository: str, reference: str) -> Document:
+        """The manifest at `reference`, verified: by digest, its bytes must hash to it; by
+        tag, to the registry's Docker-Content-Digest when it sends one."""
+        found = self.find_manifest(repository, reference)
+        if found is None:
+            raise SyntraError(f"{self.label}: manifest {repository}:{reference} is not there")
+        return found
+
+    def find_manifest(self, repository: str, reference: str) -> Document | None:
+        what = f"GET manifest {repository}:{reference}"
+
+        def check(response: requests.Response) -> str | None:
+            actual = digest_of(response.content)
+            expected = reference if is_digest(reference) else None
+            expected = expected or response.headers.get("Docker-Content-Digest") or actual
+            return None if actual == expected else f"the body's digest is {actual}, not {expected}"
+
+        response = self._send(
+            _Request(
+                "GET",
+                self._url(repository, "manifests", reference),
+                what,
+                repository,
+                headers={"Accept": ACCEPT},
+                check=check,
+            )
+        )
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 300:
+            raise self.fail(response, what)
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        document = Document(response.content, media_type)
+        try:
+            body = document.json()
+        except ValueError:
+            raise SyntraError(f"{self.label}: {what}: the registry sent no JSON manifest") from None
+        return Document(response.content, media_type or str(body.get("mediaType", "")))
+
+    def put_manifest(self, repository: str, reference: str, document: Document) -> str:
+        what = f"PUT manifest {repository}:{reference}"
+        response = self._send(
+            _Request(
+                "PUT",
+                self._url(repository, "manifests", reference),
+                what,
+                repository,
+                body=document.data,
+                headers={"Content-Type": document.media_type},
+            )
+        )
+        if response.status_code >= 300:
+            raise self.fail(response, what)
+        return document.digest
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        what = f"DELETE manifest {repository}@{digest}"
+        response = self._send(
+            _Request("DELETE", self._url(repository, "manifests", digest), what, repository)
+        )
+        if response.status_code >= 300 and response.status_code != 404:
+            raise self.fail(response, what)
+
+    # Tags and referrers -----------------------------------------------------------
+
+    def tags(self, repository: str) -> list[str]:
+        """Every tag of `repository`, across pages ([] when it does not exist yet)."""
+        url: str | None = f"{self.base}/v2/{repository}/tags/list"
+        params: dict[str, str] | None = {"n": "1000"}
+        found: list[str] = []
+        while url:
+            what = f"GET tags of {repository}"
+            response = self._send(_Request("GET", url, what, repository, params=params))
+            if response.status_code == 404:
+                return found
+            if response.status_code >= 300:
+                raise self.fail(response, what)
+            try:
+                listed = response.json().get("tags") or []
+            except (ValueError, AttributeError):
+                raise SyntraError(f"{self.label}: {what}: the registry sent no JSON") from None
+            found += [tag for tag in listed if isinstance(tag, str) and tag not in found]
+            following = response.links.get("next", {}).get("url")
+            url, params = (urljoin(url, following), None) if following else (None, None)
+        return found
+
+    def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
+        """Descriptors from the OCI 1.1 Referrers API; None when the registry has none."""
+        what = f"GET referrers of {repository}@{digest}"
+        response = self._send(
+            _Request(
+                "GET",
+                self._url(repository, "referrers", digest),
+                what,
+                repository,
+                headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+            )
+        )
+        if response.status_code in (404, 405) or "json" not in response.headers.get(
+            "Content-Type", ""
+        ):
+            return None
+        if response.status_code >= 300:
+            raise self.fail(response, what)
+        try:
+            return Document(response.content, "").children()
+        except ValueError:
+            raise SyntraError(f"{self.label}: {what}: malformed referrers index") from None
+
+    # Blobs ----------------------------------------------------------------------
+
+    def note(self, repository: str, digests: list[str]) -> None:
+        """Blobs known to be in `repository`: pushes elsewhere on this host mount them."""
+        with self._lock:
+            for digest in digests:
+                self._present.add((repository, digest))
+                self._homes.setdefault(digest, repository)
+
+    def has_blob(self, repository: str, digest: str) -> bool:
+        with self._lock:
+            if (repository, digest) in self._present:
+                return True
+        what = f"HEAD blob {repository}@{digest}"
+        response = self._send(
+            _Request("HEAD", self._url(repository, "blobs", digest), what, repository)
+        )
+        if response.status_code == 404:
+            return False
+        if response.status_code >= 300:
+            raise self.fail(response, what)
+        self.note(repository, [digest])
+        return True
+
+    def get_blob(self, repository: str, digest: str) -> bytes:
+        """A small blob (config, signature, SBOM), verified against its digest."""
+        what = f"GET blob {repository}@{digest}"
+
+        def check(response: requests.Response) -> str | None:
+            actual = digest_of(response.content)
+            return None if actual == digest else f"the body's digest is {actual}"
+
+        response = self._send(
+            _Request("GET", self._url(repository, "blobs", digest), what, repository, check=check)
+        )
+        if response.status_code >= 300:
+            raise self.fail(response, what)
+        return response.content
+
+    def download_blob(self, repository: str, digest: str, target: Path) -> None:
+        """A blob of any size, streamed into `target` (through a temporary file)."""
+        what = f"GET blob {repository}@{digest}"
+        temp = target.with_name(f".{target.name}.part")
+
+        def check(response: requests.Response) -> str | None:
+            if response.status_code >= 300:
+                return None
+            hasher = hashlib.sha256()
+            with temp.open("wb") as sink:
+                for chunk in response.iter_content(CHUNK):
+                    hasher.update(chunk)
+                    sink.write(chunk)
+            actual = "sha256:" + hasher.hexdigest()
+            return None if actual == digest else f"the body's digest is {actual}"
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        response = self._send(
+            _Request(
+                "GET",
+                self._url(repository, "blobs", digest),
+                what,
+                repository,
+                check=check,
+                stream=True,
+            )
+        )
+        if response.status_code >= 300:
+            raise self.fail(response, what)
+        temp.replace(target)
+
+    def push_blob(self, repository: str, blob: Blob) -> None:
+        """Upload `blob` unless the repository has it; mount it when another repository of
+        this registry is known to hold it. A failed upload starts over from POST."""
+        if self.has_blob(repository, blob.digest):
+            self.transfer.add(skipped_blobs=1)
+            return
+        with self._lock:
+            home = self._homes.get(blob.digest)
+        what = f"upload {repository}@{blob.digest}"
+        attempts = self.policy.attempts()
+        while True:
+            try:
+                if self._upload(repository, blob, home if home != repository else None, what):
+                    self.transfer.add(mounted_blobs=1)
+                else:
+                    self.transfer.add(uploaded_bytes=blob.size, uploaded_blobs=1)
+                self.note(repository, [blob.digest])
+                return
+            except _Transient as exc:
+                if not attempts.wait(exc.retry_after):
+                    raise SyntraError(
+                        f"{self.label}: {what}: {exc.reason} "
+                        f"(gave up after {attempts.number} tries)"
+                    ) from None
+
+    def _upload(self, repository: str, blob: Blob, home: str | None, what: str) -> bool:
+        """POST (a mount when `home` is set), then PUT the body; True when mounted."""
+        params = {"mount": blob.digest, "from": home} if home else None
+        started = self._send(
+            _Request(
+                "POST",
+                f"{self.base}/v2/{repository}/blobs/uploads/",
+                what,
+                repository,
+                params=params,
+                headers={"Content-Length": "0"},
+            )
+        )
+        if started.status_code == 201 and home:
+            return True
+        if started.status_code != 202 or "Location" not in started.headers:
+            raise self.fail(started, what)
+        location = urljoin(started.url, started.headers["Location"])
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(blob.size)}
+        finished = self._once(
+            _Request(
+                "PUT", location, what, repository,
+                headers=headers, body=blob.body(), params={"digest": blob.digest},
+            )
+        )  # fmt: skip
+        if finished.status_code in (400, 404, 416):
+            # The session was lost, or the body arrived damaged: start the blob over.
+            raise _Transient(f"{finished.status_code} {_registry_error(finished)}".strip())
+        if finished.status_code >= 300:
+            raise self.fail(finished, what)
+        return False
+
+    def check_push(self, repository: str) -> None:
+        """Preflight: may we push to `repository`? Starts an upload and cancels it."""
+        what = f"push to {repository}"
+        started = self._send(
+            _Request(
+                "POST",
+                f"{self.base}/v2/{repository}/blobs/uploads/",
+                what,
+                repository,
+                headers={"Content-Length": "0"},
+            )
+        )
+        if started.status_code != 202:
+            raise self.fail(started, what)
+        location = started.headers.get("Location")
+        if location:
+            with contextlib.suppress(_Transient):  # an abandoned session expires on its own
+                self._once(_Request("DELETE", urljoin(started.url, location), what, repository))
+
+
+def _registry_error(response: requests.Response) -> str:
+    """The registry's own `code: message` (distribution's error body), else its text."""
+    try:
+        errors = response.json().get("errors") or []
+        first = errors[0]
+        return one_line(f"{first.get('code', '')}: {first.get('message', '')}".strip(": "))[:300]
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return one_line(response.text.strip())[:200] if response.text else ""
+
+
+def _network_reason(exc: BaseException) -> str:
+    text = str(exc)
+    for marker, reason in (
+        ("Read timed out", "read timed out"),
+        ("timed out", "timed out"),
+        ("reset", "connection reset"),
+        ("Connection refused", "connection refused"),
+        ("IncompleteRead", "the answer was cut short"),
+        ("RemoteDisconnected", "the registry closed the connection"),
+    ):
+        if marker in text:
+            return reason
+    return type(exc).__name__
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("syntra")
+    except PackageNotFoundError:
+        return "0"

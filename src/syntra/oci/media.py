@@ -1,0 +1,59 @@
+"""Media types and content addressing shared by everything that reads or writes OCI data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from oras import defaults
+
+INDEX = defaults.default_index_media_type
+MANIFEST = defaults.default_manifest_media_type
+DOCKER_LIST = defaults.docker_manifest_list_media_type
+DOCKER_MANIFEST = defaults.docker_manifest_media_type
+ACCEPT = ", ".join((INDEX, MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
+INDEX_TYPES = (INDEX, DOCKER_LIST)
+TITLE = defaults.annotation_title
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def is_digest(reference: str) -> bool:
+    return reference.startswith("sha256:")
+
+
+@dataclass(frozen=True)
+class Document:
+    """A manifest or index as exact bytes: never re-serialised, so its digest stays ours."""
+
+    data: bytes
+    media_type: str
+
+    @property
+    def digest(self) -> str:
+        return digest_of(self.data)
+
+    def json(self) -> dict[str, Any]:
+        """The parsed body; ValueError when it is not a JSON object."""
+        parsed = json.loads(self.data)
+        if not isinstance(parsed, dict):
+            raise ValueError("not a JSON object")
+        return parsed
+
+    def children(self) -> list[dict[str, Any]]:
+        """Descriptors of what this document points at: an index's manifests, or a
+        manifest's config and layers (ValueError when malformed)."""
+        body = self.json()
+        if self.media_type in INDEX_TYPES or "manifests" in body:
+            listed = body.get("manifests", [])
+        else:
+            listed = [body.get("config"), *body.get("layers", [])]
+        if not isinstance(listed, list) or not all(
+            isinstance(d, dict) and isinstance(d.get("digest"), str) for d in listed
+        ):
+            raise ValueError("malformed descriptors")
+        return listed

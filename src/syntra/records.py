@@ -1,0 +1,122 @@
+"""What was pushed, as typed records in `.syntra/out/<name>.json`: the hand-off from the
+build and wasm stages to supply, verify, release and the reports.
+
+Written and read here only. A record is validated when read: one that is missing,
+unreadable, incomplete or of another schema version counts as missing, so the task that
+produces it runs again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from syntra.errors import SyntraError
+from syntra.fsutil import write_atomic
+from syntra.layout import digest_dir, record_path, slug
+
+SCHEMA_VERSION: Literal[1] = 1
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PlatformImage(_Record):
+    """One platform's manifest in the registry."""
+
+    platform: str
+    digest: str
+    size: int
+    media_type: str
+    content_bytes: int
+    """Manifest, config and (compressed) layers together: what a pull transfers."""
+
+
+class _Pushed(_Record):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str
+    registry: str | None
+    repository: str
+    digest: str
+    media_type: str
+    tags: list[str]
+    refs: list[str]
+    version: str
+    source_commit: str | None
+    source_date_epoch: int
+    uploaded_bytes: int
+
+
+class ImageRecord(_Pushed):
+    kind: Literal["image"] = "image"
+    platforms: list[PlatformImage]
+    base: str | None = None
+    """The base image pinned to the digest the build used."""
+
+
+class WasmRecord(_Pushed):
+    kind: Literal["wasm"] = "wasm"
+    artifact_type: str
+    wasm_digest: str
+    wasm_bytes: int
+    wasm_kind: str
+
+
+Record = ImageRecord | WasmRecord
+_RECORD: TypeAdapter[Record] = TypeAdapter(Annotated[Record, Field(discriminator="kind")])
+
+
+def write_record(root: Path, record: Record) -> None:
+    data = record.model_dump(mode="json")
+    write_atomic(record_path(root, record.name), (json.dumps(data, indent=2) + "\n").encode())
+
+
+def find_record(root: Path, name: str) -> Record | None:
+    """The record of `name`, or None when there is no sound one."""
+    try:
+        return _RECORD.validate_json(record_path(root, name).read_bytes())
+    except (OSError, ValidationError):
+        return None
+
+
+def read_record(root: Path, name: str) -> Record:
+    """The record of `name`, or one line saying which task pushes it."""
+    record = find_record(root, name)
+    if record is None:
+        path = record_path(root, name)
+        state = "is missing" if not path.exists() else "is damaged or from another version"
+        raise SyntraError(f"{name}: nothing pushed yet ({path} {state}); push it again")
+    return record
+
+
+def read_image(root: Path, name: str) -> ImageRecord:
+    record = read_record(root, name)
+    if not isinstance(record, ImageRecord):
+        raise SyntraError(f"{name}: {record_path(root, name)} is not an image's record")
+    return record
+
+
+def digest_file(root: Path, image: str, platform: str) -> Path:
+    return digest_dir(root, image) / f"{slug(platform)}.json"
+
+
+def write_digest_file(root: Path, image: str, pushed: PlatformImage) -> Path:
+    """CI fan-out: what one runner pushed, for `syntra merge` on another."""
+    path = digest_file(root, image, pushed.platform)
+    write_atomic(path, (pushed.model_dump_json(indent=2) + "\n").encode())
+    return path
+
+
+def read_digest_file(root: Path, image: str, platform: str) -> PlatformImage:
+    path = digest_file(root, image, platform)
+    if not path.is_file():
+        raise SyntraError(f"{image}: no digest file for {platform} ({path})")
+    try:
+        return PlatformImage.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise SyntraError(f"{path}: not a digest file written by syntra build ({reason})") from None
