@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from syntra import config as config_stage
+from syntra import installed_version
 from syntra.errors import SyntraError, count, did_you_mean
 from syntra.layout import BUILDER_ENV, CONFIG_FILE
 
@@ -195,7 +196,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument(
         "-f", "--file", type=Path, default=Path(CONFIG_FILE), help="config file (syntra.yaml)"
     )
-    top.add_argument("--version", action="version", version=f"syntra {_version()}")
+    top.add_argument("--version", action="version", version=f"syntra {installed_version()}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, run: Command, help: str) -> argparse.ArgumentParser:
@@ -240,15 +241,6 @@ def parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print what would be tagged, change nothing"
     )
     return top
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("syntra")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 EXIT_CLOSED_PIPE = 141

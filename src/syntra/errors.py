@@ -62,7 +62,8 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
 
 
 def _prefixed(a: str, b: str) -> bool:
-    return a.startswith(b) or b.startswith(a)
+    """One starts the other, and not as a small part of a much longer word."""
+    return abs(len(a) - len(b)) <= 8 and (a.startswith(b) or b.startswith(a))
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -11,7 +11,6 @@ do not hash to the digest asked for is retried, then refused.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from urllib.parse import urljoin
 import requests
 import urllib3
 
+from syntra import installed_version
 from syntra.errors import SyntraError, one_line
 from syntra.oci.auth import Authenticator, Login
 from syntra.oci.media import ACCEPT, Document, digest_of, is_digest
@@ -29,7 +29,6 @@ from syntra.oci.retry import RETRIABLE_STATUS, RetryPolicy
 
 Check = Callable[[requests.Response], str | None]
 Body = bytes | Callable[[], IO[bytes]] | None
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ class Client:
         self.policy = policy or RetryPolicy.from_env()
         self.session = requests.Session()
         self.session.headers["User-Agent"] = (
-            f"syntra/{_version()} {requests.utils.default_user_agent()}"
+            f"syntra/{installed_version()} {requests.utils.default_user_agent()}"
         )
         self.auth = Authenticator(self.label, login)
         self.transfer = Transfer()
@@ -199,19 +198,20 @@ class Client:
     def _url(self, repository: str, kind: str, reference: str) -> str:
         return f"{self.base}/v2/{repository}/{kind}/{reference}"
 
+    def _exchange(
+        self, method: str, repository: str, kind: str, reference: str, what: str, **options: Any
+    ) -> requests.Response:
+        """`method` on /v2/<repository>/<kind>/<reference>, with the retry policy."""
+        url = self._url(repository, kind, reference)
+        return self._send(_Request(method, url, what, repository, **options))
+
     # Manifests ------------------------------------------------------------------
 
     def head_manifest(self, repository: str, reference: str) -> str | None:
         """The digest `reference` points at, or None when it does not exist."""
         what = f"HEAD manifest {repository}:{reference}"
-        response = self._send(
-            _Request(
-                "HEAD",
-                self._url(repository, "manifests", reference),
-                what,
-                repository,
-                headers={"Accept": ACCEPT},
-            )
+        response = self._exchange(
+            "HEAD", repository, "manifests", reference, what, headers={"Accept": ACCEPT}
         )
         if response.status_code == 404:
             return None
@@ -241,15 +241,8 @@ class Client:
             expected = expected or response.headers.get("Docker-Content-Digest") or actual
             return None if actual == expected else f"the body's digest is {actual}, not {expected}"
 
-        response = self._send(
-            _Request(
-                "GET",
-                self._url(repository, "manifests", reference),
-                what,
-                repository,
-                headers={"Accept": ACCEPT},
-                check=check,
-            )
+        response = self._exchange(
+            "GET", repository, "manifests", reference, what, headers={"Accept": ACCEPT}, check=check
         )
         if response.status_code == 404:
             return None
@@ -265,27 +258,18 @@ class Client:
 
     def put_manifest(self, repository: str, reference: str, document: Document) -> str:
         what = f"PUT manifest {repository}:{reference}"
-        response = self._send(
-            _Request(
-                "PUT",
-                self._url(repository, "manifests", reference),
-                what,
-                repository,
-                body=document.data,
-                headers={"Content-Type": document.media_type},
-            )
+        response = self._exchange(
+            "PUT",
+            repository,
+            "manifests",
+            reference,
+            what,
+            body=document.data,
+            headers={"Content-Type": document.media_type},
         )
         if response.status_code >= 300:
             raise self.fail(response, what)
         return document.digest
-
-    def delete_manifest(self, repository: str, digest: str) -> None:
-        what = f"DELETE manifest {repository}@{digest}"
-        response = self._send(
-            _Request("DELETE", self._url(repository, "manifests", digest), what, repository)
-        )
-        if response.status_code >= 300 and response.status_code != 404:
-            raise self.fail(response, what)
 
     # Tags and referrers -----------------------------------------------------------
 
@@ -313,14 +297,13 @@ class Client:
     def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
         """Descriptors from the OCI 1.1 Referrers API; None when the registry has none."""
         what = f"GET referrers of {repository}@{digest}"
-        response = self._send(
-            _Request(
-                "GET",
-                self._url(repository, "referrers", digest),
-                what,
-                repository,
-                headers={"Accept": "application/vnd.oci.image.index.v1+json"},
-            )
+        response = self._exchange(
+            "GET",
+            repository,
+            "referrers",
+            digest,
+            what,
+            headers={"Accept": "application/vnd.oci.image.index.v1+json"},
         )
         if response.status_code in (404, 405) or "json" not in response.headers.get(
             "Content-Type", ""
@@ -347,9 +330,7 @@ class Client:
             if (repository, digest) in self._present:
                 return True
         what = f"HEAD blob {repository}@{digest}"
-        response = self._send(
-            _Request("HEAD", self._url(repository, "blobs", digest), what, repository)
-        )
+        response = self._exchange("HEAD", repository, "blobs", digest, what)
         if response.status_code == 404:
             return False
         if response.status_code >= 300:
@@ -365,43 +346,10 @@ class Client:
             actual = digest_of(response.content)
             return None if actual == digest else f"the body's digest is {actual}"
 
-        response = self._send(
-            _Request("GET", self._url(repository, "blobs", digest), what, repository, check=check)
-        )
+        response = self._exchange("GET", repository, "blobs", digest, what, check=check)
         if response.status_code >= 300:
             raise self.fail(response, what)
         return response.content
-
-    def download_blob(self, repository: str, digest: str, target: Path) -> None:
-        """A blob of any size, streamed into `target` (through a temporary file)."""
-        what = f"GET blob {repository}@{digest}"
-        temp = target.with_name(f".{target.name}.part")
-
-        def check(response: requests.Response) -> str | None:
-            if response.status_code >= 300:
-                return None
-            hasher = hashlib.sha256()
-            with temp.open("wb") as sink:
-                for chunk in response.iter_content(CHUNK):
-                    hasher.update(chunk)
-                    sink.write(chunk)
-            actual = "sha256:" + hasher.hexdigest()
-            return None if actual == digest else f"the body's digest is {actual}"
-
-        target.parent.mkdir(parents=True, exist_ok=True)
-        response = self._send(
-            _Request(
-                "GET",
-                self._url(repository, "blobs", digest),
-                what,
-                repository,
-                check=check,
-                stream=True,
-            )
-        )
-        if response.status_code >= 300:
-            raise self.fail(response, what)
-        temp.replace(target)
 
     def push_blob(self, repository: str, blob: Blob) -> None:
         """Upload `blob` unless the repository has it; mount it when another repository of
@@ -503,12 +451,3 @@ def _network_reason(exc: BaseException) -> str:
         if marker in text:
             return reason
     return type(exc).__name__
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("syntra")
-    except PackageNotFoundError:
-        return "0"
