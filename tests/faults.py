@@ -94,12 +94,19 @@ class _Handler(BaseHTTPRequestHandler):
             return
         upstream = http.client.HTTPConnection(proxy.upstream, timeout=120)
         headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
+        chunked = self.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        body = self._chunked() if chunked else None  # skopeo PATCHes chunked bodies
+        if body is not None:
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            headers.append(("Content-Length", str(len(body))))
         length = int(self.headers.get("Content-Length") or 0)
         upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
         for key, value in headers:  # repeated headers (podman's Accept) stay repeated
             upstream.putheader(key, value)
         upstream.endheaders()
-        remaining = length
+        if body is not None:
+            upstream.send(body)
+        remaining = 0 if body is not None else length
         while remaining:
             chunk = self.rfile.read(min(remaining, 1 << 20))
             if not chunk:
@@ -143,6 +150,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
             return
         self.wfile.write(body)
+
+    def _chunked(self) -> bytes:
+        parts = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()
 
     def _drain(self) -> None:
         remaining = int(self.headers.get("Content-Length") or 0)
