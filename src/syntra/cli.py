@@ -106,20 +106,43 @@ def _job(args: argparse.Namespace) -> Any:
     return Job(loaded, plan, plan.image(args.image))
 
 
-def _build(args: argparse.Namespace) -> int:
-    from syntra import build, images, render
+def _prepared(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The image's job with its specs rendered, and the builder: --builder, then
+    $SYNTRA_BUILDER, then syntra.yaml."""
+    from syntra import build, render
 
-    if args.push_by_digest != bool(args.platform):
-        raise SyntraError("--push-by-digest and --platform go together: one platform, no tags")
     job = _job(args)
     render.write(render.render_image(job.image, job.root, job.plan.project), job.root)
     builder = build.select(args.builder or os.environ.get(BUILDER_ENV) or job.loaded.config.builder)
+    return job, builder
+
+
+def _build(args: argparse.Namespace) -> int:
+    from syntra import images
+
+    if args.push_by_digest != bool(args.platform):
+        raise SyntraError("--push-by-digest and --platform go together: one platform, no tags")
+    job, builder = _prepared(args)
     if args.push_by_digest:
         path = images.push_by_digest(job, args.platform, builder)
         print(path.read_text(), end="")
         return 0
     record = images.build_and_publish(job, builder)
     print(record.model_dump_json(indent=2))
+    return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    from syntra import images
+
+    job, builder = _prepared(args)
+    platforms = [args.platform] if args.platform else job.image.platforms
+    if not job.image.tests:
+        raise SyntraError(f"images.{job.image.name} has no tests: add them under tests:")
+    _, results = images.build_and_test(job, builder, platforms)
+    for result in results:
+        print(f"{job.image.name} {result.platform}: {result.test}: passed")
+    print(f"{job.image.name}: {count(len(results), 'test')} passed; nothing pushed")
     return 0
 
 
@@ -227,6 +250,10 @@ def parser() -> argparse.ArgumentParser:
     command(
         "merge", _merge, "push the index of digests pushed by `build --push-by-digest`"
     ).add_argument("image", help="image name in syntra.yaml")
+    test = command("test", _test, "build an image and run its tests; push nothing")
+    test.add_argument("image", help="image name in syntra.yaml")
+    test.add_argument("--platform", help="test only this platform (os/arch[/variant])")
+    test.add_argument("--builder", choices=["auto", "buildx", "podman", "container"])
     keygen = command("keygen", _keygen, "write an ECDSA P-256 signing key pair")
     keygen.add_argument("--key", help="private key path (default: supply_chain.signing.key)")
     verify = command("verify", _verify, "check signatures, SBOMs and provenance in the registry")

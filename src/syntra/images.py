@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syntra import preflight
+from syntra import imagetest, preflight
 from syntra.build import Builder, BuildRequest
 from syntra.build.container import (
     STAGING_TAG,
@@ -24,6 +24,7 @@ from syntra.oci import push
 from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 from syntra.publish import (
     LayoutImage,
+    Where,
     image_record,
     index_children,
     locate,
@@ -33,7 +34,13 @@ from syntra.publish import (
     push_images,
     read_layout,
 )
-from syntra.records import ImageRecord, read_digest_file, write_digest_file, write_record
+from syntra.records import (
+    ImageRecord,
+    TestResult,
+    read_digest_file,
+    write_digest_file,
+    write_record,
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ def build_inputs(job: Job) -> dict[str, Any]:
         "refs": image.destination.refs,
         # Plugin files are doit file_deps of the image tasks: doit tracks their bytes.
         "plugins": image.plugins,
+        "tests": image.tests,
     }
 
 
@@ -97,43 +105,54 @@ def build_platform(job: Job, platform: str, builder: Builder) -> LayoutImage:
     return read_layout(request.layout, platform)
 
 
-def _base(job: Job) -> str | None:
+def _base(job: Job, where: Where) -> str | None:
     """The base image pinned to its digest; its blobs are noted for cross-repository mounts."""
     base = _pinned_args(job)[0].get(BASE_IMAGE_ARG)
     if base:
-        note_base_blobs(job.loaded.config, base)
+        note_base_blobs(job.loaded.config, base, where)
     return base
 
 
-def build_and_publish(job: Job, builder: Builder) -> ImageRecord:
-    """Every platform of the image, then all of them pushed together with their index and
-    tags; returns the record."""
+def build_and_test(
+    job: Job, builder: Builder, platforms: list[str]
+) -> tuple[list[LayoutImage], list[TestResult]]:
+    """Build `platforms` and run the image's tests on each; nothing is pushed."""
+    for platform in platforms:
+        if platform not in job.image.platforms:
+            listed = ", ".join(job.image.platforms)
+            raise SyntraError(f"{job.image.name} is not built for {platform} (only {listed})")
     preflight.build_secrets(job.root, [job.image])
+    built = [build_platform(job, p, builder) for p in platforms]
+    layouts = {image.platform.platform: image.layout for image in built}
+    outcomes = imagetest.run_tests(job.image, job.plan, job.root, layouts)
+    return built, [TestResult(platform=o.platform, test=o.test) for o in outcomes]
+
+
+def build_and_publish(job: Job, builder: Builder) -> ImageRecord:
+    """Every platform of the image, tested, then all of them pushed together with their
+    index and tags; returns the record."""
     where = locate(job.loaded.config, job.image.destination)
     where.registry.check_push(where.path)
-    built = [build_platform(job, p, builder) for p in job.image.platforms]
-    base = _base(job)
+    built, tested = build_and_test(job, builder, job.image.platforms)
+    base = _base(job, where)
+    before = where.registry.transfer.uploaded_bytes
     digest = push_images(where, built, job.image.destination)
     assert digest is not None
-    uploaded = where.registry.transfer.uploaded_bytes
+    uploaded = where.registry.transfer.uploaded_bytes - before
     children = [image.platform for image in built]
-    record = image_record(job.plan, job.image, digest, children, uploaded, base)
+    record = image_record(job.plan, job.image, digest, children, uploaded, base, tested)
     write_record(job.root, record)
     return record
 
 
 def push_by_digest(job: Job, platform: str, builder: Builder) -> Path:
     """CI fan-out: build one platform, push it untagged, write its digest file."""
-    if platform not in job.image.platforms:
-        listed = ", ".join(job.image.platforms)
-        raise SyntraError(f"{job.image.name} is not built for {platform} (only {listed})")
-    preflight.build_secrets(job.root, [job.image])
     where = locate(job.loaded.config, job.image.destination)
     where.registry.check_push(where.path)
-    built = build_platform(job, platform, builder)
-    _base(job)
-    push_images(where, [built])
-    return write_digest_file(job.root, job.image.name, built.platform)
+    built, _ = build_and_test(job, builder, [platform])
+    _base(job, where)
+    push_images(where, built)
+    return write_digest_file(job.root, job.image.name, built[0].platform)
 
 
 def merge(job: Job) -> ImageRecord:

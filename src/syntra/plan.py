@@ -51,6 +51,7 @@ class ImagePlan:
     cpus: int
     memory: int
     vars: dict[str, Any]
+    tests: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class Plan:
     source_date_epoch: int
     config_digest: str
     builder: str
+    variables: dict[str, Any] = field(default_factory=dict)
+    """What tag, arg and test templates see: version, semver, git, source_date_epoch."""
     images: list[ImagePlan] = field(default_factory=list)
     guests: list[GuestPlan] = field(default_factory=list)
     matrix: list[dict[str, str]] = field(default_factory=list)
@@ -105,6 +108,7 @@ def build_plan(loaded: Loaded, version: BuildVersion | None = None) -> Plan:
         source_date_epoch=version.source_date_epoch,
         config_digest=loaded.digest,
         builder=config.builder,
+        variables=context,
         images=images,
         guests=guests,
         matrix=[{"image": i.name, "platform": p} for i in images for p in i.platforms],
@@ -208,7 +212,29 @@ def _image(
         cpus=image.resources.cpus,
         memory=image.resources.memory,
         vars=image.vars,
+        tests=_tests(loaded, name, image, context),
     )
+
+
+def test_variables(context: dict[str, Any], plugins: dict[str, str]) -> dict[str, Any]:
+    """Template variables of image tests: the tag variables, and each bundled plugin's
+    SHA-256 as `plugins['<guest>'].sha256`."""
+    return {**context, "plugins": {name: {"sha256": digest} for name, digest in plugins.items()}}
+
+
+def _tests(
+    loaded: Loaded, name: str, image: Image, context: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The image's tests; their templates are tried now, with placeholder plugin digests,
+    so `syntra validate` catches a misspelt variable."""
+    trial = test_variables({**context, "name": name}, dict.fromkeys(image.plugins, "0" * 64))
+    for index, test in enumerate(image.tests):
+        if test.sha256:
+            _render(loaded, ("images", name, "tests", index, "sha256"), test.sha256, trial)
+        for key, value in (test.metadata.labels if test.metadata else {}).items():
+            where = ("images", name, "tests", index, "metadata", "labels", key)
+            _render(loaded, where, value, trial)
+    return [test.model_dump(exclude_defaults=True) for test in image.tests]
 
 
 def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> GuestPlan:

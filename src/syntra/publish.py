@@ -18,7 +18,7 @@ from syntra.config.model import Config, Registry
 from syntra.errors import SyntraError
 from syntra.oci import INDEX, Blob, Client, Document, Login, client_for, env_login, push
 from syntra.plan import Destination, ImagePlan, Plan
-from syntra.records import ImageRecord, PlatformImage
+from syntra.records import ImageRecord, PlatformImage, TestResult
 
 DOCKER_HUB_API = "registry-1.docker.io"
 
@@ -98,12 +98,15 @@ def _resolve(config: Config, reference: str) -> tuple[str, bool]:
     return f"{name}@{digest}", registry.insecure
 
 
-def note_base_blobs(config: Config, pinned: str) -> None:
-    """Tell the base image's registry client which blobs the base holds, so an image built
-    on it mounts them into its own repository instead of uploading them again."""
+def note_base_blobs(config: Config, pinned: str, destination: Where) -> None:
+    """When the base image lives on the destination's registry, tell its client which
+    blobs the base holds, so the image mounts them instead of uploading them again. Only
+    an optimisation: a base that cannot be read now is simply not noted."""
     where, digest = registry_for_ref(config, pinned)
-    document = where.registry.get_manifest(where.path, digest)
+    if where.registry is not destination.registry:
+        return
     try:
+        document = where.registry.get_manifest(where.path, digest)
         manifests = (
             [where.registry.get_manifest(where.path, d["digest"]) for d in document.children()]
             if "manifests" in document.json()
@@ -111,8 +114,8 @@ def note_base_blobs(config: Config, pinned: str) -> None:
         )
         for manifest in manifests:
             where.registry.note(where.path, [d["digest"] for d in manifest.children()])
-    except ValueError:
-        raise SyntraError(f"base image {pinned}: malformed manifest") from None
+    except (SyntraError, ValueError):
+        return
 
 
 def _blob(layout: Path, digest: str) -> Path:
@@ -127,6 +130,7 @@ class LayoutImage:
     platform: PlatformImage
     manifest: Document
     blobs: list[Blob]
+    layout: Path
 
 
 def read_layout(layout: Path, platform: str) -> LayoutImage:
@@ -136,9 +140,9 @@ def read_layout(layout: Path, platform: str) -> LayoutImage:
         manifest = json.loads(data)
         described = [manifest["config"], *manifest["layers"]]
         blobs = [Blob(d["digest"], d["size"], path=_blob(layout, d["digest"])) for d in described]
+        media_type = str(manifest.get("mediaType") or descriptor["mediaType"])
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise SyntraError(f"{layout}: not an OCI image layout the builder wrote ({exc})") from None
-    media_type = manifest.get("mediaType", descriptor["mediaType"])
     document = Document(data, media_type)
     content = len(data) + sum(blob.size for blob in blobs)
     described_image = PlatformImage(
@@ -148,7 +152,7 @@ def read_layout(layout: Path, platform: str) -> LayoutImage:
         media_type=media_type,
         content_bytes=content,
     )
-    return LayoutImage(described_image, document, blobs)
+    return LayoutImage(described_image, document, blobs, layout)
 
 
 def push_images(
@@ -169,34 +173,29 @@ def push_images(
 
 def index_children(where: Where, reference: str) -> tuple[list[PlatformImage], list[str]]:
     """The platforms of the index at `reference`, and the digests of children it misses."""
-    index = where.registry.get_manifest(where.path, reference).json()
+    index = where.registry.get_manifest(where.path, reference)
     children, missing = [], []
-    for entry in index.get("manifests", []):
-        described = entry.get("platform", {})
-        name = "/".join(
-            part
-            for part in (
-                described.get("os"),
-                described.get("architecture"),
-                described.get("variant"),
+    try:
+        for entry in index.children():
+            described = entry.get("platform") or {}
+            keys = ("os", "architecture", "variant")
+            name = "/".join(str(described[key]) for key in keys if described.get(key))
+            manifest = where.registry.find_manifest(where.path, entry["digest"])
+            if manifest is None:
+                missing.append(entry["digest"])
+                continue
+            content = entry["size"] + sum(blob["size"] for blob in manifest.children())
+            children.append(
+                PlatformImage(
+                    platform=name,
+                    digest=entry["digest"],
+                    size=entry["size"],
+                    media_type=entry["mediaType"],
+                    content_bytes=content,
+                )
             )
-            if part
-        )
-        if where.registry.head_manifest(where.path, entry["digest"]) is None:
-            missing.append(entry["digest"])
-            continue
-        manifest = where.registry.get_manifest(where.path, entry["digest"]).json()
-        blobs = [manifest["config"], *manifest["layers"]]
-        content = entry["size"] + sum(blob["size"] for blob in blobs)
-        children.append(
-            PlatformImage(
-                platform=name,
-                digest=entry["digest"],
-                size=entry["size"],
-                media_type=entry["mediaType"],
-                content_bytes=content,
-            )
-        )
+    except (ValueError, KeyError, TypeError) as exc:  # pydantic's ValidationError included
+        raise SyntraError(f"{where.identity}:{reference}: malformed index ({exc})") from None
     return children, missing
 
 
@@ -234,6 +233,7 @@ def image_record(
     children: list[PlatformImage],
     uploaded: int,
     base: str | None = None,
+    tests: list[TestResult] | None = None,
 ) -> ImageRecord:
     """What later stages (SBOM, signing, release) need to know about a pushed image."""
     return ImageRecord(
@@ -250,4 +250,5 @@ def image_record(
         source_date_epoch=plan.source_date_epoch,
         base=base,
         uploaded_bytes=uploaded,
+        tests=tests or [],
     )

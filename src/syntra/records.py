@@ -36,6 +36,13 @@ class PlatformImage(_Record):
     """Manifest, config and (compressed) layers together: what a pull transfers."""
 
 
+class TestResult(_Record):
+    """An image test that passed on one platform before the push."""
+
+    platform: str
+    test: str
+
+
 class _Pushed(_Record):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str
@@ -56,6 +63,7 @@ class ImageRecord(_Pushed):
     platforms: list[PlatformImage]
     base: str | None = None
     """The base image pinned to the digest the build used."""
+    tests: list[TestResult] = []
 
 
 class WasmRecord(_Pushed):

@@ -199,6 +199,8 @@ def _publish_image(
         record = publish(Job(loaded, plan, image))
     except SyntraError as exc:
         return _failed(stage, name, exc)
+    for result in record.tests:
+        print(f"{name} {result.platform}: {result.test}: passed")
     print(f"{name}: {record.digest} -> {', '.join(record.refs)}")
     return None
 

@@ -3,10 +3,11 @@ something, files that must exist, keys that exclude each other."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from syntra.config.model import Config, Guest, Image
+from syntra.config.model import Config, Guest, Image, ImageTest
 from syntra.config.yamldoc import Document, Loc
 from syntra.errors import did_you_mean
 from syntra.layout import (
@@ -72,6 +73,43 @@ def _image(config: Config, document: Document, root: Path, loc: Loc, image: Imag
             )
     _unique(document, (*loc, "plugins"), image.plugins)
     _artifact_registry(config, document, loc, image.registry)
+    for index, test in enumerate(image.tests):
+        _image_test(document, (*loc, "tests", index), test)
+
+
+TEST_KINDS = ("command", "file", "metadata", "http")
+_OWN_KEYS = {
+    "command": {"env", "timeout"},
+    "file": {"exists", "mode", "owner", "contains", "sha256"},
+    "metadata": set(),
+    "http": {"timeout"},
+}
+_OWN_EXPECT = {"command": {"exit", "stdout", "stderr"}, "http": {"status", "body"}}
+_MODE_RE = re.compile(r"^(0?[0-7]{3,4}|[-dlcbps][-rwxsStT]{9})$")
+_OWNER_RE = re.compile(r"^\d+(:\d+)?$")
+
+
+def _image_test(document: Document, loc: Loc, test: ImageTest) -> None:
+    """Exactly one kind of test, and only the keys that kind reads."""
+    kinds = [kind for kind in TEST_KINDS if getattr(test, kind) is not None]
+    if len(kinds) != 1:
+        found = f"has {' and '.join(kinds)}" if kinds else "has none"
+        raise document.error(
+            loc, f"a test needs exactly one of {', '.join(TEST_KINDS)}; it {found}"
+        )
+    kind = kinds[0]
+    for key in sorted(test.model_fields_set - {"name", kind, "expect"} - _OWN_KEYS[kind]):
+        raise document.error((*loc, key), f"'{key}' does not apply to a {kind} test")
+    for key in sorted(test.expect.model_fields_set - _OWN_EXPECT.get(kind, set())):
+        raise document.error((*loc, "expect", key), f"'{key}' does not apply to a {kind} test")
+    if test.file is not None and not test.file.startswith("/"):
+        raise document.error((*loc, "file"), f"'{test.file}' is not an absolute path")
+    if test.mode is not None and not _MODE_RE.match(test.mode):
+        raise document.error(
+            (*loc, "mode"), f"'{test.mode}' is not a mode: write e.g. 0644 or -rw-r--r--"
+        )
+    if test.owner is not None and not _OWNER_RE.match(test.owner):
+        raise document.error((*loc, "owner"), f"'{test.owner}' is not uid or uid:gid, e.g. 0:0")
 
 
 def _guest(config: Config, document: Document, root: Path, loc: Loc, guest: Guest) -> None:

@@ -231,6 +231,66 @@ class Resources(Strict):
     memory: Size = Field(8 << 30, description="Memory of Apple's builder VM, e.g. `8G`.")
 
 
+class TestExpect(Strict):
+    exit: int | None = Field(None, description="Command: expected exit code (default 0).")
+    stdout: Pattern | None = Field(
+        None, description="Command: a regular expression stdout must match."
+    )
+    stderr: Pattern | None = Field(
+        None, description="Command: a regular expression stderr must match."
+    )
+    status: int | None = Field(None, description="HTTP: expected status (default 200).")
+    body: Pattern | None = Field(
+        None, description="HTTP: a regular expression the body must match."
+    )
+
+
+class Metadata(Strict):
+    entrypoint: list[str] | None = Field(None, description="Expected entrypoint, exactly.")
+    cmd: list[str] | None = Field(None, description="Expected command, exactly.")
+    env: dict[str, str] = Field({}, description="Environment variables the image must set.")
+    labels: dict[str, Template] = Field(
+        {}, description="Labels the image must carry (values may use template variables)."
+    )
+    user: str | None = Field(None, description="Expected user.")
+    workdir: str | None = Field(None, description="Expected working directory.")
+    exposed_ports: list[str] | None = Field(
+        None, description="Ports the image must expose, e.g. `8080/tcp`."
+    )
+
+
+class Http(Strict):
+    port: int = Field(gt=0, lt=65536, description="Port the entrypoint listens on.")
+    path: str = Field("/", description="Path to request.")
+
+
+class ImageTest(Strict):
+    """One test of `command`, `file`, `metadata` or `http` (container-structure-test's
+    command, file existence/content and metadata tests, plus HTTP)."""
+
+    name: str | None = Field(None, description="Name shown in results; default: derived.")
+    command: list[str] | None = Field(
+        None, min_length=1, description="Command test: argv run in the image."
+    )
+    env: dict[str, str] = Field({}, description="Command test: extra environment.")
+    timeout: int = Field(30, gt=0, description="Command and HTTP tests: seconds allowed.")
+    file: str | None = Field(None, description="File test: absolute path in the image.")
+    exists: bool = Field(True, description="File test: whether it must exist.")
+    mode: str | None = Field(
+        None, description="File test: permissions, octal (`0644`) or as `ls -l` shows them."
+    )
+    owner: str | None = Field(None, description="File test: `uid` or `uid:gid`.")
+    contains: Pattern | None = Field(
+        None, description="File test: a regular expression the content must match."
+    )
+    sha256: Template | None = Field(
+        None, description="File test: the content's SHA-256 (hex; may use template variables)."
+    )
+    metadata: Metadata | None = Field(None, description="Metadata test: the image config.")
+    http: Http | None = Field(None, description="HTTP test: start the entrypoint, request.")
+    expect: TestExpect = Field(TestExpect(), description="Command and HTTP expectations.")
+
+
 class Image(Strict):
     template: TemplateName | None = Field(
         None,
@@ -257,6 +317,9 @@ class Image(Strict):
     registry: Name | None = Field(None, description="Registry name; default: defaults.")
     repository: Repository | None = Field(None, description="Default: `<project>/<image>`.")
     vars: dict[str, Any] = Field({}, description="Free variables for the template.")
+    tests: list[ImageTest] = Field(
+        [], description="Tests run on every platform after the build, before any push."
+    )
 
 
 class WasmTest(Strict):

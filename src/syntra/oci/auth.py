@@ -16,7 +16,7 @@ import os
 import subprocess
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ TokenFetch = Callable[[str, dict[str, str]], requests.Response]
 @dataclass(frozen=True)
 class Login:
     username: str
-    password: str
+    password: str = field(repr=False)
     source: str
     """Where it came from, for messages: `$PROD_USER / $PROD_PASSWORD`, a file, a helper."""
 
@@ -85,7 +85,7 @@ def _from_entry(entry: Any, source: str) -> Login | None:
         return None
     if entry.get("auth"):
         try:
-            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            user, _, password = base64.b64decode(str(entry["auth"])).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             raise SyntraError(f"{source}: an `auth` entry is not base64 user:password") from None
         return Login(user, password, source) if user else None
@@ -111,7 +111,7 @@ def _helper(name: str, host: str) -> Login | None:
         answer = json.loads(done.stdout)
     except ValueError:
         raise SyntraError(f"credential helper {program} did not answer with JSON") from None
-    if not answer.get("Username") or not answer.get("Secret"):
+    if not isinstance(answer, dict) or not answer.get("Username") or not answer.get("Secret"):
         return None
     return Login(answer["Username"], answer["Secret"], program)
 
@@ -120,13 +120,14 @@ def stored_login(host: str) -> Login | None:
     """The login for `host` from the auth files and credential helpers, if any."""
     for path in auth_files():
         config = _read(path)
-        for key, entry in (config.get("auths") or {}).items():
+        auths, helpers = config.get("auths"), config.get("credHelpers")
+        for key, entry in (auths if isinstance(auths, dict) else {}).items():
             if _same_host(key, host) and (login := _from_entry(entry, str(path))):
                 return login
-        helpers = config.get("credHelpers") or {}
-        helper = next((v for k, v in helpers.items() if _same_host(k, host)), None)
+        named = helpers if isinstance(helpers, dict) else {}
+        helper = next((v for k, v in named.items() if _same_host(k, host)), None)
         helper = helper or config.get("credsStore")
-        if helper and (login := _helper(helper, host)):
+        if isinstance(helper, str) and helper and (login := _helper(helper, host)):
             return login
     return None
 
@@ -138,29 +139,31 @@ def looked_in() -> str:
 class Authenticator:
     """Answers a registry's challenges for one host; thread-safe.
 
-    Basic: the login, sent from then on. Bearer: a token from the realm for the scope
-    the registry asks for, kept per scope and reused for the repository it was asked
-    for."""
+    Basic: the login, sent from then on. Bearer: a token from the realm for the scope the
+    registry asks for, kept per repository and kind of access (pull, or push, which also
+    serves pulls) and reused until the registry refuses it; then a fresh one is asked
+    for, so a token that expires during a long build is renewed."""
 
     def __init__(self, label: str, login: Login | None) -> None:
         self.label = label
         self.login = login
         self._lock = threading.Lock()
         self._basic: str | None = None
-        self._tokens: dict[str, str] = {}  # scope → token
-        self._by_repository: dict[str, str] = {}  # repository → last token it needed
+        self._tokens: dict[tuple[str, bool], str] = {}  # (repository, push) → token
 
-    def headers(self, repository: str) -> dict[str, str]:
+    def headers(self, repository: str, push: bool) -> dict[str, str]:
         with self._lock:
             if self._basic:
                 return {"Authorization": self._basic}
-            token = self._by_repository.get(repository) or self._by_repository.get("")
+            token = self._tokens.get((repository, push)) or self._tokens.get((repository, True))
         return {"Authorization": f"Bearer {token}"} if token else {}
 
-    def answer(self, response: requests.Response, repository: str, fetch: TokenFetch) -> bool:
+    def answer(
+        self, response: requests.Response, repository: str, push: bool, fetch: TokenFetch
+    ) -> bool:
         """Take the challenge of a 401; True when there is something new to try."""
         sent = response.request.headers.get("Authorization")
-        current = self.headers(repository).get("Authorization")
+        current = self.headers(repository, push).get("Authorization")
         if current and sent != current:
             return True  # another thread answered a challenge meanwhile: try with that
         challenge = response.headers.get("WWW-Authenticate", "")
@@ -172,23 +175,12 @@ class Authenticator:
             with self._lock:
                 self._basic = "Basic " + base64.b64encode(raw).decode()
             return True
-        if kind != "bearer":
+        parsed = parse_auth_header(challenge) if kind == "bearer" else None
+        if parsed is None or not parsed.realm:
             return False
-        parsed = parse_auth_header(challenge)
-        if not parsed.realm:
-            return False
-        scope = parsed.scope or ""
+        token = self._token(fetch, parsed.realm, parsed.service, parsed.scope or "")
         with self._lock:
-            known = self._tokens.get(scope)
-            if known and self._by_repository.get(repository) != known:
-                self._by_repository[repository] = known
-                return True
-        if known:
-            return False  # that token was refused: a new one would be the same
-        token = self._token(fetch, parsed.realm, parsed.service, scope)
-        with self._lock:
-            self._tokens[scope] = token
-            self._by_repository[repository] = token
+            self._tokens[(repository, push)] = token
         return True
 
     def _token(self, fetch: TokenFetch, realm: str, service: str | None, scope: str) -> str:
@@ -198,9 +190,9 @@ class Authenticator:
             raise SyntraError(f"{self.label}: {self.refused()}")
         try:
             body = response.json()
-            token = body.get("token") or body.get("access_token")
         except ValueError:
-            token = None
+            body = None
+        token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
         if response.status_code != 200 or not isinstance(token, str):
             raise SyntraError(
                 f"{self.label}: token service {realm} answered {response.status_code} "

@@ -88,8 +88,13 @@ class _Request:
     params: dict[str, str] | None = None
     check: Check | None = None
     stream: bool = False
-    basic: tuple[str, str] | None = None
+    basic: tuple[str, str] | None = field(default=None, repr=False)
     """Token requests: sent with Basic auth, no challenge answered."""
+
+    @property
+    def push(self) -> bool:
+        """Whether it needs push access (anything but reads)."""
+        return self.method not in ("GET", "HEAD")
 
 
 class Client:
@@ -138,9 +143,10 @@ class Client:
     def _once(self, request: _Request) -> requests.Response:
         """One exchange, challenges answered; _Transient for what is worth another try."""
         for _ in range(3):  # the request, then up to two answered challenges
-            handle = request.body() if callable(request.body) else None
+            handle = None
             try:
-                own = {} if request.basic else self.auth.headers(request.repository)
+                handle = request.body() if callable(request.body) else None
+                own = {} if request.basic else self.auth.headers(request.repository, request.push)
                 response = self.session.request(
                     request.method,
                     request.url,
@@ -154,7 +160,7 @@ class Client:
                 if (
                     response.status_code == 401
                     and not request.basic
-                    and self.auth.answer(response, request.repository, self._token)
+                    and self.auth.answer(response, request.repository, request.push, self._token)
                 ):
                     continue
                 if response.status_code in RETRIABLE_STATUS:
@@ -165,11 +171,17 @@ class Client:
                 if problem:
                     raise _Transient(problem)
                 return response
-            except requests.exceptions.SSLError:
-                raise SyntraError(
-                    f"{self.label}: TLS handshake failed; if this registry speaks plain HTTP, "
-                    "declare it under registries with insecure: true"
-                ) from None
+            except requests.exceptions.SSLError as exc:
+                if "wrong version number" in str(exc).lower() or "record layer" in str(exc):
+                    raise SyntraError(
+                        f"{self.label}: TLS handshake failed; if this registry speaks plain "
+                        "HTTP, declare it under registries with insecure: true"
+                    ) from None
+                raise _Transient(f"TLS: {_network_reason(exc)}") from None
+            except (requests.exceptions.InvalidURL, requests.exceptions.TooManyRedirects) as exc:
+                raise SyntraError(f"{self.label}: {request.what}: {type(exc).__name__}") from None
+            except FileNotFoundError as exc:
+                raise SyntraError(f"{self.label}: {request.what}: {exc}") from None
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 raise _Transient(_network_reason(exc)) from None
             finally:
@@ -277,22 +289,29 @@ class Client:
         """Every tag of `repository`, across pages ([] when it does not exist yet)."""
         url: str | None = f"{self.base}/v2/{repository}/tags/list"
         params: dict[str, str] | None = {"n": "1000"}
-        found: list[str] = []
-        while url:
-            what = f"GET tags of {repository}"
+        found: dict[str, None] = {}  # ordered, each tag once
+        seen: set[str] = set()
+        what = f"GET tags of {repository}"
+        while url and url not in seen:
+            seen.add(url)
             response = self._send(_Request("GET", url, what, repository, params=params))
             if response.status_code == 404:
-                return found
+                break
             if response.status_code >= 300:
                 raise self.fail(response, what)
             try:
                 listed = response.json().get("tags") or []
             except (ValueError, AttributeError):
                 raise SyntraError(f"{self.label}: {what}: the registry sent no JSON") from None
-            found += [tag for tag in listed if isinstance(tag, str) and tag not in found]
+            if not isinstance(listed, list):
+                raise SyntraError(f"{self.label}: {what}: the tag list is not a list")
+            found |= dict.fromkeys(tag for tag in listed if isinstance(tag, str))
             following = response.links.get("next", {}).get("url")
-            url, params = (urljoin(url, following), None) if following else (None, None)
-        return found
+            url = urljoin(url, following) if following else None
+            if url and not url.startswith(self.base + "/"):
+                raise SyntraError(f"{self.label}: {what}: the next page is on another host")
+            params = None
+        return list(found)
 
     def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
         """Descriptors from the OCI 1.1 Referrers API; None when the registry has none."""
@@ -379,7 +398,7 @@ class Client:
     def _upload(self, repository: str, blob: Blob, home: str | None, what: str) -> bool:
         """POST (a mount when `home` is set), then PUT the body; True when mounted."""
         params = {"mount": blob.digest, "from": home} if home else None
-        started = self._send(
+        started = self._once(
             _Request(
                 "POST",
                 f"{self.base}/v2/{repository}/blobs/uploads/",
@@ -391,6 +410,8 @@ class Client:
         )
         if started.status_code == 201 and home:
             return True
+        if home and started.status_code >= 300:  # a refused mount: upload it instead
+            return self._upload(repository, blob, None, what)
         if started.status_code != 202 or "Location" not in started.headers:
             raise self.fail(started, what)
         location = urljoin(started.url, started.headers["Location"])

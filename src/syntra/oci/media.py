@@ -51,7 +51,8 @@ class Document:
         if self.media_type in INDEX_TYPES or "manifests" in body:
             listed = body.get("manifests", [])
         else:
-            listed = [body.get("config"), *body.get("layers", [])]
+            layers = body.get("layers", [])
+            listed = [body.get("config"), *layers] if isinstance(layers, list) else None
         if not isinstance(listed, list) or not all(
             isinstance(d, dict) and isinstance(d.get("digest"), str) for d in listed
         ):

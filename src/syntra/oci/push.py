@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 from syntra.errors import SyntraError
 from syntra.oci.client import Blob, Client
@@ -39,9 +39,14 @@ def push(
     if len(unique) == 1:
         client.push_blob(repository, unique[0])
     elif unique:
-        with ThreadPoolExecutor(max_workers=min(concurrency(), len(unique))) as pool:
-            for future in [pool.submit(client.push_blob, repository, b) for b in unique]:
-                future.result()
+        pool = ThreadPoolExecutor(max_workers=min(concurrency(), len(unique)))
+        futures = [pool.submit(client.push_blob, repository, blob) for blob in unique]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in done:
+                future.result()  # the first failure, at once: the others are cancelled
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     for document in manifests:
         client.put_manifest(repository, document.digest, document)
     for tag, document in (tags or {}).items():

@@ -13,6 +13,7 @@ without a code change:
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -32,7 +33,7 @@ def _env_number(name: str, default: float) -> float:
         value = float(text)
     except ValueError:
         raise SyntraError(f"${name} is '{text}', not a number") from None
-    if value < 0:
+    if not math.isfinite(value) or value < 0:
         raise SyntraError(f"${name} is '{text}', not a positive number")
     return value
 

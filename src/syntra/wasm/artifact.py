@@ -91,6 +91,7 @@ def publish(
     where = locate(config, guest.destination)
     config_bytes, manifest_bytes, layer = artifact(guest, plan, wasm, cache)
     manifest = Document(manifest_bytes, MANIFEST)
+    before = where.registry.transfer.uploaded_bytes
     push(
         where.registry,
         where.path,
@@ -114,7 +115,7 @@ def publish(
         version=plan.version,
         source_commit=plan.git.get("commit"),
         source_date_epoch=plan.source_date_epoch,
-        uploaded_bytes=where.registry.transfer.uploaded_bytes,
+        uploaded_bytes=where.registry.transfer.uploaded_bytes - before,
     )
     write_record(root, record)
     return record

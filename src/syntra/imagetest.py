@@ -1,0 +1,322 @@
+"""Stage: image tests. Every platform of an image is tested after it is built and before
+anything is pushed, so an image that fails a test is neither pushed nor tagged.
+
+Four kinds, after container-structure-test's schema 2.0.0 where they overlap: `command`
+(run argv in the image; exit code, stdout, stderr), `file` (exists, mode, owner, content,
+SHA-256), `metadata` (the image config; no runtime needed) and `http` (start the
+entrypoint, wait for the port, request, stop). The runtime is buildah on the built OCI
+layout (`buildah from oci:…`, `buildah run --isolation chroot`), which also runs
+foreign platforms under QEMU and works where `podman run` cannot set rlimits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syntra.config.model import ImageTest
+from syntra.errors import SyntraError, one_line
+from syntra.layout import plugin_file
+from syntra.plan import ImagePlan, Plan, test_variables
+from syntra.templating import render_inline
+from syntra.toolerrors import tool_failed
+
+SHOWN = 120
+"""Characters of observed output shown in a failure line."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    platform: str
+    test: str
+    problem: str = ""
+    """Empty when the test passed; else what was observed."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem
+
+
+def label(test: ImageTest) -> str:
+    if test.name:
+        return test.name
+    if test.command is not None:
+        return "command " + " ".join(test.command)
+    if test.file is not None:
+        return f"file {test.file}"
+    if test.http is not None:
+        return f"http :{test.http.port}{test.http.path}"
+    return "metadata"
+
+
+def _buildah() -> str:
+    found = shutil.which("buildah")
+    if found is None:
+        raise SyntraError("image tests run the image with buildah: apt-get install buildah")
+    return found
+
+
+class Container:
+    """A working container of one built platform image, with its root mounted."""
+
+    def __init__(self, name: str, config: dict[str, Any], root: Path) -> None:
+        self.name = name
+        self.config = config
+        self.root = root
+
+    def run(self, argv: list[str], env: dict[str, str], timeout: int) -> tuple[int, str, str]:
+        """Run argv in the image; (exit code, stdout, stderr). -1 when it timed out."""
+        process = subprocess.Popen(
+            self._argv(argv, env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            return -1, "", ""
+        return process.returncode, out, err
+
+    def start(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            self._argv(argv, {}),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def _argv(self, argv: list[str], env: dict[str, str]) -> list[str]:
+        flags = [item for key, value in env.items() for item in ("--env", f"{key}={value}")]
+        return [_buildah(), "run", "--isolation", "chroot", *flags, self.name, "--", *argv]
+
+
+def _stop(process: subprocess.Popen[Any]) -> None:
+    """Stop the process group (buildah and what it runs), hard after 5 s."""
+    for sent in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sent)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=5)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _buildah_out(*args: str) -> str:
+    done = subprocess.run([_buildah(), *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise tool_failed(f"buildah {args[0]}", done.returncode, done.stdout + done.stderr)
+    return done.stdout.strip()
+
+
+@contextmanager
+def container(layout: Path) -> Iterator[Container]:
+    """A working container from the single image of an OCI layout; removed afterwards."""
+    # buildah derives an image name from the layout's path and refuses paths with a
+    # component starting with a dot (`.syntra/`) or capitals: reach it through a link.
+    with tempfile.TemporaryDirectory(prefix="syntra-test-") as folder:
+        link = Path(folder) / "layout"
+        link.symlink_to(layout.resolve())
+        name = _buildah_out("from", "--quiet", f"oci:{link}")
+    try:
+        inspected = json.loads(_buildah_out("inspect", "--type", "container", name))
+        config = inspected.get("OCIv1", {}).get("config", {}) or {}
+        yield Container(name, config, Path(_buildah_out("mount", name)))
+    finally:
+        subprocess.run([_buildah(), "rm", name], capture_output=True, check=False)
+
+
+def _shown(text: str) -> str:
+    text = one_line(text.strip())
+    return repr(text if len(text) <= SHOWN else text[:SHOWN] + "…")
+
+
+def _command(test: ImageTest, box: Container) -> str:
+    assert test.command is not None
+    code, out, err = box.run(test.command, test.env, test.timeout)
+    if code == -1:
+        return f"still running after {test.timeout} s"
+    expected = test.expect.exit if test.expect.exit is not None else 0
+    if code != expected:
+        return f"exit {code}, expected {expected} (stderr {_shown(err)})"
+    for stream, pattern, text in (
+        ("stdout", test.expect.stdout, out),
+        ("stderr", test.expect.stderr, err),
+    ):
+        if pattern is not None and not re.search(pattern, text, re.MULTILINE):
+            return f"{stream} {_shown(text)} does not match /{pattern}/"
+    return ""
+
+
+def _inside(root: Path, path: str, hops: int = 16) -> Path:
+    """`path` in the image's filesystem at `root`; absolute symlinks stay inside it."""
+    current = root
+    for part in Path(path).parts[1:]:
+        current = current / part
+        for _ in range(hops):
+            if not current.is_symlink():
+                break
+            target = os.readlink(current)
+            current = (
+                (root / target.lstrip("/")) if target.startswith("/") else current.parent / target
+            )
+    return current
+
+
+def _file(test: ImageTest, box: Container, variables: dict[str, Any]) -> str:
+    assert test.file is not None
+    found = _inside(box.root, test.file)
+    exists = found.exists()
+    if not test.exists:
+        return "exists, expected absent" if exists else ""
+    if not exists:
+        return "does not exist"
+    info = found.stat()
+    if test.mode is not None:
+        shown, octal = stat.filemode(info.st_mode), stat.S_IMODE(info.st_mode)
+        same = int(test.mode, 8) == octal if test.mode[0].isdigit() else test.mode == shown
+        if not same:
+            return f"mode {shown} ({octal:04o}), expected {test.mode}"
+    if test.owner is not None:
+        owner = f"{info.st_uid}:{info.st_gid}" if ":" in test.owner else str(info.st_uid)
+        if owner != test.owner:
+            return f"owner {owner}, expected {test.owner}"
+    if test.contains is not None or test.sha256 is not None:
+        if not found.is_file():
+            return "is not a regular file"
+        data = found.read_bytes()
+        text = data.decode(errors="replace")
+        if test.contains is not None and not re.search(test.contains, text, re.MULTILINE):
+            return f"content {_shown(text)} does not match /{test.contains}/"
+        if test.sha256 is not None:
+            digest = render_inline(test.sha256, variables).removeprefix("sha256:")
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != digest:
+                return f"sha256 {actual}, expected {digest}"
+    return ""
+
+
+def _metadata(test: ImageTest, config: dict[str, Any], variables: dict[str, Any]) -> str:
+    meta = test.metadata
+    assert meta is not None
+    for key, wanted, actual in (
+        ("entrypoint", meta.entrypoint, config.get("Entrypoint") or []),
+        ("cmd", meta.cmd, config.get("Cmd") or []),
+        ("user", meta.user, config.get("User") or ""),
+        ("workdir", meta.workdir, config.get("WorkingDir") or ""),
+    ):
+        if wanted is not None and wanted != actual:
+            return f"{key} {actual!r}, expected {wanted!r}"
+    env = dict(item.partition("=")[::2] for item in config.get("Env") or [])
+    for name, value in meta.env.items():
+        if env.get(name) != value:
+            return f"env {name}={env.get(name)!r}, expected {value!r}"
+    labels = config.get("Labels") or {}
+    for name, template in meta.labels.items():
+        value = render_inline(template, variables)
+        if labels.get(name) != value:
+            return f"label {name}={labels.get(name)!r}, expected {value!r}"
+    exposed = set(config.get("ExposedPorts") or {})
+    for port in meta.exposed_ports or []:
+        if (port if "/" in port else f"{port}/tcp") not in exposed:
+            return f"port {port} not exposed (exposed: {', '.join(sorted(exposed)) or 'none'})"
+    return ""
+
+
+def _http(test: ImageTest, box: Container) -> str:
+    import requests
+
+    assert test.http is not None
+    port, deadline = test.http.port, time.monotonic() + test.timeout
+    if _listening(port):
+        return f"port {port} is already in use on this machine"
+    argv = [*(box.config.get("Entrypoint") or []), *(box.config.get("Cmd") or [])]
+    if not argv:
+        return "the image has no entrypoint or command to start"
+    server = box.start(argv)
+    try:
+        while not _listening(port):
+            if server.poll() is not None:
+                return f"the entrypoint exited ({server.returncode}) before listening on {port}"
+            if time.monotonic() > deadline:
+                return f"nothing listens on port {port} after {test.timeout} s"
+            time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}{test.http.path}"
+        try:
+            response = requests.get(url, timeout=max(1.0, deadline - time.monotonic()))
+        except requests.RequestException as exc:
+            return f"GET {test.http.path}: {type(exc).__name__}"
+        expected = test.expect.status if test.expect.status is not None else 200
+        if response.status_code != expected:
+            return f"status {response.status_code}, expected {expected}"
+        if test.expect.body is not None and not re.search(test.expect.body, response.text):
+            return f"body {_shown(response.text)} does not match /{test.expect.body}/"
+        return ""
+    finally:
+        _stop(server)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _one(test: ImageTest, box: Container, variables: dict[str, Any]) -> str:
+    try:
+        if test.command is not None:
+            return _command(test, box)
+        if test.file is not None:
+            return _file(test, box, variables)
+        if test.http is not None:
+            return _http(test, box)
+        return _metadata(test, box.config, variables)
+    except ValueError as exc:  # a template that cannot render
+        return str(exc)
+
+
+def run_tests(image: ImagePlan, plan: Plan, root: Path, layouts: dict[str, Path]) -> list[Outcome]:
+    """Every test of `image` on each platform's layout; a failure raises one line per
+    failing test (image, platform, test, what was observed) once all have run."""
+    if not image.tests:
+        return []
+    tests = [ImageTest.model_validate(test) for test in image.tests]
+    plugins = {
+        name: hashlib.sha256(plugin_file(root, name).read_bytes()).hexdigest()
+        for name in image.plugins
+        if plugin_file(root, name).is_file()
+    }
+    variables = test_variables({**plan.variables, "name": image.name}, plugins)
+    outcomes = []
+    for platform, layout in layouts.items():
+        with container(layout) as box:
+            for test in tests:
+                outcomes.append(Outcome(platform, label(test), _one(test, box, variables)))
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        lines = [f"{image.name} {o.platform}: {o.test}: {o.problem}" for o in failed]
+        raise SyntraError(
+            f"{len(failed)} of {len(outcomes)} image tests failed; nothing pushed\n"
+            + "\n".join(lines)
+        )
+    return outcomes
