@@ -133,7 +133,8 @@ def test_syntra_test_runs_the_tests_alone(
     failed = syntra(root, "test", "app", "--platform", "linux/amd64")
     assert failed.code == 2
     assert failed.err.splitlines()[1] == (
-        "app linux/amd64: command /bin/busybox cat /srv/arch.txt: stdout 'x86_64' does not match /^aarch64$/"
+        "app linux/amd64: command /bin/busybox cat /srv/arch.txt: "
+        "stdout 'x86_64' does not match /^aarch64$/"
     )
     assert _tags(registry, root) == []
 
@@ -141,19 +142,25 @@ def test_syntra_test_runs_the_tests_alone(
 def test_test_keys_are_checked_like_the_rest(
     tmp_path: Path, registry: str, base: str, syntra: Callable[..., Result]
 ) -> None:
+    prefix = "images.app.tests[0]"
     cases = {
-        "      - {file: /a, http: {port: 80}}\n": "images.app.tests[0]: a test needs exactly one of command, file, metadata, http; it has file and http",
-        "      - {file: /a, expect: {status: 200}}\n": "images.app.tests[0].expect.status: 'status' does not apply to a file test",
-        "      - {command: [x], mode: '0644'}\n": "images.app.tests[0].mode: 'mode' does not apply to a command test",
-        "      - {file: srv/a}\n": "images.app.tests[0].file: 'srv/a' is not an absolute path",
-        "      - {file: /a, sha256: '{{ plugins.fib.sha256 }}'}\n": "'fib' is undefined",
-        "      - {metadata: {labels: {v: '{{ verison }}'}}}\n": "'verison' is undefined; did you mean 'version'?",
-        "      - {comand: [x]}\n": "images.app.tests[0].comand: unknown key 'comand'; did you mean 'command'?",
+        "{file: /a, http: {port: 80}}": f"{prefix}: a test needs exactly one of command, "
+        "file, metadata, http; it has file and http",
+        "{file: /a, expect: {status: 200}}": f"{prefix}.expect.status: 'status' does not "
+        "apply to a file test",
+        "{command: [x], mode: '0644'}": f"{prefix}.mode: 'mode' does not apply to a command test",
+        "{file: srv/a}": f"{prefix}.file: 'srv/a' is not an absolute path",
+        "{file: /a, sha256: '{{ plugins.fib.sha256 }}'}": "'fib' is undefined",
+        "{metadata: {labels: {v: '{{ verison }}'}}}": "'verison' is undefined; "
+        "did you mean 'version'?",
+        "{comand: [x]}": f"{prefix}.comand: unknown key 'comand'; did you mean 'command'?",
+        "{file: /a, mode: rwx}": f"{prefix}.mode: 'rwx' is not a mode: "
+        "write e.g. 0644 or -rw-r--r--",
     }
     root = _project(tmp_path, registry, base, "")
     text = (root / "syntra.yaml").read_text()
     for case, expected in cases.items():
-        (root / "syntra.yaml").write_text(text + "    tests:\n" + case)
+        (root / "syntra.yaml").write_text(f"{text}    tests:\n      - {case}\n")
         result = syntra(root, "validate")
         assert result.code == 2, case
         assert expected in result.err, (case, result.err)

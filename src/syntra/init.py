@@ -7,6 +7,7 @@ with comments that say what to change next. Nothing existing is overwritten.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,7 @@ def config_text(project: str, images: list[FoundImage]) -> str:
         "version: 1",
         "",
         "project:",
-        f"  name: {project}  # the default repository prefix: <registry>/{project}/<image>",
+        f"  name: {json.dumps(project)}  # the repository prefix: <registry>/{project}/<image>",
         "  version: git  # from vX.Y.Z tags; 0.0.0-dev.N.g<sha> before the first",
         "",
         "registries:",
@@ -89,10 +90,10 @@ def config_text(project: str, images: list[FoundImage]) -> str:
     if images:
         lines.append("images:")
         for image in images:
-            lines += [
-                f"  {image.name}:",
-                f"    dockerfile: {image.dockerfile}",
-                f"    context: {image.context}",
+            lines += [  # quoted: a name like 2024 or a path with ' #' stays a string
+                f"  {json.dumps(image.name)}:",
+                f"    dockerfile: {json.dumps(image.dockerfile)}",
+                f"    context: {json.dumps(image.context)}",
                 '    # args: {APP_VERSION: "{{ version }}"}  # build args may use tag variables',
             ]
     else:

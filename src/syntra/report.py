@@ -63,6 +63,13 @@ def print_outputs(plan: Plan, root: Path, console: Console | None = None) -> Non
         for child in record.platforms if isinstance(record, ImageRecord) else []:
             images.add_row("", child.platform, child.digest, str(child.content_bytes), "")
     console.print(images)
+    tests = Table(title="image tests (passed before the push)")
+    for column in ("image", "platform", "test"):
+        tests.add_column(column, overflow="fold")
+    for image, record in _pushed(root, plan.images):
+        for result in record.tests if isinstance(record, ImageRecord) else []:
+            tests.add_row(image.name, result.platform, result.test)
+    console.print(tests)
     guests = Table(title="wasm artifacts")
     for column in ("guest", "kind", "wasm bytes", "artifact digest", "tags"):
         guests.add_column(column, overflow="fold")
