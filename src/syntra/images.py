@@ -131,6 +131,7 @@ def build_and_test(
 def build_and_publish(job: Job, builder: Builder) -> ImageRecord:
     """Every platform of the image, tested, then all of them pushed together with their
     index and tags; returns the record."""
+    preflight.build_secrets(job.root, [job.image])  # no network needed: first
     where = locate(job.loaded.config, job.image.destination)
     where.registry.check_push(where.path)
     built, tested = build_and_test(job, builder, job.image.platforms)
@@ -147,6 +148,7 @@ def build_and_publish(job: Job, builder: Builder) -> ImageRecord:
 
 def push_by_digest(job: Job, platform: str, builder: Builder) -> Path:
     """CI fan-out: build one platform, push it untagged, write its digest file."""
+    preflight.build_secrets(job.root, [job.image])  # no network needed: first
     where = locate(job.loaded.config, job.image.destination)
     where.registry.check_push(where.path)
     built, _ = build_and_test(job, builder, [platform])
