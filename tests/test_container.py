@@ -223,3 +223,54 @@ def test_scheme_is_explicit_for_1_3(
         [str(STANDIN), "image", "push", "127.0.0.1:5000/a/b:1"], capture_output=True, text=True
     )
     assert "HTTP response to HTTPS client" in done.stderr
+
+
+def test_image_tests_run_through_the_cli_before_the_push(
+    tmp_path: Path, registry: str, base: str, layout: Path, standin: Path
+) -> None:
+    """Commands through `container run --entrypoint`, servers through `run --detach
+    --publish`, files and config from `image save`; a failure pushes nothing."""
+    from syntra.localregistry import free_port
+
+    port = free_port()
+    tests = (
+        "    tests:\n"
+        "      - command: [/bin/busybox, uname, -m]\n"
+        '        expect: {stdout: "^(x86_64|aarch64)$"}\n'
+        "      - {file: /bin/busybox, mode: '0755'}\n"
+        f"      - {{http: {{port: {port}, path: /}}, timeout: 2}}\n"
+    )
+    job = _job(tmp_path, registry, base, "    repository: tests/apple-tests\n" + tests)
+    (job.root / "ContainerSpecs" / "app").mkdir(parents=True)
+    (job.root / job.image.containerfile).write_text("FROM scratch\n")
+    staging = job.image.destination.refs[0].rsplit(":", 1)[0] + ":syntra-staging"
+    with pytest.raises(SyntraError) as failed:
+        build_with_container(job, AppleContainer(str(STANDIN)))
+    lines = str(failed.value).splitlines()
+    assert lines[0] == "2 of 6 image tests failed; nothing pushed"
+    for number, arch in enumerate(("amd64", "arm64"), start=1):
+        assert lines[number] == (
+            f"app linux/{arch}: http :{port}/: nothing listens on port {port} after 2 s"
+        )
+    calls = [call["argv"] for call in _calls(standin)]
+    for arch in ("amd64", "arm64"):
+        run_argv = ["run", "--rm", "--platform", f"linux/{arch}", "--entrypoint", "/bin/busybox"]
+        assert [*run_argv, staging, "uname", "-m"] in calls
+    served = [argv for argv in calls if argv[:2] == ["run", "--detach"]]
+    assert [argv[3:] for argv in served] == [
+        [argv[3], "--publish", f"127.0.0.1:{port}:{port}", "--platform", f"linux/{arch}", staging]
+        for argv, arch in zip(served, ("amd64", "arm64"), strict=True)
+    ]
+    for argv in served:
+        assert ["stop", argv[3]] in calls and ["rm", argv[3]] in calls
+    assert not any(argv[1:2] == ["push"] for argv in calls)  # nothing left the machine
+
+    (job.root / "syntra.yaml").write_text(
+        (job.root / "syntra.yaml").read_text().split("      - {http:")[0]
+    )
+    pushed = build_with_container(_job_from(job.root), AppleContainer(str(STANDIN)))
+    assert [(t.platform, t.test) for t in pushed.tests] == [
+        (platform, test)
+        for platform in ("linux/amd64", "linux/arm64")
+        for test in ("command /bin/busybox uname -m", "file /bin/busybox")
+    ]

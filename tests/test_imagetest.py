@@ -103,6 +103,7 @@ def test_failing_tests_are_one_line_each_and_nothing_is_pushed(
     done = run(root, "doit", "docker")
     assert done.returncode != 0
     lines = done.stdout.splitlines()
+    assert "image tests failed" in done.stdout, done.stdout + done.stderr
     start = next(i for i, line in enumerate(lines) if "image tests failed" in line)
     assert lines[start] == "docker app: 4 of 4 image tests failed; nothing pushed"
     failures = lines[start + 1 : start + 5]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from syntra.records import (
     write_digest_file,
     write_record,
 )
+from syntra.testbox import BoxFactory, apple_boxes, buildah_box
 
 
 @dataclass(frozen=True)
@@ -123,9 +125,10 @@ def build_and_test(
             raise SyntraError(f"{job.image.name} is not built for {platform} (only {listed})")
     preflight.build_secrets(job.root, [job.image])
     built = [build_platform(job, p, builder) for p in platforms]
-    layouts = {image.platform.platform: image.layout for image in built}
-    outcomes = imagetest.run_tests(job.image, job.plan, job.root, layouts)
-    return built, [TestResult(platform=o.platform, test=o.test) for o in outcomes]
+    boxes: dict[str, BoxFactory] = {
+        image.platform.platform: partial(buildah_box, image.layout) for image in built
+    }
+    return built, imagetest.run_tests(job.image, job.plan, job.root, boxes)
 
 
 def build_and_publish(job: Job, builder: Builder) -> ImageRecord:
@@ -195,6 +198,10 @@ def build_with_container(job: Job, cli: AppleContainer) -> ImageRecord:
     args, _ = _pinned_args(job)
     cli.build(image, job.root, args, job.plan.source_date_epoch, work_log(job.root, image.name))
     staging = staging_ref(image)
+    tested: list[TestResult] = []
+    if image.tests:  # before the staging push: a failing image leaves the registry alone
+        with apple_boxes(cli.program, staging, partial(cli.save, staging)) as boxes:
+            tested = imagetest.run_tests(image, job.plan, job.root, boxes)
     local = cli.local_digest(staging)
     cli.push(staging, scheme)
     children, missing = index_children(where, STAGING_TAG)
@@ -211,6 +218,6 @@ def build_with_container(job: Job, cli: AppleContainer) -> ImageRecord:
     # Tags last: everything they point at is verified.
     push(where.registry, where.path, tags=dict.fromkeys(destination.tags, index))
     digest = index.digest
-    record = image_record(job.plan, image, digest, children, 0, args.get(BASE_IMAGE_ARG))
+    record = image_record(job.plan, image, digest, children, 0, args.get(BASE_IMAGE_ARG), tested)
     write_record(job.root, record)
     return record

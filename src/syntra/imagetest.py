@@ -12,18 +12,11 @@ foreign platforms under QEMU and works where `podman run` cannot set rlimits.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import shutil
-import signal
 import socket
 import stat
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +25,9 @@ from syntra.config.model import ImageTest
 from syntra.errors import SyntraError, one_line
 from syntra.layout import plugin_file
 from syntra.plan import ImagePlan, Plan, test_variables
+from syntra.records import TestResult
 from syntra.templating import render_inline
-from syntra.toolerrors import tool_failed
+from syntra.testbox import Box, BoxFactory
 
 SHOWN = 120
 """Characters of observed output shown in a failure line."""
@@ -63,95 +57,12 @@ def label(test: ImageTest) -> str:
     return "metadata"
 
 
-def _buildah() -> str:
-    found = shutil.which("buildah")
-    if found is None:
-        raise SyntraError("image tests run the image with buildah: apt-get install buildah")
-    return found
-
-
-class Container:
-    """A working container of one built platform image, with its root mounted."""
-
-    def __init__(self, name: str, config: dict[str, Any], root: Path) -> None:
-        self.name = name
-        self.config = config
-        self.root = root
-
-    def run(self, argv: list[str], env: dict[str, str], timeout: int) -> tuple[int, str, str]:
-        """Run argv in the image; (exit code, stdout, stderr). -1 when it timed out."""
-        process = subprocess.Popen(
-            self._argv(argv, env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
-        try:
-            out, err = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _stop(process)
-            return -1, "", ""
-        return process.returncode, out, err
-
-    def start(self, argv: list[str]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            self._argv(argv, {}),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def _argv(self, argv: list[str], env: dict[str, str]) -> list[str]:
-        flags = [item for key, value in env.items() for item in ("--env", f"{key}={value}")]
-        return [_buildah(), "run", "--isolation", "chroot", *flags, self.name, "--", *argv]
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    """Stop the process group (buildah and what it runs), hard after 5 s."""
-    for sent in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sent)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=5)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _buildah_out(*args: str) -> str:
-    done = subprocess.run([_buildah(), *args], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise tool_failed(f"buildah {args[0]}", done.returncode, done.stdout + done.stderr)
-    return done.stdout.strip()
-
-
-@contextmanager
-def container(layout: Path) -> Iterator[Container]:
-    """A working container from the single image of an OCI layout; removed afterwards."""
-    # buildah derives an image name from the layout's path and refuses paths with a
-    # component starting with a dot (`.syntra/`) or capitals: reach it through a link.
-    with tempfile.TemporaryDirectory(prefix="syntra-test-") as folder:
-        link = Path(folder) / "layout"
-        link.symlink_to(layout.resolve())
-        name = _buildah_out("from", "--quiet", f"oci:{link}")
-    try:
-        inspected = json.loads(_buildah_out("inspect", "--type", "container", name))
-        config = inspected.get("OCIv1", {}).get("config", {}) or {}
-        yield Container(name, config, Path(_buildah_out("mount", name)))
-    finally:
-        subprocess.run([_buildah(), "rm", name], capture_output=True, check=False)
-
-
 def _shown(text: str) -> str:
     text = one_line(text.strip())
     return repr(text if len(text) <= SHOWN else text[:SHOWN] + "…")
 
 
-def _command(test: ImageTest, box: Container) -> str:
+def _command(test: ImageTest, box: Box) -> str:
     assert test.command is not None
     code, out, err = box.run(test.command, test.env, test.timeout)
     if code == -1:
@@ -183,7 +94,7 @@ def _inside(root: Path, path: str, hops: int = 16) -> Path:
     return current
 
 
-def _file(test: ImageTest, box: Container, variables: dict[str, Any]) -> str:
+def _file(test: ImageTest, box: Box, variables: dict[str, Any]) -> str:
     assert test.file is not None
     found = _inside(box.root, test.file)
     exists = found.exists()
@@ -243,21 +154,21 @@ def _metadata(test: ImageTest, config: dict[str, Any], variables: dict[str, Any]
     return ""
 
 
-def _http(test: ImageTest, box: Container) -> str:
+def _http(test: ImageTest, box: Box) -> str:
     import requests
 
     assert test.http is not None
     port, deadline = test.http.port, time.monotonic() + test.timeout
     if _listening(port):
         return f"port {port} is already in use on this machine"
-    argv = [*(box.config.get("Entrypoint") or []), *(box.config.get("Cmd") or [])]
-    if not argv:
-        return "the image has no entrypoint or command to start"
-    server = box.start(argv)
+    try:
+        server = box.serve(port)
+    except SyntraError as exc:
+        return str(exc)
     try:
         while not _listening(port):
-            if server.poll() is not None:
-                return f"the entrypoint exited ({server.returncode}) before listening on {port}"
+            if not server.alive():
+                return f"the entrypoint exited before listening on {port}"
             if time.monotonic() > deadline:
                 return f"nothing listens on port {port} after {test.timeout} s"
             time.sleep(0.1)
@@ -273,7 +184,7 @@ def _http(test: ImageTest, box: Container) -> str:
             return f"body {_shown(response.text)} does not match /{test.expect.body}/"
         return ""
     finally:
-        _stop(server)
+        server.stop()
 
 
 def _listening(port: int) -> bool:
@@ -282,7 +193,7 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _one(test: ImageTest, box: Container, variables: dict[str, Any]) -> str:
+def _one(test: ImageTest, box: Box, variables: dict[str, Any]) -> str:
     try:
         if test.command is not None:
             return _command(test, box)
@@ -295,9 +206,11 @@ def _one(test: ImageTest, box: Container, variables: dict[str, Any]) -> str:
         return str(exc)
 
 
-def run_tests(image: ImagePlan, plan: Plan, root: Path, layouts: dict[str, Path]) -> list[Outcome]:
-    """Every test of `image` on each platform's layout; a failure raises one line per
-    failing test (image, platform, test, what was observed) once all have run."""
+def run_tests(
+    image: ImagePlan, plan: Plan, root: Path, boxes: dict[str, BoxFactory]
+) -> list[TestResult]:
+    """Every test of `image` in each platform's box, as each passed; a failure raises one
+    line per failing test (image, platform, test, what was observed) once all have run."""
     if not image.tests:
         return []
     tests = [ImageTest.model_validate(test) for test in image.tests]
@@ -308,8 +221,8 @@ def run_tests(image: ImagePlan, plan: Plan, root: Path, layouts: dict[str, Path]
     }
     variables = test_variables({**plan.variables, "name": image.name}, plugins)
     outcomes = []
-    for platform, layout in layouts.items():
-        with container(layout) as box:
+    for platform, opened in boxes.items():
+        with opened() as box:
             for test in tests:
                 outcomes.append(Outcome(platform, label(test), _one(test, box, variables)))
     failed = [o for o in outcomes if not o.ok]
@@ -319,4 +232,4 @@ def run_tests(image: ImagePlan, plan: Plan, root: Path, layouts: dict[str, Path]
             f"{len(failed)} of {len(outcomes)} image tests failed; nothing pushed\n"
             + "\n".join(lines)
         )
-    return outcomes
+    return [TestResult(platform=o.platform, test=o.test) for o in outcomes]
