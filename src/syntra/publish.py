@@ -18,7 +18,7 @@ from syntra.config.model import Config, Registry
 from syntra.errors import SyntraError
 from syntra.oci import INDEX, Blob, Client, Document, Login, client_for, env_login, push
 from syntra.plan import Destination, ImagePlan, Plan
-from syntra.records import ImageRecord, PlatformImage, TestResult
+from syntra.records import ImageRecord, PlatformImage, TestResult, shared_fields
 
 DOCKER_HUB_API = "registry-1.docker.io"
 
@@ -237,18 +237,9 @@ def image_record(
 ) -> ImageRecord:
     """What later stages (SBOM, signing, release) need to know about a pushed image."""
     return ImageRecord(
-        name=image.name,
-        registry=image.destination.registry,
-        repository=image.destination.repository,
-        digest=digest,
+        **shared_fields(plan, image.name, image.destination, digest, uploaded),
         media_type=INDEX,
         platforms=children,
-        tags=image.destination.tags,
-        refs=image.destination.refs,
-        version=plan.version,
-        source_commit=plan.git.get("commit"),
-        source_date_epoch=plan.source_date_epoch,
         base=base,
-        uploaded_bytes=uploaded,
         tests=tests or [],
     )

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
 from syntra.layout import digest_dir, record_path, slug
+from syntra.plan import Destination, Plan
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -76,6 +77,24 @@ class WasmRecord(_Pushed):
 
 Record = ImageRecord | WasmRecord
 _RECORD: TypeAdapter[Record] = TypeAdapter(Annotated[Record, Field(discriminator="kind")])
+
+
+def shared_fields(
+    plan: Plan, name: str, destination: Destination, digest: str, uploaded: int
+) -> dict[str, Any]:
+    """What every record says: where it went, at which digest, from which commit."""
+    return {
+        "name": name,
+        "registry": destination.registry,
+        "repository": destination.repository,
+        "digest": digest,
+        "tags": destination.tags,
+        "refs": destination.refs,
+        "version": plan.version,
+        "source_commit": plan.git.get("commit"),
+        "source_date_epoch": plan.source_date_epoch,
+        "uploaded_bytes": uploaded,
+    }
 
 
 def write_record(root: Path, record: Record) -> None:

@@ -18,7 +18,7 @@ from syntra.config.model import Config
 from syntra.oci import MANIFEST, Blob, Document, digest_of, push
 from syntra.plan import GuestPlan, Plan
 from syntra.publish import locate
-from syntra.records import WasmRecord, write_record
+from syntra.records import WasmRecord, shared_fields, write_record
 from syntra.wasm import kind_of_file
 
 CONFIG_MEDIA_TYPE = "application/vnd.wasm.config.v0+json"
@@ -99,23 +99,14 @@ def publish(
         manifests=[manifest],
         tags=dict.fromkeys(guest.destination.tags, manifest),
     )
-    digest = manifest.digest
+    uploaded = where.registry.transfer.uploaded_bytes - before
     record = WasmRecord(
-        name=guest.name,
-        registry=guest.destination.registry,
-        repository=guest.destination.repository,
-        digest=digest,
+        **shared_fields(plan, guest.name, guest.destination, manifest.digest, uploaded),
         media_type=MANIFEST,
         artifact_type=CONFIG_MEDIA_TYPE,
         wasm_digest=digest_of(layer),
         wasm_bytes=len(layer),
         wasm_kind=kind_of_file(wasm),
-        tags=guest.destination.tags,
-        refs=guest.destination.refs,
-        version=plan.version,
-        source_commit=plan.git.get("commit"),
-        source_date_epoch=plan.source_date_epoch,
-        uploaded_bytes=where.registry.transfer.uploaded_bytes - before,
     )
     write_record(root, record)
     return record
