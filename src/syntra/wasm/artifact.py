@@ -31,10 +31,10 @@ def _json(data: dict[str, Any]) -> bytes:
 
 def world_of(wasm: Path, cache: Path) -> dict[str, list[str]]:
     """A component's exports and imports (from the compile cache, so no recompiling)."""
-    from syntra.wasm.sandbox import _compiled, _engine
+    from syntra.wasm.sandbox import _engine, compiled
 
     engine = _engine(False)
-    component = _compiled(engine, wasm, "component", cache, False)
+    component = compiled(engine, wasm, "component", cache, False)
     return {
         "exports": sorted(component.type.exports(engine)),
         "imports": sorted(component.type.imports(engine)),

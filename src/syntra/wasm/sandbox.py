@@ -10,6 +10,8 @@ see: no files, no environment, no arguments. Compiled code is cached under
 from __future__ import annotations
 
 import hashlib
+import platform
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -49,20 +51,34 @@ def _engine(fuel: bool) -> wasmtime.Engine:
 
 
 def _cache_key(wasm: bytes, fuel: bool) -> str:
-    stamp = f"wasmtime {version('wasmtime')} fuel={fuel}".encode()
+    target = f"{platform.system()}-{platform.machine()}"
+    stamp = f"wasmtime {version('wasmtime')} fuel={fuel} target={target}".encode()
     return hashlib.sha256(hashlib.sha256(wasm).digest() + stamp).hexdigest()
 
 
-def _compiled(engine: wasmtime.Engine, path: Path, kind: str, cache: Path, fuel: bool) -> Any:
-    """The module or component, from the cache when this exact code was compiled before."""
+def compiled(engine: wasmtime.Engine, path: Path, kind: str, cache: Path, fuel: bool) -> Any:
+    """The module or component, from the compile cache when this exact code was compiled
+    before. Deserialising machine code is only safe for bytes we wrote: each entry is
+    stored with the SHA-256 of its bytes, checked before loading; a damaged entry (or one
+    wasmtime refuses) is compiled again and replaced, and says so in one line."""
     data = path.read_bytes()
-    cached = cache / f"{_cache_key(data, fuel)}.cwasm"
+    key = _cache_key(data, fuel)
+    cached, seal = cache / f"{key}.cwasm", cache / f"{key}.cwasm.sha256"
     loader = wc.Component if kind == "component" else wasmtime.Module
     if cached.is_file():
-        return loader.deserialize_file(engine, str(cached))
-    compiled = loader(engine, data) if kind == "module" else wc.Component(engine, data)
-    write_atomic(cached, bytes(compiled.serialize()))
-    return compiled
+        stored = cached.read_bytes()
+        sealed = seal.read_text().strip() if seal.is_file() else ""
+        if hashlib.sha256(stored).hexdigest() == sealed:
+            try:
+                return loader.deserialize(engine, stored)
+            except wasmtime.WasmtimeError:
+                pass
+        print(f"compile cache: {cached.name} was damaged; compiling again", file=sys.stderr)
+    code = loader(engine, data) if kind == "module" else wc.Component(engine, data)
+    serialized = bytes(code.serialize())
+    write_atomic(cached, serialized)
+    write_atomic(seal, hashlib.sha256(serialized).hexdigest().encode())
+    return code
 
 
 class Sandbox:
@@ -74,7 +90,7 @@ class Sandbox:
         self.fuel = self.limits.get("fuel")
         self.engine = _engine(self.fuel is not None)
         try:
-            self.code = _compiled(self.engine, wasm, self.kind, cache, self.fuel is not None)
+            self.code = compiled(self.engine, wasm, self.kind, cache, self.fuel is not None)
         except wasmtime.WasmtimeError as exc:
             raise SyntraError(f"wasmtime cannot load it: {exc}") from None
 
@@ -164,7 +180,7 @@ class Sandbox:
         ):
             shown = f"{used} bytes in use" if used is not None else "an allocation was refused"
             return f"{where}: stopped by max_mem={max_mem} bytes ({shown})"
-        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        first = _cause(text) or type(exc).__name__
         reason = next((line for line in said.splitlines() if "Error" in line), "")
         return f"{where}: trapped: {first}" + (
             f" (guest: {reason.strip()[:200]})" if reason else ""
@@ -187,3 +203,10 @@ def run_tests(guest: GuestPlan, wasm: Path, cache: Path) -> Iterator[CallResult]
                 f"returned {result.value}, expected {expected}"
             )
         yield result
+
+
+def _cause(text: str) -> str:
+    """wasmtime's own cause (`wasm trap: call stack exhausted`), not its backtrace."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    after = lines[lines.index("Caused by:") + 1 :] if "Caused by:" in lines else []
+    return (after or [line for line in lines if "trap" in line.lower()] or lines or [""])[0]
