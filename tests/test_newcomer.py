@@ -42,7 +42,7 @@ def test_init_finds_dockerfiles_and_never_overwrites(
         image["name"]: (image["source_dockerfile"], image["context"]) for image in plan["images"]
     }
     assert images == {
-        tmp_path.name.lower(): ("Dockerfile", "."),
+        tmp_path.name.lower().replace("_", "-"): ("Dockerfile", "."),
         "api": ("services/api/Dockerfile", "services/api"),
         "worker": ("tools/worker.Dockerfile", "tools"),
     }

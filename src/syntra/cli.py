@@ -135,10 +135,10 @@ def _build(args: argparse.Namespace) -> int:
 def _test(args: argparse.Namespace) -> int:
     from syntra import images
 
+    if not _job(args).image.tests:
+        raise SyntraError(f"images.{args.image} has no tests: add them under tests:")
     job, builder = _prepared(args)
     platforms = [args.platform] if args.platform else job.image.platforms
-    if not job.image.tests:
-        raise SyntraError(f"images.{job.image.name} has no tests: add them under tests:")
     _, results = images.build_and_test(job, builder, platforms)
     for result in results:
         print(f"{job.image.name} {result.platform}: {result.test}: passed")

@@ -42,7 +42,7 @@ from syntra.records import (
     write_digest_file,
     write_record,
 )
-from syntra.testbox import BoxFactory, apple_boxes, buildah_box
+from syntra.testbox import BoxFactory, apple_boxes, buildah_box, require_buildah
 
 
 @dataclass(frozen=True)
@@ -115,15 +115,21 @@ def _base(job: Job, where: Where) -> str | None:
     return base
 
 
-def build_and_test(
-    job: Job, builder: Builder, platforms: list[str]
-) -> tuple[list[LayoutImage], list[TestResult]]:
-    """Build `platforms` and run the image's tests on each; nothing is pushed."""
+def _known(job: Job, platforms: list[str]) -> None:
     for platform in platforms:
         if platform not in job.image.platforms:
             listed = ", ".join(job.image.platforms)
             raise SyntraError(f"{job.image.name} is not built for {platform} (only {listed})")
+
+
+def build_and_test(
+    job: Job, builder: Builder, platforms: list[str]
+) -> tuple[list[LayoutImage], list[TestResult]]:
+    """Build `platforms` and run the image's tests on each; nothing is pushed."""
+    _known(job, platforms)
     preflight.build_secrets(job.root, [job.image])
+    if job.image.tests:
+        require_buildah()  # before the build, not after it
     built = [build_platform(job, p, builder) for p in platforms]
     boxes: dict[str, BoxFactory] = {
         image.platform.platform: partial(buildah_box, image.layout) for image in built
@@ -151,6 +157,7 @@ def build_and_publish(job: Job, builder: Builder) -> ImageRecord:
 
 def push_by_digest(job: Job, platform: str, builder: Builder) -> Path:
     """CI fan-out: build one platform, push it untagged, write its digest file."""
+    _known(job, [platform])
     preflight.build_secrets(job.root, [job.image])  # no network needed: first
     where = locate(job.loaded.config, job.image.destination)
     where.registry.check_push(where.path)
@@ -200,7 +207,8 @@ def build_with_container(job: Job, cli: AppleContainer) -> ImageRecord:
     staging = staging_ref(image)
     tested: list[TestResult] = []
     if image.tests:  # before the staging push: a failing image leaves the registry alone
-        with apple_boxes(cli.program, staging, partial(cli.save, staging)) as boxes:
+        save = partial(cli.save, staging)
+        with apple_boxes(cli.program, staging, image.platforms, save) as boxes:
             tested = imagetest.run_tests(image, job.plan, job.root, boxes)
     local = cli.local_digest(staging)
     cli.push(staging, scheme)

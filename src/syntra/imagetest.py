@@ -12,7 +12,6 @@ foreign platforms under QEMU and works where `podman run` cannot set rlimits.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import socket
 import stat
@@ -65,7 +64,7 @@ def _shown(text: str) -> str:
 def _command(test: ImageTest, box: Box) -> str:
     assert test.command is not None
     code, out, err = box.run(test.command, test.env, test.timeout)
-    if code == -1:
+    if code is None:
         return f"still running after {test.timeout} s"
     expected = test.expect.exit if test.expect.exit is not None else 0
     if code != expected:
@@ -79,37 +78,27 @@ def _command(test: ImageTest, box: Box) -> str:
     return ""
 
 
-def _inside(root: Path, path: str, hops: int = 16) -> Path:
-    """`path` in the image's filesystem at `root`; absolute symlinks stay inside it."""
-    current = root
-    for part in Path(path).parts[1:]:
-        current = current / part
-        for _ in range(hops):
-            if not current.is_symlink():
-                break
-            target = os.readlink(current)
-            current = (
-                (root / target.lstrip("/")) if target.startswith("/") else current.parent / target
-            )
-    return current
-
-
 def _file(test: ImageTest, box: Box, variables: dict[str, Any]) -> str:
     assert test.file is not None
-    found = _inside(box.root, test.file)
-    exists = found.exists()
+    files = box.files
+    found = files.resolve(test.file)
+    exists = found.exists() or files.resolve(test.file, follow_last=False).is_symlink()
     if not test.exists:
         return "exists, expected absent" if exists else ""
-    if not exists:
-        return "does not exist"
-    info = found.stat()
+    if not found.exists():
+        return "does not exist" if not exists else "is a link to nothing"
+    header = files.entry(test.file)
+    info = found.lstat()
+    kind = stat.S_IFMT(info.st_mode)
+    mode = header.mode if header else stat.S_IMODE(info.st_mode)
     if test.mode is not None:
-        shown, octal = stat.filemode(info.st_mode), stat.S_IMODE(info.st_mode)
-        same = int(test.mode, 8) == octal if test.mode[0].isdigit() else test.mode == shown
+        shown = stat.filemode(kind | mode)
+        same = int(test.mode, 8) == mode if test.mode[0].isdigit() else test.mode == shown
         if not same:
-            return f"mode {shown} ({octal:04o}), expected {test.mode}"
+            return f"mode {shown} ({mode:04o}), expected {test.mode}"
     if test.owner is not None:
-        owner = f"{info.st_uid}:{info.st_gid}" if ":" in test.owner else str(info.st_uid)
+        uid, gid = (header.uid, header.gid) if header else (info.st_uid, info.st_gid)
+        owner = f"{uid}:{gid}" if ":" in test.owner else str(uid)
         if owner != test.owner:
             return f"owner {owner}, expected {test.owner}"
     if test.contains is not None or test.sha256 is not None:
@@ -173,15 +162,22 @@ def _http(test: ImageTest, box: Box) -> str:
                 return f"nothing listens on port {port} after {test.timeout} s"
             time.sleep(0.1)
         url = f"http://127.0.0.1:{port}{test.http.path}"
-        try:
-            response = requests.get(url, timeout=max(1.0, deadline - time.monotonic()))
-        except requests.RequestException as exc:
-            return f"GET {test.http.path}: {type(exc).__name__}"
+        session = requests.Session()
+        session.trust_env = False  # 127.0.0.1 is never reached through $HTTP_PROXY
+        while True:  # a published port may accept before the server inside listens
+            try:
+                response = session.get(url, timeout=max(1.0, deadline - time.monotonic()))
+                break
+            except requests.RequestException as exc:
+                if time.monotonic() > deadline:
+                    return f"GET {test.http.path}: {type(exc).__name__}"
+                time.sleep(0.2)
         expected = test.expect.status if test.expect.status is not None else 200
         if response.status_code != expected:
             return f"status {response.status_code}, expected {expected}"
-        if test.expect.body is not None and not re.search(test.expect.body, response.text):
-            return f"body {_shown(response.text)} does not match /{test.expect.body}/"
+        body = test.expect.body
+        if body is not None and not re.search(body, response.text, re.MULTILINE):
+            return f"body {_shown(response.text)} does not match /{body}/"
         return ""
     finally:
         server.stop()
@@ -202,7 +198,7 @@ def _one(test: ImageTest, box: Box, variables: dict[str, Any]) -> str:
         if test.http is not None:
             return _http(test, box)
         return _metadata(test, box.config, variables)
-    except ValueError as exc:  # a template that cannot render
+    except (ValueError, OSError, SyntraError) as exc:  # a template, a file, the runtime
         return str(exc)
 
 
@@ -224,7 +220,8 @@ def run_tests(
     for platform, opened in boxes.items():
         with opened() as box:
             for test in tests:
-                outcomes.append(Outcome(platform, label(test), _one(test, box, variables)))
+                problem = one_line(_one(test, box, variables))
+                outcomes.append(Outcome(platform, one_line(label(test)), problem))
     failed = [o for o in outcomes if not o.ok]
     if failed:
         lines = [f"{image.name} {o.platform}: {o.test}: {o.problem}" for o in failed]

@@ -33,9 +33,10 @@ class FoundImage:
     context: str
 
 
-def _name(text: str) -> str:
-    cleaned = re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-._")
-    return cleaned[:63] or "app"
+def _name(text: str, limit: int = 63) -> str:
+    """A name that is both a syntra.yaml name and a repository path component."""
+    cleaned = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return cleaned[:limit].rstrip("-") or "app"
 
 
 def find_dockerfiles(root: Path) -> list[FoundImage]:
@@ -48,6 +49,8 @@ def find_dockerfiles(root: Path) -> list[FoundImage]:
         relative = path.relative_to(root)
         if _SKIP.intersection(relative.parts[:-1]) or not _DOCKERFILE.match(path.name):
             continue
+        if path.name.endswith(".dockerignore"):
+            continue
         if not path.is_file():
             continue
         stem = path.name.split(".")[0]
@@ -55,7 +58,7 @@ def find_dockerfiles(root: Path) -> list[FoundImage]:
         base = _name(own or (relative.parent.name if relative.parent.parts else root.name))
         name, n = base, 2
         while name in names:
-            name, n = f"{base}-{n}", n + 1
+            name, n = f"{_name(base, 59)}-{n}", n + 1
         names.add(name)
         context = relative.parent.as_posix() if relative.parent.parts else "."
         found.append(FoundImage(name, relative.as_posix(), context))

@@ -15,19 +15,21 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from syntra.errors import SyntraError
 from syntra.toolerrors import tool_failed
 
-Completed = tuple[int, str, str]
-"""Exit code (-1: stopped by the timeout), stdout, stderr."""
+Completed = tuple[int | None, str, str]
+"""Exit code (None: stopped by the timeout), stdout, stderr."""
 
 
 class Server(Protocol):
@@ -39,8 +41,8 @@ class Server(Protocol):
 class Box(Protocol):
     config: dict[str, Any]
     """The image config's `config` object: Entrypoint, Cmd, Env, Labels…"""
-    root: Path
-    """The image's filesystem, readable from here."""
+    files: Rootfs
+    """The image's filesystem, unpacked from its layers."""
 
     def run(self, argv: list[str], env: dict[str, str], timeout: int) -> Completed: ...
 
@@ -63,7 +65,7 @@ def _communicate(argv: list[str], timeout: int) -> Completed:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _stop_group(process)
-        return -1, "", ""
+        return None, "", ""
     return process.returncode, out, err
 
 
@@ -111,8 +113,8 @@ class _Process:
 
 
 class BuildahBox:
-    def __init__(self, name: str, config: dict[str, Any], root: Path) -> None:
-        self.name, self.config, self.root = name, config, root
+    def __init__(self, name: str, config: dict[str, Any], files: Rootfs) -> None:
+        self.name, self.config, self.files = name, config, files
 
     def _argv(self, argv: list[str], env: dict[str, str]) -> list[str]:
         flags = [item for key, value in env.items() for item in ("--env", f"{key}={value}")]
@@ -137,22 +139,33 @@ class BuildahBox:
         )
 
 
+def require_buildah() -> None:
+    _tool("buildah", "apt-get install buildah")
+
+
 @contextmanager
 def buildah_box(layout: Path) -> Iterator[Box]:
-    """A working container from the single image of an OCI layout; removed afterwards."""
+    """A working container from the single image of an OCI layout, for commands and
+    servers; files and config are read from the layout. Container and image are removed
+    afterwards."""
     buildah = _tool("buildah", "apt-get install buildah")
-    # buildah derives an image name from the layout's path and refuses paths with a
-    # component starting with a dot (`.syntra/`) or capitals: reach it through a link.
     with tempfile.TemporaryDirectory(prefix="syntra-test-") as folder:
+        # buildah derives an image name from the layout's path and refuses paths with a
+        # component starting with a dot (`.syntra/`) or capitals: reach it through a link.
         link = Path(folder) / "layout"
         link.symlink_to(layout.resolve())
         name = _output([buildah, "from", "--quiet", f"oci:{link}"])
-    try:
-        inspected = json.loads(_output([buildah, "inspect", "--type", "container", name]))
-        config = inspected.get("OCIv1", {}).get("config", {}) or {}
-        yield BuildahBox(name, config, Path(_output([buildah, "mount", name])))
-    finally:
-        subprocess.run([buildah, "rm", name], capture_output=True, check=False)
+        try:
+            inspected = json.loads(_output([buildah, "inspect", "--type", "container", name]))
+            top = json.loads((layout / "index.json").read_text())["manifests"][0]
+            manifest = json.loads(_blob(layout, top["digest"]).read_text())
+            files = unpack(layout, manifest, Path(folder) / "root")
+            yield BuildahBox(name, _config(layout, manifest), files)
+        finally:
+            subprocess.run([buildah, "rm", name], capture_output=True, check=False)
+            image = inspected.get("FromImageID") if "inspected" in locals() else None
+            if image:  # `from` copied the image into storage: do not let it pile up
+                subprocess.run([buildah, "rmi", image], capture_output=True, check=False)
 
 
 # Apple's container CLI --------------------------------------------------------
@@ -172,10 +185,10 @@ class _Detached:
 
 class AppleBox:
     def __init__(
-        self, program: str, reference: str, platform: str, config: dict[str, Any], root: Path
+        self, program: str, reference: str, platform: str, config: dict[str, Any], files: Rootfs
     ) -> None:
         self.program, self.reference, self.platform = program, reference, platform
-        self.config, self.root = config, root
+        self.config, self.files = config, files
 
     def run(self, argv: list[str], env: dict[str, str], timeout: int) -> Completed:
         flags = [item for key, value in env.items() for item in ("--env", f"{key}={value}")]
@@ -186,33 +199,117 @@ class AppleBox:
     def serve(self, port: int) -> Server:
         name = f"syntra-test-{secrets.token_hex(4)}"
         published = f"127.0.0.1:{port}:{port}"
-        _output([self.program, "run", "--detach", "--name", name, "--publish", published,
-                 "--platform", self.platform, self.reference])  # fmt: skip
-        return _Detached(self.program, name)
+        server = _Detached(self.program, name)
+        try:
+            _output([self.program, "run", "--detach", "--name", name, "--publish", published,
+                     "--platform", self.platform, self.reference])  # fmt: skip
+        except SyntraError:
+            server.stop()  # it may exist though it did not start
+            raise
+        return server
 
 
 def _blob(layout: Path, digest: str) -> Path:
     return layout / "blobs" / digest.replace(":", "/", 1)
 
 
-def unpack(layout: Path, manifest: dict[str, Any], target: Path) -> None:
-    """The image's filesystem: its layers in order, whiteouts applied."""
+@dataclass(frozen=True)
+class Entry:
+    """What a layer's tar header says of a path (ownership is not kept on disk when the
+    unpacking user cannot chown)."""
+
+    mode: int
+    uid: int
+    gid: int
+
+
+@dataclass
+class Rootfs:
+    root: Path
+    entries: dict[str, Entry] = field(default_factory=dict)
+    """Image path (`/srv/index.html`) → its header, for the paths the layers wrote."""
+
+    def resolve(self, path: str, follow_last: bool = True) -> Path:
+        """`path` as the image sees it: symlinks followed inside the image (an absolute
+        target starts at the image's root, `..` stops there), never onto the host."""
+        parts = [part for part in path.split("/") if part not in ("", ".")]
+        done: list[str] = []
+        for _ in range(256):  # a bound on link hops
+            if not parts:
+                return self.root.joinpath(*done)
+            part = parts.pop(0)
+            if part == "..":
+                done = done[:-1]
+                continue
+            candidate = self.root.joinpath(*done, part)
+            if candidate.is_symlink() and (parts or follow_last):
+                target = os.readlink(candidate)
+                parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+                if target.startswith("/"):
+                    done = []
+                continue
+            done.append(part)
+        raise SyntraError(f"{path}: too many levels of symbolic links in the image")
+
+    def entry(self, path: str) -> Entry | None:
+        resolved = self.resolve(path)
+        relative = "/" + resolved.relative_to(self.root).as_posix()
+        return self.entries.get(relative.rstrip("/") or "/")
+
+
+def _config(layout: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    config = json.loads(_blob(layout, manifest["config"]["digest"]).read_text())
+    return dict(config.get("config") or {})
+
+
+def unpack(layout: Path, manifest: dict[str, Any], target: Path) -> Rootfs:
+    """The image's filesystem: each layer's whiteouts (which hide lower layers only), then
+    its files; every path resolved inside the image, so nothing lands on the host."""
+    files = Rootfs(target)
+    target.mkdir(parents=True, exist_ok=True)
     for layer in manifest.get("layers", []):
         with tarfile.open(_blob(layout, layer["digest"]), "r:*") as archive:
-            for member in archive:
-                parts = Path(member.name).parts
-                if member.name.startswith("/") or ".." in parts or not parts:
-                    continue
-                place = target.joinpath(*parts)
-                if parts[-1] == ".wh..wh..opq":
-                    for child in place.parent.iterdir() if place.parent.is_dir() else []:
+            members = archive.getmembers()
+            for member in members:
+                name = "/" + member.name.lstrip("./")
+                base = name.rsplit("/", 1)[-1]
+                if base == ".wh..wh..opq":
+                    folder = files.resolve(name.rsplit("/", 1)[0] or "/")
+                    for child in folder.iterdir() if folder.is_dir() else []:
                         _remove(child)
-                elif parts[-1].startswith(".wh."):
-                    _remove(place.with_name(parts[-1][4:]))
-                elif not (member.ischr() or member.isblk() or member.isfifo()):
-                    if place.is_symlink() or (place.exists() and not place.is_dir()):
-                        place.unlink()
-                    archive.extract(member, target, numeric_owner=True, filter="fully_trusted")
+                elif base.startswith(".wh."):
+                    _remove(files.resolve(name.rsplit("/", 1)[0] + "/" + base[4:], False))
+            for member in members:
+                name = "/" + member.name.lstrip("./").rstrip("/")
+                base = name.rsplit("/", 1)[-1]
+                if base.startswith(".wh.") or member.ischr() or member.isblk() or member.isfifo():
+                    continue
+                parent = files.resolve(name.rsplit("/", 1)[0] or "/")
+                place = parent / base if name != "/" else target
+                _extract(archive, member, place)
+                files.entries[name] = Entry(stat.S_IMODE(member.mode), member.uid, member.gid)
+    return files
+
+
+def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, place: Path) -> None:
+    """One member at `place` (already resolved inside the image)."""
+    place.parent.mkdir(parents=True, exist_ok=True)
+    if member.isdir():
+        if place.is_symlink() or (place.exists() and not place.is_dir()):
+            place.unlink()
+        place.mkdir(exist_ok=True)
+        place.chmod(0o755)  # readable here; the header keeps the image's own mode
+        return
+    if place.is_symlink() or place.exists():
+        _remove(place)
+    if member.issym():
+        place.symlink_to(member.linkname)
+        return
+    # A hard link is written as a copy of the member it links to.
+    source = archive.getmember(member.linkname) if member.islnk() else member
+    extracted = archive.extractfile(source)
+    place.write_bytes(extracted.read() if extracted else b"")
+    place.chmod(0o644)  # readable here; the header keeps the image's own mode
 
 
 def _remove(path: Path) -> None:
@@ -223,11 +320,13 @@ def _remove(path: Path) -> None:
 
 
 @contextmanager
-def apple_boxes(program: str, reference: str, save: Callable[[Path], None]) -> Iterator[
+def apple_boxes(
+    program: str, reference: str, platforms: list[str], save: Callable[[Path], None]
+) -> Iterator[
     dict[str, BoxFactory]
 ]:  # fmt: skip
-    """One box per platform of `reference` in the CLI's store; `save` writes its OCI
-    archive (`container image save`)."""
+    """One box per platform of `reference` in the CLI's store (each of `platforms` must be
+    there); `save` writes its OCI archive (`container image save`)."""
     with tempfile.TemporaryDirectory(prefix="syntra-test-") as folder:
         archive, layout = Path(folder) / "image.tar", Path(folder) / "layout"
         save(archive)
@@ -235,13 +334,18 @@ def apple_boxes(program: str, reference: str, save: Callable[[Path], None]) -> I
             opened.extractall(layout, filter="data")
         top = json.loads((layout / "index.json").read_text())["manifests"][0]
         index = json.loads(_blob(layout, top["digest"]).read_text())
-        boxes: dict[str, BoxFactory] = {}
-        for number, entry in enumerate(index.get("manifests", [])):
+        found: dict[str, dict[str, Any]] = {}
+        for entry in index.get("manifests", []):
             described = entry.get("platform") or {}
             keys = ("os", "architecture", "variant")
-            platform = "/".join(str(described[key]) for key in keys if described.get(key))
-            boxes[platform] = _apple_factory(program, reference, platform, layout, entry, number)
-        yield boxes
+            found["/".join(str(described[key]) for key in keys if described.get(key))] = entry
+        missing = [platform for platform in platforms if platform not in found]
+        if missing:
+            raise SyntraError(f"{reference}: the built image has no {', '.join(missing)}")
+        yield {
+            platform: _apple_factory(program, reference, platform, layout, found[platform], n)
+            for n, platform in enumerate(platforms)
+        }
 
 
 def _apple_factory(
@@ -250,10 +354,7 @@ def _apple_factory(
     @contextmanager
     def box() -> Iterator[Box]:
         manifest = json.loads(_blob(layout, entry["digest"]).read_text())
-        config = json.loads(_blob(layout, manifest["config"]["digest"]).read_text())
-        root = layout.parent / f"root-{number}"
-        root.mkdir(exist_ok=True)
-        unpack(layout, manifest, root)
-        yield AppleBox(program, reference, platform, config.get("config") or {}, root)
+        files = unpack(layout, manifest, layout.parent / f"root-{number}")
+        yield AppleBox(program, reference, platform, _config(layout, manifest), files)
 
     return box
