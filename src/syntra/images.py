@@ -115,21 +115,29 @@ def _base(job: Job, where: Where) -> str | None:
     return base
 
 
-def _known(job: Job, platforms: list[str]) -> None:
+def _ready(job: Job, platforms: list[str]) -> None:
+    """What needs no network: the platforms are the image's, its build secrets are set,
+    and the test runtime is there (before the build, not after it)."""
     for platform in platforms:
         if platform not in job.image.platforms:
             listed = ", ".join(job.image.platforms)
             raise SyntraError(f"{job.image.name} is not built for {platform} (only {listed})")
+    preflight.build_secrets(job.root, [job.image])
+    if job.image.tests:
+        require_buildah()
 
 
 def build_and_test(
     job: Job, builder: Builder, platforms: list[str]
 ) -> tuple[list[LayoutImage], list[TestResult]]:
     """Build `platforms` and run the image's tests on each; nothing is pushed."""
-    _known(job, platforms)
-    preflight.build_secrets(job.root, [job.image])
-    if job.image.tests:
-        require_buildah()  # before the build, not after it
+    _ready(job, platforms)
+    return _built_and_tested(job, builder, platforms)
+
+
+def _built_and_tested(
+    job: Job, builder: Builder, platforms: list[str]
+) -> tuple[list[LayoutImage], list[TestResult]]:
     built = [build_platform(job, p, builder) for p in platforms]
     boxes: dict[str, BoxFactory] = {
         image.platform.platform: partial(buildah_box, image.layout) for image in built
@@ -140,10 +148,10 @@ def build_and_test(
 def build_and_publish(job: Job, builder: Builder) -> ImageRecord:
     """Every platform of the image, tested, then all of them pushed together with their
     index and tags; returns the record."""
-    preflight.build_secrets(job.root, [job.image])  # no network needed: first
+    _ready(job, job.image.platforms)
     where = locate(job.loaded.config, job.image.destination)
     where.registry.check_push(where.path)
-    built, tested = build_and_test(job, builder, job.image.platforms)
+    built, tested = _built_and_tested(job, builder, job.image.platforms)
     base = _base(job, where)
     before = where.registry.transfer.uploaded_bytes
     digest = push_images(where, built, job.image.destination)
@@ -157,11 +165,10 @@ def build_and_publish(job: Job, builder: Builder) -> ImageRecord:
 
 def push_by_digest(job: Job, platform: str, builder: Builder) -> Path:
     """CI fan-out: build one platform, push it untagged, write its digest file."""
-    _known(job, [platform])
-    preflight.build_secrets(job.root, [job.image])  # no network needed: first
+    _ready(job, [platform])
     where = locate(job.loaded.config, job.image.destination)
     where.registry.check_push(where.path)
-    built, _ = build_and_test(job, builder, [platform])
+    built, _ = _built_and_tested(job, builder, [platform])
     _base(job, where)
     push_images(where, built)
     return write_digest_file(job.root, job.image.name, built[0].platform)

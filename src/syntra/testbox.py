@@ -144,27 +144,39 @@ def require_buildah() -> None:
 
 
 @contextmanager
+def _named_folder() -> Iterator[Path]:
+    """A scratch folder whose path is a valid repository name (lowercase hex)."""
+    base = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())
+    folder = base / f"syntra-test-{secrets.token_hex(8)}"
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
 def buildah_box(layout: Path) -> Iterator[Box]:
     """A working container from the single image of an OCI layout, for commands and
     servers; files and config are read from the layout. Container and image are removed
     afterwards."""
     buildah = _tool("buildah", "apt-get install buildah")
-    with tempfile.TemporaryDirectory(prefix="syntra-test-") as folder:
-        # buildah derives an image name from the layout's path and refuses paths with a
-        # component starting with a dot (`.syntra/`) or capitals: reach it through a link.
-        link = Path(folder) / "layout"
+    top = json.loads((layout / "index.json").read_text())["manifests"][0]
+    manifest = json.loads(_blob(layout, top["digest"]).read_text())
+    image = manifest["config"]["digest"].split(":", 1)[1]  # buildah's image id
+    known = subprocess.run([buildah, "inspect", "--type", "image", image], capture_output=True)
+    with _named_folder() as folder:
+        # buildah derives an image name from the layout's path and refuses paths that are
+        # not a valid repository name (`.syntra/`, capitals, a trailing `_`): a link.
+        link = folder / "layout"
         link.symlink_to(layout.resolve())
         name = _output([buildah, "from", "--quiet", f"oci:{link}"])
         try:
-            inspected = json.loads(_output([buildah, "inspect", "--type", "container", name]))
-            top = json.loads((layout / "index.json").read_text())["manifests"][0]
-            manifest = json.loads(_blob(layout, top["digest"]).read_text())
-            files = unpack(layout, manifest, Path(folder) / "root")
+            files = unpack(layout, manifest, folder / "root")
             yield BuildahBox(name, _config(layout, manifest), files)
         finally:
             subprocess.run([buildah, "rm", name], capture_output=True, check=False)
-            image = inspected.get("FromImageID") if "inspected" in locals() else None
-            if image:  # `from` copied the image into storage: do not let it pile up
+            if known.returncode != 0:  # `from` copied it into storage: do not let it pile up
                 subprocess.run([buildah, "rmi", image], capture_output=True, check=False)
 
 
