@@ -4,9 +4,9 @@ anything is pushed, so an image that fails a test is neither pushed nor tagged.
 Four kinds, after container-structure-test's schema 2.0.0 where they overlap: `command`
 (run argv in the image; exit code, stdout, stderr), `file` (exists, mode, owner, content,
 SHA-256), `metadata` (the image config; no runtime needed) and `http` (start the
-entrypoint, wait for the port, request, stop). The runtime is buildah on the built OCI
-layout (`buildah from oci:…`, `buildah run --isolation chroot`), which also runs
-foreign platforms under QEMU and works where `podman run` cannot set rlimits.
+entrypoint, wait for the port, request, stop). The runtimes are in `syntra.testbox`:
+buildah on the built OCI layout (foreign platforms under QEMU; it works where `podman
+run` cannot set rlimits) and Apple's `container run`.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """Where image tests run: one platform of a built image, with its config, its files, a
 way to run a command in it and a way to start its entrypoint.
 
-- `buildah_box`: the OCI layout a Linux builder wrote, through `buildah from oci:…`,
-  `buildah run --isolation chroot` and `buildah mount` (foreign platforms under QEMU).
-- `apple_boxes`: an image in Apple's `container` store, through `container run` for
-  commands and servers; its files and config come from `container image save`, unpacked
-  layer by layer (whiteouts applied), so no runtime is needed to read them.
+- `buildah_box`: the OCI layout a Linux builder wrote; commands and servers through
+  `buildah from oci:…` and `buildah run --isolation chroot` (foreign platforms under QEMU).
+- `apple_boxes`: an image in Apple's `container` store; commands and servers through
+  `container run`, the layout from `container image save`.
+
+Either way, files and config are read from the layout itself: the layers unpacked in
+order (whiteouts applied, every path resolved inside the image), so no mount is needed.
 """
 
 from __future__ import annotations
