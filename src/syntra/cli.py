@@ -168,7 +168,8 @@ def _verify(args: argparse.Namespace) -> int:
 
     if bool(args.ref) == args.all:
         raise SyntraError("give a reference or --all")
-    return run_verify(config_stage.load(args.file), args.ref, args.json)
+    key = Path(args.key) if args.key else None
+    return run_verify(config_stage.load(args.file), args.ref, args.json, key)
 
 
 def _supply(args: argparse.Namespace) -> int:
@@ -257,7 +258,12 @@ def parser() -> argparse.ArgumentParser:
     keygen = command("keygen", _keygen, "write an ECDSA P-256 signing key pair")
     keygen.add_argument("--key", help="private key path (default: supply_chain.signing.key)")
     verify = command("verify", _verify, "check signatures, SBOMs and provenance in the registry")
-    verify.add_argument("ref", nargs="?", help="image or artifact reference (tag or digest)")
+    verify.add_argument(
+        "ref", nargs="?", help="an image or guest name from syntra.yaml, or a reference"
+    )
+    verify.add_argument(
+        "--key", metavar="PUB", help="this public key (cosign's or ours), not the configured one"
+    )
     verify.add_argument("--all", action="store_true", help="every artifact syntra.yaml pushes")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     command("supply", _supply, "sign and attest every pushed artifact (from .syntra/out)")

@@ -16,7 +16,17 @@ from typing import Any
 from syntra import refs
 from syntra.config.model import Config, Registry
 from syntra.errors import SyntraError
-from syntra.oci import INDEX, Blob, Client, Document, Login, client_for, env_login, push
+from syntra.oci import (
+    INDEX,
+    Blob,
+    Client,
+    Document,
+    Login,
+    client_for,
+    env_login,
+    platform_of,
+    push,
+)
 from syntra.plan import Destination, ImagePlan, Plan
 from syntra.records import ImageRecord, PlatformImage, TestResult, shared_fields
 
@@ -177,9 +187,7 @@ def index_children(where: Where, reference: str) -> tuple[list[PlatformImage], l
     children, missing = [], []
     try:
         for entry in index.children():
-            described = entry.get("platform") or {}
-            keys = ("os", "architecture", "variant")
-            name = "/".join(str(described[key]) for key in keys if described.get(key))
+            name = platform_of(entry)
             manifest = where.registry.find_manifest(where.path, entry["digest"])
             if manifest is None:
                 missing.append(entry["digest"])

@@ -22,7 +22,7 @@ from typing import Any
 from syntra.config import Loaded
 from syntra.errors import SyntraError, count
 from syntra.fsutil import write_if_changed
-from syntra.oci import push
+from syntra.oci import platform_of, push
 from syntra.plan import Destination, Plan
 from syntra.publish import Where, locate
 from syntra.supply.attach import attachment_tag
@@ -145,7 +145,7 @@ def manifest(version: SemVer, plan: Plan, artifacts: list[Artifact]) -> dict[str
         top = registry.get_manifest(path, artifact.digest).json()
         platforms = [
             {
-                "platform": f"{m['platform']['os']}/{m['platform']['architecture']}",
+                "platform": platform_of(m),
                 "digest": m["digest"],
             }
             for m in top.get("manifests", [])

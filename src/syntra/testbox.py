@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from syntra.errors import SyntraError
+from syntra.oci import platform_of
 from syntra.toolerrors import tool_failed
 
 Completed = tuple[int | None, str, str]
@@ -350,9 +351,7 @@ def apple_boxes(
         index = json.loads(_blob(layout, top["digest"]).read_text())
         found: dict[str, dict[str, Any]] = {}
         for entry in index.get("manifests", []):
-            described = entry.get("platform") or {}
-            keys = ("os", "architecture", "variant")
-            found["/".join(str(described[key]) for key in keys if described.get(key))] = entry
+            found[platform_of(entry)] = entry
         missing = [platform for platform in platforms if platform not in found]
         if missing:
             raise SyntraError(f"{reference}: the built image has no {', '.join(missing)}")

@@ -17,6 +17,7 @@ from syntra.oci.media import (
     Document,
     digest_of,
     is_digest,
+    platform_of,
 )
 from syntra.oci.push import push
 from syntra.oci.retry import RetryPolicy
@@ -39,6 +40,7 @@ __all__ = [
     "env_login",
     "forget_clients",
     "is_digest",
+    "platform_of",
     "push",
     "stored_login",
 ]

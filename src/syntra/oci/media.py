@@ -22,6 +22,13 @@ def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def platform_of(descriptor: dict[str, Any]) -> str:
+    """`os/architecture[/variant]` of an index entry ('' when it names none)."""
+    described = descriptor.get("platform") or {}
+    keys = ("os", "architecture", "variant")
+    return "/".join(str(described[key]) for key in keys if described.get(key))
+
+
 def is_digest(reference: str) -> bool:
     return reference.startswith("sha256:")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -11,43 +12,56 @@ from rich.table import Table
 from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.plan import build_plan
-from syntra.publish import locate, registry_for_ref
-from syntra.records import read_record
-from syntra.supply.verify import Check, trust_for, verify
+from syntra.publish import Where, locate, registry_for_ref
+from syntra.records import find_record
+from syntra.supply import keys
+from syntra.supply.verify import Check, KeyTrust, trust_for, verify
 
 
-def run_verify(loaded: Loaded, ref: str | None, as_json: bool) -> int:
+def run_verify(loaded: Loaded, ref: str | None, as_json: bool, key: Path | None = None) -> int:
+    """Check `ref` (a reference, or an image or guest name from syntra.yaml), or every
+    artifact syntra.yaml pushes. Digests come from this checkout's records when it has
+    them, otherwise from the plan's tags in the registry, so a fresh clone can verify."""
     chain = loaded.config.supply_chain
-    trust = trust_for(loaded)
+    trust = KeyTrust(keys.load_public(key)) if key else trust_for(loaded)
+    plan = build_plan(loaded)
+    artifacts = {i.name: i.destination for i in plan.images}
+    artifacts |= {g.name: g.destination for g in plan.guests if g.destination.registry}
     checks: list[Check] = []
-    if ref:
+    if ref and ref not in artifacts:
         where, version = registry_for_ref(loaded.config, ref)
-        if version.startswith("sha256:"):
-            digest: str | None = version
-        else:
-            digest = where.registry.head_manifest(where.path, version)
-        if digest is None:
-            raise SyntraError(f"{ref} is not in the registry")
+        digest = version if version.startswith("sha256:") else _resolve(where, [version])
         checks = verify(ref, where, digest, trust, chain.sbom, chain.provenance)
     else:
-        plan = build_plan(loaded)
-        artifacts = [(i.name, i.destination) for i in plan.images] + [
-            (g.name, g.destination) for g in plan.guests if g.destination.registry
-        ]
-        for name, destination in artifacts:
-            try:
-                record = read_record(loaded.root, name)
-            except SyntraError as exc:
-                checks.append(Check(name, "", "", None, False, False, False, [str(exc)]))
+        for name, destination in artifacts.items():
+            if ref and name != ref:
                 continue
             where = locate(loaded.config, destination)
-            found = verify(name, where, record.digest, trust, chain.sbom, chain.provenance)
-            checks.extend(found)
+            record = find_record(loaded.root, name)
+            try:
+                digest = record.digest if record else _resolve(where, destination.tags)
+            except SyntraError as exc:
+                checks.append(
+                    Check(name, where.identity, "", None, False, False, False, [str(exc)])
+                )
+                continue
+            checks.extend(verify(name, where, digest, trust, chain.sbom, chain.provenance))
     if as_json:
         print(json.dumps([check.to_json() for check in checks], indent=2))
     else:
         _table(checks)
     return 0 if checks and all(check.ok for check in checks) else 1
+
+
+def _resolve(where: Where, tags: list[str]) -> str:
+    """The digest of the first of `tags` in the repository; registry failures (down,
+    login refused) are raised as they are, not taken for a missing tag."""
+    for tag in tags:
+        digest = where.registry.head_manifest(where.path, tag)
+        if digest is not None:
+            return digest
+    shown = ", ".join(tags) or "no tags"
+    raise SyntraError(f"not in the registry: {where.identity} has none of its tags ({shown})")
 
 
 def _table(checks: list[Check]) -> None:

@@ -65,7 +65,10 @@ class KeySeal:
 
     def attest(self, subject: Subject, predicate_type: str, predicate: Any) -> None:
         claim = statement(self.identity, subject.digest, predicate_type, predicate)
-        layer = Layer(envelope(claim, self.sign_bytes), DSSE, {"predicateType": predicate_type})
+        # cosign's own `.att` layers carry an empty signature annotation (the signature
+        # is inside the envelope); `cosign verify-attestation` refuses layers without it.
+        annotations = {"predicateType": predicate_type, SIGNATURE_ANNOTATION: ""}
+        layer = Layer(envelope(claim, self.sign_bytes), DSSE, annotations)
         self.attachments.add(subject.digest, "att", layer)
         self.attachments.refer(subject.descriptor(), layer, IN_TOTO)
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from syntra.config import Loaded
 from syntra.errors import SyntraError
-from syntra.oci import DOCKER_LIST, INDEX
+from syntra.oci import DOCKER_LIST, INDEX, platform_of
 from syntra.publish import Where
 from syntra.supply import keys
 from syntra.supply.attach import (
@@ -106,14 +106,10 @@ def verify(
         )
     ]
     for child in body.get("manifests", []) if is_index else []:
-        described = child.get("platform", {})
-        platform = "/".join(
-            p
-            for p in (described.get("os"), described.get("architecture"), described.get("variant"))
-            if p
-        )
+        platform = platform_of(child)
+        child_digest = child["digest"]
         checks.append(
-            _check(artifact, attachments, identity, child["digest"], platform, trust, formats, None)
+            _check(artifact, attachments, identity, child_digest, platform, trust, formats, None)
         )
     return checks
 
