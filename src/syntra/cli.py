@@ -13,6 +13,7 @@ from typing import Any
 from syntra import config as config_stage
 from syntra import installed_version
 from syntra.errors import SyntraError, count, did_you_mean
+from syntra.invocation import started_as
 from syntra.layout import BUILDER_ENV, CONFIG_FILE
 
 Command = Callable[[argparse.Namespace], int]
@@ -281,6 +282,7 @@ EXIT_CLOSED_PIPE = 141
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    started_as(["syntra", *(sys.argv[1:] if argv is None else argv)])
     args = parser().parse_args(argv)
     try:
         code: int = args.run(args)

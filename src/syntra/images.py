@@ -20,12 +20,15 @@ from syntra.build.container import (
 from syntra.build.context import BuildContext
 from syntra.config import Loaded
 from syntra.errors import SyntraError
+from syntra.invocation import invocation
 from syntra.layout import STATE_DIR, slug
 from syntra.oci import push
 from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 from syntra.publish import (
+    BuildFacts,
     LayoutImage,
     Where,
+    base_digest,
     image_record,
     index_children,
     locate,
@@ -101,10 +104,13 @@ def _request(job: Job, platform: str, builder: Builder) -> BuildRequest:
 
 
 def build_platform(job: Job, platform: str, builder: Builder) -> LayoutImage:
-    """Build one platform into an OCI layout."""
+    """Build one platform into an OCI layout, with the facts of the build."""
     request = _request(job, platform, builder)
     builder.build(request)
-    return read_layout(request.layout, platform)
+    base = request.args.get(BASE_IMAGE_ARG)
+    found = base_digest(job.loaded.config, base, platform) if base else None
+    facts = BuildFacts(builder.name, invocation(), base, found)
+    return read_layout(request.layout, platform, facts)
 
 
 def _base(job: Job, where: Where) -> str | None:
@@ -186,8 +192,8 @@ def merge(job: Job) -> ImageRecord:
             )
         children.append(child)
     digest = publish_index(where, job.image.destination, children)
-    base = _pinned_args(job)[0].get(BASE_IMAGE_ARG)
-    record = image_record(job.plan, job.image, digest, children, 0, base)
+    # The base each platform was built from, as its build recorded it: not resolved again.
+    record = image_record(job.plan, job.image, digest, children, 0, children[0].base)
     write_record(job.root, record)
     return record
 

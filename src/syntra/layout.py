@@ -88,6 +88,11 @@ def wasm_raw(root: Path, guest: str) -> Path:
     return root / STATE_DIR / "wasm" / "raw" / f"{guest}.wasm"
 
 
+def wasm_tools(root: Path, guest: str) -> Path:
+    """The compilers a guest was built with, and their versions, written by the build."""
+    return root / STATE_DIR / "wasm" / "raw" / f"{guest}.tools.json"
+
+
 def wasm_cache(root: Path) -> Path:
     """Compiled code (wasmtime serialize) and staged blobs, keyed by digest."""
     return root / STATE_DIR / "wasm-cache"

@@ -143,7 +143,38 @@ class LayoutImage:
     layout: Path
 
 
-def read_layout(layout: Path, platform: str) -> LayoutImage:
+BASE_NAME = "org.opencontainers.image.base.name"
+BASE_DIGEST = "org.opencontainers.image.base.digest"
+
+
+@dataclass(frozen=True)
+class BuildFacts:
+    """What a build used and who ran it, recorded with its platform image."""
+
+    builder: str
+    command: str
+    base: str | None = None
+    base_digest: str | None = None
+    """The base's manifest for this platform, as its registry holds it."""
+
+
+def base_digest(config: Config, pinned: str, platform: str) -> str | None:
+    """The digest of `pinned`'s manifest for `platform` in its registry (the index's
+    child, or the manifest itself); None when it cannot be read."""
+    where, digest = registry_for_ref(config, pinned)
+    try:
+        document = where.registry.get_manifest(where.path, digest)
+        if "manifests" not in document.json():
+            return document.digest
+        found = [d["digest"] for d in document.children() if platform_of(d) == platform]
+    except (SyntraError, ValueError):
+        return None
+    return str(found[0]) if found else None
+
+
+def read_layout(layout: Path, platform: str, facts: BuildFacts | None = None) -> LayoutImage:
+    """The image in `layout`; with `facts`, its base annotations are set to the base the
+    build was given (a builder names its own intermediate image, which no registry has)."""
     try:
         descriptor = json.loads((layout / "index.json").read_text())["manifests"][0]
         data = _blob(layout, descriptor["digest"]).read_bytes()
@@ -153,6 +184,8 @@ def read_layout(layout: Path, platform: str) -> LayoutImage:
         media_type = str(manifest.get("mediaType") or descriptor["mediaType"])
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise SyntraError(f"{layout}: not an OCI image layout the builder wrote ({exc})") from None
+    if facts is not None:
+        data = _with_base(data, manifest, facts)
     document = Document(data, media_type)
     content = len(data) + sum(blob.size for blob in blobs)
     described_image = PlatformImage(
@@ -161,8 +194,28 @@ def read_layout(layout: Path, platform: str) -> LayoutImage:
         size=len(data),
         media_type=media_type,
         content_bytes=content,
+        builder=facts.builder if facts else None,
+        command=facts.command if facts else None,
+        base=facts.base if facts else None,
     )
     return LayoutImage(described_image, document, blobs, layout)
+
+
+def _with_base(data: bytes, manifest: dict[str, Any], facts: BuildFacts) -> bytes:
+    annotations = {
+        k: v
+        for k, v in (manifest.get("annotations") or {}).items()
+        if k not in (BASE_NAME, BASE_DIGEST)
+    }
+    if facts.base and facts.base_digest:
+        annotations |= {BASE_NAME: facts.base, BASE_DIGEST: facts.base_digest}
+    if annotations == manifest.get("annotations", {}):
+        return data
+    if annotations:
+        manifest["annotations"] = annotations
+    else:
+        manifest.pop("annotations", None)
+    return json.dumps(manifest, separators=(",", ":")).encode()
 
 
 def push_images(

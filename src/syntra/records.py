@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
+from syntra.invocation import invocation
 from syntra.layout import digest_dir, record_path, slug
 from syntra.plan import Destination, Plan
 
@@ -35,6 +36,11 @@ class PlatformImage(_Record):
     media_type: str
     content_bytes: int
     """Manifest, config and (compressed) layers together: what a pull transfers."""
+    builder: str | None = None
+    command: str | None = None
+    """The build's facts, recorded when it ran: backend and the command that ran it."""
+    base: str | None = None
+    """The base image pinned to the digest this build used."""
 
 
 class TestResult(_Record):
@@ -57,6 +63,8 @@ class _Pushed(_Record):
     source_commit: str | None
     source_date_epoch: int
     uploaded_bytes: int
+    command: str = ""
+    """The command that pushed it (`doit wasm`, `syntra merge server`)."""
 
 
 class ImageRecord(_Pushed):
@@ -73,6 +81,8 @@ class WasmRecord(_Pushed):
     wasm_digest: str
     wasm_bytes: int
     wasm_kind: str
+    built_with: dict[str, str] = {}
+    """The compilers and their versions, as the build recorded them (for the SBOM)."""
 
 
 Record = ImageRecord | WasmRecord
@@ -94,6 +104,7 @@ def shared_fields(
         "source_commit": plan.git.get("commit"),
         "source_date_epoch": plan.source_date_epoch,
         "uploaded_bytes": uploaded,
+        "command": invocation(),
     }
 
 

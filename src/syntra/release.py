@@ -25,6 +25,7 @@ from syntra.fsutil import write_if_changed
 from syntra.oci import platform_of, push
 from syntra.plan import Destination, Plan
 from syntra.publish import Where, locate
+from syntra.supply import keys
 from syntra.supply.attach import attachment_tag
 from syntra.supply.verify import trust_for, verify
 from syntra.versioning import SemVer
@@ -158,12 +159,54 @@ def manifest(version: SemVer, plan: Plan, artifacts: list[Artifact]) -> dict[str
                 "digest": artifact.digest,
                 "references": [f"{repository}:{tag}" for tag in artifact.tags],
                 "platforms": platforms,
+                "insecure": artifact.destination.insecure,
                 "signature": f"{repository}:{attachment_tag(artifact.digest, 'sig')}",
                 "attestations": f"{repository}:{attachment_tag(artifact.digest, 'att')}",
                 "referrers": f"{repository}:{attachment_tag(artifact.digest)}",
             }
         )
     return {"version": str(version), "commit": plan.git.get("commit"), "artifacts": entries}
+
+
+def verification(loaded: Loaded, reference: str, insecure: bool) -> list[str]:
+    """The commands that check `reference` (name@digest) independently and with Syntra."""
+    signing = loaded.config.supply_chain.signing
+    http = " --allow-http-registry" if insecure else ""
+    lines = []
+    if signing.mode == "key" and signing.key:
+        public = keys.public_path(Path(signing.key)).as_posix()
+        # Key-mode signatures are not in a transparency log: cosign must not look for one.
+        cosign = f"cosign {{}} --key {public} --insecure-ignore-tlog=true{http}"
+        lines.append(f"{cosign.format('verify')} {reference}")
+        types = [_COSIGN_TYPES[f] for f in loaded.config.supply_chain.sbom]
+        if loaded.config.supply_chain.provenance:
+            types.append("slsaprovenance1")
+        lines += [f"{cosign.format('verify-attestation')} --type {t} {reference}" for t in types]
+    elif signing.mode == "keyless" and signing.identity:
+        lines.append(
+            f"cosign verify --new-bundle-format --certificate-identity-regexp "
+            f"'{signing.identity}' --certificate-oidc-issuer '{signing.issuer}'{http} {reference}"
+        )
+    lines.append(f"syntra verify {reference}")
+    return lines
+
+
+_COSIGN_TYPES = {"spdx-json": "spdxjson", "cyclonedx-json": "cyclonedx"}
+
+
+def artifact_notes(loaded: Loaded, entries: list[dict[str, Any]]) -> list[str]:
+    """A section per artifact: references, digest, platforms and how to verify it."""
+    lines = ["## Artifacts", ""]
+    for entry in entries:
+        reference = f"{entry['repository']}@{entry['digest']}"
+        lines += [f"### {entry['name']} ({entry['kind']})", "", f"- digest: `{entry['digest']}`"]
+        lines += [f"- `{ref}`" for ref in entry["references"]]
+        if entry["platforms"]:
+            shown = ", ".join(f"{p['platform']} `{p['digest']}`" for p in entry["platforms"])
+            lines.append(f"- platforms: {shown}")
+        commands = verification(loaded, reference, entry["insecure"])
+        lines += ["", "Verify:", "", "```sh", *commands, "```", ""]
+    return lines
 
 
 def notes(root: Path, version: SemVer) -> str:
@@ -207,12 +250,20 @@ def _previous_tag(root: Path, version: SemVer) -> str | None:
     return max(older)[1] if older else None
 
 
-def write_outputs(root: Path, version: SemVer, plan: Plan, artifacts: list[Artifact]) -> list[Path]:
-    dist = root / "dist"
+def write_outputs(
+    loaded: Loaded, version: SemVer, plan: Plan, artifacts: list[Artifact]
+) -> list[Path]:
+    """dist/release-X.Y.Z.json, and .md: fit to be the body of a GitHub release."""
+    root, dist = loaded.root, loaded.root / "dist"
+    described = manifest(version, plan, artifacts)
+    body = (
+        notes(root, version).rstrip("\n")
+        + "\n\n"
+        + "\n".join(artifact_notes(loaded, described["artifacts"]))
+    )
     files = {
-        dist / f"release-{version}.json": json.dumps(manifest(version, plan, artifacts), indent=2)
-        + "\n",
-        dist / f"release-{version}.md": notes(root, version),
+        dist / f"release-{version}.json": json.dumps(described, indent=2) + "\n",
+        dist / f"release-{version}.md": body,
     }
     return [path for path, text in files.items() if write_if_changed(path, text.encode())]
 
@@ -240,7 +291,7 @@ def run_release(loaded: Loaded, dry_run: bool = False) -> int:
         return 0
     complete = not any(artifact.todo for artifact in artifacts)
     promote(artifacts)
-    for path in write_outputs(loaded.root, version, plan, artifacts):
+    for path in write_outputs(loaded, version, plan, artifacts):
         print(f"wrote {path.relative_to(loaded.root)}")
     print(f"release {version}: " + ("already complete, nothing changed" if complete else "done"))
     return 0

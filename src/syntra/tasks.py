@@ -33,6 +33,7 @@ from syntra.layout import (
     source_files,
     wasm_cache,
     wasm_raw,
+    wasm_tools,
 )
 from syntra.plan import Plan, build_plan
 from syntra.records import find_record
@@ -267,7 +268,8 @@ def _wasm_step(step: str, name: str) -> TaskFailed | None:
     raw, out, cache = wasm_raw(root, name), root / guest.output, wasm_cache(root)
     try:
         if step == "compile":
-            caveat = compile.compile_guest(guest, root, raw, plan.source_date_epoch, cache)
+            tools = wasm_tools(root, name)
+            caveat = compile.compile_guest(guest, root, raw, plan.source_date_epoch, cache, tools)
             note = f" ({caveat})" if caveat else ""
             print(f"{name}: compiled {raw.stat().st_size} bytes{note}")
         elif step == "optimize":
@@ -301,7 +303,7 @@ def task_wasm() -> Iterator[TaskDict]:
             "name": f"{name}.compile",
             "actions": [(_wasm_step, ["compile", name])],
             "file_dep": sources,
-            "targets": [raw],
+            "targets": [raw, str(wasm_tools(root, name).relative_to(root))],
             "uptodate": [config_changed(compile_inputs)],
         }
         yield {

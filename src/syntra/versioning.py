@@ -117,7 +117,7 @@ def read_git(root: Path) -> GitInfo:
         distance=0 if exact else distance,
         dirty=bool(_git(root, "status", "--porcelain", "--untracked-files=no")),
         branch=_git(root, "symbolic-ref", "--short", "-q", "HEAD"),
-        remote=_https_url(_git(root, "config", "--get", "remote.origin.url")),
+        remote=_remote_url(root, _git(root, "config", "--get", "remote.origin.url")),
         commit_time=int(commit_time),
     )
 
@@ -127,12 +127,18 @@ def _highest(tags: list[str]) -> str | None:
     return max(versions)[1] if versions else None
 
 
-def _https_url(remote: str | None) -> str | None:
+def _remote_url(root: Path, remote: str | None) -> str | None:
+    """The origin as a URL people can open: SSH remotes as https, credentials removed,
+    a local path as a file URL."""
     if not remote:
         return None
     if match := re.match(r"^(?:ssh://)?git@([^:/]+)[:/](.+?)(?:\.git)?$", remote):
         return f"https://{match.group(1)}/{match.group(2)}"
-    return remote.removesuffix(".git")
+    if "://" not in remote:
+        return (root / remote).resolve().as_uri().removesuffix(".git")
+    scheme, _, rest = remote.partition("://")
+    host_and_path = rest.split("@", 1)[1] if "@" in rest.split("/", 1)[0] else rest
+    return f"{scheme}://{host_and_path}".removesuffix(".git")
 
 
 def derive(git: GitInfo, declared: str = "git") -> BuildVersion:

@@ -7,16 +7,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
+
+from packageurl import PackageURL
 
 from syntra import preflight
 from syntra.config import Loaded
-from syntra.layout import source_files
-from syntra.plan import Destination, Plan
+from syntra.layout import plugin_file, source_files, wasm_tools
+from syntra.oci import digest_of
+from syntra.plan import Destination, GuestPlan, Plan
 from syntra.publish import Where, locate
-from syntra.records import ImageRecord, Record, WasmRecord
+from syntra.records import ImageRecord, Record, WasmRecord, find_record
 from syntra.supply.attach import Attachments
-from syntra.supply.sbom import FORMATS, normalise, scan
+from syntra.supply.contents import Component, artifact_purl, guest_components
+from syntra.supply.sbom import FORMATS, describe, normalise, scan, with_plugins
 from syntra.supply.seal import Subject, seal_for
+from syntra.wasm.compile import recorded_toolchain
 
 PROVENANCE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://syntra.dev/build/v1"
@@ -43,8 +49,7 @@ def secure(loaded: Loaded, plan: Plan, record: Record, destination: Destination)
     for subject in subjects(record, where):
         claims.append((subject, None, None, f"signed {subject.digest}"))
         if subject.platform is not None or (isinstance(record, WasmRecord) and subject.top):
-            for fmt, document in _sboms(loaded, plan, record, where, subject, chain.sbom).items():
-                predicate = normalise(fmt, document, subject.digest, plan.source_date_epoch)
+            for fmt, predicate in _sboms(loaded, plan, record, where, subject, chain.sbom).items():
                 claims.append(
                     (subject, FORMATS[fmt], predicate, f"{fmt} SBOM for {subject.digest}")
                 )
@@ -64,40 +69,85 @@ def secure(loaded: Loaded, plan: Plan, record: Record, destination: Destination)
 def _sboms(
     loaded: Loaded, plan: Plan, record: Record, where: Where, subject: Subject,
     formats: Sequence[str],
-) -> dict[str, bytes]:  # fmt: skip
-    name = where.identity
+) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Each format's SBOM of `subject`, normalised: syft's for an image (with the plugins
+    it bundles), the artifact's own parts for a wasm guest."""
     if isinstance(record, WasmRecord):
         guest = next(g for g in plan.guests if g.name == record.name)
-        source = f"dir:{loaded.root / guest.source}"
+        wasm = _wasm_bytes(loaded, record, where)
+        purl = artifact_purl(record.name, record.digest, where.identity)
+        artifact = _wasm_part(loaded, guest, wasm, record.built_with, purl, record.version)
+        documents = {fmt: describe(fmt, artifact) for fmt in formats}
+        plugins: list[Component] = []
     else:
-        source = f"registry:{name}@{subject.digest}"
-    found = where.registry.login
-    login = (where.registry.host, found.username, found.password) if found else None
-    return scan(source, name, subject.digest, formats, where.registry.insecure, login)
+        found = where.registry.login
+        login = (where.registry.host, found.username, found.password) if found else None
+        source = f"registry:{where.identity}@{subject.digest}"
+        documents = scan(
+            source, where.identity, subject.digest, formats, where.registry.insecure, login
+        )
+        image = next(i for i in plan.images if i.name == record.name)
+        plugins = [_plugin(loaded, plan, name) for name in image.plugins]
+    return {
+        fmt: with_plugins(
+            fmt, normalise(fmt, document, subject.digest, plan.source_date_epoch), plugins
+        )
+        for fmt, document in documents.items()
+    }
+
+
+def _wasm_bytes(loaded: Loaded, record: WasmRecord, where: Where) -> bytes:
+    """The artifact's wasm: the local build when it is the pushed one, else the registry's."""
+    local = plugin_file(loaded.root, record.name)
+    if local.is_file() and digest_of(data := local.read_bytes()) == record.wasm_digest:
+        return data
+    return where.registry.get_blob(where.path, record.wasm_digest)
+
+
+def _wasm_part(
+    loaded: Loaded, guest: GuestPlan, wasm: bytes, built_with: dict[str, str], purl: str,
+    version: str,
+) -> Component:  # fmt: skip
+    parts = guest_components(guest.language, wasm, loaded.root / guest.source, built_with)
+    sha256 = digest_of(wasm).split(":")[1]
+    return Component(guest.name, version, purl, "application", sha256, tuple(parts))
+
+
+def _plugin(loaded: Loaded, plan: Plan, name: str) -> Component:
+    """A plugin as its image bundles it (the file at /opt/plugins), with its parts."""
+    guest = next(g for g in plan.guests if g.name == name)
+    wasm = plugin_file(loaded.root, name).read_bytes()
+    record = find_record(loaded.root, name)
+    built_with = recorded_toolchain(wasm_tools(loaded.root, name))
+    if isinstance(record, WasmRecord) and record.wasm_digest == digest_of(wasm):
+        where = locate(loaded.config, guest.destination)
+        purl = artifact_purl(name, record.digest, where.identity)
+    else:
+        purl = PackageURL(type="generic", name=name, version=plan.version).to_string()
+    return _wasm_part(loaded, guest, wasm, built_with, purl, plan.version)
 
 
 def provenance(loaded: Loaded, plan: Plan, record: Record) -> dict[str, Any]:
-    """SLSA v1: what was built from what, by which command, deterministically."""
+    """SLSA v1: what was built from what, by which command, deterministically. Builders
+    and commands are the ones recorded when the build ran, not this process's."""
     dependencies: list[dict[str, Any]] = []
     commit = plan.git.get("commit")
     if commit:
-        remote = plan.git.get("remote") or "unknown"
-        dependencies.append({"uri": f"git+{remote}@{commit}", "digest": {"gitCommit": commit}})
+        dependencies.append({**_source(plan), "digest": {"gitCommit": commit}})
     if isinstance(record, ImageRecord):
         if record.base:  # pinned when the image was built, not resolved again now
-            name, _, digest = record.base.partition("@")
-            dependencies.append(
-                {"uri": f"oci://{name}", "digest": {"sha256": digest.split(":")[1]}}
-            )
-        command = f"doit docker:{record.name}"
+            algorithm, _, hexdigest = record.base.partition("@")[2].partition(":")
+            dependencies.append({"uri": f"oci://{record.base}", "digest": {algorithm: hexdigest}})
+        commands = sorted({p.command for p in record.platforms if p.command} or {record.command})
+        builders = sorted({p.builder for p in record.platforms if p.builder})
     else:
         guest = next(g for g in plan.guests if g.name == record.name)
         tree = hashlib.sha256()
         for path in source_files(loaded.root / guest.source):
             tree.update(str(path.relative_to(loaded.root)).encode() + b"\0")
             tree.update(hashlib.sha256(path.read_bytes()).digest())
-        dependencies.append({"uri": guest.source, "digest": {"sha256": tree.hexdigest()}})
-        command = f"doit wasm:{record.name}.publish"
+        dependencies.append({**_source(plan, guest.source), "digest": {"sha256": tree.hexdigest()}})
+        commands, builders = [record.command], sorted(record.built_with)
     return {
         "buildDefinition": {
             "buildType": BUILD_TYPE,
@@ -106,12 +156,13 @@ def provenance(loaded: Loaded, plan: Plan, record: Record) -> dict[str, Any]:
                     "path": "syntra.yaml",
                     "digest": {"sha256": loaded.digest.split(":")[1]},
                 },
-                "command": command,
+                "command": commands[0] if len(commands) == 1 else commands,
                 "artifact": record.name,
             },
             "internalParameters": {
                 "version": plan.version,
                 "sourceDateEpoch": plan.source_date_epoch,
+                "builders": builders,
             },
             "resolvedDependencies": dependencies,
         },
@@ -120,3 +171,13 @@ def provenance(loaded: Loaded, plan: Plan, record: Record) -> dict[str, Any]:
             "metadata": {"invocationId": f"{record.name}@{record.digest}"},
         },
     }
+
+
+def _source(plan: Plan, path: str | None = None) -> dict[str, str]:
+    """Where the sources are: `git+<origin>@<commit>[#<path>]` (SPDX's download-location
+    form, a valid URI); without an origin, only the path's name, never the checkout's
+    location (two clones of a commit attest the same)."""
+    commit, origin = plan.git.get("commit"), plan.git.get("remote")
+    if not (commit and origin):
+        return {"name": path or "source"}
+    return {"uri": f"git+{origin}@{commit}" + (f"#{quote(path)}" if path else "")}

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from syntra.config.model import Config
+from syntra.layout import wasm_tools
 from syntra.oci import MANIFEST, Blob, Document, digest_of, push
 from syntra.plan import GuestPlan, Plan
 from syntra.publish import locate
 from syntra.records import WasmRecord, shared_fields, write_record
 from syntra.wasm import kind_of_file
+from syntra.wasm.compile import recorded_toolchain
 
 CONFIG_MEDIA_TYPE = "application/vnd.wasm.config.v0+json"
 LAYER_MEDIA_TYPE = "application/wasm"
@@ -107,6 +109,7 @@ def publish(
         wasm_digest=digest_of(layer),
         wasm_bytes=len(layer),
         wasm_kind=kind_of_file(wasm),
+        built_with=recorded_toolchain(wasm_tools(root, guest.name)),
     )
     write_record(root, record)
     return record

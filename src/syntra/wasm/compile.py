@@ -6,7 +6,10 @@ and write through a temporary file, so a failed build leaves nothing behind.
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -132,10 +135,31 @@ def _componentize(
     return caveat
 
 
+def toolchain(guest: GuestPlan) -> dict[str, str]:
+    """The compilers that build `guest`, by name, with their versions."""
+    if guest.language == "python":
+        return {"componentize-py": importlib.metadata.version("componentize-py")}
+    done = subprocess.run(
+        [swift_tool("swiftc"), "--version"], capture_output=True, text=True, check=False
+    )
+    found = re.search(r"Swift version (\S+)", done.stdout + done.stderr)
+    return {"swift": found.group(1) if found else "unknown"}
+
+
+def recorded_toolchain(tools: Path) -> dict[str, str]:
+    """What `compile_guest` wrote to `tools`; empty when that file is gone or damaged."""
+    try:
+        found = json.loads(tools.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
 def compile_guest(
-    guest: GuestPlan, root: Path, output: Path, epoch: int, cache: Path
+    guest: GuestPlan, root: Path, output: Path, epoch: int, cache: Path, tools: Path
 ) -> str | None:
-    """Build `guest` into `output` (written atomically); returns a caveat, if any."""
+    """Build `guest` into `output` (written atomically) and the compilers' versions into
+    `tools`, for its SBOM; returns a caveat, if any."""
     temp = output.with_name(f".{output.name}.building")
     temp.parent.mkdir(parents=True, exist_ok=True)
     what = "swift build" if guest.language == "swift" else "componentize-py"
@@ -154,6 +178,7 @@ def compile_guest(
         if argv[1] == "build":
             product = guest.product or (root / guest.source).name
             _take(root / guest.source / ".build" / "release" / f"{product}.wasm", temp, what)
+    write_atomic(tools, json.dumps(toolchain(guest), sort_keys=True).encode())
     write_atomic(output, temp.read_bytes())
     temp.unlink()
     return caveat
