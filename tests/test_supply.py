@@ -7,18 +7,35 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    BestAvailableEncryption,
+    Encoding,
+    PrivateFormat,
+    PublicFormat,
+)
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+from google.protobuf import json_format
+from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+from in_toto_attestation.v1 import statement_pb2
+from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
+from in_toto_attestation.v1.statement import Statement
 
-from syntra.oci import INDEX, MANIFEST, Blob, Client, Document
+from syntra.oci import INDEX, MANIFEST, Blob, Client, Document, platform_of
 from syntra.supply.attach import attachment_tag
-from tests.conftest import REPO, run, skopeo
+from tests.conftest import REPO, commit, git, run, skopeo
 from tests.oci import validate
 from tests.test_images import make_project
 from tests.test_wasm import SHOWCASE
@@ -41,6 +58,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory, registry: str, base: str) 
     )  # fmt: skip
     (root / "guest").mkdir()
     (root / "guest" / "Fib.swift").write_text((SHOWCASE / "Swift" / "Fib.swift").read_text())
+    commit(root, "guest")
     keygen = run(root, "syntra", "keygen", env=PASSPHRASE)
     assert keygen.returncode == 0, keygen.stderr
     done = run(root, "doit", env=PASSPHRASE)
@@ -123,7 +141,9 @@ def _digest_of_tag(registry: str, repository: str, tag: str) -> str:
 
 def test_key_is_encrypted(secured: Path) -> None:
     assert (
-        (secured / "keys" / "cosign.key").read_text().startswith("-----BEGIN ENCRYPTED PRIVATE KEY")
+        (secured / "keys" / "cosign.key")
+        .read_text()
+        .startswith("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY")
     )
     assert (secured / "keys" / "cosign.key").stat().st_mode & 0o777 == 0o600
     assert (secured / "keys" / "cosign.pub").read_text().startswith("-----BEGIN PUBLIC KEY")
@@ -265,3 +285,238 @@ def test_key_errors_are_one_line(secured: Path) -> None:
     expected = "keys/cosign.key: cannot decrypt it with the passphrase in SYNTRA_KEY_PASSPHRASE"
     assert f"supply fib: {expected}" in bad.stdout
     assert "nope" not in bad.stdout.replace("supply", "")
+
+
+COSIGN = REPO / ".cache" / "trixie" / "cosign"
+
+
+def cosign(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """cosign 2.5 from Debian 13: the field's own verifier, independent of Syntra."""
+    assert COSIGN.exists(), "run .ci/setup: it fetches cosign 2.5 from Debian 13"
+    return subprocess.run(
+        [str(COSIGN), *args], capture_output=True, text=True, check=False,
+        env={**os.environ, "COSIGN_PASSWORD": PASSPHRASE["SYNTRA_KEY_PASSPHRASE"], **(env or {})},
+    )  # fmt: skip
+
+
+def _subjects(secured: Path, registry: str) -> list[tuple[str, list[str]]]:
+    """Every digest Syntra signed, with the cosign attestation types it must carry."""
+    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    fib = json.loads((secured / ".syntra" / "out" / "fib.json").read_text())
+    found = [(f"{registry}/tests/secured@{app['digest']}", ["slsaprovenance1"])]
+    found += [
+        (f"{registry}/tests/secured@{p['digest']}", ["spdxjson", "cyclonedx"])
+        for p in app["platforms"]
+    ]
+    found.append(
+        (f"{registry}/tests/fib@{fib['digest']}", ["spdxjson", "cyclonedx", "slsaprovenance1"])
+    )
+    return found
+
+
+def test_cosign_verifies_every_signature_and_attestation(secured: Path, registry: str) -> None:
+    key = str(secured / "keys" / "cosign.pub")
+    flags = ["--key", key, "--insecure-ignore-tlog=true", "--allow-http-registry"]
+    for reference, types in _subjects(secured, registry):
+        signed = cosign("verify", *flags, reference)
+        assert signed.returncode == 0, f"{reference}: {signed.stderr}"
+        for kind in types:
+            attested = cosign("verify-attestation", *flags, "--type", kind, reference)
+            assert attested.returncode == 0, f"{reference} {kind}: {attested.stderr}"
+            for line in attested.stdout.splitlines():  # one envelope per attestation
+                statement = json.loads(base64.b64decode(json.loads(line)["payload"]))
+                assert statement["subject"][0]["digest"]["sha256"] == reference.split(":")[-1]
+
+
+def test_cosign_refuses_a_foreign_key(secured: Path, registry: str, tmp_path: Path) -> None:
+    assert (
+        cosign("generate-key-pair", "--output-key-prefix", str(tmp_path / "other")).returncode == 0
+    )
+    reference, _ = _subjects(secured, registry)[-1]
+    refused = cosign("verify", "--key", str(tmp_path / "other.pub"),
+                     "--insecure-ignore-tlog=true", "--allow-http-registry", reference)  # fmt: skip
+    assert refused.returncode != 0
+
+
+def test_syntra_verify_accepts_a_signature_cosign_made(
+    secured: Path, registry: str, tmp_path: Path
+) -> None:
+    made = cosign("generate-key-pair", "--output-key-prefix", str(tmp_path / "cosign"))
+    assert made.returncode == 0, made.stderr
+    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    reference = f"{registry}/tests/secured@{app['digest']}"
+    foreign = run(secured, "syntra", "verify", reference, "--key", str(tmp_path / "cosign.pub"))
+    assert foreign.returncode == 1  # not signed by that key yet
+    signed = cosign("sign", "--key", str(tmp_path / "cosign.key"), "--tlog-upload=false",
+                    "--allow-http-registry", "--yes", reference)  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    verdict = run(secured, "syntra", "verify", reference, "--key", str(tmp_path / "cosign.pub"),
+                  "--json")  # fmt: skip
+    check = json.loads(verdict.stdout)[0]
+    assert check["digest"] == app["digest"] and check["signature"] is True, check
+    assert run(secured, "syntra", "verify", reference).returncode == 0  # ours still holds
+
+
+def test_keys_work_both_ways_with_cosign(tmp_path: Path) -> None:
+    from syntra.supply import keys
+
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"payload")
+    os.environ.setdefault("SYNTRA_KEY_PASSPHRASE", PASSPHRASE["SYNTRA_KEY_PASSPHRASE"])
+    # cosign's key, read by Syntra; Syntra's signature, checked by cosign.
+    assert (
+        cosign("generate-key-pair", "--output-key-prefix", str(tmp_path / "theirs")).returncode == 0
+    )
+    theirs = keys.load_private(tmp_path, "theirs.key", "SYNTRA_KEY_PASSPHRASE")
+    (tmp_path / "blob.sig").write_bytes(base64.b64encode(keys.sign(theirs, b"payload")))
+    signature = str(tmp_path / "blob.sig")
+    checked = cosign("verify-blob", "--key", str(tmp_path / "theirs.pub"), "--signature",
+                     signature, "--insecure-ignore-tlog=true", str(blob))  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    # Syntra's key, used by cosign; cosign's signature, checked by Syntra.
+    keys.generate(tmp_path / "ours.key", "SYNTRA_KEY_PASSPHRASE")
+    assert (tmp_path / "ours.key").read_text().startswith(f"-----BEGIN {keys.COSIGN_PEM}-----")
+    made = cosign(
+        "sign-blob", "--key", str(tmp_path / "ours.key"), "--tlog-upload=false", str(blob)
+    )
+    assert made.returncode == 0, made.stderr
+    public = keys.load_public(tmp_path / "ours.pub")
+    assert keys.verifies(public, b"payload", base64.b64decode(made.stdout.strip()))
+    assert not keys.verifies(public, b"other", base64.b64decode(made.stdout.strip()))
+    # A passphrase-encrypted PKCS#8 key (what earlier versions wrote) still loads.
+    legacy = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8,
+        BestAvailableEncryption(PASSPHRASE["SYNTRA_KEY_PASSPHRASE"].encode()),
+    )  # fmt: skip
+    (tmp_path / "legacy.key").write_bytes(legacy)
+    assert keys.load_private(tmp_path, "legacy.key", "SYNTRA_KEY_PASSPHRASE")
+
+
+def _predicates(client: Client, repository: str, digest: str) -> dict[str, dict[str, Any]]:
+    """The statements attested about `digest`, by predicate type."""
+    found = {}
+    for blob in _sbom_blobs(client, repository, digest):
+        statement = json.loads(base64.b64decode(json.loads(blob)["payload"]))
+        found[statement["predicateType"]] = statement
+    return found
+
+
+def _spdx_and_cyclonedx_valid(statements: dict[str, dict[str, Any]], tmp: Path) -> None:
+    spdx = tmp / "sbom.spdx.json"
+    spdx.write_text(json.dumps(statements["https://spdx.dev/Document"]["predicate"]))
+    checked = subprocess.run([str(Path(sys.executable).parent / "pyspdxtools"), "-i", str(spdx)],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    bom = json.dumps(statements["https://cyclonedx.org/bom"]["predicate"])
+    errors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(bom)
+    assert errors is None, errors
+
+
+def _in_toto_valid(statement: dict[str, Any]) -> None:
+    parsed = Statement.copy_from_pb(json_format.ParseDict(statement, statement_pb2.Statement()))
+    parsed.validate()
+    if statement["predicateType"] == "https://slsa.dev/provenance/v1":
+        provenance = json_format.ParseDict(statement["predicate"], provenance_pb2.Provenance())
+        for dependency in provenance.build_definition.resolved_dependencies:
+            ResourceDescriptor.copy_from_pb(dependency).validate()
+            if dependency.uri:
+                parts = urlsplit(dependency.uri)
+                assert parts.scheme and (parts.netloc or parts.path.startswith("/")), dependency
+
+
+def test_sboms_and_statements_pass_the_fields_validators(
+    secured: Path, registry: str, tmp_path: Path
+) -> None:
+    client = Client(registry, insecure=True)
+    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    fib = json.loads((secured / ".syntra" / "out" / "fib.json").read_text())
+    platform = _predicates(client, "tests/secured", app["platforms"][0]["digest"])
+    _spdx_and_cyclonedx_valid(platform, tmp_path)
+    wasm = _predicates(client, "tests/fib", fib["digest"])
+    _spdx_and_cyclonedx_valid(wasm, tmp_path)
+    for statement in [*platform.values(), *wasm.values(),
+                      *_predicates(client, "tests/secured", app["digest"]).values()]:  # fmt: skip
+        _in_toto_valid(statement)
+    # The wasm SBOM describes the artifact, not a folder: its checksum, its compiler.
+    bom = wasm["https://cyclonedx.org/bom"]["predicate"]
+    root = bom["metadata"]["component"]
+    assert root["hashes"] == [{"alg": "SHA-256", "content": fib["wasm_digest"].split(":")[1]}]
+    assert root["purl"].startswith(f"pkg:oci/fib@{fib['digest']}")
+    swift = subprocess.run(["/opt/swift/usr/bin/swiftc", "--version"], capture_output=True,
+                           text=True, check=False).stdout  # fmt: skip
+    version = re.search(r"Swift version (\S+)", swift)
+    assert version is not None
+    assert [c["purl"] for c in bom["components"]] == [f"pkg:generic/swift@{version.group(1)}"]
+    document = wasm["https://spdx.dev/Document"]["predicate"]
+    described = [p for p in document["packages"] if p["SPDXID"] in document["documentDescribes"]]
+    assert described[0]["checksums"][0]["checksumValue"] == fib["wasm_digest"].split(":")[1]
+    assert str(secured) not in json.dumps(wasm) and str(secured) not in json.dumps(platform)
+
+
+def test_provenance_names_sources_bases_and_commands(secured: Path, registry: str) -> None:
+    client = Client(registry, insecure=True)
+    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    statement = _predicates(client, "tests/secured", app["digest"])[
+        "https://slsa.dev/provenance/v1"
+    ]
+    definition = statement["predicate"]["buildDefinition"]
+    assert re.fullmatch(r"doit( \S+)?", definition["externalParameters"]["command"])
+    assert definition["internalParameters"]["builders"] == ["podman"]
+    base = [d for d in definition["resolvedDependencies"] if d.get("uri", "").startswith("oci://")]
+    busybox = client.head_manifest("fixtures/busybox", "1.36")
+    assert base == [{"uri": f"oci://{registry}/fixtures/busybox@{busybox}",
+                     "digest": {"sha256": str(busybox).split(":")[1]}}]  # fmt: skip
+
+
+def test_base_annotation_names_a_manifest_the_registry_has(secured: Path, registry: str) -> None:
+    client = Client(registry, insecure=True)
+    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    base_index = client.get_manifest("fixtures/busybox", "1.36").json()
+    for child in app["platforms"]:
+        annotations = client.get_manifest("tests/secured", child["digest"]).json()["annotations"]
+        digest = annotations["org.opencontainers.image.base.digest"]
+        assert client.head_manifest("fixtures/busybox", digest) == digest
+        (listed,) = [m for m in base_index["manifests"] if m["digest"] == digest]
+        assert platform_of(listed) == child["platform"]
+
+
+def test_verify_works_from_a_fresh_clone_and_by_name(secured: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(secured), str(clone))
+    shutil.copytree(secured / "keys", clone / "keys", dirs_exist_ok=True)
+    everything = run(clone, "syntra", "verify", "--all", "--json")
+    assert everything.returncode == 0, everything.stdout
+    assert {c["artifact"] for c in json.loads(everything.stdout)} == {"app", "fib"}
+    by_name = run(clone, "syntra", "verify", "fib", "--json")
+    assert by_name.returncode == 0 and json.loads(by_name.stdout)[0]["artifact"] == "fib"
+
+
+def test_an_unreachable_registry_is_reported_as_such(secured: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    reference = f"127.0.0.1:{closed}/tests/secured:latest"
+    done = run(secured, "syntra", "verify", reference, env={"SYNTRA_REGISTRY_TRIES": "1"})
+    assert done.returncode != 0
+    assert "not in the registry" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert re.search(r"cannot reach|unreachable|refused", done.stdout + done.stderr), done.stderr
+
+
+def test_a_second_checkout_adds_nothing_to_the_registry(
+    secured: Path, registry: str, tmp_path: Path
+) -> None:
+    """Two clones of one origin at different paths: the second one's build and supply
+    find everything already there (same artifact, same SBOM bytes)."""
+    client = Client(registry, insecure=True)
+    attested = []
+    for place in ("one/checkout", "elsewhere/deeper/checkout"):
+        clone = tmp_path / place
+        git(tmp_path, "clone", "-q", str(secured), str(clone))
+        shutil.copytree(secured / "keys", clone / "keys", dirs_exist_ok=True)
+        done = run(clone, "doit", "wasm:fib.publish", "supply:fib", env=PASSPHRASE)
+        assert done.returncode == 0, done.stdout + done.stderr
+        digest = json.loads((clone / ".syntra" / "out" / "fib.json").read_text())["digest"]
+        att = client.get_manifest("tests/fib", attachment_tag(digest, "att"))
+        attested.append((digest, att.digest, len(att.json()["layers"])))
+    assert attested[0] == attested[1]

@@ -16,4 +16,6 @@ def started_as(argv: Sequence[str]) -> None:
 
 
 def invocation() -> str:
-    return " ".join(_command or [Path(sys.argv[0]).name, *sys.argv[1:]])
+    program = Path(sys.argv[0])
+    name = program.parent.name if program.name == "__main__.py" else program.name  # python -m
+    return " ".join(_command or [name, *sys.argv[1:]])

@@ -82,7 +82,13 @@ class BundleSeal:
     def sign(self, subject: Subject) -> None:
         from syntra.supply.keyless import SIGNATURE_PREDICATE
 
-        self.attest(subject, SIGNATURE_PREDICATE, {})
+        # What the signature is about, as cosign's simple signing says it (in-toto
+        # validators refuse an empty predicate).
+        about = {
+            "identity": {"docker-reference": self.identity},
+            "image": {"docker-manifest-digest": subject.digest},
+        }
+        self.attest(subject, SIGNATURE_PREDICATE, about)
 
     def attest(self, subject: Subject, predicate_type: str, predicate: Any) -> None:
         from syntra.supply.keyless import BUNDLE
