@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import commit, git, run, skopeo
 from tests.test_images import make_project
-from tests.test_supply import PASSPHRASE, SIGNING
+from tests.test_supply import COSIGN, PASSPHRASE, SIGNING
 
 
 @pytest.fixture
@@ -71,6 +74,20 @@ def test_release_promotes_the_verified_digest(project: Path, registry: str) -> N
     assert [p["platform"] for p in entry["platforms"]] == ["linux/amd64"]
     notes = (project / "dist" / "release-1.0.0.md").read_text()
     assert "## Features\n\n- first page\n" in notes and "## Chores" in notes
+    # The notes name the artifact and the commands that verify it: run them as written.
+    assert f"- digest: `{built}`" in notes and f"`{entry['references'][0]}`" in notes
+    block = notes[notes.index("```sh\n") + 6 : notes.index("```", notes.index("```sh\n") + 6)]
+    commands = block.splitlines()
+    assert [c.split()[:2] for c in commands] == [["cosign", "verify"]] + [
+        ["cosign", "verify-attestation"]
+    ] * 3 + [["syntra", "verify"]]
+    for command in commands:
+        program, *args = shlex.split(command)
+        argv = (
+            [str(COSIGN), *args] if program == "cosign" else [sys.executable, "-m", "syntra", *args]
+        )
+        done = subprocess.run(argv, cwd=project, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, f"{command}: {done.stderr}"
     again = release(project)
     assert again == (0, again[1]) and "release 1.0.0: already complete, nothing changed" in again[1]
 

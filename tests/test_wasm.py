@@ -6,16 +6,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import subprocess
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
 from syntra.oci import Client
+from syntra.supply.contents import Component, python_components, swift_components
+from syntra.supply.sbom import describe, normalise
 from syntra.wasm import deterministic, kind_of
+from syntra.wasm.compile import recorded_toolchain
 from syntra.wasm.optimize import feature_flags, target_features
 from tests.conftest import REPO, commit, git, ran, run, skopeo
 from tests.oci import layer_files, validate
+from tests.sboms import assert_valid
 
 SHOWCASE = REPO / "WebAssembly" / "Guest"
 STANDINS = REPO / "tests" / "standins"
@@ -100,6 +107,57 @@ def test_both_guests_build_pass_their_calls_and_publish(built: tuple[Path, str])
         "fib-python: component, " in output
         and "(wasm-opt cannot read components: kept as built)" in output
     )
+
+
+def test_python_component_sbom_lists_what_it_embeds(
+    built: tuple[Path, str], tmp_path: Path
+) -> None:
+    """CPython's version is read from the component itself; componentize-py's from what
+    the build recorded; packages vendored in the guest's folder from their metadata."""
+    root, _ = built
+    wasm = (root / ".syntra" / "wasm" / "fib-python.wasm").read_bytes()
+    source = tmp_path / "guest"
+    shutil.copytree(root / "WebAssembly" / "Guest" / "Python", source)
+    (source / "pricing").mkdir()
+    (source / "pricing" / "__init__.py").write_text("RATE = 0.19\n")
+    (source / "pricing-1.2.0.dist-info").mkdir()
+    (source / "pricing-1.2.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: Pricing_Rules\nVersion: 1.2.0\n"
+    )
+    tools = recorded_toolchain(root / ".syntra" / "wasm" / "raw" / "fib-python.tools.json")
+    assert tools == {"componentize-py": version("componentize-py")}
+    parts = python_components(wasm, source, tools)
+    embedded = subprocess.run(["strings", "-n", "6"], input=wasm, capture_output=True,
+                              check=True).stdout.decode()  # fmt: skip
+    assert [p.purl for p in parts] == [
+        f"pkg:generic/cpython@{parts[0].version}",
+        f"pkg:pypi/componentize-py@{version('componentize-py')}",
+        "pkg:pypi/pricing-rules@1.2.0",
+    ]
+    assert re.search(rf"^{re.escape(parts[0].version)} \(main,", embedded, re.MULTILINE)
+    artifact = Component("fib-python", "1.0.0", "pkg:generic/fib-python@1.0.0", "application",
+                         hashlib.sha256(wasm).hexdigest(), tuple(parts))  # fmt: skip
+    spdx, bom = (json.loads(describe(fmt, artifact)) for fmt in ("spdx-json", "cyclonedx-json"))
+    spdx = normalise("spdx-json", json.dumps(spdx).encode(), "sha256:0", 0)
+    bom = normalise("cyclonedx-json", json.dumps(bom).encode(), "sha256:0", 0)
+    assert_valid(spdx, bom, tmp_path)
+    assert {c["purl"] for c in bom["components"]} == {p.purl for p in parts}
+
+
+def test_swift_dependencies_come_from_package_resolved(tmp_path: Path) -> None:
+    (tmp_path / "Package.resolved").write_text(json.dumps({"version": 2, "pins": [
+        {"identity": "swift-argument-parser", "kind": "remoteSourceControl",
+         "location": "https://github.com/apple/swift-argument-parser.git",
+         "state": {"revision": "c8ed701b", "version": "1.3.0"}},
+        {"identity": "wasmkit", "kind": "remoteSourceControl",
+         "location": "git@github.com:swiftwasm/WasmKit.git", "state": {"revision": "7a1f2e"}},
+    ]}))  # fmt: skip
+    parts = swift_components(tmp_path, {"swift": "6.3.1"})
+    assert [p.purl for p in parts] == [
+        "pkg:generic/swift@6.3.1",
+        "pkg:swift/github.com/apple/swift-argument-parser@1.3.0",
+        "pkg:swift/github.com/swiftwasm/WasmKit@7a1f2e",
+    ]
 
 
 def test_kinds_and_optimisation(built: tuple[Path, str]) -> None:

@@ -168,26 +168,31 @@ def manifest(version: SemVer, plan: Plan, artifacts: list[Artifact]) -> dict[str
     return {"version": str(version), "commit": plan.git.get("commit"), "artifacts": entries}
 
 
-def verification(loaded: Loaded, reference: str, insecure: bool) -> list[str]:
-    """The commands that check `reference` (name@digest) independently and with Syntra."""
-    signing = loaded.config.supply_chain.signing
+def verification(
+    loaded: Loaded, repository: str, digest: str, platforms: list[str], insecure: bool
+) -> list[str]:
+    """The commands that check an artifact independently and with Syntra: signature and
+    provenance on its top digest, SBOMs on each platform image (or the wasm artifact)."""
+    signing, chain = loaded.config.supply_chain.signing, loaded.config.supply_chain
+    top = f"{repository}@{digest}"
     http = " --allow-http-registry" if insecure else ""
     lines = []
     if signing.mode == "key" and signing.key:
         public = keys.public_path(Path(signing.key)).as_posix()
         # Key-mode signatures are not in a transparency log: cosign must not look for one.
-        cosign = f"cosign {{}} --key {public} --insecure-ignore-tlog=true{http}"
-        lines.append(f"{cosign.format('verify')} {reference}")
-        types = [_COSIGN_TYPES[f] for f in loaded.config.supply_chain.sbom]
-        if loaded.config.supply_chain.provenance:
-            types.append("slsaprovenance1")
-        lines += [f"{cosign.format('verify-attestation')} --type {t} {reference}" for t in types]
+        flags = f"--key {public} --insecure-ignore-tlog=true{http}"
+        lines.append(f"cosign verify {flags} {top}")
+        attest = f"cosign verify-attestation {flags} --type"
+        if chain.provenance:
+            lines.append(f"{attest} slsaprovenance1 {top}")
+        for child in platforms or [digest]:
+            lines += [f"{attest} {_COSIGN_TYPES[f]} {repository}@{child}" for f in chain.sbom]
     elif signing.mode == "keyless" and signing.identity:
         lines.append(
             f"cosign verify --new-bundle-format --certificate-identity-regexp "
-            f"'{signing.identity}' --certificate-oidc-issuer '{signing.issuer}'{http} {reference}"
+            f"'{signing.identity}' --certificate-oidc-issuer '{signing.issuer}'{http} {top}"
         )
-    lines.append(f"syntra verify {reference}")
+    lines.append(f"syntra verify {top}")
     return lines
 
 
@@ -198,13 +203,15 @@ def artifact_notes(loaded: Loaded, entries: list[dict[str, Any]]) -> list[str]:
     """A section per artifact: references, digest, platforms and how to verify it."""
     lines = ["## Artifacts", ""]
     for entry in entries:
-        reference = f"{entry['repository']}@{entry['digest']}"
         lines += [f"### {entry['name']} ({entry['kind']})", "", f"- digest: `{entry['digest']}`"]
         lines += [f"- `{ref}`" for ref in entry["references"]]
         if entry["platforms"]:
             shown = ", ".join(f"{p['platform']} `{p['digest']}`" for p in entry["platforms"])
             lines.append(f"- platforms: {shown}")
-        commands = verification(loaded, reference, entry["insecure"])
+        children = [p["digest"] for p in entry["platforms"]]
+        commands = verification(
+            loaded, entry["repository"], entry["digest"], children, entry["insecure"]
+        )
         lines += ["", "Verify:", "", "```sh", *commands, "```", ""]
     return lines
 
