@@ -196,7 +196,14 @@ def test_merge_of_per_platform_pushes_equals_direct_build(project: Path, tmp_pat
     merged = run(runner, "syntra", "merge", "app")
     assert merged.returncode == 0, merged.stderr
     assert json.loads(merged.stdout)["digest"] == direct["digest"]
-    assert json.loads(merged.stdout)["platforms"] == direct["platforms"]
+    fanned_out = json.loads(merged.stdout)["platforms"]
+    # Same images; each names the command that built it (recorded on its runner).
+    assert [{**p, "command": None} for p in fanned_out] == [
+        {**p, "command": None} for p in direct["platforms"]
+    ]
+    assert [p["command"] for p in fanned_out] == [
+        f"syntra build app --platform {p['platform']} --push-by-digest" for p in fanned_out
+    ]
 
 
 def test_merge_without_digest_files(project: Path) -> None:

@@ -51,6 +51,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory, registry: str, base: str) 
     root = make_project(
         tmp_path_factory.mktemp("supply") / "repo", registry, base,
         "    repository: tests/secured\n    platforms: [linux/amd64, linux/arm64]\n"
+        "    plugins: [fib]\n"
         "wasm:\n  fib:\n    language: swift\n    source: guest\n    repository: tests/fib\n"
         "    tests: [{call: fib, args: [10], expect: 55}]\n" + SIGNING,
     )  # fmt: skip
@@ -443,6 +444,13 @@ def test_sboms_and_statements_pass_the_fields_validators(
     described = [p for p in document["packages"] if p["SPDXID"] in document["documentDescribes"]]
     assert described[0]["checksums"][0]["checksumValue"] == fib["wasm_digest"].split(":")[1]
     assert str(secured) not in json.dumps(wasm) and str(secured) not in json.dumps(platform)
+    # The image's SBOM lists the plugin it bundles, with the same parts.
+    image_bom = platform["https://cyclonedx.org/bom"]["predicate"]
+    (plugin,) = [c for c in image_bom["components"] if c["name"] == "fib"]
+    assert plugin["purl"] == root["purl"] and plugin["hashes"] == root["hashes"]
+    assert [c["purl"] for c in plugin["components"]] == [c["purl"] for c in bom["components"]]
+    image_spdx = platform["https://spdx.dev/Document"]["predicate"]
+    assert "fib" in {p["name"] for p in image_spdx["packages"]}
 
 
 def test_provenance_names_sources_bases_and_commands(secured: Path, registry: str) -> None:
