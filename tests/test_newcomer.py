@@ -161,7 +161,7 @@ def test_sandbox_messages_name_the_call_once(tmp_path: Path, registry: str) -> N
     assert "wasm test fib: no exported function 'fbi'; did you mean 'fib'?" in done.stdout
     _swift_guest(root, "[{call: fib, args: []}]")
     done = run(root, "doit", "wasm:fib.test")
-    assert "wasm test fib: fib(i32) takes 1 argument, the test gives 0" in done.stdout
+    assert "wasm test fib: fib(i32) takes 1 argument, 0 given" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
 
 

@@ -31,21 +31,62 @@ MISBEHAVING_WIT = """\
 package syntra:tests;
 
 world misbehave {
+    enum color { red, green, blue }
+    flags perms { read, write, exec }
+
     export fib: func(n: u32) -> u64;
     export spin: func() -> u32;
     export hog: func(megabytes: u32) -> u32;
+    export check: func(n: s64) -> result<u64, string>;
+    export next-color: func(c: color, wrap: bool) -> option<color>;
+    export grant: func(p: perms) -> list<string>;
+    export total: func(items: list<f32>) -> f32;
 }
 """
-MISBEHAVING_APP = (
-    (SHOWCASE / "Python" / "app.py").read_text()
-    + """
+MISBEHAVING_APP = """\
+import componentize_py_types
+import wit_world
+
+
+class WitWorld(wit_world.WitWorld):
+    def fib(self, n: int) -> int:
+        a, b = 0, 1
+        for _ in range(n):
+            a, b = b, a + b
+        return a
+
     def spin(self) -> int:
         while True:
             pass
 
     def hog(self, megabytes: int) -> int:
         return len(bytearray(megabytes * 1024 * 1024))
+
+    def check(self, n: int) -> int:
+        if n < 0:
+            raise componentize_py_types.Err("negative")
+        return n
+
+    def next_color(self, c, wrap):
+        order = list(wit_world.Color)
+        index = order.index(c) + 1
+        return order[index % len(order)] if index < len(order) or wrap else None
+
+    def grant(self, p):
+        return [flag.name.lower() for flag in wit_world.Perms if flag in p]
+
+    def total(self, items):
+        return sum(items)
 """
+# Typed calls, each with the value it must return: every kind of WIT value crosses.
+TYPED_CALLS = (
+    "{call: check, args: [5], expect: {ok: 5}}, "
+    "{call: check, args: [-5], expect: {err: negative}}, "
+    "{call: next-color, args: [red, false], expect: green}, "
+    "{call: next-color, args: [blue, false], expect: null}, "
+    "{call: next-color, args: [blue, true], expect: red}, "
+    "{call: grant, args: [[exec, read]], expect: [read, exec]}, "
+    "{call: total, args: [[0.1, 0.2, 1]], expect: 1.3, approx: 1e-6}, "
 )
 SPIN_SWIFT = """\
 @_expose(wasm, "spin")
@@ -261,7 +302,7 @@ def test_limits_stop_misbehaving_guests(tmp_path: Path, registry: str) -> None:
         "spin-swift": "{language: swift, source: spin, limits: {max_ms: 300}, "
         "tests: [{call: spin}]}",
         "spin-python": f"{{{python}, limits: {{max_ms: 500}}, "
-        "tests: [{call: fib, args: [10], expect: 55}, {call: spin}]}",
+        f"tests: [{{call: fib, args: [10], expect: 55}}, {TYPED_CALLS}{{call: spin}}]}}",
         "hog-python": f"{{{python}, limits: {{max_mem: 64Mi, max_ms: 5000}}, "
         "tests: [{call: hog, args: [8]}, {call: hog, args: [200]}]}",
         "fuel-swift": "{language: swift, source: spin, limits: {fuel: 100000}, "
@@ -280,6 +321,13 @@ def test_limits_stop_misbehaving_guests(tmp_path: Path, registry: str) -> None:
     assert outcomes["spin-swift"][0] != 0
     assert "wasm test spin-swift: spin(): stopped by max_ms=300 after " in outcomes["spin-swift"][1]
     assert "spin-python: fib(10) = 55" in outcomes["spin-python"][1]
+    for line in (
+        'check(5) = {"ok": 5}', 'check(-5) = {"err": "negative"}',
+        'next-color("red", false) = "green"', 'next-color("blue", false) = null',
+        'next-color("blue", true) = "red"', 'grant(["exec", "read"]) = ["read", "exec"]',
+        "total([0.1, 0.2, 1]) = 1.29999",
+    ):  # fmt: skip
+        assert f"spin-python: {line}" in outcomes["spin-python"][1], outcomes["spin-python"][1]
     assert (
         "wasm test spin-python: spin(): stopped by max_ms=500 after " in outcomes["spin-python"][1]
     )
@@ -359,6 +407,13 @@ def test_images_bundle_plugins_and_rebuild_when_one_changes(
     assert (
         files["opt/plugins/fib-swift.wasm"] == (root / ".syntra/wasm/fib-swift.wasm").read_bytes()
     )
+    # The manifest beside it names the published artifact, the exports and the limits.
+    (entry,) = json.loads(files["opt/plugins/plugins.json"])["plugins"]
+    published = json.loads((root / ".syntra" / "out" / "fib-swift.json").read_text())
+    assert entry["artifact"]["digest"] == published["digest"]
+    assert entry["sha256"] == hashlib.sha256(files["opt/plugins/fib-swift.wasm"]).hexdigest()
+    assert (entry["kind"], entry["exports"]) == ("module", {"fib": "func(i32) -> i32"})
+    assert entry["limits"] == {"max_mem": 64 << 20, "max_ms": 1000, "fuel": None}
     swift = root / "WebAssembly" / "Guest" / "Swift" / "Fib.swift"
     swift.write_text(swift.read_text().replace("var i: Int32 = 0", "var i: Int32 = 0 // counts"))
     assert "docker:host" not in ran(run(root, "doit").stdout)  # same bytes: no rebuild

@@ -173,6 +173,27 @@ def _verify(args: argparse.Namespace) -> int:
     return run_verify(config_stage.load(args.file), args.ref, args.json, key)
 
 
+def _run(args: argparse.Namespace) -> int:
+    from syntra.config.model import parse_size
+    from syntra.wasm.run import RunRequest, run
+
+    file = Path(args.file)
+    loaded = config_stage.load(file) if file.exists() else None
+    request = RunRequest(
+        target=args.target,
+        function=args.function,
+        args=list(args.args),
+        max_mem=parse_size(args.max_mem) if args.max_mem else None,
+        max_ms=args.max_ms,
+        fuel=args.fuel,
+        key=Path(args.key) if args.key else None,
+        insecure_skip_verify=args.insecure_skip_verify,
+        insecure=args.insecure,
+        as_json=args.json,
+    )
+    return run(loaded, request)
+
+
 def _supply(args: argparse.Namespace) -> int:
     from syntra.plan import build_plan
     from syntra.records import read_record
@@ -267,6 +288,25 @@ def parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--all", action="store_true", help="every artifact syntra.yaml pushes")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
+    run = command(
+        "run", _run, "pull a signed wasm artifact, verify it, and call a function under limits"
+    )
+    run.add_argument("target", metavar="REF|GUEST", help="a registry reference or a guest name")
+    run.add_argument("function", help="the exported function to call")
+    run.add_argument("args", nargs="*", help='arguments as JSON values (`5`, `"text"`, `[1,2]`)')
+    run.add_argument("--max-mem", metavar="SIZE", help="linear memory cap, e.g. 64Mi")
+    run.add_argument("--max-ms", type=int, metavar="MS", help="wall-clock cap per call")
+    run.add_argument("--fuel", type=int, metavar="N", help="instruction fuel for the call")
+    run.add_argument("--key", metavar="PUB", help="verify with this public key")
+    run.add_argument(
+        "--insecure-skip-verify", action="store_true", help="run it without checking a signature"
+    )
+    run.add_argument(
+        "--insecure", action="store_true", help="plain HTTP to a registry syntra.yaml does not list"
+    )
+    run.add_argument(
+        "--json", action="store_true", help="the result with pull/verify/compile/call metrics"
+    )
     command("supply", _supply, "sign and attest every pushed artifact (from .syntra/out)")
     command("ci", _ci, "render .github/workflows/ from syntra.yaml").add_argument(
         "--check", action="store_true", help="exit 1 and show a diff when workflows drifted"

@@ -15,6 +15,12 @@ class SyntraError(Exception):
     exit_code = EXIT_USER_ERROR
 
 
+class Refused(SyntraError):
+    """Something did not verify (a signature, a digest): exit code 1, like `syntra verify`."""
+
+    exit_code = 1
+
+
 @dataclass(frozen=True)
 class Position:
     """A 1-based line and column in a file."""

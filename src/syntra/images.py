@@ -46,6 +46,7 @@ from syntra.records import (
     write_record,
 )
 from syntra.testbox import BoxFactory, apple_boxes, buildah_box, require_buildah
+from syntra.wasm import manifest as plugin_manifest
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def build_inputs(job: Job) -> dict[str, Any]:
         "refs": image.destination.refs,
         # Plugin files are doit file_deps of the image tasks: doit tracks their bytes.
         "plugins": image.plugins,
+        "plugin_limits": [g.limits for g in job.plan.guests if g.name in image.plugins],
         "tests": image.tests,
     }
 
@@ -106,6 +108,8 @@ def _request(job: Job, platform: str, builder: Builder) -> BuildRequest:
 def build_platform(job: Job, platform: str, builder: Builder) -> LayoutImage:
     """Build one platform into an OCI layout, with the facts of the build."""
     request = _request(job, platform, builder)
+    if job.image.plugins:
+        plugin_manifest.write(job.plan, job.root, job.image)
     builder.build(request)
     base = request.args.get(BASE_IMAGE_ARG)
     found = base_digest(job.loaded.config, base, platform) if base else None

@@ -108,6 +108,12 @@ def source_files(folder: Path) -> list[Path]:
     )
 
 
+def plugin_manifest(root: Path, image: str) -> Path:
+    """The manifest of an image's plugins, beside them in the plugins build context; the
+    specs copy it to /opt/plugins/plugins.json."""
+    return root / STATE_DIR / "wasm" / f"{image}.plugins.json"
+
+
 def plugin_file(root: Path, guest: str) -> Path:
     """An optimised guest, as images bundle it under /opt/plugins/."""
     return root / STATE_DIR / "wasm" / f"{guest}.wasm"

@@ -250,7 +250,7 @@ def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> 
         optimize=guest.optimize,
         output=f"{STATE_DIR}/wasm/{name}.wasm",
         limits=guest.limits.model_dump(),
-        tests=[test.model_dump() for test in guest.tests],
+        tests=[test.model_dump(exclude_unset=True) for test in guest.tests],
         destination=_destination(
             loaded, "wasm", name, guest.registry, guest.repository, guest.tags, context
         ),

@@ -71,17 +71,32 @@ def locate(config: Config, destination: Destination) -> Where:
     return Where(_client(name, entry, host), path, f"{host}/{path}")
 
 
-def registry_for_ref(config: Config, reference: str) -> tuple[Where, str]:
-    """Where any image reference lives, and its tag or digest."""
+def registry_for_ref(
+    config: Config | None, reference: str, insecure: bool = False
+) -> tuple[Where, str]:
+    """Where any image reference lives, and its tag or digest. A registry that syntra.yaml
+    declares brings its credentials and `insecure`; others use the stored logins."""
     try:
         parsed = refs.parse_image_ref(reference)
     except ValueError as exc:
         raise SyntraError(str(exc)) from None
     domain = parsed.domain or "docker.io"
     path = parsed.path if "/" in parsed.path or parsed.domain else f"library/{parsed.path}"
-    known = [(n, r) for n, r in config.registries.items() if r.url.split("/", 1)[0] == domain]
-    client = _client(*known[0], domain) if known else client_for(api_host(domain), False)
+    registries = config.registries.items() if config else []
+    known = [(n, r) for n, r in registries if r.url.split("/", 1)[0] == domain]
+    client = _client(*known[0], domain) if known else client_for(api_host(domain), insecure)
     return Where(client, path, f"{domain}/{path}"), parsed.digest or parsed.tag or "latest"
+
+
+def resolve_tags(where: Where, tags: list[str]) -> str:
+    """The digest of the first of `tags` in the repository; registry failures (down,
+    login refused) are raised as they are, not taken for a missing tag."""
+    for tag in tags:
+        digest = where.registry.head_manifest(where.path, tag)
+        if digest is not None:
+            return digest
+    shown = ", ".join(tags) or "no tags"
+    raise SyntraError(f"not in the registry: {where.identity} has none of its tags ({shown})")
 
 
 _pinned: dict[str, tuple[str, bool]] = {}

@@ -69,6 +69,8 @@ def _body(image: ImagePlan, root: Path, spec: str, project: str) -> str:
         plugins = "".join(
             f"COPY --from=plugins {p}.wasm /opt/plugins/{p}.wasm\n" for p in image.plugins
         )
+        if image.plugins:
+            plugins += f"COPY --from=plugins {image.name}.plugins.json /opt/plugins/plugins.json\n"
         return (text if text.endswith("\n") else text + "\n") + plugins
     assert image.template is not None
     context = _template_context(image, spec, project)
@@ -102,6 +104,7 @@ def _template_context(image: ImagePlan, spec: str, project: str) -> dict[str, An
             "platforms": image.platforms,
             "target": image.target,
             "plugins": [{"name": p, "file": f"{p}.wasm"} for p in image.plugins],
+            "plugin_manifest": f"{image.name}.plugins.json" if image.plugins else None,
             "secrets": [secret["id"] for secret in image.secrets],
         },
     }

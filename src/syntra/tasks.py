@@ -278,7 +278,8 @@ def _wasm_step(step: str, name: str) -> TaskFailed | None:
             print(f"{name}: {result.kind}, {sizes} ({result.note})")
         elif step == "test":
             for call in sandbox.run_tests(guest, out, cache):
-                print(f"{name}: {call.call}({', '.join(map(str, call.args))}) = {call.value} "
+                shown = ", ".join(json.dumps(arg) for arg in call.args)
+                print(f"{name}: {call.call}({shown}) = {json.dumps(call.value)} "
                       f"in {call.elapsed_ms:.1f} ms")  # fmt: skip
         else:
             record = artifact.publish(loaded.config, guest, plan, out, root, cache)

@@ -9,3 +9,10 @@ class WitWorld(wit_world.WitWorld):
         for _ in range(n):
             a, b = b, a + b
         return a
+
+    def greet(self, name: str) -> str:
+        return f"Hello, {name}!"
+
+    def price(self, net: float, rate: float) -> wit_world.Quote:
+        vat = round(net * rate, 2)
+        return wit_world.Quote(net=net, vat=vat, gross=round(net + vat, 2))

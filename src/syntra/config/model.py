@@ -19,11 +19,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     ValidationInfo,
 )
 from pydantic_core import PydanticCustomError
 
 from syntra import refs
+from syntra.errors import SyntraError
 
 
 def _reason(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -58,6 +60,14 @@ def _env_name(value: str) -> str:
     if not _ENV_RE.match(value):
         raise ValueError(f"'{value}' is not an environment variable name")
     return value
+
+
+def parse_size(value: Any) -> int:
+    """`64Mi`, `2G` or a number of bytes; SyntraError for anything else."""
+    try:
+        return _size(value)
+    except ValueError as exc:
+        raise SyntraError(str(exc)) from None
 
 
 def _size(value: Any) -> int:
@@ -324,8 +334,15 @@ class Image(Strict):
 
 class WasmTest(Strict):
     call: str = Field(description="Exported function to call.")
-    args: list[int | float] = Field([], description="Arguments.")
-    expect: int | float | None = Field(None, description="Expected result.")
+    args: list[JsonValue] = Field(
+        [], description="Arguments as JSON values, converted by the function's parameter types."
+    )
+    expect: JsonValue = Field(
+        None, description="Expected result as a JSON value; leave out to only call."
+    )
+    approx: float | None = Field(
+        None, gt=0, description="Floats match within this tolerance, e.g. `1e-9`."
+    )
 
 
 class Limits(Strict):

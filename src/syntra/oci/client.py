@@ -11,6 +11,7 @@ do not hash to the digest asked for is retried, then refused.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class Transfer:
     uploaded_blobs: int = 0
     skipped_blobs: int = 0
     mounted_blobs: int = 0
+    downloaded_bytes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
@@ -369,6 +371,33 @@ class Client:
         if response.status_code >= 300:
             raise self.fail(response, what)
         return response.content
+
+    def download_blob(self, repository: str, digest: str, target: Path) -> None:
+        """A blob of any size, streamed to `target` in constant memory and verified
+        against its digest; written through a temporary file, retried like a small one."""
+        what = f"GET blob {repository}@{digest}"
+        partial = target.with_name(f".{target.name}.part")
+        target.parent.mkdir(parents=True, exist_ok=True)
+
+        def check(response: requests.Response) -> str | None:
+            hasher = hashlib.sha256()
+            with partial.open("wb") as sink:
+                for chunk in response.iter_content(1 << 20):
+                    hasher.update(chunk)
+                    sink.write(chunk)
+            actual = f"sha256:{hasher.hexdigest()}"
+            return None if actual == digest else f"the body's digest is {actual}"
+
+        try:
+            response = self._exchange(
+                "GET", repository, "blobs", digest, what, check=check, stream=True
+            )
+            if response.status_code >= 300:
+                raise self.fail(response, what)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+        self.transfer.add(downloaded_bytes=target.stat().st_size)
 
     def push_blob(self, repository: str, blob: Blob) -> None:
         """Upload `blob` unless the repository has it; mount it when another repository of

@@ -12,7 +12,7 @@ from rich.table import Table
 from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.plan import build_plan
-from syntra.publish import Where, locate, registry_for_ref
+from syntra.publish import locate, registry_for_ref, resolve_tags
 from syntra.records import find_record
 from syntra.supply import keys
 from syntra.supply.verify import Check, KeyTrust, trust_for, verify
@@ -30,7 +30,7 @@ def run_verify(loaded: Loaded, ref: str | None, as_json: bool, key: Path | None 
     checks: list[Check] = []
     if ref and ref not in artifacts:
         where, version = registry_for_ref(loaded.config, ref)
-        digest = version if version.startswith("sha256:") else _resolve(where, [version])
+        digest = version if version.startswith("sha256:") else resolve_tags(where, [version])
         checks = verify(ref, where, digest, trust, chain.sbom, chain.provenance)
     else:
         for name, destination in artifacts.items():
@@ -39,7 +39,7 @@ def run_verify(loaded: Loaded, ref: str | None, as_json: bool, key: Path | None 
             where = locate(loaded.config, destination)
             record = find_record(loaded.root, name)
             try:
-                digest = record.digest if record else _resolve(where, destination.tags)
+                digest = record.digest if record else resolve_tags(where, destination.tags)
             except SyntraError as exc:
                 checks.append(
                     Check(name, where.identity, "", None, False, False, False, [str(exc)])
@@ -51,17 +51,6 @@ def run_verify(loaded: Loaded, ref: str | None, as_json: bool, key: Path | None 
     else:
         _table(checks)
     return 0 if checks and all(check.ok for check in checks) else 1
-
-
-def _resolve(where: Where, tags: list[str]) -> str:
-    """The digest of the first of `tags` in the repository; registry failures (down,
-    login refused) are raised as they are, not taken for a missing tag."""
-    for tag in tags:
-        digest = where.registry.head_manifest(where.path, tag)
-        if digest is not None:
-            return digest
-    shown = ", ".join(tags) or "no tags"
-    raise SyntraError(f"not in the registry: {where.identity} has none of its tags ({shown})")
 
 
 def _table(checks: list[Check]) -> None:

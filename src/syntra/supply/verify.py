@@ -14,11 +14,13 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from syntra.config import Loaded
+from syntra.config.model import Signing
 from syntra.errors import SyntraError
 from syntra.oci import DOCKER_LIST, INDEX, platform_of
 from syntra.publish import Where
@@ -68,7 +70,7 @@ class Trust(Protocol):
 def trust_for(loaded: Loaded) -> Trust:
     signing = loaded.config.supply_chain.signing
     if signing.mode == "keyless":
-        return KeylessTrust(loaded)
+        return KeylessTrust(loaded.root, signing)
     if signing.mode != "key" or not signing.key:
         raise SyntraError(
             "nothing to verify against: set supply_chain.signing (mode key or keyless)"
@@ -149,11 +151,10 @@ class KeyTrust:
 class KeylessTrust:
     """Sigstore bundles among the digest's referrers, each verified in full."""
 
-    def __init__(self, loaded: Loaded) -> None:
+    def __init__(self, root: Path, signing: Signing) -> None:
         from syntra.supply.keyless import BundleVerifier
 
-        signing = loaded.config.supply_chain.signing
-        self.bundles = BundleVerifier(loaded.root, signing)
+        self.bundles = BundleVerifier(root, signing)
         self.signer = f"an identity matching /{signing.identity}/ from {signing.issuer}"
 
     def examine(

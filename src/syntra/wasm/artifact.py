@@ -36,7 +36,7 @@ def world_of(wasm: Path, cache: Path) -> dict[str, list[str]]:
     from syntra.wasm.sandbox import _engine, compiled
 
     engine = _engine(False)
-    component = compiled(engine, wasm, "component", cache, False)
+    component, _ = compiled(engine, wasm, "component", cache, False)
     return {
         "exports": sorted(component.type.exports(engine)),
         "imports": sorted(component.type.imports(engine)),

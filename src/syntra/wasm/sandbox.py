@@ -10,11 +10,12 @@ see: no files, no environment, no arguments. Compiled code is cached under
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -23,10 +24,11 @@ from typing import Any
 import wasmtime
 import wasmtime.component as wc
 
-from syntra.errors import SyntraError, did_you_mean
+from syntra.errors import SyntraError, count, did_you_mean
 from syntra.fsutil import write_atomic
 from syntra.plan import GuestPlan
 from syntra.wasm import kind_of_file
+from syntra.wasm.values import close_enough, lift, lower, type_name
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,13 @@ class CallResult:
     args: list[Any]
     value: Any
     elapsed_ms: float
-    memory_bytes: int
+    memory_bytes: int | None
+    """Linear memory at the end of the call (core modules; a component's is not visible)."""
+    fuel_used: int | None
 
 
 class GuestFailure(SyntraError):
-    """A test call trapped, timed out, ran out of memory or fuel, or returned the wrong value."""
+    """A call trapped, timed out, ran out of memory or fuel, or returned the wrong value."""
 
 
 def _engine(fuel: bool) -> wasmtime.Engine:
@@ -56,11 +60,14 @@ def _cache_key(wasm: bytes, fuel: bool) -> str:
     return hashlib.sha256(hashlib.sha256(wasm).digest() + stamp).hexdigest()
 
 
-def compiled(engine: wasmtime.Engine, path: Path, kind: str, cache: Path, fuel: bool) -> Any:
+def compiled(
+    engine: wasmtime.Engine, path: Path, kind: str, cache: Path, fuel: bool
+) -> tuple[Any, bool]:
     """The module or component, from the compile cache when this exact code was compiled
     before. Deserialising machine code is only safe for bytes we wrote: each entry is
     stored with the SHA-256 of its bytes, checked before loading; a damaged entry (or one
-    wasmtime refuses) is compiled again and replaced, and says so in one line."""
+    wasmtime refuses) is compiled again and replaced, and says so in one line. Returns
+    the code and whether it came from the cache."""
     data = path.read_bytes()
     key = _cache_key(data, fuel)
     cached, seal = cache / f"{key}.cwasm", cache / f"{key}.cwasm.sha256"
@@ -70,7 +77,7 @@ def compiled(engine: wasmtime.Engine, path: Path, kind: str, cache: Path, fuel: 
         sealed = seal.read_text().strip() if seal.is_file() else ""
         if hashlib.sha256(stored).hexdigest() == sealed:
             try:
-                return loader.deserialize(engine, stored)
+                return loader.deserialize(engine, stored), True
             except wasmtime.WasmtimeError:
                 pass
         print(f"compile cache: {cached.name} was damaged; compiling again", file=sys.stderr)
@@ -78,21 +85,28 @@ def compiled(engine: wasmtime.Engine, path: Path, kind: str, cache: Path, fuel: 
     serialized = bytes(code.serialize())
     write_atomic(cached, serialized)
     write_atomic(seal, hashlib.sha256(serialized).hexdigest().encode())
-    return code
+    return code, False
 
 
 class Sandbox:
-    def __init__(self, guest: GuestPlan, wasm: Path, cache: Path) -> None:
-        self.guest = guest
-        self.stderr = cache / f"{guest.name}.stderr"
+    """One guest, compiled once; every call gets a fresh store under the limits, so a
+    trap leaves nothing behind for the next call."""
+
+    def __init__(self, name: str, wasm: Path, limits: Mapping[str, Any], cache: Path) -> None:
+        self.name = name
+        self.stderr = cache / f"{name}.stderr"
         self.kind = kind_of_file(wasm)
-        self.limits = guest.limits
-        self.fuel = self.limits.get("fuel")
+        self.limits = limits
+        self.fuel = limits.get("fuel")
         self.engine = _engine(self.fuel is not None)
+        started = time.perf_counter()
         try:
-            self.code = compiled(self.engine, wasm, self.kind, cache, self.fuel is not None)
+            self.code, self.cache_hit = compiled(
+                self.engine, wasm, self.kind, cache, self.fuel is not None
+            )
         except wasmtime.WasmtimeError as exc:
             raise SyntraError(f"wasmtime cannot load it: {exc}") from None
+        self.compile_ms = (time.perf_counter() - started) * 1000
 
     def _store(self) -> wasmtime.Store:
         store = wasmtime.Store(self.engine)
@@ -121,45 +135,67 @@ class Sandbox:
             exports = wasmtime.Instance(store, self.code, []).exports(store)
             function = exports.get(name)
             memory = exports.get("memory")
-        if function is None:
-            hint = did_you_mean(name, self.export_names(store))
+        if not callable(function):
+            hint = did_you_mean(name, list(self.exports()))
             raise GuestFailure(f"no exported function '{name}'{hint}")
         return function, memory
 
-    def export_names(self, store: wasmtime.Store) -> list[str]:
+    def exports(self) -> dict[str, str]:
+        """Exported functions with their signatures, in WIT's spelling for components."""
+        found = {}
         if self.kind == "component":
-            return list(self.code.type.exports(self.engine))
-        return [export.name for export in self.code.exports]
+            for name, item in self.code.type.exports(self.engine).items():
+                ty = item.ty
+                if isinstance(ty, wc.FuncType):
+                    params = ", ".join(f"{p}: {type_name(t)}" for p, t in ty.params)
+                    result = f" -> {type_name(ty.result)}" if ty.result is not None else ""
+                    found[name] = f"func({params}){result}"
+        else:
+            for export in self.code.exports:
+                if isinstance(export.type, wasmtime.FuncType):
+                    params = ", ".join(str(t) for t in export.type.params)
+                    results = ", ".join(str(t) for t in export.type.results)
+                    found[export.name] = f"func({params})" + (f" -> {results}" if results else "")
+        return found
 
-    @staticmethod
-    def check_arity(store: wasmtime.Store, function: Any, name: str, args: list[Any]) -> None:
-        params = function.type(store).params
-        if len(params) != len(args):
-            shown = ", ".join(str(p[0]) if isinstance(p, tuple) else str(p) for p in params)
-            raise GuestFailure(
-                f"{name}({shown}) takes {len(params)} argument{'' if len(params) == 1 else 's'}, "
-                f"the test gives {len(args)}"
-            )
+    def _signature(self, store: wasmtime.Store, function: Any) -> tuple[list[Any], Any]:
+        """(parameter types, result type) of a function export."""
+        ty = function.type(store)
+        if self.kind == "component":
+            return [t for _, t in ty.params], ty.result
+        results = list(ty.results)
+        return list(ty.params), results[0] if len(results) == 1 else None
 
-    def call(self, name: str, args: list[Any]) -> CallResult:
+    def call(self, name: str, args: Sequence[Any]) -> CallResult:
+        """Call `name` with JSON-like `args`, converted by its parameter types."""
         store = self._store()
         limit_ms = int(self.limits["max_ms"] or 0)
         timer = threading.Timer(limit_ms / 1000, self.engine.increment_epoch)
         started = time.perf_counter()
         timer.start()
         memory = None
+        args = list(args)
         try:
             function, memory = self._function(store, name)
-            self.check_arity(store, function, name, args)
-            value = function(store, *args)
+            params, result = self._signature(store, function)
+            if len(params) != len(args):
+                shown = ", ".join(type_name(p) for p in params)
+                raise GuestFailure(
+                    f"{name}({shown}) takes {count(len(params), 'argument')}, {len(args)} given"
+                )
+            lowered = [lower(t, v, f"{name} argument {n + 1}") for n, (t, v) in
+                       enumerate(zip(params, args, strict=True))]  # fmt: skip
+            value = function(store, *lowered)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             elapsed = (time.perf_counter() - started) * 1000
             raise GuestFailure(self._explain(name, args, exc, elapsed, memory, store)) from None
         finally:
             timer.cancel()
         elapsed = (time.perf_counter() - started) * 1000
-        used = memory.data_len(store) if memory is not None else 0
-        return CallResult(name, args, value, elapsed, used)
+        used = memory.data_len(store) if memory is not None else None
+        fuel = int(self.fuel) - store.get_fuel() if self.fuel is not None else None
+        lifted = lift(result, value) if result is not None else value
+        return CallResult(name, args, lifted, elapsed, used, fuel)
 
     def _explain(
         self, name: str, args: list[Any], exc: Exception, elapsed: float, memory: Any, store: Any
@@ -193,14 +229,15 @@ class Sandbox:
 
 def run_tests(guest: GuestPlan, wasm: Path, cache: Path) -> Iterator[CallResult]:
     """Every test call of `guest`, as each passes; a failure raises GuestFailure naming it."""
-    sandbox = Sandbox(guest, wasm, cache)
+    sandbox = Sandbox(guest.name, wasm, guest.limits, cache)
     for test in guest.tests:
-        result = sandbox.call(test["call"], list(test["args"]))
-        expected = test.get("expect")
-        if expected is not None and result.value != expected:
+        result = sandbox.call(test["call"], test.get("args", []))
+        if "expect" in test and not close_enough(result.value, test["expect"], test.get("approx")):
+            shown = ", ".join(json.dumps(a) for a in result.args)
             raise GuestFailure(
-                f"{test['call']}({', '.join(map(str, test['args']))}) "
-                f"returned {result.value}, expected {expected}"
+                f"{test['call']}({shown}) returned {json.dumps(result.value)}, "
+                f"expected {json.dumps(test['expect'])}"
+                + (f" (within {test['approx']})" if test.get("approx") else "")
             )
         yield result
 

@@ -1,0 +1,200 @@
+"""Run signed wasm plugins from a Python application.
+
+    from syntra import plugins
+
+    # From a registry: the signature is verified before anything is compiled.
+    pricing = plugins.load("registry.example.com/shop/pricing:1.4.0",
+                           key="cosign.pub", limits=plugins.Limits(max_ms=200))
+    pricing.call("price", 100, 0.19)        # {'net': 100.0, 'vat': 19.0, 'gross': 119.0}
+    pricing.exports                          # {'price': 'func(net: f64, rate: f64) -> quote', …}
+
+    # Inside an image built with `plugins:`: the manifest Syntra wrote at build time,
+    # each file checked against its digest, each plugin with the limits of syntra.yaml.
+    bundled = plugins.load_manifest("/opt/plugins/plugins.json")
+    bundled["fib-python"].call("fib", 24)   # 46368
+
+Calls are serialised per plugin (safe from any thread); each runs in a fresh store, so
+a trap, a timeout or an exhausted memory limit leaves nothing behind for the next call.
+Arguments and results are JSON-like values converted by the function's WIT types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from syntra.errors import Refused, SyntraError
+from syntra.wasm.sandbox import CallResult, Sandbox
+
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per call: linear memory in bytes, wall-clock milliseconds, and optional fuel."""
+
+    max_mem: int = 64 << 20
+    max_ms: int = 1000
+    fuel: int | None = None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """How a plugin was obtained: times in milliseconds, and whether caches were hit."""
+
+    reference: str | None = None
+    pull_ms: float = 0.0
+    verify_ms: float = 0.0
+    compile_ms: float = 0.0
+    blob_cached: bool = False
+    compile_cached: bool = False
+    verified: bool = False
+
+
+@dataclass
+class Plugin:
+    name: str
+    wasm: Path
+    limits: Limits
+    cache: Path
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        self._sandbox = Sandbox(self.name, self.wasm, asdict(self.limits), self.cache)
+        self._lock = threading.Lock()
+        self.metrics = Metrics(
+            **{
+                **asdict(self.metrics),
+                "compile_ms": self._sandbox.compile_ms,
+                "compile_cached": self._sandbox.cache_hit,
+            }
+        )
+
+    @property
+    def kind(self) -> str:
+        return self._sandbox.kind
+
+    @property
+    def exports(self) -> dict[str, str]:
+        """Exported functions and their signatures (WIT spelling for components)."""
+        return self._sandbox.exports()
+
+    def call(self, function: str, *args: Any) -> Any:
+        """The result of `function(*args)` under the limits; SyntraError when it fails."""
+        return self.measure(function, *args).value
+
+    def measure(self, function: str, *args: Any) -> CallResult:
+        """Like `call`, with the call's time, memory and fuel."""
+        with self._lock:
+            return self._sandbox.call(function, args)
+
+
+def default_cache() -> Path:
+    """$SYNTRA_CACHE, else $XDG_CACHE_HOME/syntra, else ~/.cache/syntra."""
+    if os.environ.get("SYNTRA_CACHE"):
+        return Path(os.environ["SYNTRA_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "syntra"
+
+
+def load(
+    ref_or_path: str | Path,
+    *,
+    key: str | Path | None = None,
+    identity: str | None = None,
+    issuer: str = GITHUB_ISSUER,
+    limits: Limits | Mapping[str, Any] | None = None,
+    cache: Path | None = None,
+    insecure: bool = False,
+    insecure_skip_verify: bool = False,
+) -> Plugin:
+    """A plugin from a registry reference, verified with the public `key` (cosign's
+    format) or a keyless `identity` (a regular expression the signing certificate must
+    match, with `issuer`), or from a local file (trusted as it is: bundled plugins are
+    checked by `load_manifest`). `insecure` talks plain HTTP to the registry."""
+    cache = cache or default_cache()
+    chosen = _limits(limits)
+    if isinstance(ref_or_path, Path) or Path(ref_or_path).is_file():
+        path = Path(ref_or_path)
+        return Plugin(path.stem, path, chosen, cache)
+    trust = None if insecure_skip_verify else trust_from(key, identity, issuer)
+    return load_reference(str(ref_or_path), trust, chosen, cache, insecure=insecure)
+
+
+def load_reference(
+    reference: str,
+    trust: Any,
+    limits: Limits,
+    cache: Path,
+    *,
+    insecure: bool = False,
+    config: Any = None,
+) -> Plugin:
+    """The plugin at `reference`, pulled and verified against `trust` (None: skipped)."""
+    from syntra.publish import registry_for_ref
+    from syntra.wasm.remote import pull
+
+    where, version = registry_for_ref(config, reference, insecure)
+    pulled = pull(where, version, trust, cache)
+    metrics = Metrics(
+        reference=pulled.reference,
+        pull_ms=pulled.pull_ms,
+        verify_ms=pulled.verify_ms,
+        blob_cached=pulled.cached,
+        verified=trust is not None,
+    )
+    name = where.path.rsplit("/", 1)[-1]
+    return Plugin(name, pulled.wasm, limits, cache, metrics)
+
+
+def trust_from(key: str | Path | None, identity: str | None, issuer: str) -> Any:
+    """What a signature must verify against: a public key or a keyless identity."""
+    from syntra.supply import keys
+    from syntra.supply.verify import KeylessTrust, KeyTrust
+
+    if key is not None:
+        return KeyTrust(keys.load_public(Path(key)))
+    if identity is not None:
+        from syntra.config.model import Signing
+
+        signing = Signing(mode="keyless", identity=identity, issuer=issuer)
+        return KeylessTrust(Path.cwd(), signing)
+    raise SyntraError(
+        "nothing to verify the plugin's signature against: give key= or identity= "
+        "(insecure_skip_verify=True runs it unverified)"
+    )
+
+
+def load_manifest(path: str | Path, *, cache: Path | None = None) -> dict[str, Plugin]:
+    """The plugins an image bundles, from the `plugins.json` Syntra wrote beside them:
+    each file must have the digest the manifest names (Refused otherwise)."""
+    manifest = Path(path)
+    try:
+        entries = json.loads(manifest.read_text())["plugins"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SyntraError(f"{manifest}: not a plugin manifest ({exc})") from None
+    found = {}
+    for entry in entries:
+        wasm = manifest.parent / entry["file"]
+        try:
+            actual = hashlib.sha256(wasm.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise SyntraError(f"{wasm}: cannot read it ({exc.strerror})") from None
+        if actual != entry["sha256"]:
+            raise Refused(f"{wasm}: its SHA-256 is {actual}, the manifest says {entry['sha256']}")
+        found[entry["name"]] = Plugin(
+            entry["name"], wasm, _limits(entry.get("limits")), cache or default_cache()
+        )
+    return found
+
+
+def _limits(given: Limits | Mapping[str, Any] | None) -> Limits:
+    if isinstance(given, Limits):
+        return given
+    return Limits(**{k: v for k, v in (given or {}).items() if k in ("max_mem", "max_ms", "fuel")})

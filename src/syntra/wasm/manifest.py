@@ -1,0 +1,51 @@
+"""`/opt/plugins/plugins.json`: what an image's application needs to load the plugins
+bundled with it — per plugin its file and SHA-256, the artifact it was published as
+(reference and digest), module or component, its exports with their signatures, and
+the limits declared in syntra.yaml. `syntra.plugins.load_manifest` reads it back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from syntra.fsutil import write_if_changed
+from syntra.layout import plugin_file, plugin_manifest, wasm_cache
+from syntra.oci import digest_of
+from syntra.plan import ImagePlan, Plan
+from syntra.wasm.artifact import artifact
+from syntra.wasm.sandbox import Sandbox
+
+
+def describe(plan: Plan, root: Path, image: ImagePlan) -> dict[str, Any]:
+    cache = wasm_cache(root)
+    entries = []
+    for name in image.plugins:
+        guest = next(g for g in plan.guests if g.name == name)
+        wasm = plugin_file(root, name)
+        sandbox = Sandbox(name, wasm, guest.limits, cache)
+        published = None
+        if guest.destination.registry:
+            _, manifest, _ = artifact(guest, plan, wasm, cache)
+            published = {"references": guest.destination.refs, "digest": digest_of(manifest)}
+        entries.append(
+            {
+                "name": name,
+                "file": wasm.name,
+                "sha256": hashlib.sha256(wasm.read_bytes()).hexdigest(),
+                "kind": sandbox.kind,
+                "artifact": published,
+                "exports": sandbox.exports(),
+                "limits": guest.limits,
+            }
+        )
+    return {"schemaVersion": 1, "image": image.name, "plugins": entries}
+
+
+def write(plan: Plan, root: Path, image: ImagePlan) -> Path:
+    """The image's manifest in the plugins build context (rewritten only on change)."""
+    path = plugin_manifest(root, image.name)
+    text = json.dumps(describe(plan, root, image), indent=2, sort_keys=True) + "\n"
+    write_if_changed(path, text.encode())
+    return path

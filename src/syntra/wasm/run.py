@@ -1,0 +1,109 @@
+"""`syntra run`: pull a wasm artifact by digest, verify its signature, compile it
+through the compile cache and call one function under limits."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from syntra.config import Loaded
+from syntra.errors import SyntraError
+from syntra.layout import wasm_cache
+from syntra.plugins import Limits, default_cache, load_reference
+from syntra.records import find_record
+from syntra.supply import keys
+from syntra.supply.verify import KeyTrust, Trust, trust_for
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    target: str
+    """A guest name from syntra.yaml, or a registry reference."""
+    function: str
+    args: list[str]
+    """Each a JSON value; anything that is not JSON is taken as a string."""
+    max_mem: int | None = None
+    max_ms: int | None = None
+    fuel: int | None = None
+    key: Path | None = None
+    insecure_skip_verify: bool = False
+    insecure: bool = False
+    """Plain HTTP to a registry syntra.yaml does not declare."""
+    as_json: bool = False
+
+
+def run(loaded: Loaded | None, request: RunRequest) -> int:
+    reference, limits = _target(loaded, request.target)
+    limits = Limits(
+        max_mem=request.max_mem or limits.max_mem,
+        max_ms=request.max_ms or limits.max_ms,
+        fuel=request.fuel or limits.fuel,
+    )
+    trust = _trust(loaded, request)
+    cache = wasm_cache(loaded.root) if loaded else default_cache()
+    config = loaded.config if loaded else None
+    plugin = load_reference(
+        reference, trust, limits, cache, insecure=request.insecure, config=config
+    )
+    result = plugin.measure(request.function, *[_value(arg) for arg in request.args])
+    if request.as_json:
+        metrics = {
+            **asdict(plugin.metrics),
+            "call_ms": result.elapsed_ms,
+            "memory_bytes": result.memory_bytes,
+            "fuel_used": result.fuel_used,
+        }
+        print(json.dumps({"function": request.function, "args": result.args,
+                          "value": result.value, "metrics": metrics}, indent=2))  # fmt: skip
+    else:
+        print(json.dumps(result.value))
+    return 0
+
+
+def _target(loaded: Loaded | None, target: str) -> tuple[str, Limits]:
+    """The reference to pull and the default limits: a guest's published digest (from
+    this checkout's record, else its tags in the registry) with its declared limits."""
+    if loaded is None:
+        return target, Limits()
+    from syntra.plan import build_plan
+    from syntra.publish import locate, resolve_tags
+
+    guest = next((g for g in build_plan(loaded).guests if g.name == target), None)
+    if guest is None:
+        return target, Limits()
+    if not guest.destination.registry:
+        raise SyntraError(f"wasm.{target} is not pushed to a registry: nothing to pull")
+    where = locate(loaded.config, guest.destination)
+    record = find_record(loaded.root, target)
+    digest = record.digest if record else resolve_tags(where, guest.destination.tags)
+    declared = guest.limits
+    limits = Limits(declared["max_mem"] or 0, declared["max_ms"] or 0, declared.get("fuel"))
+    return f"{where.identity}@{digest}", limits
+
+
+def _trust(loaded: Loaded | None, request: RunRequest) -> Trust | None:
+    if request.insecure_skip_verify:
+        print(
+            f"WARNING: --insecure-skip-verify: {request.target} runs WITHOUT its signature "
+            "being checked",
+            file=sys.stderr,
+        )
+        return None
+    if request.key is not None:
+        return KeyTrust(keys.load_public(request.key))
+    if loaded is not None and loaded.config.supply_chain.signing.mode != "none":
+        return trust_for(loaded)
+    raise SyntraError(
+        "nothing to verify the signature against: give --key PUB, or set "
+        "supply_chain.signing in syntra.yaml (--insecure-skip-verify runs it unverified)"
+    )
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
