@@ -12,6 +12,7 @@ from typing import Any, cast
 import pytest
 
 from syntra.localregistry import seed_busybox, serve
+from syntra.oci import Client
 from tests.conftest import BUSYBOX, commit, git, podman_store, ran, reset_store, run, skopeo
 from tests.oci import layer_files, validate
 
@@ -207,9 +208,41 @@ def test_merge_of_per_platform_pushes_equals_direct_build(project: Path, tmp_pat
 
 
 def test_merge_without_digest_files(project: Path) -> None:
+    assert run(project, "syntra", "render").returncode == 0
     done = run(project, "syntra", "merge", "app")
     assert done.returncode == 2
-    assert done.stderr.startswith("app: no digest file for linux/amd64 (")
+    assert done.stderr == (
+        "app: linux/amd64 was not built (no digest file, and nothing in the registry is "
+        "built from its inputs)\n"
+    )
+
+
+def test_a_commit_outside_the_context_rebuilds_nothing(project: Path, registry: str) -> None:
+    """The inputs digest, not the commit, decides: the new commit's tags go onto the image
+    already built (its labels name the commit that built it), locally and in CI."""
+    doit_ok(project)
+    first = record(project)
+    logs = sorted((project / ".syntra" / "logs" / "app").iterdir())
+    sizes = [log.stat().st_size for log in logs]
+    (project / "NOTES.md").write_text("outside the image's context\n")
+    commit(project, "docs: notes")
+    planned = run(project, "syntra", "plan", "--changed", "--json")
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout) == {"matrix": [], "chunks": [[]]}
+    assert "docker:app" in ran(doit_ok(project))  # new tags to push, nothing to build
+    again = record(project)
+    assert again["digest"] == first["digest"] and again["version"] != first["version"]
+    assert [log.stat().st_size for log in logs] == sizes  # no builder ran
+    client = Client(registry, insecure=True)
+    assert client.head_manifest(str(again["repository"]), str(again["version"])) == first["digest"]
+    merged = run(project, "syntra", "merge", "--all")  # CI: nothing built, only retagged
+    assert merged.returncode == 0 and str(first["digest"]) in merged.stdout, merged.stderr
+    (project / "app" / "index.html").write_text("<h1>changed</h1>\n")
+    commit(project, "feat: new page")
+    changed = json.loads(run(project, "syntra", "plan", "--changed", "--json").stdout)
+    assert [(e["image"], e["platform"]) for e in changed["matrix"]] == [
+        ("app", "linux/amd64"), ("app", "linux/arm64"),
+    ]  # fmt: skip
 
 
 def test_secrets_reach_run_steps_but_no_log_or_image(

@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from syntra.config import load
 from syntra.plan import build_plan
 from tests.conftest import Result, commit, git
@@ -69,3 +71,41 @@ def test_validate_summary(project: Path, syntra: Callable[..., Result]) -> None:
         0,
         "syntra.yaml: ok (1 image, 0 wasm guests, 2 platform builds)\n",
     )
+
+
+def _tags_of(root: Path) -> list[str]:
+    return build_plan(load(root / "syntra.yaml")).images[0].destination.tags
+
+
+BRANCH_TAGS = (
+    "defaults:\n  tags: ['{{ version }}', 'sha-{{ git.short_sha }}', '{{ git.branch }}']\n"
+)
+
+
+def test_a_dirty_tree_moves_no_commit_or_branch_tag(project: Path) -> None:
+    (project / "syntra.yaml").write_text((project / "syntra.yaml").read_text() + BRANCH_TAGS)
+    commit(project, "branch tags")
+    clean = _tags_of(project)
+    assert clean[1:] == [f"sha-{git(project, 'rev-parse', '--short=7', 'HEAD')}", "main"]
+    (project / "web" / "index.html").write_text("<h1>uncommitted</h1>\n")
+    (dirty,) = _tags_of(project)
+    assert dirty.endswith(".dirty") and dirty.startswith(clean[0])
+
+
+def test_detached_head_takes_the_branch_from_github_or_skips_the_tag(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "syntra.yaml").write_text((project / "syntra.yaml").read_text() + BRANCH_TAGS)
+    commit(project, "branch tags")
+    git(project, "checkout", "-q", "--detach", "HEAD")
+    for name in ("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "GITHUB_REF_TYPE"):
+        monkeypatch.delenv(name, raising=False)
+    assert len(_tags_of(project)) == 2  # no branch: that tag is skipped, with one line
+    assert capsys.readouterr().err == (
+        "defaults.tags.2: '{{ git.branch }}' renders empty here: skipped (for images 'web')\n"
+    )
+    monkeypatch.setenv("GITHUB_REF_TYPE", "branch")
+    monkeypatch.setenv("GITHUB_REF_NAME", "release-2")
+    assert _tags_of(project)[-1] == "release-2"
+    monkeypatch.setenv("GITHUB_HEAD_REF", "feature-x")  # a pull request's source branch
+    assert _tags_of(project)[-1] == "feature-x"

@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
 from in_toto_attestation.v1 import statement_pb2
 from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
 from in_toto_attestation.v1.statement import Statement
+from ruamel.yaml import YAML
 
 from syntra.oci import INDEX, MANIFEST, Blob, Client, Document, platform_of
 from syntra.supply.attach import attachment_tag
@@ -520,3 +522,29 @@ def test_a_second_checkout_adds_nothing_to_the_registry(
         att = client.get_manifest("tests/fib", attachment_tag(digest, "att"))
         attested.append((digest, att.digest, len(att.json()["layers"])))
     assert attested[0] == attested[1]
+
+
+def test_the_ci_signing_steps_run_here(secured: Path, registry: str, tmp_path: Path) -> None:
+    """The supply job of the generated workflow, its shell steps run as GitHub runs them:
+    keys written from the repository variable and secret, then `syntra supply` and
+    `syntra verify --all` in a fresh clone with the records the merge job hands over."""
+    assert run(secured, "syntra", "ci").returncode == 0
+    workflow = YAML(typ="safe").load((secured / ".github" / "workflows" / "docker.yml").read_text())
+    steps = workflow["jobs"]["supply"]["steps"]
+    clone = tmp_path / "runner"
+    git(tmp_path, "clone", "-q", str(secured), str(clone))
+    shutil.copytree(secured / ".syntra" / "out", clone / ".syntra" / "out")  # the artifacts
+    env = {
+        "PUBLIC_KEY": (secured / "keys" / "cosign.pub").read_text().strip(),
+        "SIGNING_KEY": (secured / "keys" / "cosign.key").read_text().strip(),
+        **PASSPHRASE,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    for step in [s for s in steps if "run" in s and s.get("name") != "Install Syntra"]:
+        done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=clone, capture_output=True,
+                              text=True, check=False, env={**os.environ, **env})  # fmt: skip
+        assert done.returncode == 0, f"{step['name']}: {done.stdout}{done.stderr}"
+    assert (clone / "keys" / "cosign.key").stat().st_mode & 0o777 == 0o600
+    assert (clone / "keys" / "cosign.pub").read_text() == (
+        secured / "keys" / "cosign.pub"
+    ).read_text()

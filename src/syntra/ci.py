@@ -1,14 +1,22 @@
 """Stage: ci. The GitHub Actions workflows that run Syntra, generated from the plan.
 
-- docker.yml: one job per image and platform on a native runner (`syntra build
-  --push-by-digest`), a merge job per image, then signing and verification;
-- macos_container.yml: `doit container` on a macOS runner;
-- wasm.yml: guests with a Swift SDK for WebAssembly installed;
-- release.yml: `syntra release` on `v*` tags.
+One pipeline workflow (`docker.yml`, or `wasm.yml` when there are only guests):
 
-Least privilege: the workflow grants `contents: read`; jobs that push or sign ask
-for more. Secrets reach steps only as environment variables, never on a command
-line. Actions are pinned to the refs in `ci.actions` (full commit SHAs there).
+- pushes to main and `v*` tags: guests built, tested and published; a plan job lists
+  the images x platforms whose inputs are not built yet (`syntra plan --changed`), in
+  chunks of at most 256 jobs; each is built on a native runner and pushed by digest;
+  one merge job assembles every index (unchanged images are only retagged); then
+  signing and verification; on a `v*` tag, the release;
+- pull requests: the same builds and tests with nothing pushed, no secrets and
+  read-only permissions.
+
+`macos_container.yml` builds with Apple's `container` on demand (workflow_dispatch), so
+it never races the pipeline for the same tags.
+
+Hardening: every action pinned to a full commit SHA (the table below, current majors
+that run on Node 24; `ci.actions` overrides), checkouts without persisted credentials,
+no caches, no permissions at the top and least privilege per job with the reason
+beside each grant, secrets only in the environment of the steps that need them.
 """
 
 from __future__ import annotations
@@ -19,12 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from syntra.config import Loaded
+from syntra.errors import SyntraError
 from syntra.fsutil import write_if_changed
-from syntra.layout import slug
+from syntra.layout import STATE_DIR
+from syntra.matrix import chunk_count
 from syntra.plan import Plan
+from syntra.supply import keys
 
 WORKFLOWS_DIR = ".github/workflows"
 HEADER = (
@@ -32,275 +44,428 @@ HEADER = (
     "# Change syntra.yaml (ci:) and run `doit ci`.\n"
 )
 DEFAULT_ACTIONS = {
-    "actions/checkout": "v4",
-    "actions/setup-python": "v5",
-    "actions/cache": "v4",
-    "actions/upload-artifact": "v4",
-    "actions/download-artifact": "v4",
-    "swiftwasm/setup-swiftwasm": "v2",
+    "actions/checkout": ("de0fac2e4500dabe0009e67214ff5f5447ce83dd", "v6.0.2"),
+    "actions/setup-python": ("a309ff8b426b58ec0e2a45f0f869d46889d02405", "v6.2.0"),
+    "actions/upload-artifact": ("b7c566a772e6b6bfb58ed0dc250532a479d7789f", "v6.0.0"),
+    "actions/download-artifact": ("37930b1c2abaa49bbe596cd826c3c89aef350131", "v7.0.0"),
 }
+"""Commit SHAs of the action versions Syntra emits (all run on Node 24)."""
+SWIFT_SDK_ACTION = "swiftwasm/setup-swiftwasm"
+PULL_REQUEST = "github.event_name == 'pull_request'"
+PUSHED = "github.event_name != 'pull_request'"
 Job = dict[str, Any]
 
 
-class _Steps:
-    """The steps every job shares, with actions pinned as syntra.yaml says."""
+def _grants(**grants: tuple[str, str]) -> CommentedMap:
+    """Job permissions, each with the reason for it as a comment."""
+    found = CommentedMap()
+    for scope, (level, why) in grants.items():
+        found[scope.replace("_", "-")] = level
+        found.yaml_add_eol_comment(why, scope.replace("_", "-"))
+    return found
 
-    def __init__(self, loaded: Loaded) -> None:
+
+READ_SOURCE = ("read", "check out the repository")
+
+
+class _Steps:
+    """The steps every job shares, with actions pinned by SHA."""
+
+    def __init__(self, loaded: Loaded, plan: Plan) -> None:
+        self.loaded = loaded
+        self.plan = plan
         self.ci = loaded.config.ci
-        self.pins = {**DEFAULT_ACTIONS, **self.ci.actions}
+        self.pins = {name: sha for name, (sha, _) in DEFAULT_ACTIONS.items()} | self.ci.actions
 
     def uses(self, action: str, **with_: Any) -> dict[str, Any]:
+        if action not in self.pins:
+            raise SyntraError(
+                f"ci.actions: {action} has no pinned commit: add `{action}: <full commit SHA>`"
+            )
         step: dict[str, Any] = {"uses": f"{action}@{self.pins[action]}"}
         if with_:
             step["with"] = with_
         return step
 
     def setup(self) -> list[dict[str, Any]]:
+        checkout = {"fetch-depth": 0, "persist-credentials": False}
         return [
-            self.uses("actions/checkout", **{"fetch-depth": 0}),
-            self.uses("actions/setup-python", **{"python-version": self.ci.python, "cache": "pip"}),
+            self.uses("actions/checkout", **checkout),
+            self.uses("actions/setup-python", **{"python-version": self.ci.python}),
             {"name": "Install Syntra", "run": self.ci.install},
         ]
+
+    def guest_tools(self) -> list[dict[str, Any]]:
+        """wasm-opt, and libfaketime for reproducible Python components; a Swift SDK for
+        WebAssembly when a guest builds in mode wasi."""
+        steps: list[dict[str, Any]] = [
+            {
+                "name": "wasm-opt and libfaketime",
+                "run": "sudo apt-get update\nsudo apt-get install -y binaryen faketime",
+            }
+        ]
+        if any(g.language == "swift" and g.mode == "wasi" for g in self.plan.guests):
+            steps.append(self.uses(SWIFT_SDK_ACTION))
+        return steps
 
 
 def _secret(name: str) -> str:
     return f"${{{{ secrets.{name} }}}}"
 
 
-def _secrets_env(loaded: Loaded, *, signing: bool = False) -> dict[str, str]:
-    """Repository variables named in `ci.variables`, registry logins from repository
-    secrets, and the signing passphrase only where asked."""
+def _registry_env(loaded: Loaded) -> dict[str, str]:
+    """Repository variables named in `ci.variables` and the registry logins."""
     env = {name: f"${{{{ vars.{name} }}}}" for name in loaded.config.ci.variables}
     for registry in loaded.config.registries.values():
         if registry.credentials:
             for name in (registry.credentials.username_env, registry.credentials.password_env):
                 env[name] = _secret(name)
-    mode = loaded.config.supply_chain.signing
-    if signing and mode.mode == "key":
-        env[mode.passphrase_env] = _secret(mode.passphrase_env)
     return env
 
 
-def _key_step(loaded: Loaded, *, private: bool) -> list[dict[str, Any]]:
-    """The public key (a repository variable) for verifying; the private key (a secret)
-    too where signing."""
+def _variables(loaded: Loaded) -> dict[str, str]:
+    return {name: f"${{{{ vars.{name} }}}}" for name in loaded.config.ci.variables}
+
+
+def _build_secrets(plan: Plan) -> dict[str, str]:
+    """Build secrets read from the environment (`secrets: [{env: …}]`), as repository
+    secrets of the same name."""
+    names = sorted({s["env"] for image in plan.images for s in image.secrets if "env" in s})
+    return {name: _secret(name) for name in names}
+
+
+def _key_steps(loaded: Loaded, *, private: bool) -> list[dict[str, Any]]:
+    """The public key (a repository variable) where `syntra verify` reads it; the private
+    key (a secret) too where signing."""
     signing = loaded.config.supply_chain.signing
     if signing.mode != "key" or not signing.key:
         return []
+    public = keys.public_path(Path(signing.key)).as_posix()
     env = {"PUBLIC_KEY": "${{ vars.SYNTRA_SIGNING_PUBLIC_KEY }}"}
-    script = (
-        f'mkdir -p "$(dirname {signing.key})"\nprintf \'%s\\n\' "$PUBLIC_KEY" > {signing.key}.pub\n'
-    )
+    script = f'mkdir -p "$(dirname {signing.key})"\nprintf \'%s\\n\' "$PUBLIC_KEY" > {public}\n'
     if private:
         env["SIGNING_KEY"] = "${{ secrets.SYNTRA_SIGNING_KEY }}"
-        script += f"printf '%s\\n' \"$SIGNING_KEY\" > {signing.key}\n"
+        script += f"(umask 077 && printf '%s\\n' \"$SIGNING_KEY\" > {signing.key})\n"
     return [{"name": "Signing keys" if private else "Public key", "env": env, "run": script}]
 
 
-def _guests_job(loaded: Loaded, steps: _Steps) -> Job:
-    """Guests first: images bundle them as plugins, and the signing job needs their records."""
-    return {
+def _guest_tests(plan: Plan) -> str:
+    tasks = " ".join(f"wasm:{g.name}.test" for g in plan.guests)
+    return f"doit {tasks}"
+
+
+def _guests_jobs(loaded: Loaded, plan: Plan, steps: _Steps) -> dict[str, Job]:
+    """Guests first: images bundle them as plugins, and signing needs their records."""
+    plugins = {"name": "plugins", "path": f"{STATE_DIR}/wasm/*.wasm"}
+    published = any(g.destination.registry for g in plan.guests)
+    publish: Job = {
         "name": "wasm guests",
+        "if": PUSHED,
         "runs-on": "ubuntu-24.04",
-        "permissions": {"contents": "read", "packages": "write"},
-        "env": _secrets_env(loaded),
+        "permissions": _grants(contents=READ_SOURCE, packages=("write", "push the wasm artifacts")),
         "steps": [
             *steps.setup(),
-            {"name": "wasm-opt", "run": "sudo apt-get update && sudo apt-get install -y binaryen"},
-            {"name": "Build, optimise, test and publish the guests", "run": "doit wasm"},
-            steps.uses("actions/upload-artifact", name="plugins", path=".syntra/wasm/*.wasm"),
-            steps.uses("actions/upload-artifact", name="record-wasm", path=".syntra/out/"),
-        ],
-    }
-
-
-def docker(loaded: Loaded, plan: Plan) -> dict[str, Any]:
-    steps = _Steps(loaded)
-    runners = loaded.config.ci.runners
-    include = [
-        {
-            "image": entry["image"],
-            "platform": entry["platform"],
-            "slug": slug(entry["platform"]),
-            "runner": runners.get(entry["platform"], "ubuntu-24.04"),
-        }
-        for entry in plan.matrix
-    ]
-    guests = [g for g in plan.guests if g.destination.registry]
-    build: Job = {
-        "name": "build ${{ matrix.image }} ${{ matrix.platform }}",
-        **({"needs": "wasm"} if guests else {}),
-        "runs-on": "${{ matrix.runner }}",
-        "permissions": {"contents": "read", "packages": "write"},
-        "strategy": {"fail-fast": False, "matrix": {"include": include}},
-        "env": _secrets_env(loaded),
-        "steps": [
-            *steps.setup(),
+            *steps.guest_tools(),
+            {
+                "name": "Build, optimise, test and publish the guests",
+                "env": _registry_env(loaded),
+                "run": "doit wasm",
+            },
+            steps.uses("actions/upload-artifact", **plugins),
             *(
-                [steps.uses("actions/download-artifact", name="plugins", path=".syntra/wasm")]
-                if guests
+                [
+                    steps.uses(
+                        "actions/upload-artifact", name="record-wasm", path=f"{STATE_DIR}/out/"
+                    )
+                ]
+                if published
                 else []
             ),
-            {
-                "name": "Build and push by digest",
-                "env": {"IMAGE": "${{ matrix.image }}", "PLATFORM": "${{ matrix.platform }}"},
-                "run": 'syntra build "$IMAGE" --platform "$PLATFORM" --push-by-digest',
-            },
-            steps.uses(
-                "actions/upload-artifact",
-                name="digests-${{ matrix.image }}-${{ matrix.slug }}",
-                path=".syntra/digests/${{ matrix.image }}/",
-                **{"retention-days": 1},
-            ),
         ],
     }
-    merge: Job = {
-        "name": "merge ${{ matrix.image }}",
-        "needs": "build",
+    check: Job = {
+        "name": "wasm guests (pull request: nothing published)",
+        "if": PULL_REQUEST,
         "runs-on": "ubuntu-24.04",
-        "permissions": {"contents": "read", "packages": "write"},
-        "strategy": {"matrix": {"image": [image.name for image in plan.images]}},
-        "env": _secrets_env(loaded),
+        "permissions": _grants(contents=READ_SOURCE),
+        "steps": [
+            *steps.setup(),
+            *steps.guest_tools(),
+            {"name": "Build, optimise and test the guests", "run": _guest_tests(plan)},
+            steps.uses("actions/upload-artifact", **plugins),
+        ],
+    }
+    return {"wasm": publish, "wasm-check": check}
+
+
+def _either(output: str) -> str:
+    """The output of whichever of the plan steps ran."""
+    return f"${{{{ steps.changed.outputs.{output} || steps.all.outputs.{output} }}}}"
+
+
+def _plan_job(loaded: Loaded, plan: Plan, steps: _Steps) -> Job:
+    count = chunk_count(plan)
+    split = (
+        'plan="$RUNNER_TEMP/plan.json"\n'
+        f'syntra plan "$@" --json > "$plan"\n'
+        f"for k in $(seq 0 {count - 1}); do\n"
+        '  echo "chunk-$k=$(jq -c ".chunks[$k]" "$plan")" >> "$GITHUB_OUTPUT"\n'
+        "done\n"
+    )
+    return {
+        "name": "plan: what to build",
+        "runs-on": "ubuntu-24.04",
+        "permissions": _grants(contents=READ_SOURCE),
+        "outputs": {f"chunk-{k}": _either(f"chunk-{k}") for k in range(count)},
+        "steps": [
+            *steps.setup(),
+            {
+                "name": "Images x platforms not built yet from their inputs",
+                "id": "changed",
+                "if": PUSHED,
+                "env": _registry_env(loaded),
+                "run": f"set -- --changed\n{split}",
+            },
+            {
+                "name": "Every image x platform (pull request: no registry access)",
+                "id": "all",
+                "if": PULL_REQUEST,
+                "run": f"set -- --matrix\n{split}",
+            },
+        ],
+    }
+
+
+def _build_jobs(loaded: Loaded, plan: Plan, steps: _Steps, guests: bool) -> dict[str, Job]:
+    """Per chunk of the matrix: build and push by digest (pushes), or build and test with
+    nothing pushed (pull requests)."""
+    needs = ["plan", "wasm"] if guests else ["plan"]
+    bundles = guests and any(image.plugins for image in plan.images)
+    download = (
+        [steps.uses("actions/download-artifact", name="plugins", path=f"{STATE_DIR}/wasm")]
+        if bundles
+        else []
+    )
+    matrix_env = {"IMAGE": "${{ matrix.image }}", "PLATFORM": "${{ matrix.platform }}"}
+    jobs: dict[str, Job] = {}
+    for k in range(chunk_count(plan)):
+        chunk = f"needs.plan.outputs.chunk-{k}"
+        strategy = {"fail-fast": False, "matrix": {"include": f"${{{{ fromJSON({chunk}) }}}}"}}
+        jobs[f"build-{k}"] = {
+            "name": "build ${{ matrix.image }} ${{ matrix.platform }}",
+            "needs": needs,
+            "if": f"{PUSHED} && {chunk} != '[]'",
+            "runs-on": "${{ matrix.runner }}",
+            "permissions": _grants(
+                contents=READ_SOURCE, packages=("write", "push the image by digest")
+            ),
+            "strategy": strategy,
+            "steps": [
+                *steps.setup(),
+                *download,
+                {
+                    "name": "Build, test and push by digest",
+                    "env": {**_registry_env(loaded), **_build_secrets(plan), **matrix_env},
+                    "run": 'syntra build "$IMAGE" --platform "$PLATFORM" --push-by-digest',
+                },
+                steps.uses(
+                    "actions/upload-artifact",
+                    name="digests-${{ matrix.image }}-${{ matrix.slug }}",
+                    path=f"{STATE_DIR}/digests/",  # <image>/<platform>.json inside
+                    **{"retention-days": 1},
+                ),
+            ],
+        }
+        jobs[f"test-{k}"] = {
+            "name": "test ${{ matrix.image }} ${{ matrix.platform }} (nothing pushed)",
+            "needs": ["plan", "wasm-check"] if guests else ["plan"],
+            "if": f"{PULL_REQUEST} && {chunk} != '[]'",
+            "runs-on": "${{ matrix.runner }}",
+            "permissions": _grants(contents=READ_SOURCE),
+            "strategy": strategy,
+            "steps": [
+                *steps.setup(),
+                *(
+                    [
+                        steps.uses(
+                            "actions/download-artifact", name="plugins", path=f"{STATE_DIR}/wasm"
+                        )
+                    ]
+                    if bundles
+                    else []
+                ),
+                {"name": "buildah for the image tests", "run": "sudo apt-get install -y buildah"},
+                {
+                    "name": "Build and test, push nothing",
+                    "env": {**_variables(loaded), **matrix_env},
+                    "run": 'syntra test "$IMAGE" --platform "$PLATFORM"',
+                },
+            ],
+        }
+    return jobs
+
+
+def _merge_job(loaded: Loaded, plan: Plan, steps: _Steps) -> Job:
+    builds = [f"build-{k}" for k in range(chunk_count(plan))]
+    return {
+        "name": "merge: indexes and tags",
+        "needs": ["plan", *builds],
+        # Runs when some chunks had nothing to build (skipped), not after a failure.
+        "if": f"{PUSHED} && !cancelled() && !failure()",
+        "runs-on": "ubuntu-24.04",
+        "permissions": _grants(contents=READ_SOURCE, packages=("write", "push indexes and tags")),
         "steps": [
             *steps.setup(),
             steps.uses(
                 "actions/download-artifact",
-                pattern="digests-${{ matrix.image }}-*",
-                path=".syntra/digests/${{ matrix.image }}",
+                pattern="digests-*",
+                path=f"{STATE_DIR}/digests",
                 **{"merge-multiple": True},
             ),
             {
-                "name": "Push the index with every tag",
-                "env": {"IMAGE": "${{ matrix.image }}"},
-                "run": 'syntra merge "$IMAGE"',
+                "name": "Every index with its tags (unchanged images retagged)",
+                "env": _registry_env(loaded),
+                "run": "syntra merge --all",
             },
             steps.uses(
                 "actions/upload-artifact",
-                name="record-${{ matrix.image }}",
-                path=".syntra/out/",
+                name="record-images",
+                path=f"{STATE_DIR}/out/",
                 **{"retention-days": 1},
             ),
         ],
     }
-    jobs: dict[str, Job] = {"wasm": _guests_job(loaded, steps)} if guests else {}
-    jobs |= {"build": build, "merge": merge}
-    if loaded.config.supply_chain.signing.mode != "none":
-        jobs["supply"] = {
-            "name": "sign, attest, verify",
-            "needs": "merge",
-            "runs-on": "ubuntu-24.04",
-            "permissions": {"contents": "read", "packages": "write", "id-token": "write"},
-            "env": _secrets_env(loaded, signing=True),
-            "steps": [
-                *steps.setup(),
-                steps.uses(
-                    "actions/download-artifact",
-                    pattern="record-*",
-                    path=".syntra/out",
-                    **{"merge-multiple": True},
-                ),
-                *_key_step(loaded, private=True),
-                {"name": "Sign and attest", "run": "syntra supply"},
-                {"name": "Verify", "run": "syntra verify --all"},
-            ],
-        }
-    return _workflow(
-        "docker", {"push": {"branches": ["main"], "tags": ["v*"]}, "pull_request": {}}, jobs
-    )
 
 
-def macos_container(loaded: Loaded) -> dict[str, Any]:
-    steps = _Steps(loaded)
-    job: Job = {
-        "runs-on": loaded.config.ci.macos_runner,
-        "permissions": {"contents": "read", "packages": "write"},
-        "env": _secrets_env(loaded),
+def _supply_job(loaded: Loaded, needs: list[str], steps: _Steps) -> Job:
+    keyless = loaded.config.supply_chain.signing.mode == "keyless"
+    grants: dict[str, tuple[str, str]] = {
+        "contents": READ_SOURCE,
+        "packages": ("write", "push signatures and attestations"),
+    }
+    if keyless:
+        grants["id_token"] = ("write", "the OIDC token Fulcio certifies (keyless signing)")
+    signing = loaded.config.supply_chain.signing
+    env = _registry_env(loaded)
+    if signing.mode == "key":
+        env[signing.passphrase_env] = _secret(signing.passphrase_env)
+    return {
+        "name": "sign, attest, verify",
+        "needs": needs,
+        "if": f"{PUSHED} && !cancelled() && !failure()",
+        "runs-on": "ubuntu-24.04",
+        "permissions": _grants(**grants),
         "steps": [
             *steps.setup(),
-            {"name": "Build and push with Apple's container", "run": "doit container"},
+            steps.uses(
+                "actions/download-artifact",
+                pattern="record-*",
+                path=f"{STATE_DIR}/out",
+                **{"merge-multiple": True},
+            ),
+            *(  # the plugins images bundle are listed in their SBOMs
+                [steps.uses("actions/download-artifact", name="plugins", path=f"{STATE_DIR}/wasm")]
+                if any(image.plugins for image in steps.plan.images) and steps.plan.guests
+                else []
+            ),
+            *_key_steps(loaded, private=True),
+            {"name": "Sign and attest", "env": env, "run": "syntra supply"},
+            {"name": "Verify", "env": _registry_env(loaded), "run": "syntra verify --all"},
         ],
     }
-    return _workflow(
-        "macos_container",
-        {"push": {"branches": ["main"]}, "workflow_dispatch": {}},
-        {"container": job},
-    )
 
 
-def wasm(loaded: Loaded, plan: Plan) -> dict[str, Any]:
-    steps = _Steps(loaded)
-    builds = [f"{guest.source}/.build" for guest in plan.guests if guest.language == "swift"]
-    job: Job = {
+def _release_job(loaded: Loaded, steps: _Steps) -> Job:
+    """On a `v*` tag, after everything is signed and verified: promote, on this commit."""
+    return {
+        "name": "release",
+        "needs": ["supply"],
+        "if": f"startsWith(github.ref, 'refs/tags/v') && {PUSHED}",
         "runs-on": "ubuntu-24.04",
-        "permissions": {"contents": "read", "packages": "write"},
-        "env": _secrets_env(loaded),
+        "permissions": _grants(contents=READ_SOURCE, packages=("write", "push release tags")),
         "steps": [
             *steps.setup(),
-            {"name": "wasm-opt", "run": "sudo apt-get update && sudo apt-get install -y binaryen"},
-            steps.uses("swiftwasm/setup-swiftwasm"),
-            steps.uses(
-                "actions/cache",
-                path="\n".join(builds) if builds else ".syntra/wasm-cache",
-                key="swift-build-${{ runner.os }}-"
-                "${{ hashFiles('**/*.swift', '**/Package.swift') }}",
-            ),
-            {"name": "Build, optimise, test and publish the guests", "run": "doit wasm"},
-        ],
-    }
-    return _workflow(
-        "wasm", {"push": {"branches": ["main"], "tags": ["v*"]}, "pull_request": {}}, {"wasm": job}
-    )
-
-
-def release(loaded: Loaded) -> dict[str, Any]:
-    """After the docker workflow succeeded for a `v*` tag (it builds, signs and verifies
-    everything first): promote, on the commit that workflow ran for."""
-    steps = _Steps(loaded)
-    run = "github.event.workflow_run"
-    job: Job = {
-        "if": f"${{{{ {run}.conclusion == 'success' && startsWith({run}.head_branch, 'v') }}}}",
-        "runs-on": "ubuntu-24.04",
-        "permissions": {"contents": "write", "packages": "write"},
-        "env": _secrets_env(loaded),
-        "steps": [
-            steps.uses(
-                "actions/checkout", **{"fetch-depth": 0, "ref": f"${{{{ {run}.head_sha }}}}"}
-            ),
-            *steps.setup()[1:],
-            *_key_step(loaded, private=False),
-            {"name": "Promote the verified digests", "run": "doit release"},
+            *_key_steps(loaded, private=False),
+            {
+                "name": "Promote the verified digests",
+                "env": _registry_env(loaded),
+                "run": "syntra release",
+            },
             steps.uses("actions/upload-artifact", name="release", path="dist/"),
         ],
     }
-    on = {"workflow_run": {"workflows": ["docker"], "types": ["completed"]}}
-    return _workflow("release", on, {"release": job})
+
+
+def pipeline(loaded: Loaded, plan: Plan) -> dict[str, Any]:
+    steps = _Steps(loaded, plan)
+    guests = bool(plan.guests)
+    jobs: dict[str, Job] = _guests_jobs(loaded, plan, steps) if guests else {}
+    before_supply = ["wasm"] if any(g.destination.registry for g in plan.guests) else []
+    if plan.images:
+        jobs["plan"] = _plan_job(loaded, plan, steps)
+        jobs |= _build_jobs(loaded, plan, steps, guests)
+        jobs["merge"] = _merge_job(loaded, plan, steps)
+        before_supply.append("merge")
+    if loaded.config.supply_chain.signing.mode != "none" and before_supply:
+        jobs["supply"] = _supply_job(loaded, before_supply, steps)
+        jobs["release"] = _release_job(loaded, steps)
+    name = "docker" if plan.images else "wasm"
+    on = {"push": {"branches": ["main"], "tags": ["v*"]}, "pull_request": {}}
+    return _workflow(name, on, jobs)
+
+
+def macos_container(loaded: Loaded, plan: Plan) -> dict[str, Any] | None:
+    """Apple's `container` on demand; images with plugins need named build contexts,
+    which it lacks, so they are left to the pipeline."""
+    steps = _Steps(loaded, plan)
+    eligible = [image.name for image in plan.images if not image.plugins]
+    if not eligible:
+        return None
+    job: Job = {
+        "runs-on": loaded.config.ci.macos_runner,
+        "permissions": _grants(contents=READ_SOURCE, packages=("write", "push the images")),
+        "steps": [
+            *steps.setup(),
+            {
+                "name": "Build and push with Apple's container",
+                "env": {**_registry_env(loaded), **_build_secrets(plan)},
+                "run": "".join(f"syntra build {name} --builder container\n" for name in eligible),
+            },
+        ],
+    }
+    return _workflow("macos_container", {"workflow_dispatch": {}}, {"container": job})
 
 
 def _workflow(name: str, on: dict[str, Any], jobs: dict[str, Job]) -> dict[str, Any]:
     return {
         "name": name,
         "on": on,
-        "permissions": {"contents": "read"},
+        "permissions": {},
         "concurrency": {
             "group": f"{name}-${{{{ github.ref }}}}",
-            "cancel-in-progress": name != "release",
+            # Pull requests: a new push supersedes the old run; never cancel a publish.
+            "cancel-in-progress": f"${{{{ {PULL_REQUEST} }}}}",
         },
         "jobs": jobs,
     }
 
 
 def workflows(loaded: Loaded, plan: Plan) -> dict[str, dict[str, Any]]:
-    found = {"wasm.yml": wasm(loaded, plan), "release.yml": release(loaded)}
-    if plan.images:
-        found["docker.yml"] = docker(loaded, plan)
-        found["macos_container.yml"] = macos_container(loaded)
+    found: dict[str, dict[str, Any]] = {}
+    if plan.images or plan.guests:
+        found["docker.yml" if plan.images else "wasm.yml"] = pipeline(loaded, plan)
+    container = macos_container(loaded, plan)
+    if container is not None:
+        found["macos_container.yml"] = container
     return dict(sorted(found.items()))
 
 
 def _literal_blocks(node: Any) -> Any:
     """Multi-line scripts as `|` blocks, the way people write workflows."""
-    if isinstance(node, dict):
-        return {key: _literal_blocks(value) for key, value in node.items()}
+    if isinstance(node, CommentedMap):
+        return node
+    if isinstance(node, dict):  # an empty `env:` is an error to actionlint
+        return {k: _literal_blocks(v) for k, v in node.items() if not (k == "env" and v == {})}
     if isinstance(node, list):
         return [_literal_blocks(item) for item in node]
     if isinstance(node, str) and "\n" in node:
@@ -308,29 +473,52 @@ def _literal_blocks(node: Any) -> Any:
     return node
 
 
-def _dump(data: dict[str, Any]) -> str:
+def _dump(data: dict[str, Any], loaded: Loaded) -> str:
     yaml = YAML(typ="rt")
     yaml.width = 4096
     yaml.indent(mapping=2, sequence=4, offset=2)
     buffer = io.StringIO()
     yaml.dump(_literal_blocks(data), buffer)
-    return HEADER + buffer.getvalue()
+    text = buffer.getvalue()
+    for action, (sha, version) in DEFAULT_ACTIONS.items():
+        if action not in loaded.config.ci.actions:
+            text = text.replace(f"uses: {action}@{sha}\n", f"uses: {action}@{sha}  # {version}\n")
+    return HEADER + text
 
 
 def render(loaded: Loaded, plan: Plan) -> dict[str, str]:
     """Workflow path (relative to the repository) → its text."""
     return {
-        f"{WORKFLOWS_DIR}/{name}": _dump(body) for name, body in workflows(loaded, plan).items()
+        f"{WORKFLOWS_DIR}/{name}": _dump(body, loaded)
+        for name, body in workflows(loaded, plan).items()
     }
 
 
+def _stale(rendered: dict[str, str], root: Path) -> list[str]:
+    """Workflows Syntra generated earlier that it no longer generates."""
+    folder = root / WORKFLOWS_DIR
+    found = sorted(folder.glob("*.yml")) if folder.is_dir() else []
+    return [
+        f"{WORKFLOWS_DIR}/{path.name}"
+        for path in found
+        if f"{WORKFLOWS_DIR}/{path.name}" not in rendered
+        and path.read_text(errors="replace").startswith(HEADER)
+    ]
+
+
 def write(rendered: dict[str, str], root: Path) -> list[str]:
-    return [path for path, text in rendered.items() if write_if_changed(root / path, text.encode())]
+    """Write what changed and delete what is no longer generated; the paths touched."""
+    changed = [p for p, text in rendered.items() if write_if_changed(root / p, text.encode())]
+    for path in _stale(rendered, root):
+        (root / path).unlink()
+        changed.append(f"{path} (removed)")
+    return changed
 
 
 def drift(rendered: dict[str, str], root: Path) -> list[str]:
     diffs = []
-    for path, text in rendered.items():
+    expected = {**rendered, **dict.fromkeys(_stale(rendered, root), "")}
+    for path, text in expected.items():
         current = (root / path).read_text() if (root / path).is_file() else ""
         if current != text:
             diffs.append(
@@ -339,7 +527,7 @@ def drift(rendered: dict[str, str], root: Path) -> list[str]:
                         current.splitlines(keepends=True),
                         text.splitlines(keepends=True),
                         fromfile=f"a/{path}",
-                        tofile=f"b/{path}",
+                        tofile=f"b/{path}" if text else "/dev/null",
                     )
                 )
             )

@@ -54,8 +54,14 @@ def _validate(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     from syntra.plan import build_plan
 
-    plan = build_plan(config_stage.load(args.file))
-    if args.json:
+    loaded = config_stage.load(args.file)
+    plan = build_plan(loaded)
+    if args.changed or args.matrix:
+        from syntra import matrix
+
+        found = matrix.to_json(loaded, plan, changed=args.changed)
+        print(json.dumps(found, indent=None if args.json else 2))
+    elif args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
         from syntra.report import plan_text
@@ -136,21 +142,32 @@ def _build(args: argparse.Namespace) -> int:
 def _test(args: argparse.Namespace) -> int:
     from syntra import images
 
-    if not _job(args).image.tests:
-        raise SyntraError(f"images.{args.image} has no tests: add them under tests:")
     job, builder = _prepared(args)
     platforms = [args.platform] if args.platform else job.image.platforms
     _, results = images.build_and_test(job, builder, platforms)
     for result in results:
         print(f"{job.image.name} {result.platform}: {result.test}: passed")
-    print(f"{job.image.name}: {count(len(results), 'test')} passed; nothing pushed")
+    said = (
+        f"{count(len(results), 'test')} passed" if job.image.tests else "built, no tests declared"
+    )
+    print(f"{job.image.name}: {said}; nothing pushed")
     return 0
 
 
 def _merge(args: argparse.Namespace) -> int:
     from syntra import images
+    from syntra.plan import build_plan
 
-    print(images.merge(_job(args)).model_dump_json(indent=2))
+    if bool(args.image) == args.all:
+        raise SyntraError("give an image name or --all")
+    if args.image:
+        print(images.merge(_job(args)).model_dump_json(indent=2))
+        return 0
+    loaded = config_stage.load(args.file)
+    plan = build_plan(loaded)
+    for image in plan.images:
+        record = images.merge(images.Job(loaded, plan, image))
+        print(f"{image.name}: {record.digest} -> {', '.join(record.refs)}")
     return 0
 
 
@@ -255,8 +272,15 @@ def parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="print the reference as Markdown instead"
     )
     command("validate", _validate, "check syntra.yaml")
-    command("plan", _plan, "print the resolved plan").add_argument(
-        "--json", action="store_true", help="machine-readable output"
+    plan = command("plan", _plan, "print the resolved plan")
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.add_argument(
+        "--matrix", action="store_true", help="the CI build matrix, in chunks of at most 256"
+    )
+    plan.add_argument(
+        "--changed",
+        action="store_true",
+        help="only the images x platforms not built yet from their inputs, as CI matrix chunks",
     )
     command("render", _render, "render ContainerSpecs/ from templates").add_argument(
         "--check", action="store_true", help="exit 1 and show a diff when specs drifted"
@@ -270,10 +294,10 @@ def parser() -> argparse.ArgumentParser:
         help="push without tags and write a digest file for `syntra merge` (CI fan-out)",
     )
     build.add_argument("--builder", choices=["auto", "buildx", "podman", "container"])
-    command(
-        "merge", _merge, "push the index of digests pushed by `build --push-by-digest`"
-    ).add_argument("image", help="image name in syntra.yaml")
-    test = command("test", _test, "build an image and run its tests; push nothing")
+    merge = command("merge", _merge, "push the index of digests pushed by `build --push-by-digest`")
+    merge.add_argument("image", nargs="?", help="image name in syntra.yaml")
+    merge.add_argument("--all", action="store_true", help="every image (unchanged ones retagged)")
+    test = command("test", _test, "build an image and run its tests; push nothing (pull requests)")
     test.add_argument("image", help="image name in syntra.yaml")
     test.add_argument("--platform", help="test only this platform (os/arch[/variant])")
     test.add_argument("--builder", choices=["auto", "buildx", "podman", "container"])

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -21,8 +23,8 @@ from syntra.build.context import BuildContext
 from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.invocation import invocation
-from syntra.layout import STATE_DIR, slug
-from syntra.oci import push
+from syntra.layout import STATE_DIR, plugin_file, slug
+from syntra.oci import digest_of, push
 from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 from syntra.publish import (
     BuildFacts,
@@ -40,7 +42,10 @@ from syntra.publish import (
 )
 from syntra.records import (
     ImageRecord,
+    PlatformImage,
     TestResult,
+    digest_file,
+    find_record,
     read_digest_file,
     write_digest_file,
     write_record,
@@ -63,8 +68,12 @@ class Job:
 def build_inputs(job: Job) -> dict[str, Any]:
     """Everything that must trigger a rebuild when it changes (doit's uptodate)."""
     image = job.image
+    try:
+        spec = (job.root / image.dockerfile).read_text()
+    except OSError:
+        raise SyntraError(f"{image.dockerfile}: not rendered yet; run `doit render`") from None
     return {
-        "spec": (job.root / image.dockerfile).read_text(),
+        "spec": spec,
         "context": BuildContext(job.root / image.context).digest(),
         "base": pin(job.loaded.config, image.base)[0] if image.base else None,
         "args": image.args,
@@ -78,6 +87,63 @@ def build_inputs(job: Job) -> dict[str, Any]:
         "plugin_limits": [g.limits for g in job.plan.guests if g.name in image.plugins],
         "tests": image.tests,
     }
+
+
+PER_COMMIT_LABELS = (
+    "org.opencontainers.image.version",
+    "org.opencontainers.image.revision",
+    "org.opencontainers.image.created",
+)
+"""Labels that change with every commit but say nothing about what the image holds:
+left out of the inputs digest, so an unchanged image keeps the labels of the commit
+that built it."""
+
+
+def inputs_tag(job: Job, platform: str) -> str:
+    """`inputs-<sha256>` of what one platform image is built from; the registry tag that
+    finds an image already built from exactly these inputs."""
+    inputs = build_inputs(job)
+    for varying in ("refs", "platforms"):
+        inputs.pop(varying)
+    inputs["labels"] = {k: v for k, v in inputs["labels"].items() if k not in PER_COMMIT_LABELS}
+    inputs["platform"] = platform
+    inputs["plugin_bytes"] = [
+        digest_of(plugin_file(job.root, name).read_bytes()) for name in job.image.plugins
+    ]
+    encoded = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return "inputs-" + hashlib.sha256(encoded).hexdigest()
+
+
+def already_built(job: Job, where: Where, platform: str) -> PlatformImage | None:
+    """The platform image the registry holds for exactly this platform's inputs."""
+    manifest = where.registry.find_manifest(where.path, inputs_tag(job, platform))
+    if manifest is None:
+        return None
+    content = len(manifest.data) + sum(blob["size"] for blob in manifest.children())
+    return PlatformImage(
+        platform=platform,
+        digest=manifest.digest,
+        size=len(manifest.data),
+        media_type=manifest.media_type,
+        content_bytes=content,
+    )
+
+
+def _reuse(job: Job, where: Where) -> ImageRecord | None:
+    """When every platform is already built from these inputs: the index over them with
+    this commit's tags, and nothing built."""
+    found = [already_built(job, where, platform) for platform in job.image.platforms]
+    children = [child for child in found if child is not None]
+    if len(children) != len(found):
+        return None
+    earlier = find_record(job.root, job.image.name)  # keeps the facts of the build
+    known = {p.digest: p for p in earlier.platforms} if isinstance(earlier, ImageRecord) else {}
+    children = [known.get(child.digest, child) for child in children]
+    digest = publish_index(where, job.image.destination, children)
+    base = _pinned_args(job)[0].get(BASE_IMAGE_ARG)
+    record = image_record(job.plan, job.image, digest, children, 0, base)
+    write_record(job.root, record)
+    return record
 
 
 def _pinned_args(job: Job) -> tuple[dict[str, str], bool]:
@@ -161,10 +227,14 @@ def build_and_publish(job: Job, builder: Builder) -> ImageRecord:
     _ready(job, job.image.platforms)
     where = locate(job.loaded.config, job.image.destination)
     where.registry.check_push(where.path)
+    reused = _reuse(job, where)
+    if reused is not None:
+        return reused
     built, tested = _built_and_tested(job, builder, job.image.platforms)
     base = _base(job, where)
     before = where.registry.transfer.uploaded_bytes
-    digest = push_images(where, built, job.image.destination)
+    cache_tags = {inputs_tag(job, image.platform.platform): image for image in built}
+    digest = push_images(where, built, job.image.destination, cache_tags)
     assert digest is not None
     uploaded = where.registry.transfer.uploaded_bytes - before
     children = [image.platform for image in built]
@@ -180,7 +250,7 @@ def push_by_digest(job: Job, platform: str, builder: Builder) -> Path:
     where.registry.check_push(where.path)
     built, _ = _built_and_tested(job, builder, [platform])
     _base(job, where)
-    push_images(where, built)
+    push_images(where, built, None, {inputs_tag(job, platform): built[0]})
     return write_digest_file(job.root, job.image.name, built[0].platform)
 
 
@@ -189,7 +259,16 @@ def merge(job: Job) -> ImageRecord:
     where = locate(job.loaded.config, job.image.destination)
     children = []
     for platform in job.image.platforms:
-        child = read_digest_file(job.root, job.image.name, platform)
+        child = (
+            read_digest_file(job.root, job.image.name, platform)
+            if digest_file(job.root, job.image.name, platform).exists()
+            else already_built(job, where, platform)  # unchanged: not built in this run
+        )
+        if child is None:
+            raise SyntraError(
+                f"{job.image.name}: {platform} was not built (no digest file, and nothing "
+                "in the registry is built from its inputs)"
+            )
         if where.registry.head_manifest(where.path, child.digest) != child.digest:
             raise SyntraError(
                 f"{job.image.name}: {child.digest} ({platform}) is not in the registry"
@@ -197,7 +276,8 @@ def merge(job: Job) -> ImageRecord:
         children.append(child)
     digest = publish_index(where, job.image.destination, children)
     # The base each platform was built from, as its build recorded it: not resolved again.
-    record = image_record(job.plan, job.image, digest, children, 0, children[0].base)
+    base = children[0].base or _pinned_args(job)[0].get(BASE_IMAGE_ARG)
+    record = image_record(job.plan, job.image, digest, children, 0, base)
     write_record(job.root, record)
     return record
 

@@ -7,6 +7,7 @@ prints it; the later stages (build, wasm, registry, supply, ci, release) read it
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -147,8 +148,16 @@ def _tags(
     where = (section, name, "tags") if own else ("defaults", "tags")
     for_whom = "" if own else f" (for {section} '{name}')"
     rendered: list[str] = []
+    if context["git"]["dirty"]:
+        # Uncommitted code never moves sha-<commit>, branch or release tags: only the dev
+        # version (which ends in .dirty) names it.
+        return [refs.tag_of(str(context["version"]))]
     for index, template in enumerate(templates):
         tag = _render(loaded, (*where, index), template, context, for_whom)
+        if not tag:  # e.g. a branch tag on a detached HEAD
+            print(f"{'.'.join(map(str, (*where, index)))}: '{template}' renders empty here: "
+                  f"skipped{for_whom}", file=sys.stderr)  # fmt: skip
+            continue
         if not refs.TAG_RE.match(tag):
             shown = f"'{template}' renders to '{tag}', which" if tag != template else f"'{tag}'"
             raise loaded.document.error(

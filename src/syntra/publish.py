@@ -234,17 +234,24 @@ def _with_base(data: bytes, manifest: dict[str, Any], facts: BuildFacts) -> byte
 
 
 def push_images(
-    where: Where, images: list[LayoutImage], destination: Destination | None = None
+    where: Where,
+    images: list[LayoutImage],
+    destination: Destination | None = None,
+    cache_tags: dict[str, LayoutImage] | None = None,
 ) -> str | None:
     """Every platform's blobs together, their manifests, then (with a destination) the
-    index over them and its tags; returns the index digest."""
+    index over them and its tags, and `cache_tags` on platform images; returns the index
+    digest."""
     index = index_document([image.platform for image in images]) if destination else None
+    tags = {tag: image.manifest for tag, image in (cache_tags or {}).items()}
+    if index and destination:
+        tags |= dict.fromkeys(destination.tags, index)
     push(
         where.registry,
         where.path,
         blobs=[blob for image in images for blob in image.blobs],
         manifests=[image.manifest for image in images] + ([index] if index else []),
-        tags={tag: index for tag in destination.tags} if index and destination else None,
+        tags=tags or None,
     )
     return index.digest if index else None
 

@@ -17,6 +17,13 @@ _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 DOMAIN_RE = re.compile(rf"^{_DOMAIN}\Z")
 PATH_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*\Z")
 TAG_RE = re.compile(r"^[\w][\w.-]{0,127}\Z", re.ASCII)
+
+
+def tag_of(version: str) -> str:
+    """A version as a tag: `+` (semver build metadata) is not allowed in tags."""
+    return re.sub(r"[^\w.-]", "-", version, flags=re.ASCII)[:128]
+
+
 TAG_RULE = "up to 128 letters, digits, '_', '.', '-', not starting with '.' or '-'"
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z|^sha512:[0-9a-f]{128}\Z")
 

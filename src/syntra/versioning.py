@@ -116,10 +116,20 @@ def read_git(root: Path) -> GitInfo:
         last_tag=exact or last_tag,
         distance=0 if exact else distance,
         dirty=bool(_git(root, "status", "--porcelain", "--untracked-files=no")),
-        branch=_git(root, "symbolic-ref", "--short", "-q", "HEAD"),
+        branch=_git(root, "symbolic-ref", "--short", "-q", "HEAD") or ci_branch(),
         remote=_remote_url(root, _git(root, "config", "--get", "remote.origin.url")),
         commit_time=int(commit_time),
     )
+
+
+def ci_branch() -> str | None:
+    """On a detached HEAD (tag builds, pull requests, a checkout by SHA), the branch
+    GitHub Actions names: the pull request's source branch, else the pushed branch."""
+    if os.environ.get("GITHUB_HEAD_REF"):
+        return os.environ["GITHUB_HEAD_REF"]
+    if os.environ.get("GITHUB_REF_TYPE") == "branch":
+        return os.environ.get("GITHUB_REF_NAME") or None
+    return None
 
 
 def _highest(tags: list[str]) -> str | None:

@@ -13,6 +13,7 @@ from packageurl import PackageURL
 
 from syntra import preflight
 from syntra.config import Loaded
+from syntra.errors import SyntraError
 from syntra.layout import plugin_file, source_files, wasm_tools
 from syntra.oci import digest_of
 from syntra.plan import Destination, GuestPlan, Plan
@@ -58,12 +59,18 @@ def secure(loaded: Loaded, plan: Plan, record: Record, destination: Destination)
             claims.append((subject, PROVENANCE, predicate, f"provenance for {subject.digest}"))
     attachments = Attachments(where.registry, where.path)
     seal = seal_for(loaded, attachments, where.identity)
-    for subject, predicate_type, predicate, _ in claims:
+    lines = []
+    for subject, predicate_type, predicate, line in claims:
         if predicate_type is None:
             seal.sign(subject)
+        elif predicate_type == PROVENANCE and seal.attested(subject, PROVENANCE):
+            # The digest was built once; a later run that only retagged it (or another
+            # checkout) did not build it, and says nothing new about how it was built.
+            line = f"provenance for {subject.digest}: already attested"
         else:
             seal.attest(subject, predicate_type, predicate)
-    return [line for *_, line in claims]
+        lines.append(line)
+    return lines
 
 
 def _sboms(
@@ -114,16 +121,25 @@ def _wasm_part(
 
 
 def _plugin(loaded: Loaded, plan: Plan, name: str) -> Component:
-    """A plugin as its image bundles it (the file at /opt/plugins), with its parts."""
+    """A plugin as its image bundles it (the file at /opt/plugins), with its parts; from
+    the registry when this checkout has only the guest's record (a CI signing job)."""
     guest = next(g for g in plan.guests if g.name == name)
-    wasm = plugin_file(loaded.root, name).read_bytes()
     record = find_record(loaded.root, name)
-    built_with = recorded_toolchain(wasm_tools(loaded.root, name))
+    path = plugin_file(loaded.root, name)
+    if path.is_file():
+        wasm = path.read_bytes()
+    elif isinstance(record, WasmRecord):
+        where = locate(loaded.config, guest.destination)
+        wasm = where.registry.get_blob(where.path, record.wasm_digest)
+    else:
+        raise SyntraError(f"plugin {name}: {path} is missing; build it first (`doit wasm`)")
     if isinstance(record, WasmRecord) and record.wasm_digest == digest_of(wasm):
         where = locate(loaded.config, guest.destination)
         purl = artifact_purl(name, record.digest, where.identity)
+        built_with = record.built_with
     else:
         purl = PackageURL(type="generic", name=name, version=plan.version).to_string()
+        built_with = recorded_toolchain(wasm_tools(loaded.root, name))
     return _wasm_part(loaded, guest, wasm, built_with, purl, plan.version)
 
 

@@ -1,0 +1,51 @@
+"""The CI build matrix: images x platforms with their runners, in chunks of at most
+256 jobs (GitHub's limit per matrix); with `changed`, only those whose inputs are not
+built yet (an `inputs-<digest>` tag is missing in the registry)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from syntra.config import Loaded
+from syntra.layout import slug
+from syntra.plan import Plan
+
+MAX_JOBS = 256
+
+
+def chunk_count(plan: Plan) -> int:
+    """How many build jobs the workflow has: fixed by the plan, not by what changed."""
+    return max(1, math.ceil(len(plan.matrix) / MAX_JOBS))
+
+
+def entries(loaded: Loaded, plan: Plan, changed: bool) -> list[dict[str, str]]:
+    from syntra.images import Job, already_built
+    from syntra.publish import locate
+
+    runners = loaded.config.ci.runners
+    found = []
+    for image in plan.images:
+        where = locate(loaded.config, image.destination) if changed else None
+        job = Job(loaded, plan, image)
+        for platform in image.platforms:
+            if where is not None and already_built(job, where, platform) is not None:
+                continue
+            found.append(
+                {
+                    "image": image.name,
+                    "platform": platform,
+                    "slug": slug(platform),
+                    "runner": runners.get(platform, "ubuntu-24.04"),
+                }
+            )
+    return found
+
+
+def chunks(plan: Plan, found: list[dict[str, str]]) -> list[list[dict[str, str]]]:
+    return [found[k * MAX_JOBS : (k + 1) * MAX_JOBS] for k in range(chunk_count(plan))]
+
+
+def to_json(loaded: Loaded, plan: Plan, changed: bool) -> dict[str, Any]:
+    found = entries(loaded, plan, changed)
+    return {"matrix": found, "chunks": chunks(plan, found)}
