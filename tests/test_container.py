@@ -22,7 +22,7 @@ from syntra.config import load
 from syntra.errors import SyntraError
 from syntra.images import Job, build_with_container
 from syntra.plan import build_plan
-from tests.conftest import REPO, run, skopeo
+from tests.conftest import REPO, commit, run, skopeo
 from tests.test_images import make_project, record
 
 STANDIN = REPO / "tests" / "standins" / "container"
@@ -119,6 +119,7 @@ def test_every_command_for_each_version(
         .replace("insecure: true}}", f"insecure: true, {credentials}}}}}")
     )
     (job.root / "syntra.yaml").write_text(text)
+    commit(job.root, "credentials")  # a clean tree: every tag, not only the dev version
     job = _job_from(job.root)
     (job.root / "ContainerSpecs" / "app").mkdir(parents=True)
     (job.root / job.image.containerfile).write_text("FROM scratch\n")

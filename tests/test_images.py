@@ -325,6 +325,7 @@ def test_push_with_credentials_from_the_environment(
                 1,
             )
         )
+        commit(root, "credentials")  # a clean tree: every tag, not only the dev version
         done = run(root, "doit", "docker", env=secrets)
         assert done.returncode == 0, done.stdout
         logs = "".join(p.read_text() for p in (root / ".syntra" / "logs").rglob("*.log"))

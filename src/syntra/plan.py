@@ -152,11 +152,12 @@ def _tags(
         # Uncommitted code never moves sha-<commit>, branch or release tags: only the dev
         # version (which ends in .dirty) names it.
         return [refs.tag_of(str(context["version"]))]
+    skipped: list[str] = []
     for index, template in enumerate(templates):
         tag = _render(loaded, (*where, index), template, context, for_whom)
-        if not tag:  # e.g. a branch tag on a detached HEAD
-            print(f"{'.'.join(map(str, (*where, index)))}: '{template}' renders empty here: "
-                  f"skipped{for_whom}", file=sys.stderr)  # fmt: skip
+        if not tag and len(templates) > 1:  # e.g. a branch tag on a detached HEAD
+            skipped.append(f"{'.'.join(map(str, (*where, index)))}: '{template}' renders "
+                           f"empty here: skipped{for_whom}")  # fmt: skip
             continue
         if not refs.TAG_RE.match(tag):
             shown = f"'{template}' renders to '{tag}', which" if tag != template else f"'{tag}'"
@@ -165,6 +166,12 @@ def _tags(
             )
         if tag not in rendered:
             rendered.append(tag)
+    if not rendered:
+        raise loaded.document.error(
+            (*where, 0), f"every tag renders empty here: nothing to push{for_whom}"
+        )
+    for line in skipped:
+        print(line, file=sys.stderr)
     return rendered
 
 
