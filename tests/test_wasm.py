@@ -466,3 +466,22 @@ def test_deterministic_host_is_compiled_once(tmp_path: Path) -> None:
     before = shim.stat().st_mtime_ns
     assert deterministic.host_environment(tmp_path, 1_700_000_000) == (env, None)
     assert shim.stat().st_mtime_ns == before
+
+
+def test_a_commit_outside_the_guests_republishes_nothing(built: tuple[Path, str]) -> None:
+    """Runs last: it commits. Same sources, same bytes, same artifact: the new commit's
+    tags go onto the artifacts already pushed."""
+    root, _ = built
+    before = {g: json.loads((root / ".syntra" / "out" / f"{g}.json").read_text())
+              for g in ("fib-swift", "fib-python")}  # fmt: skip
+    (root / "NOTES.md").write_text("outside every guest\n")
+    commit(root, "docs: notes", when=1_800_000_000)
+    done = run(root, "doit", "wasm")
+    assert done.returncode == 0, done.stdout
+    assert [t for t in ran(done.stdout) if t.endswith(".compile")] == []
+    for guest, earlier in before.items():
+        now = json.loads((root / ".syntra" / "out" / f"{guest}.json").read_text())
+        assert now["digest"] == earlier["digest"] and now["uploaded_bytes"] == 0
+        assert now["version"] != earlier["version"]
+        client = Client(str(now["registry"]), insecure=True)
+        assert client.head_manifest(now["repository"], now["tags"][0]) == earlier["digest"]

@@ -203,6 +203,13 @@ def _either(output: str) -> str:
     return f"${{{{ steps.changed.outputs.{output} || steps.all.outputs.{output} }}}}"
 
 
+def _plugins(steps: _Steps) -> list[dict[str, Any]]:
+    """The guests' wasm files, where images bundle them and inputs digests read them."""
+    if not (steps.plan.guests and any(image.plugins for image in steps.plan.images)):
+        return []
+    return [steps.uses("actions/download-artifact", name="plugins", path=f"{STATE_DIR}/wasm")]
+
+
 def _plan_job(loaded: Loaded, plan: Plan, steps: _Steps) -> Job:
     count = chunk_count(plan)
     split = (
@@ -212,13 +219,18 @@ def _plan_job(loaded: Loaded, plan: Plan, steps: _Steps) -> Job:
         '  echo "chunk-$k=$(jq -c ".chunks[$k]" "$plan")" >> "$GITHUB_OUTPUT"\n'
         "done\n"
     )
+    plugins = _plugins(steps)
     return {
         "name": "plan: what to build",
+        **({"needs": ["wasm", "wasm-check"]} if plugins else {}),
+        # One of the two guest jobs ran (push or pull request), the other was skipped.
+        **({"if": "!cancelled() && !failure()"} if plugins else {}),
         "runs-on": "ubuntu-24.04",
         "permissions": _grants(contents=READ_SOURCE),
         "outputs": {f"chunk-{k}": _either(f"chunk-{k}") for k in range(count)},
         "steps": [
             *steps.setup(),
+            *plugins,
             {
                 "name": "Images x platforms not built yet from their inputs",
                 "id": "changed",
@@ -240,10 +252,11 @@ def _build_jobs(loaded: Loaded, plan: Plan, steps: _Steps, guests: bool) -> dict
     """Per chunk of the matrix: build and push by digest (pushes), or build and test with
     nothing pushed (pull requests)."""
     needs = ["plan", "wasm"] if guests else ["plan"]
-    bundles = guests and any(image.plugins for image in plan.images)
-    download = (
-        [steps.uses("actions/download-artifact", name="plugins", path=f"{STATE_DIR}/wasm")]
-        if bundles
+    download = _plugins(steps)
+    tested = any(image.tests for image in plan.images)
+    buildah = (
+        [{"name": "buildah for the image tests", "run": "sudo apt-get install -y buildah"}]
+        if tested
         else []
     )
     matrix_env = {"IMAGE": "${{ matrix.image }}", "PLATFORM": "${{ matrix.platform }}"}
@@ -263,6 +276,7 @@ def _build_jobs(loaded: Loaded, plan: Plan, steps: _Steps, guests: bool) -> dict
             "steps": [
                 *steps.setup(),
                 *download,
+                *buildah,
                 {
                     "name": "Build, test and push by digest",
                     "env": {**_registry_env(loaded), **_build_secrets(plan), **matrix_env},
@@ -285,20 +299,12 @@ def _build_jobs(loaded: Loaded, plan: Plan, steps: _Steps, guests: bool) -> dict
             "strategy": strategy,
             "steps": [
                 *steps.setup(),
-                *(
-                    [
-                        steps.uses(
-                            "actions/download-artifact", name="plugins", path=f"{STATE_DIR}/wasm"
-                        )
-                    ]
-                    if bundles
-                    else []
-                ),
-                {"name": "buildah for the image tests", "run": "sudo apt-get install -y buildah"},
+                *download,
+                *buildah,
                 {
                     "name": "Build and test, push nothing",
                     "env": {**_variables(loaded), **matrix_env},
-                    "run": 'syntra test "$IMAGE" --platform "$PLATFORM"',
+                    "run": 'syntra test "$IMAGE" --platform "$PLATFORM" --without-secrets',
                 },
             ],
         }
@@ -316,6 +322,7 @@ def _merge_job(loaded: Loaded, plan: Plan, steps: _Steps) -> Job:
         "permissions": _grants(contents=READ_SOURCE, packages=("write", "push indexes and tags")),
         "steps": [
             *steps.setup(),
+            *_plugins(steps),
             steps.uses(
                 "actions/download-artifact",
                 pattern="digests-*",
@@ -363,11 +370,7 @@ def _supply_job(loaded: Loaded, needs: list[str], steps: _Steps) -> Job:
                 path=f"{STATE_DIR}/out",
                 **{"merge-multiple": True},
             ),
-            *(  # the plugins images bundle are listed in their SBOMs
-                [steps.uses("actions/download-artifact", name="plugins", path=f"{STATE_DIR}/wasm")]
-                if any(image.plugins for image in steps.plan.images) and steps.plan.guests
-                else []
-            ),
+            *_plugins(steps),  # the plugins images bundle are listed in their SBOMs
             *_key_steps(loaded, private=True),
             {"name": "Sign and attest", "env": env, "run": "syntra supply"},
             {"name": "Verify", "env": _registry_env(loaded), "run": "syntra verify --all"},

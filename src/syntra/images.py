@@ -175,7 +175,7 @@ def build_platform(job: Job, platform: str, builder: Builder) -> LayoutImage:
     """Build one platform into an OCI layout, with the facts of the build."""
     request = _request(job, platform, builder)
     if job.image.plugins:
-        plugin_manifest.write(job.plan, job.root, job.image)
+        plugin_manifest.write(job.loaded.config, job.plan, job.root, job.image)
     builder.build(request)
     base = request.args.get(BASE_IMAGE_ARG)
     found = base_digest(job.loaded.config, base, platform) if base else None

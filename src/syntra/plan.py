@@ -17,7 +17,7 @@ from syntra.config import Loaded
 from syntra.config.model import Config, Guest, Image
 from syntra.layout import DEFAULT_TEMPLATE, SPECS_DIR, STATE_DIR
 from syntra.templating import render_inline
-from syntra.versioning import BuildVersion, derive, read_git
+from syntra.versioning import BuildVersion, derive, last_change, read_git
 
 BASE_IMAGE_ARG = "BASE_IMAGE"
 
@@ -70,6 +70,9 @@ class GuestPlan:
     limits: dict[str, int | None]
     tests: list[dict[str, Any]]
     destination: Destination
+    source_date_epoch: int = 0
+    """The last commit that changed the guest's sources (its build time): other commits
+    leave its bytes, and its artifact, as they are."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ def _tags(
     skipped: list[str] = []
     for index, template in enumerate(templates):
         tag = _render(loaded, (*where, index), template, context, for_whom)
-        if not tag and len(templates) > 1:  # e.g. a branch tag on a detached HEAD
+        if not tag:  # e.g. a branch tag on a detached HEAD
             skipped.append(f"{'.'.join(map(str, (*where, index)))}: '{template}' renders "
                            f"empty here: skipped{for_whom}")  # fmt: skip
             continue
@@ -166,13 +169,14 @@ def _tags(
             )
         if tag not in rendered:
             rendered.append(tag)
-    if not rendered:
-        raise loaded.document.error(
-            (*where, 0), f"every tag renders empty here: nothing to push{for_whom}"
-        )
     for line in skipped:
-        print(line, file=sys.stderr)
+        if line not in _SAID:  # the plan is built by every task: say it once
+            _SAID.add(line)
+            print(line, file=sys.stderr)
     return rendered
+
+
+_SAID: set[str] = set()
 
 
 def _render(
@@ -254,6 +258,7 @@ def _tests(
 
 
 def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> GuestPlan:
+    sources = [guest.source, *([guest.wit] if guest.wit else [])]
     return GuestPlan(
         name=name,
         language=guest.language,
@@ -270,6 +275,7 @@ def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> 
         destination=_destination(
             loaded, "wasm", name, guest.registry, guest.repository, guest.tags, context
         ),
+        source_date_epoch=last_change(loaded.root, sources, int(context["source_date_epoch"])),
     )
 
 

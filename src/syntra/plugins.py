@@ -195,6 +195,12 @@ def load_manifest(path: str | Path, *, cache: Path | None = None) -> dict[str, P
 
 
 def _limits(given: Limits | Mapping[str, Any] | None) -> Limits:
+    """Limits as given, or from a mapping (`max_mem` may be a size such as `64Mi`)."""
     if isinstance(given, Limits):
         return given
-    return Limits(**{k: v for k, v in (given or {}).items() if k in ("max_mem", "max_ms", "fuel")})
+    from syntra.config.model import parse_size
+
+    values = {k: v for k, v in (given or {}).items() if k in ("max_mem", "max_ms", "fuel")}
+    if isinstance(values.get("max_mem"), str):
+        values["max_mem"] = parse_size(values["max_mem"])
+    return Limits(**values)

@@ -97,6 +97,8 @@ def plan_release(loaded: Loaded, plan: Plan) -> tuple[SemVer, list[Artifact]]:
     ]
     for artifact in artifacts:
         registry, path = artifact.where.registry, artifact.where.path
+        if not artifact.destination.tags:
+            raise SyntraError(f"{artifact.name}: no tag renders in this checkout; nothing to find")
         built = artifact.destination.tags[0]
         digest = registry.head_manifest(path, built)
         if digest is None:

@@ -269,7 +269,7 @@ def _wasm_step(step: str, name: str) -> TaskFailed | None:
     try:
         if step == "compile":
             tools = wasm_tools(root, name)
-            caveat = compile.compile_guest(guest, root, raw, plan.source_date_epoch, cache, tools)
+            caveat = compile.compile_guest(guest, root, raw, guest.source_date_epoch, cache, tools)
             note = f" ({caveat})" if caveat else ""
             print(f"{name}: compiled {raw.stat().st_size} bytes{note}")
         elif step == "optimize":

@@ -81,7 +81,9 @@ class BuildVersion:
             "version": self.version,
             "semver": parsed.__dict__ if parsed else None,
             # None renders as '', which no tag accepts: the error then says so.
-            "git": {k: "" if v is None else v for k, v in self.git.__dict__.items()},
+            "git": {k: "" if v is None else v for k, v in self.git.__dict__.items()}
+            # Branch names may hold `/` (feature/x): as tags they read feature-x.
+            | {"branch": re.sub(r"[^\w.-]", "-", self.git.branch or "", flags=re.ASCII)},
             "source_date_epoch": self.source_date_epoch,
         }
 
@@ -120,6 +122,16 @@ def read_git(root: Path) -> GitInfo:
         remote=_remote_url(root, _git(root, "config", "--get", "remote.origin.url")),
         commit_time=int(commit_time),
     )
+
+
+def last_change(root: Path, paths: list[str], fallback: int) -> int:
+    """When `paths` last changed (the commit time), for builds that depend on them
+    alone; SOURCE_DATE_EPOCH, when set, wins, and `fallback` outside git."""
+    epoch_env = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if epoch_env.isdigit():
+        return int(epoch_env)
+    found = _git(root, "log", "-1", "--format=%ct", "--", *paths)
+    return int(found) if found and found.isdigit() else fallback
 
 
 def ci_branch() -> str | None:

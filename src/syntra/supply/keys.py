@@ -91,7 +91,7 @@ def public_path(private: Path) -> Path:
 
 def passphrase(variable: str) -> bytes:
     value = os.environ.get(variable)
-    if not value:
+    if value is None:  # empty is a passphrase too (cosign allows it)
         raise SyntraError(f"the signing key's passphrase is read from {variable}, which is not set")
     return value.encode()
 
@@ -147,7 +147,7 @@ def load_private(root: Path, private: str, passphrase_env: str) -> ec.EllipticCu
 def load_public(path: Path) -> ec.EllipticCurvePublicKey:
     try:
         key = serialization.load_pem_public_key(path.read_bytes())
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):
         raise SyntraError(f"{path}: not a readable public key") from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise SyntraError(f"{path}: not an ECDSA public key")

@@ -50,10 +50,6 @@ class Seal(Protocol):
 
     def attest(self, subject: Subject, predicate_type: str, predicate: Any) -> None: ...
 
-    def attested(self, subject: Subject, predicate_type: str) -> bool:
-        """Whether `subject` already carries an attestation of this predicate type."""
-        ...
-
 
 @dataclass(frozen=True)
 class KeySeal:
@@ -76,12 +72,6 @@ class KeySeal:
         self.attachments.add(subject.digest, "att", layer)
         self.attachments.refer(subject.descriptor(), layer, IN_TOTO)
 
-    def attested(self, subject: Subject, predicate_type: str) -> bool:
-        layers = self.attachments.layers(subject.digest, "att")
-        return any(
-            d.get("annotations", {}).get("predicateType") == predicate_type for d, _ in layers
-        )
-
 
 @dataclass(frozen=True)
 class BundleSeal:
@@ -99,13 +89,6 @@ class BundleSeal:
             "image": {"docker-manifest-digest": subject.digest},
         }
         self.attest(subject, SIGNATURE_PREDICATE, about)
-
-    def attested(self, subject: Subject, predicate_type: str) -> bool:
-        key = "dev.sigstore.bundle.predicateType"
-        return any(
-            (listed.get("annotations") or {}).get(key) == predicate_type
-            for listed in self.attachments.referrers(subject.digest)
-        )
 
     def attest(self, subject: Subject, predicate_type: str, predicate: Any) -> None:
         from syntra.supply.keyless import BUNDLE

@@ -5,7 +5,9 @@ signed SLSA provenance."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -63,7 +65,7 @@ def secure(loaded: Loaded, plan: Plan, record: Record, destination: Destination)
     for subject, predicate_type, predicate, line in claims:
         if predicate_type is None:
             seal.sign(subject)
-        elif predicate_type == PROVENANCE and seal.attested(subject, PROVENANCE):
+        elif predicate_type == PROVENANCE and _proven(loaded, attachments, where, subject):
             # The digest was built once; a later run that only retagged it (or another
             # checkout) did not build it, and says nothing new about how it was built.
             line = f"provenance for {subject.digest}: already attested"
@@ -71,6 +73,14 @@ def secure(loaded: Loaded, plan: Plan, record: Record, destination: Destination)
             seal.attest(subject, predicate_type, predicate)
         lines.append(line)
     return lines
+
+
+def _proven(loaded: Loaded, attachments: Attachments, where: Where, subject: Subject) -> bool:
+    """Whether `subject` already has provenance that verifies with this signing setup."""
+    from syntra.supply.verify import trust_for
+
+    _, attested = trust_for(loaded).examine(attachments, where.identity, subject.digest, [])
+    return PROVENANCE in attested
 
 
 def _sboms(
@@ -83,9 +93,11 @@ def _sboms(
         guest = next(g for g in plan.guests if g.name == record.name)
         wasm = _wasm_bytes(loaded, record, where)
         purl = artifact_purl(record.name, record.digest, where.identity)
-        artifact = _wasm_part(loaded, guest, wasm, record.built_with, purl, record.version)
+        version = _version_of(where, record.digest)
+        artifact = _wasm_part(loaded, guest, wasm, record.built_with, purl, version)
         documents = {fmt: describe(fmt, artifact) for fmt in formats}
         plugins: list[Component] = []
+        created = guest.source_date_epoch
     else:
         found = where.registry.login
         login = (where.registry.host, found.username, found.password) if found else None
@@ -95,12 +107,30 @@ def _sboms(
         )
         image = next(i for i in plan.images if i.name == record.name)
         plugins = [_plugin(loaded, plan, name) for name in image.plugins]
+        created = _created(where, subject.digest) or plan.source_date_epoch
+    # Dates and versions are the subject's own, not this run's: an artifact that a later
+    # commit only retagged gets the same SBOM bytes again, so nothing new is attested.
     return {
-        fmt: with_plugins(
-            fmt, normalise(fmt, document, subject.digest, plan.source_date_epoch), plugins
-        )
+        fmt: with_plugins(fmt, normalise(fmt, document, subject.digest, created), plugins)
         for fmt, document in documents.items()
     }
+
+
+def _version_of(where: Where, digest: str) -> str:
+    """The version annotation of a pushed manifest (the commit that built it)."""
+    annotations = where.registry.get_manifest(where.path, digest).json().get("annotations")
+    found = (annotations or {}).get("org.opencontainers.image.version")
+    return str(found) if found else digest
+
+
+def _created(where: Where, digest: str) -> int | None:
+    """When an image was built: its config's `created` (SOURCE_DATE_EPOCH of its build)."""
+    try:
+        manifest = where.registry.get_manifest(where.path, digest).json()
+        config = json.loads(where.registry.get_blob(where.path, manifest["config"]["digest"]))
+        return int(datetime.fromisoformat(config["created"].replace("Z", "+00:00")).timestamp())
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _wasm_bytes(loaded: Loaded, record: WasmRecord, where: Where) -> bytes:
@@ -136,11 +166,12 @@ def _plugin(loaded: Loaded, plan: Plan, name: str) -> Component:
     if isinstance(record, WasmRecord) and record.wasm_digest == digest_of(wasm):
         where = locate(loaded.config, guest.destination)
         purl = artifact_purl(name, record.digest, where.identity)
-        built_with = record.built_with
-    else:
-        purl = PackageURL(type="generic", name=name, version=plan.version).to_string()
+        built_with, version = record.built_with, _version_of(where, record.digest)
+    else:  # not published: named by its bytes, which is what the image holds
+        version = digest_of(wasm)
+        purl = PackageURL(type="generic", name=name, version=version).to_string()
         built_with = recorded_toolchain(wasm_tools(loaded.root, name))
-    return _wasm_part(loaded, guest, wasm, built_with, purl, plan.version)
+    return _wasm_part(loaded, guest, wasm, built_with, purl, version)
 
 
 def provenance(loaded: Loaded, plan: Plan, record: Record) -> dict[str, Any]:

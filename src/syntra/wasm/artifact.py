@@ -9,12 +9,14 @@ manifest (as exact bytes) and then the tags go up through Syntra's one push path
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from syntra.config.model import Config
+from syntra.errors import SyntraError
 from syntra.layout import wasm_tools
 from syntra.oci import MANIFEST, Blob, Document, digest_of, push
 from syntra.plan import GuestPlan, Plan
@@ -47,7 +49,7 @@ def artifact(guest: GuestPlan, plan: Plan, wasm: Path, cache: Path) -> tuple[byt
     """(config, manifest, layer) bytes of the guest's artifact."""
     layer = wasm.read_bytes()
     kind = kind_of_file(wasm)
-    created = datetime.fromtimestamp(plan.source_date_epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = datetime.fromtimestamp(guest.source_date_epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     config: dict[str, Any] = {
         "created": created,
         "architecture": "wasm",
@@ -86,21 +88,45 @@ def artifact(guest: GuestPlan, plan: Plan, wasm: Path, cache: Path) -> tuple[byt
     return config_bytes, _json(manifest), layer
 
 
+def inputs_tag(guest: GuestPlan, wasm: Path) -> str:
+    """`inputs-<sha256>` of what the artifact is made of (its wasm and name): the tag that
+    finds an artifact already pushed from these bytes, whichever commit pushed it."""
+    made_of = {"wasm": digest_of(wasm.read_bytes()), "name": guest.name}
+    return "inputs-" + hashlib.sha256(_json(made_of)).hexdigest()
+
+
+def published_digest(config: Config, guest: GuestPlan, plan: Plan, wasm: Path, cache: Path) -> str:
+    """The digest the artifact has in its registry: the one already pushed from these
+    bytes, else the one `publish` will push (also when the registry cannot be asked)."""
+    try:
+        where = locate(config, guest.destination)
+        found = where.registry.find_manifest(where.path, inputs_tag(guest, wasm))
+    except SyntraError:
+        found = None
+    return found.digest if found else digest_of(artifact(guest, plan, wasm, cache)[1])
+
+
 def publish(
     config: Config, guest: GuestPlan, plan: Plan, wasm: Path, root: Path, cache: Path
 ) -> WasmRecord:
-    """Push the artifact: blobs, manifest by digest, then the tags; write the record."""
+    """Push the artifact: blobs, manifest by digest, then the tags; write the record. An
+    artifact already pushed from the same bytes only gets this commit's tags."""
     where = locate(config, guest.destination)
     config_bytes, manifest_bytes, layer = artifact(guest, plan, wasm, cache)
-    manifest = Document(manifest_bytes, MANIFEST)
+    reused = where.registry.find_manifest(where.path, inputs_tag(guest, wasm))
+    manifest = reused or Document(manifest_bytes, MANIFEST)
     before = where.registry.transfer.uploaded_bytes
-    push(
-        where.registry,
-        where.path,
-        blobs=[Blob.of(config_bytes), Blob(digest_of(layer), len(layer), path=wasm)],
-        manifests=[manifest],
-        tags=dict.fromkeys(guest.destination.tags, manifest),
-    )
+    tags = dict.fromkeys(guest.destination.tags, manifest)
+    if reused is None:
+        push(
+            where.registry,
+            where.path,
+            blobs=[Blob.of(config_bytes), Blob(digest_of(layer), len(layer), path=wasm)],
+            manifests=[manifest],
+            tags={**tags, inputs_tag(guest, wasm): manifest},
+        )
+    else:
+        push(where.registry, where.path, tags=tags)
     uploaded = where.registry.transfer.uploaded_bytes - before
     record = WasmRecord(
         **shared_fields(plan, guest.name, guest.destination, manifest.digest, uploaded),

@@ -1,6 +1,6 @@
 """`/opt/plugins/plugins.json`: what an image's application needs to load the plugins
 bundled with it — per plugin its file and SHA-256, the artifact it was published as
-(reference and digest), module or component, its exports with their signatures, and
+(by digest), module or component, its exports with their signatures, and
 the limits declared in syntra.yaml. `syntra.plugins.load_manifest` reads it back."""
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from syntra.config.model import Config
 from syntra.fsutil import write_if_changed
 from syntra.layout import plugin_file, plugin_manifest, wasm_cache
-from syntra.oci import digest_of
 from syntra.plan import ImagePlan, Plan
-from syntra.wasm.artifact import artifact
+from syntra.wasm.artifact import published_digest
 from syntra.wasm.sandbox import Sandbox
 
 
-def describe(plan: Plan, root: Path, image: ImagePlan) -> dict[str, Any]:
+def describe(config: Config, plan: Plan, root: Path, image: ImagePlan) -> dict[str, Any]:
     cache = wasm_cache(root)
     entries = []
     for name in image.plugins:
@@ -27,8 +27,9 @@ def describe(plan: Plan, root: Path, image: ImagePlan) -> dict[str, Any]:
         sandbox = Sandbox(name, wasm, guest.limits, cache)
         published = None
         if guest.destination.registry:
-            _, manifest, _ = artifact(guest, plan, wasm, cache)
-            published = {"references": guest.destination.refs, "digest": digest_of(manifest)}
+            digest = published_digest(config, guest, plan, wasm, cache)
+            repository = f"{guest.destination.registry}/{guest.destination.repository}"
+            published = {"reference": f"{repository}@{digest}", "digest": digest}
         entries.append(
             {
                 "name": name,
@@ -43,9 +44,9 @@ def describe(plan: Plan, root: Path, image: ImagePlan) -> dict[str, Any]:
     return {"schemaVersion": 1, "image": image.name, "plugins": entries}
 
 
-def write(plan: Plan, root: Path, image: ImagePlan) -> Path:
+def write(config: Config, plan: Plan, root: Path, image: ImagePlan) -> Path:
     """The image's manifest in the plugins build context (rewritten only on change)."""
     path = plugin_manifest(root, image.name)
-    text = json.dumps(describe(plan, root, image), indent=2, sort_keys=True) + "\n"
+    text = json.dumps(describe(config, plan, root, image), indent=2, sort_keys=True) + "\n"
     write_if_changed(path, text.encode())
     return path

@@ -83,8 +83,11 @@ def compiled(
         print(f"compile cache: {cached.name} was damaged; compiling again", file=sys.stderr)
     code = loader(engine, data) if kind == "module" else wc.Component(engine, data)
     serialized = bytes(code.serialize())
-    write_atomic(cached, serialized)
-    write_atomic(seal, hashlib.sha256(serialized).hexdigest().encode())
+    try:
+        write_atomic(cached, serialized)
+        write_atomic(seal, hashlib.sha256(serialized).hexdigest().encode())
+    except OSError as exc:  # a read-only cache: run without it
+        print(f"compile cache: cannot write {cache} ({exc.strerror}); not cached", file=sys.stderr)
     return code, False
 
 
