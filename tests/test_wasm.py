@@ -483,6 +483,6 @@ def test_a_commit_outside_the_guests_republishes_nothing(built: tuple[Path, str]
         now = json.loads((root / ".syntra" / "out" / f"{guest}.json").read_text())
         # Only the manifest went up again, under the new tags: no blob.
         assert now["digest"] == earlier["digest"] and now["uploaded_bytes"] < 4096
-        assert now["version"] != earlier["version"]
+        assert now["source_commit"] != earlier["source_commit"]
         client = Client(str(now["registry"]), insecure=True)
         assert client.head_manifest(now["repository"], now["tags"][0]) == earlier["digest"]
