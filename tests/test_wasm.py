@@ -475,6 +475,12 @@ def test_a_commit_outside_the_guests_republishes_nothing(built: tuple[Path, str]
     before = {g: json.loads((root / ".syntra" / "out" / f"{g}.json").read_text())
               for g in ("fib-swift", "fib-python")}  # fmt: skip
     (root / "NOTES.md").write_text("outside every guest\n")
+    config = (root / "syntra.yaml").read_text()
+    (root / "syntra.yaml").write_text(  # a tag per commit: each commit has tags to push
+        config.replace(
+            "tags: ['{{ version }}']", "tags: ['{{ version }}', 'sha-{{ git.short_sha }}']"
+        )
+    )
     commit(root, "docs: notes", when=1_800_000_000)
     done = run(root, "doit", "wasm")
     assert done.returncode == 0, done.stdout
@@ -485,4 +491,4 @@ def test_a_commit_outside_the_guests_republishes_nothing(built: tuple[Path, str]
         assert now["digest"] == earlier["digest"] and now["uploaded_bytes"] < 4096
         assert now["source_commit"] != earlier["source_commit"]
         client = Client(str(now["registry"]), insecure=True)
-        assert client.head_manifest(now["repository"], now["tags"][0]) == earlier["digest"]
+        assert client.head_manifest(now["repository"], now["tags"][1]) == earlier["digest"]
