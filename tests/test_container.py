@@ -67,7 +67,7 @@ def test_doit_container_on_linux_uses_podman_and_says_why(
         "app: Apple's container CLI needs macOS 26 on Apple silicon; this is Linux x86_64: "
         "using the Linux builder\n"
     ) in done.stdout
-    assert "app: building linux/amd64, linux/arm64 with podman" in done.stdout
+    assert "app: built linux/amd64, linux/arm64 with podman" in done.stdout
     assert record(root)["digest"]
 
 

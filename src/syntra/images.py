@@ -107,11 +107,19 @@ def inputs_tag(job: Job, platform: str) -> str:
         inputs.pop(varying)
     inputs["labels"] = {k: v for k, v in inputs["labels"].items() if k not in PER_COMMIT_LABELS}
     inputs["platform"] = platform
-    inputs["plugin_bytes"] = [
-        digest_of(plugin_file(job.root, name).read_bytes()) for name in job.image.plugins
-    ]
+    inputs["plugin_bytes"] = [_plugin_digest(job.root, name) for name in job.image.plugins]
     encoded = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str).encode()
     return "inputs-" + hashlib.sha256(encoded).hexdigest()
+
+
+def _plugin_digest(root: Path, guest: str) -> str:
+    try:
+        return digest_of(plugin_file(root, guest).read_bytes())
+    except OSError:
+        shown = plugin_file(root, guest).relative_to(root)
+        raise SyntraError(
+            f"plugin {guest}: {shown} is missing; build it first (`doit wasm`)"
+        ) from None
 
 
 def already_built(job: Job, where: Where, platform: str) -> PlatformImage | None:
@@ -142,6 +150,7 @@ def _reuse(job: Job, where: Where) -> ImageRecord | None:
     digest = publish_index(where, job.image.destination, children)
     base = _pinned_args(job)[0].get(BASE_IMAGE_ARG)
     record = image_record(job.plan, job.image, digest, children, 0, base)
+    record = record.model_copy(update={"retagged": True})
     write_record(job.root, record)
     return record
 

@@ -73,6 +73,8 @@ class ImageRecord(_Pushed):
     base: str | None = None
     """The base image pinned to the digest the build used."""
     tests: list[TestResult] = []
+    retagged: bool = False
+    """Nothing was built: the registry held this image for exactly these inputs."""
 
 
 class WasmRecord(_Pushed):

@@ -196,10 +196,14 @@ def _publish_image(
     image = plan.image(name)
     try:
         label, publish = start()
-        print(f"{name}: building {', '.join(image.platforms)} with {label}")
         record = publish(Job(loaded, plan, image))
     except SyntraError as exc:
         return _failed(stage, name, exc)
+    platforms = ", ".join(image.platforms)
+    if record.retagged:
+        print(f"{name}: {platforms} unchanged (already built from these inputs): retagged")
+    else:
+        print(f"{name}: built {platforms} with {label}")
     for result in record.tests:
         print(f"{name} {result.platform}: {result.test}: passed")
     print(f"{name}: {record.digest} -> {', '.join(record.refs)}")
