@@ -548,3 +548,86 @@ def test_the_ci_signing_steps_run_here(secured: Path, registry: str, tmp_path: P
     assert (clone / "keys" / "cosign.pub").read_text() == (
         secured / "keys" / "cosign.pub"
     ).read_text()
+
+
+# Registry commands, on what the pipeline pushed and signed ---------------------------
+
+
+def _syntra_json(cwd: Path, *args: str) -> Any:
+    done = run(cwd, "syntra", *args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_inspect_digest_and_tags_agree_with_skopeo(
+    secured: Path, registry: str, tmp_path: Path
+) -> None:
+    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    tag = f"{registry}/tests/secured:{app['tags'][0]}"
+    raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{tag}")
+    assert _syntra_json(secured, "digest", tag)["digest"] == "sha256:" + hashlib.sha256(
+        raw.encode()
+    ).hexdigest() == app["digest"]  # fmt: skip
+    found = _syntra_json(secured, "inspect", tag)
+    assert [(p["platform"], p["digest"]) for p in found["platforms"]] == [
+        (p["platform"], p["digest"]) for p in app["platforms"]
+    ]
+    arm = _syntra_json(secured, "inspect", tag, "--platform", "linux/arm64")["platforms"]
+    assert [p["platform"] for p in arm] == ["linux/arm64"]
+    assert arm[0]["labels"]["org.opencontainers.image.title"] == "app"
+    outside = tmp_path / "anywhere"  # no syntra.yaml: a plain reference and --insecure
+    outside.mkdir()
+    tags = _syntra_json(outside, "tags", f"{registry}/tests/secured", "--insecure")
+    assert set(app["tags"]) <= set(tags)
+    wrong = run(outside, "syntra", "inspect", tag, "--platform", "linux/s390x", "--insecure")
+    assert wrong.returncode == 2 and "has no linux/s390x (it has linux/amd64, linux/arm64)" in (
+        wrong.stderr
+    )
+
+
+def test_tree_shows_signatures_attestations_and_referrers(secured: Path, registry: str) -> None:
+    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    found = _syntra_json(secured, "tree", f"{registry}/tests/secured@{app['digest']}")
+    assert found["signatures"]["layers"]
+    assert "https://slsa.dev/provenance/v1" in found["attestations"]["predicateTypes"]
+    for child in found["platforms"]:
+        kinds = set(child["attestations"]["predicateTypes"])
+        assert {"https://spdx.dev/Document", "https://cyclonedx.org/bom"} <= kinds
+        assert {r["artifactType"] for r in child["referrers"]} == {"application/vnd.in-toto+json"}
+    text = run(secured, "syntra", "tree", f"{registry}/tests/secured@{app['digest']}").stdout
+    assert f"signatures ({attachment_tag(app['digest'], 'sig')}): 1" in text
+
+
+def test_pull_writes_the_wasm_oras_pulls(secured: Path, registry: str, tmp_path: Path) -> None:
+    fib = json.loads((secured / ".syntra" / "out" / "fib.json").read_text())
+    reference = f"{registry}/tests/fib@{fib['digest']}"
+    ours = _syntra_json(secured, "pull", reference, str(tmp_path / "ours"))
+    assert Path(ours["file"]).name == "fib.wasm"
+    data = Path(ours["file"]).read_bytes()
+    assert "sha256:" + hashlib.sha256(data).hexdigest() == fib["wasm_digest"]
+    oras = REPO / ".cache" / "trixie" / "oras"
+    theirs = subprocess.run([str(oras), "pull", "--plain-http", reference, "-o",
+                             str(tmp_path / "theirs")], capture_output=True, text=True)  # fmt: skip
+    assert theirs.returncode == 0, theirs.stderr
+    assert (tmp_path / "theirs" / "fib.wasm").read_bytes() == data
+
+
+def test_delete_refuses_a_tagged_manifest_unless_forced(secured: Path, registry: str) -> None:
+    client = Client(registry, insecure=True)
+    fib = json.loads((secured / ".syntra" / "out" / "fib.json").read_text())
+    manifest = client.get_manifest("tests/fib", fib["digest"])
+    for blob in manifest.children():
+        client.push_blob("tests/doomed", Blob.of(client.get_blob("tests/fib", blob["digest"])))
+    client.put_manifest("tests/doomed", "v1", manifest)
+    doomed = f"{registry}/tests/doomed@{manifest.digest}"
+    refused = run(secured, "syntra", "delete", doomed)
+    assert refused.returncode == 2 and refused.stderr == (
+        f"{registry}/tests/doomed@{manifest.digest} is still tagged (v1); "
+        "delete the tags first, or --force\n"
+    )
+    untag = run(secured, "syntra", "delete", f"{registry}/tests/doomed:v1")
+    assert untag.returncode == 2 and "does not allow deleting this tag" in untag.stderr  # 2.8
+    forced = run(secured, "syntra", "delete", doomed, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert client.find_manifest("tests/doomed", manifest.digest) is None
+    assert client.find_manifest("tests/fib", fib["digest"]) is not None

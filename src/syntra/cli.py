@@ -258,10 +258,36 @@ def _release(args: argparse.Namespace) -> int:
     return run_release(config_stage.load(args.file), dry_run=args.dry_run)
 
 
+class _GroupedHelp(argparse.HelpFormatter):
+    """`syntra --help` lists the pipeline commands, then the registry commands under
+    their own heading."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not isinstance(action, argparse._SubParsersAction):
+            return super()._format_action(action)
+        from syntra.registry_commands import NAMES
+
+        parts = []
+        choices = list(action._get_subactions())
+        for title, chosen in (
+            ("pipeline commands:", [c for c in choices if c.dest not in NAMES]),
+            ("registry commands:", [c for c in choices if c.dest in NAMES]),
+        ):
+            parts.append(self._indent_text(title))
+            self._indent()
+            parts += [super(_GroupedHelp, self)._format_action(c) for c in chosen]
+            self._dedent()
+        return "".join(parts)
+
+    def _indent_text(self, title: str) -> str:
+        return " " * self._current_indent + title + "\n"
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="syntra",
         description="Declarative builds of container images and WebAssembly plugins.",
+        formatter_class=_GroupedHelp,
     )
     top.add_argument(
         "-f", "--file", type=Path, default=Path(CONFIG_FILE), help="config file (syntra.yaml)"
@@ -350,6 +376,9 @@ def parser() -> argparse.ArgumentParser:
     command("release", _release, "promote the verified digests of a vX.Y.Z commit").add_argument(
         "--dry-run", action="store_true", help="print what would be tagged, change nothing"
     )
+    from syntra import registry_commands
+
+    registry_commands.add(command)
     return top
 
 

@@ -315,6 +315,20 @@ class Client:
             params = None
         return list(found)
 
+    def delete_manifest(self, repository: str, reference: str) -> None:
+        """DELETE a manifest (by digest) or a tag; a registry that refuses says so."""
+        what = f"DELETE manifest {repository}:{reference}"
+        response = self._exchange("DELETE", repository, "manifests", reference, what)
+        if response.status_code in (405, 400) or (
+            response.status_code == 404 and not is_digest(reference)
+        ):
+            raise SyntraError(
+                f"{self.label}: {what}: the registry does not allow deleting "
+                + ("this tag" if not is_digest(reference) else "manifests")
+            )
+        if response.status_code >= 300:
+            raise self.fail(response, what)
+
     def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
         """Descriptors from the OCI 1.1 Referrers API; None when the registry has none."""
         what = f"GET referrers of {repository}@{digest}"

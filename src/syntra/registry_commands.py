@@ -1,0 +1,124 @@
+"""`syntra inspect|digest|tags|tree|delete|pull`: the command-line side of the registry
+commands (`toolkit.py`), usable with or without a syntra.yaml."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from syntra import toolkit
+from syntra.config import load
+from syntra.config.model import Config
+from syntra.publish import registry_for_ref
+
+NAMES = ("inspect", "digest", "tags", "tree", "delete", "pull")
+"""Shown under their own heading in `syntra --help`."""
+
+
+def _config(args: argparse.Namespace) -> Config | None:
+    """syntra.yaml's registries (credentials, insecure) when there is one here."""
+    file = Path(args.file)
+    return load(file).config if file.exists() else None
+
+
+def _target(args: argparse.Namespace) -> toolkit.Target:
+    return toolkit.resolve(_config(args), args.ref, args.insecure)
+
+
+def _print(args: argparse.Namespace, found: Any, text: str) -> None:
+    print(json.dumps(found, indent=2) if args.json else text)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    found = toolkit.inspect(_target(args), args.platform)
+    lines = [f"{found['reference']}  {found['mediaType']}"]
+    for image in found.get("platforms", [found]):
+        where = image.get("platform") or image.get("artifactType") or ""
+        created = image.get("created") or ""
+        lines.append(f"  {where:16} {image['digest']}  {image['size']} bytes  {created}")
+        lines += [f"    {key}={value}" for key, value in sorted(image.get("labels", {}).items())]
+    _print(args, found, "\n".join(lines))
+    return 0
+
+
+def _digest(args: argparse.Namespace) -> int:
+    target = _target(args)
+    _print(args, {"reference": target.reference, "digest": target.digest}, target.digest)
+    return 0
+
+
+def _tags(args: argparse.Namespace) -> int:
+    where, _ = registry_for_ref(_config(args), args.repository, args.insecure)
+    found = sorted(where.registry.tags(where.path))
+    _print(args, found, "\n".join(found))
+    return 0
+
+
+def _tree(args: argparse.Namespace) -> int:
+    found = toolkit.tree(_target(args))
+    lines = [f"{args.ref}@{found['digest']}"]
+    for node, indent in [(found, "  "), *((p, "    ") for p in found.get("platforms", []))]:
+        if node is not found:
+            lines.append(f"  {node['platform']} {node['digest']}")
+        signatures = node["signatures"]["layers"]
+        if signatures:
+            lines.append(f"{indent}signatures ({node['signatures']['tag']}): {len(signatures)}")
+        kinds = node["attestations"]["predicateTypes"]
+        if kinds:
+            lines.append(
+                f"{indent}attestations ({node['attestations']['tag']}): {', '.join(kinds)}"
+            )
+        for referrer in node["referrers"]:
+            kind = f"{referrer['artifactType']} {referrer['predicateType'] or ''}".strip()
+            lines.append(f"{indent}referrer {referrer['digest']} {kind}")
+    _print(args, found, "\n".join(lines))
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    target = _target(args)
+    version = args.ref.rsplit("@", 1)[1] if "@" in args.ref else args.ref.rsplit(":", 1)[1]
+    print(toolkit.delete(target, version, args.force))
+    return 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+    written = toolkit.pull(_config(args), args.ref, Path(args.dir), args.insecure)
+    _print(args, {"file": str(written)}, f"wrote {written}")
+    return 0
+
+
+def add(command: Callable[[str, Callable[[argparse.Namespace], int], str], Any]) -> None:
+    """Register the registry commands with `command(name, run, help)`."""
+
+    def shared(cmd: argparse.ArgumentParser, json_output: bool = True) -> None:
+        cmd.add_argument(
+            "--insecure", action="store_true", help="plain HTTP to a registry syntra.yaml lacks"
+        )
+        if json_output:
+            cmd.add_argument("--json", action="store_true", help="machine-readable output")
+
+    inspect = command("inspect", _inspect, "an index or manifest: platforms, sizes, labels")
+    inspect.add_argument("ref", help="a reference (tag or digest)")
+    inspect.add_argument("--platform", help="only this platform (os/arch[/variant])")
+    shared(inspect)
+    digest = command("digest", _digest, "the digest a reference points at")
+    digest.add_argument("ref")
+    shared(digest)
+    tags = command("tags", _tags, "the tags of a repository")
+    tags.add_argument("repository", help="host/repository")
+    shared(tags)
+    tree = command("tree", _tree, "signatures, attestations and referrers of a reference")
+    tree.add_argument("ref")
+    shared(tree)
+    delete = command("delete", _delete, "delete a tag, or a manifest by digest")
+    delete.add_argument("ref", help="host/repository:tag or host/repository@sha256:…")
+    delete.add_argument("--force", action="store_true", help="delete a manifest still tagged")
+    shared(delete, json_output=False)
+    pull = command("pull", _pull, "write a wasm artifact's module or component to a folder")
+    pull.add_argument("ref")
+    pull.add_argument("dir", nargs="?", default=".", help="folder (default: here)")
+    shared(pull)

@@ -1,0 +1,167 @@
+"""Registry commands: what is in a registry, read without a pipeline — `inspect`,
+`digest`, `tags`, `tree` (index → platforms → signatures, attestations and referrers),
+`delete` and `pull` (wasm artifacts). All go through the one registry client; a
+reference names its registry, and syntra.yaml (when there is one) brings credentials
+and `insecure` for the registries it declares."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syntra.config.model import Config
+from syntra.errors import SyntraError
+from syntra.oci import INDEX_TYPES, Document, is_digest, platform_of
+from syntra.publish import Where, registry_for_ref
+from syntra.supply.attach import Attachments, attachment_tag
+
+
+@dataclass(frozen=True)
+class Target:
+    where: Where
+    digest: str
+    manifest: Document
+
+    @property
+    def reference(self) -> str:
+        return f"{self.where.identity}@{self.digest}"
+
+
+def resolve(config: Config | None, reference: str, insecure: bool = False) -> Target:
+    """The manifest `reference` names, by digest (verified against it)."""
+    where, version = registry_for_ref(config, reference, insecure)
+    digest = version if is_digest(version) else where.registry.head_manifest(where.path, version)
+    if digest is None:
+        raise SyntraError(f"{where.identity}:{version} is not in the registry")
+    return Target(where, digest, where.registry.get_manifest(where.path, digest))
+
+
+def _is_index(document: Document) -> bool:
+    return document.media_type in INDEX_TYPES or "manifests" in document.json()
+
+
+def inspect(target: Target, platform: str | None = None) -> dict[str, Any]:
+    """Index or manifest, platforms, sizes, created, labels and annotations."""
+    body = target.manifest.json()
+    found: dict[str, Any] = {
+        "reference": target.reference,
+        "digest": target.digest,
+        "mediaType": target.manifest.media_type,
+        "annotations": body.get("annotations", {}),
+    }
+    if _is_index(target.manifest):
+        children = [c for c in target.manifest.children() if platform in (None, platform_of(c))]
+        if platform and not children:
+            shown = ", ".join(platform_of(c) for c in target.manifest.children())
+            raise SyntraError(f"{target.reference} has no {platform} (it has {shown})")
+        found["platforms"] = [
+            {"platform": platform_of(child), **_image(target.where, child["digest"])}
+            for child in children
+        ]
+    else:
+        found |= _image(target.where, target.digest)
+    return found
+
+
+def _image(where: Where, digest: str) -> dict[str, Any]:
+    manifest = where.registry.get_manifest(where.path, digest)
+    body = manifest.json()
+    config_descriptor = body.get("config") or {}
+    layers = body.get("layers", [])
+    described: dict[str, Any] = {
+        "digest": digest,
+        "size": len(manifest.data)
+        + sum(int(d.get("size", 0)) for d in [config_descriptor, *layers]),
+        "layers": len(layers),
+        "artifactType": body.get("artifactType") or config_descriptor.get("mediaType"),
+        "annotations": body.get("annotations", {}),
+    }
+    if str(config_descriptor.get("mediaType", "")).endswith("image.config.v1+json"):
+        config = json.loads(where.registry.get_blob(where.path, config_descriptor["digest"]))
+        described["created"] = config.get("created")
+        described["labels"] = (config.get("config") or {}).get("Labels") or {}
+    return described
+
+
+def tree(target: Target) -> dict[str, Any]:
+    """What `cosign tree` and `oras discover` show: each digest with its signatures,
+    attestations (predicate types) and referrers, in both layouts (tags and the
+    Referrers API, or its fallback tag)."""
+    attachments = Attachments(target.where.registry, target.where.path)
+    node = {"digest": target.digest, **_attached(attachments, target.digest)}
+    if _is_index(target.manifest):
+        node["platforms"] = [
+            {
+                "platform": platform_of(child),
+                "digest": child["digest"],
+                **_attached(attachments, child["digest"]),
+            }
+            for child in target.manifest.children()
+        ]
+    return node
+
+
+def _attached(attachments: Attachments, digest: str) -> dict[str, Any]:
+    signatures = [d["digest"] for d, _ in attachments.layers(digest, "sig")]
+    attestations = [
+        str((d.get("annotations") or {}).get("predicateType", ""))
+        for d, _ in attachments.layers(digest, "att")
+    ]
+    referrers = [
+        {
+            "digest": listed["digest"],
+            "artifactType": listed.get("artifactType", ""),
+            "predicateType": (listed.get("annotations") or {}).get(
+                "dev.sigstore.bundle.predicateType",
+                (listed.get("annotations") or {}).get("predicateType"),
+            ),
+        }
+        for listed in attachments.referrers(digest)
+    ]
+    return {
+        "signatures": {"tag": attachment_tag(digest, "sig"), "layers": signatures},
+        "attestations": {"tag": attachment_tag(digest, "att"), "predicateTypes": attestations},
+        "referrers": referrers,
+    }
+
+
+def delete(target: Target, version: str, force: bool) -> str:
+    """Delete the tag `version`, or the manifest when `version` is a digest; a manifest
+    that tags still point at is refused unless `force`."""
+    registry, path = target.where.registry, target.where.path
+    if not is_digest(version):
+        registry.delete_manifest(path, version)
+        return f"deleted tag {target.where.identity}:{version}"
+    tagged = [
+        tag
+        for tag in registry.tags(path)
+        if not tag.startswith(attachment_tag(target.digest))
+        and registry.head_manifest(path, tag) == target.digest
+    ]
+    if tagged and not force:
+        raise SyntraError(
+            f"{target.reference} is still tagged ({', '.join(sorted(tagged))}); "
+            "delete the tags first, or --force"
+        )
+    registry.delete_manifest(path, target.digest)
+    return f"deleted {target.reference}" + (f" and its tags {', '.join(tagged)}" if tagged else "")
+
+
+def pull(config: Config | None, reference: str, folder: Path, insecure: bool) -> Path:
+    """A wasm artifact's module or component, checked against its digest, written to
+    `folder/<title>` through a temporary file."""
+    from syntra.wasm.remote import pull as pull_blob
+
+    where, version = registry_for_ref(config, reference, insecure)
+    with tempfile.TemporaryDirectory(prefix="syntra-pull-") as scratch:
+        pulled = pull_blob(where, version, None, Path(scratch))
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / Path(pulled.title).name
+        partial = target.with_name(f".{target.name}.part")
+        shutil.copyfile(pulled.wasm, partial)
+        partial.replace(target)
+    return target
