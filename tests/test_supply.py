@@ -32,6 +32,7 @@ from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
 from in_toto_attestation.v1.statement import Statement
 from ruamel.yaml import YAML
 
+from syntra.localregistry import serve
 from syntra.oci import INDEX, MANIFEST, Blob, Client, Document, platform_of
 from syntra.supply.attach import attachment_tag
 from tests.conftest import REPO, commit, git, run, skopeo
@@ -631,3 +632,48 @@ def test_delete_refuses_a_tagged_manifest_unless_forced(secured: Path, registry:
     assert forced.returncode == 0, forced.stderr
     assert client.find_manifest("tests/doomed", manifest.digest) is None
     assert client.find_manifest("tests/fib", fib["digest"]) is not None
+
+
+def test_copy_keeps_digests_and_signatures_across_registries_and_archives(
+    secured: Path, registry: str, tmp_path: Path
+) -> None:
+    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    key = str(secured / "keys" / "cosign.pub")
+    with serve() as second:
+        source = f"{registry}/tests/secured@{app['digest']}"
+        copied = _syntra_json(secured, "copy", source, f"{second}/mirror/app:1.0", "--referrers",
+                              "--insecure")  # fmt: skip
+        assert copied["digest"] == app["digest"]
+        assert _syntra_json(secured, "digest", f"{second}/mirror/app:1.0", "--insecure")[
+            "digest"
+        ] == app["digest"]  # fmt: skip
+        # cosign finds the signatures and attestations that came along (they name the
+        # source repository, which cosign does not hold against the copy).
+        flags = ["--key", key, "--insecure-ignore-tlog=true", "--allow-http-registry"]
+        child = app["platforms"][0]["digest"]
+        assert cosign("verify", *flags, f"{second}/mirror/app@{app['digest']}").returncode == 0
+        attested = cosign("verify-attestation", *flags, "--type", "spdxjson",
+                          f"{second}/mirror/app@{child}")  # fmt: skip
+        assert attested.returncode == 0, attested.stderr
+        # Through an OCI archive and back: the same index digest; skopeo reads the archive.
+        archive = tmp_path / "app.tar"
+        _syntra_json(secured, "copy", source, f"oci-archive:{archive}:1.0")
+        raw = skopeo("inspect", "--raw", f"oci-archive:{archive}:1.0")
+        assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == app["digest"]
+        back = _syntra_json(secured, "copy", f"oci-archive:{archive}:1.0",
+                            f"{second}/back/app:1.0", "--insecure")  # fmt: skip
+        assert back["digest"] == app["digest"]
+        again = tmp_path / "again.tar"
+        _syntra_json(secured, "copy", source, f"oci-archive:{again}:1.0")
+        assert again.read_bytes() == archive.read_bytes()  # same bytes every time
+        # docker-archive: one platform (this host's); podman loads it with that image ID.
+        saved = tmp_path / "docker.tar"
+        _syntra_json(secured, "copy", source, f"docker-archive:{saved}")
+        host = next(p for p in app["platforms"] if p["platform"] == "linux/amd64")
+        config = json.loads(
+            Client(registry, insecure=True).get_manifest("tests/secured", host["digest"]).data
+        )["config"]["digest"]
+        loaded = subprocess.run(["podman", "load", "-q", "-i", str(saved)], capture_output=True,
+                                text=True, check=False)  # fmt: skip
+        assert loaded.returncode == 0, loaded.stderr
+        assert loaded.stdout.strip() == f"Loaded image: {config}", loaded.stdout  # the image ID

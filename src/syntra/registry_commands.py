@@ -14,7 +14,7 @@ from syntra.config import load
 from syntra.config.model import Config
 from syntra.publish import registry_for_ref
 
-NAMES = ("inspect", "digest", "tags", "tree", "delete", "pull")
+NAMES = ("inspect", "digest", "tags", "tree", "copy", "delete", "pull")
 """Shown under their own heading in `syntra --help`."""
 
 
@@ -78,6 +78,24 @@ def _tree(args: argparse.Namespace) -> int:
     return 0
 
 
+def _copy(args: argparse.Namespace) -> int:
+    from syntra.copy import copy
+
+    content, written = copy(
+        _config(args), args.source, args.destination, referrers=args.referrers,
+        all_tags=args.all_tags, insecure=args.insecure,
+    )  # fmt: skip
+    found = {
+        "digest": content.top,
+        "destination": written,
+        "manifests": len(content.documents),
+        "blobs_sent": len(content.blobs),
+        "tags": sorted(content.tags),
+    }
+    _print(args, found, f"copied {content.top} to {written}")
+    return 0
+
+
 def _delete(args: argparse.Namespace) -> int:
     target = _target(args)
     version = args.ref.rsplit("@", 1)[1] if "@" in args.ref else args.ref.rsplit(":", 1)[1]
@@ -114,6 +132,16 @@ def add(command: Callable[[str, Callable[[argparse.Namespace], int], str], Any])
     tree = command("tree", _tree, "signatures, attestations and referrers of a reference")
     tree.add_argument("ref")
     shared(tree)
+    copy = command("copy", _copy, "copy an image or artifact, digests kept, between transports")
+    copy.add_argument(
+        "source", help="REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE"
+    )
+    copy.add_argument("destination", help="the same transports")
+    copy.add_argument("--all-tags", action="store_true", help="every tag of the repository")
+    copy.add_argument(
+        "--referrers", action="store_true", help="with signatures, attestations and referrers"
+    )
+    shared(copy)
     delete = command("delete", _delete, "delete a tag, or a manifest by digest")
     delete.add_argument("ref", help="host/repository:tag or host/repository@sha256:…")
     delete.add_argument("--force", action="store_true", help="delete a manifest still tagged")
