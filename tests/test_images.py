@@ -344,3 +344,20 @@ def test_push_with_credentials_from_the_environment(
         creds = ["--tls-verify=false", "--creds", "ci:pa55word"]
         tags = skopeo("list-tags", *creds, f"docker://{private}/demo/app")
         assert "latest" in json.loads(tags)["Tags"]
+
+
+def test_build_to_an_archive_pushes_nothing_and_matches_the_push(
+    project: Path, registry: str, tmp_path: Path
+) -> None:
+    """Two local builds of one commit write the same archive bytes, with the index
+    digest the pushed image has later; nothing reaches the registry before that."""
+    archives = [tmp_path / "one.tar", tmp_path / "two.tar"]
+    for archive in archives:
+        done = run(project, "syntra", "build", "app", "--output", f"oci-archive:{archive}:1.0")
+        assert done.returncode == 0, done.stderr
+    assert archives[0].read_bytes() == archives[1].read_bytes()
+    path = f"tests/{project.parent.name.replace('_', '-').lower()[:40]}"
+    assert Client(registry, insecure=True).tags(path) == []  # nothing pushed
+    raw = skopeo("inspect", "--raw", f"oci-archive:{archives[0]}:1.0")
+    doit_ok(project, "docker")
+    assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == record(project)["digest"]

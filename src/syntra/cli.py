@@ -128,6 +128,13 @@ def _prepared(args: argparse.Namespace) -> tuple[Any, Any]:
 def _build(args: argparse.Namespace) -> int:
     from syntra import images
 
+    if args.output:
+        if args.push_by_digest:
+            raise SyntraError("--output writes locally: it does not go with --push-by-digest")
+        job, builder = _prepared(args)
+        platforms = [args.platform] if args.platform else job.image.platforms
+        print(f"{job.image.name}: wrote {images.build_to(job, builder, platforms, args.output)}")
+        return 0
     if args.push_by_digest != bool(args.platform):
         raise SyntraError("--push-by-digest and --platform go together: one platform, no tags")
     job, builder = _prepared(args)
@@ -327,6 +334,11 @@ def parser() -> argparse.ArgumentParser:
         help="push without tags and write a digest file for `syntra merge` (CI fan-out)",
     )
     build.add_argument("--builder", choices=["auto", "buildx", "podman", "container"])
+    build.add_argument(
+        "--output",
+        metavar="DEST",
+        help="write instead of pushing: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE",
+    )
     merge = command("merge", _merge, "push the index of digests pushed by `build --push-by-digest`")
     merge.add_argument("image", nargs="?", help="image name in syntra.yaml")
     merge.add_argument("--all", action="store_true", help="every image (unchanged ones retagged)")

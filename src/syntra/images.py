@@ -33,6 +33,7 @@ from syntra.publish import (
     base_digest,
     image_record,
     index_children,
+    index_document,
     locate,
     note_base_blobs,
     pin,
@@ -250,6 +251,24 @@ def build_and_publish(job: Job, builder: Builder) -> ImageRecord:
     record = image_record(job.plan, job.image, digest, children, uploaded, base, tested)
     write_record(job.root, record)
     return record
+
+
+def build_to(job: Job, builder: Builder, platforms: list[str], output: str) -> str:
+    """Build and test `platforms`, then write them to `output` (oci:DIR[:TAG],
+    oci-archive:FILE[:TAG], docker-archive:FILE): nothing pushed, no registry needed but
+    for the base image."""
+    from syntra.copy import Content, write
+
+    built, _ = build_and_test(job, builder, platforms)
+    index = index_document([image.platform for image in built])
+    content = Content(index.digest)
+    for image in built:
+        for blob in image.blobs:
+            assert blob.path is not None
+            content.blobs[blob.digest] = blob.path
+        content.documents[image.manifest.digest] = image.manifest
+    content.documents[index.digest] = index
+    return write(None, output, content, insecure=False)
 
 
 def push_by_digest(job: Job, platform: str, builder: Builder) -> Path:
