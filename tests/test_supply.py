@@ -677,3 +677,24 @@ def test_copy_keeps_digests_and_signatures_across_registries_and_archives(
                                 text=True, check=False)  # fmt: skip
         assert loaded.returncode == 0, loaded.stderr
         assert loaded.stdout.strip() == f"Loaded image: {config}", loaded.stdout  # the image ID
+
+
+def test_sbom_comes_out_of_a_verified_attestation_only(
+    secured: Path, registry: str, tmp_path: Path
+) -> None:
+    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    reference = f"{registry}/tests/secured@{app['digest']}"
+    spdx = run(secured, "syntra", "sbom", reference, "--platform", "linux/arm64")
+    assert spdx.returncode == 0, spdx.stderr
+    assert json.loads(spdx.stdout)["spdxVersion"] == "SPDX-2.3"
+    bom = run(secured, "syntra", "sbom", reference, "--platform", "linux/amd64",
+              "--format", "cyclonedx-json")  # fmt: skip
+    assert json.loads(bom.stdout)["bomFormat"] == "CycloneDX"
+    which = run(secured, "syntra", "sbom", reference)
+    assert which.returncode == 2 and "name one platform with --platform" in which.stderr
+    assert cosign("generate-key-pair", "--output-key-prefix", str(tmp_path / "x")).returncode == 0
+    foreign = run(secured, "syntra", "sbom", reference, "--platform", "linux/arm64", "--key",
+                  str(tmp_path / "x.pub"))  # fmt: skip
+    assert foreign.returncode == 1 and "no spdx-json SBOM attestation that verifies" in (
+        foreign.stderr
+    )

@@ -12,9 +12,10 @@ from typing import Any
 from syntra import toolkit
 from syntra.config import load
 from syntra.config.model import Config
+from syntra.errors import SyntraError
 from syntra.publish import registry_for_ref
 
-NAMES = ("inspect", "digest", "tags", "tree", "copy", "delete", "pull")
+NAMES = ("inspect", "digest", "tags", "tree", "sbom", "copy", "delete", "pull")
 """Shown under their own heading in `syntra --help`."""
 
 
@@ -96,6 +97,23 @@ def _copy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sbom(args: argparse.Namespace) -> int:
+    from syntra.supply import keys
+    from syntra.supply.verify import KeyTrust, trust_for
+
+    file = Path(args.file)
+    loaded = load(file) if file.exists() else None
+    if args.key:
+        trust: Any = KeyTrust(keys.load_public(Path(args.key)))
+    elif loaded is not None:
+        trust = trust_for(loaded)
+    else:
+        raise SyntraError("nothing to verify the SBOM's signature against: give --key PUB")
+    target = toolkit.resolve(loaded.config if loaded else None, args.ref, args.insecure)
+    print(json.dumps(toolkit.sbom(target, trust, args.format, args.platform), indent=2))
+    return 0
+
+
 def _delete(args: argparse.Namespace) -> int:
     target = _target(args)
     version = args.ref.rsplit("@", 1)[1] if "@" in args.ref else args.ref.rsplit(":", 1)[1]
@@ -132,6 +150,12 @@ def add(command: Callable[[str, Callable[[argparse.Namespace], int], str], Any])
     tree = command("tree", _tree, "signatures, attestations and referrers of a reference")
     tree.add_argument("ref")
     shared(tree)
+    sbom = command("sbom", _sbom, "the SBOM of an image or artifact, from a verified attestation")
+    sbom.add_argument("ref")
+    sbom.add_argument("--platform", help="the platform image of an index (os/arch[/variant])")
+    sbom.add_argument("--format", choices=["spdx-json", "cyclonedx-json"], default="spdx-json")
+    sbom.add_argument("--key", metavar="PUB", help="verify with this public key")
+    shared(sbom, json_output=False)
     copy = command("copy", _copy, "copy an image or artifact, digests kept, between transports")
     copy.add_argument(
         "source", help="REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE"

@@ -165,3 +165,28 @@ def pull(config: Config | None, reference: str, folder: Path, insecure: bool) ->
         shutil.copyfile(pulled.wasm, partial)
         partial.replace(target)
     return target
+
+
+def sbom(target: Target, trust: Any, fmt: str, platform: str | None) -> dict[str, Any]:
+    """The SBOM of `target` (a platform of it, for an index) out of an attestation whose
+    signature verifies with `trust`; Refused when there is none."""
+    from syntra.errors import Refused
+    from syntra.supply.sbom import FORMATS
+
+    digest = target.digest
+    if _is_index(target.manifest):
+        children = target.manifest.children()
+        chosen = [c for c in children if platform in (None, platform_of(c))]
+        if len(chosen) != 1:
+            shown = ", ".join(platform_of(c) for c in children)
+            raise SyntraError(f"{target.reference}: name one platform with --platform ({shown})")
+        digest = chosen[0]["digest"]
+    attachments = Attachments(target.where.registry, target.where.path)
+    for statement in trust.statements(attachments, target.where.identity, digest):
+        if statement.get("predicateType") == FORMATS[fmt]:
+            predicate: dict[str, Any] = statement["predicate"]
+            return predicate
+    raise Refused(
+        f"{target.where.identity}@{digest}: no {fmt} SBOM attestation that verifies with "
+        f"{trust.signer}"
+    )

@@ -66,6 +66,12 @@ class Trust(Protocol):
         self, attachments: Attachments, identity: str, digest: str, problems: list[str]
     ) -> tuple[bool, set[str]]: ...
 
+    def statements(
+        self, attachments: Attachments, identity: str, digest: str
+    ) -> list[dict[str, Any]]:
+        """The statements about `digest` whose signatures verify."""
+        ...
+
 
 def trust_for(loaded: Loaded) -> Trust:
     signing = loaded.config.supply_chain.signing
@@ -147,6 +153,11 @@ class KeyTrust:
             _attested(attachments, identity, digest, self.key, problems),
         )
 
+    def statements(
+        self, attachments: Attachments, identity: str, digest: str
+    ) -> list[dict[str, Any]]:
+        return _statements(attachments, identity, digest, self.key, [])
+
 
 class KeylessTrust:
     """Sigstore bundles among the digest's referrers, each verified in full."""
@@ -160,9 +171,24 @@ class KeylessTrust:
     def examine(
         self, attachments: Attachments, identity: str, digest: str, problems: list[str]
     ) -> tuple[bool, set[str]]:
-        from syntra.supply.keyless import BUNDLE, SIGNATURE_PREDICATE
+        from syntra.supply.keyless import SIGNATURE_PREDICATE
 
-        signed, found = False, set()
+        found = self._verified(attachments, identity, digest, problems)
+        kinds = {str(statement.get("predicateType")) for statement in found}
+        return SIGNATURE_PREDICATE in kinds, kinds - {SIGNATURE_PREDICATE}
+
+    def statements(
+        self, attachments: Attachments, identity: str, digest: str
+    ) -> list[dict[str, Any]]:
+        return self._verified(attachments, identity, digest, [])
+
+    def _verified(
+        self, attachments: Attachments, identity: str, digest: str, problems: list[str]
+    ) -> list[dict[str, Any]]:
+        """The statements of bundles among the referrers that verify in full."""
+        from syntra.supply.keyless import BUNDLE
+
+        found = []
         registry, repository = attachments.registry, attachments.repository
         for listed in attachments.referrers(digest):
             if listed.get("artifactType") != BUNDLE:
@@ -174,13 +200,9 @@ class KeylessTrust:
             except (SyntraError, ValueError, KeyError, IndexError, TypeError) as exc:
                 problems.append(f"a bundle that does not verify: {exc}")
                 continue
-            if not _about(statement, identity, digest):
-                continue
-            if statement.get("predicateType") == SIGNATURE_PREDICATE:
-                signed = True
-            else:
-                found.add(str(statement.get("predicateType")))
-        return signed, found
+            if _about(statement, identity, digest):
+                found.append(statement)
+        return found
 
 
 def _about(statement: dict[str, Any], identity: str, digest: str) -> bool:
@@ -217,7 +239,16 @@ def _attested(
     problems: list[str],
 ) -> set[str]:  # fmt: skip
     """Predicate types of attestations about `digest` whose DSSE signature verifies."""
-    found: set[str] = set()
+    found = _statements(attachments, identity, digest, key, problems)
+    return {str(statement.get("predicateType")) for statement in found}
+
+
+def _statements(
+    attachments: Attachments, identity: str, digest: str, key: ec.EllipticCurvePublicKey,
+    problems: list[str],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The in-toto statements about `digest` whose DSSE signature verifies with `key`."""
+    found: list[dict[str, Any]] = []
     for descriptor, blob in attachments.layers(digest, "att"):
         if descriptor.get("mediaType") != DSSE:
             continue
@@ -233,5 +264,5 @@ def _attested(
             continue
         verified = any(keys.verifies(key, pae(IN_TOTO, payload), sig) for sig in signatures)
         if _about(statement, identity, digest) and verified:
-            found.add(str(statement.get("predicateType")))
+            found.append(statement)
     return found
