@@ -361,3 +361,33 @@ def test_build_to_an_archive_pushes_nothing_and_matches_the_push(
     raw = skopeo("inspect", "--raw", f"oci-archive:{archives[0]}:1.0")
     doit_ok(project, "docker")
     assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == record(project)["digest"]
+
+
+def test_snapshot_builds_and_tests_with_no_registry_to_push_to(
+    tmp_path: Path, registry: str, base: str
+) -> None:
+    """`SYNTRA_SNAPSHOT=1 doit`: the push registry is unreachable and its credentials are
+    not set, yet everything is built, tested and written; twice, the same bytes."""
+    root = make_project(tmp_path / "repo", registry, base, "    registry: prod\n")
+    text = (root / "syntra.yaml").read_text().replace(
+        "registries: {", "registries: {prod: {url: '127.0.0.1:9', credentials: "
+        "{username_env: PROD_USER, password_env: PROD_TOKEN}}, ",
+    )  # fmt: skip
+    (root / "syntra.yaml").write_text(
+        text + "supply_chain: {signing: {mode: key, key: keys/cosign.key}}\n"
+    )
+    commit(root, "prod registry")
+    snapshot = {"SYNTRA_SNAPSHOT": "1"}
+    first = run(root, "doit", env=snapshot)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "app: snapshot of linux/amd64, linux/arm64" in first.stdout
+    assert not any(task.startswith(("supply", "wasm:")) and "publish" in task
+                   for task in ran(first.stdout))  # fmt: skip
+    archive = root / "dist" / "snapshot" / "app.oci.tar"
+    made = archive.read_bytes()
+    assert ran(run(root, "doit", env=snapshot).stdout) == []  # nothing changed: nothing runs
+    archive.unlink()
+    again = run(root, "doit", env=snapshot)
+    assert again.returncode == 0 and archive.read_bytes() == made
+    pushing = run(root, "doit")  # without the snapshot, the preconditions of a push stop it
+    assert pushing.returncode != 0 and "preflight: " in pushing.stdout

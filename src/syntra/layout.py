@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from syntra.errors import closest
@@ -13,6 +14,9 @@ STATE_DIR = ".syntra"
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_TEMPLATE = "default.j2"
 SPEC_NAMES = ("Dockerfile", "Containerfile")
+SNAPSHOT_ENV = "SYNTRA_SNAPSHOT"
+"""`SYNTRA_SNAPSHOT=1 doit`: everything built, tested and written to dist/snapshot/;
+nothing pushed, signed or released (laptops and pull requests)."""
 BUILDER_ENV = "SYNTRA_BUILDER"
 """Overrides syntra.yaml's `builder` for one run (`SYNTRA_BUILDER=podman doit docker`)."""
 
@@ -67,6 +71,15 @@ def path_hint(root: Path, relative: str, *, dir: bool = False) -> str:
         fixed.append(part)
         folder = folder / part
     return f"; did you mean '{'/'.join(fixed)}'?" if fixed != list(parts) else ""
+
+
+def snapshot() -> bool:
+    return os.environ.get(SNAPSHOT_ENV) == "1"
+
+
+def snapshot_dir(root: Path) -> Path:
+    """Where a snapshot run writes its archives and wasm files."""
+    return root / "dist" / "snapshot"
 
 
 def record_path(root: Path, name: str) -> Path:

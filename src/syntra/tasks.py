@@ -22,7 +22,9 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from syntra import config as config_stage
+from syntra import refs
 from syntra.errors import SyntraError
+from syntra.fsutil import write_atomic
 from syntra.layout import (
     BUILDER_ENV,
     BUILTIN_TEMPLATES,
@@ -30,6 +32,8 @@ from syntra.layout import (
     STATE_DIR,
     TEMPLATES_DIR,
     plugin_file,
+    snapshot,
+    snapshot_dir,
     source_files,
     wasm_cache,
     wasm_raw,
@@ -78,6 +82,8 @@ def _preflight() -> TaskFailed | None:
     loaded, plan = _loaded()
     try:
         preflight.build_secrets(loaded.root, plan.images)
+        if snapshot():  # nothing is signed or pushed
+            return None
         preflight.signing(loaded)
         preflight.push_access(loaded, preflight.destinations(plan))
     except SyntraError as exc:
@@ -169,12 +175,19 @@ class _Unchanged:
 
 
 def _build_state(name: str) -> tuple[Any, bool]:
-    """Build inputs (base image digest, context hash…) and whether a record exists."""
+    """Build inputs (base image digest, context hash…) and whether what the task makes is
+    there: the record of the push, or the snapshot archive."""
     from syntra.images import Job, build_inputs
 
     loaded, plan = _loaded()
-    inputs = build_inputs(Job(loaded, plan, plan.image(name)))
+    inputs = build_inputs(Job(loaded, plan, plan.image(name))) | {"snapshot": snapshot()}
+    if snapshot():
+        return inputs, _snapshot_archive(loaded.root, name).exists()
     return inputs, find_record(loaded.root, name) is not None
+
+
+def _snapshot_archive(root: Path, image: str) -> Path:
+    return snapshot_dir(root) / f"{image}.oci.tar"
 
 
 def _supply_state(name: str) -> tuple[Any, bool]:
@@ -210,7 +223,28 @@ def _publish_image(
     return None
 
 
+def _snapshot_one(name: str) -> TaskFailed | None:
+    """A snapshot: every platform built and tested, written to an OCI archive."""
+    from syntra import build
+    from syntra.images import Job, build_to
+
+    loaded, plan = _loaded()
+    image = plan.image(name)
+    try:
+        builder = build.select(os.environ.get(BUILDER_ENV) or loaded.config.builder)
+        archive = _snapshot_archive(loaded.root, name)
+        output = f"oci-archive:{archive}:{refs.tag_of(plan.version)}"
+        written = build_to(Job(loaded, plan, image), builder, image.platforms, output)
+    except SyntraError as exc:
+        return _failed("snapshot", name, exc)
+    print(f"{name}: snapshot of {', '.join(image.platforms)}: {written}; nothing pushed")
+    return None
+
+
 def _docker_one(name: str) -> TaskFailed | None:
+    if snapshot():
+        return _snapshot_one(name)
+
     def start() -> tuple[str, Any]:
         from syntra import build
         from syntra.images import build_and_publish
@@ -324,7 +358,16 @@ def task_wasm() -> Iterator[TaskDict]:
             "file_dep": [out],
             "uptodate": [config_changed({"tests": guest.tests, "limits": guest.limits})],
         }
-        if guest.destination.registry:
+        if snapshot():
+            copied = snapshot_dir(root) / f"{name}.wasm"
+            yield {
+                "name": f"{name}.snapshot",
+                "actions": [(_copy_file, [root / out, copied])],
+                "file_dep": [out],
+                "task_dep": [f"wasm:{name}.test"],
+                "targets": [str(copied.relative_to(root))],
+            }
+        elif guest.destination.registry:
             published = find_record(root, name) is not None
             yield {
                 "name": f"{name}.publish",
@@ -351,10 +394,14 @@ def _supply_one(name: str) -> TaskFailed | None:
     return None
 
 
+def _copy_file(source: Path, target: Path) -> None:
+    write_atomic(target, source.read_bytes())
+
+
 def task_supply() -> Iterator[TaskDict]:
     """Sign every pushed digest and attach SBOMs and provenance (supply_chain.signing)."""
     loaded, plan = _loaded()
-    if loaded.config.supply_chain.signing.mode == "none":
+    if loaded.config.supply_chain.signing.mode == "none" or snapshot():
         return
     pushed = [(i.name, f"docker:{i.name}") for i in plan.images]
     pushed += [(g.name, f"wasm:{g.name}.publish") for g in plan.guests if g.destination.registry]

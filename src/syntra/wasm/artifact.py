@@ -17,7 +17,7 @@ from typing import Any
 
 from syntra.config.model import Config
 from syntra.errors import SyntraError
-from syntra.layout import wasm_tools
+from syntra.layout import snapshot, wasm_tools
 from syntra.oci import MANIFEST, Blob, Document, digest_of, push
 from syntra.plan import GuestPlan, Plan
 from syntra.publish import locate
@@ -98,11 +98,13 @@ def inputs_tag(guest: GuestPlan, wasm: Path) -> str:
 def published_digest(config: Config, guest: GuestPlan, plan: Plan, wasm: Path, cache: Path) -> str:
     """The digest the artifact has in its registry: the one already pushed from these
     bytes, else the one `publish` will push (also when the registry cannot be asked)."""
-    try:
-        where = locate(config, guest.destination)
-        found = where.registry.find_manifest(where.path, inputs_tag(guest, wasm))
-    except SyntraError:
-        found = None
+    found = None
+    if not snapshot():  # a snapshot asks no registry
+        try:
+            where = locate(config, guest.destination)
+            found = where.registry.find_manifest(where.path, inputs_tag(guest, wasm))
+        except SyntraError:
+            found = None
     return found.digest if found else digest_of(artifact(guest, plan, wasm, cache)[1])
 
 
