@@ -698,3 +698,43 @@ def test_sbom_comes_out_of_a_verified_attestation_only(
     assert foreign.returncode == 1 and "no spdx-json SBOM attestation that verifies" in (
         foreign.stderr
     )
+
+
+def test_promote_copies_signs_and_verifies_in_a_second_registry(
+    secured: Path, registry: str, tmp_path: Path
+) -> None:
+    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    with serve() as second:
+        clone = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", str(secured), str(clone))
+        shutil.copytree(secured / "keys", clone / "keys", dirs_exist_ok=True)
+        shutil.copytree(secured / ".syntra" / "out", clone / ".syntra" / "out")
+        config = (clone / "syntra.yaml").read_text()
+        (clone / "syntra.yaml").write_text(
+            config.replace(
+                "registries: {", f"registries: {{prod: {{url: '{second}', insecure: true}}, "
+            )
+            + "defaults: {registry: local}\n"
+        )
+        for name in ("app", "fib"):
+            done = run(clone, "syntra", "promote", name, "--to", "prod", env=PASSPHRASE)
+            assert done.returncode == 0, done.stdout + done.stderr
+        there = Client(second, insecure=True)
+        tags = [t for t in there.tags("tests/secured") if not t.startswith("sha256-")]
+        assert tags and {there.head_manifest("tests/secured", t) for t in tags} == {app["digest"]}
+        verified = run(clone, "syntra", "verify", f"{second}/tests/secured@{app['digest']}")
+        assert verified.returncode == 0, verified.stdout
+        public = clone / "keys" / "cosign.pub"
+        child = app["platforms"][0]["digest"]
+        assert _skopeo_accepts(second, f"tests/secured@{child}", public, tmp_path)  # its own name
+        signatures = there.get_manifest("tests/secured", attachment_tag(app["digest"], "sig"))
+        again = run(clone, "syntra", "promote", "app", "--to", "prod", env=PASSPHRASE)
+        assert again.returncode == 0, again.stderr
+        after = there.get_manifest("tests/secured", attachment_tag(app["digest"], "sig"))
+        assert after.digest == signatures.digest  # a re-run changes nothing
+        assert (
+            cosign("generate-key-pair", "--output-key-prefix", str(tmp_path / "x")).returncode == 0
+        )
+        shutil.copy(tmp_path / "x.pub", public)  # the source no longer verifies
+        refused = run(clone, "syntra", "promote", "fib", "--to", "prod", env=PASSPHRASE)
+        assert refused.returncode == 1 and "the source does not verify" in refused.stderr

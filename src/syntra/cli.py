@@ -240,6 +240,16 @@ def _supply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _promote(args: argparse.Namespace) -> int:
+    from syntra.plan import build_plan
+    from syntra.promote import promote
+
+    loaded = config_stage.load(args.file)
+    for line in promote(loaded, build_plan(loaded), args.source, args.to):
+        print(line)
+    return 0
+
+
 def _ci(args: argparse.Namespace) -> int:
     from syntra import ci
     from syntra.plan import build_plan
@@ -384,6 +394,13 @@ def parser() -> argparse.ArgumentParser:
     command("supply", _supply, "sign and attest every pushed artifact (from .syntra/out)")
     command("ci", _ci, "render .github/workflows/ from syntra.yaml").add_argument(
         "--check", action="store_true", help="exit 1 and show a diff when workflows drifted"
+    )
+    promote = command(
+        "promote", _promote, "copy a verified artifact to another registry, sign and verify it"
+    )
+    promote.add_argument("source", metavar="NAME|REF", help="an image or guest, or a reference")
+    promote.add_argument(
+        "--to", required=True, metavar="REGISTRY[/REPOSITORY]", help="a registry of syntra.yaml"
     )
     command("release", _release, "promote the verified digests of a vX.Y.Z commit").add_argument(
         "--dry-run", action="store_true", help="print what would be tagged, change nothing"

@@ -266,7 +266,7 @@ def write(config: Config | None, spec: str, content: Content, insecure: bool) ->
     return f"{where.identity}@{content.top}"
 
 
-def _present(config: Config | None, spec: str, insecure: bool) -> Callable[[str], bool]:
+def present_in(config: Config | None, spec: str, insecure: bool) -> Callable[[str], bool]:
     """Whether a registry destination already holds a blob (never, for files)."""
     if spec.split(":", 1)[0] in _LOCAL:
         return lambda digest: False
@@ -363,7 +363,7 @@ def copy(
     all_tags: bool = False, insecure: bool = False,
 ) -> tuple[Content, str]:  # fmt: skip
     with scratch() as folder:
-        present = _present(config, destination, insecure)
+        present = present_in(config, destination, insecure)
         content = gather(config, source, folder, referrers, all_tags, present, insecure)
         written = write(config, destination, content, insecure)
     return content, written

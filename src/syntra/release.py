@@ -300,6 +300,14 @@ def run_release(loaded: Loaded, dry_run: bool = False) -> int:
         return 0
     complete = not any(artifact.todo for artifact in artifacts)
     promote(artifacts)
+    for target in loaded.config.release.promote_to:  # release.promote_to
+        from syntra.promote import promote as promote_elsewhere
+
+        for artifact in artifacts:
+            reference = f"{artifact.where.identity}@{artifact.digest}"
+            tags = [*artifact.destination.tags, *artifact.tags]
+            for line in promote_elsewhere(loaded, plan, reference, target, tags):
+                print(f"{artifact.name}: {line}")
     for path in write_outputs(loaded, version, plan, artifacts):
         print(f"wrote {path.relative_to(loaded.root)}")
     print(f"release {version}: " + ("already complete, nothing changed" if complete else "done"))

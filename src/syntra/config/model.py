@@ -418,6 +418,10 @@ class CI(Strict):
 class Release(Strict):
     latest: bool = Field(True, description="Move `latest` to the highest released version.")
     short_tags: bool = Field(True, description="Also tag `X.Y` and `X`.")
+    promote_to: list[Name] = Field(
+        [],
+        description="Registries each released artifact is promoted to (copied, signed, verified).",
+    )
 
 
 class Config(Strict):

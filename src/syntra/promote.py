@@ -1,0 +1,121 @@
+"""`syntra promote NAME|REF --to REGISTRY[/REPOSITORY]`: a tested digest moved from one
+registry to another without rebuilding. The source must verify; the index, its children
+and their signatures, attestations and referrers are copied with the artifact's tags;
+the destination then gets its own signatures and attestations (they name its
+repository), and must verify there. Running it again changes nothing."""
+
+from __future__ import annotations
+
+from syntra.config import Loaded
+from syntra.copy import gather, present_in, scratch, write
+from syntra.errors import Refused, SyntraError, did_you_mean
+from syntra.plan import Destination, Plan
+from syntra.publish import (
+    Where,
+    image_record,
+    index_children,
+    locate,
+    registry_for_ref,
+    resolve_tags,
+)
+from syntra.records import Record, WasmRecord, find_record, shared_fields
+from syntra.supply.stage import secure
+from syntra.supply.verify import Check, trust_for, verify
+from syntra.wasm import kind_of
+
+
+def promote(
+    loaded: Loaded, plan: Plan, source: str, to: str, tags: list[str] | None = None
+) -> list[str]:
+    """Lines saying what was done; Refused when the source or the copy does not verify.
+    The copy gets `tags`, by default the artifact's tags in this checkout."""
+    destinations = {i.name: i.destination for i in plan.images}
+    destinations |= {g.name: g.destination for g in plan.guests if g.destination.registry}
+    name, where, digest = _source(loaded, destinations, source)
+    chain, trust = loaded.config.supply_chain, trust_for(loaded)
+    problems = _problems(verify(name, where, digest, trust, chain.sbom, chain.provenance))
+    if problems:
+        raise Refused(f"{where.identity}@{digest}: refused, the source does not verify: {problems}")
+    target = _target(loaded, destinations[name], to, tags)
+    there = locate(loaded.config, target)
+    with scratch() as folder:
+        present = present_in(loaded.config, there.identity, there.registry.insecure)
+        content = gather(
+            loaded.config, f"{where.identity}@{digest}", folder, True, False, present,
+            where.registry.insecure,
+        )  # fmt: skip
+        content.tags |= dict.fromkeys(target.tags, digest)
+        write(loaded.config, there.identity, content, there.registry.insecure)
+    record = _record(loaded, plan, name, where, digest)
+    lines = [f"copied {digest} to {there.identity} ({', '.join(target.tags)})"]
+    lines += secure(loaded, plan, record, target)
+    problems = _problems(verify(name, there, digest, trust, chain.sbom, chain.provenance))
+    if problems:
+        raise Refused(f"{there.identity}@{digest}: the promoted copy does not verify: {problems}")
+    return [*lines, f"verified {there.identity}@{digest}"]
+
+
+def _problems(checks: list[Check]) -> str:
+    return "; ".join(sorted({p for c in checks if not c.ok for p in c.problems}))
+
+
+def _source(
+    loaded: Loaded, destinations: dict[str, Destination], source: str
+) -> tuple[str, Where, str]:
+    """The artifact of syntra.yaml that `source` (its name, or a reference to it) is."""
+    if source in destinations:
+        where = locate(loaded.config, destinations[source])
+        record = find_record(loaded.root, source)
+        digest = record.digest if record else resolve_tags(where, destinations[source].tags)
+        return source, where, digest
+    where, version = registry_for_ref(loaded.config, source)
+    for name, destination in destinations.items():
+        if locate(loaded.config, destination).identity == where.identity:
+            found = version if version.startswith("sha256:") else None
+            resolved = found or where.registry.head_manifest(where.path, version)
+            if resolved is None:
+                raise SyntraError(f"{source} is not in the registry")
+            return name, where, resolved
+    hint = did_you_mean(source, list(destinations))
+    raise SyntraError(f"{source} is not an image or guest of syntra.yaml{hint}")
+
+
+def _target(loaded: Loaded, source: Destination, to: str, tags: list[str] | None) -> Destination:
+    registry, _, repository = to.partition("/")
+    entry = loaded.config.registries.get(registry)
+    if entry is None:
+        hint = did_you_mean(registry, list(loaded.config.registries))
+        raise SyntraError(f"--to {to}: '{registry}' is not a registry of syntra.yaml{hint}")
+    repository = repository or source.repository
+    chosen = tags or source.tags
+    return Destination(
+        registry=entry.url,
+        insecure=entry.insecure,
+        repository=repository,
+        tags=chosen,
+        refs=[f"{entry.url}/{repository}:{tag}" for tag in chosen],
+    )
+
+
+def _record(loaded: Loaded, plan: Plan, name: str, where: Where, digest: str) -> Record:
+    """What signing needs to know of the artifact: this checkout's record when it names
+    this digest, else read from the registry."""
+    record = find_record(loaded.root, name)
+    if record is not None and record.digest == digest:
+        return record
+    images = {image.name: image for image in plan.images}
+    if name in images:
+        children, _ = index_children(where, digest)
+        return image_record(plan, images[name], digest, children, 0)
+    guest = next(g for g in plan.guests if g.name == name)
+    manifest = where.registry.get_manifest(where.path, digest)
+    layer = manifest.json()["layers"][0]
+    head = where.registry.get_blob(where.path, layer["digest"])
+    return WasmRecord(
+        **shared_fields(plan, name, guest.destination, digest, 0),
+        media_type=manifest.media_type,
+        artifact_type=str(manifest.json()["config"]["mediaType"]),
+        wasm_digest=layer["digest"],
+        wasm_bytes=layer["size"],
+        wasm_kind=kind_of(head[:8]),
+    )
