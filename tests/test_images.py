@@ -361,6 +361,16 @@ def test_build_to_an_archive_pushes_nothing_and_matches_the_push(
     raw = skopeo("inspect", "--raw", f"oci-archive:{archives[0]}:1.0")
     doit_ok(project, "docker")
     assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == record(project)["digest"]
+    loaded = run(project, "syntra", "build", "app", "--platform", "linux/amd64", "--output", "load")
+    assert loaded.returncode == 0, loaded.stderr
+    host = next(p for p in cast(list[dict[str, Any]], record(project)["platforms"])
+                if p["platform"] == "linux/amd64")  # fmt: skip
+    manifest = Client(registry, insecure=True).get_manifest(path, host["digest"]).json()
+    image_id = manifest["config"]["digest"]
+    assert f"podman image store (image ID {image_id})" in loaded.stdout
+    listed = subprocess.run(["podman", "images", "-q", "--no-trunc"], capture_output=True,
+                            text=True, check=True).stdout  # fmt: skip
+    assert image_id in listed
 
 
 def test_snapshot_builds_and_tests_with_no_registry_to_push_to(

@@ -738,3 +738,57 @@ def test_promote_copies_signs_and_verifies_in_a_second_registry(
         shutil.copy(tmp_path / "x.pub", public)  # the source no longer verifies
         refused = run(clone, "syntra", "promote", "fib", "--to", "prod", env=PASSPHRASE)
         assert refused.returncode == 1 and "the source does not verify" in refused.stderr
+
+
+def test_two_registries_get_the_same_digests_each_signed_for_its_own_name(
+    tmp_path: Path, registry: str, base: str
+) -> None:
+    """`registry: [private, local]`: built once, pushed to the private (htpasswd) registry,
+    the same digests copied to the second; signatures and attestations in each name
+    that repository; `verify --all` checks both; skopeo and oras read the second."""
+    htpasswd = tmp_path / "htpasswd"
+    subprocess.run(["htpasswd", "-Bbc", str(htpasswd), "ci", "pa55word"], check=True,
+                   capture_output=True)  # fmt: skip
+    with serve(htpasswd=htpasswd) as private:
+        root = make_project(
+            tmp_path / "repo", registry, base,
+            "    repository: tests/mirrored\n    platforms: [linux/amd64]\n"
+            "    registry: [private, local]\n"
+            "wasm:\n  fib:\n    language: swift\n    source: guest\n"
+            "    repository: tests/mirrored-fib\n    registry: [private, local]\n" + SIGNING,
+        )  # fmt: skip
+        credentials = "credentials: {username_env: REG_USER, password_env: REG_PASS}"
+        config = (root / "syntra.yaml").read_text()
+        entry = f"private: {{url: '{private}', insecure: true, {credentials}}}"
+        (root / "syntra.yaml").write_text(
+            config.replace("registries: {", f"registries: {{{entry}, ")
+        )
+        (root / "guest").mkdir()
+        (root / "guest" / "Fib.swift").write_text((SHOWCASE / "Swift" / "Fib.swift").read_text())
+        commit(root, "two registries")
+        env = {**PASSPHRASE, "REG_USER": "ci", "REG_PASS": "pa55word"}
+        assert run(root, "syntra", "keygen", env=env).returncode == 0
+        done = run(root, "doit", env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        app = json.loads((root / ".syntra" / "out" / "app.json").read_text())
+        fib = json.loads((root / ".syntra" / "out" / "fib.json").read_text())
+        mirror = Client(registry, insecure=True)
+        for tag in app["tags"]:
+            assert mirror.head_manifest("tests/mirrored", tag) == app["digest"]
+        checks = json.loads(run(root, "syntra", "verify", "--all", "--json", env=env).stdout)
+        assert {(c["artifact"], c["reference"].split("/")[0]) for c in checks} == {
+            (name, host) for name in ("app", "fib") for host in (private, registry)
+        }
+        assert all(c["ok"] for c in checks), checks
+        public = root / "keys" / "cosign.pub"
+        child = app["platforms"][0]["digest"]
+        assert _skopeo_accepts(registry, f"tests/mirrored@{child}", public, tmp_path)
+        oras = REPO / ".cache" / "trixie" / "oras"
+        copied = f"{registry}/tests/mirrored-fib@{fib['digest']}"
+        pulled = subprocess.run(
+            [str(oras), "pull", "--plain-http", copied, "-o", str(tmp_path / "pulled")],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert pulled.returncode == 0, pulled.stderr
+        data = (tmp_path / "pulled" / "fib.wasm").read_bytes()
+        assert "sha256:" + hashlib.sha256(data).hexdigest() == fib["wasm_digest"]

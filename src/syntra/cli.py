@@ -232,11 +232,13 @@ def _supply(args: argparse.Namespace) -> int:
 
     loaded = config_stage.load(args.file)
     plan = build_plan(loaded)
-    destinations = {i.name: i.destination for i in plan.images}
-    destinations |= {g.name: g.destination for g in plan.guests if g.destination.registry}
-    for name, destination in destinations.items():
-        for line in secure(loaded, plan, read_record(loaded.root, name), destination):
-            print(f"{name}: {line}")
+    destinations = {i.name: i.destinations for i in plan.images}
+    destinations |= {g.name: g.destinations for g in plan.guests if g.destination.registry}
+    for name, each in destinations.items():
+        record = read_record(loaded.root, name)
+        for destination in each:  # each registry signs for its own name
+            for line in secure(loaded, plan, record, destination):
+                print(f"{name}: {line}")
     return 0
 
 
@@ -347,7 +349,8 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--output",
         metavar="DEST",
-        help="write instead of pushing: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE",
+        help="write instead of pushing: oci:DIR[:TAG], oci-archive:FILE[:TAG], "
+        "docker-archive:FILE, or load (into podman's or docker's image store)",
     )
     merge = command("merge", _merge, "push the index of digests pushed by `build --push-by-digest`")
     merge.add_argument("image", nargs="?", help="image name in syntra.yaml")

@@ -27,6 +27,7 @@ from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.oci import INDEX, MANIFEST, Blob, Document, digest_of, is_digest, push
 from syntra.oci import platform_of as described_platform
+from syntra.plan import Destination
 from syntra.publish import Where, registry_for_ref
 from syntra.supply.attach import attachment_tag
 
@@ -367,3 +368,20 @@ def copy(
         content = gather(config, source, folder, referrers, all_tags, present, insecure)
         written = write(config, destination, content, insecure)
     return content, written
+
+
+def mirror(config: Config, source: Where, digest: str, destinations: list[Destination]) -> None:
+    """The digest pushed to `source` copied, digests kept, to each further registry of
+    the artifact, with its tags (its signatures are made there by `supply`)."""
+    from syntra.publish import locate
+
+    for destination in destinations:
+        there = locate(config, destination)
+        with scratch() as folder:
+            present = present_in(config, there.identity, there.registry.insecure)
+            content = gather(
+                config, f"{source.identity}@{digest}", folder, False, False, present,
+                source.registry.insecure,
+            )  # fmt: skip
+            content.tags = dict.fromkeys(destination.tags, digest)
+            write(config, there.identity, content, there.registry.insecure)

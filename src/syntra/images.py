@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -52,6 +54,7 @@ from syntra.records import (
     write_record,
 )
 from syntra.testbox import BoxFactory, apple_boxes, buildah_box, require_buildah
+from syntra.toolerrors import tool_failed
 from syntra.wasm import manifest as plugin_manifest
 
 
@@ -138,6 +141,15 @@ def already_built(job: Job, where: Where, platform: str) -> PlatformImage | None
     )
 
 
+def _mirrored(job: Job, where: Where, record: ImageRecord) -> ImageRecord:
+    """The index, as pushed, in every further registry of the image; the record."""
+    if job.image.mirrors:
+        from syntra.copy import mirror
+
+        mirror(job.loaded.config, where, record.digest, job.image.mirrors)
+    return record
+
+
 def _reuse(job: Job, where: Where) -> ImageRecord | None:
     """When every platform is already built from these inputs: the index over them with
     this commit's tags, and nothing built."""
@@ -153,7 +165,7 @@ def _reuse(job: Job, where: Where) -> ImageRecord | None:
     record = image_record(job.plan, job.image, digest, children, 0, base)
     record = record.model_copy(update={"retagged": True})
     write_record(job.root, record)
-    return record
+    return _mirrored(job, where, record)
 
 
 def _pinned_args(job: Job) -> tuple[dict[str, str], bool]:
@@ -250,7 +262,7 @@ def build_and_publish(job: Job, builder: Builder) -> ImageRecord:
     children = [image.platform for image in built]
     record = image_record(job.plan, job.image, digest, children, uploaded, base, tested)
     write_record(job.root, record)
-    return record
+    return _mirrored(job, where, record)
 
 
 def build_to(job: Job, builder: Builder, platforms: list[str], output: str) -> str:
@@ -268,7 +280,19 @@ def build_to(job: Job, builder: Builder, platforms: list[str], output: str) -> s
             content.blobs[blob.digest] = blob.path
         content.documents[image.manifest.digest] = image.manifest
     content.documents[index.digest] = index
-    return write(None, output, content, insecure=False)
+    if output != "load":
+        return write(None, output, content, insecure=False)
+    # `load`: this host's platform into the builder's own image store.
+    program = "podman" if builder.name == "podman" else "docker"
+    with tempfile.TemporaryDirectory(prefix="syntra-load-") as folder:
+        archive = Path(folder) / "image.tar"
+        written = write(None, f"docker-archive:{archive}", content, insecure=False)
+        done = subprocess.run(
+            [program, "load", "-i", str(archive)], capture_output=True, text=True, check=False
+        )
+    if done.returncode != 0:
+        raise tool_failed(f"{program} load", done.returncode, done.stdout + done.stderr)
+    return f"{program} image store ({written.split('(', 1)[1].rstrip(')')})"
 
 
 def push_by_digest(job: Job, platform: str, builder: Builder) -> Path:
@@ -307,7 +331,7 @@ def merge(job: Job) -> ImageRecord:
     base = children[0].base or _pinned_args(job)[0].get(BASE_IMAGE_ARG)
     record = image_record(job.plan, job.image, digest, children, 0, base)
     write_record(job.root, record)
-    return record
+    return _mirrored(job, where, record)
 
 
 def build_with_container(job: Job, cli: AppleContainer) -> ImageRecord:
@@ -353,4 +377,4 @@ def build_with_container(job: Job, cli: AppleContainer) -> ImageRecord:
     digest = index.digest
     record = image_record(job.plan, image, digest, children, 0, args.get(BASE_IMAGE_ARG), tested)
     write_record(job.root, record)
-    return record
+    return _mirrored(job, where, record)

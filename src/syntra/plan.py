@@ -53,6 +53,12 @@ class ImagePlan:
     memory: int
     vars: dict[str, Any]
     tests: list[dict[str, Any]] = field(default_factory=list)
+    mirrors: list[Destination] = field(default_factory=list)
+    """Further registries that get the same digests (a list under `registry:`)."""
+
+    @property
+    def destinations(self) -> list[Destination]:
+        return [self.destination, *self.mirrors]
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,11 @@ class GuestPlan:
     source_date_epoch: int = 0
     """The last commit that changed the guest's sources (its build time): other commits
     leave its bytes, and its artifact, as they are."""
+    mirrors: list[Destination] = field(default_factory=list)
+
+    @property
+    def destinations(self) -> list[Destination]:
+        return [self.destination, *self.mirrors]
 
 
 @dataclass(frozen=True)
@@ -119,28 +130,35 @@ def build_plan(loaded: Loaded, version: BuildVersion | None = None) -> Plan:
     )
 
 
-def _destination(
+def _destinations(
     loaded: Loaded,
     section: str,
     name: str,
-    registry: str | None,
+    registry: str | list[str] | None,
     repository: str | None,
     tags: list[str] | None,
     context: dict[str, Any],
-) -> Destination:
+) -> list[Destination]:
+    """Where an artifact goes: one destination per registry, the first where it is built."""
     config = loaded.config
-    registry_name = registry or config.defaults.registry or next(iter(config.registries), None)
-    entry = config.registries.get(registry_name) if registry_name else None
+    chosen = registry or config.defaults.registry or next(iter(config.registries), None)
+    names = [chosen] if isinstance(chosen, str) or chosen is None else chosen
     repo = repository or f"{config.project.name}/{name}"
     rendered = _tags(loaded, section, name, tags, {**context, "name": name})
-    host = entry.url if entry else None
-    return Destination(
-        registry=host,
-        insecure=bool(entry and entry.insecure),
-        repository=repo,
-        tags=rendered,
-        refs=[f"{host}/{repo}:{tag}" for tag in rendered] if host else [],
-    )
+    found = []
+    for registry_name in names:
+        entry = config.registries.get(registry_name) if registry_name else None
+        host = entry.url if entry else None
+        found.append(
+            Destination(
+                registry=host,
+                insecure=bool(entry and entry.insecure),
+                repository=repo,
+                tags=rendered,
+                refs=[f"{host}/{repo}:{tag}" for tag in rendered] if host else [],
+            )
+        )
+    return found
 
 
 def _tags(
@@ -212,11 +230,13 @@ def _image(
     }
     if image.base:
         args[BASE_IMAGE_ARG] = image.base
+    destination, *mirrors = _destinations(
+        loaded, "images", name, image.registry, image.repository, image.tags, context
+    )
     return ImagePlan(
         name=name,
-        destination=_destination(
-            loaded, "images", name, image.registry, image.repository, image.tags, context
-        ),
+        destination=destination,
+        mirrors=mirrors,
         platforms=list(image.platforms or config.defaults.platforms),
         context=image.context,
         dockerfile=f"{SPECS_DIR}/{name}/Dockerfile",
@@ -259,6 +279,9 @@ def _tests(
 
 def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> GuestPlan:
     sources = [guest.source, *([guest.wit] if guest.wit else [])]
+    destination, *mirrors = _destinations(
+        loaded, "wasm", name, guest.registry, guest.repository, guest.tags, context
+    )
     return GuestPlan(
         name=name,
         language=guest.language,
@@ -272,9 +295,8 @@ def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> 
         output=f"{STATE_DIR}/wasm/{name}.wasm",
         limits=guest.limits.model_dump(),
         tests=[test.model_dump(exclude_unset=True) for test in guest.tests],
-        destination=_destination(
-            loaded, "wasm", name, guest.registry, guest.repository, guest.tags, context
-        ),
+        destination=destination,
+        mirrors=mirrors,
         source_date_epoch=last_change(loaded.root, sources, int(context["source_date_epoch"])),
     )
 

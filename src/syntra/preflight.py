@@ -52,4 +52,6 @@ def push_access(loaded: Loaded, destinations: list[Destination]) -> None:
 
 
 def destinations(plan: Plan) -> list[Destination]:
-    return [i.destination for i in plan.images] + [g.destination for g in plan.guests]
+    return [d for i in plan.images for d in i.destinations] + [
+        d for g in plan.guests for d in g.destinations
+    ]

@@ -86,14 +86,16 @@ def release_tags(version: SemVer, existing: list[str], kind: str) -> list[str]:
 
 def plan_release(loaded: Loaded, plan: Plan) -> tuple[SemVer, list[Artifact]]:
     version = release_version(plan)
-    artifacts = [
-        Artifact(i.name, "image", i.destination, locate(loaded.config, i.destination))
+    artifacts = [  # one per registry the artifact goes to
+        Artifact(i.name, "image", d, locate(loaded.config, d))
         for i in plan.images
+        for d in i.destinations
     ]
     artifacts += [
-        Artifact(g.name, "wasm", g.destination, locate(loaded.config, g.destination))
+        Artifact(g.name, "wasm", d, locate(loaded.config, d))
         for g in plan.guests
         if g.destination.registry
+        for d in g.destinations
     ]
     for artifact in artifacts:
         registry, path = artifact.where.registry, artifact.where.path

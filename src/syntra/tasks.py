@@ -383,12 +383,13 @@ def _supply_one(name: str) -> TaskFailed | None:
     from syntra.supply.stage import secure
 
     loaded, plan = _loaded()
-    destinations = {i.name: i.destination for i in plan.images}
-    destinations |= {g.name: g.destination for g in plan.guests}
+    destinations = {i.name: i.destinations for i in plan.images}
+    destinations |= {g.name: g.destinations for g in plan.guests}
     try:
         record = read_record(loaded.root, name)
-        for line in secure(loaded, plan, record, destinations[name]):
-            print(f"{name}: {line}")
+        for destination in destinations[name]:  # each registry signs for its own name
+            for line in secure(loaded, plan, record, destination):
+                print(f"{name}: {line}")
     except SyntraError as exc:
         return _failed("supply", name, exc)
     return None

@@ -23,7 +23,7 @@ from syntra.layout import (
 def check(config: Config, document: Document, root: Path) -> None:
     """Raise the first ConfigError found, in file order within each section."""
     if config.defaults.registry:
-        _registry(config, document, ("defaults", "registry"), config.defaults.registry)
+        _registries(config, document, ("defaults", "registry"), config.defaults.registry)
     _unique(document, ("defaults", "platforms"), config.defaults.platforms)
     for name, image in config.images.items():
         _image(config, document, root, ("images", name), image)
@@ -121,15 +121,26 @@ def _guest(config: Config, document: Document, root: Path, loc: Loc, guest: Gues
     _artifact_registry(config, document, loc, guest.registry)
 
 
-def _artifact_registry(config: Config, document: Document, loc: Loc, name: str | None) -> None:
+def _artifact_registry(
+    config: Config, document: Document, loc: Loc, name: str | list[str] | None
+) -> None:
     if name:
-        _registry(config, document, (*loc, "registry"), name)
+        _registries(config, document, (*loc, "registry"), name)
     elif len(config.registries) > 1 and not config.defaults.registry:
         raise document.error(
             loc,
             "several registries and no defaults.registry: name one with 'registry'",
             key=True,
         )
+
+
+def _registries(config: Config, document: Document, loc: Loc, names: str | list[str]) -> None:
+    """One registry name, or a list of them (each at its own position)."""
+    if isinstance(names, str):
+        _registry(config, document, loc, names)
+    else:
+        for index, name in enumerate(names):
+            _registry(config, document, (*loc, index), name)
 
 
 def _registry(config: Config, document: Document, loc: Loc, name: str) -> None:

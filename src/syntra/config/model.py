@@ -219,7 +219,11 @@ class Registry(Strict):
 
 
 class Defaults(Strict):
-    registry: Name | None = Field(None, description="Registry used when an artifact names none.")
+    registry: Name | Annotated[list[Name], Field(min_length=1)] | None = Field(
+        None,
+        description="Registry used when an artifact names none; a list pushes to each, "
+        "the same digests everywhere.",
+    )
     platforms: list[Platform] = Field(
         ["linux/amd64", "linux/arm64"], min_length=1, description="Platforms of every image."
     )
@@ -324,7 +328,10 @@ class Image(Strict):
     target: str | None = Field(None, description="Dockerfile stage to build.")
     plugins: list[Name] = Field([], description="Wasm guests copied to /opt/plugins/.")
     resources: Resources = Field(Resources(), description="Apple builder VM size.")
-    registry: Name | None = Field(None, description="Registry name; default: defaults.")
+    registry: Name | Annotated[list[Name], Field(min_length=1)] | None = Field(
+        None,
+        description="Registry name, or a list (each gets the same digests); default: defaults.",
+    )
     repository: Repository | None = Field(None, description="Default: `<project>/<image>`.")
     vars: dict[str, Any] = Field({}, description="Free variables for the template.")
     tests: list[ImageTest] = Field(
@@ -366,7 +373,10 @@ class Guest(Strict):
     )
     limits: Limits = Field(Limits(), description="Sandbox limits for the test calls.")
     tests: list[WasmTest] = Field([], description="Calls run in the sandbox.")
-    registry: Name | None = Field(None, description="Registry name; default: defaults.")
+    registry: Name | Annotated[list[Name], Field(min_length=1)] | None = Field(
+        None,
+        description="Registry name, or a list (each gets the same digests); default: defaults.",
+    )
     repository: Repository | None = Field(None, description="Default: `<project>/<guest>`.")
     tags: list[Template] | None = Field(None, min_length=1, description="Default: defaults.")
 

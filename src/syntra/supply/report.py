@@ -25,27 +25,27 @@ def run_verify(loaded: Loaded, ref: str | None, as_json: bool, key: Path | None 
     chain = loaded.config.supply_chain
     trust = KeyTrust(keys.load_public(key)) if key else trust_for(loaded)
     plan = build_plan(loaded)
-    artifacts = {i.name: i.destination for i in plan.images}
-    artifacts |= {g.name: g.destination for g in plan.guests if g.destination.registry}
+    artifacts = {i.name: i.destinations for i in plan.images}
+    artifacts |= {g.name: g.destinations for g in plan.guests if g.destination.registry}
     checks: list[Check] = []
     if ref and ref not in artifacts:
         where, version = registry_for_ref(loaded.config, ref)
         digest = version if version.startswith("sha256:") else resolve_tags(where, [version])
         checks = verify(ref, where, digest, trust, chain.sbom, chain.provenance)
     else:
-        for name, destination in artifacts.items():
+        for name, each in artifacts.items():
             if ref and name != ref:
                 continue
-            where = locate(loaded.config, destination)
             record = find_record(loaded.root, name)
-            try:
-                digest = record.digest if record else resolve_tags(where, destination.tags)
-            except SyntraError as exc:
-                checks.append(
-                    Check(name, where.identity, "", None, False, False, False, [str(exc)])
-                )
-                continue
-            checks.extend(verify(name, where, digest, trust, chain.sbom, chain.provenance))
+            for destination in each:  # every registry the artifact goes to
+                where = locate(loaded.config, destination)
+                try:
+                    digest = record.digest if record else resolve_tags(where, destination.tags)
+                except SyntraError as exc:
+                    failed = Check(name, where.identity, "", None, False, False, False, [str(exc)])
+                    checks.append(failed)
+                    continue
+                checks.extend(verify(name, where, digest, trust, chain.sbom, chain.provenance))
     if as_json:
         print(json.dumps([check.to_json() for check in checks], indent=2))
     else:
