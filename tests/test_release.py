@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from syntra.localregistry import serve
+from syntra.oci import Client
 from tests.conftest import commit, git, run, skopeo
 from tests.test_images import make_project
 from tests.test_supply import COSIGN, PASSPHRASE, SIGNING
@@ -149,3 +151,26 @@ def test_release_needs_a_tagged_commit(project: Path) -> None:
         2,
         "release needs a clean checkout of a commit tagged vX.Y.Z\n",
     )
+
+
+def test_release_promotes_to_the_registries_it_names(project: Path, registry: str) -> None:
+    with serve() as prod:
+        text = (project / "syntra.yaml").read_text()
+        (project / "syntra.yaml").write_text(
+            text.replace(
+                "registries: {", f"registries: {{prod: {{url: '{prod}', insecure: true}}, "
+            )
+            + "defaults: {registry: local}\nrelease: {promote_to: [prod]}\n"
+        )
+        commit(project, "chore: promote releases to prod")
+        ship(project, "v2.0.0", "feat: second page")
+        built = json.loads((project / ".syntra" / "out" / "app.json").read_text())["digest"]
+        code, output = release(project)
+        assert code == 0, output
+        there = Client(prod, insecure=True)
+        for tag in ("2.0.0", "2.0", "latest"):
+            assert there.head_manifest(repository(project), tag) == built
+        verified = run(project, "syntra", "verify", f"{prod}/{repository(project)}@{built}")
+        assert verified.returncode == 0, verified.stdout
+        again = release(project)
+        assert again[0] == 0 and "already complete" in again[1]

@@ -71,16 +71,18 @@ def secured(tmp_path_factory: pytest.TempPathFactory, registry: str, base: str) 
 SKOPEO_SIGSTORE = REPO / ".cache" / "trixie" / "skopeo"
 
 
-def _skopeo_accepts(registry: str, image: str, public: Path, tmp: Path) -> bool:
+def _skopeo_accepts(
+    registry: str, image: str, public: Path, tmp: Path, signed_as: str | None = None
+) -> bool:
     """skopeo copies `image` only if a `sigstoreSigned` policy with our public key accepts
-    its cosign signature (Debian 13's skopeo: Debian 12's has sigstore disabled)."""
+    its cosign signature (Debian 13's skopeo: Debian 12's has sigstore disabled). With
+    `signed_as`, the signature must name that repository (a copy: `exactRepository`)."""
     assert SKOPEO_SIGSTORE.exists(), "run .ci/setup: it fetches skopeo with sigstore support"
     repository = re.split(r"[@:]", image, maxsplit=1)[0]
-    requirement = {
-        "type": "sigstoreSigned",
-        "keyPath": str(public),
-        "signedIdentity": {"type": "matchRepository"},
-    }
+    identity: dict[str, str] = {"type": "matchRepository"}
+    if signed_as:
+        identity = {"type": "exactRepository", "dockerRepository": signed_as}
+    requirement = {"type": "sigstoreSigned", "keyPath": str(public), "signedIdentity": identity}
     policy = {
         "default": [{"type": "reject"}],
         "transports": {"docker": {f"{registry}/{repository}": [requirement]}},
@@ -655,6 +657,18 @@ def test_copy_keeps_digests_and_signatures_across_registries_and_archives(
         attested = cosign("verify-attestation", *flags, "--type", "spdxjson",
                           f"{second}/mirror/app@{child}")  # fmt: skip
         assert attested.returncode == 0, attested.stderr
+        # syntra verify at the destination; skopeo too, told where the copy came from.
+        there = run(secured, "syntra", "verify", f"{second}/mirror/app@{app['digest']}",
+                    "--insecure")  # fmt: skip
+        assert there.returncode == 0, there.stdout
+        assert _skopeo_accepts(second, f"mirror/app@{child}", Path(key), tmp_path,
+                               signed_as=f"{registry}/tests/secured")  # fmt: skip
+        # --all-tags: every tag, digests kept.
+        _syntra_json(secured, "copy", f"{registry}/tests/secured:latest", f"{second}/every/app",
+                     "--all-tags", "--insecure")  # fmt: skip
+        mirrored = Client(second, insecure=True)
+        for tag in app["tags"]:
+            assert mirrored.head_manifest("every/app", tag) == app["digest"]
         # Through an OCI archive and back: the same index digest; skopeo reads the archive.
         archive = tmp_path / "app.tar"
         _syntra_json(secured, "copy", source, f"oci-archive:{archive}:1.0")
@@ -669,6 +683,9 @@ def test_copy_keeps_digests_and_signatures_across_registries_and_archives(
         # docker-archive: one platform (this host's); podman loads it with that image ID.
         saved = tmp_path / "docker.tar"
         _syntra_json(secured, "copy", source, f"docker-archive:{saved}")
+        arm = tmp_path / "arm64.tar"
+        _syntra_json(secured, "copy", source, f"docker-archive:{arm}", "--platform", "linux/arm64")
+        assert arm.read_bytes() != saved.read_bytes()
         host = next(p for p in app["platforms"] if p["platform"] == "linux/amd64")
         config = json.loads(
             Client(registry, insecure=True).get_manifest("tests/secured", host["digest"]).data

@@ -201,7 +201,7 @@ def _verify(args: argparse.Namespace) -> int:
     if bool(args.ref) == args.all:
         raise SyntraError("give a reference or --all")
     key = Path(args.key) if args.key else None
-    return run_verify(config_stage.load(args.file), args.ref, args.json, key)
+    return run_verify(config_stage.load(args.file), args.ref, args.json, key, args.insecure)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -374,6 +374,9 @@ def parser() -> argparse.ArgumentParser:
         "--key", metavar="PUB", help="this public key (cosign's or ours), not the configured one"
     )
     verify.add_argument("--all", action="store_true", help="every artifact syntra.yaml pushes")
+    verify.add_argument(
+        "--insecure", action="store_true", help="plain HTTP to a registry syntra.yaml lacks"
+    )
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     run = command(
         "run", _run, "pull a signed wasm artifact, verify it, and call a function under limits"

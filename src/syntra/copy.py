@@ -43,6 +43,8 @@ class Content:
     documents: dict[str, Document] = field(default_factory=dict)
     blobs: dict[str, Path] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    source_tag: str | None = None
+    """The tag the source was named by: the destination's tag when it names none."""
 
 
 # Reading ------------------------------------------------------------------------------
@@ -168,11 +170,13 @@ def gather(
         tags = {}
         if all_tags:
             for tag in where.registry.tags(where.path):
-                if not tag.startswith("sha256-") and tag != version:
+                if not tag.startswith("sha256-"):
                     found = where.registry.head_manifest(where.path, tag)
                     if found is not None:
                         tags[tag] = found
     content = Content(top)
+    if kind not in ("oci", "oci-archive", "docker-archive") and not is_digest(version):
+        content.source_tag = version
     for digest in {top, *tags.values()}:
         _walk(source, content, digest)
     content.tags.update(tags)
@@ -240,7 +244,9 @@ def _docker_archive(archive: Path, folder: Path) -> tuple[Any, str]:
 # Writing ------------------------------------------------------------------------------
 
 
-def write(config: Config | None, spec: str, content: Content, insecure: bool) -> str:
+def write(
+    config: Config | None, spec: str, content: Content, insecure: bool, platform: str | None = None
+) -> str:
     """Write `content` to `spec`; returns what the destination now holds (a reference)."""
     kind = spec.split(":", 1)[0] if spec.split(":", 1)[0] in _LOCAL else ""
     rest = spec.split(":", 1)[1] if kind else spec
@@ -255,10 +261,12 @@ def write(config: Config | None, spec: str, content: Content, insecure: bool) ->
             _tar(Path(scratch) / "layout", path)
         return f"oci-archive:{path}@{content.top}"
     if kind == "docker-archive":
-        return _write_docker(Path(rest), content)
+        return _write_docker(Path(rest), content, platform)
     where, _ = registry_for_ref(config, spec, insecure)
     tags = {tag: content.documents[digest] for tag, digest in content.tags.items()}
-    named = refs.parse_image_ref(spec).tag
+    named = refs.parse_image_ref(spec).tag or (
+        None if "@" in spec else content.source_tag  # untagged destination: the source's tag
+    )
     if named:
         tags[named] = content.documents[content.top]
     blobs = [Blob(digest, path.stat().st_size, path=path) for digest, path in content.blobs.items()]
@@ -323,15 +331,16 @@ def _tar(folder: Path, archive: Path) -> None:
     partial.replace(archive)
 
 
-def _write_docker(archive: Path, content: Content) -> str:
-    """`docker save`'s layout for one platform image (the host's, of an index)."""
+def _write_docker(archive: Path, content: Content, platform: str | None) -> str:
+    """`docker save`'s layout for one platform image (of an index: `platform`, by default
+    this host's)."""
     import platform as host
 
     top = content.documents[content.top]
     manifest = top
     if "manifests" in top.json():
         machine = {"x86_64": "amd64", "aarch64": "arm64"}.get(host.machine(), host.machine())
-        wanted = f"linux/{machine}"
+        wanted = platform or f"linux/{machine}"
         found = [c for c in top.children() if described_platform(c) == wanted]
         if not found:
             raise SyntraError(f"docker-archive holds one platform, and the image has no {wanted}")
@@ -361,12 +370,12 @@ def scratch() -> Iterator[Path]:
 
 def copy(
     config: Config | None, source: str, destination: str, *, referrers: bool = False,
-    all_tags: bool = False, insecure: bool = False,
+    all_tags: bool = False, insecure: bool = False, platform: str | None = None,
 ) -> tuple[Content, str]:  # fmt: skip
     with scratch() as folder:
         present = present_in(config, destination, insecure)
         content = gather(config, source, folder, referrers, all_tags, present, insecure)
-        written = write(config, destination, content, insecure)
+        written = write(config, destination, content, insecure, platform)
     return content, written
 
 

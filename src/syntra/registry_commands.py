@@ -84,7 +84,7 @@ def _copy(args: argparse.Namespace) -> int:
 
     content, written = copy(
         _config(args), args.source, args.destination, referrers=args.referrers,
-        all_tags=args.all_tags, insecure=args.insecure,
+        all_tags=args.all_tags, insecure=args.insecure, platform=args.platform,
     )  # fmt: skip
     found = {
         "digest": content.top,
@@ -117,7 +117,8 @@ def _sbom(args: argparse.Namespace) -> int:
 def _delete(args: argparse.Namespace) -> int:
     target = _target(args)
     version = args.ref.rsplit("@", 1)[1] if "@" in args.ref else args.ref.rsplit(":", 1)[1]
-    print(toolkit.delete(target, version, args.force))
+    said = toolkit.delete(target, version, args.force)
+    _print(args, {"deleted": args.ref, "said": said}, said)
     return 0
 
 
@@ -163,13 +164,16 @@ def add(command: Callable[[str, Callable[[argparse.Namespace], int], str], Any])
     copy.add_argument("destination", help="the same transports")
     copy.add_argument("--all-tags", action="store_true", help="every tag of the repository")
     copy.add_argument(
+        "--platform", help="docker-archive: the platform to write (default: this host's)"
+    )
+    copy.add_argument(
         "--referrers", action="store_true", help="with signatures, attestations and referrers"
     )
     shared(copy)
     delete = command("delete", _delete, "delete a tag, or a manifest by digest")
     delete.add_argument("ref", help="host/repository:tag or host/repository@sha256:…")
     delete.add_argument("--force", action="store_true", help="delete a manifest still tagged")
-    shared(delete, json_output=False)
+    shared(delete)
     pull = command("pull", _pull, "write a wasm artifact's module or component to a folder")
     pull.add_argument("ref")
     pull.add_argument("dir", nargs="?", default=".", help="folder (default: here)")

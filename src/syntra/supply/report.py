@@ -18,7 +18,10 @@ from syntra.supply import keys
 from syntra.supply.verify import Check, KeyTrust, trust_for, verify
 
 
-def run_verify(loaded: Loaded, ref: str | None, as_json: bool, key: Path | None = None) -> int:
+def run_verify(
+    loaded: Loaded, ref: str | None, as_json: bool, key: Path | None = None,
+    insecure: bool = False,
+) -> int:  # fmt: skip
     """Check `ref` (a reference, or an image or guest name from syntra.yaml), or every
     artifact syntra.yaml pushes. Digests come from this checkout's records when it has
     them, otherwise from the plan's tags in the registry, so a fresh clone can verify."""
@@ -29,7 +32,7 @@ def run_verify(loaded: Loaded, ref: str | None, as_json: bool, key: Path | None 
     artifacts |= {g.name: g.destinations for g in plan.guests if g.destination.registry}
     checks: list[Check] = []
     if ref and ref not in artifacts:
-        where, version = registry_for_ref(loaded.config, ref)
+        where, version = registry_for_ref(loaded.config, ref, insecure)
         digest = version if version.startswith("sha256:") else resolve_tags(where, [version])
         checks = verify(ref, where, digest, trust, chain.sbom, chain.provenance)
     else:

@@ -1,7 +1,8 @@
 """`syntra verify`: what is in the registry, checked against the public key (mode
 `key`) or the Sigstore trust root and the signer's identity (mode `keyless`).
 
-For a digest: a signature that names this repository and this digest; for every
+For a digest: a signature about this digest (it names this repository, or the one a
+`syntra copy --referrers` came from: the digest is what is bound); for every
 platform image or wasm artifact, signed SBOM attestations in each configured format
 about this digest; for the top-level digest, signed SLSA provenance. Nothing is taken
 from local records but the list of digests.
@@ -206,12 +207,15 @@ class KeylessTrust:
 
 
 def _about(statement: dict[str, Any], identity: str, digest: str) -> bool:
-    """The statement has exactly one subject: this repository at this digest."""
+    """The statement has exactly one subject, this digest. The repository it names may be
+    another one (a copy made with `syntra copy --referrers`), as cosign accepts too: the
+    digest is what the signature binds; `promote` signs under the new name."""
+    del identity
     subjects = statement.get("subject")
     if not isinstance(subjects, list) or len(subjects) != 1 or not isinstance(subjects[0], dict):
         return False
     algorithm, _, value = digest.partition(":")
-    return subjects[0].get("name") == identity and subjects[0].get("digest") == {algorithm: value}
+    return subjects[0].get("digest") == {algorithm: value}
 
 
 def _signed(
@@ -227,9 +231,9 @@ def _signed(
         except (KeyError, ValueError, binascii.Error):
             problems.append("a malformed signature layer")
             continue
-        names = claim.get("identity", {}).get("docker-reference") == identity
+        # The digest is bound; the repository named may be the one a copy came from.
         points = claim.get("image", {}).get("docker-manifest-digest") == digest
-        if names and points and keys.verifies(key, payload, signature):
+        if points and keys.verifies(key, payload, signature):
             return True
     return False
 
