@@ -60,7 +60,7 @@ def _tags(args: argparse.Namespace) -> int:
 
 def _tree(args: argparse.Namespace) -> int:
     found = toolkit.tree(_target(args))
-    lines = [f"{args.ref}@{found['digest']}"]
+    lines = [str(found["reference"])]
     for node, indent in [(found, "  "), *((p, "    ") for p in found.get("platforms", []))]:
         if node is not found:
             lines.append(f"  {node['platform']} {node['digest']}")

@@ -92,7 +92,11 @@ def tree(target: Target) -> dict[str, Any]:
     attestations (predicate types) and referrers, in both layouts (tags and the
     Referrers API, or its fallback tag)."""
     attachments = Attachments(target.where.registry, target.where.path)
-    node = {"digest": target.digest, **_attached(attachments, target.digest)}
+    node = {
+        "reference": target.reference,
+        "digest": target.digest,
+        **_attached(attachments, target.digest),
+    }
     if _is_index(target.manifest):
         node["platforms"] = [
             {
