@@ -88,7 +88,10 @@ class _Layout:
             raise SyntraError(f"{self.root}: {digest} is not in the layout") from None
         if digest_of(data) != digest:
             raise SyntraError(f"{self.root}: {digest} does not hash to its name")
-        media = json.loads(data).get("mediaType") or MANIFEST
+        try:
+            media = json.loads(data).get("mediaType") or MANIFEST
+        except (ValueError, AttributeError):
+            raise SyntraError(f"{self.root}: {digest} is not a manifest") from None
         return Document(data, str(media))
 
     def optional(self, tag: str) -> Document | None:
@@ -372,10 +375,13 @@ def copy(
     config: Config | None, source: str, destination: str, *, referrers: bool = False,
     all_tags: bool = False, insecure: bool = False, platform: str | None = None,
 ) -> tuple[Content, str]:  # fmt: skip
-    with scratch() as folder:
-        present = present_in(config, destination, insecure)
-        content = gather(config, source, folder, referrers, all_tags, present, insecure)
-        written = write(config, destination, content, insecure, platform)
+    try:
+        with scratch() as folder:
+            present = present_in(config, destination, insecure)
+            content = gather(config, source, folder, referrers, all_tags, present, insecure)
+            written = write(config, destination, content, insecure, platform)
+    except OSError as exc:  # a folder or archive that cannot be read or written
+        raise SyntraError(f"copy: {exc.filename or ''}: {exc.strerror or exc}") from None
     return content, written
 
 

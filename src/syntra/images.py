@@ -8,7 +8,7 @@ import json
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,11 @@ class Job:
     def root(self) -> Path:
         return self.loaded.root
 
+    @cached_property
+    def shared_inputs(self) -> dict[str, Any]:
+        """Computed once per job: hashing the context and pinning the base cost time."""
+        return _shared_inputs(self)
+
 
 def build_inputs(job: Job) -> dict[str, Any]:
     """Everything that must trigger a rebuild when it changes (doit's uptodate)."""
@@ -106,14 +111,19 @@ that built it."""
 def inputs_tag(job: Job, platform: str) -> str:
     """`inputs-<sha256>` of what one platform image is built from; the registry tag that
     finds an image already built from exactly these inputs."""
+    encoded = json.dumps({**job.shared_inputs, "platform": platform}, sort_keys=True,
+                         separators=(",", ":"), default=str).encode()  # fmt: skip
+    return "inputs-" + hashlib.sha256(encoded).hexdigest()
+
+
+def _shared_inputs(job: Job) -> dict[str, Any]:
+    """What every platform of the image is built from, but the commit it is built at."""
     inputs = build_inputs(job)
     for varying in ("refs", "platforms"):
         inputs.pop(varying)
     inputs["labels"] = {k: v for k, v in inputs["labels"].items() if k not in PER_COMMIT_LABELS}
-    inputs["platform"] = platform
     inputs["plugin_bytes"] = [_plugin_digest(job.root, name) for name in job.image.plugins]
-    encoded = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str).encode()
-    return "inputs-" + hashlib.sha256(encoded).hexdigest()
+    return inputs
 
 
 def _plugin_digest(root: Path, guest: str) -> str:
@@ -281,7 +291,10 @@ def build_to(job: Job, builder: Builder, platforms: list[str], output: str) -> s
         content.documents[image.manifest.digest] = image.manifest
     content.documents[index.digest] = index
     if output != "load":
-        return write(None, output, content, insecure=False)
+        try:
+            return write(None, output, content, insecure=False)
+        except OSError as exc:
+            raise SyntraError(f"--output {output}: {exc.strerror or exc}") from None
     # `load`: this host's platform into the builder's own image store.
     program = "podman" if builder.name == "podman" else "docker"
     with tempfile.TemporaryDirectory(prefix="syntra-load-") as folder:

@@ -15,8 +15,8 @@ from syntra.publish import (
     image_record,
     index_children,
     locate,
+    pushed_digest,
     registry_for_ref,
-    resolve_tags,
 )
 from syntra.records import Record, WasmRecord, find_record, shared_fields
 from syntra.supply.stage import secure
@@ -65,9 +65,7 @@ def _source(
     """The artifact of syntra.yaml that `source` (its name, or a reference to it) is."""
     if source in destinations:
         where = locate(loaded.config, destinations[source])
-        record = find_record(loaded.root, source)
-        digest = record.digest if record else resolve_tags(where, destinations[source].tags)
-        return source, where, digest
+        return source, where, pushed_digest(loaded.root, source, where, destinations[source])
     where, version = registry_for_ref(loaded.config, source)
     for name, destination in destinations.items():
         if locate(loaded.config, destination).identity == where.identity:

@@ -28,7 +28,7 @@ from syntra.oci import (
     push,
 )
 from syntra.plan import Destination, ImagePlan, Plan
-from syntra.records import ImageRecord, PlatformImage, TestResult, shared_fields
+from syntra.records import ImageRecord, PlatformImage, TestResult, find_record, shared_fields
 
 DOCKER_HUB_API = "registry-1.docker.io"
 
@@ -97,6 +97,13 @@ def resolve_tags(where: Where, tags: list[str]) -> str:
             return digest
     shown = ", ".join(tags) or "no tags"
     raise SyntraError(f"not in the registry: {where.identity} has none of its tags ({shown})")
+
+
+def pushed_digest(root: Path, name: str, where: Where, destination: Destination) -> str:
+    """The digest artifact `name` has in `where`: this checkout's record, else its tags
+    there (a fresh clone)."""
+    record = find_record(root, name)
+    return record.digest if record else resolve_tags(where, destination.tags)
 
 
 _pinned: dict[str, tuple[str, bool]] = {}

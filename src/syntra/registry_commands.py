@@ -116,7 +116,7 @@ def _sbom(args: argparse.Namespace) -> int:
 
 def _delete(args: argparse.Namespace) -> int:
     target = _target(args)
-    version = args.ref.rsplit("@", 1)[1] if "@" in args.ref else args.ref.rsplit(":", 1)[1]
+    _, version = registry_for_ref(_config(args), args.ref, args.insecure)  # tag or digest
     said = toolkit.delete(target, version, args.force)
     _print(args, {"deleted": args.ref, "said": said}, said)
     return 0

@@ -12,8 +12,7 @@ from rich.table import Table
 from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.plan import build_plan
-from syntra.publish import locate, registry_for_ref, resolve_tags
-from syntra.records import find_record
+from syntra.publish import locate, pushed_digest, registry_for_ref, resolve_tags
 from syntra.supply import keys
 from syntra.supply.verify import Check, KeyTrust, trust_for, verify
 
@@ -39,11 +38,10 @@ def run_verify(
         for name, each in artifacts.items():
             if ref and name != ref:
                 continue
-            record = find_record(loaded.root, name)
             for destination in each:  # every registry the artifact goes to
                 where = locate(loaded.config, destination)
                 try:
-                    digest = record.digest if record else resolve_tags(where, destination.tags)
+                    digest = pushed_digest(loaded.root, name, where, destination)
                 except SyntraError as exc:
                     failed = Check(name, where.identity, "", None, False, False, False, [str(exc)])
                     checks.append(failed)

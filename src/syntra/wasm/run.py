@@ -13,7 +13,6 @@ from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.layout import wasm_cache
 from syntra.plugins import Limits, default_cache, load_reference
-from syntra.records import find_record
 from syntra.supply import keys
 from syntra.supply.verify import KeyTrust, Trust, trust_for
 
@@ -69,7 +68,7 @@ def _target(loaded: Loaded | None, target: str) -> tuple[str, Limits]:
     if loaded is None:
         return target, Limits()
     from syntra.plan import build_plan
-    from syntra.publish import locate, resolve_tags
+    from syntra.publish import locate, pushed_digest
 
     guest = next((g for g in build_plan(loaded).guests if g.name == target), None)
     if guest is None:
@@ -77,8 +76,7 @@ def _target(loaded: Loaded | None, target: str) -> tuple[str, Limits]:
     if not guest.destination.registry:
         raise SyntraError(f"wasm.{target} is not pushed to a registry: nothing to pull")
     where = locate(loaded.config, guest.destination)
-    record = find_record(loaded.root, target)
-    digest = record.digest if record else resolve_tags(where, guest.destination.tags)
+    digest = pushed_digest(loaded.root, target, where, guest.destination)
     declared = guest.limits
     limits = Limits(declared["max_mem"] or 0, declared["max_ms"] or 0, declared.get("fuel"))
     return f"{where.identity}@{digest}", limits
