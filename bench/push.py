@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.faults import fault_proxy  # noqa: E402
-from tests.layouts import PUSH, oci_layout  # noqa: E402
+from tests.support.faults import fault_proxy  # noqa: E402
+from tests.support.layouts import PUSH, oci_layout  # noqa: E402
 
 from syntra.localregistry import serve  # noqa: E402
 

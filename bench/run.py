@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 PY = sys.executable
 ARCHES = ("amd64", "arm64")
 
@@ -82,7 +83,9 @@ def alias_bomb(folder: Path) -> Path:
 def noop_pipeline() -> tuple[float, float]:
     """Run the showcase once into a throwaway registry, then time no-op `doit docker`
     and `doit wasm`."""
-    from syntra.localregistry import seed_busybox, serve
+    from tests.support.bases import seed_busybox
+
+    from syntra.localregistry import serve
 
     binaries = {arch: ROOT / ".cache" / "busybox" / arch / "bin" / "busybox" for arch in ARCHES}
     with serve() as registry:

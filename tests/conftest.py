@@ -159,7 +159,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def base(registry: str, store: dict[str, str]) -> str:
-    from syntra.localregistry import seed_busybox
+    from tests.support.bases import seed_busybox
 
     return seed_busybox(registry, BUSYBOX, "fixtures/busybox", "1.36")
 

@@ -59,7 +59,7 @@ def test_docker_client_without_engine_is_not_buildx(
     monkeypatch.setenv("STANDIN_LOG", str(tmp_path / "log"))
     (tmp_path / "bin" / "docker").unlink()
     (tmp_path / "bin" / "docker").symlink_to(shutil.which("docker") or "/usr/bin/docker")
-    assert build.select("auto").name == "podman"
+    assert build.select("auto")[0].name == "podman"
     with pytest.raises(SyntraError, match="builder 'buildx' is not usable here"):
         build.select("buildx")
 
@@ -69,8 +69,8 @@ def test_auto_prefers_buildx_when_an_engine_answers(
 ) -> None:
     monkeypatch.setenv("PATH", _path_with(tmp_path, "docker", "podman", "python3"))
     monkeypatch.setenv("STANDIN_LOG", str(tmp_path / "log"))
-    assert build.select("auto").name == "buildx"
-    assert build.select("podman").name == "podman"
+    assert build.select("auto")[0].name == "buildx"
+    assert build.select("podman")[0].name == "podman"
 
 
 def _request(root: Path, layout: Path) -> BuildRequest:

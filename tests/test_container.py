@@ -19,8 +19,9 @@ from syntra.build.container import (
     unavailable_reason,
 )
 from syntra.config import load
+from syntra.context import Context
 from syntra.errors import SyntraError
-from syntra.images import Job, build_with_container
+from syntra.images import Job, image_job
 from syntra.plan import build_plan
 from tests.conftest import REPO, commit, run, skopeo
 from tests.test_images import make_project, record
@@ -85,7 +86,7 @@ def _job(tmp_path: Path, registry: str, base: str, extra: str = "") -> Job:
     root = make_project(tmp_path / "repo", registry, base, extra)
     loaded = load(root / "syntra.yaml")
     plan = build_plan(loaded)
-    return Job(loaded, plan, plan.image("app"))
+    return image_job(Context(loaded, plan), "app")
 
 
 def _calls(state: Path) -> list[dict[str, Any]]:
@@ -126,7 +127,7 @@ def test_every_command_for_each_version(
     refs = job.image.destination.refs
     staging = refs[0].rsplit(":", 1)[0] + ":syntra-staging"
 
-    pushed = build_with_container(job, AppleContainer(str(STANDIN)))
+    pushed = AppleContainer(str(STANDIN)).publish(job)
 
     calls = [call["argv"] for call in _calls(standin)]
     spec, context = str(job.root / job.image.containerfile), str(job.root / "app")
@@ -165,7 +166,7 @@ def test_every_command_for_each_version(
 def _job_from(root: Path) -> Job:
     loaded = load(root / "syntra.yaml")
     plan = build_plan(loaded)
-    return Job(loaded, plan, plan.image("app"))
+    return image_job(Context(loaded, plan), "app")
 
 
 def test_missing_index_children_are_repaired(
@@ -176,7 +177,7 @@ def test_missing_index_children_are_repaired(
     job = _job(tmp_path, registry, base, "    repository: tests/apple-repair\n")
     (job.root / "ContainerSpecs" / "app").mkdir(parents=True)
     (job.root / job.image.containerfile).write_text("FROM scratch\n")
-    pushed = build_with_container(job, AppleContainer(str(STANDIN)))
+    pushed = AppleContainer(str(STANDIN)).publish(job)
     assert [c["argv"][:3] for c in _calls(standin)][-1] == ["image", "save", "--output"]
     for child in pushed.platforms:
         ref = f"docker://{registry}/tests/apple-repair@{child.digest}"
@@ -191,7 +192,7 @@ def test_errors_are_one_clear_line(
     spec = job.root / job.image.containerfile
     spec.write_text("FROM scratch\n" + "# padding\n" * 1700)
     with pytest.raises(SyntraError, match=r"is 17013 bytes: Apple's container CLI refuses"):
-        build_with_container(job, AppleContainer(str(STANDIN)))
+        AppleContainer(str(STANDIN)).publish(job)
     assert not any(c["argv"][0] == "build" for c in _calls(standin))
     spec.write_text("FROM scratch\n")
     monkeypatch.setenv("STANDIN_FAIL", "build")
@@ -199,11 +200,11 @@ def test_errors_are_one_clear_line(
         r"^container build of app failed \(exit 1; see .*\): #5 ERROR: process did not complete"
     )
     with pytest.raises(SyntraError, match=failed):
-        build_with_container(job, AppleContainer(str(STANDIN)))
+        AppleContainer(str(STANDIN)).publish(job)
     (standin / "running").unlink()
     monkeypatch.setenv("STANDIN_NO_START", "1")
     with pytest.raises(SyntraError, match="container system start did not bring the services up"):
-        build_with_container(job, AppleContainer(str(STANDIN)))
+        AppleContainer(str(STANDIN)).publish(job)
 
 
 def test_scheme_is_explicit_for_1_3(
@@ -246,7 +247,7 @@ def test_image_tests_run_through_the_cli_before_the_push(
     (job.root / job.image.containerfile).write_text("FROM scratch\n")
     staging = job.image.destination.refs[0].rsplit(":", 1)[0] + ":syntra-staging"
     with pytest.raises(SyntraError) as failed:
-        build_with_container(job, AppleContainer(str(STANDIN)))
+        AppleContainer(str(STANDIN)).publish(job)
     lines = str(failed.value).splitlines()
     assert lines[0] == "2 of 6 image tests failed; nothing pushed"
     for number, arch in enumerate(("amd64", "arm64"), start=1):
@@ -269,7 +270,7 @@ def test_image_tests_run_through_the_cli_before_the_push(
     (job.root / "syntra.yaml").write_text(
         (job.root / "syntra.yaml").read_text().split("      - {http:")[0]
     )
-    pushed = build_with_container(_job_from(job.root), AppleContainer(str(STANDIN)))
+    pushed = AppleContainer(str(STANDIN)).publish(_job_from(job.root))
     assert [(t.platform, t.test) for t in pushed.tests] == [
         (platform, test)
         for platform in ("linux/amd64", "linux/arm64")

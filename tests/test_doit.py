@@ -45,7 +45,7 @@ def test_second_run_does_nothing(project: Path) -> None:
     assert second.returncode == 0
     assert ran(second.stdout) == []
     assert "-- render:web" in second.stdout
-    assert (project / ".syntra" / "doit.json").is_file()
+    assert (project / ".syntra" / "doit.sqlite3").is_file()
     assert not list(project.glob(".doit*"))
 
 

@@ -11,10 +11,11 @@ from typing import Any, cast
 
 import pytest
 
-from syntra.localregistry import seed_busybox, serve
+from syntra.localregistry import serve
 from syntra.oci import Client
 from tests.conftest import BUSYBOX, commit, git, podman_store, ran, reset_store, run, skopeo
-from tests.oci import layer_files, validate
+from tests.support.bases import seed_busybox
+from tests.support.oci import layer_files, validate
 
 TEMPLATE = """\
 ARG BASE_IMAGE

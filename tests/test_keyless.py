@@ -18,8 +18,8 @@ from syntra.oci import INDEX, Blob, Client, Document, digest_of
 from syntra.supply.attach import Attachments, Layer, attachment_tag
 from syntra.supply.keyless import BUNDLE, SIGNATURE_PREDICATE
 from tests.conftest import run
-from tests.oci import validate
 from tests.standins.sigstore import REQUEST_TOKEN, Sigstore, write_trust_config
+from tests.support.oci import validate
 from tests.test_images import make_project
 from tests.test_wasm import SHOWCASE
 
@@ -218,7 +218,7 @@ def test_a_valid_bundle_about_another_artifact_does_not_count(
 
 def test_service_failures_are_one_line(signed: tuple[Path, str], sigstore: Sigstore) -> None:
     root, _ = signed
-    (root / ".syntra" / "doit.json").unlink()  # forget: the stage runs again
+    (root / ".syntra" / "doit.sqlite3").unlink()  # forget: the stage runs again
     sigstore.refuse_certificates = True
     try:
         refused = run(root, "doit", "supply:fib", env=sigstore.github_env())

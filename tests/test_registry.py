@@ -18,8 +18,8 @@ import requests
 
 from syntra.localregistry import free_port, serve
 from tests.conftest import PYTHON, REPO, commit, git, run, skopeo
-from tests.faults import fault_proxy
-from tests.layouts import PUSH, oci_layout
+from tests.support.faults import fault_proxy
+from tests.support.layouts import PUSH, oci_layout
 from tests.test_supply import PASSPHRASE
 from tests.test_wasm import SHOWCASE
 

@@ -36,8 +36,8 @@ from syntra.localregistry import serve
 from syntra.oci import INDEX, MANIFEST, Blob, Client, Document, platform_of
 from syntra.supply.attach import attachment_tag
 from tests.conftest import REPO, commit, git, run, skopeo
-from tests.oci import validate
-from tests.sboms import assert_valid
+from tests.support.oci import validate
+from tests.support.sboms import assert_valid
 from tests.test_images import make_project
 from tests.test_wasm import SHOWCASE
 
@@ -223,7 +223,7 @@ def test_sboms_are_byte_identical_across_runs(secured: Path, registry: str) -> N
     assert json.loads(base64.b64decode(envelope["payload"]))["predicateType"] in (
         "https://spdx.dev/Document", "https://cyclonedx.org/bom",
     )  # fmt: skip
-    (secured / ".syntra" / "doit.json").unlink()  # forget: the stage runs again
+    (secured / ".syntra" / "doit.sqlite3").unlink()  # forget: the stage runs again
     again = run(secured, "doit", "supply:app", env=PASSPHRASE)
     assert again.returncode == 0, again.stdout
     assert _sbom_blobs(client, "tests/secured", child) == before
@@ -284,7 +284,7 @@ def test_key_errors_are_one_line(secured: Path) -> None:
         wrong.returncode == 2
         and wrong.stderr == "keys/cosign.key exists; remove it first to make a new key\n"
     )
-    (secured / ".syntra" / "doit.json").unlink()
+    (secured / ".syntra" / "doit.sqlite3").unlink()
     bad = run(secured, "doit", "supply:fib", env={"SYNTRA_KEY_PASSPHRASE": "nope"})
     expected = "keys/cosign.key: cannot decrypt it with the passphrase in SYNTRA_KEY_PASSPHRASE"
     assert f"supply fib: {expected}" in bad.stdout

@@ -21,8 +21,8 @@ from syntra.wasm import deterministic, kind_of
 from syntra.wasm.compile import recorded_toolchain
 from syntra.wasm.optimize import feature_flags, target_features
 from tests.conftest import REPO, commit, git, ran, run, skopeo
-from tests.oci import layer_files, validate
-from tests.sboms import assert_valid
+from tests.support.oci import layer_files, validate
+from tests.support.sboms import assert_valid
 
 SHOWCASE = REPO / "WebAssembly" / "Guest"
 STANDINS = REPO / "tests" / "standins"

@@ -33,7 +33,7 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.fsutil import write_if_changed
-from syntra.layout import STATE_DIR
+from syntra.layout import digests_dir, plugins_dir, records_dir
 from syntra.matrix import chunk_count
 from syntra.plan import Plan
 from syntra.supply import keys
@@ -54,6 +54,11 @@ SWIFT_SDK_ACTION = "swiftwasm/setup-swiftwasm"
 PULL_REQUEST = "github.event_name == 'pull_request'"
 PUSHED = "github.event_name != 'pull_request'"
 Job = dict[str, Any]
+
+# Workflow paths, relative to the checkout.
+_WASM = str(plugins_dir(Path()))
+_RECORDS = str(records_dir(Path()))
+_DIGESTS = str(digests_dir(Path()))
 
 
 def _grants(**grants: tuple[str, str]) -> CommentedMap:
@@ -156,7 +161,7 @@ def _guest_tests(plan: Plan) -> str:
 
 def _guests_jobs(loaded: Loaded, plan: Plan, steps: _Steps) -> dict[str, Job]:
     """Guests first: images bundle them as plugins, and signing needs their records."""
-    plugins = {"name": "plugins", "path": f"{STATE_DIR}/wasm/*.wasm"}
+    plugins = {"name": "plugins", "path": f"{_WASM}/*.wasm"}
     published = any(g.destination.registry for g in plan.guests)
     publish: Job = {
         "name": "wasm guests",
@@ -173,11 +178,7 @@ def _guests_jobs(loaded: Loaded, plan: Plan, steps: _Steps) -> dict[str, Job]:
             },
             steps.uses("actions/upload-artifact", **plugins),
             *(
-                [
-                    steps.uses(
-                        "actions/upload-artifact", name="record-wasm", path=f"{STATE_DIR}/out/"
-                    )
-                ]
+                [steps.uses("actions/upload-artifact", name="record-wasm", path=f"{_RECORDS}/")]
                 if published
                 else []
             ),
@@ -207,7 +208,7 @@ def _plugins(steps: _Steps) -> list[dict[str, Any]]:
     """The guests' wasm files, where images bundle them and inputs digests read them."""
     if not (steps.plan.guests and any(image.plugins for image in steps.plan.images)):
         return []
-    return [steps.uses("actions/download-artifact", name="plugins", path=f"{STATE_DIR}/wasm")]
+    return [steps.uses("actions/download-artifact", name="plugins", path=_WASM)]
 
 
 def _plan_job(loaded: Loaded, plan: Plan, steps: _Steps) -> Job:
@@ -285,7 +286,7 @@ def _build_jobs(loaded: Loaded, plan: Plan, steps: _Steps, guests: bool) -> dict
                 steps.uses(
                     "actions/upload-artifact",
                     name="digests-${{ matrix.image }}-${{ matrix.slug }}",
-                    path=f"{STATE_DIR}/digests/",  # <image>/<platform>.json inside
+                    path=f"{_DIGESTS}/",  # <image>/<platform>.json inside
                     **{"retention-days": 1},
                 ),
             ],
@@ -326,7 +327,7 @@ def _merge_job(loaded: Loaded, plan: Plan, steps: _Steps) -> Job:
             steps.uses(
                 "actions/download-artifact",
                 pattern="digests-*",
-                path=f"{STATE_DIR}/digests",
+                path=_DIGESTS,
                 **{"merge-multiple": True},
             ),
             {
@@ -337,7 +338,7 @@ def _merge_job(loaded: Loaded, plan: Plan, steps: _Steps) -> Job:
             steps.uses(
                 "actions/upload-artifact",
                 name="record-images",
-                path=f"{STATE_DIR}/out/",
+                path=f"{_RECORDS}/",
                 **{"retention-days": 1},
             ),
         ],
@@ -367,7 +368,7 @@ def _supply_job(loaded: Loaded, needs: list[str], steps: _Steps) -> Job:
             steps.uses(
                 "actions/download-artifact",
                 pattern="record-*",
-                path=f"{STATE_DIR}/out",
+                path=_RECORDS,
                 **{"merge-multiple": True},
             ),
             *_plugins(steps),  # the plugins images bundle are listed in their SBOMs

@@ -7,15 +7,22 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from syntra import config as config_stage
 from syntra import installed_version
-from syntra.errors import SyntraError, count, did_you_mean
+from syntra.build import CHOICES
+from syntra.errors import DEBUG_ENV, SyntraError, as_error, count
 from syntra.invocation import started_as
-from syntra.layout import BUILDER_ENV, CONFIG_FILE
+from syntra.layout import CONFIG_FILE, DEFAULT_KEY
+
+if TYPE_CHECKING:
+    from syntra.build import Backend
+    from syntra.context import Context
+    from syntra.images import Job
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -53,32 +60,39 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from syntra.plan import build_plan
-
-    loaded = config_stage.load(args.file)
-    plan = build_plan(loaded)
+    ctx = _context(args)
     if args.changed or args.matrix:
         from syntra import matrix
 
-        found = matrix.to_json(loaded, plan, changed=args.changed)
+        found = matrix.to_json(ctx, changed=args.changed)
         print(json.dumps(found, indent=None if args.json else 2))
     elif args.json:
-        print(json.dumps(plan.to_json(), indent=2))
+        print(json.dumps(ctx.plan.to_json(), indent=2))
     else:
         from syntra.report import plan_text
 
-        print(plan_text(plan))
+        print(plan_text(ctx.plan))
+    return 0
+
+
+def _context(args: argparse.Namespace) -> Context:
+    from syntra.context import Context
+
+    return Context.load(args.file, getattr(args, "builder", None))
+
+
+def _report(lines: Iterable[str]) -> int:
+    for line in lines:
+        print(line, flush=True)
     return 0
 
 
 def _render(args: argparse.Namespace) -> int:
-    from syntra import render
-    from syntra.plan import build_plan
+    from syntra import render, stages
 
-    loaded = config_stage.load(args.file)
-    plan = build_plan(loaded)
+    ctx = _context(args)
     if args.check:
-        diffs = render.drift(plan, loaded.root)
+        diffs = render.drift(ctx.plan, ctx.root)
         if diffs:
             sys.stdout.write("".join(diffs))
             print(
@@ -89,40 +103,25 @@ def _render(args: argparse.Namespace) -> int:
             return 1
         print("ContainerSpecs match syntra.yaml")
         return 0
-    changed = render.write(render.render_plan(plan, loaded.root), loaded.root)
-    removed = render.prune(plan, loaded.root)
-    for path in changed:
-        print(f"rendered {path}")
-    for path in removed:
-        print(f"removed {path}/ (no such image)")
-    if not changed and not removed:
-        print("ContainerSpecs up to date")
-    return 0
+    lines = [line for name in ctx.image_names() for line in stages.render(ctx, name)]
+    lines += stages.prune(ctx)
+    return _report(lines or ["ContainerSpecs up to date"])
 
 
-def _job(args: argparse.Namespace) -> Any:
-    from syntra.images import Job
-    from syntra.plan import build_plan
-
-    loaded = config_stage.load(args.file)
-    plan = build_plan(loaded)
-    names = [image.name for image in plan.images]
-    if args.image not in names:
-        raise SyntraError(
-            f"no image '{args.image}' in {args.file}{did_you_mean(args.image, names)}"
-        )
-    return Job(loaded, plan, plan.image(args.image))
-
-
-def _prepared(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The image's job with its specs rendered, and the builder: --builder, then
+def _prepared(args: argparse.Namespace) -> tuple[Job, Backend]:
+    """The image's job with its specs rendered, and the backend: --builder, then
     $SYNTRA_BUILDER, then syntra.yaml."""
-    from syntra import build, render
+    from syntra import build, stages
+    from syntra.images import image_job
 
-    job = _job(args)
-    render.write(render.render_image(job.image, job.root, job.plan.project), job.root)
-    builder = build.select(args.builder or os.environ.get(BUILDER_ENV) or job.loaded.config.builder)
-    return job, builder
+    ctx = _context(args)
+    job = image_job(ctx, args.image)
+    for _ in stages.render(ctx, job.image.name):
+        pass
+    backend, note = build.select(ctx.builder)
+    if note:
+        print(f"{job.image.name}: {note}")
+    return job, backend
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -131,34 +130,33 @@ def _build(args: argparse.Namespace) -> int:
     if args.output:
         if args.push_by_digest:
             raise SyntraError("--output writes locally: it does not go with --push-by-digest")
-        job, builder = _prepared(args)
+        job, backend = _prepared(args)
         platforms = [args.platform] if args.platform else job.image.platforms
-        print(f"{job.image.name}: wrote {images.build_to(job, builder, platforms, args.output)}")
+        print(f"{job.image.name}: wrote {images.build_to(job, backend, platforms, args.output)}")
         return 0
     if args.push_by_digest != bool(args.platform):
         raise SyntraError("--push-by-digest and --platform go together: one platform, no tags")
-    job, builder = _prepared(args)
+    job, backend = _prepared(args)
     if args.push_by_digest:
-        path = images.push_by_digest(job, args.platform, builder)
+        path = images.push_by_digest(job, args.platform, backend)
         print(path.read_text(), end="")
         return 0
-    record = images.build_and_publish(job, builder)
-    print(record.model_dump_json(indent=2))
+    print(backend.publish(job).model_dump_json(indent=2))
     return 0
 
 
 def _test(args: argparse.Namespace) -> int:
     from syntra import images
 
-    job, builder = _prepared(args)
+    job, backend = _prepared(args)
     if args.without_secrets and job.image.secrets:
         # Pull requests get no secrets: the build runs without them (a RUN step that
         # mounts one finds nothing there).
         left_out = ", ".join(secret["id"] for secret in job.image.secrets)
         print(f"{job.image.name}: build secrets left out: {left_out}")
-        job = images.Job(job.loaded, job.plan, dataclasses.replace(job.image, secrets=[]))
+        job = images.Job(job.ctx, dataclasses.replace(job.image, secrets=[]))
     platforms = [args.platform] if args.platform else job.image.platforms
-    _, results = images.build_and_test(job, builder, platforms)
+    _, results = images.build_and_test(job, backend, platforms)
     for result in results:
         print(f"{job.image.name} {result.platform}: {result.test}: passed")
     said = (
@@ -169,27 +167,22 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from syntra import images
-    from syntra.plan import build_plan
+    from syntra import images, stages
 
     if bool(args.image) == args.all:
         raise SyntraError("give an image name or --all")
+    ctx = _context(args)
     if args.image:
-        print(images.merge(_job(args)).model_dump_json(indent=2))
+        print(images.merge(images.image_job(ctx, args.image)).model_dump_json(indent=2))
         return 0
-    loaded = config_stage.load(args.file)
-    plan = build_plan(loaded)
-    for image in plan.images:
-        record = images.merge(images.Job(loaded, plan, image))
-        print(f"{image.name}: {record.digest} -> {', '.join(record.refs)}")
-    return 0
+    return _report(line for name in ctx.image_names() for line in stages.merge(ctx, name))
 
 
 def _keygen(args: argparse.Namespace) -> int:
     from syntra.supply import keys
 
     signing = config_stage.load(args.file).config.supply_chain.signing
-    key = Path(args.key or signing.key or ".syntra/keys/cosign.key")
+    key = Path(args.key or signing.key or DEFAULT_KEY)
     public = keys.generate(key, signing.passphrase_env)
     print(f"wrote {key} (encrypted with ${signing.passphrase_env}) and {public}")
     return 0
@@ -226,55 +219,39 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _supply(args: argparse.Namespace) -> int:
-    from syntra.plan import build_plan
-    from syntra.records import read_record
-    from syntra.supply.stage import secure
+    from syntra import stages
 
-    loaded = config_stage.load(args.file)
-    plan = build_plan(loaded)
-    destinations = {i.name: i.destinations for i in plan.images}
-    destinations |= {g.name: g.destinations for g in plan.guests if g.destination.registry}
-    for name, each in destinations.items():
-        record = read_record(loaded.root, name)
-        for destination in each:  # each registry signs for its own name
-            for line in secure(loaded, plan, record, destination):
-                print(f"{name}: {line}")
-    return 0
+    ctx = _context(args)
+    return _report(line for o in ctx.plan.outputs() for line in stages.supply(ctx, o.name))
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from syntra.plan import build_plan
     from syntra.promote import promote
 
-    loaded = config_stage.load(args.file)
-    for line in promote(loaded, build_plan(loaded), args.source, args.to):
-        print(line)
-    return 0
+    ctx = _context(args)
+    return _report(promote(ctx.loaded, ctx.plan, args.source, args.to))
 
 
 def _ci(args: argparse.Namespace) -> int:
-    from syntra import ci
-    from syntra.plan import build_plan
+    from syntra import ci, stages
 
-    loaded = config_stage.load(args.file)
-    rendered = ci.render(loaded, build_plan(loaded))
+    ctx = _context(args)
     if args.check:
-        diffs = ci.drift(rendered, loaded.root)
+        diffs = ci.drift(ci.render(ctx.loaded, ctx.plan), ctx.root)
         sys.stdout.write("".join(diffs))
         if diffs:
             print(
                 f"{len(diffs)} workflow(s) differ from {args.file}; run `doit ci`", file=sys.stderr
             )
         return 1 if diffs else 0
-    for path in ci.write(rendered, loaded.root):
-        print(f"rendered {path}")
-    return 0
+    return _report(stages.workflows(ctx))
 
 
 def _release(args: argparse.Namespace) -> int:
-    from syntra.release import run_release
+    from syntra import stages
 
-    return run_release(config_stage.load(args.file), dry_run=args.dry_run)
+    ctx = dataclasses.replace(_context(args), dry_run=args.dry_run)
+    return _report(stages.release(ctx))
 
 
 class _GroupedHelp(argparse.HelpFormatter):
@@ -345,7 +322,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="push without tags and write a digest file for `syntra merge` (CI fan-out)",
     )
-    build.add_argument("--builder", choices=["auto", "buildx", "podman", "container"])
+    build.add_argument("--builder", choices=CHOICES)
     build.add_argument(
         "--output",
         metavar="DEST",
@@ -358,7 +335,7 @@ def parser() -> argparse.ArgumentParser:
     test = command("test", _test, "build an image and run its tests; push nothing (pull requests)")
     test.add_argument("image", help="image name in syntra.yaml")
     test.add_argument("--platform", help="test only this platform (os/arch[/variant])")
-    test.add_argument("--builder", choices=["auto", "buildx", "podman", "container"])
+    test.add_argument("--builder", choices=CHOICES)
     test.add_argument(
         "--without-secrets",
         action="store_true",
@@ -397,7 +374,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--json", action="store_true", help="the result with pull/verify/compile/call metrics"
     )
-    command("supply", _supply, "sign and attest every pushed artifact (from .syntra/out)")
+    command("supply", _supply, "sign and attest every pushed artifact (from its record)")
     command("ci", _ci, "render .github/workflows/ from syntra.yaml").add_argument(
         "--check", action="store_true", help="exit 1 and show a diff when workflows drifted"
     )
@@ -427,16 +404,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
         sys.stdout.flush()
-    except SyntraError as exc:
-        print(exc, file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:
         # The reader went away: nothing more to say, and nothing to say it to. Point
         # stdout at /dev/null so the interpreter's final flush does not complain.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_CLOSED_PIPE
+    except (SyntraError, OSError) as exc:
+        failed = as_error(exc)
+        if os.environ.get(DEBUG_ENV) == "1":
+            traceback.print_exc()
+        print(failed, file=sys.stderr)
+        return failed.exit_code
+    except KeyboardInterrupt:
+        return 130
     return code
 
 

@@ -1,4 +1,9 @@
-"""User-facing errors: one line each, printed without a traceback, exit code 2."""
+"""User-facing errors: one line each, printed without a traceback.
+
+The class says what failed, and so the exit code (README, "Exit codes"):
+1 something did not verify, 2 configuration or usage, 3 a build or tool, 4 a registry.
+`SYNTRA_DEBUG=1` prints the traceback as well.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,16 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+EXIT_REFUSED = 1
 EXIT_USER_ERROR = 2
+EXIT_TOOL = 3
+EXIT_REGISTRY = 4
+DEBUG_ENV = "SYNTRA_DEBUG"
 
 
 class SyntraError(Exception):
-    """An error the user can fix; `str()` is the one line to print."""
+    """An error the user can fix; `str()` is the one line to print. Exit code 2:
+    configuration, usage, missing input."""
 
     exit_code = EXIT_USER_ERROR
 
@@ -18,7 +28,20 @@ class SyntraError(Exception):
 class Refused(SyntraError):
     """Something did not verify (a signature, a digest): exit code 1, like `syntra verify`."""
 
-    exit_code = 1
+    exit_code = EXIT_REFUSED
+
+
+class ToolError(SyntraError):
+    """A build or a tool failed (podman, swift, componentize-py, wasm-opt, syft), or a
+    local file could not be written: exit code 3."""
+
+    exit_code = EXIT_TOOL
+
+
+class RegistryError(SyntraError):
+    """A registry refused, failed or could not be reached: exit code 4."""
+
+    exit_code = EXIT_REGISTRY
 
 
 @dataclass(frozen=True)
@@ -41,6 +64,15 @@ def one_line(text: str) -> str:
 def count(number: int, noun: str) -> str:
     """`1 image`, `3 images`."""
     return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def as_error(exc: SyntraError | OSError) -> SyntraError:
+    """A SyntraError as it is; a file that cannot be read or written (a read-only or
+    full disk, a folder in the way) as one line naming it, exit code 3."""
+    if isinstance(exc, SyntraError):
+        return exc
+    where = f"{exc.filename}: " if exc.filename else ""
+    return ToolError(one_line(f"{where}{exc.strerror or exc}"))
 
 
 class ConfigError(SyntraError):

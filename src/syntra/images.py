@@ -5,40 +5,32 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
-from syntra import imagetest, preflight
-from syntra.build import Builder, BuildRequest
-from syntra.build.container import (
-    STAGING_TAG,
-    AppleContainer,
-    repair_with_skopeo,
-    staging_ref,
-    work_log,
-)
+from syntra import imagetest, preflight, process
+from syntra.build import Backend, BuildRequest, LayoutBuilder, layout_builder
 from syntra.build.context import BuildContext
 from syntra.config import Loaded
+from syntra.context import Context
 from syntra.errors import SyntraError
 from syntra.invocation import invocation
-from syntra.layout import STATE_DIR, plugin_file, slug
-from syntra.oci import digest_of, push
+from syntra.layout import build_dir, build_log, plugin_file, slug
+from syntra.oci import digest_of
 from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 from syntra.publish import (
     BuildFacts,
     LayoutImage,
+    Pinned,
     Where,
     base_digest,
     image_record,
-    index_children,
     index_document,
     locate,
     note_base_blobs,
-    pin,
     publish_index,
     push_images,
     read_layout,
@@ -53,38 +45,75 @@ from syntra.records import (
     write_digest_file,
     write_record,
 )
-from syntra.testbox import BoxFactory, apple_boxes, buildah_box, require_buildah
-from syntra.toolerrors import tool_failed
+from syntra.testbox import BoxFactory, buildah_box, require_buildah
 from syntra.wasm import manifest as plugin_manifest
 
 
 @dataclass(frozen=True)
 class Job:
-    loaded: Loaded
-    plan: Plan
+    """One image of one run, with what its build resolves once."""
+
+    ctx: Context
     image: ImagePlan
 
     @property
+    def loaded(self) -> Loaded:
+        return self.ctx.loaded
+
+    @property
+    def plan(self) -> Plan:
+        return self.ctx.plan
+
+    @property
     def root(self) -> Path:
-        return self.loaded.root
+        return self.ctx.root
+
+    @cached_property
+    def base(self) -> Pinned | None:
+        """The base image pinned to its digest for this run."""
+        return self.ctx.pin(self.image.base) if self.image.base else None
+
+    @property
+    def args(self) -> dict[str, str]:
+        """Build args, with the base image pinned to its digest."""
+        return self.image.args | ({BASE_IMAGE_ARG: self.base.reference} if self.base else {})
 
     @cached_property
     def shared_inputs(self) -> dict[str, Any]:
         """Computed once per job: hashing the context and pinning the base cost time."""
         return _shared_inputs(self)
 
+    @cached_property
+    def inputs_digest(self) -> str:
+        """Everything the image is built from, its tags included: a record that names this
+        digest is current, whichever backend wrote it."""
+        return _digest({**build_inputs(self), "plugin_bytes": self.shared_inputs["plugin_bytes"]})
+
+
+def image_job(ctx: Context, name: str) -> Job:
+    return Job(ctx, ctx.plan.image(ctx.check_image(name)))
+
+
+def _digest(inputs: dict[str, Any]) -> str:
+    encoded = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
 
 def build_inputs(job: Job) -> dict[str, Any]:
     """Everything that must trigger a rebuild when it changes (doit's uptodate)."""
     image = job.image
-    try:
-        spec = (job.root / image.dockerfile).read_text()
-    except OSError:
-        raise SyntraError(f"{image.dockerfile}: not rendered yet; run `doit render`") from None
+    specs = {}  # both, whichever backend reads which: the inputs do not depend on it
+    for spec in (image.dockerfile, image.containerfile):
+        try:
+            specs[spec] = (job.root / spec).read_text()
+        except OSError:
+            continue
+    if not specs:
+        raise SyntraError(f"{image.dockerfile}: not rendered yet; run `doit render`")
     return {
-        "spec": spec,
+        "spec": specs,
         "context": BuildContext(job.root / image.context).digest(),
-        "base": pin(job.loaded.config, image.base)[0] if image.base else None,
+        "base": job.base.reference if job.base else None,
         "args": image.args,
         "labels": image.labels,
         "platforms": image.platforms,
@@ -111,9 +140,7 @@ that built it."""
 def inputs_tag(job: Job, platform: str) -> str:
     """`inputs-<sha256>` of what one platform image is built from; the registry tag that
     finds an image already built from exactly these inputs."""
-    encoded = json.dumps({**job.shared_inputs, "platform": platform}, sort_keys=True,
-                         separators=(",", ":"), default=str).encode()  # fmt: skip
-    return "inputs-" + hashlib.sha256(encoded).hexdigest()
+    return "inputs-" + _digest({**job.shared_inputs, "platform": platform})
 
 
 def _shared_inputs(job: Job) -> dict[str, Any]:
@@ -151,8 +178,23 @@ def already_built(job: Job, where: Where, platform: str) -> PlatformImage | None
     )
 
 
-def _mirrored(job: Job, where: Where, record: ImageRecord) -> ImageRecord:
-    """The index, as pushed, in every further registry of the image; the record."""
+def finish(
+    job: Job,
+    where: Where,
+    digest: str,
+    children: list[PlatformImage],
+    uploaded: int = 0,
+    tested: list[TestResult] | None = None,
+    retagged: bool = False,
+) -> ImageRecord:
+    """The record of what was pushed, with the build's facts (base, inputs), written; then
+    the same digests copied to every further registry of the image."""
+    record = image_record(job.plan, job.image, digest, children, uploaded, tested)
+    base = record.base or job.args.get(BASE_IMAGE_ARG)
+    record = record.model_copy(
+        update={"base": base, "inputs": job.inputs_digest, "retagged": retagged}
+    )
+    write_record(job.root, record)
     if job.image.mirrors:
         from syntra.copy import mirror
 
@@ -171,56 +213,40 @@ def _reuse(job: Job, where: Where) -> ImageRecord | None:
     known = {p.digest: p for p in earlier.platforms} if isinstance(earlier, ImageRecord) else {}
     children = [known.get(child.digest, child) for child in children]
     digest = publish_index(where, job.image.destination, children)
-    base = _pinned_args(job)[0].get(BASE_IMAGE_ARG)
-    record = image_record(job.plan, job.image, digest, children, 0, base)
-    record = record.model_copy(update={"retagged": True})
-    write_record(job.root, record)
-    return _mirrored(job, where, record)
+    return finish(job, where, digest, children, retagged=True)
 
 
-def _pinned_args(job: Job) -> tuple[dict[str, str], bool]:
-    """Build args with the base image pinned to its digest; whether its registry is HTTP."""
-    args = dict(job.image.args)
-    insecure = False
-    if job.image.base:
-        args[BASE_IMAGE_ARG], insecure = pin(job.loaded.config, job.image.base)
-    return args, insecure
-
-
-def _request(job: Job, platform: str, builder: Builder) -> BuildRequest:
-    args, insecure = _pinned_args(job)
-    work = job.root / STATE_DIR / "build" / job.image.name
+def _request(job: Job, platform: str, builder: LayoutBuilder) -> BuildRequest:
+    work = build_dir(job.root, job.image.name)
     work.mkdir(parents=True, exist_ok=True)
     return BuildRequest(
         image=job.image,
         platform=platform,
         root=job.root,
         source_date_epoch=job.plan.source_date_epoch,
-        args=args,
+        args=job.args,
         layout=work / slug(platform),
-        log=job.root / STATE_DIR / "logs" / job.image.name / f"{slug(platform)}-{builder.name}.log",
-        insecure_pull=insecure,
+        log=build_log(job.root, job.image.name, platform, builder.name),
+        insecure_pull=job.base.insecure if job.base else False,
     )
 
 
-def build_platform(job: Job, platform: str, builder: Builder) -> LayoutImage:
+def build_platform(job: Job, platform: str, builder: LayoutBuilder) -> LayoutImage:
     """Build one platform into an OCI layout, with the facts of the build."""
     request = _request(job, platform, builder)
     if job.image.plugins:
         plugin_manifest.write(job.loaded.config, job.plan, job.root, job.image)
     builder.build(request)
-    base = request.args.get(BASE_IMAGE_ARG)
+    base = job.base.reference if job.base else None
     found = base_digest(job.loaded.config, base, platform) if base else None
     facts = BuildFacts(builder.name, invocation(), base, found)
     return read_layout(request.layout, platform, facts)
 
 
-def _base(job: Job, where: Where) -> str | None:
-    """The base image pinned to its digest; its blobs are noted for cross-repository mounts."""
-    base = _pinned_args(job)[0].get(BASE_IMAGE_ARG)
-    if base:
-        note_base_blobs(job.loaded.config, base, where)
-    return base
+def _note_base(job: Job, where: Where) -> None:
+    """The base image's blobs, noted for cross-repository mounts."""
+    if job.base:
+        note_base_blobs(job.loaded.config, job.base.reference, where)
 
 
 def _ready(job: Job, platforms: list[str]) -> None:
@@ -236,15 +262,16 @@ def _ready(job: Job, platforms: list[str]) -> None:
 
 
 def build_and_test(
-    job: Job, builder: Builder, platforms: list[str]
+    job: Job, backend: Backend, platforms: list[str]
 ) -> tuple[list[LayoutImage], list[TestResult]]:
     """Build `platforms` and run the image's tests on each; nothing is pushed."""
+    builder = layout_builder(backend, "building without pushing")
     _ready(job, platforms)
     return _built_and_tested(job, builder, platforms)
 
 
 def _built_and_tested(
-    job: Job, builder: Builder, platforms: list[str]
+    job: Job, builder: LayoutBuilder, platforms: list[str]
 ) -> tuple[list[LayoutImage], list[TestResult]]:
     built = [build_platform(job, p, builder) for p in platforms]
     boxes: dict[str, BoxFactory] = {
@@ -253,7 +280,7 @@ def _built_and_tested(
     return built, imagetest.run_tests(job.image, job.plan, job.root, boxes)
 
 
-def build_and_publish(job: Job, builder: Builder) -> ImageRecord:
+def build_and_publish(job: Job, builder: LayoutBuilder) -> ImageRecord:
     """Every platform of the image, tested, then all of them pushed together with their
     index and tags; returns the record."""
     _ready(job, job.image.platforms)
@@ -263,25 +290,22 @@ def build_and_publish(job: Job, builder: Builder) -> ImageRecord:
     if reused is not None:
         return reused
     built, tested = _built_and_tested(job, builder, job.image.platforms)
-    base = _base(job, where)
+    _note_base(job, where)
     before = where.registry.transfer.uploaded_bytes
     cache_tags = {inputs_tag(job, image.platform.platform): image for image in built}
     digest = push_images(where, built, job.image.destination, cache_tags)
     assert digest is not None
     uploaded = where.registry.transfer.uploaded_bytes - before
-    children = [image.platform for image in built]
-    record = image_record(job.plan, job.image, digest, children, uploaded, base, tested)
-    write_record(job.root, record)
-    return _mirrored(job, where, record)
+    return finish(job, where, digest, [image.platform for image in built], uploaded, tested)
 
 
-def build_to(job: Job, builder: Builder, platforms: list[str], output: str) -> str:
+def build_to(job: Job, backend: Backend, platforms: list[str], output: str) -> str:
     """Build and test `platforms`, then write them to `output` (oci:DIR[:TAG],
     oci-archive:FILE[:TAG], docker-archive:FILE): nothing pushed, no registry needed but
     for the base image."""
     from syntra.copy import Content, write
 
-    built, _ = build_and_test(job, builder, platforms)
+    built, _ = build_and_test(job, backend, platforms)
     index = index_document([image.platform for image in built])
     content = Content(index.digest)
     for image in built:
@@ -296,31 +320,30 @@ def build_to(job: Job, builder: Builder, platforms: list[str], output: str) -> s
         except OSError as exc:
             raise SyntraError(f"--output {output}: {exc.strerror or exc}") from None
     # `load`: this host's platform into the builder's own image store.
-    program = "podman" if builder.name == "podman" else "docker"
+    program = "podman" if backend.name == "podman" else "docker"
     with tempfile.TemporaryDirectory(prefix="syntra-load-") as folder:
         archive = Path(folder) / "image.tar"
         written = write(None, f"docker-archive:{archive}", content, insecure=False)
-        done = subprocess.run(
-            [program, "load", "-i", str(archive)], capture_output=True, text=True, check=False
-        )
-    if done.returncode != 0:
-        raise tool_failed(f"{program} load", done.returncode, done.stdout + done.stderr)
+        process.run([program, "load", "-i", str(archive)], f"{program} load")
     return f"{program} image store ({written.split('(', 1)[1].rstrip(')')})"
 
 
-def push_by_digest(job: Job, platform: str, builder: Builder) -> Path:
+def push_by_digest(job: Job, platform: str, backend: Backend) -> Path:
     """CI fan-out: build one platform, push it untagged, write its digest file."""
+    builder = layout_builder(backend, "--push-by-digest")
     _ready(job, [platform])
     where = locate(job.loaded.config, job.image.destination)
     where.registry.check_push(where.path)
     built, _ = _built_and_tested(job, builder, [platform])
-    _base(job, where)
+    _note_base(job, where)
     push_images(where, built, None, {inputs_tag(job, platform): built[0]})
     return write_digest_file(job.root, job.image.name, built[0].platform)
 
 
 def merge(job: Job) -> ImageRecord:
-    """Assemble the index from the digest files of every platform and push it with tags."""
+    """Assemble the index from the digest files of every platform and push it with tags.
+    The base each platform was built from is read from its digest file, as its build
+    recorded it: not resolved again."""
     where = locate(job.loaded.config, job.image.destination)
     children = []
     for platform in job.image.platforms:
@@ -340,54 +363,4 @@ def merge(job: Job) -> ImageRecord:
             )
         children.append(child)
     digest = publish_index(where, job.image.destination, children)
-    # The base each platform was built from, as its build recorded it: not resolved again.
-    base = children[0].base or _pinned_args(job)[0].get(BASE_IMAGE_ARG)
-    record = image_record(job.plan, job.image, digest, children, 0, base)
-    write_record(job.root, record)
-    return _mirrored(job, where, record)
-
-
-def build_with_container(job: Job, cli: AppleContainer) -> ImageRecord:
-    """Apple's CLI builds every platform and pushes a staging tag; Syntra checks the
-    index it left in the registry, repairs missing children, then tags and records."""
-    image, destination = job.image, job.image.destination
-    preflight.build_secrets(job.root, [image])
-    if image.plugins:
-        raise SyntraError(
-            f"{image.name}: bundling plugins needs a named build context (--build-context), "
-            "which Apple's container CLI does not have; build this image with podman or buildx"
-        )
-    where = locate(job.loaded.config, destination)
-    where.registry.check_push(where.path)
-    scheme = "http" if destination.insecure else "https"
-    cli.ensure_started()
-    if where.registry.login:
-        login = where.registry.login
-        cli.login(where.registry.host, scheme, login.username, login.password)
-    args, _ = _pinned_args(job)
-    cli.build(image, job.root, args, job.plan.source_date_epoch, work_log(job.root, image.name))
-    staging = staging_ref(image)
-    tested: list[TestResult] = []
-    if image.tests:  # before the staging push: a failing image leaves the registry alone
-        save = partial(cli.save, staging)
-        with apple_boxes(cli.program, staging, image.platforms, save) as boxes:
-            tested = imagetest.run_tests(image, job.plan, job.root, boxes)
-    local = cli.local_digest(staging)
-    cli.push(staging, scheme)
-    children, missing = index_children(where, STAGING_TAG)
-    if missing:
-        repair_with_skopeo(cli, staging, destination.insecure)
-        children, missing = index_children(where, STAGING_TAG)
-        if missing:
-            raise SyntraError(f"{image.name}: {', '.join(missing)} still missing after repair")
-    index = where.registry.get_manifest(where.path, STAGING_TAG)
-    if index.digest != local:
-        raise SyntraError(
-            f"{image.name}: the registry holds {index.digest}, the local image is {local}"
-        )
-    # Tags last: everything they point at is verified.
-    push(where.registry, where.path, tags=dict.fromkeys(destination.tags, index))
-    digest = index.digest
-    record = image_record(job.plan, image, digest, children, 0, args.get(BASE_IMAGE_ARG), tested)
-    write_record(job.root, record)
-    return _mirrored(job, where, record)
+    return finish(job, where, digest, children)

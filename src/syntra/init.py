@@ -14,7 +14,7 @@ from pathlib import Path
 
 from syntra.errors import SyntraError, count
 from syntra.fsutil import write_atomic
-from syntra.layout import CONFIG_FILE, SPECS_DIR, STATE_DIR
+from syntra.layout import CONFIG_FILE, DEFAULT_KEY, SPECS_DIR, STATE_DIR
 
 DODO_FILE = "dodo.py"
 DODO = '''"""doit entry point: the task graph is defined by the syntra package (syntra.tasks)."""
@@ -119,8 +119,7 @@ def config_text(project: str, images: list[FoundImage]) -> str:
         "",
         "# Signatures, SBOMs and provenance (`syntra keygen` makes the key):",
         "# supply_chain:",
-        "#   signing: {mode: key, key: .syntra/keys/cosign.key, "
-        "passphrase_env: SYNTRA_KEY_PASSPHRASE}",
+        f"#   signing: {{mode: key, key: {DEFAULT_KEY}, passphrase_env: SYNTRA_KEY_PASSPHRASE}}",
         "",
     ]
     return "\n".join(lines)

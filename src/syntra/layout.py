@@ -82,14 +82,53 @@ def snapshot_dir(root: Path) -> Path:
     return root / "dist" / "snapshot"
 
 
+def state_dir(root: Path) -> Path:
+    """Syntra's working state: records, logs, build output, caches. Never committed."""
+    return root / STATE_DIR
+
+
+def doit_state(root: Path) -> Path:
+    """doit's database of what ran (sqlite: written in transactions, never half-done)."""
+    return root / STATE_DIR / "doit.sqlite3"
+
+
+DEFAULT_KEY = Path(STATE_DIR) / "keys" / "cosign.key"
+"""The signing key `syntra keygen` writes and the main job uses, relative to the root."""
+
+
+def records_dir(root: Path) -> Path:
+    """The records of pushed artifacts (CI hands them from job to job)."""
+    return root / STATE_DIR / "out"
+
+
 def record_path(root: Path, name: str) -> Path:
     """The result record of a pushed artifact: what SBOM, signing and release read."""
-    return root / STATE_DIR / "out" / f"{name}.json"
+    return records_dir(root) / f"{name}.json"
+
+
+def digests_dir(root: Path) -> Path:
+    """Digest files of per-platform pushes, `<image>/<platform>.json` (CI fan-out)."""
+    return root / STATE_DIR / "digests"
 
 
 def digest_dir(root: Path, name: str) -> Path:
-    """Digest files of per-platform pushes, for `syntra merge`."""
-    return root / STATE_DIR / "digests" / name
+    """Digest files of one image's per-platform pushes, for `syntra merge`."""
+    return digests_dir(root) / name
+
+
+def build_dir(root: Path, image: str) -> Path:
+    """The OCI layouts the builders write, one per platform."""
+    return root / STATE_DIR / "build" / image
+
+
+def logs_dir(root: Path, image: str) -> Path:
+    return root / STATE_DIR / "logs" / image
+
+
+def build_log(root: Path, image: str, platform: str, builder: str) -> Path:
+    """One builder's log for one platform; `all` for builders that build every platform
+    at once (Apple's CLI)."""
+    return logs_dir(root, image) / f"{slug(platform)}-{builder}.log"
 
 
 def slug(platform: str) -> str:
@@ -98,12 +137,12 @@ def slug(platform: str) -> str:
 
 def wasm_raw(root: Path, guest: str) -> Path:
     """A guest as its compiler wrote it, before wasm-opt."""
-    return root / STATE_DIR / "wasm" / "raw" / f"{guest}.wasm"
+    return plugins_dir(root) / "raw" / f"{guest}.wasm"
 
 
 def wasm_tools(root: Path, guest: str) -> Path:
     """The compilers a guest was built with, and their versions, written by the build."""
-    return root / STATE_DIR / "wasm" / "raw" / f"{guest}.tools.json"
+    return plugins_dir(root) / "raw" / f"{guest}.tools.json"
 
 
 def wasm_cache(root: Path) -> Path:
@@ -121,12 +160,17 @@ def source_files(folder: Path) -> list[Path]:
     )
 
 
+def plugins_dir(root: Path) -> Path:
+    """Optimised guests and plugin manifests: the `plugins` build context of images."""
+    return root / STATE_DIR / "wasm"
+
+
 def plugin_manifest(root: Path, image: str) -> Path:
     """The manifest of an image's plugins, beside them in the plugins build context; the
     specs copy it to /opt/plugins/plugins.json."""
-    return root / STATE_DIR / "wasm" / f"{image}.plugins.json"
+    return plugins_dir(root) / f"{image}.plugins.json"
 
 
 def plugin_file(root: Path, guest: str) -> Path:
     """An optimised guest, as images bundle it under /opt/plugins/."""
-    return root / STATE_DIR / "wasm" / f"{guest}.wasm"
+    return plugins_dir(root) / f"{guest}.wasm"

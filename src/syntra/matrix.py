@@ -5,13 +5,15 @@ built yet (an `inputs-<digest>` tag is missing in the registry)."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from syntra.config import Loaded
 from syntra.layout import slug
 from syntra.plan import Plan
 
 MAX_JOBS = 256
+
+if TYPE_CHECKING:
+    from syntra.context import Context
 
 
 def chunk_count(plan: Plan) -> int:
@@ -19,15 +21,15 @@ def chunk_count(plan: Plan) -> int:
     return max(1, math.ceil(len(plan.matrix) / MAX_JOBS))
 
 
-def entries(loaded: Loaded, plan: Plan, changed: bool) -> list[dict[str, str]]:
+def entries(ctx: Context, changed: bool) -> list[dict[str, str]]:
     from syntra.images import Job, already_built
     from syntra.publish import locate
 
-    runners = loaded.config.ci.runners
+    runners = ctx.loaded.config.ci.runners
     found = []
-    for image in plan.images:
-        where = locate(loaded.config, image.destination) if changed else None
-        job = Job(loaded, plan, image)
+    for image in ctx.plan.images:
+        where = locate(ctx.loaded.config, image.destination) if changed else None
+        job = Job(ctx, image)
         for platform in image.platforms:
             if where is not None and already_built(job, where, platform) is not None:
                 continue
@@ -46,6 +48,6 @@ def chunks(plan: Plan, found: list[dict[str, str]]) -> list[list[dict[str, str]]
     return [found[k * MAX_JOBS : (k + 1) * MAX_JOBS] for k in range(chunk_count(plan))]
 
 
-def to_json(loaded: Loaded, plan: Plan, changed: bool) -> dict[str, Any]:
-    found = entries(loaded, plan, changed)
-    return {"matrix": found, "chunks": chunks(plan, found)}
+def to_json(ctx: Context, changed: bool) -> dict[str, Any]:
+    found = entries(ctx, changed)
+    return {"matrix": found, "chunks": chunks(ctx.plan, found)}

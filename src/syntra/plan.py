@@ -10,12 +10,13 @@ import dataclasses
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from syntra import refs
 from syntra.config import Loaded
 from syntra.config.model import Config, Guest, Image
-from syntra.layout import DEFAULT_TEMPLATE, SPECS_DIR, STATE_DIR
+from syntra.layout import DEFAULT_TEMPLATE, SPECS_DIR, plugin_file
 from syntra.templating import render_inline
 from syntra.versioning import BuildVersion, derive, last_change, read_git
 
@@ -85,6 +86,22 @@ class GuestPlan:
     def destinations(self) -> list[Destination]:
         return [self.destination, *self.mirrors]
 
+    def compile_inputs(self) -> dict[str, Any]:
+        """What the compiled bytes depend on besides the sources."""
+        return {k: getattr(self, k) for k in ("language", "mode", "product", "world", "wit", "app")}
+
+
+@dataclass(frozen=True)
+class Output:
+    """An artifact the run pushes (GoReleaser's artifact list): what supply signs,
+    verify checks and release tags, in every registry it goes to."""
+
+    name: str
+    kind: Literal["image", "wasm"]
+    destinations: list[Destination]
+    task: str
+    """The doit task that pushes it: supply runs after it, on its record."""
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -105,6 +122,18 @@ class Plan:
 
     def image(self, name: str) -> ImagePlan:
         return next(image for image in self.images if image.name == name)
+
+    def guest(self, name: str) -> GuestPlan:
+        return next(guest for guest in self.guests if guest.name == name)
+
+    def outputs(self) -> list[Output]:
+        """Every image, then every guest that has a registry."""
+        found = [Output(i.name, "image", i.destinations, f"docker:{i.name}") for i in self.images]
+        return found + [
+            Output(g.name, "wasm", g.destinations, f"wasm:{g.name}.publish")
+            for g in self.guests
+            if g.destination.registry
+        ]
 
 
 def build_plan(loaded: Loaded, version: BuildVersion | None = None) -> Plan:
@@ -292,7 +321,7 @@ def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> 
         wit=guest.wit,
         app=guest.app,
         optimize=guest.optimize,
-        output=f"{STATE_DIR}/wasm/{name}.wasm",
+        output=str(plugin_file(Path(), name)),
         limits=guest.limits.model_dump(),
         tests=[test.model_dump(exclude_unset=True) for test in guest.tests],
         destination=destination,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from syntra import process
 from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.plan import Destination, ImagePlan, Plan
@@ -19,7 +20,9 @@ def build_secrets(root: Path, images: list[ImagePlan]) -> None:
     missing: list[str] = []
     for image in images:
         for secret in image.secrets:
-            if "env" in secret and not os.environ.get(secret["env"]):
+            if "env" in secret and os.environ.get(secret["env"]):
+                process.keep_secret(os.environ[secret["env"]])
+            elif "env" in secret:
                 missing.append(f"${secret['env']} (images.{image.name} secret '{secret['id']}')")
             elif "src" in secret and not (root / secret["src"]).is_file():
                 missing.append(f"{secret['src']} (images.{image.name} secret '{secret['id']}')")
@@ -52,6 +55,4 @@ def push_access(loaded: Loaded, destinations: list[Destination]) -> None:
 
 
 def destinations(plan: Plan) -> list[Destination]:
-    return [d for i in plan.images for d in i.destinations] + [
-        d for g in plan.guests for d in g.destinations
-    ]
+    return [d for output in plan.outputs() for d in output.destinations]

@@ -29,8 +29,7 @@ def promote(
 ) -> list[str]:
     """Lines saying what was done; Refused when the source or the copy does not verify.
     The copy gets `tags`, by default the artifact's tags in this checkout."""
-    destinations = {i.name: i.destination for i in plan.images}
-    destinations |= {g.name: g.destination for g in plan.guests if g.destination.registry}
+    destinations = {output.name: output.destinations[0] for output in plan.outputs()}
     name, where, digest = _source(loaded, destinations, source)
     chain, trust = loaded.config.supply_chain, trust_for(loaded)
     problems = _problems(verify(name, where, digest, trust, chain.sbom, chain.provenance))
@@ -105,7 +104,7 @@ def _record(loaded: Loaded, plan: Plan, name: str, where: Where, digest: str) ->
     if name in images:
         children, _ = index_children(where, digest)
         return image_record(plan, images[name], digest, children, 0)
-    guest = next(g for g in plan.guests if g.name == name)
+    guest = plan.guest(name)
     manifest = where.registry.get_manifest(where.path, digest)
     layer = manifest.json()["layers"][0]
     head = where.registry.get_blob(where.path, layer["digest"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from syntra import refs
 from syntra.config.model import Config, Registry
@@ -106,20 +106,17 @@ def pushed_digest(root: Path, name: str, where: Where, destination: Destination)
     return record.digest if record else resolve_tags(where, destination.tags)
 
 
-_pinned: dict[str, tuple[str, bool]] = {}
+class Pinned(NamedTuple):
+    """A base image pinned to the digest its tag points at, and whether its registry
+    speaks plain HTTP."""
+
+    reference: str
+    insecure: bool
 
 
-def pin(config: Config, reference: str) -> tuple[str, bool]:
-    """`reference` pinned to the digest it points at now, and whether it is plain HTTP.
-
-    Resolved once per process, so the digest that decided a rebuild is the one built.
-    """
-    if reference not in _pinned:
-        _pinned[reference] = _resolve(config, reference)
-    return _pinned[reference]
-
-
-def _resolve(config: Config, reference: str) -> tuple[str, bool]:
+def resolve_base(config: Config, reference: str) -> Pinned:
+    """`reference` pinned to the digest it points at now (`Context.pin` keeps it for
+    the run)."""
     where, version = registry_for_ref(config, reference)
     registry, path = where.registry, where.path
     digest = version if version.startswith("sha256:") else registry.head_manifest(path, version)
@@ -127,7 +124,7 @@ def _resolve(config: Config, reference: str) -> tuple[str, bool]:
         raise SyntraError(f"base image {reference} is not in its registry")
     parsed = refs.parse_image_ref(reference)
     name = f"{parsed.domain}/{parsed.path}" if parsed.domain else parsed.path
-    return f"{name}@{digest}", registry.insecure
+    return Pinned(f"{name}@{digest}", registry.insecure)
 
 
 def note_base_blobs(config: Config, pinned: str, destination: Where) -> None:
@@ -322,14 +319,14 @@ def image_record(
     digest: str,
     children: list[PlatformImage],
     uploaded: int,
-    base: str | None = None,
     tests: list[TestResult] | None = None,
 ) -> ImageRecord:
-    """What later stages (SBOM, signing, release) need to know about a pushed image."""
+    """What later stages (SBOM, signing, release) need to know about a pushed image; the
+    base is each child's, as its build recorded it."""
     return ImageRecord(
         **shared_fields(plan, image.name, image.destination, digest, uploaded),
         media_type=INDEX,
         platforms=children,
-        base=base,
+        base=next((child.base for child in children if child.base), None),
         tests=tests or [],
     )

@@ -1,4 +1,4 @@
-"""What was pushed, as typed records in `.syntra/out/<name>.json`: the hand-off from the
+"""What was pushed, as typed records (`layout.record_path`): the hand-off from the
 build and wasm stages to supply, verify, release and the reports.
 
 Written and read here only. A record is validated when read: one that is missing,
@@ -75,6 +75,9 @@ class ImageRecord(_Pushed):
     tests: list[TestResult] = []
     retagged: bool = False
     """Nothing was built: the registry held this image for exactly these inputs."""
+    inputs: str | None = None
+    """The digest of everything it is built from (`Job.inputs_digest`): the record is
+    current while that is unchanged, whichever backend pushed it."""
 
 
 class WasmRecord(_Pushed):

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from syntra import process
 from syntra.config import Loaded
-from syntra.errors import SyntraError, count
+from syntra.errors import Refused, SyntraError, count
 from syntra.fsutil import write_if_changed
 from syntra.oci import platform_of, push
 from syntra.plan import Destination, Plan
@@ -87,15 +86,9 @@ def release_tags(version: SemVer, existing: list[str], kind: str) -> list[str]:
 def plan_release(loaded: Loaded, plan: Plan) -> tuple[SemVer, list[Artifact]]:
     version = release_version(plan)
     artifacts = [  # one per registry the artifact goes to
-        Artifact(i.name, "image", d, locate(loaded.config, d))
-        for i in plan.images
-        for d in i.destinations
-    ]
-    artifacts += [
-        Artifact(g.name, "wasm", d, locate(loaded.config, d))
-        for g in plan.guests
-        if g.destination.registry
-        for d in g.destinations
+        Artifact(o.name, o.kind, d, locate(loaded.config, d))
+        for o in plan.outputs()
+        for d in o.destinations
     ]
     for artifact in artifacts:
         registry, path = artifact.where.registry, artifact.where.path
@@ -224,12 +217,7 @@ def notes(root: Path, version: SemVer) -> str:
     """Release notes from the commits since the previous release tag, by type."""
     previous = _previous_tag(root, version)
     span = f"{previous}..HEAD" if previous else "HEAD"
-    log = subprocess.run(
-        ["git", "-C", str(root), "log", "--format=%s", span],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
+    log = _git(root, "log", "--format=%s", span).splitlines()
     groups: dict[str, list[str]] = {}
     for subject in log:
         match = _CONVENTIONAL.match(subject)
@@ -247,12 +235,7 @@ def notes(root: Path, version: SemVer) -> str:
 
 
 def _git(root: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise SyntraError(f"git {args[0]} failed: {done.stderr.strip()[-200:]}")
-    return done.stdout
+    return process.run(["git", "-C", str(root), *args]).out
 
 
 def _previous_tag(root: Path, version: SemVer) -> str | None:
@@ -279,27 +262,23 @@ def write_outputs(
     return [path for path, text in files.items() if write_if_changed(path, text.encode())]
 
 
-def run_release(loaded: Loaded, dry_run: bool = False) -> int:
-    """`syntra release` / `doit release`: plan, verify, promote, write dist/; exit code."""
-    from syntra.plan import build_plan
-
-    plan = build_plan(loaded)
+def run_release(loaded: Loaded, plan: Plan, dry_run: bool = False) -> Iterator[str]:
+    """`syntra release` / `doit release`: plan, verify, promote, write dist/; what was
+    done, line by line. Refused, naming every artifact that does not verify, before
+    anything is tagged."""
     version, artifacts = plan_release(loaded, plan)
     refused = refusals(loaded, artifacts)
     if refused:
-        for line in refused:
-            print(line, file=sys.stderr)
-        print(
-            f"release {version}: refused ({count(len(refused), 'artifact')} of {len(artifacts)} "
-            "not verified); nothing tagged",
-            file=sys.stderr,
+        raise Refused(
+            "\n".join(refused)
+            + f"\nrelease {version}: refused ({count(len(refused), 'artifact')} of "
+            f"{len(artifacts)} not verified); nothing tagged"
         )
-        return 1
     for artifact in artifacts:
         todo = ", ".join(artifact.todo) or "nothing"
-        print(f"{artifact.name} {artifact.digest}: tag {todo}" + (" (dry run)" if dry_run else ""))
+        yield f"{artifact.name} {artifact.digest}: tag {todo}" + (" (dry run)" if dry_run else "")
     if dry_run:
-        return 0
+        return
     complete = not any(artifact.todo for artifact in artifacts)
     promote(artifacts)
     for target in loaded.config.release.promote_to:  # release.promote_to
@@ -309,8 +288,7 @@ def run_release(loaded: Loaded, dry_run: bool = False) -> int:
             reference = f"{artifact.where.identity}@{artifact.digest}"
             tags = [*artifact.destination.tags, *artifact.tags]
             for line in promote_elsewhere(loaded, plan, reference, target, tags):
-                print(f"{artifact.name}: {line}")
+                yield f"{artifact.name}: {line}"
     for path in write_outputs(loaded, version, plan, artifacts):
-        print(f"wrote {path.relative_to(loaded.root)}")
-    print(f"release {version}: " + ("already complete, nothing changed" if complete else "done"))
-    return 0
+        yield f"wrote {path.relative_to(loaded.root)}"
+    yield f"release {version}: " + ("already complete, nothing changed" if complete else "done")

@@ -1,9 +1,9 @@
-"""The doit task graph, one task generator per stage in pipeline order.
+"""The doit task graph: one task generator per stage, in pipeline order.
 
-Tasks are data: what they read (file_dep, uptodate), what they write (targets) and
-which stage function to call. Logic lives in the stage modules. The config and plan
-are loaded once per doit process; a bad syntra.yaml stops doit with the same one
-line `syntra validate` prints, and exit code 2.
+Tasks are data: what they read (file_dep, uptodate), what they write (targets), what
+runs before them (task_dep), and which stage of `syntra.stages` they call. The context
+(config, plan, pinned bases) is built once per doit process; a bad syntra.yaml stops
+doit with the line `syntra validate` prints, and its exit code.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -21,31 +21,26 @@ from typing import Any
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from syntra import config as config_stage
-from syntra import refs
-from syntra.errors import SyntraError
-from syntra.fsutil import write_atomic
+from syntra import stages
+from syntra.context import Context
+from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error
 from syntra.layout import (
-    BUILDER_ENV,
     BUILTIN_TEMPLATES,
     CONFIG_FILE,
-    STATE_DIR,
     TEMPLATES_DIR,
+    doit_state,
     plugin_file,
-    snapshot,
     snapshot_dir,
     source_files,
-    wasm_cache,
     wasm_raw,
     wasm_tools,
 )
-from syntra.plan import Plan, build_plan
-from syntra.records import find_record
+from syntra.records import ImageRecord, find_record
 
 TaskDict = dict[str, Any]
 
 __all__ = [
-    "DOIT_CONFIG",
+    "DOIT_CONFIG",  # noqa: F822 (made by __getattr__)
     "task_ci",
     "task_container",
     "task_docker",
@@ -56,70 +51,63 @@ __all__ = [
     "task_wasm",
 ]
 
-DOIT_CONFIG: dict[str, Any] = {
-    "dep_file": f"{STATE_DIR}/doit.json",
-    "backend": "json",
-    "default_tasks": ["preflight", "render", "ci", "wasm", "docker", "supply"],
-    "verbosity": 2,
-}
+
+def __getattr__(name: str) -> Any:
+    """`DOIT_CONFIG`, made when dodo.py imports it: the state folder must exist before doit
+    opens its database there, and a folder that cannot be written is one line, not a
+    traceback from doit."""
+    if name != "DOIT_CONFIG":
+        raise AttributeError(name)
+    state = doit_state(Path.cwd())
+    try:
+        state.parent.mkdir(parents=True, exist_ok=True)
+        probe = state.parent / ".writable"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        print(
+            f"{state.parent}: cannot write Syntra's state ({exc.strerror or exc})", file=sys.stderr
+        )
+        raise SystemExit(EXIT_TOOL) from None
+    return {
+        "dep_file": str(state.relative_to(Path.cwd())),
+        "backend": "sqlite3",  # transactions: a run killed mid-write leaves the last state
+        "default_tasks": ["preflight", "render", "ci", "wasm", "docker", "supply"],
+        "verbosity": 2,
+    }
 
 
 @cache
-def _loaded() -> tuple[config_stage.Loaded, Plan]:
-    """Config and plan for this doit run; a user error ends the run with one line."""
-    Path(STATE_DIR).mkdir(exist_ok=True)
+def _context() -> Context:
+    """The run's context; a user error ends the run with one line."""
     try:
-        loaded = config_stage.load(CONFIG_FILE)
-        return loaded, build_plan(loaded)
+        return Context.load(CONFIG_FILE)
     except SyntraError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
 
 
-def _preflight() -> TaskFailed | None:
-    from syntra import preflight
-
-    loaded, plan = _loaded()
+def _act(stage: stages.Stage, label: str, name: str = "") -> TaskFailed | None:
+    """Run one stage for `name`, printing its lines; a failure is one line naming the
+    stage and the artifact (with SYNTRA_DEBUG=1, the traceback before it)."""
     try:
-        preflight.build_secrets(loaded.root, plan.images)
-        if snapshot():  # nothing is signed or pushed
-            return None
-        preflight.signing(loaded)
-        preflight.push_access(loaded, preflight.destinations(plan))
-    except SyntraError as exc:
-        return TaskFailed(f"preflight: {exc}")
+        for line in stage(_context(), name):
+            print(line, flush=True)
+    except (SyntraError, OSError) as exc:
+        if os.environ.get(DEBUG_ENV) == "1":
+            traceback.print_exc()
+        return TaskFailed(f"{' '.join(filter(None, (label, name)))}: {as_error(exc)}")
     return None
+
+
+def _action(stage: stages.Stage, label: str, name: str = "") -> tuple[Any, list[Any]]:
+    return (_act, [stage, label, name])
 
 
 def task_preflight() -> TaskDict:
     """Check build secrets, the signing key and push access to every registry before a
     full run starts any long work."""
-    return {"actions": [_preflight], "uptodate": [False], "verbosity": 2}
-
-
-def _failed(stage: str, name: str, exc: SyntraError) -> TaskFailed:
-    return TaskFailed(f"{stage} {name}: {exc}")
-
-
-def _render_one(name: str) -> TaskFailed | None:
-    from syntra import render
-
-    loaded, plan = _loaded()
-    try:
-        specs = render.render_image(plan.image(name), loaded.root, plan.project)
-    except SyntraError as exc:
-        return _failed("render", name, exc)
-    for path in render.write(specs, loaded.root):
-        print(f"rendered {path}")
-    return None
-
-
-def _prune_stale() -> None:
-    from syntra import render
-
-    loaded, plan = _loaded()
-    for path in render.prune(plan, loaded.root):
-        print(f"removed {path}/ (no such image)")
+    return {"actions": [_action(stages.preflight, "preflight")], "uptodate": [False]}
 
 
 def _template_files(root: Path) -> list[str]:
@@ -132,23 +120,23 @@ def task_render() -> Iterator[TaskDict]:
     """Render ContainerSpecs/<image>/{Dockerfile,Containerfile} from templates."""
     from syntra.render import render_inputs
 
-    loaded, plan = _loaded()
-    templates = _template_files(loaded.root)
-    for image in plan.images:
+    ctx = _context()
+    templates = _template_files(ctx.root)
+    for image in ctx.plan.images:
         sources = [image.source_dockerfile] if image.source_dockerfile else templates
         yield {
             "name": image.name,
-            "actions": [(_render_one, [image.name])],
+            "actions": [_action(stages.render, "render", image.name)],
             "file_dep": sources,
             "targets": [image.dockerfile, image.containerfile],
-            "uptodate": [config_changed(render_inputs(image, plan.project))],
+            "uptodate": [config_changed(render_inputs(image, ctx.plan.project))],
             "clean": True,
         }
     yield {
         "name": "stale",
         "doc": "remove specs of images no longer in syntra.yaml",
-        "actions": [_prune_stale],
-        "uptodate": [config_changed({"images": sorted(i.name for i in plan.images)})],
+        "actions": [_action(stages.prune, "render stale")],
+        "uptodate": [config_changed({"images": sorted(i.name for i in ctx.plan.images)})],
     }
 
 
@@ -174,196 +162,92 @@ class _Unchanged:
         return present and values.get("_state") == self.digest
 
 
-def _build_state(name: str) -> tuple[Any, bool]:
-    """Build inputs (base image digest, context hash…) and whether what the task makes is
-    there: the record of the push, or the snapshot archive."""
-    from syntra.images import Job, build_inputs
+def _pushed_current(name: str) -> bool:
+    """The image's record names exactly today's inputs: nothing to build, whichever task
+    or backend pushed it (`doit container` then `doit supply` signs what was pushed). A
+    damaged or incomplete record counts as missing."""
+    from syntra.images import image_job
 
-    loaded, plan = _loaded()
-    inputs = build_inputs(Job(loaded, plan, plan.image(name))) | {"snapshot": snapshot()}
-    if snapshot():
-        return inputs, _snapshot_archive(loaded.root, name).exists()
-    return inputs, find_record(loaded.root, name) is not None
-
-
-def _snapshot_archive(root: Path, image: str) -> Path:
-    return snapshot_dir(root) / f"{image}.oci.tar"
-
-
-def _supply_state(name: str) -> tuple[Any, bool]:
-    """What was pushed where, and the supply-chain settings."""
-    from syntra.records import read_record
-
-    loaded, _ = _loaded()
-    record = read_record(loaded.root, name).model_dump(mode="json", exclude={"uploaded_bytes"})
-    return [record, loaded.config.supply_chain.model_dump()], True
-
-
-def _publish_image(
-    stage: str, name: str, start: Callable[[], tuple[str, Any]]
-) -> TaskFailed | None:
-    """Build and push one image; `start` picks the backend: (its label, job → record)."""
-    from syntra.images import Job
-
-    loaded, plan = _loaded()
-    image = plan.image(name)
+    ctx = _context()
+    record = find_record(ctx.root, name)
+    if not isinstance(record, ImageRecord) or record.inputs is None:
+        return False
     try:
-        label, publish = start()
-        record = publish(Job(loaded, plan, image))
-    except SyntraError as exc:
-        return _failed(stage, name, exc)
-    platforms = ", ".join(image.platforms)
-    if record.retagged:
-        print(f"{name}: {platforms} unchanged (already built from these inputs): retagged")
-    else:
-        print(f"{name}: built {platforms} with {label}")
-    for result in record.tests:
-        print(f"{name} {result.platform}: {result.test}: passed")
-    print(f"{name}: {record.digest} -> {', '.join(record.refs)}")
-    return None
+        return record.inputs == image_job(ctx, name).inputs_digest
+    except (SyntraError, OSError):
+        return False  # the action says what is wrong, naming the stage
 
 
-def _snapshot_one(name: str) -> TaskFailed | None:
-    """A snapshot: every platform built and tested, written to an OCI archive."""
-    from syntra import build
-    from syntra.images import Job, build_to
+def _snapshot_state(name: str) -> tuple[Any, bool]:
+    from syntra.images import build_inputs, image_job
 
-    loaded, plan = _loaded()
-    image = plan.image(name)
-    try:
-        builder = build.select(os.environ.get(BUILDER_ENV) or loaded.config.builder)
-        archive = _snapshot_archive(loaded.root, name)
-        output = f"oci-archive:{archive}:{refs.tag_of(plan.version)}"
-        written = build_to(Job(loaded, plan, image), builder, image.platforms, output)
-    except SyntraError as exc:
-        return _failed("snapshot", name, exc)
-    print(f"{name}: snapshot of {', '.join(image.platforms)}: {written}; nothing pushed")
-    return None
+    ctx = _context()
+    archive = Path(stages.snapshot_archive(ctx, name))
+    return build_inputs(image_job(ctx, name)), archive.exists()
 
 
-def _docker_one(name: str) -> TaskFailed | None:
-    if snapshot():
-        return _snapshot_one(name)
-
-    def start() -> tuple[str, Any]:
-        from syntra import build
-        from syntra.images import build_and_publish
-
-        loaded, _ = _loaded()
-        builder = build.select(os.environ.get(BUILDER_ENV) or loaded.config.builder)
-        return builder.name, lambda job: build_and_publish(job, builder)
-
-    return _publish_image("docker", name, start)
-
-
-def _container_one(name: str) -> TaskFailed | None:
-    """Apple's CLI where it runs; elsewhere the Linux builder, with a note saying why."""
-    from syntra.build.container import AppleContainer, Host, unavailable_reason
-
-    reason = unavailable_reason(Host.here(), shutil.which("container"))
-    if reason:
-        print(f"{name}: {reason}: using the Linux builder")
-        return _docker_one(name)
-
-    def start() -> tuple[str, Any]:
-        from syntra.images import build_with_container
-
-        cli = AppleContainer()
-        return f"container {'.'.join(map(str, cli.version))}", lambda job: build_with_container(
-            job, cli
+def _image_tasks(stage: stages.Stage, label: str) -> Iterator[TaskDict]:
+    ctx = _context()
+    for image in ctx.plan.images:
+        # Specs and plugins come from these tasks; their bytes are in the inputs digest.
+        producers = [f"render:{image.name}", *(f"wasm:{p}.optimize" for p in image.plugins)]
+        current: Any = (
+            _Unchanged(_snapshot_state, image.name)
+            if ctx.snapshot
+            else (_pushed_current, [image.name], {})
         )
-
-    return _publish_image("container", name, start)
-
-
-def _image_tasks(action: Any) -> Iterator[TaskDict]:
-    loaded, plan = _loaded()
-    for image in plan.images:
-        plugins = [str(plugin_file(loaded.root, p).relative_to(loaded.root)) for p in image.plugins]
         yield {
             "name": image.name,
-            "actions": [(action, [image.name])],
-            "file_dep": [image.dockerfile, image.containerfile, *plugins],
-            "uptodate": [_Unchanged(_build_state, image.name)],
+            "actions": [_action(stage, label, image.name)],
+            "task_dep": producers,
+            "uptodate": [current],
         }
 
 
 def task_docker() -> Iterator[TaskDict]:
     """Build every image for all its platforms and push it with its tags."""
-    yield from _image_tasks(_docker_one)
+    yield from _image_tasks(stages.image, "docker")
 
 
 def task_container() -> Iterator[TaskDict]:
     """Build and push every image with Apple's container CLI (macOS 26, Apple silicon)."""
-    yield from _image_tasks(_container_one)
-
-
-def _wasm_step(step: str, name: str) -> TaskFailed | None:
-    from syntra.wasm import artifact, compile, optimize, sandbox
-
-    loaded, plan = _loaded()
-    root, guest = loaded.root, next(g for g in plan.guests if g.name == name)
-    raw, out, cache = wasm_raw(root, name), root / guest.output, wasm_cache(root)
-    try:
-        if step == "compile":
-            tools = wasm_tools(root, name)
-            caveat = compile.compile_guest(guest, root, raw, guest.source_date_epoch, cache, tools)
-            note = f" ({caveat})" if caveat else ""
-            print(f"{name}: compiled {raw.stat().st_size} bytes{note}")
-        elif step == "optimize":
-            result = optimize.optimize(raw, out, guest.optimize)
-            sizes = f"{result.size_before} -> {result.size_after} bytes"
-            print(f"{name}: {result.kind}, {sizes} ({result.note})")
-        elif step == "test":
-            for call in sandbox.run_tests(guest, out, cache):
-                shown = ", ".join(json.dumps(arg) for arg in call.args)
-                print(f"{name}: {call.call}({shown}) = {json.dumps(call.value)} "
-                      f"in {call.elapsed_ms:.1f} ms")  # fmt: skip
-        else:
-            record = artifact.publish(loaded.config, guest, plan, out, root, cache)
-            print(f"{name}: {record.digest} -> {', '.join(record.refs)}")
-    except SyntraError as exc:
-        return _failed(f"wasm {step}", name, exc)
-    return None
+    yield from _image_tasks(stages.container, "container")
 
 
 def task_wasm() -> Iterator[TaskDict]:
     """Compile, optimise, test in the sandbox and publish every WebAssembly guest."""
-    loaded, plan = _loaded()
-    root = loaded.root
-    for guest in plan.guests:
+    ctx = _context()
+    root = ctx.root
+    for guest in ctx.plan.guests:
         name, out = guest.name, guest.output
         raw = str(wasm_raw(root, name).relative_to(root))
         sources = [str(p.relative_to(root)) for p in source_files(root / guest.source)]
-        compile_inputs = {
-            k: getattr(guest, k) for k in ("language", "mode", "product", "world", "wit", "app")
-        }
         yield {
             "name": f"{name}.compile",
-            "actions": [(_wasm_step, ["compile", name])],
+            "actions": [_action(stages.wasm_compile, "wasm compile", name)],
             "file_dep": sources,
             "targets": [raw, str(wasm_tools(root, name).relative_to(root))],
-            "uptodate": [config_changed(compile_inputs)],
+            "uptodate": [config_changed(guest.compile_inputs())],
         }
         yield {
             "name": f"{name}.optimize",
-            "actions": [(_wasm_step, ["optimize", name])],
+            "actions": [_action(stages.wasm_optimize, "wasm optimize", name)],
             "file_dep": [raw],
             "targets": [out],
             "uptodate": [config_changed({"level": guest.optimize})],
         }
         yield {
             "name": f"{name}.test",
-            "actions": [(_wasm_step, ["test", name])],
+            "actions": [_action(stages.wasm_test, "wasm test", name)],
             "file_dep": [out],
             "uptodate": [config_changed({"tests": guest.tests, "limits": guest.limits})],
         }
-        if snapshot():
+        if ctx.snapshot:
             copied = snapshot_dir(root) / f"{name}.wasm"
             yield {
                 "name": f"{name}.snapshot",
-                "actions": [(_copy_file, [root / out, copied])],
-                "file_dep": [out],
+                "actions": [_action(stages.wasm_snapshot, "wasm snapshot", name)],
+                "file_dep": [str(plugin_file(root, name).relative_to(root))],
                 "task_dep": [f"wasm:{name}.test"],
                 "targets": [str(copied.relative_to(root))],
             }
@@ -371,80 +255,43 @@ def task_wasm() -> Iterator[TaskDict]:
             published = find_record(root, name) is not None
             yield {
                 "name": f"{name}.publish",
-                "actions": [(_wasm_step, ["publish", name])],
+                "actions": [_action(stages.wasm_publish, "wasm publish", name)],
                 "file_dep": [out],
                 "task_dep": [f"wasm:{name}.test"],
                 "uptodate": [config_changed({"refs": guest.destination.refs}), published],
             }
 
 
-def _supply_one(name: str) -> TaskFailed | None:
+def _supply_state(name: str) -> tuple[Any, bool]:
+    """What was pushed where, and the supply-chain settings."""
     from syntra.records import read_record
-    from syntra.supply.stage import secure
 
-    loaded, plan = _loaded()
-    destinations = {i.name: i.destinations for i in plan.images}
-    destinations |= {g.name: g.destinations for g in plan.guests}
-    try:
-        record = read_record(loaded.root, name)
-        for destination in destinations[name]:  # each registry signs for its own name
-            for line in secure(loaded, plan, record, destination):
-                print(f"{name}: {line}")
-    except SyntraError as exc:
-        return _failed("supply", name, exc)
-    return None
-
-
-def _copy_file(source: Path, target: Path) -> None:
-    write_atomic(target, source.read_bytes())
+    ctx = _context()
+    record = read_record(ctx.root, name).model_dump(mode="json", exclude={"uploaded_bytes"})
+    return [record, ctx.loaded.config.supply_chain.model_dump()], True
 
 
 def task_supply() -> Iterator[TaskDict]:
     """Sign every pushed digest and attach SBOMs and provenance (supply_chain.signing)."""
-    loaded, plan = _loaded()
-    if loaded.config.supply_chain.signing.mode == "none" or snapshot():
+    ctx = _context()
+    if ctx.loaded.config.supply_chain.signing.mode == "none" or ctx.snapshot:
         return
-    pushed = [(i.name, f"docker:{i.name}") for i in plan.images]
-    pushed += [(g.name, f"wasm:{g.name}.publish") for g in plan.guests if g.destination.registry]
-    for name, producer in pushed:
+    for output in ctx.plan.outputs():
         yield {
-            "name": name,
-            "actions": [(_supply_one, [name])],
-            "task_dep": [producer],
-            "uptodate": [_Unchanged(_supply_state, name)],
+            "name": output.name,
+            "actions": [_action(stages.supply, "supply", output.name)],
+            "task_dep": [output.task],
+            "uptodate": [_Unchanged(_supply_state, output.name)],
         }
-
-
-def _release() -> TaskFailed | None:
-    from syntra.release import run_release
-
-    loaded, _ = _loaded()
-    try:
-        code = run_release(loaded)
-    except SyntraError as exc:
-        return TaskFailed(f"release: {exc}")
-    return TaskFailed("release: refused (see above)") if code else None
 
 
 def task_release() -> TaskDict:
     """Promote the verified digests of a vX.Y.Z commit to the release tags."""
-    return {"actions": [_release], "uptodate": [False], "verbosity": 2}
-
-
-def _render_ci() -> TaskFailed | None:
-    from syntra import ci
-
-    loaded, plan = _loaded()
-    try:
-        for path in ci.write(ci.render(loaded, plan), loaded.root):
-            print(f"rendered {path}")
-    except SyntraError as exc:
-        return TaskFailed(f"ci: {exc}")
-    return None
+    return {"actions": [_action(stages.release, "release")], "uptodate": [False]}
 
 
 def task_ci() -> TaskDict:
     """Render the GitHub Actions workflows into .github/workflows/."""
-    loaded, plan = _loaded()
-    inputs = {"config": loaded.config.model_dump(mode="json"), "matrix": plan.matrix}
-    return {"actions": [_render_ci], "uptodate": [config_changed(inputs)], "verbosity": 2}
+    ctx = _context()
+    inputs = {"config": ctx.loaded.config.model_dump(mode="json"), "matrix": ctx.plan.matrix}
+    return {"actions": [_action(stages.workflows, "ci")], "uptodate": [config_changed(inputs)]}

@@ -16,9 +16,7 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import stat
-import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
@@ -27,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from syntra import process
 from syntra.errors import SyntraError
 from syntra.oci import platform_of
-from syntra.toolerrors import tool_failed
 
 Completed = tuple[int | None, str, str]
 """Exit code (None: stopped by the timeout), stdout, stderr."""
@@ -56,34 +54,8 @@ BoxFactory = Callable[[], AbstractContextManager[Box]]
 
 
 def _communicate(argv: list[str], timeout: int) -> Completed:
-    process = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    )
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _stop_group(process)
-        return None, "", ""
-    return process.returncode, out, err
-
-
-def _stop_group(process: subprocess.Popen[Any]) -> None:
-    """Stop the process group (the runtime and what it runs), hard after 5 s."""
-    for sent in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sent)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=5)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    done = process.run(argv, check=False, timeout=timeout)
+    return (done.code, done.out, done.err) if done.code is not None else (None, "", "")
 
 
 def _tool(program: str, install: str) -> str:
@@ -94,25 +66,10 @@ def _tool(program: str, install: str) -> str:
 
 
 def _output(argv: list[str]) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        what = f"{Path(argv[0]).name} {argv[1]}"
-        raise tool_failed(what, done.returncode, done.stdout + done.stderr)
-    return done.stdout.strip()
+    return process.output(argv)
 
 
 # buildah ----------------------------------------------------------------------
-
-
-class _Process:
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        self.process = process
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        _stop_group(self.process)
 
 
 class BuildahBox:
@@ -132,14 +89,7 @@ class BuildahBox:
         argv = [*(self.config.get("Entrypoint") or []), *(self.config.get("Cmd") or [])]
         if not argv:
             raise SyntraError("the image has no entrypoint or command to start")
-        return _Process(
-            subprocess.Popen(
-                self._argv(argv, {}),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        )
+        return process.Background(self._argv(argv, {}))
 
 
 def require_buildah() -> None:
@@ -167,10 +117,10 @@ def buildah_box(layout: Path) -> Iterator[Box]:
     top = json.loads((layout / "index.json").read_text())["manifests"][0]
     manifest = json.loads(_blob(layout, top["digest"]).read_text())
     image = manifest["config"]["digest"].split(":", 1)[1]  # buildah's image id
-    known = subprocess.run([buildah, "inspect", "--type", "image", image], capture_output=True)
+    known = process.run([buildah, "inspect", "--type", "image", image], check=False)
     with _named_folder() as folder:
         # buildah derives an image name from the layout's path and refuses paths that are
-        # not a valid repository name (`.syntra/`, capitals, a trailing `_`): a link.
+        # not a valid repository name (a leading dot, capitals, a trailing `_`): a link.
         link = folder / "layout"
         link.symlink_to(layout.resolve())
         name = _output([buildah, "from", "--quiet", f"oci:{link}"])
@@ -178,9 +128,9 @@ def buildah_box(layout: Path) -> Iterator[Box]:
             files = unpack(layout, manifest, folder / "root")
             yield BuildahBox(name, _config(layout, manifest), files)
         finally:
-            subprocess.run([buildah, "rm", name], capture_output=True, check=False)
-            if known.returncode != 0:  # `from` copied it into storage: do not let it pile up
-                subprocess.run([buildah, "rmi", image], capture_output=True, check=False)
+            process.run([buildah, "rm", name], check=False)
+            if not known.ok:  # `from` copied it into storage: do not let it pile up
+                process.run([buildah, "rmi", image], check=False)
 
 
 # Apple's container CLI --------------------------------------------------------
@@ -195,7 +145,7 @@ class _Detached:
 
     def stop(self) -> None:
         for action in ("stop", "rm"):
-            subprocess.run([self.program, action, self.name], capture_output=True, check=False)
+            process.run([self.program, action, self.name], check=False)
 
 
 class AppleBox:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from functools import total_ordering
 from pathlib import Path
+
+from syntra import process
 
 _SEMVER_RE = re.compile(
     r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
@@ -92,13 +93,8 @@ NO_GIT = GitInfo("", "unknown", None, None, 0, False, None, None, 0)
 
 
 def _git(root: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
-        )
-    except FileNotFoundError:
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    done = process.run(["git", "-C", str(root), *args], check=False)
+    return done.out.strip() if done.ok else None
 
 
 def read_git(root: Path) -> GitInfo:

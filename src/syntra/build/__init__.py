@@ -1,19 +1,41 @@
-"""Stage: build. One image for one platform → an OCI image layout on disk.
+"""Stage: build. Image backends, kept apart from publishing as ko keeps them.
 
-A builder only builds; publishing the layout (registry, local store) is the
-publish stage's job. Backends live in one module each and share the argv of
-`build` in `command.py`, adding only the flags where they differ.
+Two kinds share one contract, `Backend.publish(job) -> ImageRecord`:
+- a *layout builder* (podman, buildx) builds one platform into an OCI layout; Syntra
+  tests the layouts and publishes them through its one registry client;
+- a *pushing builder* (Apple's `container` CLI) cannot hand out a layout: it builds
+  every platform and pushes them itself, and Syntra checks and records what it pushed.
+
+Backends are found by name in BACKENDS. A new backend is one module exposing `ENTRY`
+(an `Entry`) and one line here.
 """
 
 from __future__ import annotations
 
+import importlib
 import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from syntra.errors import SyntraError
 from syntra.plan import ImagePlan
+
+if TYPE_CHECKING:
+    from syntra.images import Job
+    from syntra.records import ImageRecord
+
+BACKENDS = {
+    "buildx": "syntra.build.buildx",
+    "podman": "syntra.build.podman",
+    "container": "syntra.build.container",
+}
+"""Backend name → the module holding its `ENTRY`."""
+AUTO = ("buildx", "podman")
+"""What `auto` picks, in this order: the first one usable here."""
+CHOICES = ("auto", *BACKENDS)
 
 
 @dataclass(frozen=True)
@@ -31,45 +53,89 @@ class BuildRequest:
     """The base image's registry speaks plain HTTP."""
 
 
-class Builder(Protocol):
+class Backend(Protocol):
     name: str
 
+    @property
+    def label(self) -> str:
+        """What the build report names: `podman`, `container 1.3.0`."""
+        ...
+
+    def publish(self, job: Job) -> ImageRecord:
+        """Build every platform of `job.image`, test it, push it with its index and
+        tags, and write its record."""
+        ...
+
+
+class LayoutBuilder(ABC):
+    """A backend that builds one platform at a time into an OCI layout."""
+
+    name: str
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    @abstractmethod
     def argv(self, request: BuildRequest) -> list[str]:
         """The build command line, without running it (contract tests check it)."""
-        ...
 
+    @abstractmethod
     def build(self, request: BuildRequest) -> None:
         """Build and write `request.layout`; raise SyntraError naming what failed."""
-        ...
+
+    def publish(self, job: Job) -> ImageRecord:
+        from syntra.images import build_and_publish
+
+        return build_and_publish(job, self)
 
 
-def select(preference: str) -> Builder:
-    """The builder for `auto|buildx|podman|container`; explains what to install."""
-    from syntra.build import buildx, podman
+@dataclass(frozen=True)
+class Entry:
+    """How the registry finds, checks and makes one backend."""
 
-    available = {"podman": podman.available(), "buildx": buildx.available()}
+    unavailable: Callable[[], str | None]
+    """Why the backend cannot run here (what to install), or None."""
+    make: Callable[[], Backend]
+    fallback: bool = False
+    """When it cannot run here, `auto` stands in, with a note saying why (Apple's CLI off
+    a Mac); otherwise that is an error."""
+
+
+def entry(name: str) -> Entry:
+    return cast(Entry, importlib.import_module(BACKENDS[name]).ENTRY)
+
+
+def select(preference: str) -> tuple[Backend, str | None]:
+    """The backend for `auto` or a name in BACKENDS, and a note when another stands in."""
     if preference == "auto":
-        for name in ("buildx", "podman"):
-            if available[name]:
-                return _make(name)
+        for name in AUTO:
+            if entry(name).unavailable() is None:
+                return entry(name).make(), None
         raise SyntraError(
             "no image builder found: install podman (apt-get install podman) "
             "or docker with buildx and a running engine"
         )
-    if preference == "container":
-        preference = next((n for n in ("buildx", "podman") if available[n]), "podman")
-    if preference not in available:
-        raise SyntraError(f"unknown builder '{preference}'")
-    if not available[preference]:
-        hint = "apt-get install podman" if preference == "podman" else "docker with buildx"
-        raise SyntraError(f"builder '{preference}' is not usable here: install {hint}")
-    return _make(preference)
+    if preference not in BACKENDS:
+        raise SyntraError(f"unknown builder '{preference}' (one of: {', '.join(CHOICES)})")
+    chosen = entry(preference)
+    reason = chosen.unavailable()
+    if reason is None:
+        return chosen.make(), None
+    if not chosen.fallback:
+        raise SyntraError(f"builder '{preference}' is not usable here: {reason}")
+    backend, _ = select("auto")
+    return backend, f"{reason}: using the Linux builder"
 
 
-def _make(name: str) -> Builder:
-    from syntra.build import buildx, podman
-
-    return podman.Podman() if name == "podman" else buildx.Buildx()
+def layout_builder(backend: Backend, what: str) -> LayoutBuilder:
+    """`backend` when it writes OCI layouts; else one line saying `what` needs one."""
+    if not isinstance(backend, LayoutBuilder):
+        raise SyntraError(
+            f"{what} needs a builder that writes OCI layouts (podman or buildx); "
+            f"{backend.label} builds and pushes in one step"
+        )
+    return backend
 
 
 def which(program: str) -> str | None:

@@ -13,24 +13,26 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
-from syntra.build import BuildRequest, which
-from syntra.build.command import run_logged, shared_flags
+from syntra import process
+from syntra.build import BuildRequest, Entry, LayoutBuilder, which
+from syntra.build.flags import shared_flags
 
 
-def available() -> bool:
-    """docker with the buildx plugin and an engine that answers."""
+def unavailable() -> str | None:
+    """None for docker with the buildx plugin and an engine that answers."""
+    needs = "install docker with buildx and a running engine"
     if which("docker") is None:
-        return False
+        return needs
     docker = [str(part) for part in DockerClient().client_config.docker_cmd]
     try:
         run([*docker, "buildx", "version"])
         run([*docker, "info", "--format", "{{.ServerVersion}}"])
     except DockerException:
-        return False
-    return True
+        return needs
+    return None
 
 
-class Buildx:
+class Buildx(LayoutBuilder):
     name = "buildx"
 
     def __init__(self) -> None:
@@ -57,4 +59,7 @@ class Buildx:
         shutil.rmtree(request.layout, ignore_errors=True)
         env = {**os.environ, "SOURCE_DATE_EPOCH": str(request.source_date_epoch)}
         what = f"buildx build of {request.image.name} for {request.platform}"
-        run_logged(self.argv(request), request.log, what, env=env)
+        process.streamed(self.argv(request), request.log, what, env=env)
+
+
+ENTRY = Entry(unavailable, Buildx)

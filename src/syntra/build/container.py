@@ -4,7 +4,7 @@ Unlike podman and buildx it cannot hand out an OCI layout or push by digest, so 
 builds every platform at once and pushes one staging tag; Syntra then checks the
 pushed index through the registry API (the CLI has been seen to leave index
 children behind), repairs a gap with `image save` + skopeo, puts the real tags last,
-and records the result in the same `.syntra/out/` record as the Linux builders.
+and records the result in the same record as the Linux builders.
 
 This cannot run on Linux: it is verified against a recording stand-in that answers
 like CLI versions 0.4.x and 1.x (tests/standins/container).
@@ -13,22 +13,32 @@ like CLI versions 0.4.x and 1.x (tests/standins/container).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from syntra import refs
+from syntra import imagetest, preflight, process, refs
+from syntra.build import Entry
 from syntra.build.flags import image_flags
 from syntra.errors import SyntraError
-from syntra.layout import STATE_DIR
-from syntra.plan import ImagePlan
-from syntra.toolerrors import tool_failed
+from syntra.images import Job, finish
+from syntra.invocation import invocation
+from syntra.layout import build_log
+from syntra.oci import push
+from syntra.plan import BASE_IMAGE_ARG, ImagePlan
+from syntra.publish import index_children, locate
+from syntra.records import ImageRecord, TestResult
+from syntra.testbox import apple_boxes
 
+CLI_ENV = "SYNTRA_CONTAINER_CLI"
+"""Apple's CLI to run, when not `container` on PATH: a path, or a wrapper (one that runs
+it on a Mac over ssh, say). Set, it is taken as usable whatever this host is."""
 MAX_SPEC_BYTES = 16 * 1024
 STAGING_TAG = "syntra-staging"
 """The only tag the CLI pushes: the real tags go up through the registry API once the
@@ -90,20 +100,33 @@ def platform_flags(platforms: list[str]) -> list[str]:
     return [flag for p in platforms for flag in ("--platform", p)]
 
 
+def unavailable() -> str | None:
+    if os.environ.get(CLI_ENV):
+        return None
+    return unavailable_reason(Host.here(), shutil.which("container"))
+
+
 class AppleContainer:
+    """The build-and-push backend: `publish` is the whole of it."""
+
     name = "container"
 
     def __init__(self, program: str = "container") -> None:
         self.program = program
         self.version = parse_version(self._run("--version"))
 
+    @classmethod
+    def here(cls) -> AppleContainer:
+        return cls(os.environ.get(CLI_ENV) or "container")
+
+    @property
+    def label(self) -> str:
+        return f"container {'.'.join(map(str, self.version))}"
+
     def _run(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
-        done = subprocess.run(
-            [self.program, *args], input=stdin, capture_output=True, text=True, check=False
-        )
-        if check and done.returncode != 0:
-            raise tool_failed(f"container {args[0]}", done.returncode, done.stderr or done.stdout)
-        return done.stdout
+        return process.run(
+            [self.program, *args], f"container {args[0]}", stdin=stdin, check=check
+        ).out
 
     # The commands, one method each, so contract tests can name what they check.
 
@@ -153,13 +176,8 @@ class AppleContainer:
     def build(
         self, image: ImagePlan, root: Path, args: dict[str, str], epoch: int, log: Path
     ) -> None:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        argv = self.build_argv(image, root, args, epoch)
-        done = subprocess.run([self.program, *argv], capture_output=True, text=True, check=False)
-        log.write_text(f"$ container {' '.join(argv)}\n{done.stdout}{done.stderr}")
-        if done.returncode != 0:
-            output = f"{done.stdout}\n{done.stderr}"
-            raise tool_failed(f"container build of {image.name}", done.returncode, output, str(log))
+        argv = [self.program, *self.build_argv(image, root, args, epoch)]
+        process.run(argv, f"container build of {image.name}", log=log)
         for reference in image.destination.refs:  # the local store knows the real names
             self._run("image", "tag", staging_ref(image), reference)
 
@@ -183,6 +201,56 @@ class AppleContainer:
     def save(self, reference: str, output: Path) -> None:
         self._run("image", "save", "--output", str(output), reference)
 
+    def publish(self, job: Job) -> ImageRecord:
+        """Build every platform and push a staging tag; then check the index the CLI left
+        in the registry, repair missing children, and put the tags and the record."""
+        cli = self
+        image, destination = job.image, job.image.destination
+        preflight.build_secrets(job.root, [image])
+        if image.plugins:
+            raise SyntraError(
+                f"{image.name}: bundling plugins needs a named build context (--build-context), "
+                "which Apple's container CLI does not have; build this image with podman or buildx"
+            )
+        where = locate(job.loaded.config, destination)
+        where.registry.check_push(where.path)
+        scheme = "http" if destination.insecure else "https"
+        cli.ensure_started()
+        if where.registry.login:
+            login = where.registry.login
+            cli.login(where.registry.host, scheme, login.username, login.password)
+        cli.build(
+            image, job.root, job.args, job.plan.source_date_epoch, work_log(job.root, image.name)
+        )
+        staging = staging_ref(image)
+        tested: list[TestResult] = []
+        if image.tests:  # before the staging push: a failing image leaves the registry alone
+            save = partial(cli.save, staging)
+            with apple_boxes(cli.program, staging, image.platforms, save) as boxes:
+                tested = imagetest.run_tests(image, job.plan, job.root, boxes)
+        local = cli.local_digest(staging)
+        cli.push(staging, scheme)
+        children, missing = index_children(where, STAGING_TAG)
+        if missing:
+            repair_with_skopeo(cli, staging, destination.insecure)
+            children, missing = index_children(where, STAGING_TAG)
+            if missing:
+                raise SyntraError(f"{image.name}: {', '.join(missing)} still missing after repair")
+        index = where.registry.get_manifest(where.path, STAGING_TAG)
+        if index.digest != local:
+            raise SyntraError(
+                f"{image.name}: the registry holds {index.digest}, the local image is {local}"
+            )
+        # Tags last: everything they point at is verified.
+        push(where.registry, where.path, tags=dict.fromkeys(destination.tags, index))
+        facts = {
+            "builder": self.label,
+            "command": invocation(),
+            "base": job.args.get(BASE_IMAGE_ARG),
+        }
+        built = [child.model_copy(update=facts) for child in children]
+        return finish(job, where, index.digest, built, tested=tested)
+
 
 def _same_image(listed: str, reference: str) -> bool:
     """The CLI may list `docker.io/library/x:tag` for `x:tag`; compare without that prefix."""
@@ -203,14 +271,15 @@ def repair_with_skopeo(cli: AppleContainer, reference: str, insecure: bool) -> N
         archive = Path(folder) / "image.tar"
         cli.save(reference, archive)
         tls = "false" if insecure else "true"
-        done = subprocess.run(
+        process.run(
             ["skopeo", "copy", "--all", "--preserve-digests", f"--dest-tls-verify={tls}",
              f"oci-archive:{archive}", f"docker://{reference}"],
-            capture_output=True, text=True, check=False,
+            f"skopeo repair of {reference}",
         )  # fmt: skip
-        if done.returncode != 0:
-            raise SyntraError(f"skopeo could not repair {reference}: {done.stderr.strip()[-300:]}")
 
 
 def work_log(root: Path, image: str) -> Path:
-    return root / STATE_DIR / "logs" / image / "all-container.log"
+    return build_log(root, image, "all", "container")
+
+
+ENTRY = Entry(unavailable, AppleContainer.here, fallback=True)

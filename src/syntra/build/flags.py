@@ -4,8 +4,13 @@ importing them costs nothing (doit's no-op checks import the Apple backend)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from syntra.layout import plugins_dir
 from syntra.plan import ImagePlan
+
+if TYPE_CHECKING:
+    from syntra.build import BuildRequest
 
 
 def image_flags(
@@ -23,4 +28,15 @@ def image_flags(
     for secret in image.secrets:
         source = f"env={secret['env']}" if "env" in secret else f"src={root / secret['src']}"
         flags += ["--secret", f"id={secret['id']},{source}"]
+    return flags
+
+
+def shared_flags(request: BuildRequest) -> list[str]:
+    """What docker buildx and podman share: platform, spec, the image flags and the
+    plugins build context (the rendered specs `COPY --from=plugins <guest>.wasm`)."""
+    image = request.image
+    flags = ["--platform", request.platform, "--file", str(request.root / image.dockerfile)]
+    flags += image_flags(image, request.root, request.args)
+    if image.plugins:
+        flags += ["--build-context", f"plugins={plugins_dir(request.root)}"]
     return flags

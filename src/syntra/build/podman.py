@@ -7,12 +7,13 @@ import shutil
 
 from python_on_whales import DockerClient
 
-from syntra.build import BuildRequest, which
-from syntra.build.command import run_logged, shared_flags
+from syntra import process
+from syntra.build import BuildRequest, Entry, LayoutBuilder, which
+from syntra.build.flags import shared_flags
 
 
-def available() -> bool:
-    return which("podman") is not None
+def unavailable() -> str | None:
+    return None if which("podman") else "install podman (apt-get install podman)"
 
 
 def isolation() -> str:
@@ -21,7 +22,7 @@ def isolation() -> str:
     return os.environ.get("BUILDAH_ISOLATION", "chroot")
 
 
-class Podman:
+class Podman(LayoutBuilder):
     name = "podman"
 
     def __init__(self) -> None:
@@ -45,7 +46,10 @@ class Podman:
 
     def build(self, request: BuildRequest) -> None:
         what = f"podman build of {request.image.name} for {request.platform}"
-        run_logged(self.argv(request), request.log, what)
+        process.streamed(self.argv(request), request.log, what)
         image_id = request.layout.with_suffix(".iid").read_text().strip()
         shutil.rmtree(request.layout, ignore_errors=True)
-        run_logged(self.export_argv(request, image_id), request.log, f"export of {what}")
+        process.streamed(self.export_argv(request, image_id), request.log, f"export of {what}")
+
+
+ENTRY = Entry(unavailable, Podman)

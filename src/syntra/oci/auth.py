@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +24,8 @@ import requests
 from oras import defaults
 from oras.auth.utils import parse_auth_header
 
-from syntra.errors import SyntraError
+from syntra import process
+from syntra.errors import RegistryError, SyntraError
 
 DOCKER_HUB_HOSTS = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 TokenFetch = Callable[[str, dict[str, str]], requests.Response]
@@ -37,6 +38,9 @@ class Login:
     password: str = field(repr=False)
     source: str
     """Where it came from, for messages: `$PROD_USER / $PROD_PASSWORD`, a file, a helper."""
+
+    def __post_init__(self) -> None:
+        process.keep_secret(self.password)  # a tool's output must not show it
 
 
 def env_login(username_env: str, password_env: str) -> Login:
@@ -97,18 +101,15 @@ def _from_entry(entry: Any, source: str) -> Login | None:
 def _helper(name: str, host: str) -> Login | None:
     program = f"docker-credential-{name}"
     server = defaults.registry.index_server if host in DOCKER_HUB_HOSTS else host
-    try:
-        done = subprocess.run(
-            [program, "get"], input=server, capture_output=True, text=True, timeout=30, check=False
-        )
-    except FileNotFoundError:
-        raise SyntraError(f"credential helper {program} is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise SyntraError(f"credential helper {program} did not answer in 30 s") from None
-    if done.returncode != 0:
+    if shutil.which(program) is None:
+        raise SyntraError(f"credential helper {program} is not installed")
+    done = process.run([program, "get"], check=False, stdin=server, timeout=30)
+    if done.code is None:
+        raise SyntraError(f"credential helper {program} did not answer in 30 s")
+    if not done.ok:
         return None  # "credentials not found in native keychain"
     try:
-        answer = json.loads(done.stdout)
+        answer = json.loads(done.out)
     except ValueError:
         raise SyntraError(f"credential helper {program} did not answer with JSON") from None
     if not isinstance(answer, dict) or not answer.get("Username") or not answer.get("Secret"):
@@ -187,14 +188,14 @@ class Authenticator:
         params = {key: value for key, value in (("service", service), ("scope", scope)) if value}
         response = fetch(realm, params)
         if response.status_code in (401, 403):
-            raise SyntraError(f"{self.label}: {self.refused()}")
+            raise RegistryError(f"{self.label}: {self.refused()}")
         try:
             body = response.json()
         except ValueError:
             body = None
         token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
         if response.status_code != 200 or not isinstance(token, str):
-            raise SyntraError(
+            raise RegistryError(
                 f"{self.label}: token service {realm} answered {response.status_code} "
                 "without a token"
             )

@@ -23,7 +23,7 @@ import requests
 import urllib3
 
 from syntra import installed_version
-from syntra.errors import SyntraError, one_line
+from syntra.errors import RegistryError, SyntraError, one_line
 from syntra.oci.auth import Authenticator, Login
 from syntra.oci.media import ACCEPT, Document, digest_of, is_digest
 from syntra.oci.retry import RETRIABLE_STATUS, RetryPolicy
@@ -138,7 +138,7 @@ class Client:
             except _Transient as exc:
                 if not attempts.wait(exc.retry_after):
                     tries = f"{attempts.number} tr{'y' if attempts.number == 1 else 'ies'}"
-                    raise SyntraError(
+                    raise RegistryError(
                         f"{self.label}: {request.what}: {exc.reason} (gave up after {tries})"
                     ) from None
 
@@ -175,15 +175,15 @@ class Client:
                 return response
             except requests.exceptions.SSLError as exc:
                 if "wrong version number" in str(exc).lower() or "record layer" in str(exc):
-                    raise SyntraError(
+                    raise RegistryError(
                         f"{self.label}: TLS handshake failed; if this registry speaks plain "
                         "HTTP, declare it under registries with insecure: true"
                     ) from None
                 raise _Transient(f"TLS: {_network_reason(exc)}") from None
             except (requests.exceptions.InvalidURL, requests.exceptions.TooManyRedirects) as exc:
-                raise SyntraError(f"{self.label}: {request.what}: {type(exc).__name__}") from None
+                raise RegistryError(f"{self.label}: {request.what}: {type(exc).__name__}") from None
             except FileNotFoundError as exc:
-                raise SyntraError(f"{self.label}: {request.what}: {exc}") from None
+                raise RegistryError(f"{self.label}: {request.what}: {exc}") from None
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 raise _Transient(_network_reason(exc)) from None
             finally:
@@ -200,14 +200,14 @@ class Client:
     def fail(self, response: requests.Response, what: str) -> SyntraError:
         """The one line for an answer that will not get better by asking again."""
         if response.status_code == 401 or (response.status_code == 403 and self.login is None):
-            return SyntraError(f"{self.label}: {self.auth.refused()}")
+            return RegistryError(f"{self.label}: {self.auth.refused()}")
         if response.status_code == 403:
             user = self.login.username if self.login else ""
-            return SyntraError(
+            return RegistryError(
                 f"{self.label}: {what}: refused for '{user}' (403 {_registry_error(response)})"
             )
         detail = _registry_error(response)
-        return SyntraError(f"{self.label}: {what}: {response.status_code} {detail}".rstrip())
+        return RegistryError(f"{self.label}: {what}: {response.status_code} {detail}".rstrip())
 
     def _url(self, repository: str, kind: str, reference: str) -> str:
         return f"{self.base}/v2/{repository}/{kind}/{reference}"
@@ -234,7 +234,7 @@ class Client:
         digest = response.headers.get("Docker-Content-Digest")
         if is_digest(reference):
             if digest and digest != reference:
-                raise SyntraError(f"{self.label}: {what}: the registry names another digest")
+                raise RegistryError(f"{self.label}: {what}: the registry names another digest")
             return reference
         return digest or self.get_manifest(repository, reference).digest
 
@@ -243,7 +243,7 @@ class Client:
         tag, to the registry's Docker-Content-Digest when it sends one."""
         found = self.find_manifest(repository, reference)
         if found is None:
-            raise SyntraError(f"{self.label}: manifest {repository}:{reference} is not there")
+            raise RegistryError(f"{self.label}: manifest {repository}:{reference} is not there")
         return found
 
     def find_manifest(self, repository: str, reference: str) -> Document | None:
@@ -267,7 +267,9 @@ class Client:
         try:
             body = document.json()
         except ValueError:
-            raise SyntraError(f"{self.label}: {what}: the registry sent no JSON manifest") from None
+            raise RegistryError(
+                f"{self.label}: {what}: the registry sent no JSON manifest"
+            ) from None
         return Document(response.content, media_type or str(body.get("mediaType", "")))
 
     def put_manifest(self, repository: str, reference: str, document: Document) -> str:
@@ -304,14 +306,14 @@ class Client:
             try:
                 listed = response.json().get("tags") or []
             except (ValueError, AttributeError):
-                raise SyntraError(f"{self.label}: {what}: the registry sent no JSON") from None
+                raise RegistryError(f"{self.label}: {what}: the registry sent no JSON") from None
             if not isinstance(listed, list):
-                raise SyntraError(f"{self.label}: {what}: the tag list is not a list")
+                raise RegistryError(f"{self.label}: {what}: the tag list is not a list")
             found |= dict.fromkeys(tag for tag in listed if isinstance(tag, str))
             following = response.links.get("next", {}).get("url")
             url = urljoin(url, following) if following else None
             if url and not url.startswith(self.base + "/"):
-                raise SyntraError(f"{self.label}: {what}: the next page is on another host")
+                raise RegistryError(f"{self.label}: {what}: the next page is on another host")
             params = None
         return list(found)
 
@@ -322,7 +324,7 @@ class Client:
         if response.status_code in (405, 400) or (
             response.status_code == 404 and not is_digest(reference)
         ):
-            raise SyntraError(
+            raise RegistryError(
                 f"{self.label}: {what}: the registry does not allow deleting "
                 + ("this tag" if not is_digest(reference) else "manifests")
             )
@@ -349,7 +351,7 @@ class Client:
         try:
             return Document(response.content, "").children()
         except ValueError:
-            raise SyntraError(f"{self.label}: {what}: malformed referrers index") from None
+            raise RegistryError(f"{self.label}: {what}: malformed referrers index") from None
 
     # Blobs ----------------------------------------------------------------------
 
@@ -433,7 +435,7 @@ class Client:
                 return
             except _Transient as exc:
                 if not attempts.wait(exc.retry_after):
-                    raise SyntraError(
+                    raise RegistryError(
                         f"{self.label}: {what}: {exc.reason} "
                         f"(gave up after {attempts.number} tries)"
                     ) from None

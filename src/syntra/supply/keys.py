@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from syntra import process
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
 
@@ -93,7 +94,7 @@ def passphrase(variable: str) -> bytes:
     value = os.environ.get(variable)
     if value is None:  # empty is a passphrase too (cosign allows it)
         raise SyntraError(f"the signing key's passphrase is read from {variable}, which is not set")
-    return value.encode()
+    return process.keep_secret(value).encode()
 
 
 def generate(private: Path, passphrase_env: str) -> Path:

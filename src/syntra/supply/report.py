@@ -27,8 +27,7 @@ def run_verify(
     chain = loaded.config.supply_chain
     trust = KeyTrust(keys.load_public(key)) if key else trust_for(loaded)
     plan = build_plan(loaded)
-    artifacts = {i.name: i.destinations for i in plan.images}
-    artifacts |= {g.name: g.destinations for g in plan.guests if g.destination.registry}
+    artifacts = {output.name: output.destinations for output in plan.outputs()}
     checks: list[Check] = []
     if ref and ref not in artifacts:
         where, version = registry_for_ref(loaded.config, ref, insecure)

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -22,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from syntra import installed_version
+from syntra import installed_version, process
 from syntra.errors import SyntraError
 from syntra.supply.contents import Component
 
@@ -63,9 +62,7 @@ def scan(
         argv = [syft(), "scan", source, "--source-name", name, "--source-version", version, "-q"]
         for output in outputs:
             argv += ["-o", output]
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-        if done.returncode != 0:
-            raise SyntraError(f"syft could not scan {source}: {done.stderr.strip()[-300:]}")
+        process.run(argv, f"syft scan of {source}", env=env)
         return {fmt: (Path(folder) / fmt).read_bytes() for fmt in formats}
 
 

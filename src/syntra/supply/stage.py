@@ -90,7 +90,7 @@ def _sboms(
     """Each format's SBOM of `subject`, normalised: syft's for an image (with the plugins
     it bundles), the artifact's own parts for a wasm guest."""
     if isinstance(record, WasmRecord):
-        guest = next(g for g in plan.guests if g.name == record.name)
+        guest = plan.guest(record.name)
         wasm = _wasm_bytes(loaded, record, where)
         purl = artifact_purl(record.name, record.digest, where.identity)
         version = _version_of(where, record.digest)
@@ -153,7 +153,7 @@ def _wasm_part(
 def _plugin(loaded: Loaded, plan: Plan, name: str) -> Component:
     """A plugin as its image bundles it (the file at /opt/plugins), with its parts; from
     the registry when this checkout has only the guest's record (a CI signing job)."""
-    guest = next(g for g in plan.guests if g.name == name)
+    guest = plan.guest(name)
     record = find_record(loaded.root, name)
     path = plugin_file(loaded.root, name)
     if path.is_file():
@@ -188,7 +188,7 @@ def provenance(loaded: Loaded, plan: Plan, record: Record) -> dict[str, Any]:
         commands = sorted({p.command for p in record.platforms if p.command} or {record.command})
         builders = sorted({p.builder for p in record.platforms if p.builder})
     else:
-        guest = next(g for g in plan.guests if g.name == record.name)
+        guest = plan.guest(record.name)
         tree = hashlib.sha256()
         for path in source_files(loaded.root / guest.source):
             tree.update(str(path.relative_to(loaded.root)).encode() + b"\0")

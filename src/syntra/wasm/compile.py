@@ -11,15 +11,14 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from syntra import process
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
 from syntra.plan import GuestPlan
-from syntra.toolerrors import tool_failed
 from syntra.wasm import deterministic
 
 SWIFT_TOOLCHAIN = Path("/opt/swift/usr/bin")
@@ -50,17 +49,13 @@ def _run(
 ) -> None:
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0", **(extra or {})}
     env["RUST_BACKTRACE"] = "0"  # componentize-py's frames would bury the guest's error
-    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise tool_failed(what, done.returncode, f"{done.stdout}\n{done.stderr}")
+    process.run(argv, what, cwd=cwd, env=env)
 
 
 def wasm_sdks() -> list[str]:
     """Installed Swift SDKs for WebAssembly (`swift sdk list`)."""
-    done = subprocess.run(
-        [swift_tool("swift"), "sdk", "list"], capture_output=True, text=True, check=False
-    )
-    return [line.strip() for line in done.stdout.splitlines() if "wasm" in line.lower()]
+    done = process.run([swift_tool("swift"), "sdk", "list"], check=False)
+    return [line.strip() for line in done.out.splitlines() if "wasm" in line.lower()]
 
 
 def swift_mode(guest: GuestPlan) -> str:
@@ -139,10 +134,8 @@ def toolchain(guest: GuestPlan) -> dict[str, str]:
     """The compilers that build `guest`, by name, with their versions."""
     if guest.language == "python":
         return {"componentize-py": importlib.metadata.version("componentize-py")}
-    done = subprocess.run(
-        [swift_tool("swiftc"), "--version"], capture_output=True, text=True, check=False
-    )
-    found = re.search(r"Swift version (\S+)", done.stdout + done.stderr)
+    done = process.run([swift_tool("swiftc"), "--version"], check=False)
+    found = re.search(r"Swift version (\S+)", done.out + done.err)
     return {"swift": found.group(1) if found else "unknown"}
 
 

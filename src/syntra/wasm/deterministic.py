@@ -17,9 +17,10 @@ import hashlib
 import os
 import platform
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from syntra import process
 
 SHIM = Path(__file__).with_name("deterministic.c")
 LIBFAKETIME = "/usr/lib/*/faketime/libfaketimeMT.so.1"
@@ -36,12 +37,12 @@ def _shim(cache: Path) -> Path | str:
         return "no C compiler for the deterministic host (install gcc)"
     cache.mkdir(parents=True, exist_ok=True)
     built = library.with_name(f".{library.name}.{os.getpid()}.building")
-    done = subprocess.run(
+    done = process.run(
         [compiler, "-O2", "-shared", "-fPIC", "-o", str(built), str(SHIM), "-ldl", "-lpthread"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        check=False,
+    )
+    if not done.ok:
+        last = (done.err.strip().splitlines() or [f"exit {done.code}"])[-1]
         return f"the deterministic host does not compile: {last}"
     built.replace(library)
     return library
@@ -69,10 +70,7 @@ def host_environment(cache: Path, epoch: int) -> tuple[dict[str, str], str | Non
     }
     # The probe: under the host, the first file a process stats is inode 1, with every
     # timestamp at `epoch`; anything else means the preload or seccomp was refused.
-    probe = subprocess.run(
-        ["stat", "-c", "%i %Y", "/"], env={**os.environ, **env},
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if probe.stdout.split() != ["1", str(epoch)]:
+    probe = process.run(["stat", "-c", "%i %Y", "/"], env={**os.environ, **env}, check=False)
+    if probe.out.split() != ["1", str(epoch)]:
         return {}, "not byte-reproducible: the deterministic host does not work here"
     return env, None

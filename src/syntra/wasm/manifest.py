@@ -22,7 +22,7 @@ def describe(config: Config, plan: Plan, root: Path, image: ImagePlan) -> dict[s
     cache = wasm_cache(root)
     entries = []
     for name in image.plugins:
-        guest = next(g for g in plan.guests if g.name == name)
+        guest = plan.guest(name)
         wasm = plugin_file(root, name)
         sandbox = Sandbox(name, wasm, guest.limits, cache)
         published = None

@@ -9,13 +9,12 @@ components: those are kept as built.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from syntra.errors import SyntraError
+from syntra import process
+from syntra.errors import SyntraError, ToolError
 from syntra.fsutil import write_atomic
-from syntra.toolerrors import tool_failed
 from syntra.wasm import kind_of_file
 
 # LLVM feature name → binaryen flag where they differ.
@@ -87,10 +86,11 @@ def optimize(raw: Path, output: Path, level: str) -> Optimized:
     temp = output.with_name(f".{output.name}.optimizing")
     argv = [program, f"-{level}", "--strip-debug", "--strip-producers", "--strip-target-features",
             *feature_flags(target_features(data)), str(raw), "-o", str(temp)]  # fmt: skip
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
+    try:
+        process.run(argv, "wasm-opt")
+    except ToolError:
         temp.unlink(missing_ok=True)
-        raise tool_failed("wasm-opt", done.returncode, f"{done.stdout}\n{done.stderr}")
+        raise
     optimized = temp.read_bytes()
     temp.unlink()
     write_atomic(output, optimized)

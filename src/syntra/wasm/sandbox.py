@@ -4,7 +4,7 @@ Each call gets a fresh store: linear memory capped by store limits, wall-clock t
 by epoch interruption (a timer bumps the engine's epoch when `max_ms` is over),
 and fuel when the guest sets it. Components get WASI preview 2 with nothing to
 see: no files, no environment, no arguments. Compiled code is cached under
-.syntra/wasm-cache, keyed by the wasm digest and the wasmtime version.
+the wasm cache (`layout.wasm_cache`), keyed by the wasm digest and the wasmtime version.
 """
 
 from __future__ import annotations

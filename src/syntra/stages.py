@@ -1,0 +1,182 @@
+"""The pipeline's stages, one shape for all: `stage(ctx, name) -> lines`.
+
+A stage does its work for one artifact (or the whole run, with `name` empty) and
+yields what to report. `tasks.py` makes doit tasks of them and `cli.py` commands;
+neither adds logic. A stage raises SyntraError (or OSError) with one line; the
+adapters say which stage and artifact it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+
+from syntra import refs
+from syntra.context import Context
+from syntra.fsutil import write_atomic
+from syntra.layout import (
+    plugin_file,
+    snapshot_dir,
+    wasm_cache,
+    wasm_raw,
+    wasm_tools,
+)
+from syntra.plan import Output
+
+Report = Iterator[str]
+Stage = Callable[[Context, str], Report]
+
+
+def preflight(ctx: Context, name: str = "") -> Report:
+    """Build secrets, the signing key and push access to every registry, before a full
+    run starts any long work."""
+    from syntra import preflight as checks
+
+    checks.build_secrets(ctx.root, ctx.plan.images)
+    if ctx.snapshot:  # nothing is signed or pushed
+        return
+    checks.signing(ctx.loaded)
+    checks.push_access(ctx.loaded, checks.destinations(ctx.plan))
+    yield from ()
+
+
+def render(ctx: Context, name: str) -> Report:
+    """ContainerSpecs/<image>/{Dockerfile,Containerfile} from templates."""
+    from syntra import render as specs
+
+    rendered = specs.render_image(ctx.plan.image(ctx.check_image(name)), ctx.root, ctx.plan.project)
+    for path in specs.write(rendered, ctx.root):
+        yield f"rendered {path}"
+
+
+def prune(ctx: Context, name: str = "") -> Report:
+    """Specs of images no longer in syntra.yaml, removed."""
+    from syntra import render as specs
+
+    for path in specs.prune(ctx.plan, ctx.root):
+        yield f"removed {path}/ (no such image)"
+
+
+def workflows(ctx: Context, name: str = "") -> Report:
+    """.github/workflows/ from syntra.yaml; workflows no longer generated, removed."""
+    from syntra import ci
+
+    for path in ci.write(ci.render(ctx.loaded, ctx.plan), ctx.root):
+        yield f"rendered {path}"
+
+
+def image(ctx: Context, name: str) -> Report:
+    """Every platform built with the run's backend, tested and pushed with its tags; in
+    a snapshot run, written to dist/snapshot/<image>.oci.tar instead."""
+    from syntra import build
+    from syntra.images import build_to, image_job
+
+    job = image_job(ctx, name)
+    backend, note = build.select(ctx.builder)
+    if note:
+        yield f"{name}: {note}"
+    platforms = ", ".join(job.image.platforms)
+    if ctx.snapshot:
+        archive = snapshot_archive(ctx, name)
+        output = f"oci-archive:{archive}:{refs.tag_of(ctx.plan.version)}"
+        written = build_to(job, backend, job.image.platforms, output)
+        yield f"{name}: snapshot of {platforms}: {written}; nothing pushed"
+        return
+    record = backend.publish(job)
+    if record.retagged:
+        yield f"{name}: {platforms} unchanged (already built from these inputs): retagged"
+    else:
+        yield f"{name}: built {platforms} with {backend.label}"
+    for result in record.tests:
+        yield f"{name} {result.platform}: {result.test}: passed"
+    yield f"{name}: {record.digest} -> {', '.join(record.refs)}"
+
+
+def container(ctx: Context, name: str) -> Report:
+    """`image` with Apple's container CLI; off a Mac, the Linux builder with a note."""
+    yield from image(dataclasses.replace(ctx, builder="container"), name)
+
+
+def snapshot_archive(ctx: Context, image: str) -> str:
+    return str(snapshot_dir(ctx.root) / f"{image}.oci.tar")
+
+
+def merge(ctx: Context, name: str) -> Report:
+    """The index over the digests `syntra build --push-by-digest` pushed, with its tags."""
+    from syntra.images import image_job
+    from syntra.images import merge as merge_index
+
+    record = merge_index(image_job(ctx, name))
+    yield f"{name}: {record.digest} -> {', '.join(record.refs)}"
+
+
+def wasm_compile(ctx: Context, name: str) -> Report:
+    from syntra.wasm import compile
+
+    guest, root = ctx.plan.guest(name), ctx.root
+    raw = wasm_raw(root, name)
+    caveat = compile.compile_guest(
+        guest, root, raw, guest.source_date_epoch, wasm_cache(root), wasm_tools(root, name)
+    )
+    note = f" ({caveat})" if caveat else ""
+    yield f"{name}: compiled {raw.stat().st_size} bytes{note}"
+
+
+def wasm_optimize(ctx: Context, name: str) -> Report:
+    from syntra.wasm import optimize
+
+    guest = ctx.plan.guest(name)
+    result = optimize.optimize(wasm_raw(ctx.root, name), ctx.root / guest.output, guest.optimize)
+    sizes = f"{result.size_before} -> {result.size_after} bytes"
+    yield f"{name}: {result.kind}, {sizes} ({result.note})"
+
+
+def wasm_test(ctx: Context, name: str) -> Report:
+    from syntra.wasm import sandbox
+
+    guest = ctx.plan.guest(name)
+    for call in sandbox.run_tests(guest, ctx.root / guest.output, wasm_cache(ctx.root)):
+        shown = ", ".join(json.dumps(arg) for arg in call.args)
+        value = json.dumps(call.value)
+        yield f"{name}: {call.call}({shown}) = {value} in {call.elapsed_ms:.1f} ms"
+
+
+def wasm_publish(ctx: Context, name: str) -> Report:
+    from syntra.wasm import artifact
+
+    guest = ctx.plan.guest(name)
+    wasm = ctx.root / guest.output
+    record = artifact.publish(
+        ctx.loaded.config, guest, ctx.plan, wasm, ctx.root, wasm_cache(ctx.root)
+    )
+    yield f"{name}: {record.digest} -> {', '.join(record.refs)}"
+
+
+def wasm_snapshot(ctx: Context, name: str) -> Report:
+    target = snapshot_dir(ctx.root) / f"{name}.wasm"
+    write_atomic(target, plugin_file(ctx.root, name).read_bytes())
+    yield f"{name}: snapshot {target.relative_to(ctx.root)}; nothing pushed"
+
+
+def supply(ctx: Context, name: str) -> Report:
+    """Signatures, SBOM attestations and provenance for the digests of `name`'s record,
+    in every registry it went to (each signs for its own name)."""
+    from syntra.records import read_record
+    from syntra.supply.stage import secure
+
+    record = read_record(ctx.root, name)
+    for destination in output(ctx, name).destinations:
+        for line in secure(ctx.loaded, ctx.plan, record, destination):
+            yield f"{name}: {line}"
+
+
+def release(ctx: Context, name: str = "") -> Report:
+    """The verified digests of a vX.Y.Z commit, promoted to the release tags."""
+    from syntra.release import run_release
+
+    yield from run_release(ctx.loaded, ctx.plan, dry_run=ctx.dry_run)
+
+
+def output(ctx: Context, name: str) -> Output:
+    return next(o for o in ctx.plan.outputs() if o.name == name)
