@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 
 from syntra.oci import Client
-from syntra.supply.contents import Component, python_components, swift_components
+from syntra.supply.contents import Component
 from syntra.supply.sbom import describe, normalise
 from syntra.wasm import deterministic, kind_of
 from syntra.wasm.compile import recorded_toolchain
+from syntra.wasm.languages.python import components as python_components
+from syntra.wasm.languages.swift import components as swift_components
 from syntra.wasm.optimize import feature_flags, target_features
 from tests.conftest import REPO, commit, git, ran, run, skopeo
 from tests.support.oci import layer_files, validate

@@ -37,6 +37,7 @@ from syntra.layout import digests_dir, plugins_dir, records_dir
 from syntra.matrix import chunk_count
 from syntra.plan import Plan
 from syntra.supply import keys
+from syntra.wasm.languages import language
 
 WORKFLOWS_DIR = ".github/workflows"
 HEADER = (
@@ -50,7 +51,6 @@ DEFAULT_ACTIONS = {
     "actions/download-artifact": ("37930b1c2abaa49bbe596cd826c3c89aef350131", "v7.0.0"),
 }
 """Commit SHAs of the action versions Syntra emits (all run on Node 24)."""
-SWIFT_SDK_ACTION = "swiftwasm/setup-swiftwasm"
 PULL_REQUEST = "github.event_name == 'pull_request'"
 PUSHED = "github.event_name != 'pull_request'"
 Job = dict[str, Any]
@@ -109,8 +109,9 @@ class _Steps:
                 "run": "sudo apt-get update\nsudo apt-get install -y binaryen faketime",
             }
         ]
-        if any(g.language == "swift" and g.mode == "wasi" for g in self.plan.guests):
-            steps.append(self.uses(SWIFT_SDK_ACTION))
+        for name in sorted({g.language for g in self.plan.guests}):
+            actions = language(name).ci_actions([g for g in self.plan.guests if g.language == name])
+            steps += [self.uses(action) for action in actions]
         return steps
 
 

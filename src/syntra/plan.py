@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from syntra import refs
 from syntra.config import Loaded
-from syntra.config.model import Config, Guest, Image
+from syntra.config.model import Config, Guest, GuestBase, Image
 from syntra.layout import DEFAULT_TEMPLATE, SPECS_DIR, plugin_file
 from syntra.templating import render_inline
 from syntra.versioning import BuildVersion, derive, last_change, read_git
@@ -66,12 +66,9 @@ class ImagePlan:
 class GuestPlan:
     name: str
     language: str
-    mode: str
+    settings: Guest
+    """The guest as syntra.yaml gives it: its language's own model (wasm/languages/)."""
     source: str
-    product: str | None
-    world: str | None
-    wit: str | None
-    app: str
     optimize: str
     output: str
     limits: dict[str, int | None]
@@ -87,8 +84,9 @@ class GuestPlan:
         return [self.destination, *self.mirrors]
 
     def compile_inputs(self) -> dict[str, Any]:
-        """What the compiled bytes depend on besides the sources."""
-        return {k: getattr(self, k) for k in ("language", "mode", "product", "world", "wit", "app")}
+        """What the compiled bytes depend on besides the sources: the language's settings."""
+        shared = set(GuestBase.model_fields)
+        return self.settings.model_dump(mode="json", exclude=shared)
 
 
 @dataclass(frozen=True)
@@ -118,7 +116,10 @@ class Plan:
     matrix: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for shown, guest in zip(data["guests"], self.guests, strict=True):
+            shown["settings"] = guest.compile_inputs()
+        return data
 
     def image(self, name: str) -> ImagePlan:
         return next(image for image in self.images if image.name == name)
@@ -307,27 +308,26 @@ def _tests(
 
 
 def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> GuestPlan:
-    sources = [guest.source, *([guest.wit] if guest.wit else [])]
+    from syntra.wasm.languages import language
+
     destination, *mirrors = _destinations(
         loaded, "wasm", name, guest.registry, guest.repository, guest.tags, context
     )
-    return GuestPlan(
+    planned = GuestPlan(
         name=name,
         language=guest.language,
-        mode=guest.mode,
+        settings=guest,
         source=guest.source,
-        product=guest.product,
-        world=guest.world,
-        wit=guest.wit,
-        app=guest.app,
         optimize=guest.optimize,
         output=str(plugin_file(Path(), name)),
         limits=guest.limits.model_dump(),
         tests=[test.model_dump(exclude_unset=True) for test in guest.tests],
         destination=destination,
         mirrors=mirrors,
-        source_date_epoch=last_change(loaded.root, sources, int(context["source_date_epoch"])),
     )
+    sources = language(guest.language).sources(planned)
+    built_at = last_change(loaded.root, sources, int(context["source_date_epoch"]))
+    return dataclasses.replace(planned, source_date_epoch=built_at)
 
 
 def _rfc3339(epoch: int) -> str:

@@ -21,43 +21,57 @@ def markdown_reference() -> str:
     schema = json_schema()
     defs = schema.get("$defs", {})
     sections: list[str] = []
+    shown: set[int] = set()
 
     def table(title: str, node: dict[str, Any]) -> None:
         rows = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
         nested: list[tuple[str, dict[str, Any]]] = []
         required = set(node.get("required", []))
         for key, prop in node.get("properties", {}).items():
-            kind, child, suffix = _kind(prop, defs)
-            default = "required" if key in required else "" if child else _default(prop)
+            kind, children, suffix = _kind(prop, defs)
+            default = "required" if key in required else "" if children else _default(prop)
             rows.append(f"| `{key}` | {kind} | {default} | {prop.get('description', '')} |")
-            if child is not None:
-                nested.append((f"{title}.{key}{suffix}" if title else f"{key}{suffix}", child))
+            path = f"{title}.{key}{suffix}" if title else f"{key}{suffix}"
+            nested += [(path + variant, child) for variant, child in children]
         sections.append(f"#### `{title or 'top level'}`\n\n" + "\n".join(rows) + "\n")
         for name, child in nested:
-            table(name, child)
+            if id(child) not in shown:  # a model several variants share: once, first
+                shown.add(id(child))
+                table(name, child)
 
     table("", schema)
     return "\n".join(sections)
 
 
-def _kind(prop: dict[str, Any], defs: dict[str, Any]) -> tuple[str, dict[str, Any] | None, str]:
-    """A readable type, the model behind it (if any) and the path suffix to reach it."""
+Children = list[tuple[str, dict[str, Any]]]
+"""The models behind a type, each with what tells it apart (` (language: swift)`)."""
+
+
+def _kind(prop: dict[str, Any], defs: dict[str, Any]) -> tuple[str, Children, str]:
+    """A readable type, the models behind it and the path suffix to reach them."""
     options = [p for p in prop.get("anyOf", [prop]) if p.get("type") != "null"]
     if len(options) > 1:
-        return " or ".join(_kind(p, defs)[0] for p in options), None, ""
+        return " or ".join(_kind(p, defs)[0] for p in options), [], ""
     node = options[0]
     if "$ref" in node:
-        return "mapping", defs[node["$ref"].rsplit("/", 1)[-1]], ""
+        return "mapping", [("", defs[node["$ref"].rsplit("/", 1)[-1]])], ""
+    if "oneOf" in node and "discriminator" in node:  # one model per value of a key
+        key = node["discriminator"]["propertyName"]
+        mapping = node["discriminator"]["mapping"]
+        children = [
+            (f" ({key}: {tag})", defs[ref.rsplit("/", 1)[-1]]) for tag, ref in mapping.items()
+        ]
+        return f"mapping, by `{key}`", sorted(children), ""
     if "enum" in node or "const" in node:
         values = node.get("enum", [node.get("const")])
-        return " \\| ".join(f"`{v}`" for v in values), None, ""
+        return " \\| ".join(f"`{v}`" for v in values), [], ""
     if node.get("type") == "array":
-        inner, child, _ = _kind(node.get("items", {}), defs)
-        return f"list of {inner}", child, "[]"
+        inner, children, _ = _kind(node.get("items", {}), defs)
+        return f"list of {inner}", children, "[]"
     if node.get("type") == "object" and isinstance(node.get("additionalProperties"), dict):
-        inner, child, _ = _kind(node["additionalProperties"], defs)
-        return f"mapping of name → {inner}", child, ".<name>"
-    return str(node.get("type", "any")), None, ""
+        inner, children, _ = _kind(node["additionalProperties"], defs)
+        return f"mapping of name → {inner}", children, ".<name>"
+    return str(node.get("type", "any")), [], ""
 
 
 def _default(prop: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from syntra.plan import GuestPlan, ImagePlan, Plan
 from syntra.records import ImageRecord, Record, WasmRecord, find_record
+from syntra.wasm.languages import language
 
 A = TypeVar("A", ImagePlan, GuestPlan)
 
@@ -31,11 +32,8 @@ def plan_text(plan: Plan) -> str:
         ]
         lines += _refs(image.destination.refs)
     for guest in plan.guests:
-        mode = f" ({guest.mode})" if guest.language == "swift" else ""
-        lines += [
-            "",
-            f"guest {guest.name}  {guest.language}{mode}  {guest.source} -> {guest.output}",
-        ]
+        described = language(guest.language).describe(guest)
+        lines += ["", f"guest {guest.name}  {described}  {guest.source} -> {guest.output}"]
         lines += _refs(guest.destination.refs)
     return "\n".join(lines)
 

@@ -113,11 +113,10 @@ def _image_test(document: Document, loc: Loc, test: ImageTest) -> None:
 
 
 def _guest(config: Config, document: Document, root: Path, loc: Loc, guest: Guest) -> None:
-    _exists(document, root, (*loc, "source"), guest.source, dir=True)
-    if guest.wit:
-        _exists(document, root, (*loc, "wit"), guest.wit, dir=True)
-    if guest.language == "python" and not guest.world:
-        raise document.error(loc, "missing required key 'world' (python guests)", key=True)
+    for key in ("source", "wit"):  # the folders a guest of any language may name
+        folder = getattr(guest, key, None)
+        if folder:
+            _exists(document, root, (*loc, key), folder, dir=True)
     _artifact_registry(config, document, loc, guest.registry)
 
 

@@ -358,16 +358,11 @@ class Limits(Strict):
     fuel: int | None = Field(None, gt=0, description="Instruction fuel per call.")
 
 
-class Guest(Strict):
-    language: Literal["swift", "python"] = Field(description="Guest language.")
+class GuestBase(Strict):
+    """What every guest has, whatever its language."""
+
+    language: str = Field(description="Guest language: the keys below it depend on it.")
     source: RepoPath = Field(description="Source directory.")
-    mode: Literal["auto", "embedded", "wasi"] = Field(
-        "auto", description="Swift: Embedded Swift (stock toolchain) or a WASI Swift SDK."
-    )
-    product: str | None = Field(None, description="Swift product / output name.")
-    world: str | None = Field(None, description="Python: the WIT world to componentize.")
-    wit: RepoPath | None = Field(None, description="Python: WIT directory; default `<source>/wit`.")
-    app: str = Field("app", description="Python: the module implementing the world.")
     optimize: Literal["O0", "O1", "O2", "O3", "O4", "Os", "Oz"] = Field(
         "Os", description="wasm-opt level."
     )
@@ -379,6 +374,25 @@ class Guest(Strict):
     )
     repository: Repository | None = Field(None, description="Default: `<project>/<guest>`.")
     tags: list[Template] | None = Field(None, min_length=1, description="Default: defaults.")
+
+
+class SwiftGuest(GuestBase):
+    language: Literal["swift"] = Field(description="Guest language.")
+    mode: Literal["auto", "embedded", "wasi"] = Field(
+        "auto", description="Embedded Swift (stock toolchain) or a WASI Swift SDK."
+    )
+    product: str | None = Field(None, description="Swift product / output name.")
+
+
+class PythonGuest(GuestBase):
+    language: Literal["python"] = Field(description="Guest language.")
+    world: str = Field(description="The WIT world to componentize.")
+    wit: RepoPath | None = Field(None, description="WIT directory; default `<source>/wit`.")
+    app: str = Field("app", description="The module implementing the world.")
+
+
+Guest = Annotated[SwiftGuest | PythonGuest, Field(discriminator="language")]
+"""One model per language (wasm/languages/ holds what each does), told apart by `language`."""
 
 
 class Signing(Strict):

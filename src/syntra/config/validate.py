@@ -42,19 +42,80 @@ def first_error(exc: ValidationError, document: Document) -> ConfigError:
 
 
 def _to_config_error(error: ErrorDetails, document: Document) -> ConfigError:
-    loc: Loc = tuple(part for part in error["loc"] if part != "[key]")
+    full: Loc = tuple(part for part in error["loc"] if part != "[key]")
+    loc, tag = _without_tags(full)
     kind = error["type"]
     if kind == "extra_forbidden":
-        return document.error(loc, _unknown_key(loc), key=True)
-    if kind == "missing":
-        parent, name = loc[:-1], loc[-1]
+        return document.error(loc, _unknown_key(full), key=True)
+    if kind in ("missing", "union_tag_not_found"):
+        key = (error.get("ctx") or {}).get("discriminator", "").strip("'")
+        parent, name = (loc, key) if kind == "union_tag_not_found" else (loc[:-1], loc[-1])
         position, _ = document.position(parent, key=True)
-        return ConfigError(position, format_loc(parent), f"missing required key '{name}'")
+        which = f" ({_discriminator(parent)}: {tag})" if tag else ""
+        return ConfigError(position, format_loc(parent), f"missing required key '{name}'{which}")
+    if kind == "union_tag_invalid":
+        ctx = error.get("ctx") or {}
+        loc = (*loc, str(ctx.get("discriminator", "")).strip("'"))
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        given = str(ctx.get("tag"))
+        message = f"'{given}' is not one of {', '.join(choices)}{did_you_mean(given, choices)}"
+        return document.error(loc, message)
     _, found = document.position(loc)
     loc = loc[:found] if found else loc
     # A null value has no position of its own: point at its key.
     on_key = error["loc"][-1] == "[key]" or error.get("input", "") is None
     return document.error(loc, _message(error), key=on_key)
+
+
+def _without_tags(loc: Loc) -> tuple[Loc, str | None]:
+    """`loc` without the tag pydantic puts in it for a discriminated union member
+    (`wasm.fib.python.world` is `wasm.fib.world` in the file), and that tag."""
+    kind: Any = Config
+    kept: list[str | int] = []
+    tag = None
+    for part in loc:
+        members = _tagged_members(kind)
+        if members and part in members:
+            kind, tag = members[str(part)], str(part)
+            continue
+        kept.append(part)
+        kind = _child(_unwrap(kind), part)
+    return tuple(kept), tag
+
+
+def _tagged_members(kind: Any) -> dict[str, Any]:
+    """The members of a discriminated union by tag; empty for anything else."""
+    if get_origin(kind) is not Annotated:
+        return {}
+    inner, *meta = get_args(kind)
+    field = next((m for m in meta if getattr(m, "discriminator", None)), None)
+    if field is None or get_origin(inner) not in (Union, types.UnionType):
+        return {}
+    key = str(field.discriminator)
+    return {
+        str(get_args(member.model_fields[key].annotation)[0]): member for member in get_args(inner)
+    }
+
+
+def _discriminator(loc: Loc) -> str:
+    kind: Any = Config
+    for part in loc:
+        kind = _child(_unwrap(kind), part)
+    if get_origin(kind) is Annotated:
+        field = next((m for m in get_args(kind)[1:] if getattr(m, "discriminator", None)), None)
+        return str(field.discriminator) if field else "kind"
+    return "kind"
+
+
+def _child(kind: Any, part: str | int) -> Any:
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        field = kind.model_fields.get(str(part))
+        return field.annotation if field else None
+    if get_origin(kind) is dict:
+        return get_args(kind)[1]
+    if get_origin(kind) is list:
+        return get_args(kind)[0]
+    return None
 
 
 def _unknown_key(loc: Loc) -> str:
@@ -99,21 +160,12 @@ def _describe(value: Any) -> str:
 
 
 def _model_at(loc: Loc) -> type[BaseModel] | None:
-    """The model class that validates the mapping at `loc`, for did-you-mean on its keys."""
+    """The model class that validates the mapping at `loc` (pydantic's, tags included),
+    for did-you-mean on its keys."""
     kind: Any = Config
     for part in loc:
-        kind = _unwrap(kind)
-        if isinstance(kind, type) and issubclass(kind, BaseModel):
-            field = kind.model_fields.get(str(part))
-            if field is None:
-                return None
-            kind = field.annotation
-        elif get_origin(kind) is dict:
-            kind = get_args(kind)[1]
-        elif get_origin(kind) is list:
-            kind = get_args(kind)[0]
-        else:
-            return None
+        members = _tagged_members(kind)
+        kind = members[str(part)] if str(part) in members else _child(_unwrap(kind), part)
     kind = _unwrap(kind)
     return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
 

@@ -22,10 +22,11 @@ from syntra.plan import Destination, GuestPlan, Plan
 from syntra.publish import Where, locate
 from syntra.records import ImageRecord, Record, WasmRecord, find_record
 from syntra.supply.attach import Attachments
-from syntra.supply.contents import Component, artifact_purl, guest_components
+from syntra.supply.contents import Component, artifact_purl
 from syntra.supply.sbom import FORMATS, describe, normalise, scan, with_plugins
 from syntra.supply.seal import Subject, seal_for
 from syntra.wasm.compile import recorded_toolchain
+from syntra.wasm.languages import language
 
 PROVENANCE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://syntra.dev/build/v1"
@@ -145,7 +146,7 @@ def _wasm_part(
     loaded: Loaded, guest: GuestPlan, wasm: bytes, built_with: dict[str, str], purl: str,
     version: str,
 ) -> Component:  # fmt: skip
-    parts = guest_components(guest.language, wasm, loaded.root / guest.source, built_with)
+    parts = language(guest.language).components(wasm, loaded.root / guest.source, built_with)
     sha256 = digest_of(wasm).split(":")[1]
     return Component(guest.name, version, purl, "application", sha256, tuple(parts))
 
