@@ -21,7 +21,6 @@ beside each grant, secrets only in the environment of the steps that need them.
 
 from __future__ import annotations
 
-import difflib
 import io
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from syntra import generated
 from syntra.config import Loaded
 from syntra.errors import SyntraError
-from syntra.fsutil import write_if_changed
+from syntra.generated import Family, Generated
 from syntra.layout import digests_dir, plugins_dir, records_dir
 from syntra.matrix import chunk_count
 from syntra.plan import Plan
@@ -44,6 +44,8 @@ HEADER = (
     "# Generated from syntra.yaml by `syntra ci` — do not edit.\n"
     "# Change syntra.yaml (ci:) and run `doit ci`.\n"
 )
+WORKFLOWS = Family(WORKFLOWS_DIR, ("*.yml",), HEADER.splitlines()[0])
+"""Workflows `syntra ci` generated: only these are ever removed."""
 DEFAULT_ACTIONS = {
     "actions/checkout": ("de0fac2e4500dabe0009e67214ff5f5447ce83dd", "v6.0.2"),
     "actions/setup-python": ("a309ff8b426b58ec0e2a45f0f869d46889d02405", "v6.2.0"),
@@ -491,49 +493,19 @@ def _dump(data: dict[str, Any], loaded: Loaded) -> str:
     return HEADER + text
 
 
-def render(loaded: Loaded, plan: Plan) -> dict[str, str]:
-    """Workflow path (relative to the repository) → its text."""
-    return {
-        f"{WORKFLOWS_DIR}/{name}": _dump(body, loaded)
-        for name, body in workflows(loaded, plan).items()
-    }
-
-
-def _stale(rendered: dict[str, str], root: Path) -> list[str]:
-    """Workflows Syntra generated earlier that it no longer generates."""
-    folder = root / WORKFLOWS_DIR
-    found = sorted(folder.glob("*.yml")) if folder.is_dir() else []
+def render(loaded: Loaded, plan: Plan) -> list[Generated]:
+    """The workflows, with their paths relative to the repository."""
     return [
-        f"{WORKFLOWS_DIR}/{path.name}"
-        for path in found
-        if f"{WORKFLOWS_DIR}/{path.name}" not in rendered
-        and path.read_text(errors="replace").startswith(HEADER)
+        Generated(f"{WORKFLOWS_DIR}/{name}", _dump(body, loaded))
+        for name, body in workflows(loaded, plan).items()
     ]
 
 
-def write(rendered: dict[str, str], root: Path) -> list[str]:
+def write(rendered: list[Generated], root: Path) -> list[str]:
     """Write what changed and delete what is no longer generated; the paths touched."""
-    changed = [p for p, text in rendered.items() if write_if_changed(root / p, text.encode())]
-    for path in _stale(rendered, root):
-        (root / path).unlink()
-        changed.append(f"{path} (removed)")
-    return changed
+    removed = generated.prune(WORKFLOWS, (file.path for file in rendered), root)
+    return generated.write(rendered, root) + [f"{path} (removed)" for path in removed]
 
 
-def drift(rendered: dict[str, str], root: Path) -> list[str]:
-    diffs = []
-    expected = {**rendered, **dict.fromkeys(_stale(rendered, root), "")}
-    for path, text in expected.items():
-        current = (root / path).read_text() if (root / path).is_file() else ""
-        if current != text:
-            diffs.append(
-                "".join(
-                    difflib.unified_diff(
-                        current.splitlines(keepends=True),
-                        text.splitlines(keepends=True),
-                        fromfile=f"a/{path}",
-                        tofile=f"b/{path}" if text else "/dev/null",
-                    )
-                )
-            )
-    return diffs
+def drift(rendered: list[Generated], root: Path) -> list[str]:
+    return generated.drift(rendered, WORKFLOWS, root)

@@ -7,9 +7,6 @@ so committed specs only drift when syntra.yaml or a template really changed.
 
 from __future__ import annotations
 
-import difflib
-import shutil
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import TracebackType
@@ -17,8 +14,9 @@ from typing import Any
 
 import jinja2
 
+from syntra import generated
 from syntra.errors import SyntraError
-from syntra.fsutil import write_if_changed
+from syntra.generated import Family, Generated
 from syntra.layout import CONFIG_FILE, SPEC_NAMES, SPECS_DIR, template_dirs
 from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 from syntra.templating import environment, undefined_message
@@ -27,12 +25,11 @@ _PARSER_DIRECTIVE = ("# syntax=", "# escape=", "# check=")
 GENERATED_MARK = "do not edit"
 
 
-@dataclass(frozen=True)
-class Spec:
-    """One rendered file: its path relative to the repository root and its text."""
-
-    path: str
-    text: str
+Spec = Generated
+SPECS = Family(
+    SPECS_DIR, tuple(f"*/{name}" for name in SPEC_NAMES), f"generated from {CONFIG_FILE}"
+)
+"""Rendered specs: `ContainerSpecs/<image>/<spec>`, their header names syntra.yaml."""
 
 
 def header(image: ImagePlan, spec: str) -> str:
@@ -154,63 +151,18 @@ def _with_header(image: ImagePlan, spec: str, body: str) -> str:
 
 def write(specs: list[Spec], root: Path) -> list[str]:
     """Write specs that changed; returns their paths."""
-    try:
-        return [s.path for s in specs if write_if_changed(root / s.path, s.text.encode("utf-8"))]
-    except OSError as exc:
-        raise SyntraError(f"cannot write {exc.filename}: {exc.strerror}") from None
+    return generated.write(specs, root)
 
 
-def stale_dirs(plan: Plan, root: Path) -> list[Path]:
-    """Generated spec folders of images that are no longer in syntra.yaml."""
-    specs = root / SPECS_DIR
-    if not specs.is_dir():
-        return []
-    names = {image.name for image in plan.images}
-    return sorted(
-        folder
-        for folder in specs.iterdir()
-        if folder.is_dir()
-        and not folder.is_symlink()
-        and folder.name not in names
-        and _generated_only(folder)
-    )
-
-
-def _generated_only(folder: Path) -> bool:
-    files = list(folder.iterdir())
-    return bool(files) and all(
-        f.name in SPEC_NAMES
-        and f.is_file()
-        and GENERATED_MARK in f.read_text(errors="replace")[:400]
-        for f in files
-    )
+def spec_paths(plan: Plan) -> list[str]:
+    return [f"{SPECS_DIR}/{image.name}/{spec}" for image in plan.images for spec in SPEC_NAMES]
 
 
 def prune(plan: Plan, root: Path) -> list[str]:
-    removed = stale_dirs(plan, root)
-    for folder in removed:
-        shutil.rmtree(folder)
-    return [str(folder.relative_to(root)) for folder in removed]
+    """Remove the specs of images no longer in syntra.yaml; their paths."""
+    return generated.prune(SPECS, spec_paths(plan), root)
 
 
 def drift(plan: Plan, root: Path) -> list[str]:
     """Unified diffs between what is committed and what syntra.yaml renders to."""
-    diffs = []
-    for spec in render_plan(plan, root):
-        path = root / spec.path
-        current = path.read_text(encoding="utf-8") if path.is_file() else ""
-        if current != spec.text:
-            diffs.append(
-                "".join(
-                    difflib.unified_diff(
-                        current.splitlines(keepends=True),
-                        spec.text.splitlines(keepends=True),
-                        fromfile=f"a/{spec.path}",
-                        tofile=f"b/{spec.path}",
-                    )
-                )
-            )
-    diffs.extend(
-        f"stale: {folder.relative_to(root)}/ (no such image)\n" for folder in stale_dirs(plan, root)
-    )
-    return diffs
+    return generated.drift(render_plan(plan, root), SPECS, root)

@@ -55,7 +55,7 @@ def prune(ctx: Context, name: str = "") -> Report:
     from syntra import render as specs
 
     for path in specs.prune(ctx.plan, ctx.root):
-        yield f"removed {path}/ (no such image)"
+        yield f"removed {path} (no such image)"
 
 
 def workflows(ctx: Context, name: str = "") -> Report:
