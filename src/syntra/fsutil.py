@@ -11,6 +11,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write through a temporary file in the same directory, then rename over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    replaced = False
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -18,9 +19,10 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
             os.fsync(handle.fileno())
         os.chmod(temp, mode)
         os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        replaced = True
+    finally:
+        if not replaced:  # interrupted or failed: no temporary file left behind
+            Path(temp).unlink(missing_ok=True)
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:

@@ -19,7 +19,7 @@ from syntra.errors import SyntraError
 from syntra.generated import Family, Generated
 from syntra.layout import CONFIG_FILE, SPEC_NAMES, SPECS_DIR, template_dirs
 from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
-from syntra.templating import environment, undefined_message
+from syntra.templating import TEMPLATE_FAILURES, environment, undefined_message
 
 _PARSER_DIRECTIVE = ("# syntax=", "# escape=", "# check=")
 GENERATED_MARK = "do not edit"
@@ -80,7 +80,7 @@ def _body(image: ImagePlan, root: Path, spec: str, project: str) -> str:
         where = _template_line(exc.__traceback__, root) or image.template
         message = undefined_message(exc, context)
         raise SyntraError(f"{where}: {message} (rendering images.{image.name})") from None
-    except Exception as exc:  # templates are user input: any failure is a user error
+    except TEMPLATE_FAILURES as exc:  # templates are user input: a failure is a user error
         where = _template_line(exc.__traceback__, root) or image.template
         message = (
             str(exc) if isinstance(exc, jinja2.TemplateError) else f"{type(exc).__name__}: {exc}"

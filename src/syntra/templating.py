@@ -27,6 +27,18 @@ _TAG_NODES = (
 _TAG_FILTERS = {"lower", "upper", "replace", "default", "d", "trim", "truncate", "string"}
 
 
+TEMPLATE_FAILURES = (
+    jinja2.TemplateError,
+    ArithmeticError,  # {{ 1 / 0 }}
+    LookupError,  # {{ x[9] }} on a list, a missing key of a mapping
+    TypeError,  # {{ "a" + 1 }}
+    ValueError,
+    AttributeError,
+    RecursionError,  # a macro that calls itself
+)
+"""What rendering a template can raise: Jinja's errors and those of its expressions."""
+
+
 def dockerfile_string(value: object) -> str:
     """A double-quoted Dockerfile word: only backslash, quote and `$` are escaped."""
     text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
@@ -87,7 +99,7 @@ def render_inline(text: str, context: dict[str, Any]) -> str:
         return _compiled(text).render(context).strip()
     except jinja2.UndefinedError as exc:
         raise ValueError(f"'{text}': {undefined_message(exc, context)}") from None
-    except Exception as exc:  # a template is user input: any failure is a user error
+    except TEMPLATE_FAILURES as exc:  # a template is user input: its failure is a user error
         raise ValueError(f"'{text}': {type(exc).__name__}: {exc}") from None
 
 

@@ -21,17 +21,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import requests
 from cryptography.x509 import (
     Certificate,
     RFC822Name,
     SubjectAlternativeName,
     UniformResourceIdentifier,
 )
+from sigstore._internal.fulcio.client import ExpiredCertificate, FulcioClientError
+from sigstore._internal.rekor import RekorClientError
+from sigstore._internal.timestamp import TimestampError
 from sigstore.dsse import Statement
 from sigstore.errors import Error as SigstoreError
 from sigstore.errors import VerificationError
 from sigstore.models import Bundle, ClientTrustConfig
-from sigstore.oidc import IdentityError, IdentityToken, detect_credential
+from sigstore.oidc import ExpiredIdentity, IdentityError, IdentityToken, detect_credential
 from sigstore.sign import Signer as CertifiedSigner
 from sigstore.sign import SigningContext
 from sigstore.verify import Verifier
@@ -42,6 +46,18 @@ from syntra.errors import SyntraError
 from syntra.supply.attach import Signer
 
 BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+SIGSTORE_FAILURES = (
+    SigstoreError,  # trust root, TUF, network, identity, bundles
+    ExpiredIdentity,
+    ExpiredCertificate,
+    FulcioClientError,
+    RekorClientError,
+    TimestampError,
+    requests.RequestException,
+    ValueError,  # a certificate or response that does not parse
+    OSError,
+)
+"""What Fulcio, Rekor, the timestamp authority and the trust root fail with."""
 SIGNATURE_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 
 
@@ -81,9 +97,7 @@ def _one_line_errors() -> Iterator[None]:
     errors, an expired certificate or token): each becomes one line."""
     try:
         yield
-    except SyntraError:
-        raise
-    except Exception as exc:
+    except SIGSTORE_FAILURES as exc:
         raise SyntraError(f"keyless signing: {_one_line(exc)}") from None
 
 
