@@ -276,3 +276,37 @@ def test_image_tests_run_through_the_cli_before_the_push(
         for platform in ("linux/amd64", "linux/arm64")
         for test in ("command /bin/busybox uname -m", "file /bin/busybox")
     ]
+
+
+def test_doit_container_then_supply_signs_the_index_container_pushed(
+    tmp_path: Path, registry: str, base: str, layout: Path, standin: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The record says what was pushed and from which inputs: `doit supply` finds the
+    image current and signs Apple's index, without a Linux builder building another."""
+    from tests.test_supply import PASSPHRASE, cosign
+
+    signing = "supply_chain: {sbom: [], signing: {mode: key, key: keys/cosign.key}}\n"
+    root = make_project(tmp_path / "repo", registry, base, "    repository: tests/apple-doit\n")
+    (root / "syntra.yaml").write_text((root / "syntra.yaml").read_text() + signing)
+    commit(root, "signing")
+    assert run(root, "syntra", "keygen", env=PASSPHRASE).returncode == 0
+    env = {**PASSPHRASE, "SYNTRA_CONTAINER_CLI": str(STANDIN)}
+
+    built = run(root, "doit", "container", env=env)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "app: built linux/amd64, linux/arm64 with container 1.3.0" in built.stdout
+    index = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    assert record(root)["digest"] == index
+
+    signed = run(root, "doit", "supply", env=env)
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    assert "-- docker:app" in signed.stdout  # doit: up to date, not run
+    assert "built" not in signed.stdout
+    assert f"app: signed {index}" in signed.stdout
+    assert not list((root / ".syntra" / "build").glob("app/*"))  # no layout builder ran
+    verified = cosign(
+        "verify", "--key", str(root / "keys" / "cosign.pub"), "--insecure-ignore-tlog=true",
+        "--allow-http-registry", f"{registry}/tests/apple-doit@{index}",
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr

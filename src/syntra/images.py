@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from dataclasses import dataclass
 from functools import cached_property, partial
@@ -17,6 +16,7 @@ from syntra.build.context import BuildContext
 from syntra.config import Loaded
 from syntra.context import Context
 from syntra.errors import SyntraError
+from syntra.formats import canonical_json
 from syntra.invocation import invocation
 from syntra.layout import build_dir, build_log, plugin_file, slug
 from syntra.oci import digest_of
@@ -95,8 +95,7 @@ def image_job(ctx: Context, name: str) -> Job:
 
 
 def _digest(inputs: dict[str, Any]) -> str:
-    encoded = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str).encode()
-    return hashlib.sha256(encoded).hexdigest()
+    return hashlib.sha256(canonical_json(inputs)).hexdigest()
 
 
 def build_inputs(job: Job) -> dict[str, Any]:

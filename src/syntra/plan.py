@@ -9,13 +9,13 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from syntra import refs
 from syntra.config import Loaded
 from syntra.config.model import Config, Guest, GuestBase, Image
+from syntra.formats import rfc3339
 from syntra.layout import DEFAULT_TEMPLATE, SPECS_DIR, plugin_file
 from syntra.templating import render_inline
 from syntra.versioning import BuildVersion, derive, last_change, read_git
@@ -245,7 +245,7 @@ def _image(
         "org.opencontainers.image.title": name,
         "org.opencontainers.image.version": version.version,
         "org.opencontainers.image.revision": version.git.commit,
-        "org.opencontainers.image.created": _rfc3339(version.source_date_epoch),
+        "org.opencontainers.image.created": rfc3339(version.source_date_epoch),
     }
     source = config.project.source or version.git.remote
     if source:
@@ -328,7 +328,3 @@ def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> 
     sources = language(guest.language).sources(planned)
     built_at = last_change(loaded.root, sources, int(context["source_date_epoch"]))
     return dataclasses.replace(planned, source_date_epoch=built_at)
-
-
-def _rfc3339(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

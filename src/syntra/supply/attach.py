@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from syntra.formats import canonical_json
 from syntra.oci import INDEX, MANIFEST, Blob, Client, Document, digest_of, push
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -29,10 +29,6 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 Signer = Callable[[bytes], bytes]
 
 
-def encode(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
-
-
 def attachment_tag(digest: str, suffix: str = "") -> str:
     algorithm, _, hexdigest = digest.partition(":")
     return f"{algorithm}-{hexdigest}" + (f".{suffix}" if suffix else "")
@@ -40,7 +36,7 @@ def attachment_tag(digest: str, suffix: str = "") -> str:
 
 def simple_signing(identity: str, digest: str) -> bytes:
     """cosign's payload: exactly these critical fields, and `optional`."""
-    return encode(
+    return canonical_json(
         {
             "critical": {
                 "identity": {"docker-reference": identity},
@@ -59,9 +55,9 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def envelope(statement: dict[str, Any], signer: Signer) -> bytes:
-    payload = encode(statement)
+    payload = canonical_json(statement)
     signature = signer(pae(IN_TOTO, payload))
-    return encode(
+    return canonical_json(
         {
             "payloadType": IN_TOTO,
             "payload": base64.b64encode(payload).decode(),
@@ -121,7 +117,7 @@ class Attachments:
         if new in existing:
             return
         layers = [*existing, new]
-        config = encode(
+        config = canonical_json(
             {
                 "architecture": "",
                 "created": ZERO_TIME,
@@ -131,7 +127,7 @@ class Attachments:
                 "config": {},
             }
         )
-        manifest = encode(
+        manifest = canonical_json(
             {
                 "schemaVersion": 2,
                 "mediaType": MANIFEST,
@@ -154,7 +150,7 @@ class Attachments:
         `annotations` (default: the layer's)."""
         annotations = layer.annotations if annotations is None else annotations
         empty = b"{}"
-        manifest = encode(
+        manifest = canonical_json(
             {
                 "schemaVersion": 2,
                 "mediaType": MANIFEST,
@@ -179,7 +175,7 @@ class Attachments:
             return
         manifests = sorted_referrers([*fallback, listed])
         index = Document(
-            encode({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}), INDEX
+            canonical_json({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}), INDEX
         )
         push(
             self.registry,

@@ -17,12 +17,12 @@ import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from syntra import installed_version, process
 from syntra.errors import SyntraError
+from syntra.formats import rfc3339
 from syntra.supply.contents import Component
 
 FORMATS = {"spdx-json": "https://spdx.dev/Document", "cyclonedx-json": "https://cyclonedx.org/bom"}
@@ -69,7 +69,7 @@ def scan(
 def normalise(fmt: str, document: bytes, digest: str, epoch: int) -> dict[str, Any]:
     """Replace what syft makes up per run with what the subject determines."""
     data: dict[str, Any] = json.loads(document)
-    created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = rfc3339(epoch)
     if fmt == "spdx-json":
         data["documentNamespace"] = f"https://syntra.dev/spdx/{digest.replace(':', '/')}"
         data["creationInfo"]["created"] = created

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from syntra.config import Loaded
+from syntra.formats import canonical_json
 from syntra.oci import digest_of
 from syntra.supply import keys
 from syntra.supply.attach import (
@@ -24,7 +25,6 @@ from syntra.supply.attach import (
     Layer,
     Signer,
     attachment_tag,
-    encode,
     envelope,
     simple_signing,
     statement,
@@ -94,7 +94,7 @@ class BundleSeal:
         from syntra.supply.keyless import BUNDLE
 
         claim = statement(self.identity, subject.digest, predicate_type, predicate)
-        bundle = self.sign_statement(encode(claim))
+        bundle = self.sign_statement(canonical_json(claim))
         title = f"{attachment_tag(digest_of(bundle))}.sigstore.json"
         self.attachments.refer(
             subject.descriptor(),

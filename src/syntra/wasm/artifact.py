@@ -10,13 +10,12 @@ manifest (as exact bytes) and then the tags go up through Syntra's one push path
 from __future__ import annotations
 
 import hashlib
-import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from syntra.config.model import Config
 from syntra.errors import SyntraError
+from syntra.formats import canonical_json, rfc3339
 from syntra.layout import snapshot, wasm_tools
 from syntra.oci import MANIFEST, Blob, Document, digest_of, push
 from syntra.plan import GuestPlan, Plan
@@ -27,10 +26,6 @@ from syntra.wasm.compile import recorded_toolchain
 
 CONFIG_MEDIA_TYPE = "application/vnd.wasm.config.v0+json"
 LAYER_MEDIA_TYPE = "application/wasm"
-
-
-def _json(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
 
 
 def world_of(wasm: Path, cache: Path) -> dict[str, list[str]]:
@@ -49,7 +44,7 @@ def artifact(guest: GuestPlan, plan: Plan, wasm: Path, cache: Path) -> tuple[byt
     """(config, manifest, layer) bytes of the guest's artifact."""
     layer = wasm.read_bytes()
     kind = kind_of_file(wasm)
-    created = datetime.fromtimestamp(guest.source_date_epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = rfc3339(guest.source_date_epoch)
     config: dict[str, Any] = {
         "created": created,
         "architecture": "wasm",
@@ -58,7 +53,7 @@ def artifact(guest: GuestPlan, plan: Plan, wasm: Path, cache: Path) -> tuple[byt
     }
     if kind == "component":
         config["component"] = world_of(wasm, cache)
-    config_bytes = _json(config)
+    config_bytes = canonical_json(config)
     annotations = {
         "org.opencontainers.image.created": created,
         "org.opencontainers.image.version": plan.version,
@@ -85,14 +80,14 @@ def artifact(guest: GuestPlan, plan: Plan, wasm: Path, cache: Path) -> tuple[byt
         ],
         "annotations": annotations,
     }
-    return config_bytes, _json(manifest), layer
+    return config_bytes, canonical_json(manifest), layer
 
 
 def inputs_tag(guest: GuestPlan, wasm: Path) -> str:
     """`inputs-<sha256>` of what the artifact is made of (its wasm and name): the tag that
     finds an artifact already pushed from these bytes, whichever commit pushed it."""
     made_of = {"wasm": digest_of(wasm.read_bytes()), "name": guest.name}
-    return "inputs-" + hashlib.sha256(_json(made_of)).hexdigest()
+    return "inputs-" + hashlib.sha256(canonical_json(made_of)).hexdigest()
 
 
 def published_digest(config: Config, guest: GuestPlan, plan: Plan, wasm: Path, cache: Path) -> str:
