@@ -1,0 +1,98 @@
+"""The error model: one line and an exit code by what failed (1 refused, 2 configuration,
+3 build or tool, 4 registry), the traceback only with SYNTRA_DEBUG=1, and damaged or
+unwritable local state reported, never trusted."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from syntra.localregistry import free_port
+from tests.conftest import Result, commit, run
+
+FAILING = 'FROM scratch\nRUN ["/no/such/program"]\n'
+
+
+def _source_spec(project: Path) -> None:
+    (project / "web" / "Dockerfile").write_text(FAILING)
+    text = (
+        (project / "syntra.yaml").read_text().replace("    base: 127.0.0.1:5000/demo/base:1\n", "")
+    )
+    (project / "syntra.yaml").write_text(text + "    dockerfile: web/Dockerfile\n")
+    commit(project, "source spec")
+
+
+def test_exit_codes_say_what_failed(project: Path, syntra: Callable[..., Result]) -> None:
+    text = (project / "syntra.yaml").read_text()
+    (project / "syntra.yaml").write_text(text.replace("name: demo", "name: [demo]"))
+    config = syntra(project, "validate")
+    assert config.code == 2 and config.err.count("\n") == 1, config.err
+
+    (project / "syntra.yaml").write_text(text)
+    port = free_port()  # nothing listens there
+    registry = syntra(project, "inspect", "--insecure", f"127.0.0.1:{port}/x/y:1")
+    assert registry.code == 4, registry.err
+    assert "connection refused" in registry.err.lower() and "Traceback" not in registry.err
+
+    _source_spec(project)
+    tool = syntra(project, "test", "web", "--builder", "podman", "--platform", "linux/amd64")
+    assert tool.code == 3, tool.err
+    assert tool.err.startswith("podman build of web for linux/amd64 failed (exit ")
+
+
+def test_syntra_debug_shows_the_traceback(project: Path) -> None:
+    text = (project / "syntra.yaml").read_text()
+    (project / "syntra.yaml").write_text(text.replace("name: demo", "name: [demo]"))
+    quiet = run(project, "syntra", "validate")
+    loud = run(project, "syntra", "validate", env={"SYNTRA_DEBUG": "1"})
+    assert (quiet.returncode, loud.returncode) == (2, 2)
+    assert "Traceback" not in quiet.stderr
+    assert "Traceback (most recent call last)" in loud.stderr
+    assert loud.stderr.strip().endswith(quiet.stderr.strip())
+
+
+def test_unwritable_state_is_one_line(
+    project: Path, syntra: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / ".syntra").write_text("not a folder\n")  # as root, only this stops a write
+    done = run(project, "doit", "render")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert (
+        done.stderr.strip() == f"{project / '.syntra'}: cannot write Syntra's state (File exists)"
+    )
+    monkeypatch.setenv("SYNTRA_KEY_PASSPHRASE", "a passphrase")
+    keygen = syntra(project, "keygen")
+    assert (keygen.code, keygen.err) == (3, ".syntra/keys: Not a directory\n")
+
+
+def test_damaged_records_count_as_missing(project: Path) -> None:
+    """A truncated record, or one missing a key, makes the push run again instead of
+    being taken for done; the stage that needs it says to push again."""
+    from syntra.context import Context
+    from syntra.layout import record_path
+    from syntra.records import find_record
+
+    path = record_path(project, "web")
+    path.parent.mkdir(parents=True)
+    whole = {"schema_version": 1, "kind": "image", "name": "web"}
+    for damaged in ('{"schema_version": 1, "kind": "ima', json.dumps(whole)):
+        path.write_text(damaged)
+        assert find_record(project, "web") is None
+    ctx = Context.load(project / "syntra.yaml")
+    assert ctx.plan.outputs()[0].task == "docker:web"
+    done = run(project, "syntra", "supply")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("web: nothing pushed yet (")
+    assert "is damaged or from another version); push it again" in done.stderr
+
+
+def test_doit_state_is_a_transactional_database(project: Path) -> None:
+    done = run(project, "doit", "render")
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(project / ".syntra" / "doit.sqlite3") as db:
+        tasks = {row[0] for row in db.execute("SELECT task_id FROM doit")}
+    assert "render:web" in tasks
