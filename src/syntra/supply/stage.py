@@ -90,6 +90,8 @@ def _sboms(
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Each format's SBOM of `subject`, normalised: syft's for an image (with the plugins
     it bundles), the artifact's own parts for a wasm guest."""
+    if not formats:  # `sbom: []`: nothing to scan
+        return {}
     if isinstance(record, WasmRecord):
         guest = plan.guest(record.name)
         wasm = _wasm_bytes(loaded, record, where)

@@ -1,0 +1,130 @@
+"""The fast layer: attach, verify and release logic against a registry in memory
+(tests/support/memory.py), through Syntra's real client. Milliseconds each; the same
+behaviour is checked end to end against distribution and cosign elsewhere."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from syntra.context import Context
+from syntra.errors import Refused
+from syntra.oci import INDEX, Blob, Document, push
+from syntra.publish import Where, image_record, index_document, locate
+from syntra.records import ImageRecord, PlatformImage
+from syntra.release import run_release
+from syntra.supply import keys
+from syntra.supply.attach import attachment_tag
+from syntra.supply.stage import secure
+from syntra.supply.verify import KeyTrust, trust_for, verify
+from tests.conftest import commit, git
+from tests.support.memory import MemoryRegistry, memory_registry
+
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+@dataclass
+class Pushed:
+    ctx: Context
+    registry: MemoryRegistry
+    where: Where
+    record: ImageRecord
+
+
+def _image(where: Where) -> PlatformImage:
+    """A tiny one-layer image, pushed by digest: blobs, then its manifest."""
+    config, layer = Blob.of(b'{"architecture":"amd64","os":"linux"}'), Blob.of(b"layer")
+    manifest = {
+        "schemaVersion": 2, "mediaType": MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config.digest, "size": config.size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer.digest, "size": layer.size}],
+    }  # fmt: skip
+    document = Document(json.dumps(manifest).encode(), MANIFEST)
+    push(where.registry, where.path, blobs=[config, layer], manifests=[document])
+    size = len(document.data)
+    content = size + config.size + layer.size
+    return PlatformImage(
+        platform="linux/amd64", digest=document.digest, size=size, media_type=MANIFEST,
+        content_bytes=content,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def pushed(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pushed]:
+    monkeypatch.setenv("SYNTRA_KEY_PASSPHRASE", "a passphrase")
+    with memory_registry() as registry:
+        text = (project / "syntra.yaml").read_text().replace("127.0.0.1:5000", registry.host)
+        text += "    tags: ['{{ version }}']\n"
+        text += "supply_chain: {sbom: [], signing: {mode: key, key: keys/cosign.key}}\n"
+        (project / "syntra.yaml").write_text(text)
+        keys.generate(project / "keys" / "cosign.key", "SYNTRA_KEY_PASSPHRASE")
+        commit(project, "release")
+        git(project, "tag", "v1.2.3")
+        ctx = Context.load(project / "syntra.yaml")
+        image = ctx.plan.image("web")
+        where = locate(ctx.loaded.config, image.destination)
+        child = _image(where)
+        index = index_document([child])
+        push(where.registry, where.path, manifests=[index], tags={"1.2.3": index})
+        record = image_record(ctx.plan, image, index.digest, [child], 0)
+        yield Pushed(ctx, registry, where, record)
+
+
+def _puts(registry: MemoryRegistry) -> list[str]:
+    return [path for method, path in registry.requests if method in ("PUT", "POST")]
+
+
+def test_secure_signs_each_digest_once_and_again_changes_nothing(pushed: Pushed) -> None:
+    destination = pushed.ctx.plan.image("web").destination
+    lines = secure(pushed.ctx.loaded, pushed.ctx.plan, pushed.record, destination)
+    child = pushed.record.platforms[0].digest
+    assert lines == [
+        f"signed {pushed.record.digest}",
+        f"provenance for {pushed.record.digest}",
+        f"signed {child}",
+    ]
+    tags = pushed.registry.repository(pushed.where.path).tags
+    assert attachment_tag(pushed.record.digest, "sig") in tags
+    assert attachment_tag(pushed.record.digest, "att") in tags
+    assert attachment_tag(child, "sig") in tags
+    before = len(_puts(pushed.registry))
+    secure(pushed.ctx.loaded, pushed.ctx.plan, pushed.record, destination)
+    assert _puts(pushed.registry)[before:] == []  # signed already: nothing written
+
+
+def test_verify_takes_the_configured_key_and_refuses_another(
+    pushed: Pushed, tmp_path: Path
+) -> None:
+    destination = pushed.ctx.plan.image("web").destination
+    trust = trust_for(pushed.ctx.loaded)
+    unsigned = verify("web", pushed.where, pushed.record.digest, trust, [], True)
+    assert [check.signature for check in unsigned] == [False, False]
+    secure(pushed.ctx.loaded, pushed.ctx.plan, pushed.record, destination)
+    checks = verify("web", pushed.where, pushed.record.digest, trust, [], True)
+    assert [(c.platform, c.ok) for c in checks] == [(None, True), ("linux/amd64", True)]
+    keys.generate(tmp_path / "other.key", "SYNTRA_KEY_PASSPHRASE")
+    foreign = KeyTrust(keys.load_public(tmp_path / "other.pub"))
+    refused = verify("web", pushed.where, pushed.record.digest, foreign, [], True)
+    assert not any(check.ok for check in refused)
+
+
+def test_release_refuses_before_signing_then_tags_the_verified_digest(pushed: Pushed) -> None:
+    with pytest.raises(Refused, match=r"release 1\.2\.3: refused \(1 artifact of 1 not verified\)"):
+        list(run_release(pushed.ctx.loaded, pushed.ctx.plan))
+    tags = pushed.registry.repository(pushed.where.path).tags
+    assert set(tags) == {"1.2.3"}  # nothing tagged
+    destination = pushed.ctx.plan.image("web").destination
+    secure(pushed.ctx.loaded, pushed.ctx.plan, pushed.record, destination)
+    lines = list(run_release(pushed.ctx.loaded, pushed.ctx.plan))
+    assert lines[-1] == "release 1.2.3: done"
+    for tag in ("1.2.3", "1.2", "1", "latest"):
+        assert tags[tag] == pushed.record.digest
+    again = list(run_release(pushed.ctx.loaded, pushed.ctx.plan))
+    assert again[-1] == "release 1.2.3: already complete, nothing changed"
+    assert pushed.registry.repository(pushed.where.path).manifests[pushed.record.digest][1] == INDEX
