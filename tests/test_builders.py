@@ -22,7 +22,7 @@ from syntra.config import load
 from syntra.errors import SyntraError
 from syntra.plan import build_plan
 from tests.conftest import REPO, run
-from tests.test_images import make_project
+from tests.support.projects import make_project
 
 STANDINS = REPO / "tests" / "standins"
 

@@ -24,7 +24,7 @@ from syntra.errors import SyntraError
 from syntra.images import Job, image_job
 from syntra.plan import build_plan
 from tests.conftest import REPO, commit, run, skopeo
-from tests.test_images import make_project, record
+from tests.support.projects import make_project, record
 
 STANDIN = REPO / "tests" / "standins" / "container"
 VERSIONS = ["0.4.1", "1.3.0"]
@@ -284,7 +284,7 @@ def test_doit_container_then_supply_signs_the_index_container_pushed(
 ) -> None:  # fmt: skip
     """The record says what was pushed and from which inputs: `doit supply` finds the
     image current and signs Apple's index, without a Linux builder building another."""
-    from tests.test_supply import PASSPHRASE, cosign
+    from tests.support.signing import PASSPHRASE, cosign
 
     signing = "supply_chain: {sbom: [], signing: {mode: key, key: keys/cosign.key}}\n"
     root = make_project(tmp_path / "repo", registry, base, "    repository: tests/apple-doit\n")

@@ -16,49 +16,7 @@ from syntra.oci import Client
 from tests.conftest import BUSYBOX, commit, git, podman_store, ran, reset_store, run, skopeo
 from tests.support.bases import seed_busybox
 from tests.support.oci import layer_files, validate
-
-TEMPLATE = """\
-ARG BASE_IMAGE
-FROM ${BASE_IMAGE}
-ARG GREETING
-COPY . /srv/
-RUN ["/bin/busybox", "sh", "-c", "uname -m > /srv/arch.txt && echo $GREETING > /srv/greeting.txt"]
-"""
-
-
-def make_project(root: Path, registry: str, base: str, extra: str = "") -> Path:
-    (root / "app").mkdir(parents=True)
-    (root / "app" / "index.html").write_text("<h1>app</h1>\n")
-    (root / "app" / ".dockerignore").write_text("*.tmp\n")
-    (root / "templates").mkdir()
-    (root / "templates" / "app.j2").write_text(TEMPLATE)
-    (root / ".gitignore").write_text(".syntra/\n")
-    (root / "syntra.yaml").write_text(
-        "version: 1\n"
-        "project: {name: demo}\n"
-        f"registries: {{local: {{url: '{registry}', insecure: true}}}}\n"
-        "images:\n"
-        "  app:\n"
-        "    template: app.j2\n"
-        "    context: app\n"
-        f"    base: {base}\n"
-        "    args: {GREETING: hello}\n"
-        "    tags: ['{{ version }}', latest]\n" + extra
-    )
-    git(root, "init", "-q", "-b", "main")
-    commit(root, "initial")
-    return root
-
-
-def record(root: Path, name: str = "app") -> dict[str, object]:
-    data: dict[str, object] = json.loads((root / ".syntra" / "out" / f"{name}.json").read_text())
-    return data
-
-
-def doit_ok(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    done = run(root, "doit", *args, env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+from tests.support.projects import TEMPLATE, doit_ok, make_project, record
 
 
 @pytest.fixture

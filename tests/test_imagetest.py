@@ -9,7 +9,7 @@ from pathlib import Path
 import requests
 
 from tests.conftest import Result, commit, run
-from tests.test_images import make_project
+from tests.support.projects import make_project
 
 SERVER = """\
 ARG BASE_IMAGE

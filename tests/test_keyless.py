@@ -20,8 +20,7 @@ from syntra.supply.keyless import BUNDLE, SIGNATURE_PREDICATE
 from tests.conftest import run
 from tests.standins.sigstore import REQUEST_TOKEN, Sigstore, write_trust_config
 from tests.support.oci import validate
-from tests.test_images import make_project
-from tests.test_wasm import SHOWCASE
+from tests.support.projects import SHOWCASE, make_project
 
 IDENTITY = "https://github.com/acme/app/.github/workflows/docker.yml@refs/heads/main"
 PATTERN = r"https://github\.com/acme/app/\.github/workflows/docker\.yml@refs/heads/.*"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import MINIMAL, PYTHON, REPO, Result, commit, git, run
-from tests.test_wasm import SHOWCASE, wasm_project
+from tests.support.projects import SHOWCASE, wasm_project
 
 
 def test_init_in_an_empty_repository_validates(

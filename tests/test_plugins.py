@@ -18,8 +18,8 @@ from syntra.errors import Refused, SyntraError
 from syntra.localregistry import serve
 from syntra.oci import MANIFEST, Blob, Client, Document
 from tests.conftest import commit, run
-from tests.test_supply import COSIGN, PASSPHRASE, SIGNING, cosign
-from tests.test_wasm import wasm_project
+from tests.support.projects import wasm_project
+from tests.support.signing import COSIGN, PASSPHRASE, SIGNING, cosign
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from syntra.localregistry import free_port, serve
 from tests.conftest import PYTHON, REPO, commit, git, run, skopeo
 from tests.support.faults import fault_proxy
 from tests.support.layouts import PUSH, oci_layout
-from tests.test_supply import PASSPHRASE
-from tests.test_wasm import SHOWCASE
+from tests.support.projects import SHOWCASE
+from tests.support.signing import PASSPHRASE
 
 INDEXES = ("application/vnd.oci.image.index.v1+json",
            "application/vnd.docker.distribution.manifest.list.v2+json")  # fmt: skip
@@ -225,7 +225,7 @@ def test_a_push_killed_at_any_point_completes_when_run_again(tmp_path: Path) -> 
 def test_base_layers_already_in_the_registry_are_mounted(
     tmp_path: Path, registry: str, base: str
 ) -> None:
-    from tests.test_images import make_project
+    from tests.support.projects import make_project
 
     root = make_project(tmp_path / "repo", registry, base, "    repository: tests/mounted\n")
     with fault_proxy(registry) as proxy:

@@ -13,8 +13,8 @@ import pytest
 from syntra.localregistry import serve
 from syntra.oci import Client
 from tests.conftest import commit, git, run, skopeo
-from tests.test_images import make_project
-from tests.test_supply import COSIGN, PASSPHRASE, SIGNING
+from tests.support.projects import make_project
+from tests.support.signing import COSIGN, PASSPHRASE, SIGNING
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 
+from syntra.config.model import SwiftGuest
 from syntra.plan import Destination, GuestPlan
 from syntra.wasm.sandbox import GuestFailure, run_tests
 
@@ -21,9 +22,10 @@ WAT = """
 
 
 def _guest(tests: list[dict[str, object]]) -> GuestPlan:
+    settings = SwiftGuest(language="swift", source="src", mode="embedded")
     return GuestPlan(
-        name="tiny", language="swift", mode="embedded", source="src", product=None,
-        world=None, wit=None, app="app", optimize="Os", output="tiny.wasm",
+        name="tiny", language="swift", settings=settings, source="src", optimize="Os",
+        output="tiny.wasm",
         limits={"max_mem": 1 << 20, "max_ms": 1000, "fuel": None}, tests=tests,
         destination=Destination(None, False, "tiny", [], []),
     )  # fmt: skip

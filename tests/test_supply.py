@@ -37,15 +37,9 @@ from syntra.oci import INDEX, MANIFEST, Blob, Client, Document, platform_of
 from syntra.supply.attach import attachment_tag
 from tests.conftest import REPO, commit, git, run, skopeo
 from tests.support.oci import validate
+from tests.support.projects import SHOWCASE, make_project
 from tests.support.sboms import assert_valid
-from tests.test_images import make_project
-from tests.test_wasm import SHOWCASE
-
-PASSPHRASE = {"SYNTRA_KEY_PASSPHRASE": "correct horse battery staple"}
-SIGNING = (
-    "supply_chain:\n  sbom: [spdx-json, cyclonedx-json]\n"
-    "  signing: {mode: key, key: keys/cosign.key}\n"
-)
+from tests.support.signing import PASSPHRASE, SIGNING, cosign
 
 
 @pytest.fixture(scope="module")
@@ -289,18 +283,6 @@ def test_key_errors_are_one_line(secured: Path) -> None:
     expected = "keys/cosign.key: cannot decrypt it with the passphrase in SYNTRA_KEY_PASSPHRASE"
     assert f"supply fib: {expected}" in bad.stdout
     assert "nope" not in bad.stdout.replace("supply", "")
-
-
-COSIGN = REPO / ".cache" / "trixie" / "cosign"
-
-
-def cosign(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """cosign 2.5 from Debian 13: the field's own verifier, independent of Syntra."""
-    assert COSIGN.exists(), "run .ci/setup: it fetches cosign 2.5 from Debian 13"
-    return subprocess.run(
-        [str(COSIGN), *args], capture_output=True, text=True, check=False,
-        env={**os.environ, "COSIGN_PASSWORD": PASSPHRASE["SYNTRA_KEY_PASSPHRASE"], **(env or {})},
-    )  # fmt: skip
 
 
 def _subjects(secured: Path, registry: str) -> list[tuple[str, list[str]]]:

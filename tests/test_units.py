@@ -77,7 +77,7 @@ def pushed(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pushed]:
 
 
 def _puts(registry: MemoryRegistry) -> list[str]:
-    return [path for method, path in registry.requests if method in ("PUT", "POST")]
+    return [path for method, path in registry.seen if method in ("PUT", "POST")]
 
 
 def test_secure_signs_each_digest_once_and_again_changes_nothing(pushed: Pushed) -> None:

@@ -24,9 +24,9 @@ from syntra.wasm.languages.swift import components as swift_components
 from syntra.wasm.optimize import feature_flags, target_features
 from tests.conftest import REPO, commit, git, ran, run, skopeo
 from tests.support.oci import layer_files, validate
+from tests.support.projects import SHOWCASE, wasm_project
 from tests.support.sboms import assert_valid
 
-SHOWCASE = REPO / "WebAssembly" / "Guest"
 STANDINS = REPO / "tests" / "standins"
 
 MISBEHAVING_WIT = """\
@@ -98,34 +98,6 @@ public func spin() -> Int32 {
     while true { i &+= 1 }
 }
 """
-
-
-def wasm_project(root: Path, registry: str, extra_guests: str = "") -> Path:
-    shutil.copytree(
-        SHOWCASE, root / "WebAssembly" / "Guest", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    (root / ".gitignore").write_text(".syntra/\n")
-    (root / "syntra.yaml").write_text(
-        "version: 1\n"
-        "project: {name: plugins, version: 1.0.0}\n"
-        f"registries: {{local: {{url: '{registry}', insecure: true}}}}\n"
-        "defaults: {tags: ['{{ version }}']}\n"
-        "wasm:\n"
-        "  fib-swift:\n"
-        "    language: swift\n"
-        "    source: WebAssembly/Guest/Swift\n"
-        "    mode: embedded\n"
-        "    tests: [{call: fib, args: [24], expect: 46368}]\n"
-        "  fib-python:\n"
-        "    language: python\n"
-        "    source: WebAssembly/Guest/Python\n"
-        "    world: fib\n"
-        "    limits: {max_mem: 256Mi, max_ms: 5000}\n"
-        "    tests: [{call: fib, args: [24], expect: 46368}]\n" + extra_guests
-    )
-    git(root, "init", "-q", "-b", "main")
-    commit(root, "guests")
-    return root
 
 
 @pytest.fixture(scope="module")

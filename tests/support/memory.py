@@ -41,11 +41,11 @@ class Repository:
 
 
 @dataclass
-class MemoryRegistry(BaseAdapter):  # type: ignore[misc]
+class MemoryRegistry(BaseAdapter):
     host: str
     blobs: dict[str, bytes] = field(default_factory=dict)
     repositories: dict[str, Repository] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)
+    seen: list[tuple[str, str]] = field(default_factory=list)
     """(method, path) of every request, in order: what a test can count."""
     uploads: dict[str, bytes] = field(default_factory=dict)
 
@@ -59,13 +59,15 @@ class MemoryRegistry(BaseAdapter):  # type: ignore[misc]
         found = self.repository(repo)
         return reference if reference in found.manifests else found.tags.get(reference)
 
-    def send(self, request: requests.PreparedRequest, **_: Any) -> requests.Response:
+    def send(  # type: ignore[override]  # stream, timeout, proxies: nothing to do in memory
+        self, request: requests.PreparedRequest, **_: Any
+    ) -> requests.Response:
         url = urlparse(request.url or "")
         method = request.method or "GET"
-        self.requests.append((method, url.path))
+        self.seen.append((method, url.path))
         body = request.body or b""
         if not isinstance(body, bytes):
-            body = body.encode() if isinstance(body, str) else b"".join(iter(body))  # type: ignore[arg-type]
+            body = body.encode() if isinstance(body, str) else b"".join(iter(body))
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         status, headers, content = self._answer(method, url.path, query, body, request.headers)
         response = requests.Response()
@@ -118,15 +120,15 @@ class MemoryRegistry(BaseAdapter):  # type: ignore[misc]
                 {"Docker-Content-Digest": digest, "Location": f"/v2/{repo}/manifests/{digest}"},
                 b"",
             )
-        digest = self.resolve(repo, ref)
-        if digest is None:
+        found = self.resolve(repo, ref)
+        if found is None:
             return 404, {}, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}'
         if method == "DELETE":
-            del store.manifests[digest]
+            del store.manifests[found]
             return 202, {}, b""
-        data, media_type = store.manifests[digest]
-        found = {"Docker-Content-Digest": digest, "Content-Type": media_type}
-        return 200, found | {"Content-Length": str(len(data))}, b"" if method == "HEAD" else data
+        data, media_type = store.manifests[found]
+        answer = {"Docker-Content-Digest": found, "Content-Type": media_type}
+        return 200, answer | {"Content-Length": str(len(data))}, b"" if method == "HEAD" else data
 
     def _upload(
         self, method: str, repo: str, session: str, query: dict[str, str], body: bytes
