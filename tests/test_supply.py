@@ -613,7 +613,7 @@ def test_delete_refuses_a_tagged_manifest_unless_forced(secured: Path, registry:
         "delete the tags first, or --force\n"
     )
     untag = run(secured, "syntra", "delete", f"{registry}/tests/doomed:v1")
-    assert untag.returncode == 2 and "does not allow deleting this tag" in untag.stderr  # 2.8
+    assert untag.returncode == 4 and "does not allow deleting this tag" in untag.stderr  # 2.8
     forced = run(secured, "syntra", "delete", doomed, "--force")
     assert forced.returncode == 0, forced.stderr
     assert client.find_manifest("tests/doomed", manifest.digest) is None
