@@ -164,7 +164,8 @@ def _plugin_digest(root: Path, guest: str) -> str:
 
 def already_built(job: Job, where: Where, platform: str) -> PlatformImage | None:
     """The platform image the registry holds for exactly this platform's inputs."""
-    manifest = where.registry.find_manifest(where.path, inputs_tag(job, platform))
+    tag = inputs_tag(job, platform)
+    manifest = where.registry.find_manifest(where.path, tag)
     if manifest is None:
         return None
     content = len(manifest.data) + sum(blob["size"] for blob in manifest.children())
@@ -174,6 +175,7 @@ def already_built(job: Job, where: Where, platform: str) -> PlatformImage | None
         size=len(manifest.data),
         media_type=manifest.media_type,
         content_bytes=content,
+        inputs=tag,
     )
 
 
@@ -238,7 +240,7 @@ def build_platform(job: Job, platform: str, builder: LayoutBuilder) -> LayoutIma
     builder.build(request)
     base = job.base.reference if job.base else None
     found = base_digest(job.loaded.config, base, platform) if base else None
-    facts = BuildFacts(builder.name, invocation(), base, found)
+    facts = BuildFacts(builder.name, invocation(), base, found, inputs_tag(job, platform))
     return read_layout(request.layout, platform, facts)
 
 

@@ -175,6 +175,8 @@ class BuildFacts:
     base: str | None = None
     base_digest: str | None = None
     """The base's manifest for this platform, as its registry holds it."""
+    inputs: str | None = None
+    """The `inputs-<sha256>` tag of what the build was given."""
 
 
 def base_digest(config: Config, pinned: str, platform: str) -> str | None:
@@ -216,6 +218,7 @@ def read_layout(layout: Path, platform: str, facts: BuildFacts | None = None) ->
         builder=facts.builder if facts else None,
         command=facts.command if facts else None,
         base=facts.base if facts else None,
+        inputs=facts.inputs if facts else None,
     )
     return LayoutImage(described_image, document, blobs, layout)
 

@@ -41,6 +41,8 @@ class PlatformImage(_Record):
     """The build's facts, recorded when it ran: backend and the command that ran it."""
     base: str | None = None
     """The base image pinned to the digest this build used."""
+    inputs: str | None = None
+    """The `inputs-<sha256>` tag of what this platform was built from."""
 
 
 class TestResult(_Record):

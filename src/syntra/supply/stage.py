@@ -190,6 +190,7 @@ def provenance(loaded: Loaded, plan: Plan, record: Record) -> dict[str, Any]:
             dependencies.append({"uri": f"oci://{record.base}", "digest": {algorithm: hexdigest}})
         commands = sorted({p.command for p in record.platforms if p.command} or {record.command})
         builders = sorted({p.builder for p in record.platforms if p.builder})
+        inputs = {p.platform: p.inputs for p in record.platforms if p.inputs}
     else:
         guest = plan.guest(record.name)
         tree = hashlib.sha256()
@@ -197,7 +198,7 @@ def provenance(loaded: Loaded, plan: Plan, record: Record) -> dict[str, Any]:
             tree.update(str(path.relative_to(loaded.root)).encode() + b"\0")
             tree.update(hashlib.sha256(path.read_bytes()).digest())
         dependencies.append({**_source(plan, guest.source), "digest": {"sha256": tree.hexdigest()}})
-        commands, builders = [record.command], sorted(record.built_with)
+        commands, builders, inputs = [record.command], sorted(record.built_with), {}
     return {
         "buildDefinition": {
             "buildType": BUILD_TYPE,
@@ -213,6 +214,7 @@ def provenance(loaded: Loaded, plan: Plan, record: Record) -> dict[str, Any]:
                 "version": plan.version,
                 "sourceDateEpoch": plan.source_date_epoch,
                 "builders": builders,
+                **({"inputs": inputs} if inputs else {}),
             },
             "resolvedDependencies": dependencies,
         },
