@@ -165,7 +165,7 @@ def _guest_tests(plan: Plan) -> str:
 def _guests_jobs(loaded: Loaded, plan: Plan, steps: _Steps) -> dict[str, Job]:
     """Guests first: images bundle them as plugins, and signing needs their records."""
     plugins = {"name": "plugins", "path": f"{_WASM}/*.wasm"}
-    published = any(g.destination.registry for g in plan.guests)
+    published = any(output.kind == "wasm" for output in plan.outputs())
     publish: Job = {
         "name": "wasm guests",
         "if": PUSHED,
@@ -407,7 +407,7 @@ def pipeline(loaded: Loaded, plan: Plan) -> dict[str, Any]:
     steps = _Steps(loaded, plan)
     guests = bool(plan.guests)
     jobs: dict[str, Job] = _guests_jobs(loaded, plan, steps) if guests else {}
-    before_supply = ["wasm"] if any(g.destination.registry for g in plan.guests) else []
+    before_supply = ["wasm"] if any(o.kind == "wasm" for o in plan.outputs()) else []
     if plan.images:
         jobs["plan"] = _plan_job(loaded, plan, steps)
         jobs |= _build_jobs(loaded, plan, steps, guests)

@@ -108,7 +108,7 @@ def _sboms(
         documents = scan(
             source, where.identity, subject.digest, formats, where.registry.insecure, login
         )
-        image = next(i for i in plan.images if i.name == record.name)
+        image = plan.image(record.name)
         plugins = [_plugin(loaded, plan, name) for name in image.plugins]
         created = _created(where, subject.digest) or plan.source_date_epoch
     # Dates and versions are the subject's own, not this run's: an artifact that a later
