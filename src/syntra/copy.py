@@ -12,8 +12,8 @@ through a temporary folder, and a blob the destination already holds is not fetc
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
@@ -218,12 +218,14 @@ def _docker_archive(archive: Path, folder: Path) -> tuple[Any, str]:
     blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True)
     descriptors = []
-    for path in layer_paths:
-        data = path.read_bytes()
-        gzipped = data[:2] == b"\x1f\x8b"
+    for path in layer_paths:  # layers stream: never whole in memory
+        with path.open("rb") as handle:
+            gzipped = handle.read(2) == b"\x1f\x8b"
+            handle.seek(0)
+            digest = "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
         media = "application/vnd.docker.image.rootfs.diff.tar" + (".gzip" if gzipped else "")
-        (blobs / digest_of(data).split(":")[1]).write_bytes(data)
-        descriptors.append({"mediaType": media, "digest": digest_of(data), "size": len(data)})
+        shutil.copyfile(path, blobs / digest.split(":")[1])
+        descriptors.append({"mediaType": media, "digest": digest, "size": path.stat().st_size})
     (blobs / digest_of(config).split(":")[1]).write_bytes(config)
     manifest = json.dumps(
         {
@@ -291,7 +293,9 @@ def _write_layout(root: Path, content: Content, tag: str | None) -> None:
     blobs.mkdir(parents=True, exist_ok=True)
     (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     for digest, path in content.blobs.items():
-        (blobs / digest.split(":")[1]).write_bytes(path.read_bytes())
+        target = blobs / digest.split(":")[1]
+        if not target.exists():  # named by its digest: one there is this one
+            shutil.copyfile(path, target)
     for digest, document in content.documents.items():
         (blobs / digest.split(":")[1]).write_bytes(document.data)
     named = dict(content.tags)
@@ -328,9 +332,9 @@ def _tar(folder: Path, archive: Path) -> None:
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
                 out.addfile(info)
             else:
-                data = path.read_bytes()
-                info.size, info.mode = len(data), 0o644
-                out.addfile(info, io.BytesIO(data))
+                info.size, info.mode = path.stat().st_size, 0o644
+                with path.open("rb") as handle:
+                    out.addfile(info, handle)
     partial.replace(archive)
 
 
@@ -356,7 +360,7 @@ def _write_docker(archive: Path, content: Content, platform: str | None) -> str:
         names = []
         for descriptor in [body["config"], *body["layers"]]:
             name = f"blobs/sha256/{descriptor['digest'].split(':')[1]}"
-            (folder / name).write_bytes(content.blobs[descriptor["digest"]].read_bytes())
+            shutil.copyfile(content.blobs[descriptor["digest"]], folder / name)
             names.append(name)
         entry = {"Config": names[0], "RepoTags": [], "Layers": names[1:]}
         (folder / "manifest.json").write_text(json.dumps([entry]))

@@ -150,7 +150,7 @@ class KeyTrust:
         self, attachments: Attachments, identity: str, digest: str, problems: list[str]
     ) -> tuple[bool, set[str]]:
         return (
-            _signed(attachments, identity, digest, self.key, problems),
+            _signed(attachments, digest, self.key, problems),
             _attested(attachments, identity, digest, self.key, problems),
         )
 
@@ -219,9 +219,10 @@ def _about(statement: dict[str, Any], identity: str, digest: str) -> bool:
 
 
 def _signed(
-    attachments: Attachments, identity: str, digest: str, key: ec.EllipticCurvePublicKey,
-    problems: list[str],
-) -> bool:  # fmt: skip
+    attachments: Attachments, digest: str, key: ec.EllipticCurvePublicKey, problems: list[str]
+) -> bool:
+    """A simple-signing signature of `digest` that verifies with `key`; the identity it
+    names may be the repository a copy came from, so only the digest is bound."""
     for descriptor, payload in attachments.layers(digest, "sig"):
         if descriptor.get("mediaType") != SIMPLE_SIGNING:
             continue
