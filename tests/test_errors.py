@@ -96,3 +96,20 @@ def test_doit_state_is_a_transactional_database(project: Path) -> None:
     with sqlite3.connect(project / ".syntra" / "doit.sqlite3") as db:
         tasks = {row[0] for row in db.execute("SELECT task_id FROM doit")}
     assert "render:web" in tasks
+
+
+def test_a_tool_failure_shows_its_error_line_with_secrets_redacted(tmp_path: Path) -> None:
+    from syntra import process
+    from syntra.errors import ToolError
+
+    password = process.keep_secret("hunter2-registry-password")
+    script = (
+        f"echo 'note: logging in with {password}'; echo 'Error: login as ci:{password} refused'"
+        "; echo '  at frame 1'; exit 7"
+    )
+    log = tmp_path / "tool.log"
+    with pytest.raises(ToolError) as failed:
+        process.run(["sh", "-c", script], "login", log=log)
+    assert str(failed.value) == f"login failed (exit 7; see {log}): Error: login as ci:*** refused"
+    assert password not in log.read_text() and "***" in log.read_text()
+    assert failed.value.exit_code == 3
