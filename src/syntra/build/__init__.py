@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
 from syntra.errors import SyntraError
-from syntra.plan import ImagePlan
 
 if TYPE_CHECKING:
     from syntra.images import Job
+    from syntra.plan import ImagePlan
     from syntra.records import ImageRecord
 
 BACKENDS = {

@@ -21,11 +21,13 @@ from pydantic import (
     Field,
     JsonValue,
     ValidationInfo,
+    WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
 
 from syntra import refs
-from syntra.errors import SyntraError
+from syntra.build import CHOICES as BUILDERS
+from syntra.errors import SyntraError, did_you_mean
 
 
 def _reason(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -115,6 +117,13 @@ def _schema_version(value: Any) -> int:
     raise ValueError(f"{shown} is not a schema version; write version: 1")
 
 
+def _builder(value: str) -> str:
+    if value not in BUILDERS:
+        listed = ", ".join(BUILDERS)
+        raise ValueError(f"'{value}' is not one of {listed}{did_you_mean(value, BUILDERS)}")
+    return value
+
+
 def _template_name(value: str) -> str:
     if not _TEMPLATE_NAME_RE.match(value) or ".." in value.split("/"):
         raise ValueError(f"'{value}' is not a template name: a file name under templates/")
@@ -184,6 +193,12 @@ ScalarText = Annotated[
     str, BeforeValidator(_reason(_scalar_text), json_schema_input_type=str | int | bool)
 ]
 Template = Annotated[str, AfterValidator(_reason(_template_text))]
+Builder = Annotated[
+    str,
+    AfterValidator(_reason(_builder)),
+    WithJsonSchema({"type": "string", "enum": list(BUILDERS)}),
+]
+"""A backend of `syntra.build.BACKENDS`, or `auto`."""
 TemplatedText = Annotated[ScalarText, AfterValidator(_reason(_template_text))]
 Pattern = Annotated[str, AfterValidator(_reason(_pattern))]
 TemplateName = Annotated[str, AfterValidator(_reason(_template_name))]
@@ -460,9 +475,7 @@ class Config(Strict):
         description="Schema version; always 1."
     )
     project: Project = Field(description="Project identity and version source.")
-    builder: Literal["auto", "buildx", "podman", "container"] = Field(
-        "auto", description="Image builder; `auto` picks what is installed."
-    )
+    builder: Builder = Field("auto", description="Image builder; `auto` picks what is installed.")
     registries: dict[Name, Registry] = Field({}, description="Registries by name.")
     defaults: Defaults = Field(Defaults(), description="Defaults for images and guests.")
     images: dict[Name, Image] = Field({}, description="Container images by name.")
