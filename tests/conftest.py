@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from syntra.cli import main
+from syntra.layout import STATE_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -74,7 +75,7 @@ def project(tmp_path: Path) -> Path:
     (tmp_path / "web").mkdir()
     (tmp_path / "web" / "index.html").write_text("<h1>hi</h1>\n")
     (tmp_path / "syntra.yaml").write_text(MINIMAL)
-    (tmp_path / ".gitignore").write_text(".syntra/\n")
+    (tmp_path / ".gitignore").write_text(f"{STATE_DIR}/\n")
     git(tmp_path, "init", "-q", "-b", "main")
     commit(tmp_path, "initial")
     return tmp_path

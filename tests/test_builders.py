@@ -20,6 +20,7 @@ from syntra.build.buildx import Buildx
 from syntra.build.podman import Podman
 from syntra.config import load
 from syntra.errors import SyntraError
+from syntra.layout import build_dir
 from syntra.plan import build_plan
 from tests.conftest import REPO, run
 from tests.support.projects import make_project
@@ -129,7 +130,7 @@ def test_buildx_build_through_the_standin_is_published(
     assert built.returncode == 0, built.stderr
     by_podman = json.loads(built.stdout)
     layouts = tmp_path / "layouts"
-    shutil.copytree(root / ".syntra" / "build" / "app", layouts)
+    shutil.copytree(build_dir(root, "app"), layouts)
     log = tmp_path / "calls.jsonl"
     outputs = []
     for platform in ("linux/amd64", "linux/arm64"):

@@ -22,6 +22,7 @@ from syntra.config import load
 from syntra.context import Context
 from syntra.errors import SyntraError
 from syntra.images import Job, image_job
+from syntra.layout import build_dir
 from syntra.plan import build_plan
 from tests.conftest import REPO, commit, run, skopeo
 from tests.support.projects import make_project, record
@@ -304,7 +305,7 @@ def test_doit_container_then_supply_signs_the_index_container_pushed(
     assert "-- docker:app" in signed.stdout  # doit: up to date, not run
     assert "built" not in signed.stdout
     assert f"app: signed {index}" in signed.stdout
-    assert not list((root / ".syntra" / "build").glob("app/*"))  # no layout builder ran
+    assert not list(build_dir(root, "app").glob("*"))  # no layout builder ran
     verified = cosign(
         "verify", "--key", str(root / "keys" / "cosign.pub"), "--insecure-ignore-tlog=true",
         "--allow-http-registry", f"{registry}/tests/apple-doit@{index}",

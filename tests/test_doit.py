@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from syntra.layout import doit_state
 from tests.conftest import PYTHON, REPO, ran
 
 
@@ -45,7 +46,7 @@ def test_second_run_does_nothing(project: Path) -> None:
     assert second.returncode == 0
     assert ran(second.stdout) == []
     assert "-- render:web" in second.stdout
-    assert (project / ".syntra" / "doit.sqlite3").is_file()
+    assert (doit_state(project)).is_file()
     assert not list(project.glob(".doit*"))
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from syntra.layout import DEFAULT_KEY, doit_state, state_dir
 from syntra.localregistry import free_port
 from tests.conftest import Result, commit, run
 
@@ -58,15 +59,13 @@ def test_syntra_debug_shows_the_traceback(project: Path) -> None:
 def test_unwritable_state_is_one_line(
     project: Path, syntra: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (project / ".syntra").write_text("not a folder\n")  # as root, only this stops a write
+    state_dir(project).write_text("not a folder\n")  # as root, only this stops a write
     done = run(project, "doit", "render")
     assert done.returncode == 3, done.stdout + done.stderr
-    assert (
-        done.stderr.strip() == f"{project / '.syntra'}: cannot write Syntra's state (File exists)"
-    )
+    assert done.stderr.strip() == f"{state_dir(project)}: cannot write Syntra's state (File exists)"
     monkeypatch.setenv("SYNTRA_KEY_PASSPHRASE", "a passphrase")
     keygen = syntra(project, "keygen")
-    assert (keygen.code, keygen.err) == (3, ".syntra/keys: Not a directory\n")
+    assert (keygen.code, keygen.err) == (3, f"{DEFAULT_KEY.parent}: Not a directory\n")
 
 
 def test_damaged_records_count_as_missing(project: Path) -> None:
@@ -93,7 +92,7 @@ def test_damaged_records_count_as_missing(project: Path) -> None:
 def test_doit_state_is_a_transactional_database(project: Path) -> None:
     done = run(project, "doit", "render")
     assert done.returncode == 0, done.stderr
-    with sqlite3.connect(project / ".syntra" / "doit.sqlite3") as db:
+    with sqlite3.connect(doit_state(project)) as db:
         tasks = {row[0] for row in db.execute("SELECT task_id FROM doit")}
     assert "render:web" in tasks
 

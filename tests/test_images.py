@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import pytest
 
+from syntra.layout import STATE_DIR, logs_dir, logs_root, record_path, state_dir
 from syntra.localregistry import serve
 from syntra.oci import Client
 from tests.conftest import BUSYBOX, commit, git, podman_store, ran, reset_store, run, skopeo
@@ -128,7 +129,7 @@ def test_two_clean_builds_give_the_same_index_digest(
     try:
         doit_ok(project, env=stores[0])
         first = record(project)["digest"]
-        shutil.rmtree(project / ".syntra")
+        shutil.rmtree(state_dir(project))
         doit_ok(project, env=stores[1])
         assert record(project)["digest"] == first
     finally:
@@ -139,7 +140,7 @@ def test_two_clean_builds_give_the_same_index_digest(
 def test_repush_of_unchanged_image_uploads_no_blob(project: Path) -> None:
     doit_ok(project)
     assert record(project)["uploaded_bytes"] > 0  # type: ignore[operator]
-    (project / ".syntra" / "out" / "app.json").unlink()
+    (record_path(project, "app")).unlink()
     assert ran(doit_ok(project)) == ["docker:app"]
     assert record(project)["uploaded_bytes"] == 0
 
@@ -148,12 +149,12 @@ def test_merge_of_per_platform_pushes_equals_direct_build(project: Path, tmp_pat
     doit_ok(project)
     direct = record(project)
     runner = tmp_path / "runner"
-    shutil.copytree(project, runner, ignore=shutil.ignore_patterns(".syntra"))
+    shutil.copytree(project, runner, ignore=shutil.ignore_patterns(STATE_DIR))
     for platform in ("linux/arm64", "linux/amd64"):
         done = run(runner, "syntra", "build", "app", "--platform", platform, "--push-by-digest")
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["platform"] == platform
-    assert not (runner / ".syntra" / "out" / "app.json").exists()
+    assert not (record_path(runner, "app")).exists()
     merged = run(runner, "syntra", "merge", "app")
     assert merged.returncode == 0, merged.stderr
     assert json.loads(merged.stdout)["digest"] == direct["digest"]
@@ -181,7 +182,7 @@ def test_a_commit_outside_the_context_rebuilds_nothing(project: Path, registry: 
     already built (its labels name the commit that built it), locally and in CI."""
     doit_ok(project)
     first = record(project)
-    logs = sorted((project / ".syntra" / "logs" / "app").iterdir())
+    logs = sorted((logs_dir(project, "app")).iterdir())
     sizes = [log.stat().st_size for log in logs]
     (project / "NOTES.md").write_text("outside the image's context\n")
     commit(project, "docs: notes")
@@ -227,7 +228,7 @@ def test_secrets_reach_run_steps_but_no_log_or_image(
     config = skopeo(
         "inspect", "--config", "--raw", "--tls-verify=false", "--override-arch", "arm64", ref
     )
-    logs = "".join(p.read_text() for p in (project / ".syntra" / "logs").rglob("*.log"))
+    logs = "".join(p.read_text() for p in logs_root(project).rglob("*.log"))
     assert "id=token,env=APP_TOKEN" in logs
     for place in (output, logs, config, json.dumps(pushed)):
         assert "s3cr3t-value" not in place
@@ -264,7 +265,7 @@ def test_push_with_credentials_from_the_environment(
         label = f"docker app: registry local ({private})"
         anonymous = run(root, "doit", "docker")
         assert f"{label}: needs a login and none is configured (looked in " in anonymous.stdout
-        assert not (root / ".syntra" / "logs").exists()  # refused before building
+        assert not logs_root(root).exists()  # refused before building
         credentials = "credentials: {username_env: REG_USER, password_env: REG_PASS}"
         (root / "syntra.yaml").write_text(
             (root / "syntra.yaml")
@@ -279,7 +280,7 @@ def test_push_with_credentials_from_the_environment(
             in wrong.stdout
         )
         assert "nope" not in wrong.stdout + wrong.stderr
-        assert not (root / ".syntra" / "logs").exists()
+        assert not logs_root(root).exists()
         secrets = {"REG_USER": "ci", "REG_PASS": "pa55word"}
         undeclared = run(root, "doit", "docker", env=secrets)
         assert (
@@ -298,7 +299,7 @@ def test_push_with_credentials_from_the_environment(
         commit(root, "credentials")  # a clean tree: every tag, not only the dev version
         done = run(root, "doit", "docker", env=secrets)
         assert done.returncode == 0, done.stdout
-        logs = "".join(p.read_text() for p in (root / ".syntra" / "logs").rglob("*.log"))
+        logs = "".join(p.read_text() for p in logs_root(root).rglob("*.log"))
         assert "pa55word" not in done.stdout + done.stderr + logs
         creds = ["--tls-verify=false", "--creds", "ci:pa55word"]
         tags = skopeo("list-tags", *creds, f"docker://{private}/demo/app")

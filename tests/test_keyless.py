@@ -14,6 +14,7 @@ from pathlib import Path
 import jwt
 import pytest
 
+from syntra.layout import doit_state, record_path
 from syntra.oci import INDEX, Blob, Client, Document, digest_of
 from syntra.supply.attach import Attachments, Layer, attachment_tag
 from syntra.supply.keyless import BUNDLE, SIGNATURE_PREDICATE
@@ -111,7 +112,7 @@ def test_bundles_are_stored_as_cosign_lays_them_out(
 ) -> None:
     root, _ = signed
     client = Client(registry, insecure=True)
-    record = json.loads((root / ".syntra" / "out" / "fib.json").read_text())
+    record = json.loads((record_path(root, "fib")).read_text())
     listed = _bundles(client, "tests/keyless-fib", record["digest"])
     predicates = {str(m["annotations"]["dev.sigstore.bundle.predicateType"]) for m in listed}  # type: ignore[index]
     assert predicates == {
@@ -149,7 +150,7 @@ def test_a_tampered_bundle_is_refused(signed: tuple[Path, str], registry: str) -
     root, _ = signed
     client = Client(registry, insecure=True)
     repository = "tests/keyless-fib"
-    digest = json.loads((root / ".syntra" / "out" / "fib.json").read_text())["digest"]
+    digest = json.loads((record_path(root, "fib")).read_text())["digest"]
     fallback = attachment_tag(digest)
     original = client.get_manifest(repository, fallback)
     entry = next(
@@ -188,8 +189,8 @@ def test_a_valid_bundle_about_another_artifact_does_not_count(
     but it is not about app, so app's index counts as unsigned."""
     root, _ = signed
     client = Client(registry, insecure=True)
-    fib = json.loads((root / ".syntra" / "out" / "fib.json").read_text())["digest"]
-    app = json.loads((root / ".syntra" / "out" / "app.json").read_text())["digest"]
+    fib = json.loads((record_path(root, "fib")).read_text())["digest"]
+    app = json.loads((record_path(root, "app")).read_text())["digest"]
     entry = next(
         m for m in _bundles(client, "tests/keyless-fib", fib)
         if m["annotations"]["dev.sigstore.bundle.predicateType"] == SIGNATURE_PREDICATE  # type: ignore[index]
@@ -217,7 +218,7 @@ def test_a_valid_bundle_about_another_artifact_does_not_count(
 
 def test_service_failures_are_one_line(signed: tuple[Path, str], sigstore: Sigstore) -> None:
     root, _ = signed
-    (root / ".syntra" / "doit.sqlite3").unlink()  # forget: the stage runs again
+    (doit_state(root)).unlink()  # forget: the stage runs again
     sigstore.refuse_certificates = True
     try:
         refused = run(root, "doit", "supply:fib", env=sigstore.github_env())

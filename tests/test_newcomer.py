@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from syntra.layout import STATE_DIR, logs_root
 from tests.conftest import MINIMAL, PYTHON, REPO, Result, commit, git, run
 from tests.support.projects import SHOWCASE, wasm_project
 
@@ -22,7 +23,7 @@ def test_init_in_an_empty_repository_validates(
     assert "wrote syntra.yaml (0 images from Dockerfiles)" in result.out
     assert "next: `syntra validate`" in result.out
     assert (tmp_path / "dodo.py").read_text() == (REPO / "dodo.py").read_text()
-    assert (tmp_path / ".gitignore").read_text() == ".syntra/\ndist/\n"
+    assert (tmp_path / ".gitignore").read_text() == f"{STATE_DIR}/\ndist/\n"
     assert (
         syntra(tmp_path, "validate").out
         == "syntra.yaml: ok (0 images, 0 wasm guests, 0 platform builds)\n"
@@ -49,7 +50,7 @@ def test_init_finds_dockerfiles_and_never_overwrites(
     assert all(
         r.startswith("127.0.0.1:5000/") for i in plan["images"] for r in i["destination"]["refs"]
     )
-    assert (tmp_path / ".gitignore").read_text() == "build/\n.syntra/\ndist/\n"
+    assert (tmp_path / ".gitignore").read_text() == f"build/\n{STATE_DIR}/\ndist/\n"
     before = (tmp_path / "syntra.yaml").read_text()
     again = syntra(tmp_path, "init")
     assert again.code == 2
@@ -92,7 +93,7 @@ def test_unset_build_secret_stops_before_building(
     assert result.err == (
         "build secrets not set: $SYNTRA_TEST_MIRROR_TOKEN (images.web secret 'mirror')\n"
     )
-    assert not (project / ".syntra" / "logs").exists()  # no builder ever ran
+    assert not logs_root(project).exists()  # no builder ever ran
 
 
 def test_full_run_checks_the_passphrase_first(project: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from syntra import plugins
 from syntra.errors import Refused, SyntraError
+from syntra.layout import plugin_file, record_path
 from syntra.localregistry import serve
 from syntra.oci import MANIFEST, Blob, Client, Document
 from tests.conftest import commit, run
@@ -41,7 +42,7 @@ def signed(tmp_path_factory: pytest.TempPathFactory, own_registry: str) -> Path:
 
 
 def _ref(root: Path, guest: str) -> str:
-    record = json.loads((root / ".syntra" / "out" / f"{guest}.json").read_text())
+    record = json.loads((record_path(root, guest)).read_text())
     return f"{record['registry']}/{record['repository']}@{record['digest']}"
 
 
@@ -205,7 +206,7 @@ def test_the_python_api_is_typed_thread_safe_and_recovers_after_a_trap(
 def test_plugin_manifest_is_read_and_checked(signed: Path, tmp_path: Path) -> None:
     folder = tmp_path / "opt-plugins"
     folder.mkdir()
-    wasm = signed / ".syntra" / "wasm" / "fib-swift.wasm"
+    wasm = plugin_file(signed, "fib-swift")
     shutil.copy(wasm, folder / "fib-swift.wasm")
     import hashlib
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from syntra.layout import STATE_DIR, record_path, records_dir
 from syntra.localregistry import free_port, serve
 from tests.conftest import PYTHON, REPO, commit, git, run, skopeo
 from tests.support.faults import fault_proxy
@@ -76,7 +77,7 @@ def pipeline_project(root: Path) -> Path:
     (root / "WebAssembly" / "Swift" / "Fib.swift").write_text(
         (SHOWCASE / "Swift" / "Fib.swift").read_text()
     )
-    (root / ".gitignore").write_text(".syntra/\ndist/\n")
+    (root / ".gitignore").write_text(f"{STATE_DIR}/\ndist/\n")
     (root / "syntra.yaml").write_text(
         "version: 1\n"
         "project: {name: faults}\n"
@@ -119,7 +120,7 @@ def pipeline(source: Path, clone: Path, address: str, env: dict[str, str]) -> di
 
 def _records(clone: Path) -> dict[str, str]:
     """The digest each artifact's record names."""
-    out = clone / ".syntra" / "out"
+    out = records_dir(clone)
     return {
         name: json.loads((out / f"{name}.json").read_text())["digest"] for name in ("app", "fib")
     }
@@ -270,7 +271,7 @@ def private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def _guest_project(root: Path, registry: str) -> Path:
     (root / "Swift").mkdir(parents=True)
     (root / "Swift" / "Fib.swift").write_text((SHOWCASE / "Swift" / "Fib.swift").read_text())
-    (root / ".gitignore").write_text(".syntra/\n")
+    (root / ".gitignore").write_text(f"{STATE_DIR}/\n")
     (root / "syntra.yaml").write_text(
         "version: 1\nproject: {name: auth, version: 1.0.0}\n"
         f"registries: {{private: {{url: '{registry}', insecure: true}}}}\n"
@@ -282,7 +283,7 @@ def _guest_project(root: Path, registry: str) -> Path:
 
 
 def _publish(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    (root / ".syntra" / "out" / "fib.json").unlink(missing_ok=True)
+    (record_path(root, "fib")).unlink(missing_ok=True)
     elsewhere = {"HOME": str(root / "home"), "XDG_RUNTIME_DIR": str(root / "run")}
     return run(root, "doit", "wasm", env={**elsewhere, **env})
 

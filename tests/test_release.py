@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from syntra.layout import record_path
 from syntra.localregistry import serve
 from syntra.oci import Client
 from tests.conftest import commit, git, run, skopeo
@@ -50,12 +51,12 @@ def digest(registry: str, repository: str, tag: str) -> str:
 
 
 def repository(root: Path) -> str:
-    return str(json.loads((root / ".syntra" / "out" / "app.json").read_text())["repository"])
+    return str(json.loads((record_path(root, "app")).read_text())["repository"])
 
 
 def test_release_promotes_the_verified_digest(project: Path, registry: str) -> None:
     ship(project, "v1.0.0", "feat: first page")
-    built = json.loads((project / ".syntra" / "out" / "app.json").read_text())["digest"]
+    built = json.loads((record_path(project, "app")).read_text())["digest"]
     code, output = release(project, "--dry-run")
     assert code == 0 and "tag 1.0, 1, latest (dry run)" in output
     assert (
@@ -134,7 +135,7 @@ def test_unsigned_digest_is_refused(project: Path) -> None:
 
 def test_interrupted_release_completes(project: Path, registry: str) -> None:
     ship(project, "v1.2.0", "fix: something")
-    built = json.loads((project / ".syntra" / "out" / "app.json").read_text())["digest"]
+    built = json.loads((record_path(project, "app")).read_text())["digest"]
     source = f"docker://{registry}/{repository(project)}@{built}"
     skopeo("copy", "-q", "--all", "--src-tls-verify=false", "--dest-tls-verify=false",
            source, f"docker://{registry}/{repository(project)}:1.2")  # fmt: skip
@@ -164,7 +165,7 @@ def test_release_promotes_to_the_registries_it_names(project: Path, registry: st
         )
         commit(project, "chore: promote releases to prod")
         ship(project, "v2.0.0", "feat: second page")
-        built = json.loads((project / ".syntra" / "out" / "app.json").read_text())["digest"]
+        built = json.loads((record_path(project, "app")).read_text())["digest"]
         code, output = release(project)
         assert code == 0, output
         there = Client(prod, insecure=True)

@@ -32,6 +32,7 @@ from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
 from in_toto_attestation.v1.statement import Statement
 from ruamel.yaml import YAML
 
+from syntra.layout import doit_state, record_path, records_dir
 from syntra.localregistry import serve
 from syntra.oci import INDEX, MANIFEST, Blob, Client, Document, platform_of
 from syntra.supply.attach import attachment_tag
@@ -164,8 +165,8 @@ def test_signature_verifies_independently(secured: Path, registry: str, tmp_path
     public = secured / "keys" / "cosign.pub"
     digest = _digest_of_tag(registry, "tests/secured", "latest")
     assert _independently_verified(client, "tests/secured", digest, public, tmp_path)
-    record = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
-    wasm = json.loads((secured / ".syntra" / "out" / "fib.json").read_text())
+    record = json.loads((record_path(secured, "app")).read_text())
+    wasm = json.loads((record_path(secured, "fib")).read_text())
     for image in [
         "tests/secured:latest",
         *(f"tests/secured@{p['digest']}" for p in record["platforms"]),
@@ -186,7 +187,7 @@ def test_skopeo_rejects_another_key(secured: Path, registry: str, tmp_path: Path
 
 def test_everything_we_wrote_is_valid_oci(secured: Path, registry: str) -> None:
     client = Client(registry, insecure=True)
-    record = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    record = json.loads((record_path(secured, "app")).read_text())
     for digest in [record["digest"], *(p["digest"] for p in record["platforms"])]:
         for suffix in ("sig", "att"):
             manifest = client.get_manifest("tests/secured", attachment_tag(digest, suffix))
@@ -210,14 +211,14 @@ def _sbom_blobs(client: Client, repository: str, digest: str) -> list[bytes]:
 
 def test_sboms_are_byte_identical_across_runs(secured: Path, registry: str) -> None:
     client = Client(registry, insecure=True)
-    record = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    record = json.loads((record_path(secured, "app")).read_text())
     child = record["platforms"][1]["digest"]
     before = _sbom_blobs(client, "tests/secured", child)
     envelope = json.loads(before[0])
     assert json.loads(base64.b64decode(envelope["payload"]))["predicateType"] in (
         "https://spdx.dev/Document", "https://cyclonedx.org/bom",
     )  # fmt: skip
-    (secured / ".syntra" / "doit.sqlite3").unlink()  # forget: the stage runs again
+    (doit_state(secured)).unlink()  # forget: the stage runs again
     again = run(secured, "doit", "supply:app", env=PASSPHRASE)
     assert again.returncode == 0, again.stdout
     assert _sbom_blobs(client, "tests/secured", child) == before
@@ -278,7 +279,7 @@ def test_key_errors_are_one_line(secured: Path) -> None:
         wrong.returncode == 2
         and wrong.stderr == "keys/cosign.key exists; remove it first to make a new key\n"
     )
-    (secured / ".syntra" / "doit.sqlite3").unlink()
+    (doit_state(secured)).unlink()
     bad = run(secured, "doit", "supply:fib", env={"SYNTRA_KEY_PASSPHRASE": "nope"})
     expected = "keys/cosign.key: cannot decrypt it with the passphrase in SYNTRA_KEY_PASSPHRASE"
     assert f"supply fib: {expected}" in bad.stdout
@@ -287,8 +288,8 @@ def test_key_errors_are_one_line(secured: Path) -> None:
 
 def _subjects(secured: Path, registry: str) -> list[tuple[str, list[str]]]:
     """Every digest Syntra signed, with the cosign attestation types it must carry."""
-    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
-    fib = json.loads((secured / ".syntra" / "out" / "fib.json").read_text())
+    app = json.loads((record_path(secured, "app")).read_text())
+    fib = json.loads((record_path(secured, "fib")).read_text())
     found = [(f"{registry}/tests/secured@{app['digest']}", ["slsaprovenance1"])]
     found += [
         (f"{registry}/tests/secured@{p['digest']}", ["spdxjson", "cyclonedx"])
@@ -329,7 +330,7 @@ def test_syntra_verify_accepts_a_signature_cosign_made(
 ) -> None:
     made = cosign("generate-key-pair", "--output-key-prefix", str(tmp_path / "cosign"))
     assert made.returncode == 0, made.stderr
-    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    app = json.loads((record_path(secured, "app")).read_text())
     reference = f"{registry}/tests/secured@{app['digest']}"
     foreign = run(secured, "syntra", "verify", reference, "--key", str(tmp_path / "cosign.pub"))
     assert foreign.returncode == 1  # not signed by that key yet
@@ -408,8 +409,8 @@ def test_sboms_and_statements_pass_the_fields_validators(
     secured: Path, registry: str, tmp_path: Path
 ) -> None:
     client = Client(registry, insecure=True)
-    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
-    fib = json.loads((secured / ".syntra" / "out" / "fib.json").read_text())
+    app = json.loads((record_path(secured, "app")).read_text())
+    fib = json.loads((record_path(secured, "fib")).read_text())
     platform = _predicates(client, "tests/secured", app["platforms"][0]["digest"])
     _spdx_and_cyclonedx_valid(platform, tmp_path)
     wasm = _predicates(client, "tests/fib", fib["digest"])
@@ -442,7 +443,7 @@ def test_sboms_and_statements_pass_the_fields_validators(
 
 def test_provenance_names_sources_bases_and_commands(secured: Path, registry: str) -> None:
     client = Client(registry, insecure=True)
-    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    app = json.loads((record_path(secured, "app")).read_text())
     statement = _predicates(client, "tests/secured", app["digest"])[
         "https://slsa.dev/provenance/v1"
     ]
@@ -457,7 +458,7 @@ def test_provenance_names_sources_bases_and_commands(secured: Path, registry: st
 
 def test_base_annotation_names_a_manifest_the_registry_has(secured: Path, registry: str) -> None:
     client = Client(registry, insecure=True)
-    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    app = json.loads((record_path(secured, "app")).read_text())
     base_index = client.get_manifest("fixtures/busybox", "1.36").json()
     for child in app["platforms"]:
         annotations = client.get_manifest("tests/secured", child["digest"]).json()["annotations"]
@@ -503,7 +504,7 @@ def test_a_second_checkout_adds_nothing_to_the_registry(
         shutil.copytree(secured / "keys", clone / "keys", dirs_exist_ok=True)
         done = run(clone, "doit", "wasm:fib.publish", "supply:fib", env=PASSPHRASE)
         assert done.returncode == 0, done.stdout + done.stderr
-        digest = json.loads((clone / ".syntra" / "out" / "fib.json").read_text())["digest"]
+        digest = json.loads((record_path(clone, "fib")).read_text())["digest"]
         att = client.get_manifest("tests/fib", attachment_tag(digest, "att"))
         attested.append((digest, att.digest, len(att.json()["layers"])))
     assert attested[0] == attested[1]
@@ -518,7 +519,7 @@ def test_the_ci_signing_steps_run_here(secured: Path, registry: str, tmp_path: P
     steps = workflow["jobs"]["supply"]["steps"]
     clone = tmp_path / "runner"
     git(tmp_path, "clone", "-q", str(secured), str(clone))
-    shutil.copytree(secured / ".syntra" / "out", clone / ".syntra" / "out")  # the artifacts
+    shutil.copytree(records_dir(secured), records_dir(clone))  # the artifacts
     env = {
         "PUBLIC_KEY": (secured / "keys" / "cosign.pub").read_text().strip(),
         "SIGNING_KEY": (secured / "keys" / "cosign.key").read_text().strip(),
@@ -547,7 +548,7 @@ def _syntra_json(cwd: Path, *args: str) -> Any:
 def test_inspect_digest_and_tags_agree_with_skopeo(
     secured: Path, registry: str, tmp_path: Path
 ) -> None:
-    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    app = json.loads((record_path(secured, "app")).read_text())
     tag = f"{registry}/tests/secured:{app['tags'][0]}"
     raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{tag}")
     assert _syntra_json(secured, "digest", tag)["digest"] == "sha256:" + hashlib.sha256(
@@ -571,7 +572,7 @@ def test_inspect_digest_and_tags_agree_with_skopeo(
 
 
 def test_tree_shows_signatures_attestations_and_referrers(secured: Path, registry: str) -> None:
-    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    app = json.loads((record_path(secured, "app")).read_text())
     found = _syntra_json(secured, "tree", f"{registry}/tests/secured@{app['digest']}")
     assert found["signatures"]["layers"]
     assert "https://slsa.dev/provenance/v1" in found["attestations"]["predicateTypes"]
@@ -586,7 +587,7 @@ def test_tree_shows_signatures_attestations_and_referrers(secured: Path, registr
 
 
 def test_pull_writes_the_wasm_oras_pulls(secured: Path, registry: str, tmp_path: Path) -> None:
-    fib = json.loads((secured / ".syntra" / "out" / "fib.json").read_text())
+    fib = json.loads((record_path(secured, "fib")).read_text())
     reference = f"{registry}/tests/fib@{fib['digest']}"
     ours = _syntra_json(secured, "pull", reference, str(tmp_path / "ours"))
     assert Path(ours["file"]).name == "fib.wasm"
@@ -601,7 +602,7 @@ def test_pull_writes_the_wasm_oras_pulls(secured: Path, registry: str, tmp_path:
 
 def test_delete_refuses_a_tagged_manifest_unless_forced(secured: Path, registry: str) -> None:
     client = Client(registry, insecure=True)
-    fib = json.loads((secured / ".syntra" / "out" / "fib.json").read_text())
+    fib = json.loads((record_path(secured, "fib")).read_text())
     manifest = client.get_manifest("tests/fib", fib["digest"])
     for blob in manifest.children():
         client.push_blob("tests/doomed", Blob.of(client.get_blob("tests/fib", blob["digest"])))
@@ -623,7 +624,7 @@ def test_delete_refuses_a_tagged_manifest_unless_forced(secured: Path, registry:
 def test_copy_keeps_digests_and_signatures_across_registries_and_archives(
     secured: Path, registry: str, tmp_path: Path
 ) -> None:
-    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    app = json.loads((record_path(secured, "app")).read_text())
     key = str(secured / "keys" / "cosign.pub")
     with serve() as second:
         source = f"{registry}/tests/secured@{app['digest']}"
@@ -683,7 +684,7 @@ def test_copy_keeps_digests_and_signatures_across_registries_and_archives(
 def test_sbom_comes_out_of_a_verified_attestation_only(
     secured: Path, registry: str, tmp_path: Path
 ) -> None:
-    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    app = json.loads((record_path(secured, "app")).read_text())
     reference = f"{registry}/tests/secured@{app['digest']}"
     spdx = run(secured, "syntra", "sbom", reference, "--platform", "linux/arm64")
     assert spdx.returncode == 0, spdx.stderr
@@ -704,12 +705,12 @@ def test_sbom_comes_out_of_a_verified_attestation_only(
 def test_promote_copies_signs_and_verifies_in_a_second_registry(
     secured: Path, registry: str, tmp_path: Path
 ) -> None:
-    app = json.loads((secured / ".syntra" / "out" / "app.json").read_text())
+    app = json.loads((record_path(secured, "app")).read_text())
     with serve() as second:
         clone = tmp_path / "clone"
         git(tmp_path, "clone", "-q", str(secured), str(clone))
         shutil.copytree(secured / "keys", clone / "keys", dirs_exist_ok=True)
-        shutil.copytree(secured / ".syntra" / "out", clone / ".syntra" / "out")
+        shutil.copytree(records_dir(secured), records_dir(clone))
         config = (clone / "syntra.yaml").read_text()
         (clone / "syntra.yaml").write_text(
             config.replace(
@@ -771,8 +772,8 @@ def test_two_registries_get_the_same_digests_each_signed_for_its_own_name(
         assert run(root, "syntra", "keygen", env=env).returncode == 0
         done = run(root, "doit", env=env)
         assert done.returncode == 0, done.stdout + done.stderr
-        app = json.loads((root / ".syntra" / "out" / "app.json").read_text())
-        fib = json.loads((root / ".syntra" / "out" / "fib.json").read_text())
+        app = json.loads((record_path(root, "app")).read_text())
+        fib = json.loads((record_path(root, "fib")).read_text())
         mirror = Client(registry, insecure=True)
         for tag in app["tags"]:
             assert mirror.head_manifest("tests/mirrored", tag) == app["digest"]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from syntra.layout import plugin_file, plugins_dir, record_path, wasm_cache
 from syntra.oci import Client
 from syntra.supply.contents import Component
 from syntra.supply.sbom import describe, normalise
@@ -130,7 +131,7 @@ def test_python_component_sbom_lists_what_it_embeds(
     """CPython's version is read from the component itself; componentize-py's from what
     the build recorded; packages vendored in the guest's folder from their metadata."""
     root, _ = built
-    wasm = (root / ".syntra" / "wasm" / "fib-python.wasm").read_bytes()
+    wasm = (plugin_file(root, "fib-python")).read_bytes()
     source = tmp_path / "guest"
     shutil.copytree(root / "WebAssembly" / "Guest" / "Python", source)
     (source / "pricing").mkdir()
@@ -139,7 +140,7 @@ def test_python_component_sbom_lists_what_it_embeds(
     (source / "pricing-1.2.0.dist-info" / "METADATA").write_text(
         "Metadata-Version: 2.1\nName: Pricing_Rules\nVersion: 1.2.0\n"
     )
-    tools = recorded_toolchain(root / ".syntra" / "wasm" / "raw" / "fib-python.tools.json")
+    tools = recorded_toolchain(plugins_dir(root) / "raw" / "fib-python.tools.json")
     assert tools == {"componentize-py": version("componentize-py")}
     parts = python_components(wasm, source, tools)
     embedded = subprocess.run(["strings", "-n", "6"], input=wasm, capture_output=True,
@@ -177,9 +178,9 @@ def test_swift_dependencies_come_from_package_resolved(tmp_path: Path) -> None:
 
 def test_kinds_and_optimisation(built: tuple[Path, str]) -> None:
     root, output = built
-    swift_raw = (root / ".syntra" / "wasm" / "raw" / "fib-swift.wasm").read_bytes()
-    swift = (root / ".syntra" / "wasm" / "fib-swift.wasm").read_bytes()
-    python = (root / ".syntra" / "wasm" / "fib-python.wasm").read_bytes()
+    swift_raw = (plugins_dir(root) / "raw" / "fib-swift.wasm").read_bytes()
+    swift = (plugin_file(root, "fib-swift")).read_bytes()
+    python = (plugin_file(root, "fib-python")).read_bytes()
     assert (kind_of(swift), kind_of(python)) == ("module", "component")
     assert len(swift) < len(swift_raw)
     assert f"fib-swift: module, {len(swift_raw)} -> {len(swift)} bytes (wasm-opt -Os)" in output
@@ -192,7 +193,7 @@ def test_artifact_in_registry_is_valid_and_byte_identical(
     built: tuple[Path, str], registry: str, guest: str
 ) -> None:
     root, _ = built
-    record = json.loads((root / ".syntra" / "out" / f"{guest}.json").read_text())
+    record = json.loads((record_path(root, guest)).read_text())
     client = Client(registry, insecure=True)
     manifest = client.get_manifest(record["repository"], record["tags"][0])
     assert manifest.digest == record["digest"]
@@ -203,7 +204,7 @@ def test_artifact_in_registry_is_valid_and_byte_identical(
     assert layer["mediaType"] == "application/wasm"
     assert layer["annotations"] == {"org.opencontainers.image.title": f"{guest}.wasm"}
     pulled = client.get_blob(record["repository"], layer["digest"])
-    assert pulled == (root / ".syntra" / "wasm" / f"{guest}.wasm").read_bytes()
+    assert pulled == (plugins_dir(root) / f"{guest}.wasm").read_bytes()
     config = json.loads(client.get_blob(record["repository"], config_descriptor["digest"]))
     validate(config_descriptor, "content-descriptor.json")
     assert config["architecture"] == "wasm"
@@ -222,7 +223,7 @@ def test_artifact_in_registry_is_valid_and_byte_identical(
 
 def test_warm_run_does_nothing_and_uses_the_compile_cache(built: tuple[Path, str]) -> None:
     root, _ = built
-    cache = root / ".syntra" / "wasm-cache"
+    cache = wasm_cache(root)
     before = {p: p.stat().st_mtime_ns for p in cache.glob("*.cwasm")}
     assert len(before) == 2
     assert ran(run(root, "doit", "wasm").stdout) == []
@@ -258,8 +259,8 @@ def test_guests_and_their_artifacts_are_reproducible(tmp_path: Path, registry: s
         assert done.returncode == 0, done.stdout
         assert "not byte-reproducible" not in done.stdout
         for guest in ("fib-swift", "fib-python"):
-            wasm = (root / ".syntra" / "wasm" / f"{guest}.wasm").read_bytes()
-            record = json.loads((root / ".syntra" / "out" / f"{guest}.json").read_text())
+            wasm = (plugins_dir(root) / f"{guest}.wasm").read_bytes()
+            record = json.loads((record_path(root, guest)).read_text())
             digests.append((guest, hashlib.sha256(wasm).hexdigest(), record["digest"]))
     assert digests[:2] == digests[2:]
 
@@ -373,17 +374,15 @@ def test_images_bundle_plugins_and_rebuild_when_one_changes(
     first = run(root, "doit")
     assert first.returncode == 0, first.stdout
     assert ran(first.stdout)[-1] == "docker:host"
-    record = json.loads((root / ".syntra" / "out" / "host.json").read_text())
+    record = json.loads((record_path(root, "host")).read_text())
     layout = tmp_path / "pulled"
     image = f"docker://{registry}/plugins/host@{record['platforms'][0]['digest']}"
     skopeo("copy", "-q", "--src-tls-verify=false", image, f"oci:{layout}:x")
     files = layer_files(layout)
-    assert (
-        files["opt/plugins/fib-swift.wasm"] == (root / ".syntra/wasm/fib-swift.wasm").read_bytes()
-    )
+    assert files["opt/plugins/fib-swift.wasm"] == plugin_file(root, "fib-swift").read_bytes()
     # The manifest beside it names the published artifact, the exports and the limits.
     (entry,) = json.loads(files["opt/plugins/plugins.json"])["plugins"]
-    published = json.loads((root / ".syntra" / "out" / "fib-swift.json").read_text())
+    published = json.loads((record_path(root, "fib-swift")).read_text())
     assert entry["artifact"]["digest"] == published["digest"]
     assert entry["sha256"] == hashlib.sha256(files["opt/plugins/fib-swift.wasm"]).hexdigest()
     assert (entry["kind"], entry["exports"]) == ("module", {"fib": "func(i32) -> i32"})
@@ -419,7 +418,7 @@ def test_swiftpm_package_builds_as_embedded_swift(tmp_path: Path) -> None:
     done = run(root, "doit", "wasm")
     assert done.returncode == 0, done.stdout
     assert "fib: fib(24) = 46368" in done.stdout
-    assert kind_of((root / ".syntra" / "wasm" / "fib.wasm").read_bytes()) == "module"
+    assert kind_of((plugin_file(root, "fib")).read_bytes()) == "module"
 
 
 def test_without_libfaketime_the_build_says_why_it_is_not_reproducible(
@@ -446,7 +445,7 @@ def test_a_commit_outside_the_guests_republishes_nothing(built: tuple[Path, str]
     """Runs last: it commits. Same sources, same bytes, same artifact: the new commit's
     tags go onto the artifacts already pushed."""
     root, _ = built
-    before = {g: json.loads((root / ".syntra" / "out" / f"{g}.json").read_text())
+    before = {g: json.loads((record_path(root, g)).read_text())
               for g in ("fib-swift", "fib-python")}  # fmt: skip
     (root / "NOTES.md").write_text("outside every guest\n")
     config = (root / "syntra.yaml").read_text()
@@ -460,7 +459,7 @@ def test_a_commit_outside_the_guests_republishes_nothing(built: tuple[Path, str]
     assert done.returncode == 0, done.stdout
     assert [t for t in ran(done.stdout) if t.endswith(".compile")] == []
     for guest, earlier in before.items():
-        now = json.loads((root / ".syntra" / "out" / f"{guest}.json").read_text())
+        now = json.loads((record_path(root, guest)).read_text())
         # Only the manifest went up again, under the new tags: no blob.
         assert now["digest"] == earlier["digest"] and now["uploaded_bytes"] < 4096
         assert now["source_commit"] != earlier["source_commit"]

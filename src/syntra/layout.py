@@ -121,8 +121,13 @@ def build_dir(root: Path, image: str) -> Path:
     return root / STATE_DIR / "build" / image
 
 
+def logs_root(root: Path) -> Path:
+    """Every tool's log, by image."""
+    return root / STATE_DIR / "logs"
+
+
 def logs_dir(root: Path, image: str) -> Path:
-    return root / STATE_DIR / "logs" / image
+    return logs_root(root) / image
 
 
 def build_log(root: Path, image: str, platform: str, builder: str) -> Path:

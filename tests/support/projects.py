@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+from syntra.layout import STATE_DIR, record_path
 from tests.conftest import REPO, commit, git, run
 
 TEMPLATE = """\
@@ -24,7 +25,7 @@ def make_project(root: Path, registry: str, base: str, extra: str = "") -> Path:
     (root / "app" / ".dockerignore").write_text("*.tmp\n")
     (root / "templates").mkdir()
     (root / "templates" / "app.j2").write_text(TEMPLATE)
-    (root / ".gitignore").write_text(".syntra/\n")
+    (root / ".gitignore").write_text(f"{STATE_DIR}/\n")
     (root / "syntra.yaml").write_text(
         "version: 1\n"
         "project: {name: demo}\n"
@@ -43,7 +44,7 @@ def make_project(root: Path, registry: str, base: str, extra: str = "") -> Path:
 
 
 def record(root: Path, name: str = "app") -> dict[str, object]:
-    data: dict[str, object] = json.loads((root / ".syntra" / "out" / f"{name}.json").read_text())
+    data: dict[str, object] = json.loads((record_path(root, name)).read_text())
     return data
 
 
@@ -60,7 +61,7 @@ def wasm_project(root: Path, registry: str, extra_guests: str = "") -> Path:
     shutil.copytree(
         SHOWCASE, root / "WebAssembly" / "Guest", ignore=shutil.ignore_patterns("__pycache__")
     )
-    (root / ".gitignore").write_text(".syntra/\n")
+    (root / ".gitignore").write_text(f"{STATE_DIR}/\n")
     (root / "syntra.yaml").write_text(
         "version: 1\n"
         "project: {name: plugins, version: 1.0.0}\n"
