@@ -99,7 +99,7 @@ def _digest(inputs: dict[str, Any]) -> str:
 
 
 def build_inputs(job: Job) -> dict[str, Any]:
-    """Everything that must trigger a rebuild when it changes (doit's uptodate)."""
+    """Everything that must trigger a rebuild when it changes (`Job.inputs_digest`)."""
     image = job.image
     specs = {}  # both, whichever backend reads which: the inputs do not depend on it
     for spec in (image.dockerfile, image.containerfile):

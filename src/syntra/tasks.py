@@ -179,11 +179,13 @@ def _pushed_current(name: str) -> bool:
 
 
 def _snapshot_state(name: str) -> tuple[Any, bool]:
-    from syntra.images import build_inputs, image_job
+    """What the snapshot archive is built from (plugin bytes included), and whether it
+    is there."""
+    from syntra.images import image_job
 
     ctx = _context()
     archive = Path(stages.snapshot_archive(ctx, name))
-    return build_inputs(image_job(ctx, name)), archive.exists()
+    return image_job(ctx, name).inputs_digest, archive.exists()
 
 
 def _image_tasks(stage: stages.Stage, label: str) -> Iterator[TaskDict]:
