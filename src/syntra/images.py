@@ -79,15 +79,22 @@ class Job:
         return self.image.args | ({BASE_IMAGE_ARG: self.base.reference} if self.base else {})
 
     @cached_property
+    def inputs(self) -> dict[str, Any]:
+        """Everything the image is built from, its tags included. Computed once per job:
+        hashing the context and pinning the base cost time."""
+        return _inputs(self)
+
+    @cached_property
     def shared_inputs(self) -> dict[str, Any]:
-        """Computed once per job: hashing the context and pinning the base cost time."""
-        return _shared_inputs(self)
+        """What every platform of the image is built from, but the commit it is built at."""
+        shared = {k: v for k, v in self.inputs.items() if k not in ("refs", "platforms")}
+        labels = self.inputs["labels"].items()
+        return shared | {"labels": {k: v for k, v in labels if k not in PER_COMMIT_LABELS}}
 
     @cached_property
     def inputs_digest(self) -> str:
-        """Everything the image is built from, its tags included: a record that names this
-        digest is current, whichever backend wrote it."""
-        return _digest({**build_inputs(self), "plugin_bytes": self.shared_inputs["plugin_bytes"]})
+        """A record that names this digest is current, whichever backend wrote it."""
+        return _digest(self.inputs)
 
 
 def image_job(ctx: Context, name: str) -> Job:
@@ -98,8 +105,8 @@ def _digest(inputs: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(inputs)).hexdigest()
 
 
-def build_inputs(job: Job) -> dict[str, Any]:
-    """Everything that must trigger a rebuild when it changes (`Job.inputs_digest`)."""
+def _inputs(job: Job) -> dict[str, Any]:
+    """Everything that must trigger a rebuild when it changes (`Job.inputs`)."""
     image = job.image
     specs = {}  # both, whichever backend reads which: the inputs do not depend on it
     for spec in (image.dockerfile, image.containerfile):
@@ -119,8 +126,8 @@ def build_inputs(job: Job) -> dict[str, Any]:
         "target": image.target,
         "secrets": [secret["id"] for secret in image.secrets],
         "refs": image.destination.refs,
-        # Plugin files are doit file_deps of the image tasks: doit tracks their bytes.
         "plugins": image.plugins,
+        "plugin_bytes": [_plugin_digest(job.root, name) for name in image.plugins],
         "plugin_limits": [g.limits for g in job.plan.guests if g.name in image.plugins],
         "tests": image.tests,
     }
@@ -140,16 +147,6 @@ def inputs_tag(job: Job, platform: str) -> str:
     """`inputs-<sha256>` of what one platform image is built from; the registry tag that
     finds an image already built from exactly these inputs."""
     return "inputs-" + _digest({**job.shared_inputs, "platform": platform})
-
-
-def _shared_inputs(job: Job) -> dict[str, Any]:
-    """What every platform of the image is built from, but the commit it is built at."""
-    inputs = build_inputs(job)
-    for varying in ("refs", "platforms"):
-        inputs.pop(varying)
-    inputs["labels"] = {k: v for k, v in inputs["labels"].items() if k not in PER_COMMIT_LABELS}
-    inputs["plugin_bytes"] = [_plugin_digest(job.root, name) for name in job.image.plugins]
-    return inputs
 
 
 def _plugin_digest(root: Path, guest: str) -> str:
