@@ -21,7 +21,7 @@ from syntra.build.container import (
 from syntra.config import load
 from syntra.context import Context
 from syntra.errors import SyntraError
-from syntra.images import Job, image_job
+from syntra.images import Job
 from syntra.layout import build_dir
 from syntra.plan import build_plan
 from tests.conftest import REPO, commit, run, skopeo
@@ -87,7 +87,7 @@ def _job(tmp_path: Path, registry: str, base: str, extra: str = "") -> Job:
     root = make_project(tmp_path / "repo", registry, base, extra)
     loaded = load(root / "syntra.yaml")
     plan = build_plan(loaded)
-    return image_job(Context(loaded, plan), "app")
+    return Context(loaded, plan).job("app")
 
 
 def _calls(state: Path) -> list[dict[str, Any]]:
@@ -167,7 +167,7 @@ def test_every_command_for_each_version(
 def _job_from(root: Path) -> Job:
     loaded = load(root / "syntra.yaml")
     plan = build_plan(loaded)
-    return image_job(Context(loaded, plan), "app")
+    return Context(loaded, plan).job("app")
 
 
 def test_missing_index_children_are_repaired(

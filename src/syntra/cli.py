@@ -111,14 +111,13 @@ def _render(args: argparse.Namespace) -> int:
 def _prepared(args: argparse.Namespace) -> tuple[Job, Backend]:
     """The image's job with its specs rendered, and the backend: --builder, then
     $SYNTRA_BUILDER, then syntra.yaml."""
-    from syntra import build, stages
-    from syntra.images import image_job
+    from syntra import stages
 
     ctx = _context(args)
-    job = image_job(ctx, args.image)
+    job = ctx.job(args.image)
     for _ in stages.render(ctx, job.image.name):
         pass
-    backend, note = build.select(ctx.builder)
+    backend, note = ctx.backend()
     if note:
         print(f"{job.image.name}: {note}")
     return job, backend
@@ -173,7 +172,7 @@ def _merge(args: argparse.Namespace) -> int:
         raise SyntraError("give an image name or --all")
     ctx = _context(args)
     if args.image:
-        print(images.merge(images.image_job(ctx, args.image)).model_dump_json(indent=2))
+        print(images.merge(ctx.job(args.image)).model_dump_json(indent=2))
         return 0
     return _report(line for name in ctx.image_names() for line in stages.merge(ctx, name))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from syntra import config as config_stage
 from syntra.config import Loaded
@@ -19,6 +20,10 @@ from syntra.errors import SyntraError, did_you_mean
 from syntra.layout import BUILDER_ENV, CONFIG_FILE, snapshot
 from syntra.plan import Plan, build_plan
 from syntra.publish import Pinned, resolve_base
+
+if TYPE_CHECKING:
+    from syntra.build import Backend
+    from syntra.images import Job
 
 
 @dataclass
@@ -32,6 +37,8 @@ class Context:
     dry_run: bool = False
     """Say what would change, change nothing (`syntra release --dry-run`)."""
     _pinned: dict[str, Pinned] = field(default_factory=dict, repr=False)
+    _jobs: dict[str, Job] = field(default_factory=dict, repr=False)
+    _backends: dict[str, tuple[Backend, str | None]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.builder = self.builder or os.environ.get(BUILDER_ENV) or self.loaded.config.builder
@@ -55,6 +62,24 @@ class Context:
             where = self.loaded.path
             raise SyntraError(f"no image '{name}' in {where}{did_you_mean(name, names)}")
         return name
+
+    def job(self, name: str) -> Job:
+        """Image `name`'s job, one per run: its inputs are hashed once, whether doit asks
+        if it is current or the build runs."""
+        from syntra.images import Job
+
+        if name not in self._jobs:
+            self._jobs[name] = Job(self, self.plan.image(self.check_image(name)))
+        return self._jobs[name]
+
+    def backend(self) -> tuple[Backend, str | None]:
+        """The run's image backend, chosen once (probing buildx runs docker), and a note
+        when another one stands in for it."""
+        from syntra import build
+
+        if self.builder not in self._backends:
+            self._backends[self.builder] = build.select(self.builder)
+        return self._backends[self.builder]
 
     def pin(self, reference: str) -> Pinned:
         """`reference` pinned to the digest it points at, resolved once in this run."""

@@ -74,9 +74,14 @@ class Job:
         return self.ctx.pin(self.image.base) if self.image.base else None
 
     @property
+    def base_reference(self) -> str | None:
+        return self.base.reference if self.base else None
+
+    @property
     def args(self) -> dict[str, str]:
         """Build args, with the base image pinned to its digest."""
-        return self.image.args | ({BASE_IMAGE_ARG: self.base.reference} if self.base else {})
+        pinned = self.base_reference
+        return self.image.args | ({BASE_IMAGE_ARG: pinned} if pinned else {})
 
     @cached_property
     def inputs(self) -> dict[str, Any]:
@@ -97,10 +102,6 @@ class Job:
         return _digest(self.inputs)
 
 
-def image_job(ctx: Context, name: str) -> Job:
-    return Job(ctx, ctx.plan.image(ctx.check_image(name)))
-
-
 def _digest(inputs: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(inputs)).hexdigest()
 
@@ -119,7 +120,7 @@ def _inputs(job: Job) -> dict[str, Any]:
     return {
         "spec": specs,
         "context": BuildContext(job.root / image.context).digest(),
-        "base": job.base.reference if job.base else None,
+        "base": job.base_reference,
         "args": image.args,
         "labels": image.labels,
         "platforms": image.platforms,
@@ -188,7 +189,7 @@ def finish(
     """The record of what was pushed, with the build's facts (base, inputs), written; then
     the same digests copied to every further registry of the image."""
     record = image_record(job.plan, job.image, digest, children, uploaded, tested)
-    base = record.base or job.args.get(BASE_IMAGE_ARG)
+    base = record.base or job.base_reference
     record = record.model_copy(
         update={"base": base, "inputs": job.inputs_digest, "retagged": retagged}
     )
@@ -235,7 +236,7 @@ def build_platform(job: Job, platform: str, builder: LayoutBuilder) -> LayoutIma
     if job.image.plugins:
         plugin_manifest.write(job.loaded.config, job.plan, job.root, job.image)
     builder.build(request)
-    base = job.base.reference if job.base else None
+    base = job.base_reference
     found = base_digest(job.loaded.config, base, platform) if base else None
     facts = BuildFacts(builder.name, invocation(), base, found, inputs_tag(job, platform))
     return read_layout(request.layout, platform, facts)

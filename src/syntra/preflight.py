@@ -13,21 +13,31 @@ from syntra.plan import Destination, ImagePlan, Plan
 
 
 def build_secrets(root: Path, images: list[ImagePlan]) -> None:
-    """Every build secret's variable is set and every secret file exists.
+    """Every build secret's variable is set and every secret file exists; their values
+    are noted, so no log or message shows them.
 
     Checked before any build: podman reuses a cached `RUN --mount=type=secret` layer
     without looking at the secret, so an unset variable would otherwise go unnoticed."""
     missing: list[str] = []
     for image in images:
         for secret in image.secrets:
-            if "env" in secret and os.environ.get(secret["env"]):
-                process.keep_secret(os.environ[secret["env"]])
-            elif "env" in secret:
-                missing.append(f"${secret['env']} (images.{image.name} secret '{secret['id']}')")
-            elif "src" in secret and not (root / secret["src"]).is_file():
-                missing.append(f"{secret['src']} (images.{image.name} secret '{secret['id']}')")
+            value = _secret_value(root, secret)  # an empty file is a secret, an empty variable not
+            if value is not None and (value or "src" in secret):
+                process.keep_secret(value.strip())
+            else:
+                where = f"${secret['env']}" if "env" in secret else secret["src"]
+                missing.append(f"{where} (images.{image.name} secret '{secret['id']}')")
     if missing:
         raise SyntraError(f"build secrets not set: {', '.join(missing)}")
+
+
+def _secret_value(root: Path, secret: dict[str, str]) -> str | None:
+    if "env" in secret:
+        return os.environ.get(secret["env"])
+    try:
+        return (root / secret["src"]).read_text(errors="replace")
+    except OSError:
+        return None
 
 
 def signing(loaded: Loaded) -> None:

@@ -22,9 +22,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from python_on_whales.exceptions import DockerException
-from python_on_whales.utils import stream_stdout_and_stderr
-
 from syntra.errors import ToolError, one_line
 
 MAX_LINES = 5
@@ -99,11 +96,13 @@ def run(
     timeout: float | None = None,
     log: Path | None = None,
 ) -> Done:
-    """Run `argv` to completion in its own process group, output captured and redacted.
+    """Run `argv` to completion in its own process group, output captured.
 
     With `check`, a non-zero exit, a timeout or a missing program raises a ToolError
     naming `what` (default: the program and its first argument). `env` replaces the
-    environment; with `log`, the command line and its output are appended there.
+    environment; with `log`, the command line and its output are appended there. The
+    log and the error are redacted; the output returned is the tool's own (a credential
+    helper's answer is data, not a message).
     """
     what = what or " ".join([Path(argv[0]).name, *argv[1:2]])
     try:
@@ -124,12 +123,12 @@ def run(
         raise ToolError(f"{what}: cannot run {argv[0]} ({exc.strerror or exc})") from None
     try:
         out, err = process.communicate(stdin, timeout=timeout)
-        done = Done(process.returncode, redact(out), redact(err))
+        done = Done(process.returncode, out, err)
     except subprocess.TimeoutExpired:
         stop_group(process)
         done = Done(None, "", f"stopped after {timeout:g} s")
     if log is not None:
-        _append(log, argv, done.out + done.err)
+        _append(log, argv, redact(done.out + done.err))
     if check and not done.ok:
         raise tool_failed(what, done.code, f"{done.out}\n{done.err}", log)
     return done
@@ -150,6 +149,9 @@ def streamed(
     """Run a long build through python-on-whales, appending its output to `log` as it
     comes (redacted) and handing each line to `on_line`; a failure names `what`, the
     exit code and the tool's error lines, not the command line (that is in the log)."""
+    from python_on_whales.exceptions import DockerException  # only builds need it
+    from python_on_whales.utils import stream_stdout_and_stderr
+
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
         sink.write(f"$ {redact(' '.join(argv))}\n".encode())

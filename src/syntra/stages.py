@@ -69,11 +69,10 @@ def workflows(ctx: Context, name: str = "") -> Report:
 def image(ctx: Context, name: str) -> Report:
     """Every platform built with the run's backend, tested and pushed with its tags; in
     a snapshot run, written to dist/snapshot/<image>.oci.tar instead."""
-    from syntra import build
-    from syntra.images import build_to, image_job
+    from syntra.images import build_to
 
-    job = image_job(ctx, name)
-    backend, note = build.select(ctx.builder)
+    job = ctx.job(name)
+    backend, note = ctx.backend()
     if note:
         yield f"{name}: {note}"
     platforms = ", ".join(job.image.platforms)
@@ -104,10 +103,9 @@ def snapshot_archive(ctx: Context, image: str) -> str:
 
 def merge(ctx: Context, name: str) -> Report:
     """The index over the digests `syntra build --push-by-digest` pushed, with its tags."""
-    from syntra.images import image_job
     from syntra.images import merge as merge_index
 
-    record = merge_index(image_job(ctx, name))
+    record = merge_index(ctx.job(name))
     yield f"{name}: {record.digest} -> {', '.join(record.refs)}"
 
 

@@ -9,7 +9,6 @@ doit with the line `syntra validate` prints, and its exit code.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 import traceback
@@ -24,6 +23,7 @@ from doit.tools import config_changed
 from syntra import stages
 from syntra.context import Context
 from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error
+from syntra.formats import canonical_json
 from syntra.layout import (
     BUILTIN_TEMPLATES,
     CONFIG_FILE,
@@ -158,7 +158,7 @@ class _Unchanged:
             value, present = self.state(self.name)
         except (SyntraError, OSError):
             return False  # the action says what is wrong, naming the stage
-        self.digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+        self.digest = hashlib.sha256(canonical_json(value)).hexdigest()
         return present and values.get("_state") == self.digest
 
 
@@ -166,14 +166,12 @@ def _pushed_current(name: str) -> bool:
     """The image's record names exactly today's inputs: nothing to build, whichever task
     or backend pushed it (`doit container` then `doit supply` signs what was pushed). A
     damaged or incomplete record counts as missing."""
-    from syntra.images import image_job
-
     ctx = _context()
     record = find_record(ctx.root, name)
     if not isinstance(record, ImageRecord) or record.inputs is None:
         return False
     try:
-        return record.inputs == image_job(ctx, name).inputs_digest
+        return record.inputs == ctx.job(name).inputs_digest
     except (SyntraError, OSError):
         return False  # the action says what is wrong, naming the stage
 
@@ -181,11 +179,9 @@ def _pushed_current(name: str) -> bool:
 def _snapshot_state(name: str) -> tuple[Any, bool]:
     """What the snapshot archive is built from (plugin bytes included), and whether it
     is there."""
-    from syntra.images import image_job
-
     ctx = _context()
     archive = Path(stages.snapshot_archive(ctx, name))
-    return image_job(ctx, name).inputs_digest, archive.exists()
+    return ctx.job(name).inputs_digest, archive.exists()
 
 
 def _image_tasks(stage: stages.Stage, label: str) -> Iterator[TaskDict]:

@@ -23,7 +23,6 @@ def seed_busybox(registry: str, binaries: dict[str, Path], repository: str, tag:
     """
     from syntra import build, config, plan, render
     from syntra.context import Context
-    from syntra.images import image_job
 
     platforms = ", ".join(f"linux/{arch}" for arch in sorted(binaries))
     with tempfile.TemporaryDirectory(prefix="syntra-busybox-") as folder:
@@ -41,5 +40,5 @@ def seed_busybox(registry: str, binaries: dict[str, Path], repository: str, tag:
         resolved = plan.build_plan(loaded)
         render.write(render.render_plan(resolved, root), root)
         backend, _ = build.select("podman")
-        backend.publish(image_job(Context(loaded, resolved), "busybox"))
+        backend.publish(Context(loaded, resolved).job("busybox"))
     return f"{registry}/{repository}:{tag}"

@@ -27,11 +27,11 @@ from syntra import imagetest, preflight, process, refs
 from syntra.build import Entry
 from syntra.build.flags import image_flags
 from syntra.errors import SyntraError
-from syntra.images import Job, finish
+from syntra.images import Job, finish, inputs_tag
 from syntra.invocation import invocation
 from syntra.layout import build_log
 from syntra.oci import push
-from syntra.plan import BASE_IMAGE_ARG, ImagePlan
+from syntra.plan import ImagePlan
 from syntra.publish import index_children, locate
 from syntra.records import ImageRecord, TestResult
 from syntra.testbox import apple_boxes
@@ -204,7 +204,6 @@ class AppleContainer:
     def publish(self, job: Job) -> ImageRecord:
         """Build every platform and push a staging tag; then check the index the CLI left
         in the registry, repair missing children, and put the tags and the record."""
-        cli = self
         image, destination = job.image, job.image.destination
         preflight.build_secrets(job.root, [image])
         if image.plugins:
@@ -215,24 +214,24 @@ class AppleContainer:
         where = locate(job.loaded.config, destination)
         where.registry.check_push(where.path)
         scheme = "http" if destination.insecure else "https"
-        cli.ensure_started()
+        self.ensure_started()
         if where.registry.login:
             login = where.registry.login
-            cli.login(where.registry.host, scheme, login.username, login.password)
-        cli.build(
+            self.login(where.registry.host, scheme, login.username, login.password)
+        self.build(
             image, job.root, job.args, job.plan.source_date_epoch, work_log(job.root, image.name)
         )
         staging = staging_ref(image)
         tested: list[TestResult] = []
         if image.tests:  # before the staging push: a failing image leaves the registry alone
-            save = partial(cli.save, staging)
-            with apple_boxes(cli.program, staging, image.platforms, save) as boxes:
+            save = partial(self.save, staging)
+            with apple_boxes(self.program, staging, image.platforms, save) as boxes:
                 tested = imagetest.run_tests(image, job.plan, job.root, boxes)
-        local = cli.local_digest(staging)
-        cli.push(staging, scheme)
+        local = self.local_digest(staging)
+        self.push(staging, scheme)
         children, missing = index_children(where, STAGING_TAG)
         if missing:
-            repair_with_skopeo(cli, staging, destination.insecure)
+            repair_with_skopeo(self, staging, destination.insecure)
             children, missing = index_children(where, STAGING_TAG)
             if missing:
                 raise SyntraError(f"{image.name}: {', '.join(missing)} still missing after repair")
@@ -241,14 +240,18 @@ class AppleContainer:
             raise SyntraError(
                 f"{image.name}: the registry holds {index.digest}, the local image is {local}"
             )
-        # Tags last: everything they point at is verified.
-        push(where.registry, where.path, tags=dict.fromkeys(destination.tags, index))
-        facts = {
-            "builder": self.label,
-            "command": invocation(),
-            "base": job.args.get(BASE_IMAGE_ARG),
-        }
-        built = [child.model_copy(update=facts) for child in children]
+        # Tags last: everything they point at is verified. Each platform also gets its
+        # inputs tag, so any backend finds it already built from these inputs.
+        facts = {"builder": self.label, "command": invocation(), "base": job.base_reference}
+        built = [
+            child.model_copy(update=facts | {"inputs": inputs_tag(job, child.platform)})
+            for child in children
+        ]
+        tags = dict.fromkeys(destination.tags, index)
+        for child in built:
+            assert child.inputs is not None
+            tags[child.inputs] = where.registry.get_manifest(where.path, child.digest)
+        push(where.registry, where.path, tags=tags)
         return finish(job, where, index.digest, built, tested=tested)
 
 
