@@ -253,6 +253,17 @@ def _release(args: argparse.Namespace) -> int:
     return _report(stages.release(ctx))
 
 
+def _positive(text: str) -> int:
+    """A whole number of at least 1 (argparse says so in one line otherwise)."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of at least 1")
+    return number
+
+
 class _GroupedHelp(argparse.HelpFormatter):
     """`syntra --help` lists the pipeline commands, then the registry commands under
     their own heading."""
@@ -361,8 +372,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("function", help="the exported function to call")
     run.add_argument("args", nargs="*", help='arguments as JSON values (`5`, `"text"`, `[1,2]`)')
     run.add_argument("--max-mem", metavar="SIZE", help="linear memory cap, e.g. 64Mi")
-    run.add_argument("--max-ms", type=int, metavar="MS", help="wall-clock cap per call")
-    run.add_argument("--fuel", type=int, metavar="N", help="instruction fuel for the call")
+    run.add_argument("--max-ms", type=_positive, metavar="MS", help="wall-clock cap per call")
+    run.add_argument("--fuel", type=_positive, metavar="N", help="instruction fuel for the call")
     run.add_argument("--key", metavar="PUB", help="verify with this public key")
     run.add_argument(
         "--insecure-skip-verify", action="store_true", help="run it without checking a signature"

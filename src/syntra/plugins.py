@@ -119,7 +119,7 @@ def load(
     match, with `issuer`), or from a local file (trusted as it is: bundled plugins are
     checked by `load_manifest`). `insecure` talks plain HTTP to the registry."""
     cache = cache or default_cache()
-    chosen = _limits(limits)
+    chosen = limits_of(limits)
     if isinstance(ref_or_path, Path) or Path(ref_or_path).is_file():
         path = Path(ref_or_path)
         return Plugin(path.stem, path, chosen, cache)
@@ -181,26 +181,29 @@ def load_manifest(path: str | Path, *, cache: Path | None = None) -> dict[str, P
         raise SyntraError(f"{manifest}: not a plugin manifest ({exc})") from None
     found = {}
     for entry in entries:
-        wasm = manifest.parent / entry["file"]
+        try:
+            name, file, expected = str(entry["name"]), str(entry["file"]), str(entry["sha256"])
+            limits = limits_of(entry.get("limits"))
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise SyntraError(f"{manifest}: not a plugin manifest (an entry lacks {exc})") from None
+        wasm = manifest.parent / file
         try:
             actual = hashlib.sha256(wasm.read_bytes()).hexdigest()
         except OSError as exc:
             raise SyntraError(f"{wasm}: cannot read it ({exc.strerror})") from None
-        if actual != entry["sha256"]:
-            raise Refused(f"{wasm}: its SHA-256 is {actual}, the manifest says {entry['sha256']}")
-        found[entry["name"]] = Plugin(
-            entry["name"], wasm, _limits(entry.get("limits")), cache or default_cache()
-        )
+        if actual != expected:
+            raise Refused(f"{wasm}: its SHA-256 is {actual}, the manifest says {expected}")
+        found[name] = Plugin(name, wasm, limits, cache or default_cache())
     return found
 
 
-def _limits(given: Limits | Mapping[str, Any] | None) -> Limits:
+def limits_of(given: Limits | Mapping[str, Any] | None) -> Limits:
     """Limits as given, or from a mapping (`max_mem` may be a size such as `64Mi`)."""
     if isinstance(given, Limits):
         return given
-    from syntra.config.model import parse_size
+    from syntra.config.model import Limits as Declared
 
-    values = {k: v for k, v in (given or {}).items() if k in ("max_mem", "max_ms", "fuel")}
-    if isinstance(values.get("max_mem"), str):
-        values["max_mem"] = parse_size(values["max_mem"])
-    return Limits(**values)
+    checked = Declared.model_validate(  # syntra.yaml's rules: sizes, positive numbers
+        {k: v for k, v in (given or {}).items() if k in ("max_mem", "max_ms", "fuel")}
+    )
+    return Limits(checked.max_mem, checked.max_ms, checked.fuel)

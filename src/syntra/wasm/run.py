@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from syntra.config import Loaded
-from syntra.errors import SyntraError
+from syntra.errors import SyntraError, did_you_mean
 from syntra.layout import wasm_cache
-from syntra.plugins import Limits, default_cache, load_reference
+from syntra.plugins import Limits, default_cache, limits_of, load_reference
 from syntra.supply import keys
 from syntra.supply.verify import KeyTrust, Trust, trust_for
 
@@ -38,8 +38,8 @@ def run(loaded: Loaded | None, request: RunRequest) -> int:
     reference, limits = _target(loaded, request.target)
     limits = Limits(
         max_mem=request.max_mem or limits.max_mem,
-        max_ms=request.max_ms or limits.max_ms,
-        fuel=request.fuel or limits.fuel,
+        max_ms=request.max_ms if request.max_ms is not None else limits.max_ms,
+        fuel=request.fuel if request.fuel is not None else limits.fuel,
     )
     trust = _trust(loaded, request)
     cache = wasm_cache(loaded.root) if loaded else default_cache()
@@ -70,16 +70,19 @@ def _target(loaded: Loaded | None, target: str) -> tuple[str, Limits]:
     from syntra.plan import build_plan
     from syntra.publish import locate, pushed_digest
 
-    guest = next((g for g in build_plan(loaded).guests if g.name == target), None)
+    guests = build_plan(loaded).guests
+    guest = next((g for g in guests if g.name == target), None)
+    if guest is None and not any(mark in target for mark in "/:@"):
+        # A bare word is a guest name: not a Docker Hub library image to go and fetch.
+        names = [g.name for g in guests]
+        raise SyntraError(f"no guest '{target}' in syntra.yaml{did_you_mean(target, names)}")
     if guest is None:
         return target, Limits()
     if not guest.destination.registry:
         raise SyntraError(f"wasm.{target} is not pushed to a registry: nothing to pull")
     where = locate(loaded.config, guest.destination)
     digest = pushed_digest(loaded.root, target, where, guest.destination)
-    declared = guest.limits
-    limits = Limits(declared["max_mem"] or 0, declared["max_ms"] or 0, declared.get("fuel"))
-    return f"{where.identity}@{digest}", limits
+    return f"{where.identity}@{digest}", limits_of(guest.limits)
 
 
 def _trust(loaded: Loaded | None, request: RunRequest) -> Trust | None:

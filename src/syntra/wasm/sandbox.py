@@ -13,6 +13,7 @@ import hashlib
 import json
 import platform
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -97,7 +98,6 @@ class Sandbox:
 
     def __init__(self, name: str, wasm: Path, limits: Mapping[str, Any], cache: Path) -> None:
         self.name = name
-        self.stderr = cache / f"{name}.stderr"
         self.kind = kind_of_file(wasm)
         self.limits = limits
         self.fuel = limits.get("fuel")
@@ -119,14 +119,12 @@ class Sandbox:
             store.set_fuel(int(self.fuel))
         return store
 
-    def _function(self, store: wasmtime.Store, name: str) -> tuple[Any, Any]:
+    def _function(self, store: wasmtime.Store, name: str, stderr: Path) -> tuple[Any, Any]:
         """The callable export `name`, and the memory to measure (core modules)."""
         function: Any
         if self.kind == "component":
             wasi = wasmtime.WasiConfig()
-            self.stderr.parent.mkdir(parents=True, exist_ok=True)
-            self.stderr.write_bytes(b"")
-            wasi.stderr_file = str(self.stderr)  # the guest's own account of a failure
+            wasi.stderr_file = str(stderr)  # the guest's own account of a failure
             store.set_wasi(wasi)
             linker = wc.Linker(self.engine)
             linker.add_wasip2()
@@ -178,8 +176,12 @@ class Sandbox:
         timer.start()
         memory = None
         args = list(args)
+        # The guest's stderr, this call's own: not in the cache (it may be read-only),
+        # not shared with another call or process.
+        scratch = tempfile.TemporaryDirectory(prefix="syntra-call-")
+        stderr = Path(scratch.name) / "stderr"
         try:
-            function, memory = self._function(store, name)
+            function, memory = self._function(store, name, stderr)
             params, result = self._signature(store, function)
             if len(params) != len(args):
                 shown = ", ".join(type_name(p) for p in params)
@@ -191,9 +193,13 @@ class Sandbox:
             value = function(store, *lowered)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             elapsed = (time.perf_counter() - started) * 1000
-            raise GuestFailure(self._explain(name, args, exc, elapsed, memory, store)) from None
+            said = stderr.read_text(errors="replace") if stderr.is_file() else ""
+            raise GuestFailure(
+                self._explain(name, args, exc, elapsed, memory, store, said)
+            ) from None
         finally:
             timer.cancel()
+            scratch.cleanup()
         elapsed = (time.perf_counter() - started) * 1000
         used = memory.data_len(store) if memory is not None else None
         fuel = int(self.fuel) - store.get_fuel() if self.fuel is not None else None
@@ -201,8 +207,10 @@ class Sandbox:
         return CallResult(name, args, lifted, elapsed, used, fuel)
 
     def _explain(
-        self, name: str, args: list[Any], exc: Exception, elapsed: float, memory: Any, store: Any
-    ) -> str:
+        self, name: str, args: list[Any], exc: Exception, elapsed: float, memory: Any,
+        store: Any, said: str,
+    ) -> str:  # fmt: skip
+        """Which limit stopped the call, or the trap's cause; `said` is the guest's stderr."""
         where = f"{name}({', '.join(map(str, args))})"
         text = str(exc)
         max_mem = int(self.limits["max_mem"] or 0)
@@ -211,7 +219,6 @@ class Sandbox:
         if "fuel" in text:
             return f"{where}: stopped by fuel={self.fuel} (all fuel consumed)"
         used = memory.data_len(store) if memory is not None else None
-        said = self._guest_said()
         if (
             "memory" in text.lower()
             or "MemoryError" in said
@@ -224,10 +231,6 @@ class Sandbox:
         return f"{where}: trapped: {first}" + (
             f" (guest: {reason.strip()[:200]})" if reason else ""
         )
-
-    def _guest_said(self) -> str:
-        """What the guest wrote to stderr for this call (empty for core modules)."""
-        return self.stderr.read_text(errors="replace") if self.stderr.is_file() else ""
 
 
 def run_tests(guest: GuestPlan, wasm: Path, cache: Path) -> Iterator[CallResult]:

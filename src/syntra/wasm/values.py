@@ -180,7 +180,10 @@ def _integer(value: Any, name: str, where: str) -> int:
 def _float(value: Any, name: str, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadValue(f"{where}: expected a number ({name}), got {_show(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise BadValue(f"{where}: {value} is out of range for {name}") from None
 
 
 def _expect(value: Any, kind: type, what: str, where: str) -> Any:

@@ -77,7 +77,10 @@ class Python:
         return caveat
 
     def toolchain(self, guest: GuestPlan) -> dict[str, str]:
-        return {"componentize-py": importlib.metadata.version("componentize-py")}
+        try:
+            return {"componentize-py": importlib.metadata.version("componentize-py")}
+        except importlib.metadata.PackageNotFoundError:  # found on PATH, not beside Syntra
+            return {"componentize-py": "unknown"}
 
     def components(self, wasm: bytes, source: Path, built_with: dict[str, str]) -> list[Component]:
         return components(wasm, source, built_with)
