@@ -274,3 +274,25 @@ def test_matrix_is_the_plan(syntra: Callable[..., Result]) -> None:
         "linux/amd64": "ubuntu-24.04",
         "linux/arm64": "ubuntu-24.04-arm",
     }
+
+
+@pytest.mark.parametrize("signing", [KEY, KEYLESS])
+def test_a_release_that_promotes_signs_there_and_lints_clean(
+    tmp_path: Path, syntra: Callable[..., Result], signing: str
+) -> None:
+    """`release.promote_to` signs at the other registry: the release job gets what the
+    supply job gets for signing, and nothing more when nothing is promoted."""
+    config = FEATURES.replace("SIGNING", signing) + "release: {promote_to: [prod]}\n"
+    root = _repository(tmp_path, config)
+    assert syntra(root, "ci").code == 0
+    _lint(root)
+    release = _workflow(root, "docker.yml")["jobs"]["release"]
+    promote = next(step for step in release["steps"] if step.get("run") == "syntra release")
+    if "keyless" in signing:
+        assert release["permissions"].get("id-token") == "write"
+        assert "SYNTRA_KEY_PASSPHRASE" not in promote["env"]
+    else:
+        assert "id-token" not in release["permissions"]
+        assert promote["env"]["SYNTRA_KEY_PASSPHRASE"] == "${{ secrets.SYNTRA_KEY_PASSPHRASE }}"
+        keys = next(step for step in release["steps"] if step.get("name") == "Signing keys")
+        assert "SIGNING_KEY" in keys["env"]

@@ -79,7 +79,6 @@ class _Steps:
     """The steps every job shares, with actions pinned by SHA."""
 
     def __init__(self, loaded: Loaded, plan: Plan) -> None:
-        self.loaded = loaded
         self.plan = plan
         self.ci = loaded.config.ci
         self.pins = {name: sha for name, (sha, _) in DEFAULT_ACTIONS.items()} | self.ci.actions
@@ -123,7 +122,7 @@ def _secret(name: str) -> str:
 
 def _registry_env(loaded: Loaded) -> dict[str, str]:
     """Repository variables named in `ci.variables` and the registry logins."""
-    env = {name: f"${{{{ vars.{name} }}}}" for name in loaded.config.ci.variables}
+    env = _variables(loaded)
     for registry in loaded.config.registries.values():
         if registry.credentials:
             for name in (registry.credentials.username_env, registry.credentials.password_env):
@@ -259,7 +258,12 @@ def _build_jobs(loaded: Loaded, plan: Plan, steps: _Steps, guests: bool) -> dict
     download = _plugins(steps)
     tested = any(image.tests for image in plan.images)
     buildah = (
-        [{"name": "buildah for the image tests", "run": "sudo apt-get install -y buildah"}]
+        [
+            {
+                "name": "buildah for the image tests",
+                "run": "sudo apt-get update\nsudo apt-get install -y buildah",
+            }
+        ]
         if tested
         else []
     )
@@ -348,24 +352,27 @@ def _merge_job(loaded: Loaded, plan: Plan, steps: _Steps) -> Job:
     }
 
 
-def _supply_job(loaded: Loaded, needs: list[str], steps: _Steps) -> Job:
-    keyless = loaded.config.supply_chain.signing.mode == "keyless"
-    grants: dict[str, tuple[str, str]] = {
-        "contents": READ_SOURCE,
-        "packages": ("write", "push signatures and attestations"),
-    }
-    if keyless:
-        grants["id_token"] = ("write", "the OIDC token Fulcio certifies (keyless signing)")
+def _signer(loaded: Loaded) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """What a job that signs needs besides the key: the OIDC grant (keyless), or the
+    key's passphrase (key)."""
     signing = loaded.config.supply_chain.signing
-    env = _registry_env(loaded)
+    if signing.mode == "keyless":
+        return {"id_token": ("write", "the OIDC token Fulcio certifies (keyless signing)")}, {}
     if signing.mode == "key":
-        env[signing.passphrase_env] = _secret(signing.passphrase_env)
+        return {}, {signing.passphrase_env: _secret(signing.passphrase_env)}
+    return {}, {}
+
+
+def _supply_job(loaded: Loaded, needs: list[str], steps: _Steps) -> Job:
+    grant, secret = _signer(loaded)
+    grants = {"contents": READ_SOURCE, "packages": ("write", "push signatures and attestations")}
+    env = _registry_env(loaded) | secret
     return {
         "name": "sign, attest, verify",
         "needs": needs,
         "if": f"{PUSHED} && !cancelled() && !failure()",
         "runs-on": "ubuntu-24.04",
-        "permissions": _grants(**grants),
+        "permissions": _grants(**grants, **grant),
         "steps": [
             *steps.setup(),
             steps.uses(
@@ -383,19 +390,24 @@ def _supply_job(loaded: Loaded, needs: list[str], steps: _Steps) -> Job:
 
 
 def _release_job(loaded: Loaded, steps: _Steps) -> Job:
-    """On a `v*` tag, after everything is signed and verified: promote, on this commit."""
+    """On a `v*` tag, after everything is signed and verified: promote, on this commit.
+    With `release.promote_to` it signs at the other registries too, as supply does."""
+    signs = bool(loaded.config.release.promote_to)
+    grant, secret = _signer(loaded) if signs else ({}, {})
     return {
         "name": "release",
         "needs": ["supply"],
         "if": f"startsWith(github.ref, 'refs/tags/v') && {PUSHED}",
         "runs-on": "ubuntu-24.04",
-        "permissions": _grants(contents=READ_SOURCE, packages=("write", "push release tags")),
+        "permissions": _grants(
+            contents=READ_SOURCE, packages=("write", "push release tags"), **grant
+        ),
         "steps": [
             *steps.setup(),
-            *_key_steps(loaded, private=False),
+            *_key_steps(loaded, private=signs),
             {
                 "name": "Promote the verified digests",
-                "env": _registry_env(loaded),
+                "env": _registry_env(loaded) | secret,
                 "run": "syntra release",
             },
             steps.uses("actions/upload-artifact", name="release", path="dist/"),

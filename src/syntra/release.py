@@ -284,7 +284,10 @@ def run_release(loaded: Loaded, plan: Plan, dry_run: bool = False) -> Iterator[s
     for target in loaded.config.release.promote_to:  # release.promote_to
         from syntra.promote import promote as promote_elsewhere
 
+        first: dict[str, Artifact] = {}  # each artifact once, from its first registry
         for artifact in artifacts:
+            first.setdefault(artifact.name, artifact)
+        for artifact in first.values():
             reference = f"{artifact.where.identity}@{artifact.digest}"
             tags = [*artifact.destination.tags, *artifact.tags]
             for line in promote_elsewhere(loaded, plan, reference, target, tags):
