@@ -4,6 +4,7 @@ unwritable local state reported, never trusted."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import pytest
 
 from syntra.layout import DEFAULT_KEY, doit_state, state_dir
 from syntra.localregistry import free_port
+from syntra.oci import MANIFEST
 from tests.conftest import Result, commit, run
 
 FAILING = 'FROM scratch\nRUN ["/no/such/program"]\n'
@@ -112,3 +114,20 @@ def test_a_tool_failure_shows_its_error_line_with_secrets_redacted(tmp_path: Pat
     assert str(failed.value) == f"login failed (exit 7; see {log}): Error: login as ci:*** refused"
     assert password not in log.read_text() and "***" in log.read_text()
     assert failed.value.exit_code == 3
+
+
+def test_malformed_content_is_one_line(tmp_path: Path, syntra: Callable[..., Result]) -> None:
+    layout = tmp_path / "layout"
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    (layout / "index.json").write_text('{"schemaVersion": 2, "manifests": [{"size": 1}]}')
+    broken = syntra(tmp_path, "copy", f"oci:{layout}", f"oci:{tmp_path / 'out'}")
+    assert broken.code == 2 and broken.err.count("\n") == 1, broken.err
+    assert broken.err.startswith(f"{layout}: not an OCI image layout (")
+
+    manifest = b'{"schemaVersion": 2, "layers": "none"}'
+    digest = hashlib.sha256(manifest).hexdigest()
+    (layout / "blobs" / "sha256" / digest).write_bytes(manifest)
+    entry = {"mediaType": MANIFEST, "digest": f"sha256:{digest}", "size": len(manifest)}
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    malformed = syntra(tmp_path, "copy", f"oci:{layout}", f"oci:{tmp_path / 'out'}")
+    assert (malformed.code, malformed.err) == (4, f"sha256:{digest} has malformed descriptors\n")

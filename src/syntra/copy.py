@@ -25,7 +25,7 @@ from typing import Any
 from syntra import refs
 from syntra.config.model import Config
 from syntra.errors import SyntraError
-from syntra.oci import INDEX, MANIFEST, Blob, Document, digest_of, is_digest, push
+from syntra.oci import INDEX, MANIFEST, Blob, Document, digest_of, is_digest, layout_blob, push
 from syntra.oci import platform_of as described_platform
 from syntra.plan import Destination
 from syntra.publish import Where, registry_for_ref
@@ -72,18 +72,14 @@ class _Registry:
 class _Layout:
     def __init__(self, root: Path) -> None:
         self.root = root
-        try:
-            self.index = json.loads((root / "index.json").read_text())
+        try:  # read as an index: every entry a descriptor with a digest
+            self.entries = Document((root / "index.json").read_bytes(), INDEX).children()
         except (OSError, ValueError) as exc:
             raise SyntraError(f"{root}: not an OCI image layout ({exc})") from None
 
-    def _path(self, digest: str) -> Path:
-        algorithm, _, hexdigest = digest.partition(":")
-        return self.root / "blobs" / algorithm / hexdigest
-
     def document(self, digest: str) -> Document:
         try:
-            data = self._path(digest).read_bytes()
+            data = layout_blob(self.root, digest).read_bytes()
         except OSError:
             raise SyntraError(f"{self.root}: {digest} is not in the layout") from None
         if digest_of(data) != digest:
@@ -95,18 +91,14 @@ class _Layout:
         return Document(data, str(media))
 
     def optional(self, tag: str) -> Document | None:
-        found = [
-            m
-            for m in self.index.get("manifests", [])
-            if (m.get("annotations") or {}).get(REF_NAME) == tag
-        ]
+        found = [m for m in self.entries if (m.get("annotations") or {}).get(REF_NAME) == tag]
         return self.document(found[0]["digest"]) if found else None
 
     def blob(self, digest: str) -> Path | None:
-        return self._path(digest)
+        return layout_blob(self.root, digest)
 
     def top(self, tag: str | None) -> str:
-        entries = self.index.get("manifests", [])
+        entries = self.entries
         if tag is not None:
             found = self.optional(tag)
             if found is None:

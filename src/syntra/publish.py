@@ -24,6 +24,7 @@ from syntra.oci import (
     Login,
     client_for,
     env_login,
+    layout_blob,
     platform_of,
     push,
 )
@@ -147,11 +148,6 @@ def note_base_blobs(config: Config, pinned: str, destination: Where) -> None:
         return
 
 
-def _blob(layout: Path, digest: str) -> Path:
-    algorithm, _, hexdigest = digest.partition(":")
-    return layout / "blobs" / algorithm / hexdigest
-
-
 @dataclass(frozen=True)
 class LayoutImage:
     """The single image of an OCI layout, ready to push: its blobs and its manifest."""
@@ -198,10 +194,12 @@ def read_layout(layout: Path, platform: str, facts: BuildFacts | None = None) ->
     build was given (a builder names its own intermediate image, which no registry has)."""
     try:
         descriptor = json.loads((layout / "index.json").read_text())["manifests"][0]
-        data = _blob(layout, descriptor["digest"]).read_bytes()
+        data = layout_blob(layout, descriptor["digest"]).read_bytes()
         manifest = json.loads(data)
         described = [manifest["config"], *manifest["layers"]]
-        blobs = [Blob(d["digest"], d["size"], path=_blob(layout, d["digest"])) for d in described]
+        blobs = [
+            Blob(d["digest"], d["size"], path=layout_blob(layout, d["digest"])) for d in described
+        ]
         media_type = str(manifest.get("mediaType") or descriptor["mediaType"])
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise SyntraError(f"{layout}: not an OCI image layout the builder wrote ({exc})") from None

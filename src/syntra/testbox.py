@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from syntra import process
 from syntra.errors import SyntraError
-from syntra.oci import platform_of
+from syntra.oci import layout_blob, platform_of
 
 Completed = tuple[int | None, str, str]
 """Exit code (None: stopped by the timeout), stdout, stderr."""
@@ -115,7 +115,7 @@ def buildah_box(layout: Path) -> Iterator[Box]:
     afterwards."""
     buildah = _tool("buildah", "apt-get install buildah")
     top = json.loads((layout / "index.json").read_text())["manifests"][0]
-    manifest = json.loads(_blob(layout, top["digest"]).read_text())
+    manifest = json.loads(layout_blob(layout, top["digest"]).read_text())
     image = manifest["config"]["digest"].split(":", 1)[1]  # buildah's image id
     known = process.run([buildah, "inspect", "--type", "image", image], check=False)
     with _named_folder() as folder:
@@ -174,10 +174,6 @@ class AppleBox:
         return server
 
 
-def _blob(layout: Path, digest: str) -> Path:
-    return layout / "blobs" / digest.replace(":", "/", 1)
-
-
 @dataclass(frozen=True)
 class Entry:
     """What a layer's tar header says of a path (ownership is not kept on disk when the
@@ -223,7 +219,7 @@ class Rootfs:
 
 
 def _config(layout: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    config = json.loads(_blob(layout, manifest["config"]["digest"]).read_text())
+    config = json.loads(layout_blob(layout, manifest["config"]["digest"]).read_text())
     return dict(config.get("config") or {})
 
 
@@ -233,7 +229,7 @@ def unpack(layout: Path, manifest: dict[str, Any], target: Path) -> Rootfs:
     files = Rootfs(target)
     target.mkdir(parents=True, exist_ok=True)
     for layer in manifest.get("layers", []):
-        with tarfile.open(_blob(layout, layer["digest"]), "r:*") as archive:
+        with tarfile.open(layout_blob(layout, layer["digest"]), "r:*") as archive:
             members = archive.getmembers()
             for member in members:
                 name = "/" + member.name.lstrip("./")
@@ -298,7 +294,7 @@ def apple_boxes(
         with tarfile.open(archive) as opened:
             opened.extractall(layout, filter="data")
         top = json.loads((layout / "index.json").read_text())["manifests"][0]
-        index = json.loads(_blob(layout, top["digest"]).read_text())
+        index = json.loads(layout_blob(layout, top["digest"]).read_text())
         found: dict[str, dict[str, Any]] = {}
         for entry in index.get("manifests", []):
             found[platform_of(entry)] = entry
@@ -316,7 +312,7 @@ def _apple_factory(
 ) -> BoxFactory:
     @contextmanager
     def box() -> Iterator[Box]:
-        manifest = json.loads(_blob(layout, entry["digest"]).read_text())
+        manifest = json.loads(layout_blob(layout, entry["digest"]).read_text())
         files = unpack(layout, manifest, layout.parent / f"root-{number}")
         yield AppleBox(program, reference, platform, _config(layout, manifest), files)
 

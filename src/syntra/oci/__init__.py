@@ -17,6 +17,7 @@ from syntra.oci.media import (
     Document,
     digest_of,
     is_digest,
+    layout_blob,
     platform_of,
 )
 from syntra.oci.push import push
@@ -40,6 +41,7 @@ __all__ = [
     "env_login",
     "forget_clients",
     "is_digest",
+    "layout_blob",
     "platform_of",
     "push",
     "stored_login",

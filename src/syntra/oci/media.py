@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from oras import defaults
+
+from syntra.errors import RegistryError
 
 INDEX = defaults.default_index_media_type
 MANIFEST = defaults.default_manifest_media_type
@@ -16,6 +19,11 @@ DOCKER_MANIFEST = defaults.docker_manifest_media_type
 ACCEPT = ", ".join((INDEX, MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 INDEX_TYPES = (INDEX, DOCKER_LIST)
 TITLE = defaults.annotation_title
+
+
+class MalformedContent(RegistryError, ValueError):
+    """A manifest or index that is not what it claims: one line for the user (exit 4), and
+    a ValueError to callers that treat it as a value they could not read."""
 
 
 def digest_of(data: bytes) -> str:
@@ -27,6 +35,12 @@ def platform_of(descriptor: dict[str, Any]) -> str:
     described = descriptor.get("platform") or {}
     keys = ("os", "architecture", "variant")
     return "/".join(str(described[key]) for key in keys if described.get(key))
+
+
+def layout_blob(layout: Path, digest: str) -> Path:
+    """Where an OCI image layout keeps the blob `digest`."""
+    algorithm, _, hexdigest = digest.partition(":")
+    return layout / "blobs" / algorithm / hexdigest
 
 
 def is_digest(reference: str) -> bool:
@@ -45,15 +59,18 @@ class Document:
         return digest_of(self.data)
 
     def json(self) -> dict[str, Any]:
-        """The parsed body; ValueError when it is not a JSON object."""
-        parsed = json.loads(self.data)
+        """The parsed body; MalformedContent (a ValueError) when it is not a JSON object."""
+        try:
+            parsed = json.loads(self.data)
+        except ValueError:
+            parsed = None
         if not isinstance(parsed, dict):
-            raise ValueError("not a JSON object")
+            raise MalformedContent(f"{self.digest} is not a JSON object")
         return parsed
 
     def children(self) -> list[dict[str, Any]]:
         """Descriptors of what this document points at: an index's manifests, or a
-        manifest's config and layers (ValueError when malformed)."""
+        manifest's config and layers (MalformedContent when malformed)."""
         body = self.json()
         if self.media_type in INDEX_TYPES or "manifests" in body:
             listed = body.get("manifests", [])
@@ -63,5 +80,5 @@ class Document:
         if not isinstance(listed, list) or not all(
             isinstance(d, dict) and isinstance(d.get("digest"), str) for d in listed
         ):
-            raise ValueError("malformed descriptors")
+            raise MalformedContent(f"{self.digest} has malformed descriptors")
         return listed
