@@ -186,7 +186,7 @@ def sbom(target: Target, trust: Any, fmt: str, platform: str | None) -> dict[str
             raise SyntraError(f"{target.reference}: name one platform with --platform ({shown})")
         digest = chosen[0]["digest"]
     attachments = Attachments(target.where.registry, target.where.path)
-    for statement in trust.statements(attachments, target.where.identity, digest):
+    for statement in trust.statements(attachments, digest):
         if statement.get("predicateType") == FORMATS[fmt]:
             predicate: dict[str, Any] = statement["predicate"]
             return predicate

@@ -80,7 +80,7 @@ def _proven(loaded: Loaded, attachments: Attachments, where: Where, subject: Sub
     """Whether `subject` already has provenance that verifies with this signing setup."""
     from syntra.supply.verify import trust_for
 
-    _, attested = trust_for(loaded).examine(attachments, where.identity, subject.digest, [])
+    _, attested = trust_for(loaded).examine(attachments, subject.digest, [])
     return PROVENANCE in attested
 
 

@@ -64,12 +64,10 @@ class Trust(Protocol):
     def signer(self) -> str: ...
 
     def examine(
-        self, attachments: Attachments, identity: str, digest: str, problems: list[str]
+        self, attachments: Attachments, digest: str, problems: list[str]
     ) -> tuple[bool, set[str]]: ...
 
-    def statements(
-        self, attachments: Attachments, identity: str, digest: str
-    ) -> list[dict[str, Any]]:
+    def statements(self, attachments: Attachments, digest: str) -> list[dict[str, Any]]:
         """The statements about `digest` whose signatures verify."""
         ...
 
@@ -128,7 +126,7 @@ def _check(
     trust: Trust, formats: Sequence[str], provenance: bool | None,
 ) -> Check:  # fmt: skip
     problems: list[str] = []
-    signed, attested = trust.examine(attachments, identity, digest, problems)
+    signed, attested = trust.examine(attachments, digest, problems)
     sbom = all(FORMATS[fmt] in attested for fmt in formats) if formats else None
     if sbom is False:
         missing = [fmt for fmt in formats if FORMATS[fmt] not in attested]
@@ -147,17 +145,15 @@ class KeyTrust:
     signer: str = "the key"
 
     def examine(
-        self, attachments: Attachments, identity: str, digest: str, problems: list[str]
+        self, attachments: Attachments, digest: str, problems: list[str]
     ) -> tuple[bool, set[str]]:
         return (
             _signed(attachments, digest, self.key, problems),
-            _attested(attachments, identity, digest, self.key, problems),
+            _attested(attachments, digest, self.key, problems),
         )
 
-    def statements(
-        self, attachments: Attachments, identity: str, digest: str
-    ) -> list[dict[str, Any]]:
-        return _statements(attachments, identity, digest, self.key, [])
+    def statements(self, attachments: Attachments, digest: str) -> list[dict[str, Any]]:
+        return _statements(attachments, digest, self.key, [])
 
 
 class KeylessTrust:
@@ -170,21 +166,19 @@ class KeylessTrust:
         self.signer = f"an identity matching /{signing.identity}/ from {signing.issuer}"
 
     def examine(
-        self, attachments: Attachments, identity: str, digest: str, problems: list[str]
+        self, attachments: Attachments, digest: str, problems: list[str]
     ) -> tuple[bool, set[str]]:
         from syntra.supply.keyless import SIGNATURE_PREDICATE
 
-        found = self._verified(attachments, identity, digest, problems)
+        found = self._verified(attachments, digest, problems)
         kinds = {str(statement.get("predicateType")) for statement in found}
         return SIGNATURE_PREDICATE in kinds, kinds - {SIGNATURE_PREDICATE}
 
-    def statements(
-        self, attachments: Attachments, identity: str, digest: str
-    ) -> list[dict[str, Any]]:
-        return self._verified(attachments, identity, digest, [])
+    def statements(self, attachments: Attachments, digest: str) -> list[dict[str, Any]]:
+        return self._verified(attachments, digest, [])
 
     def _verified(
-        self, attachments: Attachments, identity: str, digest: str, problems: list[str]
+        self, attachments: Attachments, digest: str, problems: list[str]
     ) -> list[dict[str, Any]]:
         """The statements of bundles among the referrers that verify in full."""
         from syntra.supply.keyless import BUNDLE
@@ -201,16 +195,15 @@ class KeylessTrust:
             except (SyntraError, ValueError, KeyError, IndexError, TypeError) as exc:
                 problems.append(f"a bundle that does not verify: {exc}")
                 continue
-            if _about(statement, identity, digest):
+            if _about(statement, digest):
                 found.append(statement)
         return found
 
 
-def _about(statement: dict[str, Any], identity: str, digest: str) -> bool:
+def _about(statement: dict[str, Any], digest: str) -> bool:
     """The statement has exactly one subject, this digest. The repository it names may be
     another one (a copy made with `syntra copy --referrers`), as cosign accepts too: the
     digest is what the signature binds; `promote` signs under the new name."""
-    del identity
     subjects = statement.get("subject")
     if not isinstance(subjects, list) or len(subjects) != 1 or not isinstance(subjects[0], dict):
         return False
@@ -240,16 +233,16 @@ def _signed(
 
 
 def _attested(
-    attachments: Attachments, identity: str, digest: str, key: ec.EllipticCurvePublicKey,
+    attachments: Attachments, digest: str, key: ec.EllipticCurvePublicKey,
     problems: list[str],
 ) -> set[str]:  # fmt: skip
     """Predicate types of attestations about `digest` whose DSSE signature verifies."""
-    found = _statements(attachments, identity, digest, key, problems)
+    found = _statements(attachments, digest, key, problems)
     return {str(statement.get("predicateType")) for statement in found}
 
 
 def _statements(
-    attachments: Attachments, identity: str, digest: str, key: ec.EllipticCurvePublicKey,
+    attachments: Attachments, digest: str, key: ec.EllipticCurvePublicKey,
     problems: list[str],
 ) -> list[dict[str, Any]]:  # fmt: skip
     """The in-toto statements about `digest` whose DSSE signature verifies with `key`."""
@@ -268,6 +261,6 @@ def _statements(
         if envelope.get("payloadType") != IN_TOTO:
             continue
         verified = any(keys.verifies(key, pae(IN_TOTO, payload), sig) for sig in signatures)
-        if _about(statement, identity, digest) and verified:
+        if _about(statement, digest) and verified:
             found.append(statement)
     return found

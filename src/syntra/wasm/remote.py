@@ -50,7 +50,7 @@ def pull(where: Where, version: str, trust: Trust | None, cache: Path) -> Pulled
     if trust is not None:
         problems: list[str] = []
         attachments = Attachments(where.registry, where.path)
-        signed, _ = trust.examine(attachments, where.identity, digest, problems)
+        signed, _ = trust.examine(attachments, digest, problems)
         if not signed:
             said = f" ({'; '.join(problems)})" if problems else ""
             raise Refused(
