@@ -131,6 +131,10 @@ def _build(args: argparse.Namespace) -> int:
             raise SyntraError("--output writes locally: it does not go with --push-by-digest")
         job, backend = _prepared(args)
         platforms = [args.platform] if args.platform else job.image.platforms
+        if args.output == "load" and not args.platform:
+            from syntra.copy import host_platform
+
+            platforms = [host_platform()]  # an image store holds this machine's platform only
         print(f"{job.image.name}: wrote {images.build_to(job, backend, platforms, args.output)}")
         return 0
     if args.push_by_digest != bool(args.platform):

@@ -330,16 +330,22 @@ def _tar(folder: Path, archive: Path) -> None:
     partial.replace(archive)
 
 
+def host_platform() -> str:
+    """`linux/<arch>` of this machine, as images name it: what docker-archive and `load`
+    take from an index unless told otherwise."""
+    import platform
+
+    machine = platform.machine()
+    return "linux/" + {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
 def _write_docker(archive: Path, content: Content, platform: str | None) -> str:
     """`docker save`'s layout for one platform image (of an index: `platform`, by default
     this host's)."""
-    import platform as host
-
     top = content.documents[content.top]
     manifest = top
     if "manifests" in top.json():
-        machine = {"x86_64": "amd64", "aarch64": "arm64"}.get(host.machine(), host.machine())
-        wanted = platform or f"linux/{machine}"
+        wanted = platform or host_platform()
         found = [c for c in top.children() if described_platform(c) == wanted]
         if not found:
             raise SyntraError(f"docker-archive holds one platform, and the image has no {wanted}")

@@ -233,8 +233,6 @@ def _request(job: Job, platform: str, builder: LayoutBuilder) -> BuildRequest:
 def build_platform(job: Job, platform: str, builder: LayoutBuilder) -> LayoutImage:
     """Build one platform into an OCI layout, with the facts of the build."""
     request = _request(job, platform, builder)
-    if job.image.plugins:
-        plugin_manifest.write(job.loaded.config, job.plan, job.root, job.image)
     builder.build(request)
     base = job.base_reference
     found = base_digest(job.loaded.config, base, platform) if base else None
@@ -272,6 +270,8 @@ def build_and_test(
 def _built_and_tested(
     job: Job, builder: LayoutBuilder, platforms: list[str]
 ) -> tuple[list[LayoutImage], list[TestResult]]:
+    if job.image.plugins:  # once: every platform bundles the same plugins
+        plugin_manifest.write(job.loaded.config, job.plan, job.root, job.image)
     built = [build_platform(job, p, builder) for p in platforms]
     boxes: dict[str, BoxFactory] = {
         image.platform.platform: partial(buildah_box, image.layout) for image in built
