@@ -50,10 +50,16 @@ def secure(loaded: Loaded, plan: Plan, record: Record, destination: Destination)
     chain = loaded.config.supply_chain
     where = locate(loaded.config, destination)
     claims: list[tuple[Subject, str | None, Any, str]] = []  # no predicate: a signature
+    bundled = (  # every platform bundles the same plugins: their parts are read once
+        [_plugin(loaded, plan, name) for name in plan.image(record.name).plugins]
+        if isinstance(record, ImageRecord) and chain.sbom
+        else []
+    )
     for subject in subjects(record, where):
         claims.append((subject, None, None, f"signed {subject.digest}"))
         if subject.platform is not None or (isinstance(record, WasmRecord) and subject.top):
-            for fmt, predicate in _sboms(loaded, plan, record, where, subject, chain.sbom).items():
+            found = _sboms(loaded, plan, record, where, subject, chain.sbom, bundled)
+            for fmt, predicate in found.items():
                 claims.append(
                     (subject, FORMATS[fmt], predicate, f"{fmt} SBOM for {subject.digest}")
                 )
@@ -86,7 +92,7 @@ def _proven(loaded: Loaded, attachments: Attachments, where: Where, subject: Sub
 
 def _sboms(
     loaded: Loaded, plan: Plan, record: Record, where: Where, subject: Subject,
-    formats: Sequence[str],
+    formats: Sequence[str], bundled: list[Component],
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Each format's SBOM of `subject`, normalised: syft's for an image (with the plugins
     it bundles), the artifact's own parts for a wasm guest."""
@@ -108,8 +114,7 @@ def _sboms(
         documents = scan(
             source, where.identity, subject.digest, formats, where.registry.insecure, login
         )
-        image = plan.image(record.name)
-        plugins = [_plugin(loaded, plan, name) for name in image.plugins]
+        plugins = bundled
         created = _created(where, subject.digest) or plan.source_date_epoch
     # Dates and versions are the subject's own, not this run's: an artifact that a later
     # commit only retagged gets the same SBOM bytes again, so nothing new is attested.
