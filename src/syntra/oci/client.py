@@ -61,7 +61,6 @@ class Transfer:
     uploaded_blobs: int = 0
     skipped_blobs: int = 0
     mounted_blobs: int = 0
-    downloaded_bytes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
@@ -413,7 +412,6 @@ class Client:
             partial.replace(target)
         finally:
             partial.unlink(missing_ok=True)
-        self.transfer.add(downloaded_bytes=target.stat().st_size)
 
     def push_blob(self, repository: str, blob: Blob) -> None:
         """Upload `blob` unless the repository has it; mount it when another repository of
