@@ -65,10 +65,6 @@ def _tool(program: str, install: str) -> str:
     return found
 
 
-def _output(argv: list[str]) -> str:
-    return process.output(argv)
-
-
 # buildah ----------------------------------------------------------------------
 
 
@@ -123,7 +119,7 @@ def buildah_box(layout: Path) -> Iterator[Box]:
         # not a valid repository name (a leading dot, capitals, a trailing `_`): a link.
         link = folder / "layout"
         link.symlink_to(layout.resolve())
-        name = _output([buildah, "from", "--quiet", f"oci:{link}"])
+        name = process.output([buildah, "from", "--quiet", f"oci:{link}"])
         try:
             files = unpack(layout, manifest, folder / "root")
             yield BuildahBox(name, _config(layout, manifest), files)
@@ -166,7 +162,7 @@ class AppleBox:
         published = f"127.0.0.1:{port}:{port}"
         server = _Detached(self.program, name)
         try:
-            _output([self.program, "run", "--detach", "--name", name, "--publish", published,
+            process.output([self.program, "run", "--detach", "--name", name, "--publish", published,
                      "--platform", self.platform, self.reference])  # fmt: skip
         except SyntraError:
             server.stop()  # it may exist though it did not start

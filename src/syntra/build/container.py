@@ -219,7 +219,11 @@ class AppleContainer:
             login = where.registry.login
             self.login(where.registry.host, scheme, login.username, login.password)
         self.build(
-            image, job.root, job.args, job.plan.source_date_epoch, work_log(job.root, image.name)
+            image,
+            job.root,
+            job.args,
+            job.plan.source_date_epoch,
+            build_log(job.root, image.name, "all", "container"),
         )
         staging = staging_ref(image)
         tested: list[TestResult] = []
@@ -279,10 +283,6 @@ def repair_with_skopeo(cli: AppleContainer, reference: str, insecure: bool) -> N
              f"oci-archive:{archive}", f"docker://{reference}"],
             f"skopeo repair of {reference}",
         )  # fmt: skip
-
-
-def work_log(root: Path, image: str) -> Path:
-    return build_log(root, image, "all", "container")
 
 
 ENTRY = Entry(unavailable, AppleContainer.here, fallback=True)
