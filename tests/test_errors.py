@@ -121,7 +121,7 @@ def test_malformed_content_is_one_line(tmp_path: Path, syntra: Callable[..., Res
     (layout / "blobs" / "sha256").mkdir(parents=True)
     (layout / "index.json").write_text('{"schemaVersion": 2, "manifests": [{"size": 1}]}')
     broken = syntra(tmp_path, "copy", f"oci:{layout}", f"oci:{tmp_path / 'out'}")
-    assert broken.code == 2 and broken.err.count("\n") == 1, broken.err
+    assert broken.code == 3 and broken.err.count("\n") == 1, broken.err  # a local file
     assert broken.err.startswith(f"{layout}: not an OCI image layout (")
 
     manifest = b'{"schemaVersion": 2, "layers": "none"}'
@@ -130,4 +130,4 @@ def test_malformed_content_is_one_line(tmp_path: Path, syntra: Callable[..., Res
     entry = {"mediaType": MANIFEST, "digest": f"sha256:{digest}", "size": len(manifest)}
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
     malformed = syntra(tmp_path, "copy", f"oci:{layout}", f"oci:{tmp_path / 'out'}")
-    assert (malformed.code, malformed.err) == (4, f"sha256:{digest} has malformed descriptors\n")
+    assert (malformed.code, malformed.err) == (3, f"sha256:{digest} has malformed descriptors\n")

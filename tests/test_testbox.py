@@ -48,7 +48,8 @@ def test_whiteouts_and_links_stay_inside_the_image(tmp_path: Path) -> None:
                             ("file", "opaque/new", "upper"), ("file", "opaque/.wh..wh..opq", ""),
                             ("file", "etc/.wh.gone", ""),
                             ("file", "up/etc/passwd", "root")])  # fmt: skip
-    files = unpack(layout, {"layers": [lower, upper]}, tmp_path / "root")
+    blobs = layout / "blobs" / "sha256"
+    files = unpack([blobs / lower["digest"][7:], blobs / upper["digest"][7:]], tmp_path / "root")
     assert (host / "victim").read_text() == "keep me"  # the host is untouched
     assert sorted(p.name for p in host.iterdir()) == ["victim"]
     root = tmp_path / "root"

@@ -6,7 +6,9 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -410,11 +412,31 @@ def parser() -> argparse.ArgumentParser:
 
 EXIT_CLOSED_PIPE = 141
 """What a shell reports for a program stopped by SIGPIPE (`syntra plan --json | head`)."""
+EXIT_TERMINATED = 143
+"""What a shell reports for a program stopped by SIGTERM."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every `finally` runs: partial files are removed."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     started_as(["syntra", *(sys.argv[1:] if argv is None else argv)])
     args = parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
+    try:
+        return _main(args)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         code: int = args.run(args)
         sys.stdout.flush()
@@ -429,6 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(failed, file=sys.stderr)
         return failed.exit_code
+    except Terminated:
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         return 130
     return code

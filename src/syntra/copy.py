@@ -13,25 +13,36 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from syntra import refs
 from syntra.config.model import Config
-from syntra.errors import SyntraError
+from syntra.errors import SyntraError, one_line
+from syntra.fsutil import copy_atomic, write_atomic
 from syntra.oci import INDEX, MANIFEST, Blob, Document, digest_of, is_digest, layout_blob, push
+from syntra.oci import digest as digests
 from syntra.oci import platform_of as described_platform
+from syntra.oci.digest import Digest
+from syntra.oci.layout import (
+    REF_NAME,
+    Archive,
+    Folder,
+    Layout,
+    LayoutError,
+    blob_name,
+    member_name,
+    read_small,
+)
+from syntra.oci.media import MAX_DEPTH
 from syntra.plan import Destination
 from syntra.publish import Where, registry_for_ref
 from syntra.supply.attach import attachment_tag
-
-REF_NAME = "org.opencontainers.image.ref.name"
 
 
 @dataclass
@@ -39,10 +50,10 @@ class Content:
     """What a copy writes: documents by digest (children before parents), blobs by
     digest (a file each), and tags."""
 
-    top: str
-    documents: dict[str, Document] = field(default_factory=dict)
-    blobs: dict[str, Path] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
+    top: Digest
+    documents: dict[Digest, Document] = field(default_factory=dict)
+    blobs: dict[Digest, Path] = field(default_factory=dict)
+    tags: dict[str, Digest] = field(default_factory=dict)
     source_tag: str | None = None
     """The tag the source was named by: the destination's tag when it names none."""
 
@@ -50,80 +61,89 @@ class Content:
 # Reading ------------------------------------------------------------------------------
 
 
+class _Source(Protocol):
+    def document(self, digest: Digest) -> Document: ...
+
+    def optional(self, tag: str) -> Document | None: ...
+
+    def blob(self, digest: Digest, size: int) -> Path | None:
+        """The blob as a verified file; None when the destination already has it."""
+
+
 class _Registry:
     def __init__(self, where: Where, folder: Path, present: Callable[[str], bool]) -> None:
         self.where, self.folder, self.present = where, folder, present
 
-    def document(self, digest: str) -> Document:
+    def document(self, digest: Digest) -> Document:
         return self.where.registry.get_manifest(self.where.path, digest)
 
     def optional(self, tag: str) -> Document | None:
         return self.where.registry.find_manifest(self.where.path, tag)
 
-    def blob(self, digest: str) -> Path | None:
+    def blob(self, digest: Digest, size: int) -> Path | None:
         if self.present(digest):  # the destination has it: not fetched, not sent
             return None
-        target = self.folder / digest.replace(":", "-")
+        target = self.folder / digests.file_name(digest)
         if not target.exists():
-            self.where.registry.download_blob(self.where.path, digest, target)
+            self.where.registry.download_blob(self.where.path, digest, target, size)
         return target
 
 
 class _Layout:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        try:  # read as an index: every entry a descriptor with a digest
-            self.entries = Document((root / "index.json").read_bytes(), INDEX).children()
-        except (OSError, ValueError) as exc:
-            raise SyntraError(f"{root}: not an OCI image layout ({exc})") from None
+    """An OCI layout (a folder, or an archive read in place); blobs verified as read,
+    an archive's copied out into `folder`."""
 
-    def document(self, digest: str) -> Document:
-        try:
-            data = layout_blob(self.root, digest).read_bytes()
-        except OSError:
-            raise SyntraError(f"{self.root}: {digest} is not in the layout") from None
-        if digest_of(data) != digest:
-            raise SyntraError(f"{self.root}: {digest} does not hash to its name")
-        try:
-            media = json.loads(data).get("mediaType") or MANIFEST
-        except (ValueError, AttributeError):
-            raise SyntraError(f"{self.root}: {digest} is not a manifest") from None
-        return Document(data, str(media))
+    def __init__(self, layout: Layout, folder: Path) -> None:
+        self.layout, self.folder = layout, folder
+
+    def document(self, digest: Digest) -> Document:
+        return self.layout.document(digest)
 
     def optional(self, tag: str) -> Document | None:
-        found = [m for m in self.entries if (m.get("annotations") or {}).get(REF_NAME) == tag]
-        return self.document(found[0]["digest"]) if found else None
+        found = self.layout.tagged(tag)
+        return self.layout.document(Digest(found["digest"]), found["size"]) if found else None
 
-    def blob(self, digest: str) -> Path | None:
-        return layout_blob(self.root, digest)
-
-    def top(self, tag: str | None) -> str:
-        entries = self.entries
-        if tag is not None:
-            found = self.optional(tag)
-            if found is None:
-                raise SyntraError(f"{self.root}: no image tagged {tag}")
-            return found.digest
-        if len(entries) != 1:
-            raise SyntraError(f"{self.root}: {len(entries)} images; name one with :TAG")
-        return str(entries[0]["digest"])
+    def blob(self, digest: Digest, size: int) -> Path | None:
+        return self.layout.blob(digest, size, self.folder)
 
 
-def _walk(source: Any, content: Content, digest: str) -> None:
-    """`digest` and everything it points at, children first."""
+@dataclass
+class _Prepared:
+    """Documents and blobs already read and verified (a docker-archive's)."""
+
+    documents: dict[Digest, Document]
+    blobs: dict[Digest, Path]
+
+    def document(self, digest: Digest) -> Document:
+        return self.documents[digest]
+
+    def optional(self, tag: str) -> Document | None:
+        return None
+
+    def blob(self, digest: Digest, size: int) -> Path | None:
+        return self.blobs[digest]
+
+
+def _walk(source: _Source, content: Content, digest: Digest, depth: int = 0) -> None:
+    """`digest` and everything it points at, children first; each distinct document and
+    blob read once, indexes nested at most MAX_DEPTH deep."""
     if digest in content.documents:
         return
     document = source.document(digest)
     is_index = "manifests" in document.json()
+    if is_index and depth >= MAX_DEPTH:
+        raise document.malformed(f"nests indexes more than {MAX_DEPTH} deep")
     for child in document.children():
+        child_digest = Digest(child["digest"])  # parsed by children()
         if is_index:
-            _walk(source, content, child["digest"])
-        elif (path := source.blob(child["digest"])) is not None:
-            content.blobs[child["digest"]] = path
+            _walk(source, content, child_digest, depth + 1)
+        elif child_digest not in content.blobs:
+            if (path := source.blob(child_digest, child["size"])) is not None:
+                content.blobs[child_digest] = path
     content.documents[digest] = document
 
 
-def _referrers(source: Any, content: Content) -> None:
+def _referrers(source: _Source, content: Content) -> None:
     """cosign's `.sig`/`.att` tags and the referrers (fallback tag) of every digest."""
     for digest in list(content.documents):
         for suffix in ("sig", "att", ""):
@@ -133,7 +153,7 @@ def _referrers(source: Any, content: Content) -> None:
                 continue
             if "manifests" in found.json():  # the referrers fallback index
                 for listed in found.children():
-                    _walk(source, content, listed["digest"])
+                    _walk(source, content, Digest(listed["digest"]))
             _walk(source, content, found.digest)
             content.tags[tag] = found.digest
 
@@ -142,41 +162,47 @@ def gather(
     config: Config | None, spec: str, folder: Path, referrers: bool, all_tags: bool,
     present: Callable[[str], bool], insecure: bool,
 ) -> Content:  # fmt: skip
-    """Everything to copy from `spec`, blobs materialised under `folder`."""
+    """Everything to copy from `spec`, blobs verified and, when not in place, copied
+    under `folder`."""
     kind, _, rest = spec.partition(":") if spec.split(":", 1)[0] in _LOCAL else ("", "", spec)
-    if kind in ("oci", "oci-archive"):
-        path, tag = _path_and_tag(rest)
-        root = path
-        if kind == "oci-archive":
-            root = folder / "archive"
-            _extract(path, root)
-        source: Any = _Layout(root)
-        top = source.top(tag)
-        tags = {tag: top} if tag else {}
-    elif kind == "docker-archive":
-        source, top = _docker_archive(Path(rest), folder)
-        tags = {}
-    else:
-        where, version = registry_for_ref(config, spec, insecure)
-        source = _Registry(where, folder, present)
-        top = version if is_digest(version) else where.registry.head_manifest(where.path, version)
-        if top is None:
-            raise SyntraError(f"{where.identity}:{version} is not in the registry")
-        tags = {}
-        if all_tags:
-            for tag in where.registry.tags(where.path):
-                if not tag.startswith("sha256-"):
-                    found = where.registry.head_manifest(where.path, tag)
-                    if found is not None:
-                        tags[tag] = found
-    content = Content(top)
-    if kind not in ("oci", "oci-archive", "docker-archive") and not is_digest(version):
-        content.source_tag = version
-    for digest in {top, *tags.values()}:
-        _walk(source, content, digest)
-    content.tags.update(tags)
-    if referrers:
-        _referrers(source, content)
+    with ExitStack() as opened:
+        source: _Source
+        source_tag = None
+        if kind in ("oci", "oci-archive"):
+            path, tag = _path_and_tag(rest)
+            files: Folder | Archive = Folder(path)
+            if kind == "oci-archive":
+                files = Archive(path)
+                opened.callback(files.close)
+            layout = Layout(files)
+            source = _Layout(layout, folder)
+            top = Digest(layout.top(tag)["digest"])
+            tags = {tag: top} if tag else {}
+        elif kind == "docker-archive":
+            source, top = _docker_archive(Path(rest), folder)
+            tags = {}
+        else:
+            where, version = registry_for_ref(config, spec, insecure)
+            source = _Registry(where, folder, present)
+            registry = where.registry
+            found = version if is_digest(version) else registry.head_manifest(where.path, version)
+            if found is None:
+                raise SyntraError(f"{where.identity}:{version} is not in the registry")
+            top = digests.parse(found, where.identity)
+            tags = {}
+            source_tag = None if is_digest(version) else version
+            if all_tags:
+                for tag in where.registry.tags(where.path):
+                    if not tag.startswith("sha256-"):
+                        head = where.registry.head_manifest(where.path, tag)
+                        if head is not None:
+                            tags[tag] = head
+        content = Content(top, source_tag=source_tag)
+        for digest in {top, *tags.values()}:
+            _walk(source, content, digest)
+        content.tags.update(tags)
+        if referrers:
+            _referrers(source, content)
     return content
 
 
@@ -188,37 +214,35 @@ def _path_and_tag(rest: str) -> tuple[Path, str | None]:
     return Path(path), tag or None
 
 
-def _extract(archive: Path, root: Path) -> None:
+def _docker_archive(path: Path, folder: Path) -> tuple[_Source, Digest]:
+    """A `docker save` tar as one manifest (docker's schema 2 media types). Its
+    manifest.json must name members of the archive; they are read from it, never from
+    anywhere else."""
+    archive = Archive(path)
     try:
-        with tarfile.open(archive) as opened:
-            opened.extractall(root, filter="data")
-    except (OSError, tarfile.TarError) as exc:
-        raise SyntraError(f"{archive}: not a readable archive ({exc})") from None
-
-
-def _docker_archive(archive: Path, folder: Path) -> tuple[Any, str]:
-    """A `docker save` tar as a one-manifest layout (docker's schema 2 media types)."""
-    root = folder / "docker"
-    _extract(archive, root)
-    try:
-        (entry,) = json.loads((root / "manifest.json").read_text())
-        config = (root / entry["Config"]).read_bytes()
-        layer_paths = [root / name for name in entry["Layers"]]
-    except (OSError, ValueError, KeyError) as exc:
-        raise SyntraError(f"{archive}: not a docker-archive with one image ({exc})") from None
-    layout = folder / "from-docker"
-    blobs = layout / "blobs" / "sha256"
-    blobs.mkdir(parents=True)
-    descriptors = []
-    for path in layer_paths:  # layers stream: never whole in memory
-        with path.open("rb") as handle:
-            gzipped = handle.read(2) == b"\x1f\x8b"
-            handle.seek(0)
-            digest = "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
-        media = "application/vnd.docker.image.rootfs.diff.tar" + (".gzip" if gzipped else "")
-        shutil.copyfile(path, blobs / digest.split(":")[1])
-        descriptors.append({"mediaType": media, "digest": digest, "size": path.stat().st_size})
-    (blobs / digest_of(config).split(":")[1]).write_bytes(config)
+        try:
+            (entry,) = json.loads(read_small(archive, "manifest.json"))
+            named = [entry["Config"], *entry["Layers"]]
+            if not all(isinstance(name, str) for name in named):
+                raise TypeError("Config and Layers are not names")
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            raise LayoutError(f"{path}: not a docker-archive with one image ({exc})") from None
+        members = [member_name(name, str(path)) for name in named]
+        for name in members:
+            if name not in archive.members:
+                raise LayoutError(
+                    f"{path}: manifest.json names '{one_line(name)}', not a file in the archive"
+                )
+        config = read_small(archive, members[0])
+        blobs: dict[Digest, Path] = {digest_of(config): _saved(folder, config)}
+        descriptors = []
+        for name in members[1:]:  # layers stream: never whole in memory
+            digest, size, gzipped = _copy_out(archive, name, folder)
+            media = "application/vnd.docker.image.rootfs.diff.tar" + (".gzip" if gzipped else "")
+            descriptors.append({"mediaType": media, "digest": digest, "size": size})
+            blobs[digest] = folder / digests.file_name(digest)
+    finally:
+        archive.close()
     manifest = json.dumps(
         {
             "schemaVersion": 2,
@@ -232,10 +256,32 @@ def _docker_archive(archive: Path, folder: Path) -> tuple[Any, str]:
         },
         separators=(",", ":"),
     ).encode()
-    (blobs / digest_of(manifest).split(":")[1]).write_bytes(manifest)
-    entry = {"mediaType": MANIFEST, "digest": digest_of(manifest), "size": len(manifest)}
-    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
-    return _Layout(layout), digest_of(manifest)
+    document = Document(manifest, MANIFEST, local=True)
+    return _Prepared({document.digest: document}, blobs), document.digest
+
+
+def _saved(folder: Path, data: bytes) -> Path:
+    target = folder / digests.file_name(digest_of(data))
+    write_atomic(target, data)
+    return target
+
+
+def _copy_out(archive: Archive, name: str, folder: Path) -> tuple[Digest, int, bool]:
+    """A member copied into `folder` under its digest: (digest, size, gzipped)."""
+    partial = folder / ".layer.part"
+    hasher, size, head = hashlib.sha256(), 0, b""
+    try:
+        with archive.open(name) as source, partial.open("wb") as sink:
+            while chunk := source.read(1 << 20):
+                head = head or chunk[:2]
+                hasher.update(chunk)
+                size += len(chunk)
+                sink.write(chunk)
+        digest = Digest(f"sha256:{hasher.hexdigest()}")
+        partial.replace(folder / digests.file_name(digest))
+    finally:
+        partial.unlink(missing_ok=True)
+    return digest, size, head == b"\x1f\x8b"
 
 
 # Writing ------------------------------------------------------------------------------
@@ -281,15 +327,16 @@ def present_in(config: Config | None, spec: str, insecure: bool) -> Callable[[st
 
 
 def _write_layout(root: Path, content: Content, tag: str | None) -> None:
-    blobs = root / "blobs" / "sha256"
-    blobs.mkdir(parents=True, exist_ok=True)
-    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    """Blobs and documents, each through a temporary file, then index.json."""
+    root.mkdir(parents=True, exist_ok=True)
+    write_atomic(root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
     for digest, path in content.blobs.items():
-        target = blobs / digest.split(":")[1]
-        if not target.exists():  # named by its digest: one there is this one
-            shutil.copyfile(path, target)
+        target = layout_blob(root, digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():  # named by its digest, written whole: one there is this one
+            copy_atomic(path, target)
     for digest, document in content.documents.items():
-        (blobs / digest.split(":")[1]).write_bytes(document.data)
+        write_atomic(layout_blob(root, digest), document.data)
     named = dict(content.tags)
     if tag:
         named[tag] = content.top
@@ -309,25 +356,28 @@ def _write_layout(root: Path, content: Content, tag: str | None) -> None:
         }
     ]
     index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}
-    (root / "index.json").write_text(json.dumps(index, separators=(",", ":")))
+    write_atomic(root / "index.json", json.dumps(index, separators=(",", ":")).encode())
 
 
 def _tar(folder: Path, archive: Path) -> None:
     """A tar of `folder`, the same bytes every time (sorted, no times, no owners)."""
     archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_name(f".{archive.name}.part")
-    with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as out:
-        for path in sorted(folder.rglob("*")):
-            info = tarfile.TarInfo(str(path.relative_to(folder)))
-            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-            if path.is_dir():
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                out.addfile(info)
-            else:
-                info.size, info.mode = path.stat().st_size, 0o644
-                with path.open("rb") as handle:
-                    out.addfile(info, handle)
-    partial.replace(archive)
+    try:
+        with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as out:
+            for path in sorted(folder.rglob("*")):
+                info = tarfile.TarInfo(str(path.relative_to(folder)))
+                info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+                if path.is_dir():
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    out.addfile(info)
+                else:
+                    info.size, info.mode = path.stat().st_size, 0o644
+                    with path.open("rb") as handle:
+                        out.addfile(info, handle)
+        partial.replace(archive)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def host_platform() -> str:
@@ -354,11 +404,11 @@ def _write_docker(archive: Path, content: Content, platform: str | None) -> str:
     config = content.blobs[body["config"]["digest"]]
     with tempfile.TemporaryDirectory(prefix="syntra-docker-") as scratch:
         folder = Path(scratch)
-        (folder / "blobs" / "sha256").mkdir(parents=True)
         names = []
-        for descriptor in [body["config"], *body["layers"]]:
-            name = f"blobs/sha256/{descriptor['digest'].split(':')[1]}"
-            shutil.copyfile(content.blobs[descriptor["digest"]], folder / name)
+        for descriptor in manifest.children():
+            name = blob_name(Digest(descriptor["digest"]))
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            copy_atomic(content.blobs[Digest(descriptor["digest"])], folder / name)
             names.append(name)
         entry = {"Config": names[0], "RepoTags": [], "Layers": names[1:]}
         (folder / "manifest.json").write_text(json.dumps([entry]))
@@ -400,5 +450,5 @@ def mirror(config: Config, source: Where, digest: str, destinations: list[Destin
                 config, f"{source.identity}@{digest}", folder, False, False, present,
                 source.registry.insecure,
             )  # fmt: skip
-            content.tags = dict.fromkeys(destination.tags, digest)
+            content.tags = dict.fromkeys(destination.tags, content.top)
             write(config, there.identity, content, there.registry.insecure)

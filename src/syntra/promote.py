@@ -43,7 +43,7 @@ def promote(
             loaded.config, f"{where.identity}@{digest}", folder, True, False, present,
             where.registry.insecure,
         )  # fmt: skip
-        content.tags |= dict.fromkeys(target.tags, digest)
+        content.tags |= dict.fromkeys(target.tags, content.top)
         write(loaded.config, there.identity, content, there.registry.insecure)
     record = _record(loaded, plan, name, where, digest)
     lines = [f"copied {digest} to {there.identity} ({', '.join(target.tags)})"]

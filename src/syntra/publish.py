@@ -24,10 +24,11 @@ from syntra.oci import (
     Login,
     client_for,
     env_login,
-    layout_blob,
     platform_of,
     push,
 )
+from syntra.oci.digest import Digest
+from syntra.oci.layout import Layout, LayoutError
 from syntra.plan import Destination, ImagePlan, Plan
 from syntra.records import ImageRecord, PlatformImage, TestResult, find_record, shared_fields
 
@@ -193,16 +194,17 @@ def read_layout(layout: Path, platform: str, facts: BuildFacts | None = None) ->
     """The image in `layout`; with `facts`, its base annotations are set to the base the
     build was given (a builder names its own intermediate image, which no registry has)."""
     try:
-        descriptor = json.loads((layout / "index.json").read_text())["manifests"][0]
-        data = layout_blob(layout, descriptor["digest"]).read_bytes()
-        manifest = json.loads(data)
-        described = [manifest["config"], *manifest["layers"]]
-        blobs = [
-            Blob(d["digest"], d["size"], path=layout_blob(layout, d["digest"])) for d in described
+        read = Layout.folder(layout)
+        descriptor = read.entries[0]
+        found = read.document(Digest(descriptor["digest"]), descriptor["size"])
+        data, manifest = found.data, found.json()
+        blobs = [  # each blob verified against its digest and size before it is pushed
+            Blob(d["digest"], d["size"], path=read.blob(Digest(d["digest"]), d["size"], layout))
+            for d in found.children()
         ]
         media_type = str(manifest.get("mediaType") or descriptor["mediaType"])
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise SyntraError(f"{layout}: not an OCI image layout the builder wrote ({exc})") from None
+    except (ValueError, KeyError, IndexError, LayoutError) as exc:
+        raise LayoutError(f"{layout}: not an OCI image layout the builder wrote ({exc})") from None
     if facts is not None:
         data = _with_base(data, manifest, facts)
     document = Document(data, media_type)

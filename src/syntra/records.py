@@ -18,7 +18,12 @@ from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
 from syntra.invocation import invocation
 from syntra.layout import digest_dir, record_path, slug
+from syntra.oci.digest import ANCHORED
 from syntra.plan import Destination, Plan
+
+DigestText = Annotated[str, Field(pattern=ANCHORED)]
+"""A digest as a record holds it: one `syntra.oci.digest.parse` accepts, or the record
+is refused (a record is a file anyone can edit)."""
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -31,7 +36,7 @@ class PlatformImage(_Record):
     """One platform's manifest in the registry."""
 
     platform: str
-    digest: str
+    digest: DigestText
     size: int
     media_type: str
     content_bytes: int
@@ -57,7 +62,7 @@ class _Pushed(_Record):
     name: str
     registry: str | None
     repository: str
-    digest: str
+    digest: DigestText
     media_type: str
     tags: list[str]
     refs: list[str]
@@ -85,7 +90,7 @@ class ImageRecord(_Pushed):
 class WasmRecord(_Pushed):
     kind: Literal["wasm"] = "wasm"
     artifact_type: str
-    wasm_digest: str
+    wasm_digest: DigestText
     wasm_bytes: int
     wasm_kind: str
     built_with: dict[str, str] = {}

@@ -12,7 +12,6 @@ order (whiteouts applied, every path resolved inside the image), so no mount is 
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -20,14 +19,17 @@ import stat
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from syntra import process
 from syntra.errors import SyntraError
-from syntra.oci import layout_blob, platform_of
+from syntra.oci import Document, platform_of
+from syntra.oci import digest as digests
+from syntra.oci.digest import Digest
+from syntra.oci.layout import Archive, Layout
 
 Completed = tuple[int | None, str, str]
 """Exit code (None: stopped by the timeout), stdout, stderr."""
@@ -110,9 +112,10 @@ def buildah_box(layout: Path) -> Iterator[Box]:
     servers; files and config are read from the layout. Container and image are removed
     afterwards."""
     buildah = _tool("buildah", "apt-get install buildah")
-    top = json.loads((layout / "index.json").read_text())["manifests"][0]
-    manifest = json.loads(layout_blob(layout, top["digest"]).read_text())
-    image = manifest["config"]["digest"].split(":", 1)[1]  # buildah's image id
+    read = Layout.folder(layout)
+    top = read.entries[0] if read.entries else read.top(None)
+    manifest = read.document(Digest(top["digest"]), top["size"])
+    image = digests.hexdigest(Digest(manifest.children()[0]["digest"]))  # buildah's image id
     known = process.run([buildah, "inspect", "--type", "image", image], check=False)
     with _named_folder() as folder:
         # buildah derives an image name from the layout's path and refuses paths that are
@@ -121,8 +124,8 @@ def buildah_box(layout: Path) -> Iterator[Box]:
         link.symlink_to(layout.resolve())
         name = process.output([buildah, "from", "--quiet", f"oci:{link}"])
         try:
-            files = unpack(layout, manifest, folder / "root")
-            yield BuildahBox(name, _config(layout, manifest), files)
+            layers, config = _image(read, manifest, folder)
+            yield BuildahBox(name, config, unpack(layers, folder / "root"))
         finally:
             process.run([buildah, "rm", name], check=False)
             if not known.ok:  # `from` copied it into storage: do not let it pile up
@@ -214,18 +217,21 @@ class Rootfs:
         return self.entries.get(relative.rstrip("/") or "/")
 
 
-def _config(layout: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    config = json.loads(layout_blob(layout, manifest["config"]["digest"]).read_text())
-    return dict(config.get("config") or {})
+def _image(read: Layout, manifest: Document, scratch: Path) -> tuple[list[Path], dict[str, Any]]:
+    """The image's layers as verified files, and its config's `config` object."""
+    config, *layers = manifest.children()
+    paths = [read.blob(Digest(d["digest"]), d["size"], scratch) for d in layers]
+    body = Document(read.small(Digest(config["digest"]), config["size"]), "", local=True)
+    return paths, dict(body.json().get("config") or {})
 
 
-def unpack(layout: Path, manifest: dict[str, Any], target: Path) -> Rootfs:
+def unpack(layers: list[Path], target: Path) -> Rootfs:
     """The image's filesystem: each layer's whiteouts (which hide lower layers only), then
     its files; every path resolved inside the image, so nothing lands on the host."""
     files = Rootfs(target)
     target.mkdir(parents=True, exist_ok=True)
-    for layer in manifest.get("layers", []):
-        with tarfile.open(layout_blob(layout, layer["digest"]), "r:*") as archive:
+    for layer in layers:
+        with tarfile.open(layer, "r:*") as archive:
             members = archive.getmembers()
             for member in members:
                 name = "/" + member.name.lstrip("./")
@@ -284,32 +290,35 @@ def apple_boxes(
 ]:  # fmt: skip
     """One box per platform of `reference` in the CLI's store (each of `platforms` must be
     there); `save` writes its OCI archive (`container image save`)."""
-    with tempfile.TemporaryDirectory(prefix="syntra-test-") as folder:
-        archive, layout = Path(folder) / "image.tar", Path(folder) / "layout"
+    with tempfile.TemporaryDirectory(prefix="syntra-test-") as folder, ExitStack() as stack:
+        archive = Path(folder) / "image.tar"
         save(archive)
-        with tarfile.open(archive) as opened:
-            opened.extractall(layout, filter="data")
-        top = json.loads((layout / "index.json").read_text())["manifests"][0]
-        index = json.loads(layout_blob(layout, top["digest"]).read_text())
+        files = Archive(archive)  # read in place, never extracted
+        stack.callback(files.close)
+        read = Layout(files)
+        top = read.entries[0] if read.entries else read.top(None)
+        index = read.document(Digest(top["digest"]), top["size"])
         found: dict[str, dict[str, Any]] = {}
-        for entry in index.get("manifests", []):
+        for entry in index.children():
             found[platform_of(entry)] = entry
         missing = [platform for platform in platforms if platform not in found]
         if missing:
             raise SyntraError(f"{reference}: the built image has no {', '.join(missing)}")
         yield {
-            platform: _apple_factory(program, reference, platform, layout, found[platform], n)
+            platform: _apple_factory(
+                program, reference, platform, read, found[platform], Path(folder) / f"root-{n}"
+            )
             for n, platform in enumerate(platforms)
         }
 
 
 def _apple_factory(
-    program: str, reference: str, platform: str, layout: Path, entry: dict[str, Any], number: int
+    program: str, reference: str, platform: str, read: Layout, entry: dict[str, Any], root: Path
 ) -> BoxFactory:
     @contextmanager
     def box() -> Iterator[Box]:
-        manifest = json.loads(layout_blob(layout, entry["digest"]).read_text())
-        files = unpack(layout, manifest, layout.parent / f"root-{number}")
-        yield AppleBox(program, reference, platform, _config(layout, manifest), files)
+        manifest = read.document(Digest(entry["digest"]), entry["size"])
+        layers, config = _image(read, manifest, root.parent)
+        yield AppleBox(program, reference, platform, config, unpack(layers, root))
 
     return box

@@ -6,8 +6,6 @@ and `insecure` for the registries it declares."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 
 from syntra.config.model import Config
 from syntra.errors import SyntraError
+from syntra.fsutil import copy_atomic
 from syntra.oci import INDEX_TYPES, Document, is_digest, platform_of
 from syntra.publish import Where, registry_for_ref
 from syntra.supply.attach import Attachments, attachment_tag
@@ -58,9 +57,12 @@ def inspect(target: Target, platform: str | None = None) -> dict[str, Any]:
         if platform and not children:
             shown = ", ".join(platform_of(c) for c in target.manifest.children())
             raise SyntraError(f"{target.reference} has no {platform} (it has {shown})")
+        read: dict[str, dict[str, Any]] = {}  # each distinct child fetched once
+        for child in children:
+            if child["digest"] not in read:
+                read[child["digest"]] = _image(target.where, child["digest"])
         found["platforms"] = [
-            {"platform": platform_of(child), **_image(target.where, child["digest"])}
-            for child in children
+            {"platform": platform_of(child), **read[child["digest"]]} for child in children
         ]
     else:
         found |= _image(target.where, target.digest)
@@ -70,18 +72,20 @@ def inspect(target: Target, platform: str | None = None) -> dict[str, Any]:
 def _image(where: Where, digest: str) -> dict[str, Any]:
     manifest = where.registry.get_manifest(where.path, digest)
     body = manifest.json()
-    config_descriptor = body.get("config") or {}
-    layers = body.get("layers", [])
+    listed = manifest.children()  # checked: digests and sizes
+    config_descriptor, layers = ({}, []) if "manifests" in body else (listed[0], listed[1:])
     described: dict[str, Any] = {
         "digest": digest,
-        "size": len(manifest.data)
-        + sum(int(d.get("size", 0)) for d in [config_descriptor, *layers]),
+        "size": len(manifest.data) + sum(d["size"] for d in listed),
         "layers": len(layers),
         "artifactType": body.get("artifactType") or config_descriptor.get("mediaType"),
         "annotations": body.get("annotations", {}),
     }
     if str(config_descriptor.get("mediaType", "")).endswith("image.config.v1+json"):
-        config = json.loads(where.registry.get_blob(where.path, config_descriptor["digest"]))
+        blob = where.registry.get_blob(
+            where.path, config_descriptor["digest"], config_descriptor["size"]
+        )
+        config = Document(blob, str(config_descriptor["mediaType"])).json()
         described["created"] = config.get("created")
         described["labels"] = (config.get("config") or {}).get("Labels") or {}
     return described
@@ -164,11 +168,17 @@ def pull(config: Config | None, reference: str, folder: Path, insecure: bool) ->
     with tempfile.TemporaryDirectory(prefix="syntra-pull-") as scratch:
         pulled = pull_blob(where, version, None, Path(scratch))
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / Path(pulled.title).name
-        partial = target.with_name(f".{target.name}.part")
-        shutil.copyfile(pulled.wasm, partial)
-        partial.replace(target)
+        target = folder / _file_name(pulled.title, f"{where.path.rsplit('/', 1)[-1]}.wasm")
+        copy_atomic(pulled.wasm, target)
     return target
+
+
+def _file_name(title: str, otherwise: str) -> str:
+    """The artifact's title as a file name in the target folder (its last part; `..`,
+    hidden names and control characters are not file names here)."""
+    name = title.rsplit("/", 1)[-1]
+    plain = name and not name.startswith(".") and name.isprintable() and "\\" not in name
+    return name if plain else otherwise
 
 
 def sbom(target: Target, trust: Any, fmt: str, platform: str | None) -> dict[str, Any]:

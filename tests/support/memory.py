@@ -10,6 +10,7 @@ Referrers API (404).
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import re
@@ -71,7 +72,7 @@ class MemoryRegistry(BaseAdapter):
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         status, headers, content = self._answer(method, url.path, query, body, request.headers)
         response = requests.Response()
-        response.status_code, response._content = status, content
+        response.status_code, response.raw = status, io.BytesIO(content)  # read as a stream
         response.headers = CaseInsensitiveDict(headers)
         response.url, response.request = request.url or "", request
         return response

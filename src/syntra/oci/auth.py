@@ -40,7 +40,8 @@ class Login:
     """Where it came from, for messages: `$PROD_USER / $PROD_PASSWORD`, a file, a helper."""
 
     def __post_init__(self) -> None:
-        process.keep_secret(self.password)  # a tool's output must not show it
+        process.keep_secret(self.password)  # a tool's output or a registry must not show it
+        process.keep_secret(base64.b64encode(f"{self.username}:{self.password}".encode()).decode())
 
 
 def env_login(username_env: str, password_env: str) -> Login:
@@ -199,7 +200,7 @@ class Authenticator:
                 f"{self.label}: token service {realm} answered {response.status_code} "
                 "without a token"
             )
-        return token
+        return process.keep_secret(token)
 
     def refused(self) -> str:
         if self.login is None:

@@ -6,27 +6,42 @@ uploads stream from their file (POST, then one PUT with the body read from the h
 memory stays flat whatever the size; a blob known to be in another repository of the same
 registry is mounted instead of uploaded. Reads are verified: a manifest or blob whose bytes
 do not hash to the digest asked for is retried, then refused.
+
+Answers are untrusted and bounded: every body is streamed, manifests and JSON answers
+read up to MAX_DOCUMENT, blobs up to the size their descriptor declares; tag lists up to
+MAX_TAG_PAGES pages, with a next page that repeats or adds nothing refused. References
+that become URLs are tags or parsed digests. The login (and any token) is sent only to
+the registry's own origin: not to an upload `Location` or a redirect on another host, and
+to a token realm on another host only over HTTPS. Registry error text is redacted.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
 
-from syntra import installed_version
+from syntra import installed_version, process
 from syntra.errors import RegistryError, SyntraError, one_line
+from syntra.oci import digest as digests
 from syntra.oci.auth import Authenticator, Login
-from syntra.oci.media import ACCEPT, Document, digest_of, is_digest
+from syntra.oci.digest import Digest
+from syntra.oci.media import ACCEPT, MAX_DOCUMENT, Document, digest_of, is_digest
 from syntra.oci.retry import RETRIABLE_STATUS, RetryPolicy
+
+MAX_TAG_PAGES = 1000
+"""The most pages of a tag list (of up to 1,000 tags each)."""
+MAX_IN_MEMORY = 256 << 20
+"""The most a blob read into memory may weigh when its size is not declared."""
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
 
 Check = Callable[[requests.Response], str | None]
 Body = bytes | Callable[[], IO[bytes]] | None
@@ -36,7 +51,7 @@ Body = bytes | Callable[[], IO[bytes]] | None
 class Blob:
     """A blob to push: from a file (streamed) or, when small, from memory."""
 
-    digest: str
+    digest: Digest
     size: int
     path: Path | None = None
     data: bytes | None = None
@@ -115,6 +130,7 @@ class Client:
         self.label = label or host
         self.login = login
         self.base = f"{'http' if insecure else 'https'}://{host}"
+        self.origin = _origin(self.base)
         self.policy = policy or RetryPolicy.from_env()
         self.session = requests.Session()
         self.session.headers["User-Agent"] = (
@@ -145,9 +161,12 @@ class Client:
         """One exchange, challenges answered; _Transient for what is worth another try."""
         for _ in range(3):  # the request, then up to two answered challenges
             handle = None
+            ours = _origin(request.url) == self.origin  # the login goes nowhere else
             try:
                 handle = request.body() if callable(request.body) else None
-                own = {} if request.basic else self.auth.headers(request.repository, request.push)
+                own = {}
+                if ours and not request.basic:
+                    own = self.auth.headers(request.repository, request.push)
                 response = self.session.request(
                     request.method,
                     request.url,
@@ -156,11 +175,15 @@ class Client:
                     params=request.params,
                     auth=request.basic,
                     timeout=(self.policy.timeout, self.policy.timeout),
-                    stream=request.stream,
+                    stream=True,
                 )
+                if not request.stream or response.status_code >= 300:
+                    self._load(response, request.what)
                 if (
                     response.status_code == 401
                     and not request.basic
+                    and ours
+                    and _origin(response.url) == self.origin
                     and self.auth.answer(response, request.repository, request.push, self._token)
                 ):
                     continue
@@ -190,10 +213,36 @@ class Client:
                     handle.close()
         return response
 
+    def _load(self, response: requests.Response, what: str) -> None:
+        """Read the body, refusing one larger than MAX_DOCUMENT (a manifest, JSON, an
+        error): `response.content` is then what was read."""
+        declared = response.headers.get("Content-Length", "")
+        body = bytearray()
+        if not (declared.isdigit() and int(declared) > MAX_DOCUMENT):
+            for chunk in response.iter_content(1 << 16):
+                body += chunk
+                if len(body) > MAX_DOCUMENT:
+                    break
+        if len(body) > MAX_DOCUMENT or (declared.isdigit() and int(declared) > MAX_DOCUMENT):
+            response.close()
+            raise RegistryError(
+                f"{self.label}: {what}: the answer is larger than {MAX_DOCUMENT >> 20} MiB"
+            )
+        response._content = bytes(body)
+
     def _token(self, realm: str, params: dict[str, str]) -> requests.Response:
-        """A Bearer token request, retried like any other, with the login as Basic auth."""
+        """A Bearer token request, retried like any other, with the login as Basic auth:
+        sent to the registry's own origin, or to another host over HTTPS only."""
         login = self.login
         basic = (login.username, login.password) if login else None
+        scheme = urlsplit(realm).scheme
+        if scheme not in ("http", "https"):
+            raise RegistryError(f"{self.label}: the token service '{one_line(realm)}' is not a URL")
+        if basic and scheme != "https" and _origin(realm) != self.origin:
+            raise RegistryError(
+                f"{self.label}: the token service {one_line(realm)} is another host over plain "
+                "HTTP; the login is not sent there"
+            )
         return self._send(_Request("GET", realm, f"token from {realm}", params=params, basic=basic))
 
     def fail(self, response: requests.Response, what: str) -> SyntraError:
@@ -209,6 +258,9 @@ class Client:
         return RegistryError(f"{self.label}: {what}: {response.status_code} {detail}".rstrip())
 
     def _url(self, repository: str, kind: str, reference: str) -> str:
+        """The URL of a tag or a digest; anything else never becomes part of a URL."""
+        if not _TAG.match(reference):
+            digests.parse(reference, f"{self.label}: {repository}")
         return f"{self.base}/v2/{repository}/{kind}/{reference}"
 
     def _exchange(
@@ -220,7 +272,7 @@ class Client:
 
     # Manifests ------------------------------------------------------------------
 
-    def head_manifest(self, repository: str, reference: str) -> str | None:
+    def head_manifest(self, repository: str, reference: str) -> Digest | None:
         """The digest `reference` points at, or None when it does not exist."""
         what = f"HEAD manifest {repository}:{reference}"
         response = self._exchange(
@@ -230,11 +282,12 @@ class Client:
             return None
         if response.status_code >= 300:
             raise self.fail(response, what)
-        digest = response.headers.get("Docker-Content-Digest")
+        named = response.headers.get("Docker-Content-Digest")
+        digest = digests.parse(named, f"{self.label}: {what}") if named else None
         if is_digest(reference):
             if digest and digest != reference:
                 raise RegistryError(f"{self.label}: {what}: the registry names another digest")
-            return reference
+            return Digest(reference)
         return digest or self.get_manifest(repository, reference).digest
 
     def get_manifest(self, repository: str, reference: str) -> Document:
@@ -249,10 +302,13 @@ class Client:
         what = f"GET manifest {repository}:{reference}"
 
         def check(response: requests.Response) -> str | None:
-            actual = digest_of(response.content)
-            expected = reference if is_digest(reference) else None
-            expected = expected or response.headers.get("Docker-Content-Digest") or actual
-            return None if actual == expected else f"the body's digest is {actual}, not {expected}"
+            named = response.headers.get("Docker-Content-Digest")
+            expected = reference if is_digest(reference) else named
+            if expected is None:
+                return None
+            wanted = digests.parse(expected, f"{self.label}: {what}")
+            actual = _hashed(response.content, wanted)
+            return None if actual == wanted else f"the body's digest is {actual}, not {wanted}"
 
         response = self._exchange(
             "GET", repository, "manifests", reference, what, headers={"Accept": ACCEPT}, check=check
@@ -295,7 +351,10 @@ class Client:
         found: dict[str, None] = {}  # ordered, each tag once
         seen: set[str] = set()
         what = f"GET tags of {repository}"
-        while url and url not in seen:
+        while url:
+            if url in seen or len(seen) >= MAX_TAG_PAGES:
+                said = "comes back to a page" if url in seen else f"runs past {MAX_TAG_PAGES} pages"
+                raise RegistryError(f"{self.label}: {what}: the tag list {said}")
             seen.add(url)
             response = self._send(_Request("GET", url, what, repository, params=params))
             if response.status_code == 404:
@@ -308,8 +367,11 @@ class Client:
                 raise RegistryError(f"{self.label}: {what}: the registry sent no JSON") from None
             if not isinstance(listed, list):
                 raise RegistryError(f"{self.label}: {what}: the tag list is not a list")
+            known = len(found)
             found |= dict.fromkeys(tag for tag in listed if isinstance(tag, str))
             following = response.links.get("next", {}).get("url")
+            if following and len(found) == known:
+                raise RegistryError(f"{self.label}: {what}: a next page after one of no new tags")
             url = urljoin(url, following) if following else None
             if url and not url.startswith(self.base + "/"):
                 raise RegistryError(f"{self.label}: {what}: the next page is on another host")
@@ -374,34 +436,56 @@ class Client:
         self.note(repository, [digest])
         return True
 
-    def get_blob(self, repository: str, digest: str) -> bytes:
-        """A small blob (config, signature, SBOM), verified against its digest."""
+    def get_blob(self, repository: str, digest: str, size: int | None = None) -> bytes:
+        """A small blob (config, signature, SBOM, a wasm module), verified against its
+        digest; read up to its declared `size`, else up to MAX_IN_MEMORY."""
+        wanted = digests.parse(digest, f"{self.label}: {repository}")
         what = f"GET blob {repository}@{digest}"
+        kept = bytearray()
 
         def check(response: requests.Response) -> str | None:
-            actual = digest_of(response.content)
-            return None if actual == digest else f"the body's digest is {actual}"
+            kept.clear()
+            return self._receive(response, wanted, size, MAX_IN_MEMORY, what, kept.extend)
 
-        response = self._exchange("GET", repository, "blobs", digest, what, check=check)
+        response = self._exchange(
+            "GET", repository, "blobs", wanted, what, check=check, stream=True
+        )
         if response.status_code >= 300:
             raise self.fail(response, what)
-        return response.content
+        return bytes(kept)
 
-    def download_blob(self, repository: str, digest: str, target: Path) -> None:
-        """A blob of any size, streamed to `target` in constant memory and verified
-        against its digest; written through a temporary file, retried like a small one."""
+    def _receive(
+        self, response: requests.Response, digest: Digest, size: int | None, bound: int,
+        what: str, sink: Callable[[bytes], object],
+    ) -> str | None:  # fmt: skip
+        """Stream a blob's body into `sink` through its hash, refusing more than its
+        declared `size` (else `bound`) bytes; the problem when it does not match."""
+        limit = size if size is not None else bound
+        hasher, seen = digests.hasher(digest), 0
+        for chunk in response.iter_content(1 << 20):
+            seen += len(chunk)
+            if seen > limit:
+                response.close()
+                said = "the declared" if size is not None else "at most"
+                raise RegistryError(f"{self.label}: {what}: more than {said} {limit} bytes")
+            hasher.update(chunk)
+            sink(chunk)
+        actual = f"{digests.algorithm(digest)}:{hasher.hexdigest()}"
+        if size is not None and seen != size:
+            return f"{seen} bytes, not the declared {size}"
+        return None if actual == digest else f"the body's digest is {actual}"
+
+    def download_blob(self, repository: str, digest: Digest, target: Path, size: int) -> None:
+        """A blob of its declared `size`, streamed to `target` in constant memory and
+        verified against its digest; written through a temporary file (removed on any
+        failure), retried like a small one."""
         what = f"GET blob {repository}@{digest}"
         partial = target.with_name(f".{target.name}.part")
         target.parent.mkdir(parents=True, exist_ok=True)
 
         def check(response: requests.Response) -> str | None:
-            hasher = hashlib.sha256()
             with partial.open("wb") as sink:
-                for chunk in response.iter_content(1 << 20):
-                    hasher.update(chunk)
-                    sink.write(chunk)
-            actual = f"sha256:{hasher.hexdigest()}"
-            return None if actual == digest else f"the body's digest is {actual}"
+                return self._receive(response, digest, size, size, what, sink.write)
 
         try:
             response = self._exchange(
@@ -492,14 +576,34 @@ class Client:
                 self._once(_Request("DELETE", urljoin(started.url, location), what, repository))
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port: where a request goes, for whom the login is."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        port = -1
+    return parts.scheme, (parts.hostname or ""), port
+
+
+def _hashed(data: bytes, like: Digest) -> Digest:
+    """The digest of `data` in the algorithm of `like`."""
+    hasher = digests.hasher(like)
+    hasher.update(data)
+    return Digest(f"{digests.algorithm(like)}:{hasher.hexdigest()}")
+
+
 def _registry_error(response: requests.Response) -> str:
-    """The registry's own `code: message` (distribution's error body), else its text."""
+    """The registry's own `code: message` (distribution's error body), else its text;
+    secrets (the password, `user:password` in base64) redacted before it is cut short."""
     try:
         errors = response.json().get("errors") or []
         first = errors[0]
-        return one_line(f"{first.get('code', '')}: {first.get('message', '')}".strip(": "))[:300]
-    except (ValueError, AttributeError, IndexError, TypeError):
-        return one_line(response.text.strip())[:200] if response.text else ""
+        said = f"{first.get('code', '')}: {first.get('message', '')}".strip(": ")
+        return one_line(process.redact(said))[:300]
+    except (ValueError, AttributeError, IndexError, TypeError, RecursionError):
+        text = response.text.strip() if response.content else ""
+        return one_line(process.redact(text))[:200]
 
 
 def _network_reason(exc: BaseException) -> str:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from oras import defaults
 
-from syntra.errors import RegistryError
+from syntra.errors import RegistryError, SyntraError, ToolError
+from syntra.oci import digest as digests
+from syntra.oci.digest import Digest
 
 INDEX = defaults.default_index_media_type
 MANIFEST = defaults.default_manifest_media_type
@@ -20,14 +21,25 @@ ACCEPT = ", ".join((INDEX, MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 INDEX_TYPES = (INDEX, DOCKER_LIST)
 TITLE = defaults.annotation_title
 
+MAX_DOCUMENT = 4 << 20
+"""The most a manifest, an index or any JSON answer may weigh (distribution's default)."""
+MAX_CHILDREN = 1024
+"""The most descriptors one manifest or index may list."""
+MAX_DEPTH = 8
+"""The most indexes nested in one another (an index of indexes is 2)."""
+
 
 class MalformedContent(RegistryError, ValueError):
     """A manifest or index that is not what it claims: one line for the user (exit 4), and
     a ValueError to callers that treat it as a value they could not read."""
 
 
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+class MalformedFile(ToolError, ValueError):
+    """The same, read from a local file (a layout, an archive): exit 3."""
+
+
+digest_of = digests.of
+is_digest = digests.is_digest
 
 
 def platform_of(descriptor: dict[str, Any]) -> str:
@@ -37,14 +49,9 @@ def platform_of(descriptor: dict[str, Any]) -> str:
     return "/".join(str(described[key]) for key in keys if described.get(key))
 
 
-def layout_blob(layout: Path, digest: str) -> Path:
+def layout_blob(layout: Path, digest: Digest) -> Path:
     """Where an OCI image layout keeps the blob `digest`."""
-    algorithm, _, hexdigest = digest.partition(":")
-    return layout / "blobs" / algorithm / hexdigest
-
-
-def is_digest(reference: str) -> bool:
-    return reference.startswith("sha256:")
+    return layout / "blobs" / digests.algorithm(digest) / digests.hexdigest(digest)
 
 
 @dataclass(frozen=True)
@@ -53,32 +60,55 @@ class Document:
 
     data: bytes
     media_type: str
+    local: bool = field(default=False, compare=False)
+    """Read from a local file: what is wrong with it is exit 3, not a registry's 4."""
 
     @property
-    def digest(self) -> str:
+    def digest(self) -> Digest:
         return digest_of(self.data)
+
+    def malformed(self, message: str) -> SyntraError:
+        return (MalformedFile if self.local else MalformedContent)(f"{self.digest} {message}")
 
     def json(self) -> dict[str, Any]:
         """The parsed body; MalformedContent (a ValueError) when it is not a JSON object."""
+        if len(self.data) > MAX_DOCUMENT:
+            raise self.malformed(f"is larger than {MAX_DOCUMENT >> 20} MiB")
         try:
             parsed = json.loads(self.data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             parsed = None
         if not isinstance(parsed, dict):
-            raise MalformedContent(f"{self.digest} is not a JSON object")
+            raise self.malformed("is not a JSON object")
         return parsed
 
     def children(self) -> list[dict[str, Any]]:
         """Descriptors of what this document points at: an index's manifests, or a
-        manifest's config and layers (MalformedContent when malformed)."""
+        manifest's config and layers, each with a digest and a size (MalformedContent
+        when malformed, or when there are more than MAX_CHILDREN)."""
         body = self.json()
         if self.media_type in INDEX_TYPES or "manifests" in body:
             listed = body.get("manifests", [])
         else:
             layers = body.get("layers", [])
             listed = [body.get("config"), *layers] if isinstance(layers, list) else None
-        if not isinstance(listed, list) or not all(
-            isinstance(d, dict) and isinstance(d.get("digest"), str) for d in listed
-        ):
-            raise MalformedContent(f"{self.digest} has malformed descriptors")
+        if not isinstance(listed, list) or not all(_described(d) for d in listed):
+            raise self.malformed("has malformed descriptors")
+        if len(listed) > MAX_CHILDREN:
+            raise self.malformed(f"lists {len(listed)} descriptors, more than {MAX_CHILDREN}")
+        for descriptor in listed:
+            digests.parse(descriptor["digest"], f"{self.digest}: a descriptor", self.local)
         return listed
+
+
+def _described(descriptor: Any) -> bool:
+    """A descriptor: a digest (checked by the caller) and a whole size of at least 0."""
+    if not isinstance(descriptor, dict) or not isinstance(descriptor.get("digest"), str):
+        return False
+    size = descriptor.get("size")
+    return isinstance(size, int) and not isinstance(size, bool) and size >= 0
+
+
+def descriptor_digest(descriptor: dict[str, Any]) -> Digest:
+    """The digest of a descriptor `Document.children` returned (already checked)."""
+    return Digest(descriptor["digest"])

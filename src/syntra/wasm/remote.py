@@ -4,13 +4,14 @@ so nothing unverified is ever compiled."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from syntra.errors import Refused, SyntraError
+from syntra.oci import digest as digests
 from syntra.oci import is_digest
+from syntra.oci.digest import Digest
 from syntra.publish import Where
 from syntra.supply.attach import Attachments
 from syntra.supply.verify import Trust
@@ -38,13 +39,9 @@ def pull(where: Where, version: str, trust: Trust | None, cache: Path) -> Pulled
     if digest is None:
         raise SyntraError(f"{where.identity}:{version} is not in the registry")
     reference = f"{where.identity}@{digest}"
-    manifest = where.registry.get_manifest(where.path, digest).json()
-    layers = [
-        layer
-        for layer in manifest.get("layers", [])
-        if isinstance(layer, dict) and layer.get("mediaType") == WASM_LAYER
-    ]
-    if len(layers) != 1 or not isinstance(layers[0].get("digest"), str):
+    document = where.registry.get_manifest(where.path, digest)
+    layers = [layer for layer in document.children() if layer.get("mediaType") == WASM_LAYER]
+    if len(layers) != 1 or "manifests" in document.json():
         raise SyntraError(f"{reference}: not a wasm artifact (no single {WASM_LAYER} layer)")
     resolved = time.perf_counter()
     if trust is not None:
@@ -57,11 +54,11 @@ def pull(where: Where, version: str, trust: Trust | None, cache: Path) -> Pulled
                 f"{reference}: refused: no valid signature by {trust.signer}{said}; nothing was run"
             )
     verified = time.perf_counter()
-    blob = str(layers[0]["digest"])
-    target = cache / "blobs" / blob.replace(":", "-")
+    blob = Digest(layers[0]["digest"])  # parsed by children()
+    target = cache / "blobs" / digests.file_name(blob)
     cached = _intact(target, blob)
     if not cached:
-        where.registry.download_blob(where.path, blob, target)
+        where.registry.download_blob(where.path, blob, target, layers[0]["size"])
     title = str((layers[0].get("annotations") or {}).get("org.opencontainers.image.title", ""))
     return Pulled(
         reference,
@@ -73,12 +70,12 @@ def pull(where: Where, version: str, trust: Trust | None, cache: Path) -> Pulled
     )
 
 
-def _intact(path: Path, digest: str) -> bool:
+def _intact(path: Path, digest: Digest) -> bool:
     """Whether `path` holds exactly the bytes of `digest` (a cache entry can be damaged)."""
-    if not path.is_file():
+    if path.is_symlink() or not path.is_file():
         return False
-    hasher = hashlib.sha256()
+    hasher = digests.hasher(digest)
     with path.open("rb") as source:
         for chunk in iter(lambda: source.read(1 << 20), b""):
             hasher.update(chunk)
-    return f"sha256:{hasher.hexdigest()}" == digest
+    return hasher.hexdigest() == digests.hexdigest(digest)
