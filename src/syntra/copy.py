@@ -137,9 +137,10 @@ def _walk(source: _Source, content: Content, digest: Digest, depth: int = 0) -> 
         child_digest = Digest(child["digest"])  # parsed by children()
         if is_index:
             _walk(source, content, child_digest, depth + 1)
-        elif child_digest not in content.blobs:
-            if (path := source.blob(child_digest, child["size"])) is not None:
-                content.blobs[child_digest] = path
+        elif child_digest not in content.blobs and (
+            path := source.blob(child_digest, child["size"])
+        ):
+            content.blobs[child_digest] = path
     content.documents[digest] = document
 
 

@@ -104,7 +104,7 @@ class Archive:
         self.where = str(path)
         self.members: dict[str, tarfile.TarInfo] = {}
         try:
-            self.tar = tarfile.open(path)
+            self.tar = tarfile.open(path)  # noqa: SIM115 (closed by `close`)
         except (OSError, tarfile.TarError, EOFError, ValueError) as exc:
             raise LayoutError(f"{path}: not a readable archive ({one_line(str(exc))})") from None
         try:

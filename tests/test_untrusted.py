@@ -1,0 +1,668 @@
+"""Untrusted input stays in its box: crafted archives and layouts, and a malicious
+registry (a small HTTP server on 127.0.0.1, made in each test). Every attack is refused
+with one line and its exit code (3 a local file, 4 a registry), and nothing is read,
+written or sent outside its box: sentinel files stay untouched, nothing appears outside
+the target, the login never reaches another host."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import PYTHON, REPO, Result
+
+Syntra = Callable[..., Result]
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+INDEX = "application/vnd.oci.image.index.v1+json"
+CONFIG = "application/vnd.oci.image.config.v1+json"
+LAYER = "application/vnd.oci.image.layer.v1.tar"
+PASSWORD = "s3cret-Pa55word-for-the-registry"
+USER = "alice"
+
+
+@pytest.fixture(autouse=True)
+def _quick(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Few retries, and no login but the test's own."""
+    monkeypatch.setenv("SYNTRA_REGISTRY_TRIES", "2")
+    monkeypatch.setenv("SYNTRA_REGISTRY_RETRY_SECONDS", "1")
+    monkeypatch.setenv("SYNTRA_REGISTRY_TIMEOUT", "5")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "home" / "docker"))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "home" / "auth.json"))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+
+
+def one_line(result: Result, code: int) -> str:
+    assert result.code == code, (result.code, result.err)
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err, result.err
+    return result.err
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def descriptor(data: bytes, media: str, **more: Any) -> dict[str, Any]:
+    return {"mediaType": media, "digest": digest(data), "size": len(data), **more}
+
+
+def manifest(layers: list[bytes], config: bytes = b'{"architecture":"amd64","os":"linux"}',
+             media: str = LAYER, **annotations: Any) -> bytes:  # fmt: skip
+    return json.dumps({
+        "schemaVersion": 2, "mediaType": MANIFEST, "config": descriptor(config, CONFIG),
+        "layers": [descriptor(layer, media, **annotations) for layer in layers],
+    }).encode()  # fmt: skip
+
+
+def index(children: list[dict[str, Any]]) -> bytes:
+    return json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": children}).encode()
+
+
+def write_layout(root: Path, layers: list[bytes], top: dict[str, Any] | None = None) -> bytes:
+    """An OCI layout of one image tagged `1`; `top` replaces its index entry."""
+    config = b'{"architecture":"amd64","os":"linux"}'
+    body = manifest(layers, config)
+    blobs = root / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+    for data in (*layers, config, body):
+        (blobs / digest(data)[7:]).write_bytes(data)
+    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    entry = top or descriptor(
+        body, MANIFEST, annotations={"org.opencontainers.image.ref.name": "1"}
+    )
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    return body
+
+
+@dataclass
+class Member:
+    name: str
+    data: bytes = b""
+    kind: bytes = tarfile.REGTYPE
+    link: str = ""
+
+
+def write_tar(path: Path, members: Iterable[Member]) -> Path:
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as out:
+        for member in members:
+            info = tarfile.TarInfo(member.name)
+            info.type, info.linkname = member.kind, member.link
+            info.mode = 0o755 if member.kind == tarfile.DIRTYPE else 0o644
+            info.size = len(member.data) if member.kind == tarfile.REGTYPE else 0
+            out.addfile(info, io.BytesIO(member.data) if info.size else None)
+    return path
+
+
+def layout_members(root: Path) -> list[Member]:
+    return [
+        Member(str(p.relative_to(root)), p.read_bytes())
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    ]
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*")} if folder.exists() else set()
+
+
+# Archives: read member by member, never extracted ---------------------------------------
+
+
+@pytest.fixture
+def secret_env(monkeypatch: pytest.MonkeyPatch) -> str:
+    value = "environ-secret-" + "x" * 16
+    monkeypatch.setenv("SYNTRA_TEST_ENV_SECRET", value)
+    return value
+
+
+@pytest.mark.parametrize(
+    ("field_name", "named"),
+    [
+        ("Layers", "/proc/self/environ"),
+        ("Layers", "SENTINEL"),  # ../../… up to the sentinel
+        ("Config", "/proc/self/environ"),
+        ("Config", "SENTINEL"),
+    ],
+)
+def test_a_docker_archive_names_only_its_own_members(
+    tmp_path: Path, syntra: Syntra, secret_env: str, field_name: str, named: str
+) -> None:
+    sentinel = tmp_path / "sentinel"
+    sentinel.write_text(secret_env)
+    if named == "SENTINEL":
+        named = "../" * 40 + str(sentinel).lstrip("/")
+    config, layer = b'{"os":"linux"}', b"layer bytes"
+    entry = {"Config": "config.json", "RepoTags": [], "Layers": ["layer.tar"]}
+    entry[field_name] = [named] if field_name == "Layers" else named
+    archive = write_tar(tmp_path / "evil.tar", [
+        Member("manifest.json", json.dumps([entry]).encode()),
+        Member("config.json", config), Member("layer.tar", layer),
+    ])  # fmt: skip
+    out = tmp_path / "out"
+    err = one_line(syntra(tmp_path, "copy", f"docker-archive:{archive}", f"oci:{out}"), 3)
+    assert "not a file in the archive" in err or "escapes the archive" in err, err
+    assert not out.exists()
+    assert sentinel.read_text() == secret_env
+    assert secret_env not in err
+
+
+def _escapes(tmp_path: Path) -> list[tuple[str, list[Member]]]:
+    outside = tmp_path / "outside"
+    chain = [Member(f"s{i}", kind=tarfile.SYMTYPE, link=f"s{i + 1}") for i in range(60)]
+    chain.append(Member("s60", kind=tarfile.SYMTYPE, link="../" * 30 + str(outside)[1:]))
+    return [
+        ("dot-dot", [Member("../" * 6 + "escaped", b"x")]),
+        ("absolute", [Member(str(outside / "escaped"), b"x")]),
+        ("symlink", [Member("blobs/sha256/link", kind=tarfile.SYMTYPE, link=str(outside))]),
+        ("hardlink", [Member("hard", kind=tarfile.LNKTYPE, link="index.json")]),
+        ("symlink chain", [*chain, Member("s0/escaped", b"x")]),
+        ("device", [Member("blobs/null", kind=tarfile.CHRTYPE)]),
+    ]
+
+
+@pytest.mark.parametrize("attack", range(6))
+def test_an_oci_archive_with_escaping_members_is_refused(
+    tmp_path: Path, syntra: Syntra, attack: int
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("keep")
+    name, extra = _escapes(tmp_path)[attack]
+    layout = tmp_path / "layout"
+    write_layout(layout, [b"layer"])
+    archive = write_tar(tmp_path / "evil.tar", [*layout_members(layout), *extra])
+    before = files_under(tmp_path)
+    out = tmp_path / "out"
+    err = one_line(syntra(tmp_path, "copy", f"oci-archive:{archive}:1", f"oci:{out}"), 3)
+    assert str(archive) in err and ("escapes the archive" in err or "is a link" in err
+                                    or "not a regular file" in err), (name, err)  # fmt: skip
+    assert files_under(tmp_path) == before, name  # nothing written anywhere
+    assert [p.name for p in outside.iterdir()] == ["keep"]
+
+
+def test_an_archive_is_read_in_place_and_copies_back_the_same(
+    tmp_path: Path, syntra: Syntra
+) -> None:
+    """The sound path: oci-archive → oci → docker-archive → oci, digests kept."""
+    layout = tmp_path / "layout"
+    body = write_layout(layout, [b"layer one", b"layer two"])
+    archive = write_tar(tmp_path / "good.tar", layout_members(layout))
+    done = syntra(tmp_path, "copy", f"oci-archive:{archive}:1", f"oci:{tmp_path / 'copy'}:1")
+    assert done.code == 0, done.err
+    assert (tmp_path / "copy" / "blobs" / "sha256" / digest(body)[7:]).read_bytes() == body
+    saved = tmp_path / "saved.tar"
+    done = syntra(tmp_path, "copy", f"oci:{tmp_path / 'copy'}:1", f"docker-archive:{saved}")
+    assert done.code == 0, done.err
+    back = syntra(tmp_path, "copy", f"docker-archive:{saved}", f"oci:{tmp_path / 'back'}")
+    assert back.code == 0, back.err
+    blobs = tmp_path / "back" / "blobs" / "sha256"
+    assert (blobs / digest(b"layer two")[7:]).read_bytes() == b"layer two"
+
+
+# Layouts: digests parsed, blobs verified ------------------------------------------------
+
+
+def _bad_digest(tmp_path: Path) -> str:
+    """A digest that, used as a path under a layout, would point at tmp_path/planted."""
+    planted = tmp_path / "planted"
+    planted.write_bytes(manifest([b"planted"]))
+    return "sha256:" + "../" * 40 + str(planted).lstrip("/")
+
+
+def test_a_layout_index_digest_that_is_a_path_is_refused(tmp_path: Path, syntra: Syntra) -> None:
+    layout = tmp_path / "layout"
+    bad = _bad_digest(tmp_path)
+    write_layout(layout, [b"layer"], top={"mediaType": MANIFEST, "digest": bad, "size": 10})
+    out = tmp_path / "out"
+    err = one_line(syntra(tmp_path, "copy", f"oci:{layout}", f"oci:{out}"), 3)
+    assert "is not a digest" in err and not out.exists()
+
+
+def test_a_manifest_digest_that_is_a_path_is_refused(tmp_path: Path, syntra: Syntra) -> None:
+    layout = tmp_path / "layout"
+    bad = _bad_digest(tmp_path)
+    body = json.dumps({
+        "schemaVersion": 2, "mediaType": MANIFEST,
+        "config": {"mediaType": CONFIG, "digest": bad, "size": 5},
+        "layers": [{"mediaType": LAYER, "digest": bad, "size": 5}],
+    }).encode()  # fmt: skip
+    write_layout(layout, [])
+    (layout / "blobs" / "sha256" / digest(body)[7:]).write_bytes(body)
+    entry = descriptor(body, MANIFEST)
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    for destination in (f"oci:{tmp_path / 'out'}", f"oci-archive:{tmp_path / 'out.tar'}"):
+        err = one_line(syntra(tmp_path, "copy", f"oci:{layout}", destination), 3)
+        assert "is not a digest" in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.tar").exists()
+
+
+def test_a_corrupt_layout_blob_is_refused(tmp_path: Path, syntra: Syntra) -> None:
+    layout = tmp_path / "layout"
+    write_layout(layout, [b"layer bytes"])
+    (layout / "blobs" / "sha256" / digest(b"layer bytes")[7:]).write_bytes(b"layer byteZ")
+    out = tmp_path / "out"
+    err = one_line(syntra(tmp_path, "copy", f"oci:{layout}", f"oci:{out}"), 3)
+    assert "does not hash to its name" in err
+    assert not (out / "blobs" / "sha256" / digest(b"layer bytes")[7:]).exists()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "linked folder"])
+def test_a_layout_blob_that_is_not_a_regular_file_is_refused(
+    tmp_path: Path, syntra: Syntra, kind: str
+) -> None:
+    layout = tmp_path / "layout"
+    write_layout(layout, [b"layer bytes"])
+    blob = layout / "blobs" / "sha256" / digest(b"layer bytes")[7:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    blob.rename(elsewhere / blob.name)  # the right bytes, but not in the layout
+    if kind == "symlink":
+        blob.symlink_to(elsewhere / blob.name)
+    elif kind == "fifo":
+        os.mkfifo(blob)
+    else:  # blobs/sha256 itself a link to a folder outside
+        for other in blob.parent.iterdir():
+            other.rename(elsewhere / other.name)
+        blob.parent.rmdir()
+        blob.parent.symlink_to(elsewhere)
+    out = tmp_path / "out"
+    err = one_line(syntra(tmp_path, "copy", f"oci:{layout}", f"oci:{out}"), 3)
+    assert "symbolic link" in err or "not a regular file" in err, err
+
+
+# A malicious registry ------------------------------------------------------------------
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+Answer = tuple[int, dict[str, str], "bytes | Iterator[bytes]"]
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, answer: Callable[[str, str, dict[str, str]], Answer]) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.answer = answer
+        self.seen: list[Seen] = []
+        self.sent = 0  # bytes of streamed bodies
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall per request
+    server: Server
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _any(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.server.seen.append(Seen(self.command, self.path, headers))
+        status, sent_headers, content = self.server.answer(self.command, self.path, headers)
+        self.send_response(status)
+        for key, value in sent_headers.items():
+            self.send_header(key, value)
+        if isinstance(content, bytes):
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(content)
+            return
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for piece in content:
+                self.wfile.write(piece)
+                self.server.sent += len(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+
+@contextmanager
+def serve(answer: Callable[[str, str, dict[str, str]], Answer]) -> Iterator[Server]:
+    server = Server(answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class Registry:
+    """What a malicious registry serves: manifests by tag or digest, blobs by digest."""
+
+    manifests: dict[str, bytes] = field(default_factory=dict)
+    blobs: dict[str, Callable[[], bytes | Iterator[bytes]]] = field(default_factory=dict)
+    login: bool = False
+    extra: Callable[[str, str, dict[str, str]], Answer | None] = lambda *_: None
+
+    def tag(self, tag: str, body: bytes) -> str:
+        self.manifests[tag] = self.manifests[digest(body)] = body
+        return digest(body)
+
+    def __call__(self, method: str, path: str, headers: dict[str, str]) -> Answer:
+        if (special := self.extra(method, path, headers)) is not None:
+            return special
+        basic = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        if self.login and headers.get("authorization") != basic:
+            return 401, {"WWW-Authenticate": 'Basic realm="evil"'}, b""
+        parts = path.split("?")[0].split("/")
+        if len(parts) >= 5 and parts[-2] == "manifests" and parts[-1] in self.manifests:
+            body = self.manifests[parts[-1]]
+            media = INDEX if b'"manifests"' in body else MANIFEST
+            return 200, {"Content-Type": media, "Docker-Content-Digest": digest(body)}, body
+        if len(parts) >= 5 and parts[-2] == "blobs" and parts[-1] in self.blobs:
+            return 200, {"Content-Type": "application/octet-stream"}, self.blobs[parts[-1]]()
+        return 404, {"Content-Type": "application/json"}, b'{"errors":[{"code":"UNKNOWN"}]}'
+
+
+def store_login(tmp_path: Path, port: int) -> None:
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    path = tmp_path / "home" / "auth.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"auths": {f"127.0.0.1:{port}": {"auth": auth}}}))
+
+
+def test_a_registry_digest_that_is_a_path_is_refused(tmp_path: Path, syntra: Syntra) -> None:
+    bad = _bad_digest(tmp_path)
+    body = json.dumps({
+        "schemaVersion": 2, "mediaType": MANIFEST,
+        "config": {"mediaType": CONFIG, "digest": bad, "size": 5},
+        "layers": [{"mediaType": "application/wasm", "digest": bad, "size": 5}],
+    }).encode()  # fmt: skip
+    registry = Registry()
+    registry.tag("1", body)
+    registry.manifests["header"] = body
+
+    def bad_header(method: str, path: str, headers: dict[str, str]) -> Answer | None:
+        if path.endswith("/manifests/header"):  # a digest header that is a path
+            return 200, {"Docker-Content-Digest": bad, "Content-Type": MANIFEST}, body
+        return None
+
+    registry.extra = bad_header
+    before = files_under(tmp_path)
+    with serve(registry) as server:
+        host = f"127.0.0.1:{server.port}/evil/app"
+        target = tmp_path / "target"
+        for argv in (
+            ("copy", f"{host}:1", f"oci:{tmp_path / 'out'}", "--insecure"),
+            ("pull", f"{host}:1", str(target), "--insecure"),
+            ("inspect", f"{host}:1", "--insecure"),
+            ("copy", f"{host}:header", f"oci:{tmp_path / 'out'}", "--insecure"),
+        ):
+            err = one_line(syntra(tmp_path, *argv), 4)
+            assert "is not a digest" in err, (argv, err)
+        assert not any(".." in seen.path for seen in server.seen)  # never a URL either
+    assert files_under(tmp_path) == before  # no folder made outside, nor inside
+
+
+def test_a_manifest_larger_than_4_mib_is_refused(tmp_path: Path, syntra: Syntra) -> None:
+    huge = b'{"schemaVersion":2,"layers":[],"pad":"' + b"x" * (5 << 20) + b'"}'
+
+    def endless() -> Iterator[bytes]:
+        while True:
+            yield b" " * 65536
+
+    def answer(method: str, path: str, headers: dict[str, str]) -> Answer:
+        if path.endswith("/declared"):
+            return 200, {"Content-Type": MANIFEST}, huge
+        return 200, {"Content-Type": MANIFEST}, endless()
+
+    with serve(answer) as server:
+        for tag in ("declared", "streamed"):
+            ref = f"127.0.0.1:{server.port}/evil/app@{digest(huge)}"
+            ref = ref if tag == "declared" else f"127.0.0.1:{server.port}/evil/app:streamed"
+            err = one_line(syntra(tmp_path, "inspect", ref, "--insecure"), 4)
+            assert "larger than 4 MiB" in err, err
+
+
+def test_a_blob_streaming_past_its_declared_size_is_cut_off(
+    tmp_path: Path, syntra: Syntra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    declared = b"\0asm" + b"\1" * 60
+
+    def endless() -> Iterator[bytes]:
+        while True:
+            yield b"A" * 65536
+
+    registry = Registry()
+    registry.tag("1", manifest([declared], media="application/wasm"))
+    registry.blobs[digest(declared)] = endless
+    config = b'{"architecture":"amd64","os":"linux"}'
+    registry.blobs[digest(config)] = lambda: config
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    with serve(registry) as server:
+        host = f"127.0.0.1:{server.port}/evil/app"
+        target = tmp_path / "target"
+        err = one_line(syntra(tmp_path, "pull", f"{host}:1", str(target), "--insecure"), 4)
+        assert f"more than the declared {len(declared)} bytes" in err, err
+        err = one_line(syntra(tmp_path, "copy", f"{host}:1", f"oci:{tmp_path / 'out'}",
+                              "--insecure"), 4)  # fmt: skip
+        assert f"more than the declared {len(declared)} bytes" in err, err
+        assert server.sent < 64 << 20  # it stopped reading
+    assert not files_under(scratch) and not files_under(target)  # no partial file left
+
+
+def test_a_deeply_nested_index_is_one_line(tmp_path: Path, syntra: Syntra) -> None:
+    registry = Registry()
+    child = manifest([b"layer"])
+    registry.tag("leaf", child)
+    previous = descriptor(child, MANIFEST)
+    for _ in range(3000):
+        body = index([previous])
+        registry.manifests[digest(body)] = body
+        previous = descriptor(body, INDEX)
+    registry.tag("deep", body)
+    nested = b'{"a":' * 100_000 + b"1" + b"}" * 100_000  # past the JSON parser's depth
+    registry.tag("nested", nested)
+    wide = index([descriptor(child, MANIFEST)] * 2000)
+    registry.tag("wide", wide)
+    with serve(registry) as server:
+        host = f"127.0.0.1:{server.port}/evil/app"
+        err = one_line(syntra(tmp_path, "copy", f"{host}:deep", f"oci:{tmp_path / 'o'}",
+                              "--insecure"), 4)  # fmt: skip
+        assert "nests indexes more than 8 deep" in err, err
+        assert len(server.seen) < 40  # stopped at the limit, not after 3,000 fetches
+        assert "no JSON manifest" in one_line(
+            syntra(tmp_path, "inspect", f"{host}:nested", "--insecure"), 4
+        )
+        assert "more than 1024" in one_line(
+            syntra(tmp_path, "inspect", f"{host}:wide", "--insecure"), 4
+        )
+
+
+def test_inspect_fetches_each_distinct_child_once(tmp_path: Path, syntra: Syntra) -> None:
+    registry = Registry()
+    config = b'{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"}'
+    child = manifest([b"layer"], config)
+    registry.tag("child", child)
+    registry.blobs[digest(config)] = lambda: config
+    platform = {"os": "linux", "architecture": "amd64"}
+    registry.tag("1", index([descriptor(child, MANIFEST, platform=platform)] * 200))
+    with serve(registry) as server:
+        done = syntra(tmp_path, "inspect", f"127.0.0.1:{server.port}/evil/app:1", "--insecure",
+                      "--json")  # fmt: skip
+        assert done.code == 0, done.err
+        assert len(json.loads(done.out)["platforms"]) == 200
+        child_gets = [s for s in server.seen if s.path.endswith(f"/manifests/{digest(child)}")]
+        config_gets = [s for s in server.seen if s.path.endswith(f"/blobs/{digest(config)}")]
+        assert (len(child_gets), len(config_gets)) == (1, 1)
+
+
+def test_a_tag_list_that_loops_is_refused(tmp_path: Path, syntra: Syntra) -> None:
+    def answer(method: str, path: str, headers: dict[str, str]) -> Answer:
+        page = int(path.split("page=")[1]) if "page=" in path else 0
+        repository = path.split("/tags/")[0]
+        # renewing: new tags and a next page, forever; else the same tags from a new link
+        tags = [f"t{page}"] if "renewing" in path else ["a", "b"]
+        link = f'<{repository}/tags/list?page={page + 1}>; rel="next"'
+        body = json.dumps({"name": "x", "tags": tags}).encode()
+        return 200, {"Content-Type": "application/json", "Link": link}, body
+
+    with serve(answer) as server:
+        same = syntra(tmp_path, "tags", f"127.0.0.1:{server.port}/evil/same", "--insecure")
+        assert "a next page after one of no new tags" in one_line(same, 4)
+        assert len(server.seen) == 2
+        renewing = syntra(tmp_path, "tags", f"127.0.0.1:{server.port}/evil/renewing",
+                          "--insecure")  # fmt: skip
+        assert "runs past 1000 pages" in one_line(renewing, 4)
+
+
+# Credentials stay with their registry ------------------------------------------------------
+
+
+def test_the_login_never_reaches_another_host(tmp_path: Path, syntra: Syntra) -> None:
+    """An upload `Location` and a blob redirect on another host (`localhost` against
+    `127.0.0.1`): the other host gets no Authorization; the registry does."""
+
+    def elsewhere(method: str, path: str, headers: dict[str, str]) -> Answer:
+        return (201, {}, b"") if method == "PUT" else (200, {}, b"layer")
+
+    with serve(elsewhere) as foreign:
+        other = f"http://localhost:{foreign.port}"
+        registry = Registry(login=True)
+
+        def extra(method: str, path: str, headers: dict[str, str]) -> Answer | None:
+            if "authorization" not in headers:
+                return None  # a challenge first: the client then holds the login
+            if method == "POST" and "/blobs/uploads/" in path:
+                return 202, {"Location": f"{other}/upload/1"}, b""
+            if method == "HEAD" and "/blobs/" in path:
+                return 404, {}, b""
+            if method == "PUT" and "/manifests/" in path:
+                return 201, {}, b""
+            if method == "GET" and path.endswith(f"/blobs/{digest(b'layer')}"):
+                return 307, {"Location": f"{other}/blob"}, b""
+            return None
+
+        registry.extra = extra
+        body = write_layout(tmp_path / "layout", [b"layer"])
+        registry.tag("1", body)
+        registry.blobs[digest(b'{"architecture":"amd64","os":"linux"}')] = lambda: (
+            b'{"architecture":"amd64","os":"linux"}'
+        )
+        with serve(registry) as server:
+            store_login(tmp_path, server.port)
+            host = f"127.0.0.1:{server.port}/evil/app"
+            pushed = syntra(tmp_path, "copy", f"oci:{tmp_path / 'layout'}", f"{host}:2",
+                            "--insecure")  # fmt: skip
+            pulled = syntra(tmp_path, "copy", f"{host}:1", f"oci:{tmp_path / 'out'}",
+                            "--insecure")  # fmt: skip
+            assert any("authorization" in s.headers for s in server.seen)
+    assert pushed.code == 0 and pulled.code == 0, (pushed.err, pulled.err)
+    assert {s.method for s in foreign.seen} == {"PUT", "GET"}
+    assert not [s for s in foreign.seen if "authorization" in s.headers]
+
+
+def test_basic_credentials_go_to_a_token_realm_elsewhere_only_over_https(
+    tmp_path: Path, syntra: Syntra
+) -> None:
+    with serve(lambda m, p, h: (200, {"Content-Type": "application/json"},
+                                b'{"token":"t"}')) as realm:  # fmt: skip
+        challenge = f'Bearer realm="http://localhost:{realm.port}/token",service="evil"'
+        with serve(lambda m, p, h: (401, {"WWW-Authenticate": challenge}, b"")) as server:
+            store_login(tmp_path, server.port)
+            done = syntra(tmp_path, "inspect", f"127.0.0.1:{server.port}/evil/app:1",
+                          "--insecure")  # fmt: skip
+    err = one_line(done, 4)
+    assert "another host over plain HTTP; the login is not sent there" in err
+    assert not [s for s in realm.seen if "authorization" in s.headers]
+
+
+def test_registry_error_text_never_shows_the_password(tmp_path: Path, syntra: Syntra) -> None:
+    encoded = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    message = f"denied: {USER}:{PASSWORD} is not allowed ({encoded}) " + "x" * 280 + PASSWORD
+    registry = Registry(login=True)
+    registry.extra = lambda method, path, headers: (
+        (403, {"Content-Type": "application/json"},
+         json.dumps({"errors": [{"code": "DENIED", "message": message}]}).encode())
+        if headers.get("authorization") else None
+    )  # fmt: skip
+    with serve(registry) as server:
+        store_login(tmp_path, server.port)
+        plain = Registry(login=True)
+        plain.extra = lambda method, path, headers: (
+            (500, {"Content-Type": "text/plain"}, f"boom {PASSWORD} {encoded}".encode())
+            if headers.get("authorization") else None
+        )  # fmt: skip
+        named = f"evil/app@{digest(b'anything')}"  # a GET, whose error has a body
+        denied = syntra(tmp_path, "inspect", f"127.0.0.1:{server.port}/{named}", "--insecure")
+        with serve(plain) as failing:
+            store_login(tmp_path, failing.port)
+            failed = syntra(tmp_path, "inspect", f"127.0.0.1:{failing.port}/{named}",
+                            "--insecure")  # fmt: skip
+    for result in (one_line(denied, 4), one_line(failed, 4)):
+        assert "***" in result, result
+        for secret in (PASSWORD, encoded, PASSWORD[:12], encoded[:12]):
+            assert secret not in result, result
+
+
+# Partial files on SIGTERM -------------------------------------------------------------------
+
+
+def test_sigterm_during_a_download_leaves_no_partial_file(tmp_path: Path) -> None:
+    declared = b"\0asm" + b"\1" * (64 << 20)
+
+    def slow() -> Iterator[bytes]:
+        for start in range(0, len(declared), 65536):
+            yield declared[start : start + 65536]
+            time.sleep(0.02)
+
+    registry = Registry()
+    registry.tag("1", manifest([declared], media="application/wasm"))
+    registry.blobs[digest(declared)] = slow
+    scratch, target = tmp_path / "tmp", tmp_path / "target"
+    scratch.mkdir()
+    with serve(registry) as server:
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TMPDIR": str(scratch)}
+        running = subprocess.Popen(
+            [PYTHON, "-m", "syntra", "pull", f"127.0.0.1:{server.port}/evil/app:1", str(target),
+             "--insecure"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while server.sent < (1 << 20) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.sent >= 1 << 20 and files_under(scratch)  # mid-download
+        running.send_signal(signal.SIGTERM)
+        _, err = running.communicate(timeout=30)
+    assert running.returncode == 143, err
+    assert "Traceback" not in err
+    assert not files_under(scratch) and not files_under(target)
