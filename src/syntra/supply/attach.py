@@ -103,11 +103,12 @@ class Attachments:
     def layers(self, digest: str, suffix: str) -> list[tuple[dict[str, Any], bytes]]:
         """(descriptor, blob) of each layer at `sha256-<hex>.<suffix>`; [] when absent."""
         manifest = self.registry.find_manifest(self.repository, attachment_tag(digest, suffix))
-        layers = manifest.json().get("layers", []) if manifest is not None else []
+        if manifest is None or "manifests" in manifest.json():
+            return []
+        layers = manifest.children()[1:]  # the config, then layers: digests and sizes checked
         return [
-            (layer, self.registry.get_blob(self.repository, layer["digest"]))
+            (layer, self.registry.get_blob(self.repository, layer["digest"], layer["size"]))
             for layer in layers
-            if isinstance(layer, dict) and isinstance(layer.get("digest"), str)
         ]
 
     def add(self, digest: str, suffix: str, layer: Layer) -> None:
