@@ -431,6 +431,23 @@ def test_a_registry_digest_that_is_a_path_is_refused(tmp_path: Path, syntra: Syn
     assert files_under(tmp_path) == before  # no folder made outside, nor inside
 
 
+@pytest.mark.parametrize("title", ["../../../escaped.wasm", "..", "/tmp/escaped.wasm"])
+def test_pull_writes_only_inside_its_folder(tmp_path: Path, syntra: Syntra, title: str) -> None:
+    wasm = b"\0asm\1\0\0\0"
+    registry = Registry()
+    title_annotation = {"annotations": {"org.opencontainers.image.title": title}}
+    registry.tag("1", manifest([wasm], media="application/wasm", **title_annotation))
+    registry.blobs[digest(wasm)] = lambda: wasm
+    target = tmp_path / "deep" / "er" / "target"
+    with serve(registry) as server:
+        done = syntra(tmp_path, "pull", f"127.0.0.1:{server.port}/evil/app:1", str(target),
+                      "--insecure")  # fmt: skip
+    assert done.code == 0, done.err
+    (written,) = target.iterdir()
+    assert written.read_bytes() == wasm and written.name in ("escaped.wasm", "app.wasm")
+    assert {p for p in files_under(tmp_path) if p.is_file()} == {written}
+
+
 def test_a_manifest_larger_than_4_mib_is_refused(tmp_path: Path, syntra: Syntra) -> None:
     huge = b'{"schemaVersion":2,"layers":[],"pad":"' + b"x" * (5 << 20) + b'"}'
 

@@ -130,7 +130,6 @@ class Client:
         self.label = label or host
         self.login = login
         self.base = f"{'http' if insecure else 'https'}://{host}"
-        self.origin = _origin(self.base)
         self.policy = policy or RetryPolicy.from_env()
         self.session = requests.Session()
         self.session.headers["User-Agent"] = (
@@ -161,7 +160,7 @@ class Client:
         """One exchange, challenges answered; _Transient for what is worth another try."""
         for _ in range(3):  # the request, then up to two answered challenges
             handle = None
-            ours = _origin(request.url) == self.origin  # the login goes nowhere else
+            ours = _origin(request.url) == _origin(self.base)  # the login goes nowhere else
             try:
                 handle = request.body() if callable(request.body) else None
                 own = {}
@@ -183,7 +182,7 @@ class Client:
                     response.status_code == 401
                     and not request.basic
                     and ours
-                    and _origin(response.url) == self.origin
+                    and _origin(response.url) == _origin(self.base)
                     and self.auth.answer(response, request.repository, request.push, self._token)
                 ):
                     continue
@@ -238,7 +237,7 @@ class Client:
         scheme = urlsplit(realm).scheme
         if scheme not in ("http", "https"):
             raise RegistryError(f"{self.label}: the token service '{one_line(realm)}' is not a URL")
-        if basic and scheme != "https" and _origin(realm) != self.origin:
+        if basic and scheme != "https" and _origin(realm) != _origin(self.base):
             raise RegistryError(
                 f"{self.label}: the token service {one_line(realm)} is another host over plain "
                 "HTTP; the login is not sent there"
