@@ -435,8 +435,8 @@ def test_a_registry_digest_that_is_a_path_is_refused(tmp_path: Path, syntra: Syn
 def test_pull_writes_only_inside_its_folder(tmp_path: Path, syntra: Syntra, title: str) -> None:
     wasm = b"\0asm\1\0\0\0"
     registry = Registry()
-    title_annotation = {"annotations": {"org.opencontainers.image.title": title}}
-    registry.tag("1", manifest([wasm], media="application/wasm", **title_annotation))
+    titled = {"org.opencontainers.image.title": title}
+    registry.tag("1", manifest([wasm], media="application/wasm", annotations=titled))
     registry.blobs[digest(wasm)] = lambda: wasm
     target = tmp_path / "deep" / "er" / "target"
     with serve(registry) as server:
@@ -541,6 +541,25 @@ def test_inspect_fetches_each_distinct_child_once(tmp_path: Path, syntra: Syntra
         child_gets = [s for s in server.seen if s.path.endswith(f"/manifests/{digest(child)}")]
         config_gets = [s for s in server.seen if s.path.endswith(f"/blobs/{digest(config)}")]
         assert (len(child_gets), len(config_gets)) == (1, 1)
+
+
+def test_a_large_blob_the_registry_has_is_not_sent_again(tmp_path: Path, syntra: Syntra) -> None:
+    """HEAD answers carry the blob's length, not a body: no 4 MiB cap applies."""
+    layer = os.urandom(5 << 20)
+    write_layout(tmp_path / "layout", [layer])
+
+    def present(method: str, path: str, headers: dict[str, str]) -> Answer | None:
+        if method == "HEAD" and "/blobs/" in path:
+            return 200, {"Docker-Content-Digest": path.rsplit("/", 1)[1]}, layer
+        if method == "PUT" and "/manifests/" in path:
+            return 201, {}, b""
+        return None
+
+    with serve(Registry(extra=present)) as server:
+        done = syntra(tmp_path, "copy", f"oci:{tmp_path / 'layout'}",
+                      f"127.0.0.1:{server.port}/evil/app:1", "--insecure")  # fmt: skip
+        assert done.code == 0, done.err
+        assert not [s for s in server.seen if s.method in ("POST", "PATCH")]
 
 
 def test_a_tag_list_that_loops_is_refused(tmp_path: Path, syntra: Syntra) -> None:

@@ -176,7 +176,9 @@ class Client:
                     timeout=(self.policy.timeout, self.policy.timeout),
                     stream=True,
                 )
-                if not request.stream or response.status_code >= 300:
+                if request.method == "HEAD":
+                    response._content = b""  # its Content-Length is the thing's, not a body's
+                elif not request.stream or response.status_code >= 300:
                     self._load(response, request.what)
                 if (
                     response.status_code == 401
