@@ -7,6 +7,8 @@ Everything reachable is gathered first (index, platform manifests, their blobs a
 with `referrers`, the cosign `.sig`/`.att` tags and OCI referrers of every digest), then
 written the one way: blobs, manifests by digest, tags last. Registry blobs stream
 through a temporary folder, and a blob the destination already holds is not fetched.
+Layouts and archives are read through `syntra.oci.layout` (archives in place, never
+extracted; every blob checked against its digest and size as it is read).
 """
 
 from __future__ import annotations
