@@ -58,7 +58,7 @@ def compiled(engine: wasmtime.Engine, data: bytes, kind: str, cache: Path, fuel:
     key = _cache_key(data, fuel)
     folder = _private(cache / "compiled")
     secret = _secret(folder) if folder else None
-    entry = folder / f"{key}.cwasm" if folder else None
+    entry = folder / entry_name(data, fuel) if folder else None
     if entry is not None and secret is not None and entry.is_file():
         stored = entry.read_bytes()
         mac, body = stored[:MAC_BYTES], stored[MAC_BYTES:]
@@ -78,6 +78,11 @@ def compiled(engine: wasmtime.Engine, data: bytes, kind: str, cache: Path, fuel:
                 f"compile cache: cannot write {entry} ({exc.strerror}); not cached", file=sys.stderr
             )
     return Compiled(code, serialized, False)
+
+
+def entry_name(wasm: bytes, fuel: bool) -> str:
+    """The file name of `wasm`'s entry, in the cache's `compiled` folder."""
+    return f"{_cache_key(wasm, fuel)}.cwasm"
 
 
 def _cache_key(wasm: bytes, fuel: bool) -> str:
