@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from syntra import plugins
 from syntra.config.model import SwiftGuest
 from syntra.errors import Refused, RegistryError, SyntraError, ToolError
+from syntra.oci import MANIFEST, Blob, Client, Document, digest_of
 from syntra.plan import Destination, GuestPlan
 from syntra.wasm.sandbox import GuestFailure, run_tests
+from tests.conftest import Result
 
 WAT = """
 (module
@@ -247,3 +251,42 @@ def test_load_tells_references_and_files_apart(
     with pytest.raises(Refused, match="expected " + "0" * 64):
         plugins.load_file(module, sha256="0" * 64, cache=cache)
     assert not plugins.load_file(module, cache=cache).metrics.verified
+
+
+def _push(registry: str, wat: str, repository: str) -> str:
+    """`wat` as an unsigned wasm artifact in `registry`, by digest."""
+    layer = wasmtime.wat2wasm(wat)
+    config = b"{}"
+    client = Client(registry, insecure=True)
+    for blob in (config, layer):
+        client.push_blob(repository, Blob.of(blob))
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "config": {"mediaType": "application/vnd.wasm.config.v0+json",
+                   "digest": digest_of(config), "size": len(config)},
+        "layers": [{"mediaType": "application/wasm", "digest": digest_of(layer),
+                    "size": len(layer)}],
+    }  # fmt: skip
+    data = json.dumps(manifest).encode()
+    client.put_manifest(repository, "1", Document(data, MANIFEST))
+    return f"{registry}/{repository}@{digest_of(data)}"
+
+
+def test_syntra_run_holds_the_limits_with_one_line(
+    registry: str, tmp_path: Path, syntra: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNTRA_CACHE", str(tmp_path / "cache"))
+    unverified = ("--insecure", "--insecure-skip-verify")
+    sleeper = _push(registry, SLEEPER, "hostile/sleeper")
+    started = time.monotonic()
+    stopped = syntra(tmp_path, "run", sleeper, "nap", "8000", "--max-ms", "500", *unverified)
+    took = time.monotonic() - started
+    assert stopped.code == 2 and stopped.out == ""
+    warning, line = stopped.err.splitlines()
+    assert "WITHOUT its signature being checked" in warning
+    assert re.fullmatch(r"nap\(8000\): stopped by max_ms=500 after \d+ ms", line)
+    assert took < 3 * 0.5 + 1 + 2, took  # the limit, and pulling and compiling first
+    grower = _push(registry, MEMORIES, "hostile/memories")
+    grown = syntra(tmp_path, "run", grower, "grow", "--max-mem", "16Mi", *unverified)
+    assert grown.code == 0 and grown.out == "256\n", grown.err

@@ -232,7 +232,7 @@ def test_warm_run_does_nothing_and_uses_the_compile_cache(built: tuple[Path, str
     }
     entries = [compiled / name for name in names if (compiled / name).is_file()]
     before = {p: p.stat().st_mtime_ns for p in entries}
-    assert len(before) == 2 and not list(wasm_cache(root).glob("*.cwasm"))
+    assert len(before) >= 2 and not list(wasm_cache(root).glob("*.cwasm"))
     assert ran(run(root, "doit", "wasm").stdout) == []
     config = root / "syntra.yaml"
     config.write_text(config.read_text().replace("max_ms: 5000", "max_ms: 4000"))

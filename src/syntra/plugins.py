@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from syntra.errors import Refused, SyntraError
-from syntra.wasm.codecache import default_cache
+from syntra.wasm.codecache import default_cache, private
 from syntra.wasm.sandbox import CallResult, Sandbox
 
 __all__ = ["Limits", "Metrics", "Plugin", "default_cache", "load", "load_file", "load_manifest"]
@@ -168,7 +168,7 @@ def load_reference(
     from syntra.wasm.remote import pull
 
     where, version = registry_for_ref(config, reference, insecure)
-    pulled = pull(where, version, trust, cache)
+    pulled = pull(where, version, trust, private(cache))
     metrics = Metrics(
         reference=pulled.reference,
         pull_ms=pulled.pull_ms,

@@ -98,17 +98,28 @@ def _mac(secret: bytes, key: str, body: bytes) -> bytes:
     ).digest()
 
 
+def private(cache: Path) -> Path:
+    """`cache`, created mode 0700 if missing (before anything is put in it, whatever the
+    umask); refused (ToolError) unless it is a folder of this user no one else can write."""
+    try:
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ToolError(f"{cache}: cannot create the cache ({exc.strerror})") from None
+    _own(cache, cache.stat(), stat.S_ISDIR, 0o022, "a folder")
+    return cache
+
+
 def _private(folder: Path) -> Path | None:
-    """`folder` and its parent, created mode 0700 if missing; refused (ToolError) unless
-    both are real folders of this user that no one else can write. None when the cache
-    cannot be created (a read-only home): then nothing is cached."""
+    """`folder` inside the private cache, both mode 0700 when created here; refused
+    (ToolError) unless both are real folders of this user that no one else can write.
+    None when the cache cannot be created (a read-only home): then nothing is cached."""
     try:
         folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         folder.mkdir(mode=0o700, exist_ok=True)
     except OSError as exc:
         print(f"compile cache: cannot write {folder} ({exc.strerror}); not cached", file=sys.stderr)
         return None
-    _own(folder.parent, folder.parent.stat(), stat.S_ISDIR, 0o022, "a folder")
+    private(folder.parent)
     _own(folder, folder.lstat(), stat.S_ISDIR, 0o022, "a folder")
     return folder
 
