@@ -255,7 +255,7 @@ def test_load_tells_references_and_files_apart(
 
 def _push(registry: str, wat: str, repository: str) -> str:
     """`wat` as an unsigned wasm artifact in `registry`, by digest."""
-    layer = wasmtime.wat2wasm(wat)
+    layer = bytes(wasmtime.wat2wasm(wat))
     config = b"{}"
     client = Client(registry, insecure=True)
     for blob in (config, layer):

@@ -5,9 +5,10 @@ the worker to report the limit itself), then kills the worker and starts a new o
 for the next call.
 
 The worker gets the compiled code through its stdin (never a path it could be handed
-something else at), an environment with nothing but PATH and PYTHONPATH (no
-credentials), and answers each call with one frame: the result, or the error's class
-and its one line. Frames are a 4-byte big-endian length and a JSON body (the code: raw).
+something else at), an environment with nothing but PATH and the host's import path
+(no credentials; the working directory is not on it), and answers each call with one
+frame: the result, or the error's class and its one line. Frames are a 4-byte
+big-endian length and a JSON body (the code: raw).
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ class Worker:
     """The host's side: one worker process, asked one call at a time."""
 
     def __init__(self, setup: Setup, serialized: bytes) -> None:
-        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(sys.path)}
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            # This process's own imports, and never the working directory's files.
+            "PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in sys.path if p),
+            "PYTHONSAFEPATH": "1",
+        }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "syntra.wasm.worker"],
             stdin=subprocess.PIPE,
