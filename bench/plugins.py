@@ -26,7 +26,7 @@ LIMITS = plugins.Limits(max_mem=256 << 20, max_ms=5000)
 
 def load_and_call(cache: Path) -> float:
     started = time.perf_counter()
-    plugin = plugins.load(GUEST, limits=LIMITS, cache=cache)
+    plugin = plugins.load_file(GUEST, limits=LIMITS, cache=cache)
     assert plugin.call("fib", 24) == 46368
     return time.perf_counter() - started
 
@@ -39,7 +39,7 @@ def main() -> int:
         cache = Path(folder)
         cold = load_and_call(cache)
         warm = min(load_and_call(cache) for _ in range(5))
-        plugin = plugins.load(GUEST, limits=LIMITS, cache=cache)
+        plugin = plugins.load_file(GUEST, limits=LIMITS, cache=cache)
         call = min(plugin.measure("fib", 24).elapsed_ms for _ in range(20)) / 1000
     print(f"{'measurement':40} {'seconds':>8} {'ratio':>7}")
     print(f"{'cold load + call (compiles)':40} {cold:8.3f} {1:7.2f}x")

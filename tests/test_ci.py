@@ -4,6 +4,7 @@ limits, and their shell steps run here."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
+from syntra import ci
 from syntra.ci import DEFAULT_ACTIONS, PULL_REQUEST
 from syntra.config import load
 from syntra.plan import build_plan
@@ -157,8 +159,11 @@ def test_every_feature_lints_clean(
     # Apple's container: on demand only (never racing the pipeline), no image with plugins.
     mac = _workflow(root, "macos_container.yml")
     assert list(mac["on"]) == ["workflow_dispatch"]
-    runs = " ".join(step.get("run", "") for step in mac["jobs"]["container"]["steps"])
-    assert "syntra build api --builder container\n" in runs and " web " not in runs
+    build = mac["jobs"]["container"]["steps"][-1]
+    assert build["env"]["IMAGES"] == "api worker"  # names reach the script through env
+    assert build["run"] == (
+        'for image in $IMAGES; do syntra build "$image" --builder container; done\n'
+    )
 
 
 def test_showcase_workflows_lint_clean_and_are_current(syntra: Callable[..., Result]) -> None:
@@ -296,3 +301,87 @@ def test_a_release_that_promotes_signs_there_and_lints_clean(
         assert promote["env"]["SYNTRA_KEY_PASSPHRASE"] == "${{ secrets.SYNTRA_KEY_PASSPHRASE }}"
         keys = next(step for step in release["steps"] if step.get("name") == "Signing keys")
         assert "SIGNING_KEY" in keys["env"]
+
+
+def _step(workflow: dict[str, Any], job: str, name: str) -> dict[str, Any]:
+    step: dict[str, Any] = next(s for s in workflow["jobs"][job]["steps"] if s.get("name") == name)
+    return step
+
+
+def _bash(step: dict[str, Any], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """A `run:` step as GitHub runs it (`bash -e`), with its `env:` as written (here no
+    expression is evaluated: what the script makes of the raw values is the point)."""
+    given = {k: str(v) for k, v in step.get("env", {}).items()}
+    return subprocess.run(["bash", "-e", "-c", step["run"]], cwd=cwd, capture_output=True,
+                          text=True, check=False, env={**os.environ, **given, **env})  # fmt: skip
+
+
+def _recorder(folder: Path, program: str) -> Path:
+    """`program` on PATH, recording its arguments one per line."""
+    folder.mkdir(exist_ok=True)
+    (folder / program).write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{folder}/{program}.args"\n')
+    (folder / program).chmod(0o755)
+    return folder / f"{program}.args"
+
+
+def test_syntra_yaml_values_reach_scripts_only_through_env(
+    tmp_path: Path, syntra: Callable[..., Result]
+) -> None:
+    """Values as odd as validation lets through: the workflows lint clean, and the
+    scripts, run with bash, take each value as data: no glob, no redirection."""
+    odd = FEATURES.replace("SIGNING", "{mode: key, key: 'keys/my key+@=,.key'}").replace(
+        "variables: [DEPLOY_ENV]", "variables: [DEPLOY_ENV]\n  install: pip install x[t]>=1 * <y"
+    )
+    root = _repository(tmp_path / "repo", odd)
+    assert syntra(root, "ci").code == 0
+    _lint(root)
+    docker = _workflow(root, "docker.yml")
+    for job in docker["jobs"].values():
+        for step in job["steps"]:
+            assert "my key" not in step.get("run", "") and "x[t]" not in step.get("run", "")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    keys = _bash(_step(docker, "supply", "Signing keys"), scratch, SIGNING_KEY="K", PUBLIC_KEY="P")
+    assert keys.returncode == 0, keys.stderr
+    assert (scratch / "keys" / "my key+@=,.key").read_text() == "K\n"
+    assert (scratch / "keys" / "my key+@=,.pub").read_text() == "P\n"
+    (scratch / "a").touch()  # something a `*` would expand to
+    args = _recorder(tmp_path / "bin", "pip")
+    path = f"{tmp_path / 'bin'}:{os.environ['PATH']}"
+    install = _bash(_step(docker, "plan", "Install Syntra"), scratch, PATH=path)
+    assert install.returncode == 0, install.stderr
+    assert args.read_text().splitlines() == ["install", "x[t]>=1", "*", "<y"]
+    assert sorted(p.name for p in scratch.iterdir()) == ["a", "keys"]
+
+
+def test_hostile_values_past_validation_are_still_never_run(
+    tmp_path: Path, syntra: Callable[..., Result]
+) -> None:
+    """The generator does not rely on validation: a key path and an install command
+    holding `$(…)`, backticks, quotes, a newline and `${{ … }}` (validation refused
+    them: see tests/corpus/signing_key_*.yaml), written into workflows all the same,
+    lint clean and run without creating the marker."""
+    root = _repository(tmp_path / "repo", FEATURES.replace("SIGNING", KEY))
+    loaded = load(root / "syntra.yaml")
+    hostile = "$(touch pwned)`touch pwned`\"'${{ github.token }}\n; touch pwned #"
+    signing = loaded.config.supply_chain.signing.model_copy(update={"key": f"k/{hostile}.key"})
+    supply = loaded.config.supply_chain.model_copy(update={"signing": signing})
+    ci_settings = loaded.config.ci.model_copy(update={"install": f"pip install {hostile}"})
+    config = loaded.config.model_copy(update={"supply_chain": supply, "ci": ci_settings})
+    hostile_loaded = dataclasses.replace(loaded, config=config)
+    ci.write(ci.render(hostile_loaded, build_plan(hostile_loaded)), root)
+    _lint(root)
+    docker = _workflow(root, "docker.yml")
+    scripts = [s.get("run", "") for job in docker["jobs"].values() for s in job["steps"]]
+    assert not any("pwned" in script or "github.token" in script for script in scripts)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    keys = _bash(_step(docker, "supply", "Signing keys"), scratch, SIGNING_KEY="K", PUBLIC_KEY="P")
+    assert keys.returncode == 0, keys.stderr
+    args = _recorder(tmp_path / "bin", "pip")
+    path = f"{tmp_path / 'bin'}:{os.environ['PATH']}"
+    assert _bash(_step(docker, "supply", "Install Syntra"), scratch, PATH=path).returncode == 0
+    assert args.read_text().splitlines()[:2] == ["install", "$(touch"]
+    assert not list(scratch.rglob("pwned")) and not (root / "pwned").exists()
+    written = [p for p in scratch.rglob("*.key")]
+    assert len(written) == 1 and written[0].read_text() == "K\n"

@@ -9,6 +9,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -114,6 +115,40 @@ def test_a_tool_failure_shows_its_error_line_with_secrets_redacted(tmp_path: Pat
     assert str(failed.value) == f"login failed (exit 7; see {log}): Error: login as ci:*** refused"
     assert password not in log.read_text() and "***" in log.read_text()
     assert failed.value.exit_code == 3
+
+
+def test_secrets_of_several_lines_are_redacted_line_by_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build secret file and a signing key, printed whole, line by line with a
+    builder's prefix, and inside an error line: in no log and no message."""
+    from syntra import preflight, process
+    from syntra.errors import ToolError
+    from syntra.supply import keys
+
+    lines = ["registry=https://npm.example.com/", "//npm.example.com/:_authToken=tok-6f1d2c9a"]
+    (tmp_path / "npmrc").write_text("\n".join(lines) + "\n")
+    image = SimpleNamespace(name="web", secrets=[{"id": "npmrc", "src": "npmrc"}])
+    preflight.build_secrets(tmp_path, [image])  # type: ignore[list-item]
+    monkeypatch.setenv("PASS_FOR_TEST", "correct horse")
+    keys.generate(tmp_path / "cosign.key", "PASS_FOR_TEST")
+    keys.load_private(tmp_path, "cosign.key", "PASS_FOR_TEST")
+    key_lines = (tmp_path / "cosign.key").read_text().splitlines()
+    script = (
+        "for f in npmrc cosign.key; do cat $f; sed 's/^/#7 0.21 /' $f; done; "
+        'echo "Error: rejected $(sed -n 2p npmrc)"; exit 1'
+    )
+    log = tmp_path / "build.log"
+    with pytest.raises(ToolError) as failed:
+        process.run(["sh", "-c", script], "build", cwd=tmp_path, log=log)
+    streamed = tmp_path / "streamed.log"
+    with pytest.raises(ToolError):
+        process.streamed(["sh", "-c", f"cd {tmp_path} && {script}"], streamed, "build")
+    assert str(failed.value).startswith(f"build failed (exit 1; see {log}): Error: rejected ***")
+    for text in (log.read_text(), streamed.read_text(), str(failed.value)):
+        assert "***" in text
+        for line in lines + key_lines[1:-1]:
+            assert line not in text
 
 
 def test_malformed_content_is_one_line(tmp_path: Path, syntra: Callable[..., Result]) -> None:

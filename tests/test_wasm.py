@@ -19,6 +19,7 @@ from syntra.oci import Client
 from syntra.supply.contents import Component
 from syntra.supply.sbom import describe, normalise
 from syntra.wasm import deterministic, kind_of
+from syntra.wasm.codecache import default_cache, entry_name
 from syntra.wasm.compile import recorded_toolchain
 from syntra.wasm.languages.python import components as python_components
 from syntra.wasm.languages.swift import components as swift_components
@@ -223,16 +224,22 @@ def test_artifact_in_registry_is_valid_and_byte_identical(
 
 def test_warm_run_does_nothing_and_uses_the_compile_cache(built: tuple[Path, str]) -> None:
     root, _ = built
-    cache = wasm_cache(root)
-    before = {p: p.stat().st_mtime_ns for p in cache.glob("*.cwasm")}
-    assert len(before) == 2
+    compiled = default_cache() / "compiled"  # the user's, outside the repository
+    names = {
+        entry_name(plugin_file(root, guest).read_bytes(), fuel)
+        for guest in ("fib-swift", "fib-python")
+        for fuel in (False, True)
+    }
+    entries = [compiled / name for name in names if (compiled / name).is_file()]
+    before = {p: p.stat().st_mtime_ns for p in entries}
+    assert len(before) >= 2 and not list(wasm_cache(root).glob("*.cwasm"))
     assert ran(run(root, "doit", "wasm").stdout) == []
     config = root / "syntra.yaml"
     config.write_text(config.read_text().replace("max_ms: 5000", "max_ms: 4000"))
     again = run(root, "doit", "wasm")
     assert ran(again.stdout) == ["wasm:fib-python.test"]
     assert "fib-python: fib(24) = 46368" in again.stdout
-    assert {p: p.stat().st_mtime_ns for p in cache.glob("*.cwasm")} == before
+    assert {p: p.stat().st_mtime_ns for p in entries} == before
 
 
 def test_changed_source_rebuilds_only_that_guest(built: tuple[Path, str], tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ it never races the pipeline for the same tags.
 Hardening: every action pinned to a full commit SHA (the table below, current majors
 that run on Node 24; `ci.actions` overrides), checkouts without persisted credentials,
 no caches, no permissions at the top and least privilege per job with the reason
-beside each grant, secrets only in the environment of the steps that need them.
+beside each grant, secrets only in the environment of the steps that need them. No
+value of syntra.yaml is written into a script: each reaches it through `env:` and a
+quoted variable (names and paths validated; `ci.install` split into words, no shell).
 """
 
 from __future__ import annotations
@@ -98,7 +100,12 @@ class _Steps:
         return [
             self.uses("actions/checkout", **checkout),
             self.uses("actions/setup-python", **{"python-version": self.ci.python}),
-            {"name": "Install Syntra", "run": self.ci.install},
+            {
+                "name": "Install Syntra",
+                "env": {"SYNTRA_INSTALL": self.ci.install},
+                # A command and its arguments, never shell code (see ci.install).
+                "run": 'read -r -a install <<< "$SYNTRA_INSTALL"\n"${install[@]}"',
+            },
         ]
 
     def guest_tools(self) -> list[dict[str, Any]]:
@@ -148,17 +155,31 @@ def _key_steps(loaded: Loaded, *, private: bool) -> list[dict[str, Any]]:
     if signing.mode != "key" or not signing.key:
         return []
     public = keys.public_path(Path(signing.key)).as_posix()
-    env = {"PUBLIC_KEY": "${{ vars.SYNTRA_SIGNING_PUBLIC_KEY }}"}
-    script = f'mkdir -p "$(dirname {signing.key})"\nprintf \'%s\\n\' "$PUBLIC_KEY" > {public}\n'
+    env = {
+        "SYNTRA_KEY": signing.key,
+        "SYNTRA_PUBLIC_KEY": public,
+        "PUBLIC_KEY": "${{ vars.SYNTRA_SIGNING_PUBLIC_KEY }}",
+    }
+    script = (
+        'mkdir -p "$(dirname "$SYNTRA_KEY")"\n'
+        'printf \'%s\\n\' "$PUBLIC_KEY" > "$SYNTRA_PUBLIC_KEY"\n'
+    )
     if private:
         env["SIGNING_KEY"] = "${{ secrets.SYNTRA_SIGNING_KEY }}"
-        script += f"(umask 077 && printf '%s\\n' \"$SIGNING_KEY\" > {signing.key})\n"
+        script += '(umask 077 && printf \'%s\\n\' "$SIGNING_KEY" > "$SYNTRA_KEY")\n'
     return [{"name": "Signing keys" if private else "Public key", "env": env, "run": script}]
 
 
-def _guest_tests(plan: Plan) -> str:
-    tasks = " ".join(f"wasm:{g.name}.test" for g in plan.guests)
-    return f"doit {tasks}"
+def _guest_tests(plan: Plan) -> dict[str, Any]:
+    return {
+        "name": "Build, optimise and test the guests",
+        "env": {"GUESTS": " ".join(g.name for g in plan.guests)},
+        "run": (
+            "tasks=()\n"
+            'for guest in $GUESTS; do tasks+=("wasm:$guest.test"); done\n'
+            'doit "${tasks[@]}"\n'
+        ),
+    }
 
 
 def _guests_jobs(loaded: Loaded, plan: Plan, steps: _Steps) -> dict[str, Job]:
@@ -194,7 +215,7 @@ def _guests_jobs(loaded: Loaded, plan: Plan, steps: _Steps) -> dict[str, Job]:
         "steps": [
             *steps.setup(),
             *steps.guest_tools(),
-            {"name": "Build, optimise and test the guests", "run": _guest_tests(plan)},
+            _guest_tests(plan),
             steps.uses("actions/upload-artifact", **plugins),
         ],
     }
@@ -447,8 +468,12 @@ def macos_container(loaded: Loaded, plan: Plan) -> dict[str, Any] | None:
             *steps.setup(),
             {
                 "name": "Build and push with Apple's container",
-                "env": {**_registry_env(loaded), **_build_secrets(plan)},
-                "run": "".join(f"syntra build {name} --builder container\n" for name in eligible),
+                "env": {
+                    **_registry_env(loaded),
+                    **_build_secrets(plan),
+                    "IMAGES": " ".join(eligible),
+                },
+                "run": 'for image in $IMAGES; do syntra build "$image" --builder container; done\n',
             },
         ],
     }
@@ -479,16 +504,21 @@ def workflows(loaded: Loaded, plan: Plan) -> dict[str, dict[str, Any]]:
     return dict(sorted(found.items()))
 
 
-def _literal_blocks(node: Any) -> Any:
-    """Multi-line scripts as `|` blocks, the way people write workflows."""
+def _literal_blocks(node: Any, script: bool = False) -> Any:
+    """Multi-line scripts as `|` blocks, the way people write workflows; other values
+    keep their exact text."""
     if isinstance(node, CommentedMap):
         return node
     if isinstance(node, dict):  # an empty `env:` is an error to actionlint
-        return {k: _literal_blocks(v) for k, v in node.items() if not (k == "env" and v == {})}
+        return {
+            k: _literal_blocks(v, k == "run")
+            for k, v in node.items()
+            if not (k == "env" and v == {})
+        }
     if isinstance(node, list):
         return [_literal_blocks(item) for item in node]
     if isinstance(node, str) and "\n" in node:
-        return LiteralScalarString(node if node.endswith("\n") else node + "\n")
+        return LiteralScalarString(node + "\n" if script and not node.endswith("\n") else node)
     return node
 
 

@@ -151,7 +151,8 @@ def wasm_tools(root: Path, guest: str) -> Path:
 
 
 def wasm_cache(root: Path) -> Path:
-    """Compiled code (wasmtime serialize) and staged blobs, keyed by digest."""
+    """Compilers' own caches (the deterministic host library); compiled guest code
+    is kept in the user's private cache instead (`syntra.wasm.codecache`)."""
     return root / STATE_DIR / "wasm-cache"
 
 

@@ -5,6 +5,8 @@
     # From a registry: the signature is verified before anything is compiled.
     pricing = plugins.load("registry.example.com/shop/pricing:1.4.0",
                            key="cosign.pub", limits=plugins.Limits(max_ms=200))
+    # A local file: by name, checked against the SHA-256 given (or run as it is).
+    rules = plugins.load_file(Path("rules.wasm"), sha256="9f86d0…")
     pricing.call("price", 100, 0.19)        # {'net': 100.0, 'vat': 19.0, 'gross': 119.0}
     pricing.exports                          # {'price': 'func(net: f64, rate: f64) -> quote', …}
 
@@ -13,8 +15,9 @@
     bundled = plugins.load_manifest("/opt/plugins/plugins.json")
     bundled["fib-python"].call("fib", 24)   # 46368
 
-Calls are serialised per plugin (safe from any thread); each runs in a fresh store, so
-a trap, a timeout or an exhausted memory limit leaves nothing behind for the next call.
+Calls are serialised per plugin (safe from any thread); each runs in a fresh store in
+the plugin's call worker (a child process, ended when a call outlives `max_ms`), so a
+trap, a timeout or an exhausted memory limit leaves nothing behind for the next call.
 Arguments and results are JSON-like values converted by the function's WIT types.
 """
 
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -30,7 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from syntra.errors import Refused, SyntraError
+from syntra.wasm.codecache import default_cache, private
 from syntra.wasm.sandbox import CallResult, Sandbox
+
+__all__ = ["Limits", "Metrics", "Plugin", "default_cache", "load", "load_file", "load_manifest"]
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
@@ -94,17 +99,14 @@ class Plugin:
         with self._lock:
             return self._sandbox.call(function, args)
 
-
-def default_cache() -> Path:
-    """$SYNTRA_CACHE, else $XDG_CACHE_HOME/syntra, else ~/.cache/syntra."""
-    if os.environ.get("SYNTRA_CACHE"):
-        return Path(os.environ["SYNTRA_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "syntra"
+    def close(self) -> None:
+        """End the call worker now (else it ends with the plugin; a call starts another)."""
+        with self._lock:
+            self._sandbox.close()
 
 
 def load(
-    ref_or_path: str | Path,
+    reference: str,
     *,
     key: str | Path | None = None,
     identity: str | None = None,
@@ -116,15 +118,40 @@ def load(
 ) -> Plugin:
     """A plugin from a registry reference, verified with the public `key` (cosign's
     format) or a keyless `identity` (a regular expression the signing certificate must
-    match, with `issuer`), or from a local file (trusted as it is: bundled plugins are
-    checked by `load_manifest`). `insecure` talks plain HTTP to the registry."""
-    cache = cache or default_cache()
-    chosen = limits_of(limits)
-    if isinstance(ref_or_path, Path) or Path(ref_or_path).is_file():
-        path = Path(ref_or_path)
-        return Plugin(path.stem, path, chosen, cache)
+    match, with `issuer`). `reference` is always a registry reference, never a file
+    (`load_file` loads those). `insecure` talks plain HTTP to the registry."""
+    if not isinstance(reference, str):
+        raise SyntraError(
+            f"plugins.load takes a registry reference, not {type(reference).__name__} "
+            f"{reference!r}: a local file is loaded with plugins.load_file(path, sha256=...)"
+        )
     trust = None if insecure_skip_verify else trust_from(key, identity, issuer)
-    return load_reference(str(ref_or_path), trust, chosen, cache, insecure=insecure)
+    chosen = limits_of(limits)
+    return load_reference(reference, trust, chosen, cache or default_cache(), insecure=insecure)
+
+
+def load_file(
+    path: str | Path,
+    *,
+    sha256: str | None = None,
+    limits: Limits | Mapping[str, Any] | None = None,
+    cache: Path | None = None,
+    name: str | None = None,
+) -> Plugin:
+    """A plugin from a local wasm file. With `sha256` (hex), its bytes must have that
+    digest (Refused otherwise); without, the file is run as it is: it is as trusted as
+    whoever could write it. `metrics.verified` says which."""
+    wasm = Path(path)
+    verified = sha256 is not None
+    if sha256 is not None:
+        try:
+            actual = hashlib.sha256(wasm.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise SyntraError(f"{wasm}: cannot read it ({exc.strerror})") from None
+        if actual != sha256.lower().removeprefix("sha256:"):
+            raise Refused(f"{wasm}: its SHA-256 is {actual}, expected {sha256}")
+    metrics = Metrics(reference=str(wasm), verified=verified)
+    return Plugin(name or wasm.stem, wasm, limits_of(limits), cache or default_cache(), metrics)
 
 
 def load_reference(
@@ -141,7 +168,7 @@ def load_reference(
     from syntra.wasm.remote import pull
 
     where, version = registry_for_ref(config, reference, insecure)
-    pulled = pull(where, version, trust, cache)
+    pulled = pull(where, version, trust, private(cache))
     metrics = Metrics(
         reference=pulled.reference,
         pull_ms=pulled.pull_ms,
@@ -186,14 +213,14 @@ def load_manifest(path: str | Path, *, cache: Path | None = None) -> dict[str, P
             limits = limits_of(entry.get("limits"))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise SyntraError(f"{manifest}: not a plugin manifest (an entry lacks {exc})") from None
-        wasm = manifest.parent / file
+        if Path(file).name != file:
+            raise SyntraError(f"{manifest}: not a plugin manifest ('{file}' is not a file name)")
         try:
-            actual = hashlib.sha256(wasm.read_bytes()).hexdigest()
-        except OSError as exc:
-            raise SyntraError(f"{wasm}: cannot read it ({exc.strerror})") from None
-        if actual != expected:
-            raise Refused(f"{wasm}: its SHA-256 is {actual}, the manifest says {expected}")
-        found[name] = Plugin(name, wasm, limits, cache or default_cache())
+            found[name] = load_file(
+                manifest.parent / file, sha256=expected, limits=limits, cache=cache, name=name
+            )
+        except Refused as refused:
+            raise Refused(f"{refused}, as the manifest says") from None
     return found
 
 

@@ -132,9 +132,10 @@ def wasm_optimize(ctx: Context, name: str) -> Report:
 
 def wasm_test(ctx: Context, name: str) -> Report:
     from syntra.wasm import sandbox
+    from syntra.wasm.codecache import default_cache
 
     guest = ctx.plan.guest(name)
-    for call in sandbox.run_tests(guest, ctx.root / guest.output, wasm_cache(ctx.root)):
+    for call in sandbox.run_tests(guest, ctx.root / guest.output, default_cache()):
         shown = ", ".join(json.dumps(arg) for arg in call.args)
         value = json.dumps(call.value)
         yield f"{name}: {call.call}({shown}) = {value} in {call.elapsed_ms:.1f} ms"
@@ -142,12 +143,11 @@ def wasm_test(ctx: Context, name: str) -> Report:
 
 def wasm_publish(ctx: Context, name: str) -> Report:
     from syntra.wasm import artifact
+    from syntra.wasm.codecache import default_cache
 
     guest = ctx.plan.guest(name)
     wasm = ctx.root / guest.output
-    record = artifact.publish(
-        ctx.loaded.config, guest, ctx.plan, wasm, ctx.root, wasm_cache(ctx.root)
-    )
+    record = artifact.publish(ctx.loaded.config, guest, ctx.plan, wasm, ctx.root, default_cache())
     yield f"{name}: {record.digest} -> {', '.join(record.refs)}"
 
 

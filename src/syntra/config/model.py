@@ -46,6 +46,8 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}\Z")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _SIZE_RE = re.compile(r"^(\d+)\s*([KMGT]?)(i?)B?\Z", re.IGNORECASE)
 _TEMPLATE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)*\Z")
+_ACTION_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*\Z")
+_PIN_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*\Z")
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -152,6 +154,54 @@ def _pattern(value: str) -> str:
     return value
 
 
+_PATH_CHARACTERS = frozenset("._-+@=,/ ")
+"""Besides letters and digits: what a path in syntra.yaml may hold. Anything else ($,
+quotes, backticks, control characters) would mean something to a shell or a workflow
+that meets the path, and no real path needs it."""
+_SHELL_CHARACTERS = frozenset("$`'\"\\;&|")
+
+
+def _shown(value: str) -> str:
+    """`value` on one line (control characters escaped), for a message."""
+    return value if value.isprintable() else value.encode("unicode_escape").decode()
+
+
+def _workflow_text(value: str) -> str:
+    """A value the generated workflows carry (a runner, a version, a pin)."""
+    if "${{" in value:
+        raise ValueError(
+            f"'{_shown(value)}' holds '${{{{', which GitHub Actions would evaluate; "
+            "write the value itself"
+        )
+    if not value.isprintable():
+        raise ValueError(f"'{_shown(value)}' holds a control character: write it on one line")
+    return value
+
+
+def _command(value: str) -> str:
+    """A command and its arguments, split at spaces, run without a shell."""
+    _workflow_text(value)
+    unsafe = next((c for c in value if c in _SHELL_CHARACTERS), None)
+    if unsafe is not None or not value.split():
+        said = f"'{unsafe}' has no meaning there" if unsafe else "it is empty"
+        raise ValueError(
+            f"'{value}' is run as a command and its arguments, without a shell: {said}"
+        )
+    return value
+
+
+def _action(value: str) -> str:
+    if not _ACTION_RE.match(value):
+        raise ValueError(f"'{_shown(value)}' is not an action: write owner/repository[/path]")
+    return value
+
+
+def _pin(value: str) -> str:
+    if not _PIN_RE.match(value):
+        raise ValueError(f"'{_shown(value)}' is not a ref or commit SHA")
+    return value
+
+
 def _repo_path(value: str, info: ValidationInfo) -> str:
     """A path inside the repository, normalised to POSIX form relative to its root."""
     if not value:
@@ -160,6 +210,13 @@ def _repo_path(value: str, info: ValidationInfo) -> str:
         raise PydanticCustomError(
             "syntra", "{reason}", {"reason": f"'{value}' must be relative to the repository root"}
         )
+    unsafe = next((c for c in value if not (c.isalnum() or c in _PATH_CHARACTERS)), None)
+    if unsafe is not None:
+        reason = (
+            f"'{_shown(value)}' cannot be a path: {unsafe!r} is not allowed "
+            f"(letters, digits, space and {' '.join(sorted(_PATH_CHARACTERS - {' '}))} are)"
+        )
+        raise PydanticCustomError("syntra", "{reason}", {"reason": reason})
     normal = posixpath.normpath(value.replace("\\", "/"))
     root = (info.context or {}).get("root")
     escapes = normal == ".." or normal.startswith("../")
@@ -187,6 +244,10 @@ Platform = Annotated[
 ImageReference = Annotated[str, AfterValidator(_reason(lambda v: str(refs.parse_image_ref(v))))]
 Repository = Annotated[str, AfterValidator(_reason(refs.check_repository))]
 RepoPath = Annotated[str, AfterValidator(_repo_path)]
+WorkflowText = Annotated[str, AfterValidator(_reason(_workflow_text))]
+Command = Annotated[str, AfterValidator(_reason(_command))]
+ActionName = Annotated[str, AfterValidator(_reason(_action))]
+Pin = Annotated[str, AfterValidator(_reason(_pin))]
 RegistryUrl = Annotated[str, AfterValidator(_reason(_registry_url))]
 Size = Annotated[int, BeforeValidator(_reason(_size), json_schema_input_type=str | int)]
 ScalarText = Annotated[
@@ -441,14 +502,21 @@ class SupplyChain(Strict):
 
 
 class CI(Strict):
-    runners: dict[Platform, str] = Field(
+    runners: dict[Platform, WorkflowText] = Field(
         {"linux/amd64": "ubuntu-24.04", "linux/arm64": "ubuntu-24.04-arm"},
         description="Native runner per platform.",
     )
-    macos_runner: str = Field("macos-26", description="Runner of the Apple `container` job.")
-    actions: dict[str, str] = Field({}, description="Pins: action name → ref or full commit SHA.")
-    install: str = Field("pip install syntra", description="How CI jobs install Syntra.")
-    python: str = Field("3.12", description="Python version of the CI jobs.")
+    macos_runner: WorkflowText = Field(
+        "macos-26", description="Runner of the Apple `container` job."
+    )
+    actions: dict[ActionName, Pin] = Field(
+        {}, description="Pins: action name → ref or full commit SHA."
+    )
+    install: Command = Field(
+        "pip install syntra",
+        description="How CI jobs install Syntra: a command and its arguments (no shell).",
+    )
+    python: WorkflowText = Field("3.12", description="Python version of the CI jobs.")
     variables: list[EnvName] = Field(
         [], description="Repository variables passed to every job (e.g. SYNTRA_REGISTRY)."
     )

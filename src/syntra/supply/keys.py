@@ -124,6 +124,7 @@ def load_private(root: Path, private: str, passphrase_env: str) -> ec.EllipticCu
         raise SyntraError(f"{private}: no such key; make one with `syntra keygen`") from None
     except OSError as exc:
         raise SyntraError(f"{private}: cannot read it: {exc.strerror}") from None
+    process.keep_secret(pem.decode(errors="replace"))  # sealed, yet no log shows it
     kind = _pem_type(pem)
     try:
         if kind in COSIGN_PEMS:

@@ -30,10 +30,11 @@ LAYER_MEDIA_TYPE = "application/wasm"
 
 def world_of(wasm: Path, cache: Path) -> dict[str, list[str]]:
     """A component's exports and imports (from the compile cache, so no recompiling)."""
-    from syntra.wasm.sandbox import _engine, compiled
+    from syntra.wasm.calls import engine as make_engine
+    from syntra.wasm.codecache import compiled
 
-    engine = _engine(False)
-    component, _ = compiled(engine, wasm, "component", cache, False)
+    engine = make_engine(False)
+    component = compiled(engine, wasm.read_bytes(), "component", cache, False).code
     return {
         "exports": sorted(component.type.exports(engine)),
         "imports": sorted(component.type.imports(engine)),

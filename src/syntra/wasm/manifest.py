@@ -12,14 +12,15 @@ from typing import Any
 
 from syntra.config.model import Config
 from syntra.fsutil import write_if_changed
-from syntra.layout import plugin_file, plugin_manifest, wasm_cache
+from syntra.layout import plugin_file, plugin_manifest
 from syntra.plan import ImagePlan, Plan
 from syntra.wasm.artifact import published_digest
+from syntra.wasm.codecache import default_cache
 from syntra.wasm.sandbox import Sandbox
 
 
 def describe(config: Config, plan: Plan, root: Path, image: ImagePlan) -> dict[str, Any]:
-    cache = wasm_cache(root)
+    cache = default_cache()
     entries = []
     for name in image.plugins:
         guest = plan.guest(name)

@@ -11,7 +11,6 @@ from typing import Any
 
 from syntra.config import Loaded
 from syntra.errors import SyntraError, did_you_mean
-from syntra.layout import wasm_cache
 from syntra.plugins import Limits, default_cache, limits_of, load_reference
 from syntra.supply import keys
 from syntra.supply.verify import KeyTrust, Trust, trust_for
@@ -42,7 +41,7 @@ def run(loaded: Loaded | None, request: RunRequest) -> int:
         fuel=request.fuel if request.fuel is not None else limits.fuel,
     )
     trust = _trust(loaded, request)
-    cache = wasm_cache(loaded.root) if loaded else default_cache()
+    cache = default_cache()
     config = loaded.config if loaded else None
     plugin = load_reference(
         reference, trust, limits, cache, insecure=request.insecure, config=config
