@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from dataclasses import dataclass
 from functools import cached_property, partial
@@ -87,7 +88,7 @@ class Job:
     def inputs(self) -> dict[str, Any]:
         """Everything the image is built from, its tags included. Computed once per job:
         hashing the context and pinning the base cost time."""
-        return _inputs(self)
+        return _inputs(self, self.base_reference)
 
     @cached_property
     def shared_inputs(self) -> dict[str, Any]:
@@ -106,13 +107,19 @@ def _digest(inputs: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(inputs)).hexdigest()
 
 
-def _inputs(job: Job) -> dict[str, Any]:
+def local_inputs_digest(job: Job, base: str | None) -> str:
+    """`Job.inputs_digest` with the base taken as given (`base`, e.g. as a record pinned
+    it) instead of asking its registry: an up-to-date check that stays local."""
+    return _digest(_inputs(job, base))
+
+
+def _inputs(job: Job, base: str | None) -> dict[str, Any]:
     """Everything that must trigger a rebuild when it changes (`Job.inputs`)."""
     image = job.image
     specs = {}  # both, whichever backend reads which: the inputs do not depend on it
     for spec in (image.dockerfile, image.containerfile):
         try:
-            specs[spec] = (job.root / spec).read_text()
+            specs[spec] = spec_text((job.root / spec).read_text())
         except OSError:
             continue
     if not specs:
@@ -120,7 +127,7 @@ def _inputs(job: Job) -> dict[str, Any]:
     return {
         "spec": specs,
         "context": BuildContext(job.root / image.context).digest(),
-        "base": job.base_reference,
+        "base": base,
         "args": image.args,
         "labels": image.labels,
         "platforms": image.platforms,
@@ -132,6 +139,31 @@ def _inputs(job: Job) -> dict[str, Any]:
         "plugin_limits": [g.limits for g in job.plan.guests if g.name in image.plugins],
         "tests": image.tests,
     }
+
+
+_DIRECTIVE = re.compile(r"^#[ \t]*[A-Za-z][A-Za-z0-9_-]*[ \t]*=")
+
+
+def spec_text(text: str) -> str:
+    """A Dockerfile as its builder reads it, for the inputs digest: comment lines
+    removed (a generated header that changes wording rebuilds nothing). Parser
+    directives at the top stay, as they change how the rest is read; from the first line
+    that may open a heredoc (`<<`) on, every line stays, since a `#` line in a heredoc
+    is content, not a comment."""
+    lines = text.splitlines()
+    top = 0
+    while top < len(lines) and _DIRECTIVE.match(lines[top]):
+        top += 1
+    kept = lines[:top]
+    for index in range(top, len(lines)):
+        line = lines[index]
+        if line.lstrip().startswith("#"):
+            continue
+        if "<<" in line:
+            kept += lines[index:]
+            break
+        kept.append(line)
+    return "\n".join(kept)
 
 
 PER_COMMIT_LABELS = (
