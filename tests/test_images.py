@@ -172,8 +172,8 @@ def test_merge_without_digest_files(project: Path) -> None:
     done = run(project, "syntra", "merge", "app")
     assert done.returncode == 2
     assert done.stderr == (
-        "app: linux/amd64 was not built (no digest file, and nothing in the registry is "
-        "built from its inputs)\n"
+        "app: no digest files in .syntra/digests/app; "
+        "run `syntra build app --platform P --push-by-digest` first\n"
     )
 
 

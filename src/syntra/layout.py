@@ -10,6 +10,7 @@ from syntra.errors import closest
 CONFIG_FILE = "syntra.yaml"
 TEMPLATES_DIR = "templates"
 SPECS_DIR = "ContainerSpecs"
+WORKFLOWS_DIR = ".github/workflows"
 STATE_DIR = ".syntra"
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_TEMPLATE = "default.j2"

@@ -15,6 +15,7 @@ from functools import total_ordering
 from pathlib import Path
 
 from syntra import process
+from syntra.layout import SPECS_DIR, WORKFLOWS_DIR
 
 _SEMVER_RE = re.compile(
     r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
@@ -113,11 +114,17 @@ def read_git(root: Path) -> GitInfo:
         tag=exact,
         last_tag=exact or last_tag,
         distance=0 if exact else distance,
-        dirty=bool(_git(root, "status", "--porcelain", "--untracked-files=no")),
+        dirty=bool(_git(root, "status", "--porcelain", "--untracked-files=no", "--", *_AUTHORED)),
         branch=_git(root, "symbolic-ref", "--short", "-q", "HEAD") or ci_branch(),
         remote=_remote_url(root, _git(root, "config", "--get", "remote.origin.url")),
         commit_time=int(commit_time),
     )
+
+
+_AUTHORED = (".", f":(exclude){SPECS_DIR}", f":(exclude){WORKFLOWS_DIR}")
+"""What makes a tree dirty: not the files Syntra generates from syntra.yaml and the
+templates, which a run re-renders before it builds (the version is derived before that:
+a render must not make the next run's version differ)."""
 
 
 def last_change(root: Path, paths: list[str], fallback: int) -> int:
