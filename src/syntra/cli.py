@@ -22,7 +22,7 @@ from syntra.layout import CONFIG_FILE, DEFAULT_KEY
 if TYPE_CHECKING:
     from syntra.build import Backend
     from syntra.context import Context
-    from syntra.images import Job
+    from syntra.inputs import Job
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -150,6 +150,7 @@ def _build(args: argparse.Namespace) -> int:
 
 def _test(args: argparse.Namespace) -> int:
     from syntra import images
+    from syntra.inputs import Job
 
     job, backend = _prepared(args)
     if args.without_secrets and job.image.secrets:
@@ -157,7 +158,7 @@ def _test(args: argparse.Namespace) -> int:
         # mounts one finds nothing there).
         left_out = ", ".join(secret["id"] for secret in job.image.secrets)
         print(f"{job.image.name}: build secrets left out: {left_out}")
-        job = images.Job(job.ctx, dataclasses.replace(job.image, secrets=[]))
+        job = Job(job.ctx, dataclasses.replace(job.image, secrets=[]))
     platforms = [args.platform] if args.platform else job.image.platforms
     _, results = images.build_and_test(job, backend, platforms)
     for result in results:

@@ -107,6 +107,11 @@ def record_path(root: Path, name: str) -> Path:
     return records_dir(root) / f"{name}.json"
 
 
+def last_change_cache(root: Path) -> Path:
+    """When each guest's sources last changed, for the HEAD commit (`versioning`)."""
+    return root / STATE_DIR / "last-change.json"
+
+
 def digests_dir(root: Path) -> Path:
     """Digest files of per-platform pushes, `<image>/<platform>.json` (CI fan-out)."""
     return root / STATE_DIR / "digests"

@@ -176,7 +176,7 @@ def _pushed_current(name: str) -> bool:
     it (`doit container` then `doit supply` signs what was pushed). A damaged or
     incomplete record counts as missing. A base tag that moved is seen when the task
     runs for another reason, or at once with a base pinned by digest in syntra.yaml."""
-    from syntra.images import local_inputs_digest
+    from syntra.inputs import local_inputs_digest
 
     ctx = _context()
     record = find_record(ctx.root, name)
@@ -191,7 +191,7 @@ def _pushed_current(name: str) -> bool:
 def _snapshot_state(name: str) -> tuple[Any, bool]:
     """What the snapshot archive is built from (plugin bytes included, the base as
     syntra.yaml names it), and whether it is there."""
-    from syntra.images import local_inputs_digest
+    from syntra.inputs import local_inputs_digest
 
     ctx = _context()
     archive = Path(stages.snapshot_archive(ctx, name))

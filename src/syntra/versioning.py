@@ -8,6 +8,8 @@ uncommitted changes. Container tags allow no `+`, so no build metadata is used.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -15,7 +17,8 @@ from functools import total_ordering
 from pathlib import Path
 
 from syntra import process
-from syntra.layout import SPECS_DIR, WORKFLOWS_DIR
+from syntra.fsutil import write_atomic
+from syntra.layout import SPECS_DIR, WORKFLOWS_DIR, last_change_cache
 
 _SEMVER_RE = re.compile(
     r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
@@ -127,14 +130,38 @@ templates, which a run re-renders before it builds (the version is derived befor
 a render must not make the next run's version differ)."""
 
 
-def last_change(root: Path, paths: list[str], fallback: int) -> int:
+def last_change(root: Path, paths: list[str], fallback: int, head: str = "") -> int:
     """When `paths` last changed (the commit time), for builds that depend on them
-    alone; SOURCE_DATE_EPOCH, when set, wins, and `fallback` outside git."""
+    alone; SOURCE_DATE_EPOCH, when set, wins, and `fallback` outside git.
+
+    Given the `head` commit, the answer is kept in `.syntra/` for that commit (history
+    does not change under it), so a no-op run starts no `git log` per guest."""
     epoch_env = os.environ.get("SOURCE_DATE_EPOCH", "")
     if epoch_env.isdigit():
         return int(epoch_env)
-    found = _git(root, "log", "-1", "--format=%ct", "--", *paths)
-    return int(found) if found and found.isdigit() else fallback
+    key = "\0".join(paths)
+    known = _known_changes(root, head)
+    if key not in known:
+        found = _git(root, "log", "-1", "--format=%ct", "--", *paths)
+        known[key] = int(found) if found and found.isdigit() else fallback
+        if head:
+            _keep_changes(root, head, known)
+    return known[key]
+
+
+def _known_changes(root: Path, head: str) -> dict[str, int]:
+    """The cached answers for `head`; none for another commit or a damaged file."""
+    try:
+        data = json.loads(last_change_cache(root).read_bytes())
+        changes = data["changes"] if head and data["head"] == head else {}
+        return {str(k): v for k, v in changes.items() if isinstance(v, int)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _keep_changes(root: Path, head: str, known: dict[str, int]) -> None:
+    with contextlib.suppress(OSError):  # only a cache: the next run asks git again
+        write_atomic(last_change_cache(root), json.dumps({"head": head, "changes": known}).encode())
 
 
 def ci_branch() -> str | None:
