@@ -115,14 +115,17 @@ def main() -> int:
         dirty = noop(folder, env)
         (folder / "app-0" / "index.html").write_text("<h1>edited</h1>\n")
         started = time.perf_counter()
-        doit(folder, env)
+        edited = doit(folder, env)
         edit = time.perf_counter() - started
+        if "app-0: built linux/amd64, linux/arm64" not in edited:
+            raise SystemExit(f"app-0 was not built again:\n{edited[-2000:]}")
+        rebuilt = [line for line in edited.splitlines() if ": built " in line]
     rows = [
         ('python -c "import syntra"', import_syntra),
         (f"first full doit ({IMAGES} images x 2, {GUESTS} guests)", full),
         ("no-op doit, clean tree", clean),
         ("no-op doit, dirty tree", dirty),
-        ("one file of one image edited", edit),
+        (f"one file of one image edited ({len(rebuilt)} built)", edit),
     ]
     print(f"{'measurement':48} {'seconds':>8} {'ratio':>7}  baseline: import syntra")
     for name, seconds in rows:

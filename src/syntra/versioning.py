@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import total_ordering
 from pathlib import Path
@@ -106,9 +107,20 @@ def read_git(root: Path) -> GitInfo:
     if not head:
         return NO_GIT
     commit, commit_time = head.split()
-    exact = _highest((_git(root, "tag", "--points-at", "HEAD") or "").split())
-    described = _git(root, "describe", "--tags", "--long", "--match", "v[0-9]*", "--abbrev=7")
-    last_tag, distance = None, int(_git(root, "rev-list", "--count", "HEAD") or 0)
+    asked = {  # independent questions, asked at once: every run (a no-op too) waits on them
+        "exact": ("tag", "--points-at", "HEAD"),
+        "described": ("describe", "--tags", "--long", "--match", "v[0-9]*", "--abbrev=7"),
+        "count": ("rev-list", "--count", "HEAD"),
+        "status": ("status", "--porcelain", "--untracked-files=no", "--", *_AUTHORED),
+        "branch": ("symbolic-ref", "--short", "-q", "HEAD"),
+        "remote": ("config", "--get", "remote.origin.url"),
+    }
+    with ThreadPoolExecutor(len(asked)) as pool:
+        answers = pool.map(lambda args: _git(root, *args), asked.values())
+        said = dict(zip(asked, answers, strict=True))
+    exact = _highest((said["exact"] or "").split())
+    described = said["described"]
+    last_tag, distance = None, int(said["count"] or 0)
     if described and (match := re.match(r"^(.*)-(\d+)-g[0-9a-f]*$", described)):
         last_tag, distance = match.group(1), int(match.group(2))
     return GitInfo(
@@ -117,9 +129,9 @@ def read_git(root: Path) -> GitInfo:
         tag=exact,
         last_tag=exact or last_tag,
         distance=0 if exact else distance,
-        dirty=bool(_git(root, "status", "--porcelain", "--untracked-files=no", "--", *_AUTHORED)),
-        branch=_git(root, "symbolic-ref", "--short", "-q", "HEAD") or ci_branch(),
-        remote=_remote_url(root, _git(root, "config", "--get", "remote.origin.url")),
+        dirty=bool(said["status"]),
+        branch=said["branch"] or ci_branch(),
+        remote=_remote_url(root, said["remote"]),
         commit_time=int(commit_time),
     )
 
