@@ -174,8 +174,8 @@ def _pushed_current(name: str) -> bool:
     """The image's record names exactly today's inputs, its base taken as the record
     pinned it (no registry is asked): nothing to build, whichever task or backend pushed
     it (`doit container` then `doit supply` signs what was pushed). A damaged or
-    incomplete record counts as missing. A base tag that moved is seen when the task
-    runs for another reason, or at once with a base pinned by digest in syntra.yaml."""
+    incomplete record counts as missing. Another base named in syntra.yaml changes the
+    args; a base tag that moved is seen when the task runs (`doit -a docker`)."""
     from syntra.inputs import local_inputs_digest
 
     ctx = _context()
@@ -213,8 +213,7 @@ def _image_tasks(stage: stages.Stage, label: str) -> Iterator[TaskDict]:
             "name": image.name,
             "actions": [_action(stage, label, image.name)],
             "task_dep": producers,
-            # The base as syntra.yaml names it: the record holds it pinned to a digest.
-            "uptodate": [current, config_changed({"base": image.base})],
+            "uptodate": [current],
         }
 
 
