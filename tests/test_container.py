@@ -21,7 +21,7 @@ from syntra.build.container import (
 from syntra.config import load
 from syntra.context import Context
 from syntra.errors import SyntraError
-from syntra.images import Job
+from syntra.inputs import Job
 from syntra.layout import build_dir
 from syntra.plan import build_plan
 from tests.conftest import REPO, commit, run, skopeo

@@ -35,13 +35,12 @@ from syntra import generated
 from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.generated import Family, Generated
-from syntra.layout import digests_dir, plugins_dir, records_dir
+from syntra.layout import WORKFLOWS_DIR, digests_dir, plugins_dir, records_dir
 from syntra.matrix import chunk_count
 from syntra.plan import Plan
 from syntra.supply import keys
 from syntra.wasm.languages import language
 
-WORKFLOWS_DIR = ".github/workflows"
 HEADER = (
     "# Generated from syntra.yaml by `syntra ci` — do not edit.\n"
     "# Change syntra.yaml (ci:) and run `doit ci`.\n"

@@ -24,7 +24,7 @@ from syntra.layout import CONFIG_FILE, DEFAULT_KEY
 if TYPE_CHECKING:
     from syntra.build import Backend
     from syntra.context import Context
-    from syntra.images import Job
+    from syntra.inputs import Job
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -152,6 +152,7 @@ def _build(args: argparse.Namespace) -> int:
 
 def _test(args: argparse.Namespace) -> int:
     from syntra import images
+    from syntra.inputs import Job
 
     job, backend = _prepared(args)
     if args.without_secrets and job.image.secrets:
@@ -159,7 +160,7 @@ def _test(args: argparse.Namespace) -> int:
         # mounts one finds nothing there).
         left_out = ", ".join(secret["id"] for secret in job.image.secrets)
         print(f"{job.image.name}: build secrets left out: {left_out}")
-        job = images.Job(job.ctx, dataclasses.replace(job.image, secrets=[]))
+        job = Job(job.ctx, dataclasses.replace(job.image, secrets=[]))
     platforms = [args.platform] if args.platform else job.image.platforms
     _, results = images.build_and_test(job, backend, platforms)
     for result in results:
@@ -172,15 +173,36 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from syntra import images, stages
+    from syntra import stages
 
     if bool(args.image) == args.all:
         raise SyntraError("give an image name or --all")
     ctx = _context(args)
     if args.image:
-        print(images.merge(ctx.job(args.image)).model_dump_json(indent=2))
-        return 0
+        return _merge_one(ctx, args.image)
     return _report(line for name in ctx.image_names() for line in stages.merge(ctx, name))
+
+
+def _merge_one(ctx: Context, name: str) -> int:
+    """The record on stdout, what was done on stderr; no digest file at all is a refusal
+    (`--all` retags images unchanged since their last build)."""
+    from syntra import images
+    from syntra.layout import digest_dir
+    from syntra.records import ImageRecord, digest_file, find_record
+
+    job = ctx.job(name)
+    if not any(digest_file(ctx.root, name, p).exists() for p in job.image.platforms):
+        raise SyntraError(
+            f"{name}: no digest files in {digest_dir(ctx.root, name).relative_to(ctx.root)}; "
+            f"run `syntra build {name} --platform P --push-by-digest` first"
+        )
+    before = find_record(ctx.root, name)
+    record = images.merge(job)
+    print(record.model_dump_json(indent=2))
+    unchanged = isinstance(before, ImageRecord) and before.digest == record.digest
+    done = "index unchanged" if unchanged else "index pushed"
+    print(f"{name}: {done}: {record.digest} -> {', '.join(record.refs)}", file=sys.stderr)
+    return 0
 
 
 def _keygen(args: argparse.Namespace) -> int:

@@ -19,11 +19,11 @@ from syntra.config import Loaded
 from syntra.errors import SyntraError, did_you_mean
 from syntra.layout import BUILDER_ENV, CONFIG_FILE, snapshot
 from syntra.plan import Plan, build_plan
-from syntra.publish import Pinned, resolve_base
 
 if TYPE_CHECKING:
     from syntra.build import Backend
-    from syntra.images import Job
+    from syntra.inputs import Job
+    from syntra.publish import Pinned
 
 
 @dataclass
@@ -66,7 +66,7 @@ class Context:
     def job(self, name: str) -> Job:
         """Image `name`'s job, one per run: its inputs are hashed once, whether doit asks
         if it is current or the build runs."""
-        from syntra.images import Job
+        from syntra.inputs import Job
 
         if name not in self._jobs:
             self._jobs[name] = Job(self, self.plan.image(self.check_image(name)))
@@ -83,6 +83,8 @@ class Context:
 
     def pin(self, reference: str) -> Pinned:
         """`reference` pinned to the digest it points at, resolved once in this run."""
+        from syntra.publish import resolve_base
+
         if reference not in self._pinned:
             self._pinned[reference] = resolve_base(self.loaded.config, reference)
         return self._pinned[reference]

@@ -3,28 +3,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
-from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 from syntra import imagetest, preflight, process
 from syntra.build import Backend, BuildRequest, LayoutBuilder, layout_builder
-from syntra.build.context import BuildContext
-from syntra.config import Loaded
-from syntra.context import Context
 from syntra.errors import SyntraError
-from syntra.formats import canonical_json
+from syntra.inputs import Job, inputs_tag
 from syntra.invocation import invocation
-from syntra.layout import build_dir, build_log, plugin_file, slug
-from syntra.oci import digest_of
-from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
+from syntra.layout import build_dir, build_log, slug
 from syntra.publish import (
     BuildFacts,
     LayoutImage,
-    Pinned,
     Where,
     base_digest,
     image_record,
@@ -47,117 +38,6 @@ from syntra.records import (
 )
 from syntra.testbox import BoxFactory, buildah_box, require_buildah
 from syntra.wasm import manifest as plugin_manifest
-
-
-@dataclass(frozen=True)
-class Job:
-    """One image of one run, with what its build resolves once."""
-
-    ctx: Context
-    image: ImagePlan
-
-    @property
-    def loaded(self) -> Loaded:
-        return self.ctx.loaded
-
-    @property
-    def plan(self) -> Plan:
-        return self.ctx.plan
-
-    @property
-    def root(self) -> Path:
-        return self.ctx.root
-
-    @cached_property
-    def base(self) -> Pinned | None:
-        """The base image pinned to its digest for this run."""
-        return self.ctx.pin(self.image.base) if self.image.base else None
-
-    @property
-    def base_reference(self) -> str | None:
-        return self.base.reference if self.base else None
-
-    @property
-    def args(self) -> dict[str, str]:
-        """Build args, with the base image pinned to its digest."""
-        pinned = self.base_reference
-        return self.image.args | ({BASE_IMAGE_ARG: pinned} if pinned else {})
-
-    @cached_property
-    def inputs(self) -> dict[str, Any]:
-        """Everything the image is built from, its tags included. Computed once per job:
-        hashing the context and pinning the base cost time."""
-        return _inputs(self)
-
-    @cached_property
-    def shared_inputs(self) -> dict[str, Any]:
-        """What every platform of the image is built from, but the commit it is built at."""
-        shared = {k: v for k, v in self.inputs.items() if k not in ("refs", "platforms")}
-        labels = self.inputs["labels"].items()
-        return shared | {"labels": {k: v for k, v in labels if k not in PER_COMMIT_LABELS}}
-
-    @cached_property
-    def inputs_digest(self) -> str:
-        """A record that names this digest is current, whichever backend wrote it."""
-        return _digest(self.inputs)
-
-
-def _digest(inputs: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(inputs)).hexdigest()
-
-
-def _inputs(job: Job) -> dict[str, Any]:
-    """Everything that must trigger a rebuild when it changes (`Job.inputs`)."""
-    image = job.image
-    specs = {}  # both, whichever backend reads which: the inputs do not depend on it
-    for spec in (image.dockerfile, image.containerfile):
-        try:
-            specs[spec] = (job.root / spec).read_text()
-        except OSError:
-            continue
-    if not specs:
-        raise SyntraError(f"{image.dockerfile}: not rendered yet; run `doit render`")
-    return {
-        "spec": specs,
-        "context": BuildContext(job.root / image.context).digest(),
-        "base": job.base_reference,
-        "args": image.args,
-        "labels": image.labels,
-        "platforms": image.platforms,
-        "target": image.target,
-        "secrets": [secret["id"] for secret in image.secrets],
-        "refs": image.destination.refs,
-        "plugins": image.plugins,
-        "plugin_bytes": [_plugin_digest(job.root, name) for name in image.plugins],
-        "plugin_limits": [g.limits for g in job.plan.guests if g.name in image.plugins],
-        "tests": image.tests,
-    }
-
-
-PER_COMMIT_LABELS = (
-    "org.opencontainers.image.version",
-    "org.opencontainers.image.revision",
-    "org.opencontainers.image.created",
-)
-"""Labels that change with every commit but say nothing about what the image holds:
-left out of the inputs digest, so an unchanged image keeps the labels of the commit
-that built it."""
-
-
-def inputs_tag(job: Job, platform: str) -> str:
-    """`inputs-<sha256>` of what one platform image is built from; the registry tag that
-    finds an image already built from exactly these inputs."""
-    return "inputs-" + _digest({**job.shared_inputs, "platform": platform})
-
-
-def _plugin_digest(root: Path, guest: str) -> str:
-    try:
-        return digest_of(plugin_file(root, guest).read_bytes())
-    except OSError:
-        shown = plugin_file(root, guest).relative_to(root)
-        raise SyntraError(
-            f"plugin {guest}: {shown} is missing; build it first (`doit wasm`)"
-        ) from None
 
 
 def already_built(job: Job, where: Where, platform: str) -> PlatformImage | None:

@@ -10,6 +10,7 @@ from syntra.errors import closest
 CONFIG_FILE = "syntra.yaml"
 TEMPLATES_DIR = "templates"
 SPECS_DIR = "ContainerSpecs"
+WORKFLOWS_DIR = ".github/workflows"
 STATE_DIR = ".syntra"
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_TEMPLATE = "default.j2"
@@ -104,6 +105,11 @@ def records_dir(root: Path) -> Path:
 def record_path(root: Path, name: str) -> Path:
     """The result record of a pushed artifact: what SBOM, signing and release read."""
     return records_dir(root) / f"{name}.json"
+
+
+def last_change_cache(root: Path) -> Path:
+    """When each guest's sources last changed, for the HEAD commit (`versioning`)."""
+    return root / STATE_DIR / "last-change.json"
 
 
 def digests_dir(root: Path) -> Path:

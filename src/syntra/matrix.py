@@ -22,7 +22,8 @@ def chunk_count(plan: Plan) -> int:
 
 
 def entries(ctx: Context, changed: bool) -> list[dict[str, str]]:
-    from syntra.images import Job, already_built
+    from syntra.images import already_built
+    from syntra.inputs import Job
     from syntra.publish import locate
 
     runners = ctx.loaded.config.ci.runners

@@ -326,5 +326,6 @@ def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> 
         mirrors=mirrors,
     )
     sources = language(guest.language).sources(planned)
-    built_at = last_change(loaded.root, sources, int(context["source_date_epoch"]))
+    fallback, head = int(context["source_date_epoch"]), str(context["git"]["commit"])
+    built_at = last_change(loaded.root, sources, fallback, head)
     return dataclasses.replace(planned, source_date_epoch=built_at)

@@ -3,8 +3,10 @@ image built from a cached layer without the secret it needs, stops first with on
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 from syntra import process
 from syntra.config import Loaded
@@ -21,14 +23,19 @@ def build_secrets(root: Path, images: list[ImagePlan]) -> None:
     missing: list[str] = []
     for image in images:
         for secret in image.secrets:
-            value = _secret_value(root, secret)  # an empty file is a secret, an empty variable not
-            if value is not None and (value or "src" in secret):
-                process.keep_secret(value.strip())
+            if _secret_set(root, secret):
+                process.keep_secret(str(_secret_value(root, secret)).strip())
             else:
                 where = f"${secret['env']}" if "env" in secret else secret["src"]
                 missing.append(f"{where} (images.{image.name} secret '{secret['id']}')")
     if missing:
         raise SyntraError(f"build secrets not set: {', '.join(missing)}")
+
+
+def _secret_set(root: Path, secret: dict[str, str]) -> bool:
+    """An empty file is a secret, an empty variable not."""
+    value = _secret_value(root, secret)
+    return value is not None and bool(value or "src" in secret)
 
 
 def _secret_value(root: Path, secret: dict[str, str]) -> str | None:
@@ -64,5 +71,42 @@ def push_access(loaded: Loaded, destinations: list[Destination]) -> None:
             checked.add((id(where.registry), where.path))
 
 
+def preconditions(loaded: Loaded, plan: Plan) -> dict[str, Any]:
+    """What the checks depend on, read locally: the preflight task is up to date while
+    this is unchanged, so a run with nothing to do needs no network and no passphrase.
+    Variables count by whether they are set, never by their value; files by their bytes."""
+    config = loaded.config
+    signing = config.supply_chain.signing
+    key = (loaded.root / signing.key) if signing.mode == "key" and signing.key else None
+    used = {d.registry for d in destinations(plan) if d.registry}
+    registries = {
+        name: [entry.url, entry.insecure, _set(entry.credentials.username_env),
+               _set(entry.credentials.password_env)] if entry.credentials else [entry.url]
+        for name, entry in config.registries.items()
+        if entry.url in used
+    }  # fmt: skip
+    return {
+        "secrets": [
+            [image.name, secret["id"], _secret_set(loaded.root, secret)]
+            for image in plan.images
+            for secret in image.secrets
+        ],
+        "signing": [signing.mode, _file_digest(key), _set(signing.passphrase_env)],
+        "registries": registries,
+        "destinations": sorted({f"{d.registry}/{d.repository}" for d in destinations(plan)}),
+    }
+
+
 def destinations(plan: Plan) -> list[Destination]:
     return [d for output in plan.outputs() for d in output.destinations]
+
+
+def _set(variable: str | None) -> bool:
+    return bool(variable and os.environ.get(variable))
+
+
+def _file_digest(path: Path | None) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path else None
+    except OSError:
+        return None

@@ -106,8 +106,16 @@ def _action(stage: stages.Stage, label: str, name: str = "") -> tuple[Any, list[
 
 def task_preflight() -> TaskDict:
     """Check build secrets, the signing key and push access to every registry before a
-    full run starts any long work."""
-    return {"actions": [_action(stages.preflight, "preflight")], "uptodate": [False]}
+    full run starts any long work. Up to date while what it checks is unchanged (read
+    locally), so a run with nothing to do opens no connection and needs no passphrase."""
+    from syntra.preflight import preconditions
+
+    ctx = _context()
+    checked = {"snapshot": ctx.snapshot, **preconditions(ctx.loaded, ctx.plan)}
+    return {
+        "actions": [_action(stages.preflight, "preflight")],
+        "uptodate": [config_changed(checked)],
+    }
 
 
 def _template_files(root: Path) -> list[str]:
@@ -163,25 +171,32 @@ class _Unchanged:
 
 
 def _pushed_current(name: str) -> bool:
-    """The image's record names exactly today's inputs: nothing to build, whichever task
-    or backend pushed it (`doit container` then `doit supply` signs what was pushed). A
-    damaged or incomplete record counts as missing."""
+    """The image's record names exactly today's inputs, its base taken as the record
+    pinned it (no registry is asked): nothing to build, whichever task or backend pushed
+    it (`doit container` then `doit supply` signs what was pushed). A damaged or
+    incomplete record counts as missing. Another base named in syntra.yaml changes the
+    args; a base tag that moved is seen when the task runs (`doit -a docker`)."""
+    from syntra.inputs import local_inputs_digest
+
     ctx = _context()
     record = find_record(ctx.root, name)
     if not isinstance(record, ImageRecord) or record.inputs is None:
         return False
     try:
-        return record.inputs == ctx.job(name).inputs_digest
+        return record.inputs == local_inputs_digest(ctx.job(name), record.base)
     except (SyntraError, OSError):
         return False  # the action says what is wrong, naming the stage
 
 
 def _snapshot_state(name: str) -> tuple[Any, bool]:
-    """What the snapshot archive is built from (plugin bytes included), and whether it
-    is there."""
+    """What the snapshot archive is built from (plugin bytes included, the base as
+    syntra.yaml names it), and whether it is there."""
+    from syntra.inputs import local_inputs_digest
+
     ctx = _context()
     archive = Path(stages.snapshot_archive(ctx, name))
-    return ctx.job(name).inputs_digest, archive.exists()
+    job = ctx.job(name)
+    return local_inputs_digest(job, job.image.base), archive.exists()
 
 
 def _image_tasks(stage: stages.Stage, label: str) -> Iterator[TaskDict]:

@@ -8,13 +8,18 @@ uncommitted changes. Container tags allow no `+`, so no build metadata is used.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import total_ordering
 from pathlib import Path
 
 from syntra import process
+from syntra.fsutil import write_atomic
+from syntra.layout import SPECS_DIR, WORKFLOWS_DIR, last_change_cache
 
 _SEMVER_RE = re.compile(
     r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
@@ -102,9 +107,20 @@ def read_git(root: Path) -> GitInfo:
     if not head:
         return NO_GIT
     commit, commit_time = head.split()
-    exact = _highest((_git(root, "tag", "--points-at", "HEAD") or "").split())
-    described = _git(root, "describe", "--tags", "--long", "--match", "v[0-9]*", "--abbrev=7")
-    last_tag, distance = None, int(_git(root, "rev-list", "--count", "HEAD") or 0)
+    asked = {  # independent questions, asked at once: every run (a no-op too) waits on them
+        "exact": ("tag", "--points-at", "HEAD"),
+        "described": ("describe", "--tags", "--long", "--match", "v[0-9]*", "--abbrev=7"),
+        "count": ("rev-list", "--count", "HEAD"),
+        "status": ("status", "--porcelain", "--untracked-files=no", "--", *_AUTHORED),
+        "branch": ("symbolic-ref", "--short", "-q", "HEAD"),
+        "remote": ("config", "--get", "remote.origin.url"),
+    }
+    with ThreadPoolExecutor(len(asked)) as pool:
+        answers = pool.map(lambda args: _git(root, *args), asked.values())
+        said = dict(zip(asked, answers, strict=True))
+    exact = _highest((said["exact"] or "").split())
+    described = said["described"]
+    last_tag, distance = None, int(said["count"] or 0)
     if described and (match := re.match(r"^(.*)-(\d+)-g[0-9a-f]*$", described)):
         last_tag, distance = match.group(1), int(match.group(2))
     return GitInfo(
@@ -113,21 +129,51 @@ def read_git(root: Path) -> GitInfo:
         tag=exact,
         last_tag=exact or last_tag,
         distance=0 if exact else distance,
-        dirty=bool(_git(root, "status", "--porcelain", "--untracked-files=no")),
-        branch=_git(root, "symbolic-ref", "--short", "-q", "HEAD") or ci_branch(),
-        remote=_remote_url(root, _git(root, "config", "--get", "remote.origin.url")),
+        dirty=bool(said["status"]),
+        branch=said["branch"] or ci_branch(),
+        remote=_remote_url(root, said["remote"]),
         commit_time=int(commit_time),
     )
 
 
-def last_change(root: Path, paths: list[str], fallback: int) -> int:
+_AUTHORED = (".", f":(exclude){SPECS_DIR}", f":(exclude){WORKFLOWS_DIR}")
+"""What makes a tree dirty: not the files Syntra generates from syntra.yaml and the
+templates, which a run re-renders before it builds (the version is derived before that:
+a render must not make the next run's version differ)."""
+
+
+def last_change(root: Path, paths: list[str], fallback: int, head: str = "") -> int:
     """When `paths` last changed (the commit time), for builds that depend on them
-    alone; SOURCE_DATE_EPOCH, when set, wins, and `fallback` outside git."""
+    alone; SOURCE_DATE_EPOCH, when set, wins, and `fallback` outside git.
+
+    Given the `head` commit, the answer is kept in `.syntra/` for that commit (history
+    does not change under it), so a no-op run starts no `git log` per guest."""
     epoch_env = os.environ.get("SOURCE_DATE_EPOCH", "")
     if epoch_env.isdigit():
         return int(epoch_env)
-    found = _git(root, "log", "-1", "--format=%ct", "--", *paths)
-    return int(found) if found and found.isdigit() else fallback
+    key = "\0".join(paths)
+    known = _known_changes(root, head)
+    if key not in known:
+        found = _git(root, "log", "-1", "--format=%ct", "--", *paths)
+        known[key] = int(found) if found and found.isdigit() else fallback
+        if head:
+            _keep_changes(root, head, known)
+    return known[key]
+
+
+def _known_changes(root: Path, head: str) -> dict[str, int]:
+    """The cached answers for `head`; none for another commit or a damaged file."""
+    try:
+        data = json.loads(last_change_cache(root).read_bytes())
+        changes = data["changes"] if head and data["head"] == head else {}
+        return {str(k): v for k, v in changes.items() if isinstance(v, int)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _keep_changes(root: Path, head: str, known: dict[str, int]) -> None:
+    with contextlib.suppress(OSError):  # only a cache: the next run asks git again
+        write_atomic(last_change_cache(root), json.dumps({"head": head, "changes": known}).encode())
 
 
 def ci_branch() -> str | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 from syntra.errors import SyntraError
 
 if TYPE_CHECKING:
-    from syntra.images import Job
+    from syntra.inputs import Job
     from syntra.plan import ImagePlan
     from syntra.records import ImageRecord
 

@@ -27,7 +27,8 @@ from syntra import imagetest, preflight, process, refs
 from syntra.build import Entry
 from syntra.build.flags import image_flags
 from syntra.errors import SyntraError
-from syntra.images import Job, finish, inputs_tag
+from syntra.images import finish
+from syntra.inputs import Job, inputs_tag
 from syntra.invocation import invocation
 from syntra.layout import build_log
 from syntra.oci import push

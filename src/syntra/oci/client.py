@@ -18,6 +18,7 @@ to a token realm on another host only over HTTPS. Registry error text is redacte
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import re
 import threading
 from collections.abc import Callable
@@ -113,8 +114,21 @@ class _Request:
         return self.method not in ("GET", "HEAD")
 
 
+def loopback(host: str) -> bool:
+    """Whether `host[:port]` is this machine (`localhost`, 127.0.0.0/8, `::1`): spoken to
+    in plain HTTP without being declared insecure, as docker, crane and oras do."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.removeprefix("[").split("]", 1)[0].lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class Client:
-    """A registry host (`host[:port]`), over plain HTTP when `insecure`."""
+    """A registry host (`host[:port]`), over plain HTTP when `insecure` or on loopback."""
 
     def __init__(
         self,
@@ -126,10 +140,10 @@ class Client:
         policy: RetryPolicy | None = None,
     ) -> None:
         self.host = host
-        self.insecure = insecure
+        self.insecure = insecure or loopback(host)
         self.label = label or host
         self.login = login
-        self.base = f"{'http' if insecure else 'https'}://{host}"
+        self.base = f"{'http' if self.insecure else 'https'}://{host}"
         self.policy = policy or RetryPolicy.from_env()
         self.session = requests.Session()
         self.session.headers["User-Agent"] = (

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from packageurl import PackageURL
-
 
 @dataclass(frozen=True)
 class Component:
@@ -25,10 +23,14 @@ class Component:
 
 
 def purl(kind: str, name: str, version: str, namespace: str | None = None) -> str:
+    from packageurl import PackageURL  # not on the plan's path: languages import this module
+
     return PackageURL(type=kind, namespace=namespace, name=name, version=version).to_string()
 
 
 def artifact_purl(name: str, digest: str, repository: str) -> str:
     """The OCI purl of a pushed artifact."""
+    from packageurl import PackageURL
+
     qualifiers = {"repository_url": repository}
     return PackageURL(type="oci", name=name, version=digest, qualifiers=qualifiers).to_string()

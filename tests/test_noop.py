@@ -1,0 +1,98 @@
+"""A second `doit` with nothing changed runs nothing and asks no registry: on a clean
+tree, on a dirty one, after a comment-only spec change, after doit's state is lost, and
+not after a record is damaged. The registry is real, behind the counting proxy of
+tests/support/faults.py, and declared without `insecure` (loopback is plain HTTP)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from syntra.layout import doit_state, record_path
+from syntra.oci.client import Client, loopback
+from tests.conftest import commit, ran, run
+from tests.support.faults import FaultProxy, fault_proxy
+from tests.support.projects import make_project, record
+
+
+def _doit(root: Path, *args: str) -> str:
+    done = run(root, "doit", *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _quiet(root: Path, proxy: FaultProxy) -> None:
+    """A no-op: only `-- ` lines, exit 0, and not one request to the registry."""
+    before = proxy.requests
+    out = _doit(root)
+    assert out and all(line.startswith("-- ") for line in out.splitlines()), out
+    assert proxy.requests == before
+
+
+def test_a_second_run_is_a_no_op(tmp_path: Path, registry: str, base: str) -> None:
+    with fault_proxy(registry) as proxy:
+        root = make_project(tmp_path / "repo", proxy.address, base.replace(registry, proxy.address))
+        text = (root / "syntra.yaml").read_text()
+        assert "insecure: true" in text
+        (root / "syntra.yaml").write_text(text.replace(", insecure: true", ""))
+        (root / "NOTES.md").write_text("outside every image\n")
+        commit(root, "loopback registry, plain HTTP undeclared")
+        first = _doit(root)
+        assert ran(first)[0] == "preflight" and "docker:app" in ran(first)
+        _quiet(root, proxy)
+
+        # A comment in the template: specs rendered again, the image's inputs the same.
+        template = root / "templates" / "app.j2"
+        template.write_text("# a note for readers\n" + template.read_text())
+        commit(root, "a comment")
+        built = record(root)["digest"]
+        retag = _doit(root)
+        assert "render:app" in ran(retag) and "preflight" not in ran(retag)
+        assert "unchanged (already built from these inputs): retagged" in retag
+        assert record(root)["digest"] == built
+        _quiet(root, proxy)
+
+        # A dirty tree: its version is pushed once, then the run is a no-op again.
+        (root / "NOTES.md").write_text("edited, not committed\n")
+        dirty = _doit(root)
+        assert ran(dirty) == ["docker:app"]
+        assert str(record(root)["version"]).endswith(".dirty")
+        _quiet(root, proxy)
+
+        # doit's state lost: every task runs, no blob is uploaded again.
+        doit_state(root).unlink()
+        proxy.uploaded.clear()
+        again = _doit(root)
+        assert "docker:app" in ran(again) or "-- docker:app" in again
+        assert proxy.uploaded == []
+        assert record(root)["uploaded_bytes"] == 0 and record(root)["digest"] == built
+        _quiet(root, proxy)
+
+        # A damaged record never makes its task up to date.
+        path = record_path(root, "app")
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        mended = _doit(root, "docker")
+        assert ran(mended) == ["docker:app"]
+        assert record(root)["digest"] == built
+        _quiet(root, proxy)
+
+
+def test_merge_says_what_it_did(tmp_path: Path, registry: str, base: str) -> None:
+    root = make_project(tmp_path / "repo", registry, base)
+    for platform in ("linux/amd64", "linux/arm64"):
+        done = run(root, "syntra", "build", "app", "--platform", platform, "--push-by-digest")
+        assert done.returncode == 0, done.stderr
+    merged = run(root, "syntra", "merge", "app")
+    assert merged.returncode == 0, merged.stderr
+    digest = json.loads(merged.stdout)["digest"]
+    assert merged.stderr.startswith(f"app: index pushed: {digest} -> ")
+    again = run(root, "syntra", "merge", "app")
+    assert again.stderr.startswith(f"app: index unchanged: {digest} -> ")
+
+
+def test_loopback_registries_speak_plain_http() -> None:
+    for host in ("localhost", "localhost:5000", "127.0.0.1:5000", "127.3.2.1", "[::1]:5000"):
+        assert loopback(host) and Client(host).base == f"http://{host}"
+    for host in ("ghcr.io", "10.0.0.1:5000", "localhost.example.com", "[fe80::1]:5000"):
+        assert not loopback(host) and Client(host).base == f"https://{host}"
+    assert Client("ghcr.io", insecure=True).base == "http://ghcr.io"
