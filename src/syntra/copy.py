@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from syntra import refs
+from syntra import progress, refs
 from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.oci import INDEX, MANIFEST, Blob, Document, digest_of, is_digest, layout_blob, push
@@ -65,7 +65,8 @@ class _Registry:
             return None
         target = self.folder / digest.replace(":", "-")
         if not target.exists():
-            self.where.registry.download_blob(self.where.path, digest, target)
+            with progress.activity(f"pull {self.where.identity}@{progress.short(digest)}"):
+                self.where.registry.download_blob(self.where.path, digest, target)
         return target
 
 

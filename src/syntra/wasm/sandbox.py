@@ -25,6 +25,7 @@ from typing import Any
 import wasmtime
 import wasmtime.component as wc
 
+from syntra import telemetry
 from syntra.errors import SyntraError, count, did_you_mean
 from syntra.fsutil import write_atomic
 from syntra.plan import GuestPlan
@@ -167,6 +168,7 @@ class Sandbox:
         results = list(ty.results)
         return list(ty.params), results[0] if len(results) == 1 else None
 
+    @telemetry.plugin_call
     def call(self, name: str, args: Sequence[Any]) -> CallResult:
         """Call `name` with JSON-like `args`, converted by its parameter types."""
         store = self._store()
