@@ -98,7 +98,7 @@ th{background:#f0f2f6}code{font-size:12px;word-break:break-all}
 .bar{position:absolute;top:.15rem;height:1rem;border-radius:2px;min-width:2px}
 .executed{background:#2f6fdf}.hit{background:#9fb6a4}.skipped{background:#d9c27a}
 .failed{background:#d2463c}.passed{color:#207a3c}.failure{color:#d2463c}
-.muted{color:#777}.num{text-align:right;font-variant-numeric:tabular-nums}
+.muted{color:#777}.num,.size{white-space:nowrap;font-variant-numeric:tabular-nums}
 """
 
 
@@ -140,7 +140,7 @@ def _timeline(log: RunLog | None) -> str:
                 f"<code>{_e(task.name)}</code>",
                 _e(shown[task.outcome]) + (f" <span class=failure>{_e(task.error)}</span>"
                                            if task.error else ""),
-                f'<span class="num">{task.end - task.start:.2f} s</span>',
+                f'<span class="num">{task.end - task.start:.2f}&nbsp;s</span>',
                 bar,
             ]
         )  # fmt: skip
@@ -180,13 +180,14 @@ def _images(plan: Plan, root: Path) -> str:
             layers = _layers(root, image.name, child.platform)
             listed = (
                 "<br>".join(
-                    f"{'config' if n == 0 else f'layer {n}'} <code>{_e(d)}</code> {_e(_size(s))}"
+                    f"{'config' if n == 0 else f'layer {n}'} <code>{_e(d)}</code> "
+                    f'<span class="size">{_e(_size(s))}</span>'
                     for n, (d, s) in enumerate(layers)
                 )
                 or '<span class="muted">layout not kept here</span>'
             )
-            rows.append([_e(child.platform), f"<code>{_e(child.digest)}</code>",
-                         _e(_size(child.content_bytes)), listed])  # fmt: skip
+            size = f'<span class="size">{_e(_size(child.content_bytes))}</span>'
+            rows.append([_e(child.platform), f"<code>{_e(child.digest)}</code>", size, listed])
         parts.append(
             f"<h3>{_e(image.name)}</h3><p>index <code>{_e(record.digest)}</code>"
             f"{' (retagged: nothing built)' if record.retagged else ''}<br>{refs}</p>"

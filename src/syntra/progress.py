@@ -8,11 +8,12 @@ always was.
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -69,9 +70,8 @@ def _watched() -> type[Blob]:
         row: Any = None
 
         def body(self) -> Any:
-            inner = super().body()
-            if not callable(inner):
-                return inner
+            given = super().body()
+            inner = given if callable(given) else partial(io.BytesIO, given or b"")
             progress, row = self.progress, self.row
 
             def opened() -> IO[bytes]:
@@ -103,7 +103,7 @@ class Upload:
         row = self.rows.get(blob.digest)
         if row is None:
             return
-        sent = self.progress.tasks[row].fields.get("state") == "uploading" or blob.data
+        sent = self.progress.tasks[row].fields.get("state") == "uploading"
         self.progress.update(row, completed=blob.size, state="pushed" if sent else "exists")
 
 
