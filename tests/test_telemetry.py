@@ -21,6 +21,7 @@ from syntra import process, telemetry
 from syntra.errors import SyntraError
 from syntra.layout import build_dir, last_run, slug
 from tests.conftest import PYTHON, REPO, Result, run
+from tests.support.faults import fault_proxy
 from tests.support.layouts import oci_layout
 from tests.support.otlp import Receiver, receiver
 
@@ -64,7 +65,8 @@ def test_doit_run_is_one_trace_with_a_span_per_task_and_its_cache_outcome(
     text = (project / "syntra.yaml").read_text() + "  api:\n    context: web\n"
     (project / "syntra.yaml").write_text(text)
     otlp.spans.clear()
-    second = run(project, "doit", "render")
+    trace = project / "trace.json"
+    second = run(project, "doit", "render", env={telemetry.TRACE_ENV: str(trace)})
     assert second.returncode == 0, second.stderr
     assert ".  render:api" in second.stdout and "-- render:web" in second.stdout
 
@@ -92,12 +94,30 @@ def test_doit_run_is_one_trace_with_a_span_per_task_and_its_cache_outcome(
     assert {("render:api", "executed"), ("render:web", "hit")} <= outcomes
     assert otlp.metrics["syntra.task.duration"]
 
+    events = json.loads(trace.read_text())["traceEvents"]  # the same spans, in the file
+    assert sorted(e["name"] for e in events) == sorted(s.name for s in otlp.spans)
+    assert {e["args"]["span_id"] for e in events} == {s.span_id for s in otlp.spans}
+
     timeline = json.loads(last_run(project).read_text())
     assert {t["name"]: t["outcome"] for t in timeline["tasks"]} == {
         "render:api": "executed",
         "render:web": "hit",
         "render:stale": "executed",
     }
+
+
+def test_a_failed_task_fails_its_span_and_the_run(project: Path, otlp: Receiver) -> None:
+    (project / "templates").mkdir()
+    (project / "templates" / "default.j2").write_text("FROM {{ image.bse }}\n")
+    done = run(project, "doit", "render")
+    assert done.returncode != 0
+    root, task = otlp.named("RUN doit render"), otlp.named("render:web")
+    assert root.attributes["cicd.pipeline.result"] == "failure"
+    assert task.attributes["cicd.pipeline.task.run.result"] == "failure"
+    assert task.parent_id == root.span_id
+    timeline = json.loads(last_run(project).read_text())
+    (failed,) = [t for t in timeline["tasks"] if t["name"] == "render:web"]
+    assert failed["outcome"] == "failed" and "'bse' is undefined" in failed["error"]
 
 
 def _labels(point: Any) -> dict[str, Any]:
@@ -166,6 +186,28 @@ def test_trace_file_is_trace_event_json_with_the_push_nested_in_the_run(
     assert push["args"]["syntra.bytes.pushed"] == 0
     assert push["args"]["syntra.blobs.skipped"] == 3  # the repository has them
     assert push["args"]["syntra.bytes.reused"] > 600_000
+
+
+def test_registry_bytes_and_retries_are_counted(
+    tmp_path: Path, registry: str, syntra: Callable[..., Result], otlp: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("SYNTRA_REGISTRY_TIMEOUT", "1")
+    layout = oci_layout(tmp_path / "layout", layers=3, size=200_000, seed=5)
+    with fault_proxy(registry, rate=0.3, seed=3, stall=2.0) as proxy:
+        done = _copy(syntra, tmp_path, layout, f"{proxy.address}/faulty/copy:v1")
+        injected = sum(proxy.injected.values())
+    assert done.code == 0, done.err
+    assert injected > 0
+    retries = sum(point.as_int for point in otlp.metrics["syntra.registry.retries"])
+    assert 1 <= retries <= injected
+    sent = sum(point.as_int for point in otlp.metrics["syntra.transfer.bytes"])
+    assert sent >= 600_000
+    pushed = {
+        _labels(point)["syntra.outcome"]: point.as_int
+        for point in otlp.metrics["syntra.transfer.blobs"]
+    }
+    assert pushed["pushed"] == 4
 
 
 WAT = """(module
@@ -260,10 +302,18 @@ def test_progress_on_a_terminal_and_plain_lines_without_one(tmp_path: Path, regi
     assert "\x1b[" not in quiet and "push live" not in quiet
     assert quiet.replace("\r\n", "\n").replace("/live/b", "/live/c") == plain.stdout
 
+    pulled = _in_terminal(tmp_path, "copy", f"{registry}/live/a:v1", "oci:pulled", "--insecure")
+    assert f"pull {registry}/live/a@" in pulled  # each layer's spinner
+    assert pulled.rstrip().endswith(f"to oci:pulled@{_digest(plain.stdout)}")
+
     as_json = _in_terminal(
         tmp_path, "copy", f"oci:{layout}", f"{registry}/live/d:v1", "--insecure", "--json"
     )
     assert json.loads(as_json)["blobs_sent"] == 4  # nothing drawn: the JSON alone
+
+
+def _digest(said: str) -> str:
+    return said.split()[1]
 
 
 def test_report_page_renders_in_chromium(

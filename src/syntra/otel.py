@@ -61,7 +61,9 @@ class _Opened:
 
     def close(self, error: str | None = None, end_ns: int | None = None) -> None:
         if error:
-            self.span.set_status(Status(StatusCode.ERROR, error))
+            from syntra.process import redact  # secrets never leave in a span either
+
+            self.span.set_status(Status(StatusCode.ERROR, redact(error)))
         self.span.end(end_time=end_ns)
         if self.token is not None:
             otel_context.detach(self.token)  # type: ignore[arg-type]

@@ -138,7 +138,11 @@ class Reporter(ConsoleReporter):  # type: ignore[misc]
         cache = "executed" if outcome == "failed" else outcome
         span.set({"cicd.pipeline.task.run.result": result, "syntra.cache.outcome": cache})
         span.close(error=error[0] if error else None, end_ns=now)
-        labels = {"cicd.pipeline.task.name": task.name, "syntra.cache.outcome": cache}
+        labels = {
+            "cicd.pipeline.task.name": task.name,
+            "syntra.stage": task.name.partition(":")[0],
+            "syntra.cache.outcome": cache,
+        }
         telemetry.record("syntra.task.duration", (now - start) / 1e9, labels)
         telemetry.record("syntra.cache.outcomes", 1, labels)
         self.timeline.append(

@@ -137,8 +137,10 @@ def span(name: str, attributes: Attributes | None = None) -> Iterator[Span]:
 
 def run_attributes(name: str, run_id: str) -> dict[str, Value | None]:
     """The run span's own attributes (CI/CD conventions)."""
+    from syntra.process import redact
+
     return {
-        "cicd.pipeline.name": name,
+        "cicd.pipeline.name": redact(name),
         "cicd.pipeline.run.id": run_id,
         "cicd.pipeline.action.name": "RUN",
     }
