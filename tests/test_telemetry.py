@@ -24,6 +24,7 @@ from tests.conftest import PYTHON, REPO, Result, run
 from tests.support.faults import fault_proxy
 from tests.support.layouts import oci_layout
 from tests.support.otlp import Receiver, receiver
+from tests.support.projects import make_project, record
 
 OTEL = "OTEL_EXPORTER_OTLP_ENDPOINT"
 
@@ -104,6 +105,31 @@ def test_doit_run_is_one_trace_with_a_span_per_task_and_its_cache_outcome(
         "render:web": "hit",
         "render:stale": "executed",
     }
+
+
+def test_an_image_build_traces_its_platform_and_push_under_its_task(
+    tmp_path: Path, registry: str, base: str, otlp: Receiver
+) -> None:
+    extra = "    repository: tests/traced\n    platforms: [linux/amd64]\n"
+    root = make_project(tmp_path / "repo", registry, base, extra)
+    built = run(root, "doit", "docker")
+    assert built.returncode == 0, built.stdout + built.stderr
+    task = otlp.named("docker:app")
+    assert task.attributes["syntra.cache.outcome"] == "executed"
+    assert task.attributes["syntra.image"] == "app"
+    assert task.attributes["syntra.digest"] == record(root)["digest"]
+    build = otlp.named("build app linux/amd64")
+    assert build.parent_id == task.span_id and build.trace_id == task.trace_id
+    assert build.attributes["syntra.platform"] == "linux/amd64"
+    pushes = [s for s in otlp.spans if s.name == "push tests/traced"]
+    assert pushes and all(s.parent_id == task.span_id for s in pushes)
+    assert sum(s.attributes["syntra.bytes.pushed"] for s in pushes) > 0
+
+    otlp.spans.clear()
+    again = run(root, "doit", "docker")
+    assert again.returncode == 0, again.stderr
+    assert otlp.named("docker:app").attributes["syntra.cache.outcome"] == "hit"
+    assert not [s for s in otlp.spans if s.name.startswith(("build ", "push "))]
 
 
 def test_a_failed_task_fails_its_span_and_the_run(project: Path, otlp: Receiver) -> None:

@@ -259,7 +259,7 @@ def _supply(plan: Plan, root: Path) -> str:
                         "yes" if item.provenance else "-",
                     ]
                 )
-    head = ["artifact", "registry", "platform", "digest", "signature", "SBOMs", "provenance"]
+    head = ["artifact", "repository", "platform", "digest", "signature", "SBOMs", "provenance"]
     return _table(head, rows, "Nothing signed yet (doit supply).")
 
 

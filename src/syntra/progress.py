@@ -110,26 +110,8 @@ class Upload:
 @contextmanager
 def upload(title: str) -> Iterator[Upload]:
     """Rows for the blobs of a push, drawn while it runs."""
-    if not (_on and _drawing.acquire(blocking=False)):
-        yield Upload()
-        return
-    try:
-        with _progress(title) as progress:
-            yield Upload(progress)
-    finally:
-        _drawing.release()
-
-
-@contextmanager
-def _progress(title: str) -> Iterator[Any]:
     from rich.markup import escape
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TransferSpeedColumn,
-    )
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
 
     columns = (
         TextColumn(f"{escape(title)} [bold]{{task.description}}"),
@@ -138,25 +120,46 @@ def _progress(title: str) -> Iterator[Any]:
         DownloadColumn(),
         TransferSpeedColumn(),
     )
-    with Progress(*columns, console=_console(), transient=True) as progress:
-        yield progress
+    with _drawn(columns) as progress:
+        yield Upload(progress)
 
 
 @contextmanager
 def activity(title: str) -> Iterator[Callable[[str], None]]:
     """A spinner for a long step (a build, a pull); the function given shows its latest line."""
+    from rich.progress import SpinnerColumn, TextColumn
+
+    with _drawn((SpinnerColumn(), TextColumn("{task.description}", markup=False))) as progress:
+        if progress is None:
+            yield lambda line: None
+            return
+        row = progress.add_task(title, total=None)
+
+        def show(line: str) -> None:
+            if line.strip():
+                progress.update(row, description=f"{title}: {line.strip()[:100]}")
+
+        yield show
+
+
+@contextmanager
+def _drawn(columns: tuple[Any, ...]) -> Iterator[Any]:
+    """A rich Progress on stderr while the block runs, gone after it; None when progress
+    is off or another display is up. What the program prints goes where it always goes
+    (stdout is not redirected through the display)."""
     if not (_on and _drawing.acquire(blocking=False)):
-        yield lambda line: None
+        yield None
         return
-    from rich.text import Text
+    from rich.progress import Progress
 
     try:
-        with _console().status(Text(title)) as status:
-
-            def show(line: str) -> None:
-                if line.strip():
-                    status.update(Text(f"{title}: {line.strip()[:100]}"))
-
-            yield show
+        with Progress(
+            *columns,
+            console=_console(),
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        ) as progress:
+            yield progress
     finally:
         _drawing.release()
