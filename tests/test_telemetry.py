@@ -206,6 +206,13 @@ def test_trace_file_is_trace_event_json_with_the_push_nested_in_the_run(
     assert push["args"]["syntra.blobs.pushed"] == 3  # two layers and the config
     assert push["args"]["server.address"] == registry
 
+    unwritable = _copy(syntra, tmp_path, layout, target, "--trace", "/proc/syntra/trace.json")
+    assert (unwritable.code, unwritable.out) == (3, "")
+    assert (
+        unwritable.err
+        == "/proc/syntra/trace.json: cannot write the trace (No such file or directory)\n"
+    )
+
     again = _copy(syntra, tmp_path, layout, target, "--trace", str(trace))
     assert again.code == 0, again.err
     (push,) = [e for e in json.loads(trace.read_text())["traceEvents"] if "push" in e["name"]]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from syntra import config as config_stage
 from syntra import installed_version, progress, telemetry
 from syntra.build import CHOICES
-from syntra.errors import DEBUG_ENV, SyntraError, as_error, count
+from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error, count
 from syntra.invocation import invocation, started_as
 from syntra.layout import CONFIG_FILE, DEFAULT_KEY
 
@@ -436,6 +436,9 @@ EXIT_CLOSED_PIPE = 141
 def main(argv: Sequence[str] | None = None) -> int:
     started_as(["syntra", *(sys.argv[1:] if argv is None else argv)])
     args = parser().parse_args(argv)
+    if args.trace is not None and (problem := telemetry.unwritable(args.trace)):
+        print(problem, file=sys.stderr)
+        return EXIT_TOOL
     telemetry.configure(args.trace)
     progress.enable(sys.stderr.isatty() and not args.quiet and not getattr(args, "json", False))
     try:

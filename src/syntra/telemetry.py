@@ -82,6 +82,18 @@ def configure(trace_file: Path | None = None) -> None:
         _decided = False
 
 
+def unwritable(path: Path) -> str | None:
+    """Why the trace file cannot be written there, checked before the run starts."""
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            return None
+    except OSError as exc:
+        return f"{path}: cannot write the trace ({exc.strerror or exc})"
+
+
 def trace_file() -> Path | None:
     return _trace_file or (Path(os.environ[TRACE_ENV]) if os.environ.get(TRACE_ENV) else None)
 
