@@ -85,6 +85,8 @@ def test_doit_run_is_one_trace_with_a_span_per_task_and_its_cache_outcome(
         assert root.start <= span.start <= span.end <= root.end
     assert tasks["render:api"].attributes["syntra.cache.outcome"] == "executed"
     assert tasks["render:api"].attributes["syntra.image"] == "api"
+    assert tasks["render:api"].attributes["syntra.artifact"] == "api"
+    assert tasks["render:api"].attributes["syntra.stage"] == "render"
     assert tasks["render:web"].attributes["syntra.cache.outcome"] == "hit"
     assert tasks["render:web"].attributes["cicd.pipeline.task.name"] == "render:web"
 

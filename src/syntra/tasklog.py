@@ -62,11 +62,12 @@ def read_last_run(root: Path) -> RunLog | None:
 def _labels(name: str) -> dict[str, str]:
     """`wasm:fib.test` -> stage wasm, guest fib, step test; `docker:app` -> image app."""
     stage, _, artifact = name.partition(":")
-    artifact, _, step = artifact.partition(".") if stage == "wasm" else (artifact, "", "")
+    artifact, _, step = artifact.rpartition(".") if stage == "wasm" else (artifact, "", "")
     labels = {"syntra.stage": stage, "cicd.pipeline.task.type": _TYPES.get(step or stage, "build")}
     if artifact:
-        kind = "guest" if stage == "wasm" else "artifact" if stage == "supply" else "image"
-        labels[f"syntra.{kind}"] = artifact
+        labels["syntra.artifact"] = artifact
+        if stage != "supply":  # supply signs images and guests alike
+            labels["syntra.guest" if stage == "wasm" else "syntra.image"] = artifact
     if step:
         labels["syntra.step"] = step
     return labels
