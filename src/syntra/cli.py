@@ -17,7 +17,7 @@ from syntra import installed_version, progress, telemetry
 from syntra.build import CHOICES
 from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error, count
 from syntra.invocation import invocation, started_as
-from syntra.layout import CONFIG_FILE, DEFAULT_KEY
+from syntra.layout import CONFIG_FILE, DEFAULT_KEY, report_page
 
 if TYPE_CHECKING:
     from syntra.build import Backend
@@ -259,7 +259,6 @@ def _release(args: argparse.Namespace) -> int:
 
 def _report_page(args: argparse.Namespace) -> int:
     from syntra.buildreport import write
-    from syntra.layout import report_page
 
     ctx = _context(args)
     print(f"wrote {write(ctx.plan, ctx.root, args.output or report_page(ctx.root))}")
@@ -418,7 +417,7 @@ def parser() -> argparse.ArgumentParser:
         "--to", required=True, metavar="REGISTRY[/REPOSITORY]", help="a registry of syntra.yaml"
     )
     command("report", _report_page, "write an HTML page of the last run").add_argument(
-        "--output", type=Path, metavar="FILE", help="where (default: .syntra/report.html)"
+        "--output", type=Path, metavar="FILE", help=f"where (default: {report_page(Path())})"
     )
     command("release", _release, "promote the verified digests of a vX.Y.Z commit").add_argument(
         "--dry-run", action="store_true", help="print what would be tagged, change nothing"
