@@ -44,6 +44,14 @@ def _clean(attributes: Attributes) -> dict[str, Any]:
     return {key: value for key, value in attributes.items() if value is not None}
 
 
+def _exported(signal: str) -> bool:
+    """Whether an OTLP endpoint is set for `signal` (TRACES, METRICS), and its exporter
+    is not turned off (`OTEL_TRACES_EXPORTER=none`)."""
+    if os.environ.get(f"OTEL_{signal}_EXPORTER", "").strip().lower() == "none":
+        return False
+    return any(os.environ.get(f"OTEL_EXPORTER_OTLP_{k}ENDPOINT") for k in ("", f"{signal}_"))
+
+
 class _Threads(SpanProcessor):
     """Each span notes the thread it started on: the trace file's tracks."""
 
@@ -76,7 +84,7 @@ class SdkBackend:
         )
         self.provider = TracerProvider(resource=resource)
         self.provider.add_span_processor(_Threads())
-        if any(os.environ.get(f"OTEL_EXPORTER_OTLP_{k}ENDPOINT") for k in ("", "TRACES_")):
+        if _exported("TRACES"):
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
@@ -87,7 +95,7 @@ class SdkBackend:
         self.tracer = self.provider.get_tracer("syntra", installed_version())
         self.meters: dict[str, Any] = {}
         self.meter_provider: Any = None
-        if any(os.environ.get(f"OTEL_EXPORTER_OTLP_{k}ENDPOINT") for k in ("", "METRICS_")):
+        if _exported("METRICS"):
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
             from opentelemetry.sdk.metrics import MeterProvider
             from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
