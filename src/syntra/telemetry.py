@@ -14,6 +14,7 @@ attributes are `syntra.*` (cache outcome, bytes, digest, image, platform, guest)
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import wraps
@@ -70,6 +71,7 @@ class Backend(Protocol):
 
 _backend: Backend | None = None
 _decided = False
+_deciding = threading.Lock()
 _trace_file: Path | None = None
 
 
@@ -109,11 +111,13 @@ def _live() -> Backend | None:
     """The SDK-backed backend, loaded on first use when the run is watched."""
     global _backend, _decided
     if not _decided:
-        _decided = True
-        if wanted():
-            from syntra.otel import SdkBackend
+        with _deciding:  # the first span may come from any thread (a push's pool)
+            if not _decided:
+                if wanted():
+                    from syntra.otel import SdkBackend
 
-            _backend = SdkBackend(trace_file())
+                    _backend = SdkBackend(trace_file())
+                _decided = True
     return _backend
 
 
@@ -211,9 +215,10 @@ def child_env(env: Mapping[str, str] | None) -> Mapping[str, str] | None:
 
 
 def finish() -> None:
-    """Export what is left and write the trace file; telemetry is off afterwards."""
-    global _backend, _decided, _trace_file
-    backend, _backend, _decided, _trace_file = _backend, None, False, None
+    """Export what is left and write the trace file; telemetry is off afterwards, until
+    `configure` starts another run."""
+    global _backend, _trace_file
+    backend, _backend, _trace_file = _backend, None, None
     if backend:
         backend.finish()
 
