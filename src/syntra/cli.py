@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syntra import config as config_stage
-from syntra import installed_version
+from syntra import installed_version, progress, telemetry
 from syntra.build import CHOICES
-from syntra.errors import DEBUG_ENV, SyntraError, as_error, count
-from syntra.invocation import started_as
-from syntra.layout import CONFIG_FILE, DEFAULT_KEY
+from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error, count
+from syntra.invocation import invocation, started_as
+from syntra.layout import CONFIG_FILE, DEFAULT_KEY, report_page
 
 if TYPE_CHECKING:
     from syntra.build import Backend
@@ -281,6 +281,14 @@ def _release(args: argparse.Namespace) -> int:
     return _report(stages.release(ctx))
 
 
+def _report_page(args: argparse.Namespace) -> int:
+    from syntra.buildreport import write
+
+    ctx = _context(args)
+    print(f"wrote {write(ctx.plan, ctx.root, args.output or report_page(ctx.root))}")
+    return 0
+
+
 def _positive(text: str) -> int:
     """A whole number of at least 1 (argparse says so in one line otherwise)."""
     try:
@@ -327,6 +335,15 @@ def parser() -> argparse.ArgumentParser:
         "-f", "--file", type=Path, default=Path(CONFIG_FILE), help="config file (syntra.yaml)"
     )
     top.add_argument("--version", action="version", version=f"syntra {installed_version()}")
+    top.add_argument(
+        "--trace",
+        type=Path,
+        metavar="FILE",
+        help="write the run's spans to FILE as Chrome/Perfetto trace-event JSON",
+    )
+    top.add_argument(
+        "-q", "--quiet", action="store_true", help="no live progress, only the plain lines"
+    )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, run: Command, help: str) -> argparse.ArgumentParser:
@@ -423,6 +440,9 @@ def parser() -> argparse.ArgumentParser:
     promote.add_argument(
         "--to", required=True, metavar="REGISTRY[/REPOSITORY]", help="a registry of syntra.yaml"
     )
+    command("report", _report_page, "write an HTML page of the last run").add_argument(
+        "--output", type=Path, metavar="FILE", help=f"where (default: {report_page(Path())})"
+    )
     command("release", _release, "promote the verified digests of a vX.Y.Z commit").add_argument(
         "--dry-run", action="store_true", help="print what would be tagged, change nothing"
     )
@@ -459,6 +479,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    if args.trace is not None and (problem := telemetry.unwritable(args.trace)):
+        print(problem, file=sys.stderr)
+        return EXIT_TOOL
+    telemetry.configure(args.trace)
+    progress.enable(sys.stderr.isatty() and not args.quiet and not getattr(args, "json", False))
+    try:
+        with telemetry.pipeline(invocation()) as finished:
+            code = _dispatch(args)
+            finished(code)
+        return code
+    finally:
+        progress.enable(False)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         code: int = args.run(args)
         sys.stdout.flush()

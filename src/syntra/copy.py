@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from syntra import refs
+from syntra import progress, refs
 from syntra.config.model import Config
 from syntra.errors import SyntraError, one_line
 from syntra.fsutil import copy_atomic, write_atomic
@@ -87,7 +87,8 @@ class _Registry:
             return None
         target = self.folder / digests.file_name(digest)
         if not target.exists():
-            self.where.registry.download_blob(self.where.path, digest, target, size)
+            with progress.activity(f"pull {self.where.identity}@{progress.short(digest)}"):
+                self.where.registry.download_blob(self.where.path, digest, target, size)
         return target
 
 

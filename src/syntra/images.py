@@ -7,7 +7,7 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
-from syntra import imagetest, preflight, process
+from syntra import imagetest, preflight, process, telemetry
 from syntra.build import Backend, BuildRequest, LayoutBuilder, layout_builder
 from syntra.errors import SyntraError
 from syntra.inputs import Job, inputs_tag
@@ -113,7 +113,13 @@ def _request(job: Job, platform: str, builder: LayoutBuilder) -> BuildRequest:
 def build_platform(job: Job, platform: str, builder: LayoutBuilder) -> LayoutImage:
     """Build one platform into an OCI layout, with the facts of the build."""
     request = _request(job, platform, builder)
-    builder.build(request)
+    watched = {
+        "syntra.image": job.image.name,
+        "syntra.platform": platform,
+        "syntra.builder": builder.name,
+    }
+    with telemetry.span(f"build {job.image.name} {platform}", watched):
+        builder.build(request)
     base = job.base_reference
     found = base_digest(job.loaded.config, base, platform) if base else None
     facts = BuildFacts(builder.name, invocation(), base, found, inputs_tag(job, platform))

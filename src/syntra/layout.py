@@ -97,6 +97,21 @@ DEFAULT_KEY = Path(STATE_DIR) / "keys" / "cosign.key"
 """The signing key `syntra keygen` writes and the main job uses, relative to the root."""
 
 
+def last_run(root: Path) -> Path:
+    """The timeline of the last doit run (what ran, what was up to date), for `syntra report`."""
+    return root / STATE_DIR / "runs" / "last.json"
+
+
+def report_page(root: Path) -> Path:
+    """Where `syntra report` writes its page unless told otherwise."""
+    return root / STATE_DIR / "report.html"
+
+
+def supply_note(root: Path, name: str) -> Path:
+    """What `supply` attached to an artifact's digests (signatures, SBOM package counts)."""
+    return root / STATE_DIR / "supply" / f"{name}.json"
+
+
 def records_dir(root: Path) -> Path:
     """The records of pushed artifacts (CI hands them from job to job)."""
     return root / STATE_DIR / "out"

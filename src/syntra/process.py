@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from syntra import progress, telemetry
 from syntra.errors import ToolError, one_line
 
 MAX_LINES = 5
@@ -112,7 +113,7 @@ def run(
         process = subprocess.Popen(
             argv,
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env=dict(given) if (given := telemetry.child_env(env)) is not None else None,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -156,12 +157,15 @@ def streamed(
     from python_on_whales.utils import stream_stdout_and_stderr
 
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as sink:
+    with log.open("ab") as sink, progress.activity(what) as show:
         sink.write(f"$ {redact(' '.join(argv))}\n".encode())
         try:
-            for _, line in stream_stdout_and_stderr(argv, env=env or dict(os.environ)):
+            for _, line in stream_stdout_and_stderr(
+                argv, env=dict(telemetry.child_env(env) or os.environ)
+            ):
                 text = redact(line.decode(errors="replace"))
                 sink.write(text.encode())
+                show(text)
                 if on_line:
                     on_line(text.rstrip())
         except DockerException as exc:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from syntra import telemetry
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
 from syntra.invocation import invocation
@@ -121,6 +122,7 @@ def shared_fields(
 
 
 def write_record(root: Path, record: Record) -> None:
+    telemetry.annotate({"syntra.digest": record.digest, "syntra.ref": ", ".join(record.refs)})
     data = record.model_dump(mode="json")
     write_atomic(record_path(root, record.name), (json.dumps(data, indent=2) + "\n").encode())
 

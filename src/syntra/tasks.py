@@ -36,6 +36,7 @@ from syntra.layout import (
     wasm_tools,
 )
 from syntra.records import ImageRecord, find_record
+from syntra.tasklog import Reporter
 
 TaskDict = dict[str, Any]
 
@@ -74,6 +75,7 @@ def __getattr__(name: str) -> Any:
         "backend": "sqlite3",  # transactions: a run killed mid-write leaves the last state
         "default_tasks": ["preflight", "render", "ci", "wasm", "docker", "supply"],
         "verbosity": 2,
+        "reporter": Reporter,  # doit's lines, plus a span per task and the run's timeline
     }
 
 

@@ -11,8 +11,9 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
+from syntra import progress, telemetry
 from syntra.errors import SyntraError
-from syntra.oci.client import Blob, Client
+from syntra.oci.client import Blob, Client, Transfer
 from syntra.oci.media import Document
 
 CONCURRENCY_ENV = "SYNTRA_REGISTRY_CONCURRENCY"
@@ -36,18 +37,67 @@ def push(
     """Blobs first (each digest once, a bounded pool), then `manifests` by digest in the
     order given (children before the index that lists them), then `tags`."""
     unique = list({blob.digest: blob for blob in blobs}.values())
+    moved = _counts(client.transfer)
+    with (
+        telemetry.span(f"push {repository}", _where(client, repository)) as traced,
+        progress.upload(f"push {repository}") as watch,
+    ):
+        _blobs(client, repository, [watch.wrap(blob) for blob in unique], watch)
+        for document in manifests:
+            client.put_manifest(repository, document.digest, document)
+        for tag, document in (tags or {}).items():
+            client.put_manifest(repository, tag, document)
+        traced.set(_transferred(client, moved, unique))
+
+
+def _blobs(client: Client, repository: str, unique: Sequence[Blob], watch: progress.Upload) -> None:
+    def one(blob: Blob) -> None:
+        client.push_blob(repository, blob)
+        watch.done(blob)
+
     if len(unique) == 1:
-        client.push_blob(repository, unique[0])
+        one(unique[0])
     elif unique:
         pool = ThreadPoolExecutor(max_workers=min(concurrency(), len(unique)))
-        futures = [pool.submit(client.push_blob, repository, blob) for blob in unique]
+        futures = [pool.submit(one, blob) for blob in unique]
         try:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             for future in done:
                 future.result()  # the first failure, at once: the others are cancelled
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-    for document in manifests:
-        client.put_manifest(repository, document.digest, document)
-    for tag, document in (tags or {}).items():
-        client.put_manifest(repository, tag, document)
+
+
+def _where(client: Client, repository: str) -> dict[str, str]:
+    return {"server.address": client.host, "syntra.repository": repository}
+
+
+def _counts(transfer: Transfer) -> dict[str, int]:
+    with transfer.lock:
+        return {
+            "uploaded_bytes": transfer.uploaded_bytes,
+            "uploaded_blobs": transfer.uploaded_blobs,
+            "mounted_blobs": transfer.mounted_blobs,
+            "skipped_blobs": transfer.skipped_blobs,
+        }
+
+
+def _transferred(client: Client, before: dict[str, int], blobs: Sequence[Blob]) -> dict[str, int]:
+    """What this push moved (the client's counts since `before`), as span attributes and
+    metrics: bytes sent, and the blobs uploaded, mounted from another repository, or
+    skipped because the repository had them."""
+    after = _counts(client.transfer)
+    moved = {name: after[name] - before[name] for name in after}
+    sent = moved["uploaded_bytes"]
+    attributes = {
+        "syntra.bytes.pushed": sent,
+        "syntra.bytes.reused": max(0, sum(blob.size for blob in blobs) - sent),
+        "syntra.blobs.pushed": moved["uploaded_blobs"],
+        "syntra.blobs.mounted": moved["mounted_blobs"],
+        "syntra.blobs.skipped": moved["skipped_blobs"],
+    }
+    telemetry.record("syntra.transfer.bytes", sent, {"server.address": client.host})
+    for outcome in ("pushed", "mounted", "skipped"):
+        counted = {"server.address": client.host, "syntra.outcome": outcome}
+        telemetry.record("syntra.transfer.blobs", attributes[f"syntra.blobs.{outcome}"], counted)
+    return attributes

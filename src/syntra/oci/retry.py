@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+from syntra import telemetry
 from syntra.errors import SyntraError
 
 RETRIABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -80,6 +81,7 @@ class Attempts:
         time.sleep(delay)
         self.waited += delay
         self.number += 1
+        telemetry.record("syntra.registry.retries", 1)
         return True
 
 

@@ -79,6 +79,9 @@ def secure(loaded: Loaded, plan: Plan, record: Record, destination: Destination)
         else:
             seal.attest(subject, predicate_type, predicate)
         lines.append(line)
+    from syntra.buildreport import note_supply
+
+    note_supply(loaded.root, record.name, where.identity, claims)
     return lines
 
 

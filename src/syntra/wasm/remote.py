@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from syntra import progress, telemetry
 from syntra.errors import Refused, SyntraError
 from syntra.oci import digest as digests
 from syntra.oci import is_digest
@@ -58,7 +59,9 @@ def pull(where: Where, version: str, trust: Trust | None, cache: Path) -> Pulled
     target = cache / "blobs" / digests.file_name(blob)
     cached = _intact(target, blob)
     if not cached:
-        where.registry.download_blob(where.path, blob, target, layers[0]["size"])
+        pulled = {"syntra.digest": blob, "server.address": where.registry.host}
+        with telemetry.span(f"pull {where.path}", pulled), progress.activity(f"pull {reference}"):
+            where.registry.download_blob(where.path, blob, target, layers[0]["size"])
     title = str((layers[0].get("annotations") or {}).get("org.opencontainers.image.title", ""))
     return Pulled(
         reference,

@@ -17,6 +17,7 @@ from typing import Any
 
 import wasmtime
 
+from syntra import telemetry
 from syntra.errors import SyntraError
 from syntra.plan import GuestPlan
 from syntra.wasm import kind_of
@@ -75,6 +76,7 @@ class Sandbox:
         """Exported functions with their signatures, in WIT's spelling for components."""
         return exports_of(self.engine, self.code, self.kind)
 
+    @telemetry.plugin_call
     def call(self, name: str, args: Sequence[Any]) -> CallResult:
         """Call `name` with JSON-like `args`, converted by its parameter types; stopped
         (GuestFailure) once it runs past `max_ms`, whatever it is doing."""
