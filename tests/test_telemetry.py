@@ -257,7 +257,7 @@ def test_every_plugin_call_is_measured(tmp_path: Path, otlp: Receiver) -> None:
     telemetry.configure(None)  # a new run in this process: the variables are read again
     wasm = tmp_path / "adder.wasm"
     wasm.write_bytes(wasmtime.wat2wasm(WAT))
-    plugin = plugins.load(wasm, limits=plugins.Limits(fuel=10_000), cache=tmp_path / "cache")
+    plugin = plugins.load_file(wasm, limits=plugins.Limits(fuel=10_000), cache=tmp_path / "cache")
     assert plugin.call("add", 2, 3) == 5
     with pytest.raises(SyntraError):
         plugin.call("add", 1)
