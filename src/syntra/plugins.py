@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from syntra.errors import Refused, SyntraError
-from syntra.wasm.sandbox import CallResult, Sandbox
+from syntra.wasm.sandbox import CallResult, open_runtime
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
@@ -64,9 +64,12 @@ class Plugin:
     limits: Limits
     cache: Path
     metrics: Metrics = field(default_factory=Metrics)
+    runtime: str = "wasmtime"
+    """wasmtime, or wasm3 (core modules; no fuel)."""
 
     def __post_init__(self) -> None:
-        self._sandbox = Sandbox(self.name, self.wasm, asdict(self.limits), self.cache)
+        limits = asdict(self.limits)
+        self._sandbox = open_runtime(self.runtime, self.name, self.wasm, limits, self.cache)
         self._lock = threading.Lock()
         self.metrics = Metrics(
             **{
@@ -135,6 +138,7 @@ def load_reference(
     *,
     insecure: bool = False,
     config: Any = None,
+    runtime: str = "wasmtime",
 ) -> Plugin:
     """The plugin at `reference`, pulled and verified against `trust` (None: skipped)."""
     from syntra.publish import registry_for_ref
@@ -150,7 +154,7 @@ def load_reference(
         verified=trust is not None,
     )
     name = where.path.rsplit("/", 1)[-1]
-    return Plugin(name, pulled.wasm, limits, cache, metrics)
+    return Plugin(name, pulled.wasm, limits, cache, metrics, runtime)
 
 
 def trust_from(key: str | Path | None, identity: str | None, issuer: str) -> Any:

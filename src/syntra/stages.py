@@ -134,10 +134,12 @@ def wasm_test(ctx: Context, name: str) -> Report:
     from syntra.wasm import sandbox
 
     guest = ctx.plan.guest(name)
+    first, *others = guest.runtimes
+    agree = f" ({first}; {', '.join(others)} agrees)" if others else ""
     for call in sandbox.run_tests(guest, ctx.root / guest.output, wasm_cache(ctx.root)):
         shown = ", ".join(json.dumps(arg) for arg in call.args)
         value = json.dumps(call.value)
-        yield f"{name}: {call.call}({shown}) = {value} in {call.elapsed_ms:.1f} ms"
+        yield f"{name}: {call.call}({shown}) = {value} in {call.elapsed_ms:.1f} ms{agree}"
 
 
 def wasm_publish(ctx: Context, name: str) -> Report:

@@ -1,4 +1,5 @@
-"""Running a guest's test calls under hard limits with wasmtime (host mode).
+"""Running a guest's test calls under hard limits with wasmtime (host mode), and with
+wasm3 too when the guest names it in `runtimes:` (wasm3host.py): any difference fails.
 
 Each call gets a fresh store: linear memory capped by store limits, wall-clock time
 by epoch interruption (a timer bumps the engine's epoch when `max_ms` is over),
@@ -20,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import wasmtime
 import wasmtime.component as wc
@@ -136,6 +137,9 @@ class Sandbox:
             exports = wasmtime.Instance(store, self.code, []).exports(store)
             function = exports.get(name)
             memory = exports.get("memory")
+            initialize = exports.get("_initialize")  # a WASI reactor's constructors
+            if callable(initialize) and name != "_initialize":
+                initialize(store)
         if not callable(function):
             hint = did_you_mean(name, list(self.exports()))
             raise GuestFailure(f"no exported function '{name}'{hint}")
@@ -151,13 +155,11 @@ class Sandbox:
                     params = ", ".join(f"{p}: {type_name(t)}" for p, t in ty.params)
                     result = f" -> {type_name(ty.result)}" if ty.result is not None else ""
                     found[name] = f"func({params}){result}"
-        else:
-            for export in self.code.exports:
-                if isinstance(export.type, wasmtime.FuncType):
-                    params = ", ".join(str(t) for t in export.type.params)
-                    results = ", ".join(str(t) for t in export.type.results)
-                    found[export.name] = f"func({params})" + (f" -> {results}" if results else "")
-        return found
+            return found
+        return core_exports(self.code)
+
+    def close(self) -> None:
+        """Nothing to release: each call's store is gone when the call is."""
 
     def _signature(self, store: wasmtime.Store, function: Any) -> tuple[list[Any], Any]:
         """(parameter types, result type) of a function export."""
@@ -233,19 +235,72 @@ class Sandbox:
         )
 
 
+def core_exports(module: wasmtime.Module) -> dict[str, str]:
+    """A core module's exported functions with their signatures."""
+    found = {}
+    for export in module.exports:
+        if isinstance(export.type, wasmtime.FuncType):
+            params = ", ".join(str(t) for t in export.type.params)
+            results = ", ".join(str(t) for t in export.type.results)
+            found[export.name] = f"func({params})" + (f" -> {results}" if results else "")
+    return found
+
+
+class Runtime(Protocol):
+    """What a runtime gives the tests, `syntra run` and `syntra.plugins`."""
+
+    kind: str
+    compile_ms: float
+    cache_hit: bool
+
+    def exports(self) -> dict[str, str]: ...
+
+    def call(self, name: str, args: Sequence[Any]) -> CallResult: ...
+
+    def close(self) -> None: ...
+
+
+RUNTIMES = ("wasmtime", "wasm3")
+
+
+def open_runtime(
+    runtime: str, name: str, wasm: Path, limits: Mapping[str, Any], cache: Path
+) -> Runtime:
+    """`wasm` loaded in `runtime` (one of RUNTIMES) under `limits`."""
+    if runtime == "wasm3":
+        from syntra.wasm.wasm3host import Wasm3Sandbox
+
+        return Wasm3Sandbox(name, wasm, limits, cache)
+    return Sandbox(name, wasm, limits, cache)
+
+
 def run_tests(guest: GuestPlan, wasm: Path, cache: Path) -> Iterator[CallResult]:
-    """Every test call of `guest`, as each passes; a failure raises GuestFailure naming it."""
-    sandbox = Sandbox(guest.name, wasm, guest.limits, cache)
-    for test in guest.tests:
-        result = sandbox.call(test["call"], test.get("args", []))
-        if "expect" in test and not close_enough(result.value, test["expect"], test.get("approx")):
-            shown = ", ".join(json.dumps(a) for a in result.args)
-            raise GuestFailure(
-                f"{test['call']}({shown}) returned {json.dumps(result.value)}, "
-                f"expected {json.dumps(test['expect'])}"
-                + (f" (within {test['approx']})" if test.get("approx") else "")
-            )
-        yield result
+    """Every test call of `guest`, as each passes, under its first runtime; every other
+    runtime must return the same. A failure raises GuestFailure naming it."""
+    first, *others = [open_runtime(r, guest.name, wasm, guest.limits, cache)
+                      for r in guest.runtimes]  # fmt: skip
+    try:
+        for test in guest.tests:
+            result = first.call(test["call"], test.get("args", []))
+            shown = f"{test['call']}({', '.join(json.dumps(a) for a in result.args)})"
+            approx = test.get("approx")
+            for runtime, other in zip(guest.runtimes[1:], others, strict=True):
+                again = other.call(test["call"], result.args)
+                if not close_enough(again.value, result.value, approx):
+                    raise GuestFailure(
+                        f"{shown}: the runtimes disagree: {guest.runtimes[0]} returned "
+                        f"{json.dumps(result.value)}, {runtime} returned {json.dumps(again.value)}"
+                    )
+            if "expect" in test and not close_enough(result.value, test["expect"], approx):
+                raise GuestFailure(
+                    f"{shown} returned {json.dumps(result.value)}, "
+                    f"expected {json.dumps(test['expect'])}"
+                    + (f" (within {approx})" if approx else "")
+                )
+            yield result
+    finally:
+        for other in others:
+            other.close()
 
 
 def _cause(text: str) -> str:
