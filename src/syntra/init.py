@@ -1,6 +1,7 @@
 """`syntra init`: a first syntra.yaml, dodo.py and .gitignore entries for a repository.
 
-One image per Dockerfile found (its folder is the build context), a throwaway local
+One image per Dockerfile found (its folder is the build context), one guest per folder a
+guest language recognises (`Language.detect`), a throwaway local
 registry over plain HTTP, no signing: enough for `syntra validate` and `doit` to run,
 with comments that say what to change next. Nothing existing is overwritten.
 """
