@@ -120,6 +120,7 @@ wasm:
   calc-rust:
     language: rust
     source: calc/rust
+    packages: [librust-itoa-dev]
     runtimes: [wasmtime, wasm3]
     tests:
       - {call: digits, args: [-1234567890123], expect: 14}
@@ -365,6 +366,6 @@ def test_ci_installs_each_languages_packages(built: tuple[Path, str]) -> None:
     workflow = "\n".join(p.read_text() for p in (root / ".github" / "workflows").glob("*.yml"))
     install = (
         "sudo apt-get install -y binaryen faketime clang wasi-libc libclang-rt-dev-wasm32 "
-        "rustc cargo libstd-rust-dev-wasm32"
+        "rustc cargo libstd-rust-dev-wasm32 librust-itoa-dev"
     )
     assert install in workflow

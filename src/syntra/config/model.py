@@ -418,6 +418,11 @@ class RustGuest(GuestBase):
         description="Folder holding cargo and rustc with the wasm32-wasi standard library "
         "(Debian's `libstd-rust-dev-wasm32`).",
     )
+    packages: list[str] = Field(
+        [],
+        description="Debian packages of the crates it uses, for the generated CI, "
+        "e.g. `[librust-itoa-dev]`.",
+    )
 
 
 class CGuest(GuestBase):

@@ -160,7 +160,8 @@ class Rust:
         return []
 
     def ci_packages(self, guests: list[GuestPlan]) -> list[str]:
-        return PACKAGES
+        crates = sorted({package for g in guests for package in settings(g).packages})
+        return PACKAGES + crates
 
     def detect(self, folder: Path) -> list[str] | None:
         try:
