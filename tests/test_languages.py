@@ -15,7 +15,7 @@ import pytest
 
 from syntra.errors import SyntraError
 from syntra.layout import plugin_file, plugins_dir, record_path
-from syntra.plugins import Limits, Plugin
+from syntra.plugins import load
 from syntra.wasm import kind_of
 from syntra.wasm.wasm3host import Wasm3Sandbox
 from tests.conftest import Result, commit, git, ran, run
@@ -192,7 +192,7 @@ def test_the_showcase_fib_agrees_across_languages_and_runtimes(built: tuple[Path
     root, _ = built
     cache = root / ".syntra" / "cache"
     plugins = [
-        Plugin(guest, plugin_file(root, guest), Limits(), cache, runtime=runtime)
+        load(plugin_file(root, guest), cache=cache, runtime=runtime)
         for guest in ("fib-swift", "fib-rust", "fib-c")
         for runtime in ("wasmtime", "wasm3")
     ]
@@ -202,6 +202,8 @@ def test_the_showcase_fib_agrees_across_languages_and_runtimes(built: tuple[Path
         expected.append(total - (1 << 32) if total >= 1 << 31 else total)
     for plugin in plugins:
         assert [plugin.call("fib", n) for n in range(50)] == expected, plugin.name
+    with pytest.raises(SyntraError, match=r"^unknown runtime 'wasm4'; did you mean 'wasm3'\?$"):
+        load(plugin_file(root, "fib-c"), cache=cache, runtime="wasm4")
 
 
 def test_published_artifacts_verify_with_cosign(built: tuple[Path, str], registry: str) -> None:
@@ -369,3 +371,19 @@ def test_ci_installs_each_languages_packages(built: tuple[Path, str]) -> None:
         "rustc cargo libstd-rust-dev-wasm32 librust-itoa-dev"
     )
     assert install in workflow
+
+
+def test_a_limit_wasm3_cannot_enforce_is_refused_by_validate(
+    tmp_path: Path, syntra: Callable[..., Result]
+) -> None:
+    (tmp_path / "guest").mkdir()
+    (tmp_path / "syntra.yaml").write_text(
+        "version: 1\nproject: {name: t}\n"
+        "wasm:\n  g:\n    language: c\n    source: guest\n"
+        "    runtimes: [wasmtime, wasm3]\n    limits: {fuel: 1000}\n"
+    )
+    done = syntra(tmp_path, "validate")
+    assert (done.code, done.out) == (2, "")
+    assert done.err == (
+        "syntra.yaml:7:15: wasm.g.runtimes: wasm3 cannot meter fuel: drop limits.fuel or wasm3\n"
+    )

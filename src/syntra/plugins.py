@@ -116,18 +116,22 @@ def load(
     cache: Path | None = None,
     insecure: bool = False,
     insecure_skip_verify: bool = False,
+    runtime: str = "wasmtime",
 ) -> Plugin:
     """A plugin from a registry reference, verified with the public `key` (cosign's
     format) or a keyless `identity` (a regular expression the signing certificate must
     match, with `issuer`), or from a local file (trusted as it is: bundled plugins are
-    checked by `load_manifest`). `insecure` talks plain HTTP to the registry."""
+    checked by `load_manifest`). `insecure` talks plain HTTP to the registry; `runtime`
+    "wasm3" runs a core module in wasm3 instead of wasmtime (no fuel)."""
     cache = cache or default_cache()
     chosen = limits_of(limits)
     if isinstance(ref_or_path, Path) or Path(ref_or_path).is_file():
         path = Path(ref_or_path)
-        return Plugin(path.stem, path, chosen, cache)
+        return Plugin(path.stem, path, chosen, cache, runtime=runtime)
     trust = None if insecure_skip_verify else trust_from(key, identity, issuer)
-    return load_reference(str(ref_or_path), trust, chosen, cache, insecure=insecure)
+    return load_reference(
+        str(ref_or_path), trust, chosen, cache, insecure=insecure, runtime=runtime
+    )
 
 
 def load_reference(

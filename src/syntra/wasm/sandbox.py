@@ -267,6 +267,8 @@ def open_runtime(
     runtime: str, name: str, wasm: Path, limits: Mapping[str, Any], cache: Path
 ) -> Runtime:
     """`wasm` loaded in `runtime` (one of RUNTIMES) under `limits`."""
+    if runtime not in RUNTIMES:
+        raise SyntraError(f"unknown runtime '{runtime}'{did_you_mean(runtime, list(RUNTIMES))}")
     if runtime == "wasm3":
         from syntra.wasm.wasm3host import Wasm3Sandbox
 
