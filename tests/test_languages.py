@@ -351,12 +351,17 @@ def test_init_finds_a_cargo_crate_and_a_c_folder(
     (root / "native" / "c" / "calc.c").write_text(CALC_C)
     (root / "tools").mkdir()
     (root / "tools" / "Cargo.toml").write_text("[package]\nname = 'cli'\nversion = '0.1.0'\n")
+    shutil.copytree(SHOWCASE, root / "guest", ignore=shutil.ignore_patterns("__pycache__"))
     done = syntra(root, "init")
     assert done.code == 0, done.err
-    assert "(0 images from Dockerfiles, 2 guests)" in done.out
+    assert "(0 images from Dockerfiles, 6 guests)" in done.out
     text = (root / "syntra.yaml").read_text()
     assert '  "pricing":\n    language: rust\n    source: "plugins/pricing"\n' in text
     assert '  "native-c":\n    language: c\n    source: "native/c"\n' in text
+    assert '  "guest-rust":\n    language: rust\n    source: "guest/Rust"\n' in text
+    assert '  "guest-c":\n    language: c\n    source: "guest/C"\n' in text
+    assert '    language: python\n    source: "guest/Python"\n    world: fib\n' in text
+    assert '    language: swift\n    source: "guest/Swift"\n    mode: embedded' in text
     assert "tools" not in text.split("wasm:")[1]  # a binary crate is not a guest
     assert syntra(root, "validate").code == 0
 

@@ -102,7 +102,7 @@ class Python:
         worlds = [
             found.group(1)
             for wit in sorted(folder.glob("wit/*.wit"))
-            if (found := re.search(r"^\s*world\s+([\w-]+)", wit.read_text(), re.MULTILINE))
+            if (found := re.search(r"^\s*world\s+([\w-]+)", wit.read_text(errors="replace"), re.M))
         ]
         if not worlds or not any(folder.glob("*.py")):
             return None
