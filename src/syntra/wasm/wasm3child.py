@@ -1,4 +1,4 @@
-"""The wasm3 worker: a separate process (run by path, standard library and pywasm3 only)
+"""The wasm3 worker: a separate process (run by path: standard library and pywasm3 only)
 that a `Wasm3Sandbox` sends calls to, one JSON line each, and kills when `max_ms` is
 over (wasm3 cannot interrupt a running call).
 
@@ -77,9 +77,12 @@ def _memory(runtime: Any) -> int | None:
 
 
 def serve(lines: Any, reply: Any) -> None:
-    import wasm3
-
     setup = json.loads(next(lines))
+    try:
+        import wasm3
+    except ImportError:
+        reply({"error": "pywasm3 is not installed (pip install pywasm3)"})
+        return
     with open(setup["wasm"], "rb") as handle:
         wasm = handle.read()
     env = wasm3.Environment()

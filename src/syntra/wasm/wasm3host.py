@@ -70,7 +70,7 @@ class Wasm3Sandbox:
             return self._worker
         child = Path(__file__).with_name("wasm3child.py")
         worker = subprocess.Popen(
-            [sys.executable, "-I", str(child)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            [sys.executable, str(child)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         weakref.finalize(self, _stop, worker)
         pages = int(self.limits["max_mem"] or 0) >> 16
