@@ -108,18 +108,21 @@ class _Steps:
         ]
 
     def guest_tools(self) -> list[dict[str, Any]]:
-        """wasm-opt, and libfaketime for reproducible Python components; a Swift SDK for
-        WebAssembly when a guest builds in mode wasi."""
+        """wasm-opt, libfaketime for reproducible Python components, and what each guest
+        language installs from apt; a Swift SDK for WebAssembly when a guest builds in
+        mode wasi."""
+        packages, actions = ["binaryen", "faketime"], []
+        for name in sorted({g.language for g in self.plan.guests}):
+            guests = [g for g in self.plan.guests if g.language == name]
+            packages += [p for p in language(name).ci_packages(guests) if p not in packages]
+            actions += language(name).ci_actions(guests)
         steps: list[dict[str, Any]] = [
             {
-                "name": "wasm-opt and libfaketime",
-                "run": "sudo apt-get update\nsudo apt-get install -y binaryen faketime",
+                "name": "Guest toolchains",
+                "run": f"sudo apt-get update\nsudo apt-get install -y {' '.join(packages)}",
             }
         ]
-        for name in sorted({g.language for g in self.plan.guests}):
-            actions = language(name).ci_actions([g for g in self.plan.guests if g.language == name])
-            steps += [self.uses(action) for action in actions]
-        return steps
+        return steps + [self.uses(action) for action in actions]
 
 
 def _secret(name: str) -> str:

@@ -237,6 +237,7 @@ def _run(args: argparse.Namespace) -> int:
         max_mem=parse_size(args.max_mem) if args.max_mem else None,
         max_ms=args.max_ms,
         fuel=args.fuel,
+        runtime=args.runtime,
         key=Path(args.key) if args.key else None,
         insecure_skip_verify=args.insecure_skip_verify,
         insecure=args.insecure,
@@ -419,6 +420,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--max-mem", metavar="SIZE", help="linear memory cap, e.g. 64Mi")
     run.add_argument("--max-ms", type=_positive, metavar="MS", help="wall-clock cap per call")
     run.add_argument("--fuel", type=_positive, metavar="N", help="instruction fuel for the call")
+    run.add_argument(
+        "--runtime",
+        choices=["wasmtime", "wasm3"],
+        default="wasmtime",
+        help="wasm3 runs core modules, without fuel",
+    )
     run.add_argument("--key", metavar="PUB", help="verify with this public key")
     run.add_argument(
         "--insecure-skip-verify", action="store_true", help="run it without checking a signature"

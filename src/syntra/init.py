@@ -1,6 +1,7 @@
 """`syntra init`: a first syntra.yaml, dodo.py and .gitignore entries for a repository.
 
-One image per Dockerfile found (its folder is the build context), a throwaway local
+One image per Dockerfile found (its folder is the build context), one guest per folder a
+guest language recognises (`Language.detect`), a throwaway local
 registry over plain HTTP, no signing: enough for `syntra validate` and `doit` to run,
 with comments that say what to change next. Nothing existing is overwritten.
 """
@@ -22,7 +23,8 @@ DODO = '''"""doit entry point: the task graph is defined by the syntra package (
 from syntra.tasks import *  # noqa: F403
 '''
 IGNORED = [f"{STATE_DIR}/", "dist/"]
-_SKIP = {".git", STATE_DIR, SPECS_DIR, "node_modules", ".venv", "venv", "__pycache__", ".build"}
+_SKIP = {".git", STATE_DIR, SPECS_DIR, "node_modules", ".venv", "venv", "__pycache__", ".build",
+         "target"}  # fmt: skip
 _DOCKERFILE = re.compile(r"^(Dockerfile|Containerfile)(\..+)?$|^.+\.(Dockerfile|Containerfile)$")
 
 
@@ -31,6 +33,15 @@ class FoundImage:
     name: str
     dockerfile: str
     context: str
+
+
+@dataclass(frozen=True)
+class FoundGuest:
+    name: str
+    language: str
+    source: str
+    lines: list[str]
+    """Its syntra.yaml keys besides language and source, as the language suggests them."""
 
 
 def _name(text: str, limit: int = 63) -> str:
@@ -65,7 +76,59 @@ def find_dockerfiles(root: Path) -> list[FoundImage]:
     return found
 
 
-def config_text(project: str, images: list[FoundImage]) -> str:
+def find_guests(root: Path) -> list[FoundGuest]:
+    """Folders holding a guest (a Cargo.toml cdylib, C sources, a Swift package, a Python
+    module with its WIT), each language asked in LANGUAGES order; a guest's own
+    subfolders are not searched further."""
+    from syntra.wasm.languages import LANGUAGES, language
+
+    root = root.resolve()
+    found: list[FoundGuest] = []
+    taken: list[Path] = []
+    names: set[str] = set()
+    for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
+        relative = folder.relative_to(root)
+        if _SKIP.intersection(relative.parts) or any(t in folder.parents for t in taken):
+            continue
+        for name in LANGUAGES:
+            lines = language(name).detect(folder)
+            if lines is not None:
+                # `Guest/Rust` → guest-rust; `fib/` → fib; a second fib → fib-2
+                own = folder.name if folder.name.lower() != name else f"{folder.parent.name}-{name}"
+                base = guest = _name(own)
+                while guest in names:
+                    guest = f"{_name(base, 59)}-{len(names) + 1}"
+                names.add(guest)
+                found.append(FoundGuest(guest, name, relative.as_posix(), lines))
+                taken.append(folder)
+                break
+    return found
+
+
+def _guest_lines(guests: list[FoundGuest]) -> list[str]:
+    if not guests:
+        return [
+            "# WebAssembly guests, e.g.:",
+            "# wasm:",
+            "#   plugin:",
+            "#     language: python",
+            "#     source: plugin",
+            "#     world: plugin",
+        ]
+    lines = ["wasm:  # add tests: [{call: NAME, args: [...], expect: VALUE}] to each"]
+    for guest in guests:
+        lines += [
+            f"  {json.dumps(guest.name)}:",
+            f"    language: {guest.language}",
+            f"    source: {json.dumps(guest.source)}",
+            *(f"    {line}" for line in guest.lines),
+        ]
+    return lines
+
+
+def config_text(
+    project: str, images: list[FoundImage], guests: list[FoundGuest] | None = None
+) -> str:
     lines = [
         "# yaml-language-server: $schema=https://syntra.dev/schema/syntra.schema.json",
         "# Syntra: what this repository builds and where it goes. `syntra validate` checks it;",
@@ -110,12 +173,7 @@ def config_text(project: str, images: list[FoundImage]) -> str:
         ]
     lines += [
         "",
-        "# WebAssembly guests, e.g.:",
-        "# wasm:",
-        "#   plugin:",
-        "#     language: python",
-        "#     source: plugin",
-        "#     world: plugin",
+        *_guest_lines(guests or []),
         "",
         "# Signatures, SBOMs and provenance (`syntra keygen` makes the key):",
         "# supply_chain:",
@@ -134,11 +192,13 @@ def init(root: Path) -> list[str]:
             f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''} in "
             f"{root}; syntra init never overwrites (remove {' and '.join(existing)} to start over)"
         )
-    images = find_dockerfiles(root)
-    write_atomic(root / CONFIG_FILE, config_text(_name(root.resolve().name), images).encode())
+    images, guests = find_dockerfiles(root), find_guests(root)
+    text = config_text(_name(root.resolve().name), images, guests)
+    write_atomic(root / CONFIG_FILE, text.encode())
     write_atomic(root / DODO_FILE, DODO.encode())
+    found = f", {count(len(guests), 'guest')}" if guests else ""
     written = [
-        f"{CONFIG_FILE} ({count(len(images), 'image')} from Dockerfiles)",
+        f"{CONFIG_FILE} ({count(len(images), 'image')} from Dockerfiles{found})",
         DODO_FILE,
     ]
     gitignore = root / ".gitignore"

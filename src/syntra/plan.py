@@ -78,6 +78,8 @@ class GuestPlan:
     """The last commit that changed the guest's sources (its build time): other commits
     leave its bytes, and its artifact, as they are."""
     mirrors: list[Destination] = field(default_factory=list)
+    runtimes: list[str] = field(default_factory=lambda: ["wasmtime"])
+    """The runtimes its tests run under; the first is the reference."""
 
     @property
     def destinations(self) -> list[Destination]:
@@ -324,6 +326,7 @@ def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> 
         tests=[test.model_dump(exclude_unset=True) for test in guest.tests],
         destination=destination,
         mirrors=mirrors,
+        runtimes=list(guest.runtimes),
     )
     sources = language(guest.language).sources(planned)
     fallback, head = int(context["source_date_epoch"]), str(context["git"]["commit"])

@@ -33,7 +33,7 @@ from typing import Any
 
 from syntra.errors import Refused, SyntraError
 from syntra.wasm.codecache import default_cache, private
-from syntra.wasm.sandbox import CallResult, Sandbox
+from syntra.wasm.sandbox import CallResult, open_runtime
 
 __all__ = ["Limits", "Metrics", "Plugin", "default_cache", "load", "load_file", "load_manifest"]
 
@@ -69,9 +69,12 @@ class Plugin:
     limits: Limits
     cache: Path
     metrics: Metrics = field(default_factory=Metrics)
+    runtime: str = "wasmtime"
+    """wasmtime, or wasm3 (core modules; no fuel)."""
 
     def __post_init__(self) -> None:
-        self._sandbox = Sandbox(self.name, self.wasm, asdict(self.limits), self.cache)
+        limits = asdict(self.limits)
+        self._sandbox = open_runtime(self.runtime, self.name, self.wasm, limits, self.cache)
         self._lock = threading.Lock()
         self.metrics = Metrics(
             **{
@@ -115,11 +118,13 @@ def load(
     cache: Path | None = None,
     insecure: bool = False,
     insecure_skip_verify: bool = False,
+    runtime: str = "wasmtime",
 ) -> Plugin:
     """A plugin from a registry reference, verified with the public `key` (cosign's
     format) or a keyless `identity` (a regular expression the signing certificate must
     match, with `issuer`). `reference` is always a registry reference, never a file
-    (`load_file` loads those). `insecure` talks plain HTTP to the registry."""
+    (`load_file` loads those). `insecure` talks plain HTTP to the registry; `runtime`
+    "wasm3" runs a core module in wasm3 instead of wasmtime (no fuel)."""
     if not isinstance(reference, str):
         raise SyntraError(
             f"plugins.load takes a registry reference, not {type(reference).__name__} "
@@ -127,7 +132,9 @@ def load(
         )
     trust = None if insecure_skip_verify else trust_from(key, identity, issuer)
     chosen = limits_of(limits)
-    return load_reference(reference, trust, chosen, cache or default_cache(), insecure=insecure)
+    return load_reference(
+        reference, trust, chosen, cache or default_cache(), insecure=insecure, runtime=runtime
+    )
 
 
 def load_file(
@@ -137,6 +144,7 @@ def load_file(
     limits: Limits | Mapping[str, Any] | None = None,
     cache: Path | None = None,
     name: str | None = None,
+    runtime: str = "wasmtime",
 ) -> Plugin:
     """A plugin from a local wasm file. With `sha256` (hex), its bytes must have that
     digest (Refused otherwise); without, the file is run as it is: it is as trusted as
@@ -151,7 +159,8 @@ def load_file(
         if actual != sha256.lower().removeprefix("sha256:"):
             raise Refused(f"{wasm}: its SHA-256 is {actual}, expected {sha256}")
     metrics = Metrics(reference=str(wasm), verified=verified)
-    return Plugin(name or wasm.stem, wasm, limits_of(limits), cache or default_cache(), metrics)
+    chosen = limits_of(limits)
+    return Plugin(name or wasm.stem, wasm, chosen, cache or default_cache(), metrics, runtime)
 
 
 def load_reference(
@@ -162,6 +171,7 @@ def load_reference(
     *,
     insecure: bool = False,
     config: Any = None,
+    runtime: str = "wasmtime",
 ) -> Plugin:
     """The plugin at `reference`, pulled and verified against `trust` (None: skipped)."""
     from syntra.publish import registry_for_ref
@@ -177,7 +187,7 @@ def load_reference(
         verified=trust is not None,
     )
     name = where.path.rsplit("/", 1)[-1]
-    return Plugin(name, pulled.wasm, limits, cache, metrics)
+    return Plugin(name, pulled.wasm, limits, cache, metrics, runtime)
 
 
 def trust_from(key: str | Path | None, identity: str | None, issuer: str) -> Any:

@@ -135,10 +135,12 @@ def wasm_test(ctx: Context, name: str) -> Report:
     from syntra.wasm.codecache import default_cache
 
     guest = ctx.plan.guest(name)
+    first, *others = guest.runtimes
+    agree = f" ({first}; {', '.join(others)} agrees)" if others else ""
     for call in sandbox.run_tests(guest, ctx.root / guest.output, default_cache()):
         shown = ", ".join(json.dumps(arg) for arg in call.args)
         value = json.dumps(call.value)
-        yield f"{name}: {call.call}({shown}) = {value} in {call.elapsed_ms:.1f} ms"
+        yield f"{name}: {call.call}({shown}) = {value} in {call.elapsed_ms:.1f} ms{agree}"
 
 
 def wasm_publish(ctx: Context, name: str) -> Report:

@@ -255,7 +255,11 @@ def task_wasm() -> Iterator[TaskDict]:
             "name": f"{name}.test",
             "actions": [_action(stages.wasm_test, "wasm test", name)],
             "file_dep": [out],
-            "uptodate": [config_changed({"tests": guest.tests, "limits": guest.limits})],
+            "uptodate": [
+                config_changed(
+                    {"tests": guest.tests, "limits": guest.limits, "runtimes": guest.runtimes}
+                )
+            ],
         }
         if ctx.snapshot:
             copied = snapshot_dir(root) / f"{name}.wasm"

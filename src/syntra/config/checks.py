@@ -117,6 +117,11 @@ def _guest(config: Config, document: Document, root: Path, loc: Loc, guest: Gues
         folder = getattr(guest, key, None)
         if folder:
             _exists(document, root, (*loc, key), folder, dir=True)
+    _unique(document, (*loc, "runtimes"), guest.runtimes)
+    if "wasm3" in guest.runtimes and guest.limits.fuel is not None:
+        raise document.error(
+            (*loc, "runtimes"), "wasm3 cannot meter fuel: drop limits.fuel or wasm3"
+        )
     _artifact_registry(config, document, loc, guest.registry)
 
 

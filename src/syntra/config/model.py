@@ -444,6 +444,11 @@ class GuestBase(Strict):
     )
     limits: Limits = Field(Limits(), description="Sandbox limits for the test calls.")
     tests: list[WasmTest] = Field([], description="Calls run in the sandbox.")
+    runtimes: Annotated[list[Literal["wasmtime", "wasm3"]], Field(min_length=1)] = Field(
+        ["wasmtime"],
+        description="Runtimes the tests run under; the first is the reference, any other "
+        "must return the same values (wasm3: core modules, no fuel).",
+    )
     registry: Name | Annotated[list[Name], Field(min_length=1)] | None = Field(
         None,
         description="Registry name, or a list (each gets the same digests); default: defaults.",
@@ -467,7 +472,32 @@ class PythonGuest(GuestBase):
     app: str = Field("app", description="The module implementing the world.")
 
 
-Guest = Annotated[SwiftGuest | PythonGuest, Field(discriminator="language")]
+class RustGuest(GuestBase):
+    language: Literal["rust"] = Field(description="Guest language.")
+    toolchain: str = Field(
+        "/usr/bin",
+        description="Folder holding cargo and rustc with the wasm32-wasi standard library "
+        "(Debian's `libstd-rust-dev-wasm32`).",
+    )
+    packages: list[str] = Field(
+        [],
+        description="Debian packages of the crates it uses, for the generated CI, "
+        "e.g. `[librust-itoa-dev]`.",
+    )
+
+
+class CGuest(GuestBase):
+    language: Literal["c"] = Field(description="Guest language.")
+    compiler: str = Field(
+        "/usr/bin/clang", description="clang with Debian's wasi-libc (`--sysroot=/usr`)."
+    )
+    cflags: list[str] = Field(["-O2"], description="Compiler flags, e.g. `[-O2, -Iinclude]`.")
+    exports: list[str] = Field(
+        [], description="Functions to export, besides those marked `export_name`."
+    )
+
+
+Guest = Annotated[SwiftGuest | PythonGuest | RustGuest | CGuest, Field(discriminator="language")]
 """One model per language (wasm/languages/ holds what each does), told apart by `language`."""
 
 

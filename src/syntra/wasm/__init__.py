@@ -1,5 +1,6 @@
-"""Stage: wasm. Guests in Swift and Python become WebAssembly, are optimised, run
-their test calls in a sandbox with hard limits, and ship as OCI artifacts.
+"""Stage: wasm. Guests in Swift, Python, Rust and C become WebAssembly, are optimised, run
+their test calls in a sandbox with hard limits (wasmtime, and wasm3 for core modules),
+and ship as OCI artifacts.
 
 One module per step: compile, optimize, sandbox, artifact.
 """

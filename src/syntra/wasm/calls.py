@@ -131,6 +131,9 @@ class Guest:
             exports = core.instantiate(store, self.code).exports(store)
             function = exports.get(name)
             memory = exports.get("memory")
+            initialize = exports.get("_initialize")  # a WASI reactor's constructors
+            if callable(initialize) and name != "_initialize":
+                initialize(store)
         if not callable(function):
             hint = did_you_mean(name, list(exports_of(self.engine, self.code, self.setup.kind)))
             raise GuestFailure(f"no exported function '{name}'{hint}")

@@ -26,6 +26,7 @@ class RunRequest:
     max_mem: int | None = None
     max_ms: int | None = None
     fuel: int | None = None
+    runtime: str = "wasmtime"
     key: Path | None = None
     insecure_skip_verify: bool = False
     insecure: bool = False
@@ -44,8 +45,9 @@ def run(loaded: Loaded | None, request: RunRequest) -> int:
     cache = default_cache()
     config = loaded.config if loaded else None
     plugin = load_reference(
-        reference, trust, limits, cache, insecure=request.insecure, config=config
-    )
+        reference, trust, limits, cache, insecure=request.insecure, config=config,
+        runtime=request.runtime,
+    )  # fmt: skip
     result = plugin.measure(request.function, *[_value(arg) for arg in request.args])
     if request.as_json:
         metrics = {

@@ -1,4 +1,5 @@
-"""Running a guest's calls under hard limits with wasmtime (host mode).
+"""Running a guest's calls under hard limits with wasmtime (host mode), and with wasm3
+too when the guest names it in `runtimes:` (wasm3host.py): any difference fails.
 
 The guest is compiled here, through the user's compile cache (`codecache.py`); its
 calls run in a call worker (`worker.py`), a child process the host kills when a call
@@ -13,12 +14,12 @@ import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import wasmtime
 
 from syntra import telemetry
-from syntra.errors import SyntraError
+from syntra.errors import SyntraError, did_you_mean
 from syntra.plan import GuestPlan
 from syntra.wasm import kind_of
 from syntra.wasm.bounds import bounds, census
@@ -35,7 +36,15 @@ from syntra.wasm.codecache import compiled
 from syntra.wasm.values import close_enough
 from syntra.wasm.worker import Ended, Worker
 
-__all__ = ["CallResult", "GuestFailure", "Sandbox", "run_tests"]
+__all__ = [
+    "RUNTIMES",
+    "CallResult",
+    "GuestFailure",
+    "Runtime",
+    "Sandbox",
+    "open_runtime",
+    "run_tests",
+]
 
 
 def grace_seconds(max_ms: int) -> float:
@@ -108,21 +117,60 @@ class Sandbox:
         return self.setup.max_ms / 1000 + grace_seconds(self.setup.max_ms)
 
 
+class Runtime(Protocol):
+    """What a runtime gives the tests, `syntra run` and `syntra.plugins`."""
+
+    kind: str
+    compile_ms: float
+    cache_hit: bool
+
+    def exports(self) -> dict[str, str]: ...
+
+    def call(self, name: str, args: Sequence[Any]) -> CallResult: ...
+
+    def close(self) -> None: ...
+
+
+RUNTIMES = ("wasmtime", "wasm3")
+
+
+def open_runtime(
+    runtime: str, name: str, wasm: Path, limits: Mapping[str, Any], cache: Path
+) -> Runtime:
+    """`wasm` loaded in `runtime` (one of RUNTIMES) under `limits`."""
+    if runtime not in RUNTIMES:
+        raise SyntraError(f"unknown runtime '{runtime}'{did_you_mean(runtime, list(RUNTIMES))}")
+    if runtime == "wasm3":
+        from syntra.wasm.wasm3host import Wasm3Sandbox
+
+        return Wasm3Sandbox(name, wasm, limits, cache)
+    return Sandbox(name, wasm, limits, cache)
+
+
 def run_tests(guest: GuestPlan, wasm: Path, cache: Path) -> Iterator[CallResult]:
-    """Every test call of `guest`, as each passes; a failure raises GuestFailure naming it."""
-    sandbox = Sandbox(guest.name, wasm, guest.limits, cache)
+    """Every test call of `guest`, as each passes, under its first runtime; every other
+    runtime must return the same. A failure raises GuestFailure naming it."""
+    runtimes = [open_runtime(r, guest.name, wasm, guest.limits, cache) for r in guest.runtimes]
+    first, *others = runtimes
     try:
         for test in guest.tests:
-            result = sandbox.call(test["call"], test.get("args", []))
-            if "expect" in test and not close_enough(
-                result.value, test["expect"], test.get("approx")
-            ):
-                shown = ", ".join(json.dumps(a) for a in result.args)
+            result = first.call(test["call"], test.get("args", []))
+            shown = f"{test['call']}({', '.join(json.dumps(a) for a in result.args)})"
+            approx = test.get("approx")
+            for runtime, other in zip(guest.runtimes[1:], others, strict=True):
+                again = other.call(test["call"], result.args)
+                if not close_enough(again.value, result.value, approx):
+                    raise GuestFailure(
+                        f"{shown}: the runtimes disagree: {guest.runtimes[0]} returned "
+                        f"{json.dumps(result.value)}, {runtime} returned {json.dumps(again.value)}"
+                    )
+            if "expect" in test and not close_enough(result.value, test["expect"], approx):
                 raise GuestFailure(
-                    f"{test['call']}({shown}) returned {json.dumps(result.value)}, "
+                    f"{shown} returned {json.dumps(result.value)}, "
                     f"expected {json.dumps(test['expect'])}"
-                    + (f" (within {test['approx']})" if test.get("approx") else "")
+                    + (f" (within {approx})" if approx else "")
                 )
             yield result
     finally:
-        sandbox.close()
+        for each in runtimes:
+            each.close()

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 LANGUAGES = {
     "swift": "syntra.wasm.languages.swift",
     "python": "syntra.wasm.languages.python",
+    "rust": "syntra.wasm.languages.rust",
+    "c": "syntra.wasm.languages.c",
 }
 """`language:` value → the module holding its `LANGUAGE`."""
 
@@ -48,6 +50,15 @@ class Language(Protocol):
 
     def ci_actions(self, guests: list[GuestPlan]) -> list[str]:
         """GitHub actions the guests job needs for these guests (a toolchain setup)."""
+        ...
+
+    def ci_packages(self, guests: list[GuestPlan]) -> list[str]:
+        """Debian/Ubuntu packages the guests job installs for these guests."""
+        ...
+
+    def detect(self, folder: Path) -> list[str] | None:
+        """For `syntra init`: None unless `folder` holds a guest in this language; else
+        the guest's syntra.yaml lines besides `language` and `source` (may be comments)."""
         ...
 
 

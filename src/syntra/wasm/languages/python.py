@@ -95,5 +95,18 @@ class Python:
     def ci_actions(self, guests: list[GuestPlan]) -> list[str]:
         return []  # componentize-py comes with Syntra's own install
 
+    def ci_packages(self, guests: list[GuestPlan]) -> list[str]:
+        return []
+
+    def detect(self, folder: Path) -> list[str] | None:
+        worlds = [
+            found.group(1)
+            for wit in sorted(folder.glob("wit/*.wit"))
+            if (found := re.search(r"^\s*world\s+([\w-]+)", wit.read_text(errors="replace"), re.M))
+        ]
+        if not worlds or not any(folder.glob("*.py")):
+            return None
+        return [f"world: {worlds[0]}"]
+
 
 LANGUAGE = Python()

@@ -159,5 +159,13 @@ class Swift:
     def ci_actions(self, guests: list[GuestPlan]) -> list[str]:
         return [SDK_ACTION] if any(settings(g).mode == "wasi" for g in guests) else []
 
+    def ci_packages(self, guests: list[GuestPlan]) -> list[str]:
+        return []  # the toolchain comes from swift.org or the action, not from apt
+
+    def detect(self, folder: Path) -> list[str] | None:
+        if not (folder / "Package.swift").is_file() and not any(folder.glob("*.swift")):
+            return None
+        return ["mode: embedded  # or wasi, with a Swift SDK for WebAssembly"]
+
 
 LANGUAGE = Swift()

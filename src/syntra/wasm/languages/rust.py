@@ -1,0 +1,174 @@
+"""Rust guests: a `cdylib` crate built by cargo for wasm32-wasi, offline.
+
+Debian's rustc and cargo (`toolchain:`, /usr/bin by default: a rustup toolchain earlier
+on PATH has no wasm32-wasi standard library unless one was added). Crates come from
+Debian's packaged sources in /usr/share/cargo/registry (a directory source replacing
+crates.io), never from the network. The build runs in a scratch copy whose paths are
+remapped, so two clones in two folders give the same bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from syntra import process
+from syntra.config.model import RustGuest
+from syntra.errors import SyntraError
+from syntra.plan import GuestPlan
+from syntra.supply.contents import Component, purl
+from syntra.wasm.compile import run_compiler
+
+TARGET = "wasm32-wasi"
+REGISTRY = Path("/usr/share/cargo/registry")
+PACKAGES = ["rustc", "cargo", "libstd-rust-dev-wasm32"]
+CARGO_CONFIG = """\
+[source.crates-io]
+replace-with = "debian"
+
+[source.debian]
+directory = "{registry}"
+"""
+
+
+def settings(guest: GuestPlan) -> RustGuest:
+    assert isinstance(guest.settings, RustGuest)
+    return guest.settings
+
+
+def tool(guest: GuestPlan, name: str) -> str:
+    path = Path(settings(guest).toolchain) / name
+    if not path.is_file():
+        raise SyntraError(
+            f"{path} is not installed: Rust guests need Debian's rustc and cargo "
+            f"(apt-get install {' '.join(PACKAGES)})"
+        )
+    return str(path)
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SyntraError(f"{path.name}: not readable TOML ({exc})") from None
+
+
+def crate_file(manifest: Path) -> str:
+    """The file cargo writes for the crate's `cdylib` (`my-guest` → `my_guest.wasm`)."""
+    data = _toml(manifest)
+    lib, package = data.get("lib") or {}, data.get("package") or {}
+    if "cdylib" not in (lib.get("crate-type") or []):
+        raise SyntraError(
+            f'{manifest.name}: a wasm guest is a library with crate-type = ["cdylib"] under [lib]'
+        )
+    name = lib.get("name") or package.get("name")
+    if not isinstance(name, str) or not name:
+        raise SyntraError(f"{manifest.name}: no [package] name")
+    return name.replace("-", "_") + ".wasm"
+
+
+def _check_std(rustc: str) -> None:
+    sysroot = process.run([rustc, "--print", "sysroot"], check=False).out.strip()
+    if not (Path(sysroot) / "lib" / "rustlib" / TARGET).is_dir():
+        raise SyntraError(
+            f"{rustc} has no {TARGET} standard library (apt-get install libstd-rust-dev-wasm32)"
+        )
+
+
+def cargo_build(guest: GuestPlan, work: Path, home: Path) -> tuple[list[str], dict[str, str]]:
+    """cargo's command line and environment for the copy in `work`, with its own
+    CARGO_HOME (`home`) that reads crates from Debian's registry only."""
+    rustc = tool(guest, "rustc")
+    _check_std(rustc)
+    if REGISTRY.is_dir():
+        (home / "config.toml").write_text(CARGO_CONFIG.format(registry=REGISTRY))
+    flags = [f"--remap-path-prefix={work}=/guest", f"--remap-path-prefix={home}=/cargo"]
+    env = {
+        "CARGO_HOME": str(home),
+        "CARGO_TARGET_DIR": str(work / "target"),
+        "CARGO_ENCODED_RUSTFLAGS": "\x1f".join(flags),
+        "CARGO_INCREMENTAL": "0",
+        "RUSTC": rustc,
+    }
+    locked = ["--locked"] if (work / "Cargo.lock").is_file() else []
+    argv = [tool(guest, "cargo"), "build", "--offline", "--release", "--target", TARGET,
+            "--manifest-path", str(work / "Cargo.toml"), *locked]  # fmt: skip
+    return argv, env
+
+
+def components(source: Path, built_with: dict[str, str]) -> list[Component]:
+    """rustc as the build recorded it, and the crates `Cargo.lock` pins (`pkg:cargo`);
+    the guest's own crate and path dependencies have no registry source and are left out."""
+    version = built_with.get("rustc", "unknown")
+    parts = [Component("rustc", version, purl("generic", "rustc", version), "framework")]
+    lock = source / "Cargo.lock"
+    if not lock.is_file():
+        return parts
+    packages = _toml(lock).get("package")
+    if not isinstance(packages, list):
+        raise SyntraError("Cargo.lock: no [[package]] entries: not a Cargo lock file")
+    for package in packages:
+        if isinstance(package, dict) and package.get("source") and package.get("name"):
+            name, release = str(package["name"]), str(package.get("version", "unknown"))
+            parts.append(Component(name, release, purl("cargo", name, release)))
+    return parts
+
+
+def _version(argv: list[str]) -> str:
+    done = process.run(argv, check=False)
+    found = re.search(r"\d+\.\d+\.\d+\S*", done.out)
+    return found.group(0) if found else "unknown"
+
+
+class Rust:
+    def compile(
+        self, guest: GuestPlan, root: Path, output: Path, epoch: int, cache: Path
+    ) -> str | None:
+        source = root / guest.source
+        if not (source / "Cargo.toml").is_file():
+            raise SyntraError(f"{guest.source}: no Cargo.toml")
+        built = crate_file(source / "Cargo.toml")
+        with tempfile.TemporaryDirectory(prefix="syntra-guest-") as scratch:
+            work, home = Path(scratch) / "source", Path(scratch) / "cargo"
+            shutil.copytree(source, work, ignore=shutil.ignore_patterns("target"))
+            home.mkdir()
+            argv, env = cargo_build(guest, work, home)
+            run_compiler(argv, work, "cargo build", epoch, env)
+            shutil.copy(work / "target" / TARGET / "release" / built, output)
+        return None
+
+    def toolchain(self, guest: GuestPlan) -> dict[str, str]:
+        return {
+            "rustc": _version([tool(guest, "rustc"), "--version"]),
+            "cargo": _version([tool(guest, "cargo"), "--version"]),
+        }
+
+    def components(self, wasm: bytes, source: Path, built_with: dict[str, str]) -> list[Component]:
+        return components(source, built_with)
+
+    def describe(self, guest: GuestPlan) -> str:
+        return f"rust ({TARGET})"
+
+    def sources(self, guest: GuestPlan) -> list[str]:
+        return [guest.source]
+
+    def ci_actions(self, guests: list[GuestPlan]) -> list[str]:
+        return []
+
+    def ci_packages(self, guests: list[GuestPlan]) -> list[str]:
+        crates = sorted({package for g in guests for package in settings(g).packages})
+        return PACKAGES + crates
+
+    def detect(self, folder: Path) -> list[str] | None:
+        try:
+            crate_file(folder / "Cargo.toml")
+        except SyntraError:
+            return None
+        return []
+
+
+LANGUAGE = Rust()

@@ -1,0 +1,123 @@
+"""The wasm3 worker: a separate process (run by path: standard library and pywasm3 only)
+that a `Wasm3Sandbox` sends calls to, one JSON line each, and kills when `max_ms` is
+over (wasm3 cannot interrupt a running call).
+
+First line in: `{"wasm": PATH, "pages": N}`. The module's memories get a maximum of N
+pages (64 KiB each), so `memory.grow` past `max_mem` fails inside the guest, as wasmtime's
+store limit makes it fail. Then per call: `{"call": NAME, "args": [...]}` → `{"value":
+[...], "memory": BYTES, "ms": F}` or `{"trap": TEXT, "memory": BYTES}`. Each call gets a
+fresh runtime; `_initialize` (a WASI reactor's) runs first when the module has one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+STACK_BYTES = 1 << 20
+PAGE = 64 << 10
+
+
+def _uleb(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if byte < 0x80:
+            return value, pos
+
+
+def _leb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def cap_memory(wasm: bytes, pages: int) -> bytes:
+    """`wasm` with every memory's maximum lowered to `pages`; ValueError when a memory
+    needs more than that at the start, or is shared or 64-bit."""
+    out, pos = bytearray(wasm[:8]), 8
+    while pos < len(wasm):
+        size, body = _uleb(wasm, pos + 1)
+        end = body + size
+        if wasm[pos] != 5:  # not the memory section
+            out += wasm[pos:end]
+            pos = end
+            continue
+        count, at = _uleb(wasm, body)
+        entries = bytearray(_leb(count))
+        for _ in range(count):
+            flags = wasm[at]
+            if flags & ~1:
+                raise ValueError("shared and 64-bit memories are not supported")
+            minimum, at = _uleb(wasm, at + 1)
+            maximum = pages
+            if flags & 1:
+                declared, at = _uleb(wasm, at)
+                maximum = min(declared, pages)
+            if minimum > maximum:
+                raise ValueError(f"its memory starts at {minimum * PAGE} bytes, over max_mem")
+            entries += b"\x01" + _leb(minimum) + _leb(maximum)
+        out += b"\x05" + _leb(len(entries)) + entries
+        pos = end
+    return bytes(out)
+
+
+def _memory(runtime: Any) -> int | None:
+    try:
+        return len(runtime.get_memory(0))
+    except RuntimeError:
+        return None
+
+
+def serve(lines: Any, reply: Any) -> None:
+    setup = json.loads(next(lines))
+    try:
+        import wasm3
+    except ImportError:
+        reply({"error": "pywasm3 is not installed (pip install pywasm3)"})
+        return
+    with open(setup["wasm"], "rb") as handle:
+        wasm = handle.read()
+    env = wasm3.Environment()
+    try:
+        wasm = cap_memory(wasm, int(setup["pages"]))
+        env.parse_module(wasm)
+    except (ValueError, IndexError, RuntimeError) as exc:
+        reply({"error": str(exc) or type(exc).__name__})
+        return
+    reply({"ready": True})
+    for line in lines:
+        request = json.loads(line)
+        runtime = env.new_runtime(STACK_BYTES)
+        try:
+            runtime.load(env.parse_module(wasm))
+            try:
+                runtime.find_function("_initialize")()
+            except RuntimeError as exc:
+                if "function lookup failed" not in str(exc):
+                    raise
+            function = runtime.find_function(request["call"])
+            started = time.perf_counter()
+            value = function(*request["args"])
+            elapsed = (time.perf_counter() - started) * 1000
+        except RuntimeError as exc:
+            reply({"trap": str(exc), "memory": _memory(runtime)})
+            continue
+        values = list(value) if isinstance(value, tuple) else [] if value is None else [value]
+        reply({"value": values, "memory": _memory(runtime), "ms": elapsed})
+
+
+def _reply(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    serve(iter(sys.stdin.readline, ""), _reply)
