@@ -35,6 +35,9 @@ def plan_text(plan: Plan) -> str:
         described = language(guest.language).describe(guest)
         lines += ["", f"guest {guest.name}  {described}  {guest.source} -> {guest.output}"]
         lines += _refs(guest.destination.refs)
+        if guest.web:
+            attached = "  (attached to the artifact)" if guest.web.publish else ""
+            lines.append(f"  {'web':10} {guest.web.dir}/{attached}")
     return "\n".join(lines)
 
 
