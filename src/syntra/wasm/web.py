@@ -2,7 +2,7 @@
 
 For a core module: the optimised module, `<guest>.js` (an ES module that instantiates it
 with `WebAssembly.instantiateStreaming` and wraps each numeric export with argument
-checks), `wasi.js` (a small WASI preview 1 of our own: fd_write to the console, clocks,
+checks), `_wasi.js` (a small WASI preview 1 of our own: fd_write to the console, clocks,
 random, empty args and environment, proc_exit; everything else throws naming the call),
 `<guest>.d.ts` from the module's export types, and `index.html`, which calls each export
 with the guest's test values and shows the results. Strings cross through the guest's
@@ -186,7 +186,7 @@ def module_files(guest: GuestPlan, data: bytes) -> dict[str, bytes]:
     rendered = {
         f"{guest.name}.js": "guest.js.j2",
         f"{guest.name}.d.ts": "guest.d.ts.j2",
-        "wasi.js": "wasi.js.j2",
+        "_wasi.js": "_wasi.js.j2",  # no guest's name starts with `_`
         "index.html": "index.html.j2",
     }
     files = {name: env.get_template(t).render(values).encode() for name, t in rendered.items()}
