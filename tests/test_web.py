@@ -50,8 +50,13 @@ PURE_TESTS: list[dict[str, Any]] = [
     {"call": "half", "args": [3], "expect": 1.5},
 ]
 # Values the page does not have: the wrappers are called from outside with these.
-OWN = [("add", [40, 2]), ("add", [2147483647, 1]), ("twice-wide", [-(1 << 61)]),
-       ("half", [-0.25]), ("add", [2147483648, 0])]  # fmt: skip
+OWN: list[tuple[str, list[Any]]] = [
+    ("add", [40, 2]),
+    ("add", [2147483647, 1]),
+    ("twice-wide", [-(1 << 61)]),
+    ("half", [-0.25]),
+    ("add", [2147483648, 0]),
+]
 
 WASI = """
 (module
@@ -199,7 +204,7 @@ def test_the_wasi_shim_logs_tells_time_and_refuses_the_rest(
 ) -> None:
     bundled(tmp_path, "wasi", WASI, WASI_TESTS)
     shot = screenshot(tmp_path, request)
-    calls = [("quit", []), ("close", [])]
+    calls: list[tuple[str, list[Any]]] = [("quit", []), ("close", [])]
     seen = visit(browser, tmp_path / "dist" / "web" / "wasi", "wasi.js", shot, calls)
     keep(seen.screenshot, request)
     assert [(r["call"], r.get("value"), r["ok"]) for r in seen.results] == [

@@ -48,12 +48,14 @@ MEDIA_TYPES = {
     ".html": "text/html",
     ".json": "application/json",
 }
-_RESERVED = set(
+_WORDS = (
     "break case catch class const continue debugger default delete do else enum export "
     "extends false finally for function if import in instanceof new null return super "
     "switch this throw true try typeof var void while with yield let static await "
-    "arguments eval functions raw writeString readString".split()
+    "arguments eval functions raw writeString readString"
 )
+_RESERVED = frozenset(_WORDS.split())
+"""JavaScript's reserved words, and the names the module exports besides the wrappers."""
 
 
 @dataclass(frozen=True)
