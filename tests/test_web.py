@@ -246,12 +246,6 @@ def test_foreign_imports_are_one_line(tmp_path: Path) -> None:
 
 
 COMPONENT = b"\x00asm\x0d\x00\x01\x00"
-JCO = """#!/bin/sh
-# A stand-in for jco: writes what `jco transpile <wasm> --name N -o DIR` writes.
-while [ $# -gt 0 ]; do case "$1" in -o) out=$2; shift;; --name) name=$2; shift;; esac; shift; done
-mkdir -p "$out/interfaces" && echo "export const transpiled = true;" > "$out/$name.js"
-echo "export {};" > "$out/interfaces/wasi.d.ts"
-"""
 
 
 def test_components_need_jco_and_use_it_when_it_is_there(
@@ -266,11 +260,7 @@ def test_components_need_jco_and_use_it_when_it_is_there(
     assert missing.note == (
         "a component: its web bundle needs jco (npm install -g @bytecodealliance/jco)"
     )
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    (tools / "jco").write_text(JCO)
-    (tools / "jco").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}/usr/bin:/bin")
+    monkeypatch.setenv("PATH", f"{REPO / 'tests' / 'standins'}{os.pathsep}/usr/bin:/bin")
     made = web.build(guest_plan("greet", []), wasm, folder)
     assert made.files == ["greet.js", "interfaces/wasi.d.ts"] and made.note == "transpiled by jco"
     assert re.search(r"transpiled = true", (folder / "greet.js").read_text())
