@@ -264,3 +264,5 @@ def test_components_need_jco_and_use_it_when_it_is_there(
     made = web.build(guest_plan("greet", []), wasm, folder)
     assert made.files == ["greet.js", "interfaces/wasi.d.ts"] and made.note == "transpiled by jco"
     assert re.search(r"transpiled = true", (folder / "greet.js").read_text())
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # jco gone: no stale bundle left to attach
+    assert web.build(guest_plan("greet", []), wasm, folder).files == [] and not folder.exists()

@@ -220,7 +220,8 @@ def build(guest: GuestPlan, wasm: Path, folder: Path) -> Bundle:
     data = wasm.read_bytes()
     if kind_of(data) == "component":
         jco = shutil.which("jco")
-        if jco is None:
+        if jco is None:  # and no bundle of an earlier run left to be attached
+            shutil.rmtree(folder, ignore_errors=True)
             return Bundle(folder, [], f"a component: its web bundle needs jco ({JCO_HINT})")
         files = component_files(guest, wasm, jco)
         note = "transpiled by jco"
