@@ -165,3 +165,11 @@ def test_verify_checks_the_bundle_as_its_own_subject(published: Path) -> None:
     assert document["metadata"]["component"]["name"] == "fib-web"
     names = sorted(component["name"] for component in document["components"])
     assert names == sorted(["_wasi.js", "fib.d.ts", "fib.js", "fib", "index.html"])
+
+
+def test_a_warm_run_rebuilds_and_attaches_nothing(published: Path) -> None:
+    before = _bundle(published)
+    again = run(published, "doit", env=PASSPHRASE)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "-- wasm:fib.web" in again.stdout and "-- wasm:fib.publish" in again.stdout
+    assert _bundle(published) == before

@@ -244,16 +244,16 @@ def task_wasm() -> Iterator[TaskDict]:
             "uptodate": [config_changed({"tests": guest.tests, "limits": guest.limits})],
         }
         after = [f"wasm:{name}.test"]
-        web_inputs: dict[str, Any] = {}
+        pushed: dict[str, Any] = {"refs": guest.destination.refs}  # what publish pushes
         if guest.web:
             after.append(f"wasm:{name}.web")
-            web_inputs = _web_inputs(guest)
+            pushed["web"] = _web_inputs(guest)
             yield {
                 "name": f"{name}.web",
                 "actions": [_action(stages.wasm_web, "wasm web", name)],
                 "file_dep": [out],
                 "task_dep": [f"wasm:{name}.test"],
-                "uptodate": [config_changed(web_inputs), (root / guest.web.dir).is_dir()],
+                "uptodate": [config_changed(pushed["web"]), (root / guest.web.dir).is_dir()],
             }
         if ctx.snapshot:
             copied = snapshot_dir(root) / f"{name}.wasm"
@@ -271,10 +271,7 @@ def task_wasm() -> Iterator[TaskDict]:
                 "actions": [_action(stages.wasm_publish, "wasm publish", name)],
                 "file_dep": [out],
                 "task_dep": after,
-                "uptodate": [
-                    config_changed({"refs": guest.destination.refs, "web": web_inputs}),
-                    published,
-                ],
+                "uptodate": [config_changed(pushed), published],
             }
 
 

@@ -179,7 +179,7 @@ def _web_part(
     version = _version_of(where, record.digest)
     module = artifact_purl(record.name, record.digest, where.identity)
     files: list[Component] = []
-    for layer in manifest.get("layers", []):
+    for layer in [item for item in manifest.get("layers", []) if isinstance(item, dict)]:
         title = str((layer.get("annotations") or {}).get(TITLE, ""))
         sha256 = str(layer.get("digest", "")).partition(":")[2]
         if title.endswith(".wasm"):
