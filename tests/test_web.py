@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,21 +112,6 @@ def bundled(folder: Path, name: str, wat: str, tests: list[dict[str, Any]]) -> P
     return wasm
 
 
-def screenshot(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
-    """Kept with the test's output under tmp_path, and under the repository's
-    .syntra/screenshots/<test>/ (git-ignored) where it survives the run."""
-    shot = tmp_path / "page.png"
-    kept = REPO / ".syntra" / "screenshots" / request.node.name / "page.png"
-    print(f"screenshot: {shot} (kept: {kept})")
-    return shot
-
-
-def keep(shot: Path, request: pytest.FixtureRequest) -> None:
-    kept = REPO / ".syntra" / "screenshots" / request.node.name / "page.png"
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, kept)
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with chromium() as launched:
@@ -145,12 +129,10 @@ def _plain(value: Any) -> Any:
 
 
 def test_the_page_and_the_wrappers_give_the_sandbox_s_results(
-    browser: Browser, pure: tuple[Path, Path], tmp_path: Path, request: pytest.FixtureRequest
+    browser: Browser, pure: tuple[Path, Path], tmp_path: Path, screenshot: Path
 ) -> None:
     root, wasm = pure
-    shot = screenshot(tmp_path, request)
-    seen = visit(browser, root / "dist" / "web" / "numbers", "numbers.js", shot, OWN)
-    keep(seen.screenshot, request)
+    seen = visit(browser, root / "dist" / "web" / "numbers", "numbers.js", screenshot, OWN)
     sandbox = Sandbox("numbers", wasm, {"max_mem": 1 << 20, "max_ms": 1000}, tmp_path / "cache")
     for test, result in zip(PURE_TESTS, seen.results, strict=True):
         expected = sandbox.call(test["call"], test["args"]).value
@@ -165,7 +147,8 @@ def test_the_page_and_the_wrappers_give_the_sandbox_s_results(
     with pytest.raises(SyntraError, match="out of range for i32"):
         sandbox.call("add", [2147483648, 0])
     assert not [line for line in seen.console if line.startswith("error")] and not seen.errors
-    assert shot.stat().st_size > 1000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert screenshot.stat().st_size > 1000
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_strings_cross_through_the_guest_s_allocator(
@@ -200,13 +183,11 @@ def test_strings_cross_through_the_guest_s_allocator(
 
 
 def test_the_wasi_shim_logs_tells_time_and_refuses_the_rest(
-    browser: Browser, tmp_path: Path, request: pytest.FixtureRequest
+    browser: Browser, tmp_path: Path, screenshot: Path
 ) -> None:
     bundled(tmp_path, "wasi", WASI, WASI_TESTS)
-    shot = screenshot(tmp_path, request)
     calls: list[tuple[str, list[Any]]] = [("quit", []), ("close", [])]
-    seen = visit(browser, tmp_path / "dist" / "web" / "wasi", "wasi.js", shot, calls)
-    keep(seen.screenshot, request)
+    seen = visit(browser, tmp_path / "dist" / "web" / "wasi", "wasi.js", screenshot, calls)
     assert [(r["call"], r.get("value"), r["ok"]) for r in seen.results] == [
         (t["call"], t["expect"], True) for t in WASI_TESTS
     ]
@@ -266,3 +247,17 @@ def test_components_need_jco_and_use_it_when_it_is_there(
     assert re.search(r"transpiled = true", (folder / "greet.js").read_text())
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # jco gone: no stale bundle left to attach
     assert web.build(guest_plan("greet", []), wasm, folder).files == [] and not folder.exists()
+
+
+def test_export_names_become_identifiers_that_clash_with_nothing() -> None:
+    taken: set[str] = set()
+    names = ["next-color", "i32", "class", "9lives", "next_color", "nextColor", "nextColor"]
+    assert [web.js_name(name, taken) for name in names] == [
+        "nextColor",
+        "_i32",
+        "_class",
+        "_9lives",
+        "next_color",
+        "nextColor2",
+        "nextColor3",
+    ]

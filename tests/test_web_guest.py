@@ -66,16 +66,11 @@ def _bundle(root: Path) -> dict[str, Any]:
 
 
 def test_the_swift_guest_in_chromium_gives_syntra_run_s_results(
-    published: Path, browser: Browser, tmp_path: Path, request: pytest.FixtureRequest
+    published: Path, browser: Browser, screenshot: Path
 ) -> None:
     folder = published / "dist" / "web" / "fib"
-    shot = tmp_path / "fib.png"
-    kept = REPO / ".syntra" / "screenshots" / request.node.name / "fib.png"
     own: list[tuple[str, list[Any]]] = [("fib", [n]) for n in (0, 2, 10, 30, 46)]
-    seen = visit(browser, folder, "fib.js", shot, own)
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    kept.write_bytes(shot.read_bytes())
-    print(f"screenshot: {shot} (kept: {kept})")
+    seen = visit(browser, folder, "fib.js", screenshot, own)
     ran = run(published, "syntra", "run", "fib", "fib", "24", "--json")
     assert ran.returncode == 0, ran.stderr
     assert [(r["call"], r["args"], r["value"], r["ok"]) for r in seen.results] == [
@@ -89,7 +84,7 @@ def test_the_swift_guest_in_chromium_gives_syntra_run_s_results(
     ]
     assert seen.calls[3] == {"value": 832040}
     assert not [line for line in seen.console if line.startswith("error")] and not seen.errors
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     typings = (folder / "fib.d.ts").read_text()
     assert "export function fib(a0: number): number;" in typings
     assert "<title>Fibonacci in the browser</title>" in (folder / "index.html").read_text()

@@ -52,10 +52,11 @@ _WORDS = (
     "break case catch class const continue debugger default delete do else enum export "
     "extends false finally for function if import in instanceof new null return super "
     "switch this throw true try typeof var void while with yield let static await "
-    "arguments eval functions raw writeString readString"
+    "arguments eval functions raw writeString readString i32 i64 f32 f64 float arity memory "
+    "imports instance encoder decoder wasiImports"
 )
 _RESERVED = frozenset(_WORDS.split())
-"""JavaScript's reserved words, and the names the module exports besides the wrappers."""
+"""JavaScript's reserved words, and the names the module uses besides the wrappers."""
 
 
 @dataclass(frozen=True)
