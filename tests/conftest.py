@@ -188,3 +188,16 @@ def ran(output: str) -> list[str]:
     """The doit tasks that did work, in order, not the up-to-date ones (`preflight` is
     one of them: it runs when what it checks changed)."""
     return [line[3:] for line in output.splitlines() if line.startswith(".  ")]
+
+
+@pytest.fixture
+def screenshot(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Where a browser test saves its page: under tmp_path with the test's output, then
+    copied to .syntra/screenshots/<test>/ (git-ignored), where it outlives the run."""
+    shot = tmp_path / "page.png"
+    kept = REPO / STATE_DIR / "screenshots" / request.node.name / "page.png"
+    print(f"screenshot: {shot} (kept: {kept})")
+    yield shot
+    if shot.is_file():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, kept)

@@ -205,7 +205,7 @@ def test_a_valid_bundle_about_another_artifact_does_not_count(
         Document(json.dumps({**original.json(), "manifests": []}).encode(), INDEX),
     )
     subject = {"mediaType": INDEX, "digest": app, "size": 1}
-    Attachments(client, "tests/keyless").refer(subject, Layer(blob, BUNDLE, {}), BUNDLE)
+    Attachments(client, "tests/keyless").refer(subject, [Layer(blob, BUNDLE, {})], BUNDLE)
     try:
         done = run(root, "syntra", "verify", "--all", "--json")
     finally:

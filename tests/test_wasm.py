@@ -472,3 +472,23 @@ def test_a_commit_outside_the_guests_republishes_nothing(built: tuple[Path, str]
         assert now["source_commit"] != earlier["source_commit"]
         client = Client(str(now["registry"]), insecure=True)
         assert client.head_manifest(now["repository"], now["tags"][1]) == earlier["digest"]
+
+
+def test_a_component_s_web_bundle_needs_jco_and_nothing_else_fails(
+    built: tuple[Path, str], tmp_path: Path
+) -> None:
+    root, _ = built
+    copy = tmp_path / "repo"
+    shutil.copytree(root, copy, symlinks=True)
+    config = copy / "syntra.yaml"
+    config.write_text(
+        config.read_text().replace("    world: fib\n", "    world: fib\n    web: true\n")
+    )
+    commit(copy, "the python guest in the browser")
+    done = run(copy, "doit", "wasm:fib-python.web")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        "fib-python: a component: its web bundle needs jco "
+        "(npm install -g @bytecodealliance/jco); no web bundle\n" in done.stdout
+    )
+    assert not (copy / "dist" / "web").exists()

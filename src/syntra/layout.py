@@ -201,3 +201,8 @@ def plugin_manifest(root: Path, image: str) -> Path:
 def plugin_file(root: Path, guest: str) -> Path:
     """An optimised guest, as images bundle it under /opt/plugins/."""
     return plugins_dir(root) / f"{guest}.wasm"
+
+
+def web_dir(root: Path, guest: str) -> Path:
+    """A guest's browser bundle: module, loader, WASI shim, types and a page."""
+    return root / "dist" / "web" / guest

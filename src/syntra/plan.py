@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from syntra import refs
 from syntra.config import Loaded
-from syntra.config.model import Config, Guest, GuestBase, Image
+from syntra.config.model import Config, Guest, GuestBase, Image, Web
 from syntra.formats import rfc3339
-from syntra.layout import DEFAULT_TEMPLATE, SPECS_DIR, plugin_file
+from syntra.layout import DEFAULT_TEMPLATE, SPECS_DIR, plugin_file, web_dir
 from syntra.templating import render_inline
 from syntra.versioning import BuildVersion, derive, last_change, read_git
 
@@ -63,6 +63,16 @@ class ImagePlan:
 
 
 @dataclass(frozen=True)
+class WebPlan:
+    """A guest's browser bundle: where it is written, and whether it goes to the registry
+    as a referrer of the guest's artifact."""
+
+    dir: str
+    title: str
+    publish: bool
+
+
+@dataclass(frozen=True)
 class GuestPlan:
     name: str
     language: str
@@ -80,6 +90,7 @@ class GuestPlan:
     mirrors: list[Destination] = field(default_factory=list)
     runtimes: list[str] = field(default_factory=lambda: ["wasmtime"])
     """The runtimes its tests run under; the first is the reference."""
+    web: WebPlan | None = None
 
     @property
     def destinations(self) -> list[Destination]:
@@ -327,8 +338,16 @@ def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> 
         destination=destination,
         mirrors=mirrors,
         runtimes=list(guest.runtimes),
+        web=_web(name, guest),
     )
     sources = language(guest.language).sources(planned)
     fallback, head = int(context["source_date_epoch"]), str(context["git"]["commit"])
     built_at = last_change(loaded.root, sources, fallback, head)
     return dataclasses.replace(planned, source_date_epoch=built_at)
+
+
+def _web(name: str, guest: Guest) -> WebPlan | None:
+    if guest.web is False:
+        return None
+    options = guest.web if isinstance(guest.web, Web) else Web()
+    return WebPlan(str(web_dir(Path(), name)), options.title or name, options.publish)

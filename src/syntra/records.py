@@ -88,6 +88,14 @@ class ImageRecord(_Pushed):
     current while that is unchanged, whichever backend pushed it."""
 
 
+class WebBundle(_Record):
+    """A guest's browser bundle, attached to its artifact as an OCI referrer."""
+
+    digest: str
+    size: int
+    files: list[str]
+
+
 class WasmRecord(_Pushed):
     kind: Literal["wasm"] = "wasm"
     artifact_type: str
@@ -96,6 +104,7 @@ class WasmRecord(_Pushed):
     wasm_kind: str
     built_with: dict[str, str] = {}
     """The compilers and their versions, as the build recorded them (for the SBOM)."""
+    web: WebBundle | None = None
 
 
 Record = ImageRecord | WasmRecord

@@ -14,6 +14,7 @@ from syntra.config import load
 from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.publish import registry_for_ref
+from syntra.supply.attach import WEB_BUNDLE
 
 NAMES = ("inspect", "digest", "tags", "tree", "sbom", "copy", "delete", "pull")
 """Shown under their own heading in `syntra --help`."""
@@ -123,6 +124,13 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _pull(args: argparse.Namespace) -> int:
+    target = _target(args)
+    if args.web or target.manifest.json().get("artifactType") == WEB_BUNDLE:
+        bundle = toolkit.web_bundle(target)
+        files = toolkit.pull_bundle(bundle, Path(args.dir))
+        shown = "\n".join(f"wrote {path}" for path in files)
+        _print(args, {"bundle": bundle.reference, "files": [str(f) for f in files]}, shown)
+        return 0
     written = toolkit.pull(_config(args), args.ref, Path(args.dir), args.insecure)
     _print(args, {"file": str(written)}, f"wrote {written}")
     return 0
@@ -174,7 +182,10 @@ def add(command: Callable[[str, Callable[[argparse.Namespace], int], str], Any])
     delete.add_argument("ref", help="host/repository:tag or host/repository@sha256:…")
     delete.add_argument("--force", action="store_true", help="delete a manifest still tagged")
     shared(delete)
-    pull = command("pull", _pull, "write a wasm artifact's module or component to a folder")
+    pull = command(
+        "pull", _pull, "write a wasm artifact's module or component (or web bundle) to a folder"
+    )
     pull.add_argument("ref")
+    pull.add_argument("--web", action="store_true", help="the web bundle attached to the artifact")
     pull.add_argument("dir", nargs="?", default=".", help="folder (default: here)")
     shared(pull)

@@ -35,6 +35,9 @@ def plan_text(plan: Plan) -> str:
         described = language(guest.language).describe(guest)
         lines += ["", f"guest {guest.name}  {described}  {guest.source} -> {guest.output}"]
         lines += _refs(guest.destination.refs)
+        if guest.web:
+            attached = "  (attached to the artifact)" if guest.web.publish else ""
+            lines.append(f"  {'web':10} {guest.web.dir}/{attached}")
     return "\n".join(lines)
 
 
@@ -52,6 +55,13 @@ def print_outputs(plan: Plan, root: Path, console: Console | None = None) -> Non
         for spec in (image.dockerfile, image.containerfile):
             data = (root / spec).read_bytes()
             table.add_row(spec, hashlib.sha256(data).hexdigest()[:16], str(len(data)))
+    for guest in plan.guests:  # web bundles
+        folder = root / guest.web.dir if guest.web else None
+        for path in sorted(folder.rglob("*")) if folder and folder.is_dir() else []:
+            if path.is_file():
+                data = path.read_bytes()
+                shown = str(path.relative_to(root))
+                table.add_row(shown, hashlib.sha256(data).hexdigest()[:16], str(len(data)))
     console.print(table)
     images = Table(title="pushed images")
     for column in ("image", "platform", "digest", "bytes", "tags"):

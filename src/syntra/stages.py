@@ -21,6 +21,7 @@ from syntra.layout import (
     wasm_cache,
     wasm_raw,
     wasm_tools,
+    web_dir,
 )
 from syntra.plan import Output
 
@@ -151,6 +152,30 @@ def wasm_publish(ctx: Context, name: str) -> Report:
     wasm = ctx.root / guest.output
     record = artifact.publish(ctx.loaded.config, guest, ctx.plan, wasm, ctx.root, default_cache())
     yield f"{name}: {record.digest} -> {', '.join(record.refs)}"
+    if guest.web and guest.web.publish:
+        from syntra.publish import locate
+        from syntra.records import write_record
+        from syntra.wasm import web
+
+        where = locate(ctx.loaded.config, guest.destination)
+        bundle = web.attach(where, guest, record.digest, web_dir(ctx.root, name))
+        if bundle is not None:
+            write_record(ctx.root, record.model_copy(update={"web": bundle}))
+            yield f"{name}: web bundle {bundle.digest} -> referrer of {record.digest}"
+
+
+def wasm_web(ctx: Context, name: str) -> Report:
+    """dist/web/<guest>/: the guest in the browser (`wasm.<guest>.web`)."""
+    from syntra.wasm import web
+
+    guest, folder = ctx.plan.guest(name), web_dir(ctx.root, name)
+    bundle = web.build(guest, ctx.root / guest.output, folder)
+    if not bundle.files:
+        yield f"{name}: {bundle.note}; no web bundle"
+        return
+    note = f" ({bundle.note})" if bundle.note else ""
+    shown = folder.relative_to(ctx.root)
+    yield f"{name}: web bundle {shown}/: {', '.join(bundle.files)}{note}"
 
 
 def wasm_snapshot(ctx: Context, name: str) -> Report:

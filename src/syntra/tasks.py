@@ -8,8 +8,10 @@ doit with the line `syntra validate` prints, and its exit code.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -35,6 +37,7 @@ from syntra.layout import (
     wasm_raw,
     wasm_tools,
 )
+from syntra.plan import GuestPlan
 from syntra.records import ImageRecord, find_record
 from syntra.tasklog import Reporter
 
@@ -261,6 +264,18 @@ def task_wasm() -> Iterator[TaskDict]:
                 )
             ],
         }
+        after = [f"wasm:{name}.test"]
+        pushed: dict[str, Any] = {"refs": guest.destination.refs}  # what publish pushes
+        if guest.web:
+            after.append(f"wasm:{name}.web")
+            pushed["web"] = _web_inputs(guest)
+            yield {
+                "name": f"{name}.web",
+                "actions": [_action(stages.wasm_web, "wasm web", name)],
+                "file_dep": [out],
+                "task_dep": [f"wasm:{name}.test"],
+                "uptodate": [config_changed(pushed["web"]), (root / guest.web.dir).is_dir()],
+            }
         if ctx.snapshot:
             copied = snapshot_dir(root) / f"{name}.wasm"
             yield {
@@ -276,9 +291,21 @@ def task_wasm() -> Iterator[TaskDict]:
                 "name": f"{name}.publish",
                 "actions": [_action(stages.wasm_publish, "wasm publish", name)],
                 "file_dep": [out],
-                "task_dep": [f"wasm:{name}.test"],
-                "uptodate": [config_changed({"refs": guest.destination.refs}), published],
+                "task_dep": after,
+                "uptodate": [config_changed(pushed), published],
             }
+
+
+def _web_inputs(guest: GuestPlan) -> dict[str, Any]:
+    """What a bundle is made of besides the wasm: the settings, the test values, the
+    templates shipped with Syntra, and whether jco is there for a component."""
+    templates = sorted((BUILTIN_TEMPLATES / "web").glob("*.j2"))
+    return {
+        "web": dataclasses.asdict(guest.web) if guest.web else None,
+        "tests": guest.tests,
+        "templates": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in templates},
+        "jco": shutil.which("jco") is not None,
+    }
 
 
 def _supply_state(name: str) -> tuple[Any, bool]:

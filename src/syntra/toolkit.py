@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.fsutil import copy_atomic
 from syntra.oci import INDEX_TYPES, Document, is_digest, platform_of
+from syntra.oci import digest as digests
+from syntra.oci.media import TITLE
 from syntra.publish import Where, registry_for_ref
-from syntra.supply.attach import Attachments, attachment_tag
+from syntra.supply.attach import WEB_BUNDLE, Attachments, attachment_tag
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,41 @@ def _file_name(title: str, otherwise: str) -> str:
     name = title.rsplit("/", 1)[-1]
     plain = name and not name.startswith(".") and name.isprintable() and "\\" not in name
     return name if plain else otherwise
+
+
+def web_bundle(target: Target) -> Target:
+    """`target` when it is a web bundle, else the one web bundle attached to it."""
+    if target.manifest.json().get("artifactType") == WEB_BUNDLE:
+        return target
+    attachments = Attachments(target.where.registry, target.where.path)
+    found = [
+        str(r["digest"])
+        for r in attachments.referrers(target.digest)
+        if r.get("artifactType") == WEB_BUNDLE
+    ]
+    if len(found) != 1:
+        said = f"has {len(found)}: name one by digest ({', '.join(found)})" if found else "has none"
+        raise SyntraError(f"{target.reference}: no single web bundle attached ({said})")
+    registry = target.where.registry
+    return Target(target.where, found[0], registry.get_manifest(target.where.path, found[0]))
+
+
+def pull_bundle(target: Target, folder: Path) -> list[Path]:
+    """A web bundle's files, each checked against its digest, under `folder` by their
+    titles (relative paths that stay inside it; anything else is refused)."""
+    written = []
+    for layer in target.manifest.json().get("layers", []):
+        title = (
+            str((layer.get("annotations") or {}).get(TITLE, "")) if isinstance(layer, dict) else ""
+        )
+        parts = PurePosixPath(title).parts
+        if not title or title.startswith("/") or ".." in parts or "\\" in title or len(parts) > 8:
+            raise SyntraError(f"{target.reference}: a layer titled {title!r} would leave {folder}")
+        path = folder.joinpath(*parts)
+        digest = digests.parse(layer.get("digest"), target.reference)
+        target.where.registry.download_blob(target.where.path, digest, path, int(layer["size"]))
+        written.append(path)
+    return written
 
 
 def sbom(target: Target, trust: Any, fmt: str, platform: str | None) -> dict[str, Any]:

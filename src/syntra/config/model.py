@@ -434,6 +434,15 @@ class Limits(Strict):
     fuel: int | None = Field(None, gt=0, description="Instruction fuel per call.")
 
 
+class Web(Strict):
+    """A browser bundle of the guest: dist/web/<guest>/."""
+
+    title: str | None = Field(None, max_length=200, description="Page title; default: the name.")
+    publish: bool = Field(
+        True, description="Attach the bundle to the guest's artifact as a signed OCI referrer."
+    )
+
+
 class GuestBase(Strict):
     """What every guest has, whatever its language."""
 
@@ -455,6 +464,9 @@ class GuestBase(Strict):
     )
     repository: Repository | None = Field(None, description="Default: `<project>/<guest>`.")
     tags: list[Template] | None = Field(None, min_length=1, description="Default: defaults.")
+    web: bool | Web = Field(
+        False, description="Also write a browser bundle (`true`, or a block with options)."
+    )
 
 
 class SwiftGuest(GuestBase):

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,8 @@ IN_TOTO = "application/vnd.in-toto+json"
 EMPTY = "application/vnd.oci.empty.v1+json"
 CONFIG = "application/vnd.oci.image.config.v1+json"
 ZERO_TIME = "0001-01-01T00:00:00Z"
+WEB_BUNDLE = "application/vnd.syntra.web-bundle.v1+json"
+"""A guest's browser bundle (`wasm.<guest>.web`), attached to its artifact."""
 
 Signer = Callable[[bytes], bytes]
 
@@ -144,12 +146,12 @@ class Attachments:
         )
 
     def refer(
-        self, subject: dict[str, Any], layer: Layer, artifact_type: str,
+        self, subject: dict[str, Any], layers: Sequence[Layer], artifact_type: str,
         annotations: dict[str, str] | None = None,
-    ) -> None:  # fmt: skip
-        """An OCI 1.1 referrer of `subject`, listed under the referrers fallback tag with
-        `annotations` (default: the layer's)."""
-        annotations = layer.annotations if annotations is None else annotations
+    ) -> Document:  # fmt: skip
+        """An OCI 1.1 referrer of `subject` with `layers`, listed under the referrers
+        fallback tag with `annotations` (default: the first layer's)."""
+        annotations = layers[0].annotations if annotations is None else annotations
         empty = b"{}"
         manifest = canonical_json(
             {
@@ -157,7 +159,7 @@ class Attachments:
                 "mediaType": MANIFEST,
                 "artifactType": artifact_type,
                 "config": {"mediaType": EMPTY, "digest": digest_of(empty), "size": len(empty)},
-                "layers": [layer.descriptor()],
+                "layers": [layer.descriptor() for layer in layers],
                 "subject": subject,
                 "annotations": annotations,
             }
@@ -173,7 +175,7 @@ class Attachments:
         fallback = self._fallback(subject["digest"])
         api = self.registry.referrers(self.repository, subject["digest"])
         if listed in fallback and (api is None or listed["digest"] in _digests(api)):
-            return
+            return referrer
         manifests = sorted_referrers([*fallback, listed])
         index = Document(
             canonical_json({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}), INDEX
@@ -181,10 +183,11 @@ class Attachments:
         push(
             self.registry,
             self.repository,
-            blobs=[Blob.of(empty), Blob.of(layer.data)],
+            blobs=[Blob.of(empty), *(Blob.of(layer.data) for layer in layers)],
             manifests=[referrer],
             tags={attachment_tag(subject["digest"]): index},
         )
+        return referrer
 
     def _fallback(self, digest: str) -> list[dict[str, Any]]:
         """The descriptors listed under the referrers fallback tag (entries that are not

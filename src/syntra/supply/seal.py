@@ -70,7 +70,7 @@ class KeySeal:
         annotations = {"predicateType": predicate_type, SIGNATURE_ANNOTATION: ""}
         layer = Layer(envelope(claim, self.sign_bytes), DSSE, annotations)
         self.attachments.add(subject.digest, "att", layer)
-        self.attachments.refer(subject.descriptor(), layer, IN_TOTO)
+        self.attachments.refer(subject.descriptor(), [layer], IN_TOTO)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class BundleSeal:
         title = f"{attachment_tag(digest_of(bundle))}.sigstore.json"
         self.attachments.refer(
             subject.descriptor(),
-            Layer(bundle, BUNDLE, {TITLE: title}),
+            [Layer(bundle, BUNDLE, {TITLE: title})],
             BUNDLE,
             {
                 "dev.sigstore.bundle.content": "dsse-envelope",

@@ -17,7 +17,8 @@ from syntra import preflight
 from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.layout import plugin_file, source_files, wasm_tools
-from syntra.oci import digest_of
+from syntra.oci import MANIFEST, digest_of
+from syntra.oci.media import TITLE
 from syntra.plan import Destination, GuestPlan, Plan
 from syntra.publish import Where, locate
 from syntra.records import ImageRecord, Record, WasmRecord, find_record
@@ -33,11 +34,16 @@ BUILD_TYPE = "https://syntra.dev/build/v1"
 
 
 def subjects(record: Record, where: Where) -> list[Subject]:
-    """The record's top-level digest, then each platform manifest of an image."""
+    """The record's top-level digest, then each platform manifest of an image, or a
+    guest's web bundle: its own subject, signed, with its SBOM and provenance (where the
+    registry has it: a mirror holds only what was copied there)."""
     top = where.registry.get_manifest(where.path, record.digest)
     found = [Subject(record.digest, top.media_type, len(top.data), top=True)]
     for child in record.platforms if isinstance(record, ImageRecord) else []:
         found.append(Subject(child.digest, child.media_type, child.size, child.platform))
+    web = record.web if isinstance(record, WasmRecord) else None
+    if web is not None and where.registry.find_manifest(where.path, web.digest) is not None:
+        found.append(Subject(web.digest, MANIFEST, web.size, top=True))
     return found
 
 
@@ -101,15 +107,20 @@ def _sboms(
     it bundles), the artifact's own parts for a wasm guest."""
     if not formats:  # `sbom: []`: nothing to scan
         return {}
-    if isinstance(record, WasmRecord):
+    if isinstance(record, WasmRecord) and record.web and subject.digest == record.web.digest:
+        guest = plan.guest(record.name)
+        bundle = _web_part(loaded, plan, record, where, guest)
+        documents = {fmt: describe(fmt, bundle) for fmt in formats}
+        plugins: list[Component] = []
+        created = guest.source_date_epoch
+    elif isinstance(record, WasmRecord):
         guest = plan.guest(record.name)
         wasm = _wasm_bytes(loaded, record, where)
         purl = artifact_purl(record.name, record.digest, where.identity)
         version = _version_of(where, record.digest)
         artifact = _wasm_part(loaded, guest, wasm, record.built_with, purl, version)
         documents = {fmt: describe(fmt, artifact) for fmt in formats}
-        plugins: list[Component] = []
-        created = guest.source_date_epoch
+        plugins, created = [], guest.source_date_epoch
     else:
         found = where.registry.login
         login = (where.registry.host, found.username, found.password) if found else None
@@ -159,6 +170,29 @@ def _wasm_part(
     parts = language(guest.language).components(wasm, loaded.root / guest.source, built_with)
     sha256 = digest_of(wasm).split(":")[1]
     return Component(guest.name, version, purl, "application", sha256, tuple(parts))
+
+
+def _web_part(
+    loaded: Loaded, plan: Plan, record: WasmRecord, where: Where, guest: GuestPlan
+) -> Component:
+    """A web bundle: each file as it was pushed (from the registry), the module as the
+    guest artifact's parts."""
+    assert record.web is not None
+    manifest = where.registry.get_manifest(where.path, record.web.digest).json()
+    version = _version_of(where, record.digest)
+    module = artifact_purl(record.name, record.digest, where.identity)
+    files: list[Component] = []
+    for layer in [item for item in manifest.get("layers", []) if isinstance(item, dict)]:
+        title = str((layer.get("annotations") or {}).get(TITLE, ""))
+        sha256 = str(layer.get("digest", "")).partition(":")[2]
+        if title.endswith(".wasm"):
+            wasm = where.registry.get_blob(where.path, str(layer["digest"]))
+            files.append(_wasm_part(loaded, guest, wasm, record.built_with, module, version))
+        else:
+            purl = PackageURL(type="generic", name=title, version=f"sha256:{sha256}").to_string()
+            files.append(Component(title, f"sha256:{sha256}", purl, "file", sha256))
+    purl = artifact_purl(f"{record.name}-web", record.web.digest, where.identity)
+    return Component(f"{record.name}-web", version, purl, "application", None, tuple(files))
 
 
 def _plugin(loaded: Loaded, plan: Plan, name: str) -> Component:

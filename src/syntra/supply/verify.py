@@ -31,6 +31,7 @@ from syntra.supply.attach import (
     IN_TOTO,
     SIGNATURE_ANNOTATION,
     SIMPLE_SIGNING,
+    WEB_BUNDLE,
     Attachments,
     pae,
 )
@@ -118,6 +119,13 @@ def verify(
         checks.append(
             _check(artifact, attachments, identity, child_digest, platform, trust, formats, None)
         )
+    for listed in [] if is_index else attachments.referrers(digest):
+        if listed.get("artifactType") == WEB_BUNDLE:  # a guest's web bundle: its own subject
+            web = f"{artifact} (web)"
+            bundle = str(listed["digest"])
+            checks.append(
+                _check(web, attachments, identity, bundle, None, trust, formats, provenance)
+            )
     return checks
 
 
