@@ -88,11 +88,12 @@ def _report(lines: Iterable[str]) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from syntra import render, stages
+    from syntra import compose, generated, render, stages
 
     ctx = _context(args)
     if args.check:
         diffs = render.drift(ctx.plan, ctx.root)
+        diffs += generated.drift(compose.render(ctx.loaded, ctx.plan), compose.COMPOSE, ctx.root)
         if diffs:
             sys.stdout.write("".join(diffs))
             print(
@@ -105,6 +106,7 @@ def _render(args: argparse.Namespace) -> int:
         return 0
     lines = [line for name in ctx.image_names() for line in stages.render(ctx, name)]
     lines += stages.prune(ctx)
+    lines += stages.compose(ctx)
     return _report(lines or ["ContainerSpecs up to date"])
 
 
