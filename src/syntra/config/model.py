@@ -464,7 +464,9 @@ class Release(Strict):
 
 
 _DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:us|ms|s|m|h))+\Z")
-_PORT_RE = re.compile(r"^(?:(?:\d{1,3}(?:\.\d{1,3}){3}):)?(?:(\d{1,5}):)?(\d{1,5})(?:/(?:tcp|udp))?\Z")
+_PORT_RE = re.compile(
+    r"^(?:(?:\d{1,3}(?:\.\d{1,3}){3}):)?(?:(\d{1,5}):)?(\d{1,5})(?:/(?:tcp|udp))?\Z"
+)
 _VOLUME_RE = re.compile(r"^([^:]+):(/[^:]*)(?::(ro|rw))?\Z")
 
 

@@ -1,0 +1,163 @@
+"""`syntra up`, `down`, `logs` and the compose file: a real stack on podman, through
+podman-compose, and the services section's errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+from ruamel.yaml import YAML
+
+from syntra.copy import host_platform
+from tests.conftest import SCHEMAS, Result, commit, git
+
+COMPOSE_SCHEMA = SCHEMAS / "compose-spec" / "compose_spec.json"
+
+RELAY = """\
+#!/bin/sh
+# Asks the api service, over the stack's network, and hands its answer back.
+echo "Content-Type: text/plain"
+echo
+/bin/wget -q -O - "http://api:8080/cgi-bin/hello?$QUERY_STRING"
+"""
+HELLO = """\
+#!/bin/sh
+echo "Content-Type: text/plain"
+echo
+echo "$GREETING from $(/bin/hostname) asked $QUERY_STRING"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def stack_project(root: Path, registry: str, base: str, port: int) -> Path:
+    www = root / "web" / "www"
+    (www / "cgi-bin").mkdir(parents=True)
+    (www / "index.html").write_text("<h1>stack</h1>\n")
+    for name, text in (("relay", RELAY), ("hello", HELLO)):
+        (www / "cgi-bin" / name).write_text(text)
+        (www / "cgi-bin" / name).chmod(0o755)
+    (root / "syntra.yaml").write_text(f"""\
+version: 1
+project: {{name: stack}}
+registries: {{local: {{url: '{registry}', insecure: true}}}}
+defaults: {{platforms: [{host_platform()}]}}
+images:
+  web:
+    context: web
+    base: {base}
+    vars:
+      copy: [{{src: www/, dest: /srv/www/}}]
+      entrypoint: [/bin/busybox, httpd, -f, -p, "8080", -h, /srv/www]
+services:
+  api:
+    image: web
+    environment: {{GREETING: "hello {{{{ name }}}}"}}
+    healthcheck:
+      test: [CMD, wget, -q, -O, /dev/null, "http://127.0.0.1:8080/"]
+      interval: 1s
+      retries: 20
+  web:
+    image: web
+    ports: ["127.0.0.1:{port}:8080"]
+    depends_on: {{api: {{condition: service_healthy}}}}
+    healthcheck:
+      test: "wget -q -O /dev/null http://127.0.0.1:8080/cgi-bin/relay"
+      interval: 1s
+      retries: 20
+""")
+    (root / ".gitignore").write_text(".syntra/\n")
+    git(root, "init", "-q", "-b", "main")
+    commit(root, "initial")
+    return root
+
+
+@pytest.fixture(scope="module")
+def engine(
+    base: str, store: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """podman able to run containers on this machine: runc, no default ulimits (crun and
+    setrlimit are refused here), netavark with aardvark-dns so services find each other by
+    name, from networks of its own (`podman system reset` elsewhere removes every network
+    of the shared folder). Test settings, not Syntra's: `.ci/setup` writes the same for
+    the main job."""
+    folder = tmp_path_factory.mktemp("engine")
+    conf = Path(store["CONTAINERS_CONF"]).read_text()
+    settings = folder / "containers.conf"
+    settings.write_text(
+        "[containers]\ndefault_ulimits = []\n\n"
+        + conf.replace("[engine]\n", '[engine]\nruntime = "runc"\n')
+        + f'\n[network]\nnetwork_backend = "netavark"\nnetwork_config_dir = "{folder}/networks"\n'
+        # Subnets of their own too: networks in other folders do not see these.
+        + 'default_subnet_pools = [{base = "10.123.0.0/16", size = 24}]\n'
+    )
+    previous = os.environ["CONTAINERS_CONF"]
+    os.environ["CONTAINERS_CONF"] = str(settings)
+    yield base
+    os.environ["CONTAINERS_CONF"] = previous
+
+
+def podman(*args: str) -> list[str]:
+    done = subprocess.run(["podman", *args], capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        body: bytes = answer.read()
+        return body.decode()
+
+
+def started(name: str) -> tuple[str, str]:
+    found = json.loads(subprocess.run(["podman", "inspect", name], capture_output=True, text=True,
+                                      check=True).stdout)[0]  # fmt: skip
+    return found["Id"], found["State"]["StartedAt"]
+
+
+def test_up_runs_the_stack_and_down_leaves_nothing(
+    tmp_path: Path, registry: str, engine: str, syntra: Callable[..., Result]
+) -> None:
+    port = free_port()
+    root = stack_project(tmp_path, registry, engine, port)
+    env = {"SYNTRA_BUILDER": "podman"}
+    os.environ.update(env)
+    try:
+        first = syntra(root, "up")
+        assert first.code == 0, first.err
+        assert f"web: http://127.0.0.1:{port}/" in first.out
+        assert "api: healthy" in first.out and "web: healthy" in first.out
+        answer = get(f"http://127.0.0.1:{port}/cgi-bin/relay?ping")
+        assert answer.startswith("hello api from ") and answer.endswith(" asked ping\n")
+        ids = {name: started(f"stack_{name}_1") for name in ("api", "web")}
+
+        second = syntra(root, "up")
+        assert second.code == 0, second.err
+        assert "web: unchanged for" in second.out and "built" not in second.out
+        assert {name: started(f"stack_{name}_1") for name in ("api", "web")} == ids
+
+        logs = syntra(root, "logs", "web")
+        assert logs.code == 0, logs.err
+
+        runfile = YAML(typ="safe").load((root / ".syntra" / "up" / "compose.yaml").read_text())
+        assert runfile["services"]["web"]["image"].startswith("localhost/stack/web@sha256:")
+        jsonschema.validate(runfile, json.loads(COMPOSE_SCHEMA.read_text()))
+    finally:
+        down = syntra(root, "down")
+        del os.environ["SYNTRA_BUILDER"]
+    assert down.code == 0, down.err
+    label = "label=com.docker.compose.project=stack"
+    assert podman("ps", "-a", "-q", "--filter", label) == []
+    assert podman("network", "ls", "-q", "--filter", label) == []
+    assert podman("volume", "ls", "-q", "--filter", label) == []
