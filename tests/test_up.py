@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import urllib.request
@@ -14,9 +15,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 from ruamel.yaml import YAML
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from syntra.copy import host_platform
-from tests.conftest import SCHEMAS, Result, commit, git
+from tests.conftest import REPO, SCHEMAS, Result, commit, git
+from tests.support.bases import POSTGRES_LOCAL, seed_postgres
 
 COMPOSE_SCHEMA = SCHEMAS / "compose-spec" / "compose_spec.json"
 
@@ -158,6 +161,80 @@ def test_up_runs_the_stack_and_down_leaves_nothing(
         del os.environ["SYNTRA_BUILDER"]
     assert down.code == 0, down.err
     label = "label=com.docker.compose.project=stack"
+    assert podman("ps", "-a", "-q", "--filter", label) == []
+    assert podman("network", "ls", "-q", "--filter", label) == []
+    assert podman("volume", "ls", "-q", "--filter", label) == []
+
+
+def showcase_stack(root: Path, port: int) -> Path:
+    """The showcase's services, images and sources, without its wasm guests (compiling
+    them is test_wasm's business): the server bundles no plugins here."""
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    config = yaml.load((REPO / "syntra.yaml").read_text())
+    for folder in ("server", "notes", "templates"):
+        shutil.copytree(REPO / folder, root / folder)
+    server = config["images"]["server"]
+    server["plugins"] = []
+    server["tests"] = [test for test in server["tests"] if "http" in test]
+    for key in ("wasm", "supply_chain", "ci"):
+        del config[key]
+    config["defaults"]["platforms"] = [host_platform()]
+    config["services"]["server"]["ports"][0] = DoubleQuotedScalarString(f"127.0.0.1:{port}:8080")
+    with (root / "syntra.yaml").open("w") as handle:
+        yaml.dump(config, handle)
+    (root / ".gitignore").write_text(".syntra/\n")
+    git(root, "init", "-q", "-b", "main")
+    commit(root, "initial")
+    return root
+
+
+def post(url: str, body: str) -> str:
+    request = urllib.request.Request(url, data=body.encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        said: bytes = answer.read()
+        return said.decode()
+
+
+def test_showcase_stack_keeps_notes_in_postgres(
+    tmp_path: Path,
+    registry: str,
+    engine: str,
+    syntra: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()
+    root = showcase_stack(tmp_path, port)
+    monkeypatch.setenv("SYNTRA_BUILDER", "podman")
+    monkeypatch.setenv("SYNTRA_REGISTRY", registry)
+    monkeypatch.setenv("SYNTRA_BASE_IMAGE", engine)
+    monkeypatch.setenv("SYNTRA_NOTES_BASE", seed_postgres(REPO, registry))
+    monkeypatch.setenv("SYNTRA_POSTGRES_IMAGE", POSTGRES_LOCAL)
+    try:
+        first = syntra(root, "up")
+        assert first.code == 0, first.err + first.out
+        for name in ("db", "notes", "server"):
+            assert f"{name}: healthy" in first.out
+        assert f"server: http://127.0.0.1:{port}/" in first.out
+        url = f"http://127.0.0.1:{port}/cgi-bin/notes"
+        assert post(url, "first note") == "1: first note\n"
+        assert post(url, "it's kept") == "1: first note\n2: it's kept\n"
+        assert get(url) == "1: first note\n2: it's kept\n"
+        table = subprocess.run(
+            ["podman", "exec", "syntra_db_1", "psql", "-U", "notes", "-At", "-c",
+             "SELECT count(*) FROM notes"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert table.stdout == "2\n"  # in the database, seen by its own client
+        ids = {name: started(f"syntra_{name}_1") for name in ("db", "notes", "server")}
+        second = syntra(root, "up", "server")
+        assert second.code == 0, second.err
+        assert {name: started(f"syntra_{name}_1") for name in ("db", "notes", "server")} == ids
+    finally:
+        down = syntra(root, "down")
+    assert down.code == 0, down.err
+    label = "label=com.docker.compose.project=syntra"
     assert podman("ps", "-a", "-q", "--filter", label) == []
     assert podman("network", "ls", "-q", "--filter", label) == []
     assert podman("volume", "ls", "-q", "--filter", label) == []
