@@ -23,6 +23,11 @@ from tests.support.bases import POSTGRES_LOCAL, seed_postgres
 
 COMPOSE_SCHEMA = SCHEMAS / "compose-spec" / "compose_spec.json"
 
+
+def check_compose(document: object) -> None:
+    """Valid by the Compose Specification's schema (it names draft 2019-09)."""
+    jsonschema.Draft201909Validator(json.loads(COMPOSE_SCHEMA.read_text())).validate(document)
+
 RELAY = """\
 #!/bin/sh
 # Asks the api service, over the stack's network, and hands its answer back.
@@ -155,7 +160,7 @@ def test_up_runs_the_stack_and_down_leaves_nothing(
 
         runfile = YAML(typ="safe").load((root / ".syntra" / "up" / "compose.yaml").read_text())
         assert runfile["services"]["web"]["image"].startswith("localhost/stack/web@sha256:")
-        jsonschema.validate(runfile, json.loads(COMPOSE_SCHEMA.read_text()))
+        check_compose(runfile)
     finally:
         down = syntra(root, "down")
         del os.environ["SYNTRA_BUILDER"]
@@ -238,3 +243,99 @@ def test_showcase_stack_keeps_notes_in_postgres(
     assert podman("ps", "-a", "-q", "--filter", label) == []
     assert podman("network", "ls", "-q", "--filter", label) == []
     assert podman("volume", "ls", "-q", "--filter", label) == []
+
+
+SERVICES = """\
+version: 1
+project: {name: demo}
+images:
+  web: {context: web, base: "127.0.0.1:5000/demo/base:1"}
+services:
+  web:
+    image: web
+    ports: ["8080:80"]
+    environment: {GREETING: "v{{ version }}", PRICE: "$5"}
+    depends_on: {db: {condition: service_healthy}}
+  db:
+    image: postgres:16
+    healthcheck: {test: "pg_isready", interval: 1s}
+    volumes: ["data:/var/lib/postgresql/data", "./web:/seed:ro"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (("image: web", "image: wbe"), "7:12: services.web.image: 'wbe' is not an image under "
+         "images nor a pinned reference (name:tag or name@sha256:digest); did you mean 'web'?"),
+        (("image: postgres:16", "image: postgres"), "12:12: services.db.image: 'postgres' is "
+         "not an image under images nor a pinned reference"),
+        (("{db: {condition", "{dbb: {condition"), "10:23: services.web.depends_on.dbb: 'dbb' "
+         "is not a service under services; did you mean 'db'?"),
+        (("service_healthy", "service_health"), "services.web.depends_on.db.condition: "
+         "'service_health' is not one of service_started, service_healthy; did you mean "
+         "'service_healthy'?"),
+        (("image: postgres:16", "image: postgres:16\n    depends_on: [web]"),
+         "services.web.depends_on: a cycle: web -> db -> web"),
+        (("image: postgres:16", "image: postgres:16\n    depends_on: [wbe]"),
+         "13:18: services.db.depends_on[0]: 'wbe' is not a service under services; did you "
+         "mean 'web'?"),
+        (("healthcheck: {test: \"pg_isready\", interval: 1s}", "ports: []"),
+         "services.web.depends_on.db: service_healthy needs a healthcheck on service 'db'"),
+        (('ports: ["8080:80"]', 'ports: ["80800:80"]'), "services.web.ports[0]: '80800:80' is "
+         "not a port mapping"),
+        (('ports: ["8080:80"]', "port: [8080]"), "services.web.port: unknown key 'port'; did "
+         "you mean 'ports'?"),
+        (("interval: 1s", "interval: soon"), "'soon' is not a duration"),
+        (('"./web:/seed:ro"', '"../up:/seed"'), "'../up:/seed' is not a volume"),
+    ],
+)  # fmt: skip
+def test_services_errors_are_one_positioned_line(
+    tmp_path: Path, syntra: Callable[..., Result], change: tuple[str, str], said: str
+) -> None:
+    (tmp_path / "web").mkdir()
+    (tmp_path / "syntra.yaml").write_text(SERVICES.replace(*change))
+    result = syntra(tmp_path, "validate")
+    assert result.code == 2 and result.out == ""
+    assert len(result.err.splitlines()) == 1 and said in result.err, result.err
+
+
+def test_compose_file_follows_the_compose_spec(
+    tmp_path: Path, syntra: Callable[..., Result]
+) -> None:
+    (tmp_path / "web").mkdir()
+    (tmp_path / "syntra.yaml").write_text(SERVICES)
+    assert syntra(tmp_path, "render").code == 0
+    text = (tmp_path / "ContainerSpecs" / "compose.yaml").read_text()
+    document = YAML(typ="safe").load(text)
+    check_compose(document)
+    web, db = document["services"]["web"], document["services"]["db"]
+    # Stable across commits: a local name, templates as written, `$` kept from compose.
+    assert web["image"] == "localhost/demo/web:local"
+    assert web["environment"] == {"GREETING": "v{{ version }}", "PRICE": "$$5"}
+    assert web["ports"] == ["8080:80"]  # quoted: YAML 1.1 reads 8080:80 as a number
+    assert '"8080:80"' in text
+    assert web["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert db["healthcheck"]["test"] == ["CMD-SHELL", "pg_isready"]
+    assert db["volumes"] == ["data:/var/lib/postgresql/data", "../web:/seed:ro"]
+    assert document["volumes"] == {"data": {}}
+    assert syntra(tmp_path, "render", "--check").code == 0
+    (tmp_path / "syntra.yaml").write_text(SERVICES.replace("8080:80", "8081:80"))
+    drifted = syntra(tmp_path, "render", "--check")
+    assert drifted.code == 1 and '+      - "8081:80"' in drifted.out
+    (tmp_path / "syntra.yaml").write_text(SERVICES.split("services:")[0])
+    assert "removed ContainerSpecs/compose.yaml" in syntra(tmp_path, "render").out
+
+
+def test_showcase_compose_file_follows_the_compose_spec() -> None:
+    document = YAML(typ="safe").load((REPO / "ContainerSpecs" / "compose.yaml").read_text())
+    check_compose(document)
+    assert document["services"]["server"]["image"] == "localhost/syntra/server:local"
+
+
+def test_up_names_an_unknown_service(tmp_path: Path, syntra: Callable[..., Result]) -> None:
+    (tmp_path / "web").mkdir()
+    (tmp_path / "syntra.yaml").write_text(SERVICES)
+    result = syntra(tmp_path, "up", "wbe")
+    assert result.code == 2
+    assert result.err.endswith("no service 'wbe' in syntra.yaml; did you mean 'web'?\n")

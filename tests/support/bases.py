@@ -48,7 +48,8 @@ POSTGRES_ROOTFS = Path(".cache") / "debian" / "bookworm-postgresql.tar"
 POSTGRES_LOCAL = "localhost/syntra/postgres:15-bookworm"
 """The database image in the engine, as the official one is used: see scripts/postgres/."""
 POSTGRES_CONFIG = [
-    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/postgresql/15/bin",
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    ":/usr/lib/postgresql/15/bin",
     "ENV PGDATA=/var/lib/postgresql/data",
     'ENTRYPOINT ["docker-entrypoint.sh"]',
     'CMD ["postgres"]',
