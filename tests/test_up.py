@@ -28,6 +28,7 @@ def check_compose(document: object) -> None:
     """Valid by the Compose Specification's schema (it names draft 2019-09)."""
     jsonschema.Draft201909Validator(json.loads(COMPOSE_SCHEMA.read_text())).validate(document)
 
+
 RELAY = """\
 #!/bin/sh
 # Asks the api service, over the stack's network, and hands its answer back.
