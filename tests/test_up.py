@@ -156,7 +156,15 @@ def test_up_runs_the_stack_and_down_leaves_nothing(
         assert "web: unchanged for" in second.out and "built" not in second.out
         assert {name: started(f"stack_{name}_1") for name in ("api", "web")} == ids
 
-        logs = syntra(root, "logs", "web")
+        config = root / "syntra.yaml"
+        config.write_text(config.read_text().replace("hello {{ name }}", "hi {{ name }}"))
+        changed = syntra(root, "up", "web")  # api's definition changed: only api is new
+        assert changed.code == 0, changed.err
+        assert "api: recreated" in changed.out and "web: unchanged, running" in changed.out
+        assert started("stack_web_1") == ids["web"] and started("stack_api_1") != ids["api"]
+        assert get(f"http://127.0.0.1:{port}/cgi-bin/relay?again").startswith("hi api from ")
+
+        logs = syntra(root, "logs", "api")
         assert logs.code == 0, logs.err
 
         runfile = YAML(typ="safe").load((root / ".syntra" / "up" / "compose.yaml").read_text())
@@ -233,6 +241,8 @@ def test_showcase_stack_keeps_notes_in_postgres(
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         assert table.stdout == "2\n"  # in the database, seen by its own client
+        logs = syntra(root, "logs", "db")
+        assert "db | database notes of notes initialised" in logs.out, logs.err
         ids = {name: started(f"syntra_{name}_1") for name in ("db", "notes", "server")}
         second = syntra(root, "up", "server")
         assert second.code == 0, second.err

@@ -130,7 +130,7 @@ def down(ctx: Context) -> Iterator[str]:
         argv = [eng.program, *listing, "-q", "--filter", label]
         for item in process.output(argv, f"{eng.program} {kind} list").split():
             process.run([eng.program, *removal, item], f"{eng.program} {kind} removal")
-            yield f"removed {kind} {item[:12]}"
+            yield f"removed {kind} {item[:12] if kind == 'container' else item}"
     yield f"{project(ctx)}: down"
 
 
