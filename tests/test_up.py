@@ -298,6 +298,8 @@ services:
         (('ports: ["8080:80"]', "port: [8080]"), "services.web.port: unknown key 'port'; did "
          "you mean 'ports'?"),
         (("interval: 1s", "interval: soon"), "'soon' is not a duration"),
+        (('test: "pg_isready"', "test: [pg_isready, -q]"), "services.db.healthcheck.test: "
+         "'pg_isready' is not CMD or CMD-SHELL"),
         (('"./web:/seed:ro"', '"../up:/seed"'), "'../up:/seed' is not a volume"),
     ],
 )  # fmt: skip

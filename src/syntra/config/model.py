@@ -507,6 +507,15 @@ def _dependencies(value: Any) -> Any:
     return value
 
 
+def _check_form(value: list[str]) -> list[str]:
+    if value[0] not in ("CMD", "CMD-SHELL"):
+        raise ValueError(
+            f"'{value[0]}' is not CMD or CMD-SHELL; write [CMD, program, args…] or "
+            "[CMD-SHELL, 'a shell line']"
+        )
+    return value
+
+
 Duration = Annotated[str, AfterValidator(_reason(_duration))]
 Port = Annotated[str, BeforeValidator(_reason(_port), json_schema_input_type=str | int)]
 Volume = Annotated[str, AfterValidator(_reason(_volume))]
@@ -515,8 +524,8 @@ Volume = Annotated[str, AfterValidator(_reason(_volume))]
 class Healthcheck(Strict):
     """The Compose Specification's healthcheck."""
 
-    test: Annotated[list[str], Field(min_length=2)] | str = Field(
-        description="`[CMD, prog, arg…]`, `[CMD-SHELL, 'shell line']`, or a shell line."
+    test: Annotated[list[str], Field(min_length=2), AfterValidator(_reason(_check_form))] | str = (
+        Field(description="`[CMD, prog, arg…]`, `[CMD-SHELL, 'shell line']`, or a shell line.")
     )
     interval: Duration = Field("5s", description="Time between checks.")
     timeout: Duration = Field("5s", description="Time one check may take.")
