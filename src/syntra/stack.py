@@ -77,42 +77,44 @@ def project(ctx: Context) -> str:
 
 
 def up(ctx: Context, wanted: list[str]) -> Iterator[str]:
-    services = _services(ctx, wanted)
+    services = ctx.loaded.config.services
     eng = engine(ctx)
-    unpinned = compose.stack(ctx.loaded, ctx.plan)
-    chosen = unpinned.closure(services)
-    images = list(dict.fromkeys(unpinned.services[name]["image"] for name in chosen))
-    local = {compose.local_name(ctx.plan, name): name for name in ctx.image_names()}
+    chosen = compose.stack(ctx.loaded, ctx.plan).closure(_services(ctx, wanted))
+    own = [services[name].image for name in chosen if services[name].image in ctx.image_names()]
     pins: dict[str, str] = {}
-    for image in (local[i] for i in images if i in local):
+    for image in dict.fromkeys(own):
         pins[image], line = _pinned(ctx, eng, image)
         yield line
     run = compose.stack(ctx.loaded, ctx.plan, pins)
     runfile = _write(ctx, run)
     for name in chosen:
-        for dependency, condition in run.services[name].get("depends_on", {}).items():
-            if condition["condition"] == "service_healthy":
+        for dependency, condition in services[name].dependencies().items():
+            if condition == "service_healthy":
                 _wait(ctx, eng, dependency)
-        found = container(ctx, eng, name)
-        wanted_hash = run.services[name]["labels"][CONFIG_LABEL]
-        if found and found.running and found.config_hash == wanted_hash:
-            yield f"{name}: unchanged, running ({found.id[:12]})"
-            continue
-        if found:
-            process.run([eng.program, "rm", "-f", found.id], f"{eng.program} rm")
-        _compose(ctx, eng, runfile, "up", "-d", "--no-deps", name)
-        # podman-compose 1.0 exits 0 whatever happened: the container says.
-        if not (now := container(ctx, eng, name)) or not now.running:
-            log = state_dir(ctx.root) / "logs" / "up.log"
-            raise ToolError(f"{name}: did not start{_last_words(eng, now)} (see {log})")
-        yield f"{name}: {'recreated' if found else 'started'}"
+        yield _start(ctx, eng, runfile, name, run.services[name]["labels"][CONFIG_LABEL])
     for name in chosen:
-        if ctx.loaded.config.services[name].healthcheck:
+        if services[name].healthcheck:
             _wait(ctx, eng, name)
             yield f"{name}: healthy"
     for name in chosen:
         for url in urls(ctx, eng, name):
             yield f"{name}: {url}"
+
+
+def _start(ctx: Context, eng: Engine, runfile: Path, name: str, config_hash: str) -> str:
+    """The service's container started, unless it runs its current definition already."""
+    found = container(ctx, eng, name)
+    if found and found.running and found.config_hash == config_hash:
+        return f"{name}: unchanged, running ({found.id[:12]})"
+    if found:
+        process.run([eng.program, "rm", "-f", found.id], f"{eng.program} rm")
+    _compose(ctx, eng, runfile, "up", "-d", "--no-deps", name)
+    # podman-compose 1.0 exits 0 whatever happened: the container says.
+    now = container(ctx, eng, name)
+    if now is None or not now.running:
+        log = state_dir(ctx.root) / "logs" / "up.log"
+        raise ToolError(f"{name}: did not start{_last_words(eng, now)} (see {log})")
+    return f"{name}: {'recreated' if found else 'started'}"
 
 
 def down(ctx: Context) -> Iterator[str]:
