@@ -352,3 +352,10 @@ def test_up_names_an_unknown_service(tmp_path: Path, syntra: Callable[..., Resul
     result = syntra(tmp_path, "up", "wbe")
     assert result.code == 2
     assert result.err.endswith("no service 'wbe' in syntra.yaml; did you mean 'web'?\n")
+
+
+@pytest.mark.parametrize("command", ["up", "down", "logs"])
+def test_commands_need_services(project: Path, syntra: Callable[..., Result], command: str) -> None:
+    result = syntra(project, command)
+    assert (result.code, result.out) == (2, "")
+    assert result.err == "syntra.yaml: no services; add a services: section\n"

@@ -119,6 +119,7 @@ def _start(ctx: Context, eng: Engine, runfile: Path, name: str, config_hash: str
 
 def down(ctx: Context) -> Iterator[str]:
     """Stop and remove the stack: its containers, network and volumes."""
+    _services(ctx, [])
     eng = engine(ctx)
     runfile = _write(ctx, compose.stack(ctx.loaded, ctx.plan))
     _compose(ctx, eng, runfile, "down", "-v")
