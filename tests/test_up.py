@@ -344,6 +344,16 @@ def test_showcase_compose_file_follows_the_compose_spec() -> None:
     document = YAML(typ="safe").load((REPO / "ContainerSpecs" / "compose.yaml").read_text())
     check_compose(document)
     assert document["services"]["server"]["image"] == "localhost/syntra/server:local"
+    # Left for Compose to expand: the committed file does not depend on the environment.
+    db = "${SYNTRA_POSTGRES_IMAGE:-docker.io/library/postgres:15-bookworm}"
+    assert document["services"]["db"]["image"] == db
+
+
+def test_compose_file_does_not_depend_on_the_environment(
+    syntra: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNTRA_POSTGRES_IMAGE", POSTGRES_LOCAL)
+    assert syntra(REPO, "render", "--check").code == 0
 
 
 def test_up_names_an_unknown_service(tmp_path: Path, syntra: Callable[..., Result]) -> None:

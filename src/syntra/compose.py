@@ -1,10 +1,10 @@
 """The local stack as a Compose Specification file: `ContainerSpecs/compose.yaml`.
 
-The committed file holds nothing that changes from commit to commit: the file's own
-images are named `localhost/<repository>:local` and templated environment values are
-shown as written. `syntra up` writes the file it runs, `.syntra/up/compose.yaml`, from
-the same services with each image pinned by the digest of its local build and the
-templates rendered (`Stack`).
+The committed file holds nothing that changes from commit to commit or machine to
+machine: the file's own images are named `localhost/<repository>:local`, templated
+environment values are shown as written, and `${VAR}`s are left for Compose to expand.
+`syntra up` writes the file it runs, `.syntra/up/compose.yaml`, from the same services
+with each image pinned by the digest of its local build and the templates rendered.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,8 @@ def stack(
         body = _service(loaded, plan, name, service, pins or {}, loaded.root if run else None)
         if run:
             body["labels"] = {CONFIG_LABEL: _hash(body)}
+        else:
+            body = _as_written(loaded, name, body)
         services[name] = body
         for volume in service.volumes:
             source = volume.split(":", 1)[0]
@@ -149,6 +152,28 @@ def _service(
             "start_period": check.start_period,
         }
     return body
+
+
+def _as_written(loaded: Loaded, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The image and environment values syntra.yaml writes with `${VAR}`s keep them in
+    the committed file: Compose expands them the same way, and the file does not depend
+    on the environment it was rendered in."""
+    raw = _written(loaded.document.text).get(name) or {}
+    image = raw.get("image")
+    if isinstance(image, str) and "${" in image:
+        body["image"] = image
+    for key, value in (raw.get("environment") or {}).items():
+        if isinstance(value, str) and "${" in value and key in body.get("environment", {}):
+            body["environment"][key] = value
+    return body
+
+
+@cache
+def _written(text: str) -> dict[str, Any]:
+    """The services as syntra.yaml's text gives them, `${VAR}`s not expanded."""
+    found = YAML(typ="safe", pure=True).load(text)
+    services = found.get("services") if isinstance(found, dict) else None
+    return services if isinstance(services, dict) else {}
 
 
 def _value(loaded: Loaded, service: str, key: str, text: str, context: dict[str, Any]) -> str:
