@@ -15,7 +15,7 @@ from tests.conftest import REPO, Result
 def test_showcase_validates(syntra: Callable[..., Result]) -> None:
     result = syntra(REPO, "validate")
     assert result.code == 0, result.err
-    assert result.out == "syntra.yaml: ok (1 image, 4 wasm guests, 2 platform builds)\n"
+    assert result.out == "syntra.yaml: ok (2 images, 4 wasm guests, 3 platform builds)\n"
 
 
 def test_committed_specs_match(syntra: Callable[..., Result]) -> None:

@@ -90,11 +90,12 @@ def _report(lines: Iterable[str]) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from syntra import render, stages
+    from syntra import compose, generated, render, stages
 
     ctx = _context(args)
     if args.check:
         diffs = render.drift(ctx.plan, ctx.root)
+        diffs += generated.drift(compose.render(ctx.loaded, ctx.plan), compose.COMPOSE, ctx.root)
         if diffs:
             sys.stdout.write("".join(diffs))
             print(
@@ -107,6 +108,7 @@ def _render(args: argparse.Namespace) -> int:
         return 0
     lines = [line for name in ctx.image_names() for line in stages.render(ctx, name)]
     lines += stages.prune(ctx)
+    lines += stages.compose(ctx)
     return _report(lines or ["ContainerSpecs up to date"])
 
 
@@ -290,6 +292,24 @@ def _report_page(args: argparse.Namespace) -> int:
     return 0
 
 
+def _up(args: argparse.Namespace) -> int:
+    from syntra import stack
+
+    return _report(stack.up(_context(args), list(args.services)))
+
+
+def _down(args: argparse.Namespace) -> int:
+    from syntra import stack
+
+    return _report(stack.down(_context(args)))
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from syntra import stack
+
+    return _report(stack.logs(_context(args), args.service))
+
+
 def _positive(text: str) -> int:
     """A whole number of at least 1 (argparse says so in one line otherwise)."""
     try:
@@ -452,6 +472,15 @@ def parser() -> argparse.ArgumentParser:
     )
     command("release", _release, "promote the verified digests of a vX.Y.Z commit").add_argument(
         "--dry-run", action="store_true", help="print what would be tagged, change nothing"
+    )
+    up = command(
+        "up", _up, "build what changed for this host, start the services and wait until healthy"
+    )
+    up.add_argument("services", nargs="*", metavar="SERVICE", help="these and their dependencies")
+    up.add_argument("--builder", choices=CHOICES)
+    command("down", _down, "stop the services; remove their containers, network and volumes")
+    command("logs", _logs, "print the services' logs").add_argument(
+        "service", nargs="?", help="only this service"
     )
     from syntra import registry_commands
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from syntra import imagetest, preflight, process, telemetry
 from syntra.build import Backend, BuildRequest, LayoutBuilder, layout_builder
@@ -38,6 +39,9 @@ from syntra.records import (
 )
 from syntra.testbox import BoxFactory, buildah_box, require_buildah
 from syntra.wasm import manifest as plugin_manifest
+
+if TYPE_CHECKING:
+    from syntra.copy import Content
 
 
 def already_built(job: Job, where: Where, platform: str) -> PlatformImage | None:
@@ -188,9 +192,28 @@ def build_to(job: Job, backend: Backend, platforms: list[str], output: str) -> s
     """Build and test `platforms`, then write them to `output` (oci:DIR[:TAG],
     oci-archive:FILE[:TAG], docker-archive:FILE): nothing pushed, no registry needed but
     for the base image."""
-    from syntra.copy import Content, write
+    from syntra.copy import write
 
     built, _ = build_and_test(job, backend, platforms)
+    content = _content(built)
+    if output != "load":
+        try:
+            return write(None, output, content, insecure=False)
+        except OSError as exc:
+            raise SyntraError(f"--output {output}: {exc.strerror or exc}") from None
+    program = engine_program(backend)
+    written = load(program, content)
+    return f"{program} image store ({written.split('(', 1)[1].rstrip(')')})"
+
+
+def engine_program(backend: Backend) -> str:
+    """The engine whose image store a backend's builds load into."""
+    return "podman" if backend.name == "podman" else "docker"
+
+
+def _content(built: list[LayoutImage]) -> Content:
+    from syntra.copy import Content
+
     index = index_document([image.platform for image in built])
     content = Content(index.digest)
     for image in built:
@@ -199,18 +222,27 @@ def build_to(job: Job, backend: Backend, platforms: list[str], output: str) -> s
             content.blobs[blob.digest] = blob.path
         content.documents[image.manifest.digest] = image.manifest
     content.documents[index.digest] = index
-    if output != "load":
-        try:
-            return write(None, output, content, insecure=False)
-        except OSError as exc:
-            raise SyntraError(f"--output {output}: {exc.strerror or exc}") from None
-    # `load`: this host's platform into the builder's own image store.
-    program = "podman" if backend.name == "podman" else "docker"
+    return content
+
+
+def load(program: str, content: Content) -> str:
+    """This host's platform of `content` into `program`'s image store; what was written."""
+    from syntra.copy import write
+
     with tempfile.TemporaryDirectory(prefix="syntra-load-") as folder:
         archive = Path(folder) / "image.tar"
         written = write(None, f"docker-archive:{archive}", content, insecure=False)
         process.run([program, "load", "-i", str(archive)], f"{program} load")
-    return f"{program} image store ({written.split('(', 1)[1].rstrip(')')})"
+    return written
+
+
+def load_built(job: Job, backend: Backend, platform: str) -> str:
+    """Build and test one platform and load it into the engine; its image ID (the config
+    digest: docker-archive keeps it)."""
+    built, _ = build_and_test(job, backend, [platform])
+    load(engine_program(backend), _content(built))
+    config: str = built[0].manifest.json()["config"]["digest"]
+    return config
 
 
 def push_by_digest(job: Job, platform: str, backend: Backend) -> Path:

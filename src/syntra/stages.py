@@ -59,6 +59,18 @@ def prune(ctx: Context, name: str = "") -> Report:
         yield f"removed {path} (no such image)"
 
 
+def compose(ctx: Context, name: str = "") -> Report:
+    """ContainerSpecs/compose.yaml from syntra.yaml's services; removed when it has none."""
+    from syntra import compose as stack
+    from syntra import generated
+
+    rendered = stack.render(ctx.loaded, ctx.plan)
+    for path in generated.write(rendered, ctx.root):
+        yield f"rendered {path}"
+    for path in generated.prune(stack.COMPOSE, [file.path for file in rendered], ctx.root):
+        yield f"removed {path} (no services)"
+
+
 def workflows(ctx: Context, name: str = "") -> Report:
     """.github/workflows/ from syntra.yaml; workflows no longer generated, removed."""
     from syntra import ci

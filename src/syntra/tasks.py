@@ -131,6 +131,7 @@ def _template_files(root: Path) -> list[str]:
 
 def task_render() -> Iterator[TaskDict]:
     """Render ContainerSpecs/<image>/{Dockerfile,Containerfile} from templates."""
+    from syntra.compose import COMPOSE_FILE, compose_inputs
     from syntra.render import render_inputs
 
     ctx = _context()
@@ -150,6 +151,14 @@ def task_render() -> Iterator[TaskDict]:
         "doc": "remove specs of images no longer in syntra.yaml",
         "actions": [_action(stages.prune, "render stale")],
         "uptodate": [config_changed({"images": sorted(i.name for i in ctx.plan.images)})],
+    }
+    if not ctx.loaded.config.services and not (ctx.root / COMPOSE_FILE).exists():
+        return
+    yield {
+        "name": "compose",
+        "doc": "render ContainerSpecs/compose.yaml from syntra.yaml's services",
+        "actions": [_action(stages.compose, "render compose")],
+        "uptodate": [config_changed(compose_inputs(ctx.loaded, ctx.plan))],
     }
 
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from syntra.config.model import Config, Guest, Image, ImageTest
+from syntra.config.model import Config, Guest, Image, ImageTest, Service
 from syntra.config.yamldoc import Document, Loc
 from syntra.errors import did_you_mean
 from syntra.layout import (
@@ -29,6 +29,9 @@ def check(config: Config, document: Document, root: Path) -> None:
         _image(config, document, root, ("images", name), image)
     for name, guest in config.wasm.items():
         _guest(config, document, root, ("wasm", name), guest)
+    for name, service in config.services.items():
+        _service(config, document, ("services", name), service)
+    _no_cycle(config, document)
     signing = config.supply_chain.signing
     if signing.mode == "key" and not signing.key:
         raise document.error(
@@ -165,3 +168,62 @@ def _unique(document: Document, loc: Loc, values: Iterable[str]) -> None:
         if value in seen:
             raise document.error((*loc, index), f"'{value}' is listed twice")
         seen.add(value)
+
+
+def _service(config: Config, document: Document, loc: Loc, service: Service) -> None:
+    if service.image not in config.images:
+        _external_image(config, document, (*loc, "image"), service.image)
+    for dependency, condition in service.dependencies().items():
+        where = _dependency_loc(document, (*loc, "depends_on"), service, dependency)
+        if dependency == loc[-1]:
+            raise document.error(where, f"service '{dependency}' cannot depend on itself")
+        if dependency not in config.services:
+            hint = did_you_mean(dependency, config.services)
+            raise document.error(where, f"'{dependency}' is not a service under services{hint}")
+        if condition == "service_healthy" and config.services[dependency].healthcheck is None:
+            raise document.error(
+                where,
+                f"service_healthy needs a healthcheck on service '{dependency}'; give it one, "
+                "or wait for service_started",
+            )
+
+
+def _dependency_loc(document: Document, loc: Loc, service: Service, name: str) -> Loc:
+    """Where a dependency is written: an item of the short list, or a key of the mapping."""
+    item = (*loc, list(service.depends_on).index(name))
+    return item if item in document.spots else (*loc, name)
+
+
+def _external_image(config: Config, document: Document, loc: Loc, image: str) -> None:
+    """Not one of the file's images: a reference pinned by a tag or a digest."""
+    from syntra import refs
+
+    hint = did_you_mean(image, config.images)
+    try:
+        ref = refs.parse_image_ref(image)
+    except ValueError:
+        ref = None
+    if ref is None or not (ref.tag or ref.digest):
+        raise document.error(
+            loc,
+            f"'{image}' is not an image under images nor a pinned reference "
+            f"(name:tag or name@sha256:digest){hint}",
+        )
+
+
+def _no_cycle(config: Config, document: Document) -> None:
+    """depends_on must leave an order to start the services in."""
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            cycle = " -> ".join([*path[path.index(name) :], name])
+            raise document.error(("services", name, "depends_on"), f"a cycle: {cycle}")
+        if name in done:
+            return
+        for dependency in config.services[name].dependencies():
+            visit(dependency, [*path, name])
+        done.add(name)
+
+    for name in config.services:
+        visit(name, [])

@@ -573,6 +573,109 @@ class Release(Strict):
     )
 
 
+_DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:us|ms|s|m|h))+\Z")
+_PORT_RE = re.compile(
+    r"^(?:(?:\d{1,3}(?:\.\d{1,3}){3}):)?(?:(\d{1,5}):)?(\d{1,5})(?:/(?:tcp|udp))?\Z"
+)
+_VOLUME_RE = re.compile(r"^([^:]+):(/[^:]*)(?::(ro|rw))?\Z")
+
+
+def _duration(value: str) -> str:
+    if not _DURATION_RE.match(value):
+        raise ValueError(f"'{value}' is not a duration; write e.g. 5s, 1m30s or 500ms")
+    return value
+
+
+def _port(value: Any) -> str:
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    match = _PORT_RE.match(text) if isinstance(text, str) else None
+    numbers = [int(n) for n in match.groups() if n] if match else []
+    if not match or not all(0 < n < 65536 for n in numbers):
+        raise ValueError(
+            f"'{value}' is not a port mapping; write [IP:]HOST:CONTAINER[/tcp|udp], e.g. 8080:8080"
+        )
+    return str(text)
+
+
+def _volume(value: str) -> str:
+    match = _VOLUME_RE.match(value)
+    source = match.group(1) if match else ""
+    named = bool(_NAME_RE.match(source))
+    relative = source.startswith("./") and ".." not in source.split("/")
+    if not match or not (named or relative):
+        raise ValueError(
+            f"'{value}' is not a volume; write NAME:/path or ./dir:/path (a folder of the "
+            "repository), with :ro to mount it read-only"
+        )
+    return value
+
+
+def _dependencies(value: Any) -> Any:
+    """The Compose short form, a list of names, is the long form with default conditions."""
+    if isinstance(value, list) and all(isinstance(name, str) for name in value):
+        return {name: {} for name in value}
+    return value
+
+
+def _check_form(value: list[str]) -> list[str]:
+    if value[0] not in ("CMD", "CMD-SHELL"):
+        raise ValueError(
+            f"'{value[0]}' is not CMD or CMD-SHELL; write [CMD, program, args…] or "
+            "[CMD-SHELL, 'a shell line']"
+        )
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_reason(_duration))]
+Port = Annotated[str, BeforeValidator(_reason(_port), json_schema_input_type=str | int)]
+Volume = Annotated[str, AfterValidator(_reason(_volume))]
+
+
+class Healthcheck(Strict):
+    """The Compose Specification's healthcheck."""
+
+    test: Annotated[list[str], Field(min_length=2), AfterValidator(_reason(_check_form))] | str = (
+        Field(description="`[CMD, prog, arg…]`, `[CMD-SHELL, 'shell line']`, or a shell line.")
+    )
+    interval: Duration = Field("5s", description="Time between checks.")
+    timeout: Duration = Field("5s", description="Time one check may take.")
+    retries: int = Field(5, gt=0, description="Failures in a row that make it unhealthy.")
+    start_period: Duration = Field("0s", description="Failures during it do not count.")
+
+
+class Dependency(Strict):
+    condition: Literal["service_started", "service_healthy"] = Field(
+        "service_started",
+        description="Start after the service started, or after its health check passed.",
+    )
+
+
+class Service(Strict):
+    """A container of `syntra up`: one of the file's images or a pinned external image.
+    Keys follow the Compose Specification."""
+
+    image: str = Field(
+        description="An image of `images`, or an external reference pinned by tag or digest."
+    )
+    ports: list[Port] = Field([], description="`[IP:]HOST:CONTAINER`, published on the host.")
+    environment: dict[EnvName, TemplatedText] = Field(
+        {}, description="Environment; values may use the tag template variables."
+    )
+    depends_on: Annotated[
+        dict[Name, Dependency],
+        BeforeValidator(_dependencies, json_schema_input_type=list[str] | dict[str, Any]),
+    ] = Field({}, description="Services started first: a list, or a mapping with conditions.")
+    healthcheck: Healthcheck | None = Field(None, description="How `syntra up` knows it is up.")
+    volumes: list[Volume] = Field(
+        [], description="`NAME:/path` (a named volume) or `./dir:/path`, optionally `:ro`."
+    )
+    command: list[str] | None = Field(None, description="Arguments instead of the image's CMD.")
+
+    def dependencies(self) -> dict[str, str]:
+        """Each service this one waits for, and its condition."""
+        return {name: dep.condition for name, dep in self.depends_on.items()}
+
+
 class Config(Strict):
     """A Syntra project: images and wasm guests, and how they are built and shipped."""
 
@@ -590,6 +693,9 @@ class Config(Strict):
     defaults: Defaults = Field(Defaults(), description="Defaults for images and guests.")
     images: dict[Name, Image] = Field({}, description="Container images by name.")
     wasm: dict[Name, Guest] = Field({}, description="WebAssembly guests by name.")
+    services: dict[Name, Service] = Field(
+        {}, description="The local stack of `syntra up`: containers by name."
+    )
     supply_chain: SupplyChain = Field(SupplyChain(), description="SBOMs, signatures, provenance.")
     ci: CI = Field(CI(), description="Generated GitHub Actions workflows.")
     release: Release = Field(Release(), description="Release tagging.")

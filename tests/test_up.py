@@ -1,0 +1,371 @@
+"""`syntra up`, `down`, `logs` and the compose file: a real stack on podman, through
+podman-compose, and the services section's errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+from ruamel.yaml import YAML
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+from syntra.copy import host_platform
+from tests.conftest import REPO, SCHEMAS, Result, commit, git
+from tests.support.bases import POSTGRES_LOCAL, seed_postgres
+
+COMPOSE_SCHEMA = SCHEMAS / "compose-spec" / "compose_spec.json"
+
+
+def check_compose(document: object) -> None:
+    """Valid by the Compose Specification's schema (it names draft 2019-09)."""
+    jsonschema.Draft201909Validator(json.loads(COMPOSE_SCHEMA.read_text())).validate(document)
+
+
+RELAY = """\
+#!/bin/sh
+# Asks the api service, over the stack's network, and hands its answer back.
+echo "Content-Type: text/plain"
+echo
+/bin/wget -q -O - "http://api:8080/cgi-bin/hello?$QUERY_STRING"
+"""
+HELLO = """\
+#!/bin/sh
+echo "Content-Type: text/plain"
+echo
+echo "$GREETING from $(/bin/hostname) asked $QUERY_STRING"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def stack_project(root: Path, registry: str, base: str, port: int) -> Path:
+    www = root / "web" / "www"
+    (www / "cgi-bin").mkdir(parents=True)
+    (www / "index.html").write_text("<h1>stack</h1>\n")
+    for name, text in (("relay", RELAY), ("hello", HELLO)):
+        (www / "cgi-bin" / name).write_text(text)
+        (www / "cgi-bin" / name).chmod(0o755)
+    (root / "syntra.yaml").write_text(f"""\
+version: 1
+project: {{name: stack}}
+registries: {{local: {{url: '{registry}', insecure: true}}}}
+defaults: {{platforms: [{host_platform()}]}}
+images:
+  web:
+    context: web
+    base: {base}
+    vars:
+      copy: [{{src: www/, dest: /srv/www/}}]
+      entrypoint: [/bin/busybox, httpd, -f, -p, "8080", -h, /srv/www]
+services:
+  api:
+    image: web
+    environment: {{GREETING: "hello {{{{ name }}}}"}}
+    healthcheck:
+      test: [CMD, wget, -q, -O, /dev/null, "http://127.0.0.1:8080/"]
+      interval: 1s
+      retries: 20
+  web:
+    image: web
+    ports: ["127.0.0.1:{port}:8080"]
+    depends_on: {{api: {{condition: service_healthy}}}}
+    healthcheck:
+      test: "wget -q -O /dev/null http://127.0.0.1:8080/cgi-bin/relay"
+      interval: 1s
+      retries: 20
+""")
+    (root / ".gitignore").write_text(".syntra/\n")
+    git(root, "init", "-q", "-b", "main")
+    commit(root, "initial")
+    return root
+
+
+@pytest.fixture(scope="module")
+def engine(
+    base: str, store: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """podman able to run containers on this machine: runc, no default ulimits (crun and
+    setrlimit are refused here), netavark with aardvark-dns so services find each other by
+    name, from networks of its own (`podman system reset` elsewhere removes every network
+    of the shared folder). Test settings, not Syntra's: `.ci/setup` writes the same for
+    the main job."""
+    folder = tmp_path_factory.mktemp("engine")
+    conf = Path(store["CONTAINERS_CONF"]).read_text()
+    settings = folder / "containers.conf"
+    settings.write_text(
+        "[containers]\ndefault_ulimits = []\n\n"
+        + conf.replace("[engine]\n", '[engine]\nruntime = "runc"\n')
+        + f'\n[network]\nnetwork_backend = "netavark"\nnetwork_config_dir = "{folder}/networks"\n'
+        # Subnets of their own too: networks in other folders do not see these.
+        + 'default_subnet_pools = [{base = "10.123.0.0/16", size = 24}]\n'
+    )
+    previous = os.environ["CONTAINERS_CONF"]
+    os.environ["CONTAINERS_CONF"] = str(settings)
+    yield base
+    os.environ["CONTAINERS_CONF"] = previous
+
+
+def podman(*args: str) -> list[str]:
+    done = subprocess.run(["podman", *args], capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        body: bytes = answer.read()
+        return body.decode()
+
+
+def started(name: str) -> tuple[str, str]:
+    found = json.loads(subprocess.run(["podman", "inspect", name], capture_output=True, text=True,
+                                      check=True).stdout)[0]  # fmt: skip
+    return found["Id"], found["State"]["StartedAt"]
+
+
+def test_up_runs_the_stack_and_down_leaves_nothing(
+    tmp_path: Path, registry: str, engine: str, syntra: Callable[..., Result]
+) -> None:
+    port = free_port()
+    root = stack_project(tmp_path, registry, engine, port)
+    env = {"SYNTRA_BUILDER": "podman"}
+    os.environ.update(env)
+    try:
+        first = syntra(root, "up")
+        assert first.code == 0, first.err
+        assert f"web: http://127.0.0.1:{port}/" in first.out
+        assert "api: healthy" in first.out and "web: healthy" in first.out
+        answer = get(f"http://127.0.0.1:{port}/cgi-bin/relay?ping")
+        assert answer.startswith("hello api from ") and answer.endswith(" asked ping\n")
+        ids = {name: started(f"stack_{name}_1") for name in ("api", "web")}
+
+        second = syntra(root, "up")
+        assert second.code == 0, second.err
+        assert "web: unchanged for" in second.out and "built" not in second.out
+        assert {name: started(f"stack_{name}_1") for name in ("api", "web")} == ids
+
+        config = root / "syntra.yaml"
+        config.write_text(config.read_text().replace("hello {{ name }}", "hi {{ name }}"))
+        changed = syntra(root, "up", "web")  # api's definition changed: only api is new
+        assert changed.code == 0, changed.err
+        assert "api: recreated" in changed.out and "web: unchanged, running" in changed.out
+        assert started("stack_web_1") == ids["web"] and started("stack_api_1") != ids["api"]
+        assert get(f"http://127.0.0.1:{port}/cgi-bin/relay?again").startswith("hi api from ")
+
+        logs = syntra(root, "logs", "api")
+        assert logs.code == 0, logs.err
+
+        runfile = YAML(typ="safe").load((root / ".syntra" / "up" / "compose.yaml").read_text())
+        assert runfile["services"]["web"]["image"].startswith("localhost/stack/web@sha256:")
+        check_compose(runfile)
+    finally:
+        down = syntra(root, "down")
+        del os.environ["SYNTRA_BUILDER"]
+    assert down.code == 0, down.err
+    label = "label=com.docker.compose.project=stack"
+    assert podman("ps", "-a", "-q", "--filter", label) == []
+    assert podman("network", "ls", "-q", "--filter", label) == []
+    assert podman("volume", "ls", "-q", "--filter", label) == []
+
+
+def showcase_stack(root: Path, port: int) -> Path:
+    """The showcase's services, images and sources, without its wasm guests (compiling
+    them is test_wasm's business): the server bundles no plugins here."""
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    config = yaml.load((REPO / "syntra.yaml").read_text())
+    for folder in ("server", "notes", "templates"):
+        shutil.copytree(REPO / folder, root / folder)
+    server = config["images"]["server"]
+    server["plugins"] = []
+    server["tests"] = [test for test in server["tests"] if "http" in test]
+    for key in ("wasm", "supply_chain", "ci"):
+        del config[key]
+    config["defaults"]["platforms"] = [host_platform()]
+    config["services"]["server"]["ports"][0] = DoubleQuotedScalarString(f"127.0.0.1:{port}:8080")
+    with (root / "syntra.yaml").open("w") as handle:
+        yaml.dump(config, handle)
+    (root / ".gitignore").write_text(".syntra/\n")
+    git(root, "init", "-q", "-b", "main")
+    commit(root, "initial")
+    return root
+
+
+def post(url: str, body: str) -> str:
+    request = urllib.request.Request(url, data=body.encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        said: bytes = answer.read()
+        return said.decode()
+
+
+def test_showcase_stack_keeps_notes_in_postgres(
+    tmp_path: Path,
+    registry: str,
+    engine: str,
+    syntra: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()
+    root = showcase_stack(tmp_path, port)
+    monkeypatch.setenv("SYNTRA_BUILDER", "podman")
+    monkeypatch.setenv("SYNTRA_REGISTRY", registry)
+    monkeypatch.setenv("SYNTRA_BASE_IMAGE", engine)
+    monkeypatch.setenv("SYNTRA_NOTES_BASE", seed_postgres(REPO, registry))
+    monkeypatch.setenv("SYNTRA_POSTGRES_IMAGE", POSTGRES_LOCAL)
+    try:
+        first = syntra(root, "up")
+        assert first.code == 0, first.err + first.out
+        for name in ("db", "notes", "server"):
+            assert f"{name}: healthy" in first.out
+        assert f"server: http://127.0.0.1:{port}/" in first.out
+        url = f"http://127.0.0.1:{port}/cgi-bin/notes"
+        assert post(url, "first note") == "1: first note\n"
+        assert post(url, "it's kept") == "1: first note\n2: it's kept\n"
+        assert get(url) == "1: first note\n2: it's kept\n"
+        table = subprocess.run(
+            ["podman", "exec", "syntra_db_1", "psql", "-U", "notes", "-At", "-c",
+             "SELECT count(*) FROM notes"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert table.stdout == "2\n"  # in the database, seen by its own client
+        logs = syntra(root, "logs", "db")
+        assert "db | database notes of notes initialised" in logs.out, logs.err
+        ids = {name: started(f"syntra_{name}_1") for name in ("db", "notes", "server")}
+        second = syntra(root, "up", "server")
+        assert second.code == 0, second.err
+        assert {name: started(f"syntra_{name}_1") for name in ("db", "notes", "server")} == ids
+    finally:
+        down = syntra(root, "down")
+    assert down.code == 0, down.err
+    label = "label=com.docker.compose.project=syntra"
+    assert podman("ps", "-a", "-q", "--filter", label) == []
+    assert podman("network", "ls", "-q", "--filter", label) == []
+    assert podman("volume", "ls", "-q", "--filter", label) == []
+
+
+SERVICES = """\
+version: 1
+project: {name: demo}
+images:
+  web: {context: web, base: "127.0.0.1:5000/demo/base:1"}
+services:
+  web:
+    image: web
+    ports: ["8080:80"]
+    environment: {GREETING: "v{{ version }}", PRICE: "$5"}
+    depends_on: {db: {condition: service_healthy}}
+  db:
+    image: postgres:16
+    healthcheck: {test: "pg_isready", interval: 1s}
+    volumes: ["data:/var/lib/postgresql/data", "./web:/seed:ro"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (("image: web", "image: wbe"), "7:12: services.web.image: 'wbe' is not an image under "
+         "images nor a pinned reference (name:tag or name@sha256:digest); did you mean 'web'?"),
+        (("image: postgres:16", "image: postgres"), "12:12: services.db.image: 'postgres' is "
+         "not an image under images nor a pinned reference"),
+        (("{db: {condition", "{dbb: {condition"), "10:23: services.web.depends_on.dbb: 'dbb' "
+         "is not a service under services; did you mean 'db'?"),
+        (("service_healthy", "service_health"), "services.web.depends_on.db.condition: "
+         "'service_health' is not one of service_started, service_healthy; did you mean "
+         "'service_healthy'?"),
+        (("image: postgres:16", "image: postgres:16\n    depends_on: [web]"),
+         "services.web.depends_on: a cycle: web -> db -> web"),
+        (("image: postgres:16", "image: postgres:16\n    depends_on: [wbe]"),
+         "13:18: services.db.depends_on[0]: 'wbe' is not a service under services; did you "
+         "mean 'web'?"),
+        (("healthcheck: {test: \"pg_isready\", interval: 1s}", "ports: []"),
+         "services.web.depends_on.db: service_healthy needs a healthcheck on service 'db'"),
+        (('ports: ["8080:80"]', 'ports: ["80800:80"]'), "services.web.ports[0]: '80800:80' is "
+         "not a port mapping"),
+        (('ports: ["8080:80"]', "port: [8080]"), "services.web.port: unknown key 'port'; did "
+         "you mean 'ports'?"),
+        (("interval: 1s", "interval: soon"), "'soon' is not a duration"),
+        (('test: "pg_isready"', "test: [pg_isready, -q]"), "services.db.healthcheck.test: "
+         "'pg_isready' is not CMD or CMD-SHELL"),
+        (('"./web:/seed:ro"', '"../up:/seed"'), "'../up:/seed' is not a volume"),
+    ],
+)  # fmt: skip
+def test_services_errors_are_one_positioned_line(
+    tmp_path: Path, syntra: Callable[..., Result], change: tuple[str, str], said: str
+) -> None:
+    (tmp_path / "web").mkdir()
+    (tmp_path / "syntra.yaml").write_text(SERVICES.replace(*change))
+    result = syntra(tmp_path, "validate")
+    assert result.code == 2 and result.out == ""
+    assert len(result.err.splitlines()) == 1 and said in result.err, result.err
+
+
+def test_compose_file_follows_the_compose_spec(
+    tmp_path: Path, syntra: Callable[..., Result]
+) -> None:
+    (tmp_path / "web").mkdir()
+    (tmp_path / "syntra.yaml").write_text(SERVICES)
+    assert syntra(tmp_path, "render").code == 0
+    text = (tmp_path / "ContainerSpecs" / "compose.yaml").read_text()
+    document = YAML(typ="safe").load(text)
+    check_compose(document)
+    web, db = document["services"]["web"], document["services"]["db"]
+    # Stable across commits: a local name, templates as written, `$` kept from compose.
+    assert web["image"] == "localhost/demo/web:local"
+    assert web["environment"] == {"GREETING": "v{{ version }}", "PRICE": "$$5"}
+    assert web["ports"] == ["8080:80"]  # quoted: YAML 1.1 reads 8080:80 as a number
+    assert '"8080:80"' in text
+    assert web["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert db["healthcheck"]["test"] == ["CMD-SHELL", "pg_isready"]
+    assert db["volumes"] == ["data:/var/lib/postgresql/data", "../web:/seed:ro"]
+    assert document["volumes"] == {"data": {}}
+    assert syntra(tmp_path, "render", "--check").code == 0
+    (tmp_path / "syntra.yaml").write_text(SERVICES.replace("8080:80", "8081:80"))
+    drifted = syntra(tmp_path, "render", "--check")
+    assert drifted.code == 1 and '+      - "8081:80"' in drifted.out
+    (tmp_path / "syntra.yaml").write_text(SERVICES.split("services:")[0])
+    assert "removed ContainerSpecs/compose.yaml" in syntra(tmp_path, "render").out
+
+
+def test_showcase_compose_file_follows_the_compose_spec() -> None:
+    document = YAML(typ="safe").load((REPO / "ContainerSpecs" / "compose.yaml").read_text())
+    check_compose(document)
+    assert document["services"]["server"]["image"] == "localhost/syntra/server:local"
+    # Left for Compose to expand: the committed file does not depend on the environment.
+    db = "${SYNTRA_POSTGRES_IMAGE:-docker.io/library/postgres:15-bookworm}"
+    assert document["services"]["db"]["image"] == db
+
+
+def test_compose_file_does_not_depend_on_the_environment(
+    syntra: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNTRA_POSTGRES_IMAGE", POSTGRES_LOCAL)
+    assert syntra(REPO, "render", "--check").code == 0
+
+
+def test_up_names_an_unknown_service(tmp_path: Path, syntra: Callable[..., Result]) -> None:
+    (tmp_path / "web").mkdir()
+    (tmp_path / "syntra.yaml").write_text(SERVICES)
+    result = syntra(tmp_path, "up", "wbe")
+    assert result.code == 2
+    assert result.err.endswith("no service 'wbe' in syntra.yaml; did you mean 'web'?\n")
+
+
+@pytest.mark.parametrize("command", ["up", "down", "logs"])
+def test_commands_need_services(project: Path, syntra: Callable[..., Result], command: str) -> None:
+    result = syntra(project, command)
+    assert (result.code, result.out) == (2, "")
+    assert result.err == "syntra.yaml: no services; add a services: section\n"
