@@ -286,10 +286,10 @@ def test_push_with_credentials_from_the_environment(
         assert "nope" not in wrong.stdout + wrong.stderr
         assert not logs_root(root).exists()
         secrets = {"REG_USER": "ci", "REG_PASS": "pa55word"}
+        # The base's registry is not declared: on loopback it is plain HTTP all the same.
         undeclared = run(root, "doit", "docker", env=secrets)
-        assert (
-            f"docker app: {registry}: TLS handshake failed; if this registry" in undeclared.stdout
-        )
+        assert undeclared.returncode == 0, undeclared.stdout + undeclared.stderr
+        assert "TLS" not in undeclared.stdout + undeclared.stderr
         (root / "syntra.yaml").write_text(
             (root / "syntra.yaml")
             .read_text()
