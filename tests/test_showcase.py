@@ -37,10 +37,11 @@ def test_json_schema_rejects_unknown_keys() -> None:
     assert errors
 
 
-def test_readme_reference_is_current() -> None:
-    readme = (REPO / "README.md").read_text()
-    start = readme.index("<!-- reference:start -->\n") + len("<!-- reference:start -->\n")
-    end = readme.index("<!-- reference:end -->")
-    assert readme[start:end] == markdown_reference(), (
-        "README reference is stale: run `syntra schema --markdown` and paste it between the markers"
+def test_docs_reference_is_current() -> None:
+    page = (REPO / "docs" / "reference.md").read_text()
+    start = page.index("<!-- reference:start -->\n") + len("<!-- reference:start -->\n")
+    end = page.index("<!-- reference:end -->")
+    assert page[start:end] == markdown_reference(), (
+        "docs/reference.md is stale: run `syntra schema --markdown` and paste it between "
+        "the markers"
     )
