@@ -11,9 +11,9 @@ from typing import Any, cast
 
 import pytest
 
-from syntra.layout import STATE_DIR, logs_dir, logs_root, record_path, state_dir
-from syntra.localregistry import serve
 from syntra.oci import Client
+from syntra.paths import STATE_DIR, logs_dir, logs_root, record_path, state_dir
+from syntra.registry.local import serve
 from tests.conftest import BUSYBOX, commit, git, podman_store, ran, reset_store, run, skopeo
 from tests.support.bases import seed_busybox
 from tests.support.oci import layer_files, validate

@@ -15,9 +15,9 @@ import pytest
 
 from syntra import plugins
 from syntra.errors import Refused, SyntraError
-from syntra.layout import plugin_file, record_path
-from syntra.localregistry import serve
 from syntra.oci import MANIFEST, Blob, Client, Document
+from syntra.paths import plugin_file, record_path
+from syntra.registry.local import serve
 from tests.conftest import commit, run
 from tests.support.projects import wasm_project
 from tests.support.signing import COSIGN, PASSPHRASE, SIGNING, cosign

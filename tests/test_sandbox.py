@@ -21,7 +21,7 @@ from syntra.config.model import SwiftGuest
 from syntra.errors import Refused, RegistryError, SyntraError, ToolError
 from syntra.oci import MANIFEST, Blob, Client, Document, digest_of
 from syntra.plan import Destination, GuestPlan
-from syntra.wasm.sandbox import GuestFailure, run_tests
+from syntra.plugins.sandbox import GuestFailure, run_tests
 from tests.conftest import Result
 
 WAT = """

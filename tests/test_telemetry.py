@@ -19,7 +19,7 @@ import wasmtime
 
 from syntra import process, telemetry
 from syntra.errors import SyntraError
-from syntra.layout import build_dir, last_run, slug
+from syntra.paths import build_dir, last_run, slug
 from tests.conftest import PYTHON, REPO, Result, run
 from tests.support.faults import fault_proxy
 from tests.support.layouts import oci_layout
@@ -358,10 +358,10 @@ def test_report_page_renders_in_chromium(
     """The screenshot is kept under pytest's cache: .pytest_cache/d/screenshots/."""
     from playwright.sync_api import sync_playwright
 
-    from syntra.buildreport import note_supply
     from syntra.config import load
+    from syntra.image.publish import Where, image_record, push_images, read_layout
+    from syntra.pipeline.buildreport import note_supply
     from syntra.plan import build_plan
-    from syntra.publish import Where, image_record, push_images, read_layout
     from syntra.records import write_record
     from syntra.supply.seal import Subject
 

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from syntra.context import Context
 from syntra.errors import Refused
+from syntra.image.publish import Where, image_record, index_document, locate
 from syntra.oci import INDEX, Blob, Document, push
-from syntra.publish import Where, image_record, index_document, locate
+from syntra.pipeline.context import Context
 from syntra.records import ImageRecord, PlatformImage
-from syntra.release import run_release
+from syntra.release.cut import run_release
+from syntra.release.secure import secure
 from syntra.supply import keys
 from syntra.supply.attach import attachment_tag
-from syntra.supply.stage import secure
 from syntra.supply.verify import KeyTrust, trust_for, verify
 from tests.conftest import commit, git
 from tests.support.memory import MemoryRegistry, memory_registry

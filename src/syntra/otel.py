@@ -23,8 +23,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from syntra import installed_version
 from syntra.telemetry import Attributes, Span
+from syntra.version import installed_version
 
 METRICS: dict[str, tuple[str, str, str]] = {
     "syntra.task.duration": ("histogram", "s", "Duration of a task (stage x artifact)"),

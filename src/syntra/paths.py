@@ -173,7 +173,7 @@ def wasm_tools(root: Path, guest: str) -> Path:
 
 def wasm_cache(root: Path) -> Path:
     """Compilers' own caches (the deterministic host library); compiled guest code
-    is kept in the user's private cache instead (`syntra.wasm.codecache`)."""
+    is kept in the user's private cache instead (`syntra.plugins.codecache`)."""
     return root / STATE_DIR / "wasm-cache"
 
 

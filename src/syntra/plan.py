@@ -16,7 +16,7 @@ from syntra import refs
 from syntra.config import Loaded
 from syntra.config.model import Config, Guest, GuestBase, Image, Web
 from syntra.formats import rfc3339
-from syntra.layout import DEFAULT_TEMPLATE, SPECS_DIR, plugin_file, web_dir
+from syntra.paths import DEFAULT_TEMPLATE, SPECS_DIR, plugin_file, web_dir
 from syntra.templating import render_inline
 from syntra.versioning import BuildVersion, derive, last_change, read_git
 

@@ -18,8 +18,8 @@ from syntra import telemetry
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
 from syntra.invocation import invocation
-from syntra.layout import digest_dir, record_path, slug
 from syntra.oci.digest import ANCHORED
+from syntra.paths import digest_dir, record_path, slug
 from syntra.plan import Destination, Plan
 
 DigestText = Annotated[str, Field(pattern=ANCHORED)]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from syntra.wasm.sandbox import CallResult
+    from syntra.plugins.sandbox import CallResult
 
 Value = str | int | float | bool
 Attributes = Mapping[str, Value | None]

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from syntra.oci import Client
 from syntra.plan import Destination
-from syntra.publish import Where, push_images, read_layout
+from syntra.image.publish import Where, push_images, read_layout
 address, layout, repository = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 where = Where(Client(address, insecure=True), repository, f"{address}/{repository}")
 destination = Destination(address, True, repository, ["v1"], [])

@@ -15,22 +15,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syntra import config as config_stage
-from syntra import installed_version, progress, telemetry
-from syntra.build import CHOICES
+from syntra import progress, telemetry
 from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error, count
+from syntra.image.build import CHOICES
 from syntra.invocation import invocation, started_as
-from syntra.layout import CONFIG_FILE, DEFAULT_KEY, report_page
+from syntra.paths import CONFIG_FILE, DEFAULT_KEY, report_page
+from syntra.version import installed_version
 
 if TYPE_CHECKING:
-    from syntra.build import Backend
-    from syntra.context import Context
-    from syntra.inputs import Job
+    from syntra.image.build import Backend
+    from syntra.image.inputs import Job
+    from syntra.pipeline.context import Context
 
 Command = Callable[[argparse.Namespace], int]
 
 
 def _init(args: argparse.Namespace) -> int:
-    from syntra.init import init
+    from syntra.cli.init import init
 
     root = args.file.parent
     for written in init(root):
@@ -44,7 +45,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from syntra.reference import json_schema, markdown_reference
+    from syntra.config.schema import json_schema, markdown_reference
 
     print(markdown_reference() if args.markdown else json.dumps(json_schema(), indent=2))
     return 0
@@ -64,21 +65,21 @@ def _validate(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     ctx = _context(args)
     if args.changed or args.matrix:
-        from syntra import matrix
+        from syntra.release import matrix
 
         found = matrix.to_json(ctx, changed=args.changed)
         print(json.dumps(found, indent=None if args.json else 2))
     elif args.json:
         print(json.dumps(ctx.plan.to_json(), indent=2))
     else:
-        from syntra.report import plan_text
+        from syntra.cli.report import plan_text
 
         print(plan_text(ctx.plan))
     return 0
 
 
 def _context(args: argparse.Namespace) -> Context:
-    from syntra.context import Context
+    from syntra.pipeline.context import Context
 
     return Context.load(args.file, getattr(args, "builder", None))
 
@@ -90,7 +91,9 @@ def _report(lines: Iterable[str]) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from syntra import compose, generated, render, stages
+    from syntra import generated
+    from syntra.image import compose, render
+    from syntra.pipeline import stages
 
     ctx = _context(args)
     if args.check:
@@ -115,7 +118,7 @@ def _render(args: argparse.Namespace) -> int:
 def _prepared(args: argparse.Namespace) -> tuple[Job, Backend]:
     """The image's job with its specs rendered, and the backend: --builder, then
     $SYNTRA_BUILDER, then syntra.yaml."""
-    from syntra import stages
+    from syntra.pipeline import stages
 
     ctx = _context(args)
     job = ctx.job(args.image)
@@ -128,7 +131,7 @@ def _prepared(args: argparse.Namespace) -> tuple[Job, Backend]:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from syntra import images
+    from syntra.image import job as images
 
     if args.output:
         if args.push_by_digest:
@@ -136,7 +139,7 @@ def _build(args: argparse.Namespace) -> int:
         job, backend = _prepared(args)
         platforms = [args.platform] if args.platform else job.image.platforms
         if args.output == "load" and not args.platform:
-            from syntra.copy import host_platform
+            from syntra.registry.transfer import host_platform
 
             platforms = [host_platform()]  # an image store holds this machine's platform only
         print(f"{job.image.name}: wrote {images.build_to(job, backend, platforms, args.output)}")
@@ -153,8 +156,8 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from syntra import images
-    from syntra.inputs import Job
+    from syntra.image import job as images
+    from syntra.image.inputs import Job
 
     job, backend = _prepared(args)
     if args.without_secrets and job.image.secrets:
@@ -175,7 +178,7 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from syntra import stages
+    from syntra.pipeline import stages
 
     if bool(args.image) == args.all:
         raise SyntraError("give an image name or --all")
@@ -188,8 +191,8 @@ def _merge(args: argparse.Namespace) -> int:
 def _merge_one(ctx: Context, name: str) -> int:
     """The record on stdout, what was done on stderr; no digest file at all is a refusal
     (`--all` retags images unchanged since their last build)."""
-    from syntra import images
-    from syntra.layout import digest_dir
+    from syntra.image import job as images
+    from syntra.paths import digest_dir
     from syntra.records import ImageRecord, digest_file, find_record
 
     job = ctx.job(name)
@@ -218,7 +221,7 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from syntra.supply.report import run_verify
+    from syntra.cli.supply import run_verify
 
     if bool(args.ref) == args.all:
         raise SyntraError("give a reference or --all")
@@ -249,21 +252,22 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _supply(args: argparse.Namespace) -> int:
-    from syntra import stages
+    from syntra.pipeline import stages
 
     ctx = _context(args)
     return _report(line for o in ctx.plan.outputs() for line in stages.supply(ctx, o.name))
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from syntra.promote import promote
+    from syntra.release.promote import promote
 
     ctx = _context(args)
     return _report(promote(ctx.loaded, ctx.plan, args.source, args.to))
 
 
 def _ci(args: argparse.Namespace) -> int:
-    from syntra import ci, stages
+    from syntra.pipeline import stages
+    from syntra.release import workflows as ci
 
     ctx = _context(args)
     if args.check:
@@ -278,14 +282,14 @@ def _ci(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from syntra import stages
+    from syntra.pipeline import stages
 
     ctx = dataclasses.replace(_context(args), dry_run=args.dry_run)
     return _report(stages.release(ctx))
 
 
 def _report_page(args: argparse.Namespace) -> int:
-    from syntra.buildreport import write
+    from syntra.pipeline.buildreport import write
 
     ctx = _context(args)
     print(f"wrote {write(ctx.plan, ctx.root, args.output or report_page(ctx.root))}")
@@ -293,19 +297,19 @@ def _report_page(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from syntra import stack
+    from syntra.pipeline import stack
 
     return _report(stack.up(_context(args), list(args.services)))
 
 
 def _down(args: argparse.Namespace) -> int:
-    from syntra import stack
+    from syntra.pipeline import stack
 
     return _report(stack.down(_context(args)))
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from syntra import stack
+    from syntra.pipeline import stack
 
     return _report(stack.logs(_context(args), args.service))
 
@@ -328,7 +332,7 @@ class _GroupedHelp(argparse.HelpFormatter):
     def _format_action(self, action: argparse.Action) -> str:
         if not isinstance(action, argparse._SubParsersAction):
             return super()._format_action(action)
-        from syntra.registry_commands import NAMES
+        from syntra.cli.registry import NAMES
 
         parts = []
         choices = list(action._get_subactions())
@@ -482,7 +486,7 @@ def parser() -> argparse.ArgumentParser:
     command("logs", _logs, "print the services' logs").add_argument(
         "service", nargs="?", help="only this service"
     )
-    from syntra import registry_commands
+    from syntra.cli import registry as registry_commands
 
     registry_commands.add(command)
     return top

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from syntra.errors import SyntraError, count
 from syntra.fsutil import write_atomic
-from syntra.layout import CONFIG_FILE, DEFAULT_KEY, SPECS_DIR, STATE_DIR
+from syntra.paths import CONFIG_FILE, DEFAULT_KEY, SPECS_DIR, STATE_DIR
 
 DODO_FILE = "dodo.py"
-DODO = '''"""doit entry point: the task graph is defined by the syntra package (syntra.tasks)."""
+DODO = '''"""doit entry point: the task graph comes from syntra.pipeline.tasks."""
 
-from syntra.tasks import *  # noqa: F403
+from syntra.pipeline.tasks import *  # noqa: F403
 '''
 IGNORED = [f"{STATE_DIR}/", "dist/"]
 _SKIP = {".git", STATE_DIR, SPECS_DIR, "node_modules", ".venv", "venv", "__pycache__", ".build",

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from syntra import toolkit
 from syntra.config import load
 from syntra.config.model import Config
 from syntra.errors import SyntraError
-from syntra.publish import registry_for_ref
+from syntra.image.publish import registry_for_ref
+from syntra.registry import toolkit
 from syntra.supply.attach import WEB_BUNDLE
 
 NAMES = ("inspect", "digest", "tags", "tree", "sbom", "copy", "delete", "pull")
@@ -81,7 +81,7 @@ def _tree(args: argparse.Namespace) -> int:
 
 
 def _copy(args: argparse.Namespace) -> int:
-    from syntra.copy import copy
+    from syntra.registry.transfer import copy
 
     content, written = copy(
         _config(args), args.source, args.destination, referrers=args.referrers,

@@ -23,7 +23,7 @@ from syntra.config import Loaded
 from syntra.config.model import Service
 from syntra.formats import canonical_json
 from syntra.generated import Family, Generated
-from syntra.layout import CONFIG_FILE, SPECS_DIR
+from syntra.paths import CONFIG_FILE, SPECS_DIR
 from syntra.plan import Plan
 from syntra.templating import render_inline
 

@@ -4,7 +4,7 @@ anything is pushed, so an image that fails a test is neither pushed nor tagged.
 Four kinds, after container-structure-test's schema 2.0.0 where they overlap: `command`
 (run argv in the image; exit code, stdout, stderr), `file` (exists, mode, owner, content,
 SHA-256), `metadata` (the image config; no runtime needed) and `http` (start the
-entrypoint, wait for the port, request, stop). The runtimes are in `syntra.testbox`:
+entrypoint, wait for the port, request, stop). The runtimes are in `syntra.image.testbox`:
 buildah on the built OCI layout (foreign platforms under QEMU; it works where `podman
 run` cannot set rlimits) and Apple's `container run`.
 """
@@ -22,11 +22,11 @@ from typing import Any
 
 from syntra.config.model import ImageTest
 from syntra.errors import SyntraError, one_line
-from syntra.layout import plugin_file
+from syntra.image.testbox import Box, BoxFactory
+from syntra.paths import plugin_file
 from syntra.plan import ImagePlan, Plan, test_variables
 from syntra.records import TestResult
 from syntra.templating import render_inline
-from syntra.testbox import Box, BoxFactory
 
 SHOWN = 120
 """Characters of observed output shown in a failure line."""

@@ -11,16 +11,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from syntra.build.context import BuildContext
 from syntra.errors import SyntraError
 from syntra.formats import canonical_json
-from syntra.layout import plugin_file
+from syntra.image.build.files import BuildContext
+from syntra.paths import plugin_file
 from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 
 if TYPE_CHECKING:
     from syntra.config import Loaded
-    from syntra.context import Context
-    from syntra.publish import Pinned
+    from syntra.image.publish import Pinned
+    from syntra.pipeline.context import Context
 
 
 @dataclass(frozen=True)

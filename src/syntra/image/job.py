@@ -8,13 +8,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from syntra import imagetest, preflight, process, telemetry
-from syntra.build import Backend, BuildRequest, LayoutBuilder, layout_builder
+from syntra import process, telemetry
 from syntra.errors import SyntraError
-from syntra.inputs import Job, inputs_tag
-from syntra.invocation import invocation
-from syntra.layout import build_dir, build_log, slug
-from syntra.publish import (
+from syntra.image import imagetest
+from syntra.image.build import Backend, BuildRequest, LayoutBuilder, layout_builder
+from syntra.image.inputs import Job, inputs_tag
+from syntra.image.publish import (
     BuildFacts,
     LayoutImage,
     Where,
@@ -27,6 +26,10 @@ from syntra.publish import (
     push_images,
     read_layout,
 )
+from syntra.image.testbox import BoxFactory, buildah_box, require_buildah
+from syntra.invocation import invocation
+from syntra.paths import build_dir, build_log, slug
+from syntra.pipeline import preflight
 from syntra.records import (
     ImageRecord,
     PlatformImage,
@@ -37,11 +40,10 @@ from syntra.records import (
     write_digest_file,
     write_record,
 )
-from syntra.testbox import BoxFactory, buildah_box, require_buildah
 from syntra.wasm import manifest as plugin_manifest
 
 if TYPE_CHECKING:
-    from syntra.copy import Content
+    from syntra.registry.transfer import Content
 
 
 def already_built(job: Job, where: Where, platform: str) -> PlatformImage | None:
@@ -79,7 +81,7 @@ def finish(
     )
     write_record(job.root, record)
     if job.image.mirrors:
-        from syntra.copy import mirror
+        from syntra.registry.transfer import mirror
 
         mirror(job.loaded.config, where, record.digest, job.image.mirrors)
     return record
@@ -192,7 +194,7 @@ def build_to(job: Job, backend: Backend, platforms: list[str], output: str) -> s
     """Build and test `platforms`, then write them to `output` (oci:DIR[:TAG],
     oci-archive:FILE[:TAG], docker-archive:FILE): nothing pushed, no registry needed but
     for the base image."""
-    from syntra.copy import write
+    from syntra.registry.transfer import write
 
     built, _ = build_and_test(job, backend, platforms)
     content = _content(built)
@@ -212,7 +214,7 @@ def engine_program(backend: Backend) -> str:
 
 
 def _content(built: list[LayoutImage]) -> Content:
-    from syntra.copy import Content
+    from syntra.registry.transfer import Content
 
     index = index_document([image.platform for image in built])
     content = Content(index.digest)
@@ -227,7 +229,7 @@ def _content(built: list[LayoutImage]) -> Content:
 
 def load(program: str, content: Content) -> str:
     """This host's platform of `content` into `program`'s image store; what was written."""
-    from syntra.copy import write
+    from syntra.registry.transfer import write
 
     with tempfile.TemporaryDirectory(prefix="syntra-load-") as folder:
         archive = Path(folder) / "image.tar"

@@ -17,7 +17,7 @@ import jinja2
 from syntra import generated
 from syntra.errors import SyntraError
 from syntra.generated import Family, Generated
-from syntra.layout import CONFIG_FILE, SPEC_NAMES, SPECS_DIR, template_dirs
+from syntra.paths import CONFIG_FILE, SPEC_NAMES, SPECS_DIR, template_dirs
 from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 from syntra.templating import TEMPLATE_FAILURES, environment, undefined_message
 

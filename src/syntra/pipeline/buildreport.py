@@ -21,10 +21,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
-from syntra.layout import build_dir, slug, supply_note
+from syntra.paths import build_dir, slug, supply_note
+from syntra.pipeline.tasklog import RunLog, read_last_run
 from syntra.plan import GuestPlan, Plan
 from syntra.records import ImageRecord, WasmRecord, find_record
-from syntra.tasklog import RunLog, read_last_run
 
 _SBOM_FORMATS = {
     "https://spdx.dev/Document": ("spdx-json", "packages"),

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 from syntra import config as config_stage
 from syntra.config import Loaded
 from syntra.errors import SyntraError, did_you_mean
-from syntra.layout import BUILDER_ENV, CONFIG_FILE, snapshot
+from syntra.paths import BUILDER_ENV, CONFIG_FILE, snapshot
 from syntra.plan import Plan, build_plan
 
 if TYPE_CHECKING:
-    from syntra.build import Backend
-    from syntra.inputs import Job
-    from syntra.publish import Pinned
+    from syntra.image.build import Backend
+    from syntra.image.inputs import Job
+    from syntra.image.publish import Pinned
 
 
 @dataclass
@@ -66,7 +66,7 @@ class Context:
     def job(self, name: str) -> Job:
         """Image `name`'s job, one per run: its inputs are hashed once, whether doit asks
         if it is current or the build runs."""
-        from syntra.inputs import Job
+        from syntra.image.inputs import Job
 
         if name not in self._jobs:
             self._jobs[name] = Job(self, self.plan.image(self.check_image(name)))
@@ -75,7 +75,7 @@ class Context:
     def backend(self) -> tuple[Backend, str | None]:
         """The run's image backend, chosen once (probing buildx runs docker), and a note
         when another one stands in for it."""
-        from syntra import build
+        from syntra.image import build
 
         if self.builder not in self._backends:
             self._backends[self.builder] = build.select(self.builder)
@@ -83,7 +83,7 @@ class Context:
 
     def pin(self, reference: str) -> Pinned:
         """`reference` pinned to the digest it points at, resolved once in this run."""
-        from syntra.publish import resolve_base
+        from syntra.image.publish import resolve_base
 
         if reference not in self._pinned:
             self._pinned[reference] = resolve_base(self.loaded.config, reference)

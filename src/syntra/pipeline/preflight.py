@@ -59,7 +59,7 @@ def signing(loaded: Loaded) -> None:
 def push_access(loaded: Loaded, destinations: list[Destination]) -> None:
     """Every destination takes a push from us: a wrong or missing login fails in seconds,
     not after the build. (An upload is started and cancelled; nothing is written.)"""
-    from syntra.publish import locate
+    from syntra.image.publish import locate
 
     checked: set[tuple[int, str]] = set()
     for destination in destinations:

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syntra import compose, process
-from syntra.compose import CONFIG_LABEL, Stack
+from syntra import process
 from syntra.config.model import Healthcheck
-from syntra.context import Context
 from syntra.errors import SyntraError, ToolError, did_you_mean
 from syntra.fsutil import write_atomic, write_if_changed
-from syntra.layout import state_dir
+from syntra.image import compose
+from syntra.image.compose import CONFIG_LABEL, Stack
+from syntra.paths import state_dir
+from syntra.pipeline.context import Context
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -56,7 +57,7 @@ class Container:
 
 def engine(ctx: Context) -> Engine:
     """The engine whose image store the run's builder loads into, and its compose."""
-    from syntra.images import engine_program
+    from syntra.image.job import engine_program
 
     backend, _ = ctx.backend()
     program = engine_program(backend)
@@ -164,10 +165,10 @@ def _services(ctx: Context, wanted: list[str]) -> list[str]:
 def _pinned(ctx: Context, eng: Engine, name: str) -> tuple[str, str]:
     """The image built from today's inputs for this host, in the engine, pinned by digest:
     built and loaded only when its inputs changed or the engine lost it."""
-    from syntra import stages
-    from syntra.copy import host_platform
-    from syntra.images import load_built
-    from syntra.inputs import inputs_tag
+    from syntra.image.inputs import inputs_tag
+    from syntra.image.job import load_built
+    from syntra.pipeline import stages
+    from syntra.registry.transfer import host_platform
 
     for _ in stages.render(ctx, name):
         pass

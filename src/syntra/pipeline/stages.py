@@ -13,9 +13,8 @@ import json
 from collections.abc import Callable, Iterator
 
 from syntra import refs
-from syntra.context import Context
 from syntra.fsutil import write_atomic
-from syntra.layout import (
+from syntra.paths import (
     plugin_file,
     snapshot_dir,
     wasm_cache,
@@ -23,6 +22,7 @@ from syntra.layout import (
     wasm_tools,
     web_dir,
 )
+from syntra.pipeline.context import Context
 from syntra.plan import Output
 
 Report = Iterator[str]
@@ -32,7 +32,7 @@ Stage = Callable[[Context, str], Report]
 def preflight(ctx: Context, name: str = "") -> Report:
     """Build secrets, the signing key and push access to every registry, before a full
     run starts any long work."""
-    from syntra import preflight as checks
+    from syntra.pipeline import preflight as checks
 
     checks.build_secrets(ctx.root, ctx.plan.images)
     if ctx.snapshot:  # nothing is signed or pushed
@@ -44,7 +44,7 @@ def preflight(ctx: Context, name: str = "") -> Report:
 
 def render(ctx: Context, name: str) -> Report:
     """ContainerSpecs/<image>/{Dockerfile,Containerfile} from templates."""
-    from syntra import render as specs
+    from syntra.image import render as specs
 
     rendered = specs.render_image(ctx.plan.image(ctx.check_image(name)), ctx.root, ctx.plan.project)
     for path in specs.write(rendered, ctx.root):
@@ -53,7 +53,7 @@ def render(ctx: Context, name: str) -> Report:
 
 def prune(ctx: Context, name: str = "") -> Report:
     """Specs of images no longer in syntra.yaml, removed."""
-    from syntra import render as specs
+    from syntra.image import render as specs
 
     for path in specs.prune(ctx.plan, ctx.root):
         yield f"removed {path} (no such image)"
@@ -61,8 +61,8 @@ def prune(ctx: Context, name: str = "") -> Report:
 
 def compose(ctx: Context, name: str = "") -> Report:
     """ContainerSpecs/compose.yaml from syntra.yaml's services; removed when it has none."""
-    from syntra import compose as stack
     from syntra import generated
+    from syntra.image import compose as stack
 
     rendered = stack.render(ctx.loaded, ctx.plan)
     for path in generated.write(rendered, ctx.root):
@@ -73,7 +73,7 @@ def compose(ctx: Context, name: str = "") -> Report:
 
 def workflows(ctx: Context, name: str = "") -> Report:
     """.github/workflows/ from syntra.yaml; workflows no longer generated, removed."""
-    from syntra import ci
+    from syntra.release import workflows as ci
 
     for path in ci.write(ci.render(ctx.loaded, ctx.plan), ctx.root):
         yield f"rendered {path}"
@@ -82,7 +82,7 @@ def workflows(ctx: Context, name: str = "") -> Report:
 def image(ctx: Context, name: str) -> Report:
     """Every platform built with the run's backend, tested and pushed with its tags; in
     a snapshot run, written to dist/snapshot/<image>.oci.tar instead."""
-    from syntra.images import build_to
+    from syntra.image.job import build_to
 
     job = ctx.job(name)
     backend, note = ctx.backend()
@@ -116,7 +116,7 @@ def snapshot_archive(ctx: Context, image: str) -> str:
 
 def merge(ctx: Context, name: str) -> Report:
     """The index over the digests `syntra build --push-by-digest` pushed, with its tags."""
-    from syntra.images import merge as merge_index
+    from syntra.image.job import merge as merge_index
 
     record = merge_index(ctx.job(name))
     yield f"{name}: {record.digest} -> {', '.join(record.refs)}"
@@ -144,8 +144,8 @@ def wasm_optimize(ctx: Context, name: str) -> Report:
 
 
 def wasm_test(ctx: Context, name: str) -> Report:
-    from syntra.wasm import sandbox
-    from syntra.wasm.codecache import default_cache
+    from syntra.plugins import sandbox
+    from syntra.plugins.codecache import default_cache
 
     guest = ctx.plan.guest(name)
     first, *others = guest.runtimes
@@ -157,15 +157,15 @@ def wasm_test(ctx: Context, name: str) -> Report:
 
 
 def wasm_publish(ctx: Context, name: str) -> Report:
+    from syntra.plugins.codecache import default_cache
     from syntra.wasm import artifact
-    from syntra.wasm.codecache import default_cache
 
     guest = ctx.plan.guest(name)
     wasm = ctx.root / guest.output
     record = artifact.publish(ctx.loaded.config, guest, ctx.plan, wasm, ctx.root, default_cache())
     yield f"{name}: {record.digest} -> {', '.join(record.refs)}"
     if guest.web and guest.web.publish:
-        from syntra.publish import locate
+        from syntra.image.publish import locate
         from syntra.records import write_record
         from syntra.wasm import web
 
@@ -200,7 +200,7 @@ def supply(ctx: Context, name: str) -> Report:
     """Signatures, SBOM attestations and provenance for the digests of `name`'s record,
     in every registry it went to (each signs for its own name)."""
     from syntra.records import read_record
-    from syntra.supply.stage import secure
+    from syntra.release.secure import secure
 
     record = read_record(ctx.root, name)
     for destination in output(ctx, name).destinations:
@@ -210,7 +210,7 @@ def supply(ctx: Context, name: str) -> Report:
 
 def release(ctx: Context, name: str = "") -> Report:
     """The verified digests of a vX.Y.Z commit, promoted to the release tags."""
-    from syntra.release import run_release
+    from syntra.release.cut import run_release
 
     yield from run_release(ctx.loaded, ctx.plan, dry_run=ctx.dry_run)
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from syntra import progress, telemetry
 from syntra.fsutil import write_atomic
 from syntra.invocation import invocation
-from syntra.layout import last_run
+from syntra.paths import last_run
 
 Outcome = Literal["hit", "executed", "skipped", "failed"]
 _TYPES = {"test": "test", "publish": "deploy", "supply": "deploy", "release": "deploy"}

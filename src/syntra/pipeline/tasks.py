@@ -1,7 +1,7 @@
 """The doit task graph: one task generator per stage, in pipeline order.
 
 Tasks are data: what they read (file_dep, uptodate), what they write (targets), what
-runs before them (task_dep), and which stage of `syntra.stages` they call. The context
+runs before them (task_dep), and which stage of `syntra.pipeline.stages` they call. The context
 (config, plan, pinned bases) is built once per doit process; a bad syntra.yaml stops
 doit with the line `syntra validate` prints, and its exit code.
 """
@@ -22,11 +22,9 @@ from typing import Any
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from syntra import stages
-from syntra.context import Context
 from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error
 from syntra.formats import canonical_json
-from syntra.layout import (
+from syntra.paths import (
     BUILTIN_TEMPLATES,
     CONFIG_FILE,
     TEMPLATES_DIR,
@@ -37,9 +35,11 @@ from syntra.layout import (
     wasm_raw,
     wasm_tools,
 )
+from syntra.pipeline import stages
+from syntra.pipeline.context import Context
+from syntra.pipeline.tasklog import Reporter
 from syntra.plan import GuestPlan
 from syntra.records import ImageRecord, find_record
-from syntra.tasklog import Reporter
 
 TaskDict = dict[str, Any]
 
@@ -113,7 +113,7 @@ def task_preflight() -> TaskDict:
     """Check build secrets, the signing key and push access to every registry before a
     full run starts any long work. Up to date while what it checks is unchanged (read
     locally), so a run with nothing to do opens no connection and needs no passphrase."""
-    from syntra.preflight import preconditions
+    from syntra.pipeline.preflight import preconditions
 
     ctx = _context()
     checked = {"snapshot": ctx.snapshot, **preconditions(ctx.loaded, ctx.plan)}
@@ -131,8 +131,8 @@ def _template_files(root: Path) -> list[str]:
 
 def task_render() -> Iterator[TaskDict]:
     """Render ContainerSpecs/<image>/{Dockerfile,Containerfile} from templates."""
-    from syntra.compose import COMPOSE_FILE, compose_inputs
-    from syntra.render import render_inputs
+    from syntra.image.compose import COMPOSE_FILE, compose_inputs
+    from syntra.image.render import render_inputs
 
     ctx = _context()
     templates = _template_files(ctx.root)
@@ -190,7 +190,7 @@ def _pushed_current(name: str) -> bool:
     it (`doit container` then `doit supply` signs what was pushed). A damaged or
     incomplete record counts as missing. Another base named in syntra.yaml changes the
     args; a base tag that moved is seen when the task runs (`doit -a docker`)."""
-    from syntra.inputs import local_inputs_digest
+    from syntra.image.inputs import local_inputs_digest
 
     ctx = _context()
     record = find_record(ctx.root, name)
@@ -205,7 +205,7 @@ def _pushed_current(name: str) -> bool:
 def _snapshot_state(name: str) -> tuple[Any, bool]:
     """What the snapshot archive is built from (plugin bytes included, the base as
     syntra.yaml names it), and whether it is there."""
-    from syntra.inputs import local_inputs_digest
+    from syntra.image.inputs import local_inputs_digest
 
     ctx = _context()
     archive = Path(stages.snapshot_archive(ctx, name))

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from syntra.errors import Refused, SyntraError
-from syntra.wasm.codecache import default_cache, private
-from syntra.wasm.sandbox import CallResult, open_runtime
+from syntra.plugins.codecache import default_cache, private
+from syntra.plugins.sandbox import CallResult, open_runtime
 
 __all__ = ["Limits", "Metrics", "Plugin", "default_cache", "load", "load_file", "load_manifest"]
 
@@ -174,8 +174,8 @@ def load_reference(
     runtime: str = "wasmtime",
 ) -> Plugin:
     """The plugin at `reference`, pulled and verified against `trust` (None: skipped)."""
-    from syntra.publish import registry_for_ref
-    from syntra.wasm.remote import pull
+    from syntra.image.publish import registry_for_ref
+    from syntra.plugins.remote import pull
 
     where, version = registry_for_ref(config, reference, insecure)
     pulled = pull(where, version, trust, private(cache))

@@ -23,8 +23,8 @@ import wasmtime
 import wasmtime.component as wc
 
 from syntra.errors import SyntraError, count, did_you_mean
-from syntra.wasm.bounds import StoreBounds
-from syntra.wasm.values import lift, lower, type_name
+from syntra.plugins.bounds import StoreBounds
+from syntra.plugins.values import lift, lower, type_name
 
 
 class GuestFailure(SyntraError):

@@ -21,9 +21,8 @@ import wasmtime
 from syntra import telemetry
 from syntra.errors import SyntraError, did_you_mean
 from syntra.plan import GuestPlan
-from syntra.wasm import kind_of
-from syntra.wasm.bounds import bounds, census
-from syntra.wasm.calls import (
+from syntra.plugins.bounds import bounds, census
+from syntra.plugins.calls import (
     CallResult,
     GuestFailure,
     Setup,
@@ -32,9 +31,10 @@ from syntra.wasm.calls import (
     stopped_by_time,
     where,
 )
-from syntra.wasm.codecache import compiled
-from syntra.wasm.values import close_enough
-from syntra.wasm.worker import Ended, Worker
+from syntra.plugins.codecache import compiled
+from syntra.plugins.values import close_enough
+from syntra.plugins.worker import Ended, Worker
+from syntra.wasm import kind_of
 
 __all__ = [
     "RUNTIMES",
@@ -141,7 +141,7 @@ def open_runtime(
     if runtime not in RUNTIMES:
         raise SyntraError(f"unknown runtime '{runtime}'{did_you_mean(runtime, list(RUNTIMES))}")
     if runtime == "wasm3":
-        from syntra.wasm.wasm3host import Wasm3Sandbox
+        from syntra.plugins.wasm3host import Wasm3Sandbox
 
         return Wasm3Sandbox(name, wasm, limits, cache)
     return Sandbox(name, wasm, limits, cache)

@@ -22,10 +22,10 @@ from typing import IO, Any
 import wasmtime
 
 from syntra.errors import SyntraError, count, did_you_mean
+from syntra.plugins.calls import CallResult, GuestFailure, engine, exports_of
+from syntra.plugins.codecache import compiled
+from syntra.plugins.values import lower, type_name
 from syntra.wasm import kind_of_file
-from syntra.wasm.calls import CallResult, GuestFailure, engine, exports_of
-from syntra.wasm.codecache import compiled
-from syntra.wasm.values import lower, type_name
 
 STARTUP_S = 60.0
 """How long the worker may take to start and read the module (a loaded CI machine)."""

@@ -26,9 +26,9 @@ from dataclasses import asdict
 from typing import IO, Any
 
 from syntra.errors import DEBUG_ENV, SyntraError
-from syntra.wasm.bounds import StoreBounds
-from syntra.wasm.calls import CallResult, Guest, GuestFailure, Setup
-from syntra.wasm.values import BadValue
+from syntra.plugins.bounds import StoreBounds
+from syntra.plugins.calls import CallResult, Guest, GuestFailure, Setup
+from syntra.plugins.values import BadValue
 
 READY_SECONDS = 120.0
 """Starting Python, importing wasmtime and loading the code; not the guest's time."""
@@ -56,7 +56,7 @@ class Worker:
             "PYTHONSAFEPATH": "1",
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "syntra.wasm.worker"],
+            [sys.executable, "-m", "syntra.plugins.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None if os.environ.get(DEBUG_ENV) else subprocess.DEVNULL,

@@ -14,10 +14,10 @@ from typing import Any
 from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.fsutil import copy_atomic
+from syntra.image.publish import Where, registry_for_ref
 from syntra.oci import INDEX_TYPES, Document, is_digest, platform_of
 from syntra.oci import digest as digests
 from syntra.oci.media import TITLE
-from syntra.publish import Where, registry_for_ref
 from syntra.supply.attach import WEB_BUNDLE, Attachments, attachment_tag
 
 
@@ -164,7 +164,7 @@ def delete(target: Target, version: str, force: bool) -> str:
 def pull(config: Config | None, reference: str, folder: Path, insecure: bool) -> Path:
     """A wasm artifact's module or component, checked against its digest, written to
     `folder/<title>` through a temporary file."""
-    from syntra.wasm.remote import pull as pull_blob
+    from syntra.plugins.remote import pull as pull_blob
 
     where, version = registry_for_ref(config, reference, insecure)
     with tempfile.TemporaryDirectory(prefix="syntra-pull-") as scratch:

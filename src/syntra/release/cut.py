@@ -21,9 +21,9 @@ from syntra import process
 from syntra.config import Loaded
 from syntra.errors import Refused, SyntraError, count
 from syntra.fsutil import write_if_changed
+from syntra.image.publish import Where, locate
 from syntra.oci import platform_of, push
 from syntra.plan import Destination, Plan
-from syntra.publish import Where, locate
 from syntra.supply import keys
 from syntra.supply.attach import attachment_tag
 from syntra.supply.verify import trust_for, verify
@@ -282,7 +282,7 @@ def run_release(loaded: Loaded, plan: Plan, dry_run: bool = False) -> Iterator[s
     complete = not any(artifact.todo for artifact in artifacts)
     promote(artifacts)
     for target in loaded.config.release.promote_to:  # release.promote_to
-        from syntra.promote import promote as promote_elsewhere
+        from syntra.release.promote import promote as promote_elsewhere
 
         first: dict[str, Artifact] = {}  # each artifact once, from its first registry
         for artifact in artifacts:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from syntra.layout import slug
+from syntra.paths import slug
 from syntra.plan import Plan
 
 MAX_JOBS = 256
 
 if TYPE_CHECKING:
-    from syntra.context import Context
+    from syntra.pipeline.context import Context
 
 
 def chunk_count(plan: Plan) -> int:
@@ -22,9 +22,9 @@ def chunk_count(plan: Plan) -> int:
 
 
 def entries(ctx: Context, changed: bool) -> list[dict[str, str]]:
-    from syntra.images import already_built
-    from syntra.inputs import Job
-    from syntra.publish import locate
+    from syntra.image.inputs import Job
+    from syntra.image.job import already_built
+    from syntra.image.publish import locate
 
     runners = ctx.loaded.config.ci.runners
     found = []

@@ -7,10 +7,8 @@ repository), and must verify there. Running it again changes nothing."""
 from __future__ import annotations
 
 from syntra.config import Loaded
-from syntra.copy import gather, present_in, scratch, write
 from syntra.errors import Refused, SyntraError, did_you_mean
-from syntra.plan import Destination, Plan
-from syntra.publish import (
+from syntra.image.publish import (
     Where,
     image_record,
     index_children,
@@ -18,8 +16,10 @@ from syntra.publish import (
     pushed_digest,
     registry_for_ref,
 )
+from syntra.plan import Destination, Plan
 from syntra.records import Record, WasmRecord, find_record, shared_fields
-from syntra.supply.stage import secure
+from syntra.registry.transfer import gather, present_in, scratch, write
+from syntra.release.secure import secure
 from syntra.supply.verify import Check, trust_for, verify
 from syntra.wasm import kind_of
 

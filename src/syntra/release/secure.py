@@ -13,14 +13,14 @@ from urllib.parse import quote
 
 from packageurl import PackageURL
 
-from syntra import preflight
 from syntra.config import Loaded
 from syntra.errors import SyntraError
-from syntra.layout import plugin_file, source_files, wasm_tools
+from syntra.image.publish import Where, locate
 from syntra.oci import MANIFEST, digest_of
 from syntra.oci.media import TITLE
+from syntra.paths import plugin_file, source_files, wasm_tools
+from syntra.pipeline import preflight
 from syntra.plan import Destination, GuestPlan, Plan
-from syntra.publish import Where, locate
 from syntra.records import ImageRecord, Record, WasmRecord, find_record
 from syntra.supply.attach import Attachments
 from syntra.supply.contents import Component, artifact_purl
@@ -85,7 +85,7 @@ def secure(loaded: Loaded, plan: Plan, record: Record, destination: Destination)
         else:
             seal.attest(subject, predicate_type, predicate)
         lines.append(line)
-    from syntra.buildreport import note_supply
+    from syntra.pipeline.buildreport import note_supply
 
     note_supply(loaded.root, record.name, where.identity, claims)
     return lines

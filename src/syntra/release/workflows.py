@@ -35,9 +35,9 @@ from syntra import generated
 from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.generated import Family, Generated
-from syntra.layout import WORKFLOWS_DIR, digests_dir, plugins_dir, records_dir
-from syntra.matrix import chunk_count
+from syntra.paths import WORKFLOWS_DIR, digests_dir, plugins_dir, records_dir
 from syntra.plan import Plan
+from syntra.release.matrix import chunk_count
 from syntra.supply import keys
 from syntra.wasm.languages import language
 

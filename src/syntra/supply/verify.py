@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from syntra.config import Loaded
 from syntra.config.model import Signing
 from syntra.errors import SyntraError
+from syntra.image.publish import Where
 from syntra.oci import DOCKER_LIST, INDEX, platform_of
-from syntra.publish import Where
+from syntra.release.secure import PROVENANCE
 from syntra.supply import keys
 from syntra.supply.attach import (
     DSSE,
@@ -36,7 +37,6 @@ from syntra.supply.attach import (
     pae,
 )
 from syntra.supply.sbom import FORMATS
-from syntra.supply.stage import PROVENANCE
 
 
 @dataclass

@@ -68,8 +68,8 @@ def _target(loaded: Loaded | None, target: str) -> tuple[str, Limits]:
     this checkout's record, else its tags in the registry) with its declared limits."""
     if loaded is None:
         return target, Limits()
+    from syntra.image.publish import locate, pushed_digest
     from syntra.plan import build_plan
-    from syntra.publish import locate, pushed_digest
 
     guests = build_plan(loaded).guests
     guest = next((g for g in guests if g.name == target), None)

@@ -30,10 +30,10 @@ import wasmtime
 
 from syntra.errors import SyntraError
 from syntra.formats import rfc3339
-from syntra.layout import BUILTIN_TEMPLATES
+from syntra.image.publish import Where
 from syntra.oci.media import TITLE
+from syntra.paths import BUILTIN_TEMPLATES
 from syntra.plan import GuestPlan
-from syntra.publish import Where
 from syntra.records import WebBundle
 from syntra.supply.attach import WEB_BUNDLE, Attachments, Layer
 from syntra.wasm import kind_of

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Protocol, cast
 from syntra.errors import SyntraError
 
 if TYPE_CHECKING:
-    from syntra.inputs import Job
+    from syntra.image.inputs import Job
     from syntra.plan import ImagePlan
     from syntra.records import ImageRecord
 
 BACKENDS = {
-    "buildx": "syntra.build.buildx",
-    "podman": "syntra.build.podman",
-    "container": "syntra.build.container",
+    "buildx": "syntra.image.build.buildx",
+    "podman": "syntra.image.build.podman",
+    "container": "syntra.image.build.container",
 }
 """Backend name → the module holding its `ENTRY`."""
 AUTO = ("buildx", "podman")
@@ -85,7 +85,7 @@ class LayoutBuilder(ABC):
         """Build and write `request.layout`; raise SyntraError naming what failed."""
 
     def publish(self, job: Job) -> ImageRecord:
-        from syntra.images import build_and_publish
+        from syntra.image.job import build_and_publish
 
         return build_and_publish(job, self)
 

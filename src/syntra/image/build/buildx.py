@@ -14,8 +14,8 @@ from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
 from syntra import process
-from syntra.build import BuildRequest, Entry, LayoutBuilder, which
-from syntra.build.flags import shared_flags
+from syntra.image.build import BuildRequest, Entry, LayoutBuilder, which
+from syntra.image.build.flags import shared_flags
 
 
 def unavailable() -> str | None:

@@ -23,19 +23,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from syntra import imagetest, preflight, process, refs
-from syntra.build import Entry
-from syntra.build.flags import image_flags
+from syntra import process, refs
 from syntra.errors import SyntraError
-from syntra.images import finish
-from syntra.inputs import Job, inputs_tag
+from syntra.image import imagetest
+from syntra.image.build import Entry
+from syntra.image.build.flags import image_flags
+from syntra.image.inputs import Job, inputs_tag
+from syntra.image.job import finish
+from syntra.image.publish import index_children, locate
+from syntra.image.testbox import apple_boxes
 from syntra.invocation import invocation
-from syntra.layout import build_log
 from syntra.oci import push
+from syntra.paths import build_log
+from syntra.pipeline import preflight
 from syntra.plan import ImagePlan
-from syntra.publish import index_children, locate
 from syntra.records import ImageRecord, TestResult
-from syntra.testbox import apple_boxes
 
 CLI_ENV = "SYNTRA_CONTAINER_CLI"
 """Apple's CLI to run, when not `container` on PATH: a path, or a wrapper (one that runs

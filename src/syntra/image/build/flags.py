@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from syntra.layout import plugins_dir
+from syntra.paths import plugins_dir
 from syntra.plan import ImagePlan
 
 if TYPE_CHECKING:
-    from syntra.build import BuildRequest
+    from syntra.image.build import BuildRequest
 
 
 def image_flags(

@@ -8,8 +8,8 @@ import shutil
 from python_on_whales import DockerClient
 
 from syntra import process
-from syntra.build import BuildRequest, Entry, LayoutBuilder, which
-from syntra.build.flags import shared_flags
+from syntra.image.build import BuildRequest, Entry, LayoutBuilder, which
+from syntra.image.build.flags import shared_flags
 
 
 def unavailable() -> str | None:
