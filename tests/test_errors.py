@@ -124,13 +124,13 @@ def test_secrets_of_several_lines_are_redacted_line_by_line(
     builder's prefix, and inside an error line: in no log and no message."""
     from syntra import process
     from syntra.errors import ToolError
-    from syntra.pipeline import preflight
+    from syntra.image import buildsecrets
     from syntra.supply import keys
 
     lines = ["registry=https://npm.example.com/", "//npm.example.com/:_authToken=tok-6f1d2c9a"]
     (tmp_path / "npmrc").write_text("\n".join(lines) + "\n")
     image = SimpleNamespace(name="web", secrets=[{"id": "npmrc", "src": "npmrc"}])
-    preflight.build_secrets(tmp_path, [image])  # type: ignore[list-item]
+    buildsecrets.check(tmp_path, [image])  # type: ignore[list-item]
     monkeypatch.setenv("PASS_FOR_TEST", "correct horse")
     keys.generate(tmp_path / "cosign.key", "PASS_FOR_TEST")
     keys.load_private(tmp_path, "cosign.key", "PASS_FOR_TEST")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -23,8 +23,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from syntra.telemetry import Attributes, Span
+from syntra.redaction import redact
 from syntra.version import installed_version
+
+if TYPE_CHECKING:
+    from syntra.telemetry import Attributes, Span
 
 METRICS: dict[str, tuple[str, str, str]] = {
     "syntra.task.duration": ("histogram", "s", "Duration of a task (stage x artifact)"),
@@ -69,8 +72,6 @@ class _Opened:
 
     def close(self, error: str | None = None, end_ns: int | None = None) -> None:
         if error:
-            from syntra.process import redact  # secrets never leave in a span either
-
             self.span.set_status(Status(StatusCode.ERROR, redact(error)))
         self.span.end(end_time=end_ns)
         if self.token is not None:

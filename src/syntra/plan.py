@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from syntra import refs
 from syntra.config import Loaded
-from syntra.config.model import Config, Guest, GuestBase, Image, Web
+from syntra.config.model import Config, Guest, GuestBase, Image, PythonGuest, Web
 from syntra.formats import rfc3339
 from syntra.paths import DEFAULT_TEMPLATE, SPECS_DIR, plugin_file, web_dir
 from syntra.templating import render_inline
@@ -321,8 +321,6 @@ def _tests(
 
 
 def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> GuestPlan:
-    from syntra.wasm.languages import language
-
     destination, *mirrors = _destinations(
         loaded, "wasm", name, guest.registry, guest.repository, guest.tags, context
     )
@@ -340,7 +338,7 @@ def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> 
         runtimes=list(guest.runtimes),
         web=_web(name, guest),
     )
-    sources = language(guest.language).sources(planned)
+    sources = [guest.source, *([guest.wit] if isinstance(guest, PythonGuest) and guest.wit else [])]
     fallback, head = int(context["source_date_epoch"]), str(context["git"]["commit"])
     built_at = last_change(loaded.root, sources, fallback, head)
     return dataclasses.replace(planned, source_date_epoch=built_at)

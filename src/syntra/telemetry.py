@@ -153,7 +153,7 @@ def span(name: str, attributes: Attributes | None = None) -> Iterator[Span]:
 
 def run_attributes(name: str, run_id: str) -> dict[str, Value | None]:
     """The run span's own attributes (CI/CD conventions)."""
-    from syntra.process import redact
+    from syntra.redaction import redact
 
     return {
         "cicd.pipeline.name": redact(name),

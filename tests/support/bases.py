@@ -22,7 +22,7 @@ def seed_busybox(registry: str, binaries: dict[str, Path], repository: str, tag:
     build on. Returns the reference of the pushed index.
     """
     from syntra import config, plan
-    from syntra.image import build, render
+    from syntra.image import build, job, render
     from syntra.pipeline.context import Context
 
     platforms = ", ".join(f"linux/{arch}" for arch in sorted(binaries))
@@ -41,7 +41,7 @@ def seed_busybox(registry: str, binaries: dict[str, Path], repository: str, tag:
         resolved = plan.build_plan(loaded)
         render.write(render.render_plan(resolved, root), root)
         backend, _ = build.select("podman")
-        backend.publish(Context(loaded, resolved).job("busybox"))
+        job.publish(Context(loaded, resolved).job("busybox"), backend)
     return f"{registry}/{repository}:{tag}"
 
 

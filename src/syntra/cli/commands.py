@@ -151,7 +151,7 @@ def _build(args: argparse.Namespace) -> int:
         path = images.push_by_digest(job, args.platform, backend)
         print(path.read_text(), end="")
         return 0
-    print(backend.publish(job).model_dump_json(indent=2))
+    print(images.publish(job, backend).model_dump_json(indent=2))
     return 0
 
 

@@ -27,7 +27,9 @@ from pydantic_core import PydanticCustomError
 
 from syntra import refs
 from syntra.errors import SyntraError, did_you_mean
-from syntra.image.build import CHOICES as BUILDERS
+
+BUILDERS = ("auto", "buildx", "podman", "container")
+"""Image builders syntra.yaml may name (`syntra.image.build` holds their backends)."""
 
 
 def _reason(check: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -6,12 +6,18 @@ from __future__ import annotations
 import tempfile
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from syntra import process, telemetry
 from syntra.errors import SyntraError
-from syntra.image import imagetest
-from syntra.image.build import Backend, BuildRequest, LayoutBuilder, layout_builder
+from syntra.image import buildsecrets, imagetest
+from syntra.image.build import (
+    Backend,
+    BuildRequest,
+    LayoutBuilder,
+    PushingBuilder,
+    layout_builder,
+)
 from syntra.image.inputs import Job, inputs_tag
 from syntra.image.publish import (
     BuildFacts,
@@ -29,7 +35,6 @@ from syntra.image.publish import (
 from syntra.image.testbox import BoxFactory, buildah_box, require_buildah
 from syntra.invocation import invocation
 from syntra.paths import build_dir, build_log, slug
-from syntra.pipeline import preflight
 from syntra.records import (
     ImageRecord,
     PlatformImage,
@@ -145,7 +150,7 @@ def _ready(job: Job, platforms: list[str]) -> None:
         if platform not in job.image.platforms:
             listed = ", ".join(job.image.platforms)
             raise SyntraError(f"{job.image.name} is not built for {platform} (only {listed})")
-    preflight.build_secrets(job.root, [job.image])
+    buildsecrets.check(job.root, [job.image])
     if job.image.tests:
         require_buildah()
 
@@ -169,6 +174,14 @@ def _built_and_tested(
         image.platform.platform: partial(buildah_box, image.layout) for image in built
     }
     return built, imagetest.run_tests(job.image, job.plan, job.root, boxes)
+
+
+def publish(job: Job, backend: Backend) -> ImageRecord:
+    """Build, test and push every platform of `job.image` with its index and tags, and
+    write its record: through an OCI layout each, or by a builder that pushes itself."""
+    if isinstance(backend, LayoutBuilder):
+        return build_and_publish(job, backend)
+    return cast(PushingBuilder, backend).publish(job)
 
 
 def build_and_publish(job: Job, builder: LayoutBuilder) -> ImageRecord:

@@ -25,12 +25,12 @@ from syntra.paths import build_dir, slug, supply_note
 from syntra.pipeline.tasklog import RunLog, read_last_run
 from syntra.plan import GuestPlan, Plan
 from syntra.records import ImageRecord, WasmRecord, find_record
+from syntra.supply.predicates import PROVENANCE
 
 _SBOM_FORMATS = {
     "https://spdx.dev/Document": ("spdx-json", "packages"),
     "https://cyclonedx.org/bom": ("cyclonedx-json", "components"),
 }
-PROVENANCE = "https://slsa.dev/provenance/v1"
 
 
 class Attached(BaseModel):

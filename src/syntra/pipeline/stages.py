@@ -32,9 +32,10 @@ Stage = Callable[[Context, str], Report]
 def preflight(ctx: Context, name: str = "") -> Report:
     """Build secrets, the signing key and push access to every registry, before a full
     run starts any long work."""
+    from syntra.image import buildsecrets
     from syntra.pipeline import preflight as checks
 
-    checks.build_secrets(ctx.root, ctx.plan.images)
+    buildsecrets.check(ctx.root, ctx.plan.images)
     if ctx.snapshot:  # nothing is signed or pushed
         return
     checks.signing(ctx.loaded)
@@ -82,7 +83,7 @@ def workflows(ctx: Context, name: str = "") -> Report:
 def image(ctx: Context, name: str) -> Report:
     """Every platform built with the run's backend, tested and pushed with its tags; in
     a snapshot run, written to dist/snapshot/<image>.oci.tar instead."""
-    from syntra.image.job import build_to
+    from syntra.image.job import build_to, publish
 
     job = ctx.job(name)
     backend, note = ctx.backend()
@@ -95,7 +96,7 @@ def image(ctx: Context, name: str) -> Report:
         written = build_to(job, backend, job.image.platforms, output)
         yield f"{name}: snapshot of {platforms}: {written}; nothing pushed"
         return
-    record = backend.publish(job)
+    record = publish(job, backend)
     if record.retagged:
         yield f"{name}: {platforms} unchanged (already built from these inputs): retagged"
     else:

@@ -14,13 +14,12 @@ import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import wasmtime
 
 from syntra import telemetry
 from syntra.errors import SyntraError, did_you_mean
-from syntra.plan import GuestPlan
 from syntra.plugins.bounds import bounds, census
 from syntra.plugins.calls import (
     CallResult,
@@ -45,6 +44,9 @@ __all__ = [
     "open_runtime",
     "run_tests",
 ]
+
+if TYPE_CHECKING:
+    from syntra.plan import GuestPlan
 
 
 def grace_seconds(max_ms: int) -> float:

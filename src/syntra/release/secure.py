@@ -24,13 +24,11 @@ from syntra.plan import Destination, GuestPlan, Plan
 from syntra.records import ImageRecord, Record, WasmRecord, find_record
 from syntra.supply.attach import Attachments
 from syntra.supply.contents import Component, artifact_purl
+from syntra.supply.predicates import BUILD_TYPE, PROVENANCE
 from syntra.supply.sbom import FORMATS, describe, normalise, scan, with_plugins
 from syntra.supply.seal import Subject, seal_for
 from syntra.wasm.compile import recorded_toolchain
 from syntra.wasm.languages import language
-
-PROVENANCE = "https://slsa.dev/provenance/v1"
-BUILD_TYPE = "https://syntra.dev/build/v1"
 
 
 def subjects(record: Record, where: Where) -> list[Subject]:

@@ -25,7 +25,6 @@ from syntra.config.model import Signing
 from syntra.errors import SyntraError
 from syntra.image.publish import Where
 from syntra.oci import DOCKER_LIST, INDEX, platform_of
-from syntra.release.secure import PROVENANCE
 from syntra.supply import keys
 from syntra.supply.attach import (
     DSSE,
@@ -36,6 +35,7 @@ from syntra.supply.attach import (
     Attachments,
     pae,
 )
+from syntra.supply.predicates import PROVENANCE
 from syntra.supply.sbom import FORMATS
 
 

@@ -1,6 +1,6 @@
 """Stage: build. Image backends, kept apart from publishing as ko keeps them.
 
-Two kinds share one contract, `Backend.publish(job) -> ImageRecord`:
+Two kinds, both published by `syntra.image.job.publish(job, backend) -> ImageRecord`:
 - a *layout builder* (podman, buildx) builds one platform into an OCI layout; Syntra
   tests the layouts and publishes them through its one registry client;
 - a *pushing builder* (Apple's `container` CLI) cannot hand out a layout: it builds
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
+from syntra.config.model import BUILDERS
 from syntra.errors import SyntraError
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ BACKENDS = {
 """Backend name → the module holding its `ENTRY`."""
 AUTO = ("buildx", "podman")
 """What `auto` picks, in this order: the first one usable here."""
-CHOICES = ("auto", *BACKENDS)
+CHOICES = BUILDERS
+assert set(CHOICES) == {"auto", *BACKENDS}, "config.model.BUILDERS lists every backend"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,10 @@ class Backend(Protocol):
         """What the build report names: `podman`, `container 1.3.0`."""
         ...
 
+
+class PushingBuilder(Backend, Protocol):
+    """A backend that builds and pushes in one step (Apple's `container`)."""
+
     def publish(self, job: Job) -> ImageRecord:
         """Build every platform of `job.image`, test it, push it with its index and
         tags, and write its record."""
@@ -83,11 +89,6 @@ class LayoutBuilder(ABC):
     @abstractmethod
     def build(self, request: BuildRequest) -> None:
         """Build and write `request.layout`; raise SyntraError naming what failed."""
-
-    def publish(self, job: Job) -> ImageRecord:
-        from syntra.image.job import build_and_publish
-
-        return build_and_publish(job, self)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 from syntra import process, refs
 from syntra.errors import SyntraError
-from syntra.image import imagetest
+from syntra.image import buildsecrets, imagetest
 from syntra.image.build import Entry
 from syntra.image.build.flags import image_flags
 from syntra.image.inputs import Job, inputs_tag
@@ -35,7 +35,6 @@ from syntra.image.testbox import apple_boxes
 from syntra.invocation import invocation
 from syntra.oci import push
 from syntra.paths import build_log
-from syntra.pipeline import preflight
 from syntra.plan import ImagePlan
 from syntra.records import ImageRecord, TestResult
 
@@ -208,7 +207,7 @@ class AppleContainer:
         """Build every platform and push a staging tag; then check the index the CLI left
         in the registry, repair missing children, and put the tags and the record."""
         image, destination = job.image, job.image.destination
-        preflight.build_secrets(job.root, [image])
+        buildsecrets.check(job.root, [image])
         if image.plugins:
             raise SyntraError(
                 f"{image.name}: bundling plugins needs a named build context (--build-context), "
