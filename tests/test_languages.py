@@ -16,8 +16,8 @@ import pytest
 from syntra.errors import SyntraError
 from syntra.paths import plugin_file, plugins_dir, record_path
 from syntra.plugins import load_file
+from syntra.plugins.binary import kind_of
 from syntra.plugins.wasm3host import Wasm3Sandbox
-from syntra.wasm import kind_of
 from tests.conftest import Result, commit, git, ran, run
 from tests.support.projects import SHOWCASE
 from tests.support.signing import PASSPHRASE, SIGNING, cosign

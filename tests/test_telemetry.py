@@ -359,10 +359,11 @@ def test_report_page_renders_in_chromium(
     from playwright.sync_api import sync_playwright
 
     from syntra.config import load
-    from syntra.image.publish import Where, image_record, push_images, read_layout
-    from syntra.pipeline.buildreport import note_supply
+    from syntra.image.publish import image_record, push_images, read_layout
+    from syntra.oci.locate import Where
     from syntra.plan import build_plan
     from syntra.records import write_record
+    from syntra.supply.notes import note_supply
     from syntra.supply.seal import Subject
 
     assert run(project, "doit", "render").returncode == 0

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from syntra.errors import Refused
-from syntra.image.publish import Where, image_record, index_document, locate
+from syntra.image.publish import image_record, index_document
 from syntra.oci import INDEX, Blob, Document, push
+from syntra.oci.locate import Where, locate
 from syntra.pipeline.context import Context
 from syntra.records import ImageRecord, PlatformImage
 from syntra.release.cut import run_release

@@ -12,7 +12,7 @@ from typing import Any
 from syntra.config import load
 from syntra.config.model import Config
 from syntra.errors import SyntraError
-from syntra.image.publish import registry_for_ref
+from syntra.oci.locate import registry_for_ref
 from syntra.registry import toolkit
 from syntra.supply.attach import WEB_BUNDLE
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from syntra.config import Loaded
 from syntra.errors import SyntraError
-from syntra.image.publish import locate, pushed_digest, registry_for_ref, resolve_tags
+from syntra.oci.locate import locate, pushed_digest, registry_for_ref, resolve_tags
 from syntra.plan import build_plan
 from syntra.supply import keys
 from syntra.supply.verify import Check, KeyTrust, trust_for, verify

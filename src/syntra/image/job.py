@@ -22,11 +22,9 @@ from syntra.image.inputs import Job, inputs_tag
 from syntra.image.publish import (
     BuildFacts,
     LayoutImage,
-    Where,
     base_digest,
     image_record,
     index_document,
-    locate,
     note_base_blobs,
     publish_index,
     push_images,
@@ -34,6 +32,7 @@ from syntra.image.publish import (
 )
 from syntra.image.testbox import BoxFactory, buildah_box, require_buildah
 from syntra.invocation import invocation
+from syntra.oci.locate import Where, locate
 from syntra.paths import build_dir, build_log, slug
 from syntra.records import (
     ImageRecord,

@@ -5,7 +5,7 @@ signatures and SBOM package counts.
 
 Everything comes from what the run left under the state folder: the run's timeline
 (`tasklog`), the records of pushed artifacts, the OCI layouts the builders wrote, and
-the supply notes `note_supply` keeps when `supply` attaches signatures and SBOMs.
+the supply notes `syntra.supply.notes` keeps when `supply` attaches signatures and SBOMs.
 """
 
 from __future__ import annotations
@@ -15,76 +15,14 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
-from syntra.paths import build_dir, slug, supply_note
+from syntra.paths import build_dir, slug
 from syntra.pipeline.tasklog import RunLog, read_last_run
 from syntra.plan import GuestPlan, Plan
 from syntra.records import ImageRecord, WasmRecord, find_record
-from syntra.supply.predicates import PROVENANCE
-
-_SBOM_FORMATS = {
-    "https://spdx.dev/Document": ("spdx-json", "packages"),
-    "https://cyclonedx.org/bom": ("cyclonedx-json", "components"),
-}
-
-
-class Attached(BaseModel):
-    """What `supply` attached to one digest in one registry."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    digest: str
-    platform: str | None
-    signed: bool
-    sbom_packages: dict[str, int]
-    """Package count of each SBOM format attested."""
-    provenance: bool
-
-
-class SupplyNote(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    destinations: dict[str, list[Attached]]
-
-
-def read_supply(root: Path, name: str) -> SupplyNote | None:
-    try:
-        return SupplyNote.model_validate_json(supply_note(root, name).read_bytes())
-    except (OSError, ValidationError):
-        return None
-
-
-def note_supply(root: Path, name: str, where: str, claims: Sequence[tuple[Any, ...]]) -> None:
-    """Keep what `supply` attached for `name` in registry `where`: `claims` are its
-    (subject, predicate type or None for a signature, predicate, line) tuples."""
-    found: dict[str, Attached] = {}
-    for subject, predicate_type, predicate, _ in claims:
-        known = found.get(subject.digest) or Attached(
-            digest=subject.digest,
-            platform=subject.platform,
-            signed=False,
-            sbom_packages={},
-            provenance=False,
-        )
-        if predicate_type is None:
-            known = known.model_copy(update={"signed": True})
-        elif predicate_type == PROVENANCE:
-            known = known.model_copy(update={"provenance": True})
-        elif predicate_type in _SBOM_FORMATS:
-            fmt, key = _SBOM_FORMATS[predicate_type]
-            count = len(predicate.get(key) or []) if isinstance(predicate, dict) else 0
-            known = known.model_copy(update={"sbom_packages": {**known.sbom_packages, fmt: count}})
-        found[subject.digest] = known
-    earlier = read_supply(root, name)
-    destinations = {**(earlier.destinations if earlier else {}), where: list(found.values())}
-    note = SupplyNote(destinations=destinations)
-    write_atomic(supply_note(root, name), (note.model_dump_json(indent=2) + "\n").encode())
-
+from syntra.supply.notes import read_supply
 
 # The page ------------------------------------------------------------------------------
 

@@ -13,19 +13,10 @@ from syntra.image.buildsecrets import secret_set
 from syntra.plan import Destination, Plan
 
 
-def signing(loaded: Loaded) -> None:
-    """In key mode the key exists and the passphrase opens it."""
-    mode = loaded.config.supply_chain.signing
-    if mode.mode == "key" and mode.key:
-        from syntra.supply import keys
-
-        keys.load_private(loaded.root, mode.key, mode.passphrase_env)
-
-
 def push_access(loaded: Loaded, destinations: list[Destination]) -> None:
     """Every destination takes a push from us: a wrong or missing login fails in seconds,
     not after the build. (An upload is started and cancelled; nothing is written.)"""
-    from syntra.image.publish import locate
+    from syntra.oci.locate import locate
 
     checked: set[tuple[int, str]] = set()
     for destination in destinations:

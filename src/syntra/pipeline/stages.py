@@ -34,11 +34,12 @@ def preflight(ctx: Context, name: str = "") -> Report:
     run starts any long work."""
     from syntra.image import buildsecrets
     from syntra.pipeline import preflight as checks
+    from syntra.supply import keys
 
     buildsecrets.check(ctx.root, ctx.plan.images)
     if ctx.snapshot:  # nothing is signed or pushed
         return
-    checks.signing(ctx.loaded)
+    keys.check_signing(ctx.loaded)
     checks.push_access(ctx.loaded, checks.destinations(ctx.plan))
     yield from ()
 
@@ -166,7 +167,7 @@ def wasm_publish(ctx: Context, name: str) -> Report:
     record = artifact.publish(ctx.loaded.config, guest, ctx.plan, wasm, ctx.root, default_cache())
     yield f"{name}: {record.digest} -> {', '.join(record.refs)}"
     if guest.web and guest.web.publish:
-        from syntra.image.publish import locate
+        from syntra.oci.locate import locate
         from syntra.records import write_record
         from syntra.wasm import web
 

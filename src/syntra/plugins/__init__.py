@@ -174,7 +174,7 @@ def load_reference(
     runtime: str = "wasmtime",
 ) -> Plugin:
     """The plugin at `reference`, pulled and verified against `trust` (None: skipped)."""
-    from syntra.image.publish import registry_for_ref
+    from syntra.oci.locate import registry_for_ref
     from syntra.plugins.remote import pull
 
     where, version = registry_for_ref(config, reference, insecure)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from syntra import progress, telemetry
 from syntra.errors import Refused, SyntraError
-from syntra.image.publish import Where
 from syntra.oci import digest as digests
 from syntra.oci import is_digest
 from syntra.oci.digest import Digest
+from syntra.oci.locate import Where
 from syntra.supply.attach import Attachments
 from syntra.supply.verify import Trust
 

@@ -20,6 +20,7 @@ import wasmtime
 
 from syntra import telemetry
 from syntra.errors import SyntraError, did_you_mean
+from syntra.plugins.binary import kind_of
 from syntra.plugins.bounds import bounds, census
 from syntra.plugins.calls import (
     CallResult,
@@ -33,7 +34,6 @@ from syntra.plugins.calls import (
 from syntra.plugins.codecache import compiled
 from syntra.plugins.values import close_enough
 from syntra.plugins.worker import Ended, Worker
-from syntra.wasm import kind_of
 
 __all__ = [
     "RUNTIMES",

@@ -22,10 +22,10 @@ from typing import IO, Any
 import wasmtime
 
 from syntra.errors import SyntraError, count, did_you_mean
+from syntra.plugins.binary import kind_of_file
 from syntra.plugins.calls import CallResult, GuestFailure, engine, exports_of
 from syntra.plugins.codecache import compiled
 from syntra.plugins.values import lower, type_name
-from syntra.wasm import kind_of_file
 
 STARTUP_S = 60.0
 """How long the worker may take to start and read the module (a loaded CI machine)."""

@@ -14,9 +14,9 @@ from typing import Any
 from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.fsutil import copy_atomic
-from syntra.image.publish import Where, registry_for_ref
 from syntra.oci import INDEX_TYPES, Document, is_digest, platform_of
 from syntra.oci import digest as digests
+from syntra.oci.locate import Where, registry_for_ref
 from syntra.oci.media import TITLE
 from syntra.supply.attach import WEB_BUNDLE, Attachments, attachment_tag
 

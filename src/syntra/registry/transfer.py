@@ -27,7 +27,6 @@ from syntra import progress, refs
 from syntra.config.model import Config
 from syntra.errors import SyntraError, one_line
 from syntra.fsutil import copy_atomic, write_atomic
-from syntra.image.publish import Where, registry_for_ref
 from syntra.oci import INDEX, MANIFEST, Blob, Document, digest_of, is_digest, layout_blob, push
 from syntra.oci import digest as digests
 from syntra.oci import platform_of as described_platform
@@ -42,6 +41,7 @@ from syntra.oci.layout import (
     member_name,
     read_small,
 )
+from syntra.oci.locate import Where, registry_for_ref
 from syntra.oci.media import MAX_DEPTH
 from syntra.plan import Destination
 from syntra.supply.attach import attachment_tag
@@ -444,7 +444,7 @@ def copy(
 def mirror(config: Config, source: Where, digest: str, destinations: list[Destination]) -> None:
     """The digest pushed to `source` copied, digests kept, to each further registry of
     the artifact, with its tags (its signatures are made there by `supply`)."""
-    from syntra.image.publish import locate
+    from syntra.oci.locate import locate
 
     for destination in destinations:
         there = locate(config, destination)

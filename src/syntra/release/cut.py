@@ -21,8 +21,8 @@ from syntra import process
 from syntra.config import Loaded
 from syntra.errors import Refused, SyntraError, count
 from syntra.fsutil import write_if_changed
-from syntra.image.publish import Where, locate
 from syntra.oci import platform_of, push
+from syntra.oci.locate import Where, locate
 from syntra.plan import Destination, Plan
 from syntra.supply import keys
 from syntra.supply.attach import attachment_tag

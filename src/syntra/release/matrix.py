@@ -24,7 +24,7 @@ def chunk_count(plan: Plan) -> int:
 def entries(ctx: Context, changed: bool) -> list[dict[str, str]]:
     from syntra.image.inputs import Job
     from syntra.image.job import already_built
-    from syntra.image.publish import locate
+    from syntra.oci.locate import locate
 
     runners = ctx.loaded.config.ci.runners
     found = []

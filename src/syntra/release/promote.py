@@ -8,20 +8,14 @@ from __future__ import annotations
 
 from syntra.config import Loaded
 from syntra.errors import Refused, SyntraError, did_you_mean
-from syntra.image.publish import (
-    Where,
-    image_record,
-    index_children,
-    locate,
-    pushed_digest,
-    registry_for_ref,
-)
+from syntra.image.publish import image_record, index_children
+from syntra.oci.locate import Where, locate, pushed_digest, registry_for_ref
 from syntra.plan import Destination, Plan
+from syntra.plugins.binary import kind_of
 from syntra.records import Record, WasmRecord, find_record, shared_fields
 from syntra.registry.transfer import gather, present_in, scratch, write
 from syntra.release.secure import secure
 from syntra.supply.verify import Check, trust_for, verify
-from syntra.wasm import kind_of
 
 
 def promote(

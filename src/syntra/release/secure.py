@@ -15,15 +15,16 @@ from packageurl import PackageURL
 
 from syntra.config import Loaded
 from syntra.errors import SyntraError
-from syntra.image.publish import Where, locate
 from syntra.oci import MANIFEST, digest_of
+from syntra.oci.locate import Where, locate
 from syntra.oci.media import TITLE
 from syntra.paths import plugin_file, source_files, wasm_tools
-from syntra.pipeline import preflight
 from syntra.plan import Destination, GuestPlan, Plan
 from syntra.records import ImageRecord, Record, WasmRecord, find_record
+from syntra.supply import keys
 from syntra.supply.attach import Attachments
 from syntra.supply.contents import Component, artifact_purl
+from syntra.supply.notes import note_supply
 from syntra.supply.predicates import BUILD_TYPE, PROVENANCE
 from syntra.supply.sbom import FORMATS, describe, normalise, scan, with_plugins
 from syntra.supply.seal import Subject, seal_for
@@ -50,7 +51,7 @@ def secure(loaded: Loaded, plan: Plan, record: Record, destination: Destination)
 
     Every claim is prepared (SBOMs scanned) before the first signature, so a keyless
     certificate is only needed for the signing itself."""
-    preflight.signing(loaded)
+    keys.check_signing(loaded)
     chain = loaded.config.supply_chain
     where = locate(loaded.config, destination)
     claims: list[tuple[Subject, str | None, Any, str]] = []  # no predicate: a signature
@@ -83,8 +84,6 @@ def secure(loaded: Loaded, plan: Plan, record: Record, destination: Destination)
         else:
             seal.attest(subject, predicate_type, predicate)
         lines.append(line)
-    from syntra.pipeline.buildreport import note_supply
-
     note_supply(loaded.root, record.name, where.identity, claims)
     return lines
 

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from syntra.config import Loaded
 from syntra.config.model import Signing
 from syntra.errors import SyntraError
-from syntra.image.publish import Where
 from syntra.oci import DOCKER_LIST, INDEX, platform_of
+from syntra.oci.locate import Where
 from syntra.supply import keys
 from syntra.supply.attach import (
     DSSE,

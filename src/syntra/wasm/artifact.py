@@ -16,12 +16,12 @@ from typing import Any
 from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.formats import canonical_json, rfc3339
-from syntra.image.publish import locate
 from syntra.oci import MANIFEST, Blob, Document, digest_of, push
+from syntra.oci.locate import locate
 from syntra.paths import snapshot, wasm_tools
 from syntra.plan import GuestPlan, Plan
+from syntra.plugins.binary import kind_of_file
 from syntra.records import WasmRecord, shared_fields, write_record
-from syntra.wasm import kind_of_file
 from syntra.wasm.compile import recorded_toolchain
 
 CONFIG_MEDIA_TYPE = "application/vnd.wasm.config.v0+json"

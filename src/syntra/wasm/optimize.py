@@ -15,7 +15,7 @@ from pathlib import Path
 from syntra import process
 from syntra.errors import SyntraError, ToolError
 from syntra.fsutil import write_atomic
-from syntra.wasm import kind_of_file
+from syntra.plugins.binary import kind_of_file
 
 # LLVM feature name → binaryen flag where they differ.
 _BINARYEN_NAMES = {

@@ -68,7 +68,7 @@ def _target(loaded: Loaded | None, target: str) -> tuple[str, Limits]:
     this checkout's record, else its tags in the registry) with its declared limits."""
     if loaded is None:
         return target, Limits()
-    from syntra.image.publish import locate, pushed_digest
+    from syntra.oci.locate import locate, pushed_digest
     from syntra.plan import build_plan
 
     guests = build_plan(loaded).guests

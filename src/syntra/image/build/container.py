@@ -30,10 +30,11 @@ from syntra.image.build import Entry
 from syntra.image.build.flags import image_flags
 from syntra.image.inputs import Job, inputs_tag
 from syntra.image.job import finish
-from syntra.image.publish import index_children, locate
+from syntra.image.publish import index_children
 from syntra.image.testbox import apple_boxes
 from syntra.invocation import invocation
 from syntra.oci import push
+from syntra.oci.locate import locate
 from syntra.paths import build_log
 from syntra.plan import ImagePlan
 from syntra.records import ImageRecord, TestResult
