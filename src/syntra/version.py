@@ -1,15 +1,9 @@
-"""The installed package's version (`syntra --version`, the registry User-Agent)."""
+"""Syntra's version: `syntra --version`, the registry User-Agent, SBOM and provenance
+tool entries. The one place it is written (pyproject.toml reads it from here), so
+asking for it imports nothing (importlib.metadata alone costs more than a startup)."""
 
-from __future__ import annotations
-
-from functools import cache
+VERSION = "0.1.0"
 
 
-@cache
 def installed_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("syntra")
-    except PackageNotFoundError:
-        return "unknown"
+    return VERSION
