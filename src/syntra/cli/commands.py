@@ -19,13 +19,14 @@ from syntra import progress, telemetry
 from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error, count
 from syntra.image.build import CHOICES
 from syntra.invocation import invocation, started_as
-from syntra.paths import CONFIG_FILE, DEFAULT_KEY, report_page
+from syntra.paths import CONFIG_FILE, DEFAULT_KEY, SNAPSHOT_ENV, report_page, snapshot
 from syntra.version import installed_version
 
 if TYPE_CHECKING:
     from syntra.image.build import Backend
     from syntra.image.inputs import Job
     from syntra.pipeline.context import Context
+    from syntra.plan import Plan
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -55,6 +56,7 @@ def _validate(args: argparse.Namespace) -> int:
     from syntra.plan import build_plan
 
     plan = build_plan(config_stage.load(args.file))
+    _warn(plan)
     print(
         f"{args.file}: ok ({count(len(plan.images), 'image')}, "
         f"{count(len(plan.guests), 'wasm guest')}, {count(len(plan.matrix), 'platform build')})"
@@ -81,7 +83,15 @@ def _plan(args: argparse.Namespace) -> int:
 def _context(args: argparse.Namespace) -> Context:
     from syntra.pipeline.context import Context
 
-    return Context.load(args.file, getattr(args, "builder", None))
+    ctx = Context.load(args.file, getattr(args, "builder", None))
+    _warn(ctx.plan)
+    return ctx
+
+
+def _warn(plan: Plan) -> None:
+    """What resolving the plan skipped, one line each on stderr."""
+    for line in plan.warnings:
+        print(line, file=sys.stderr)
 
 
 def _report(lines: Iterable[str]) -> int:
@@ -146,6 +156,17 @@ def _build(args: argparse.Namespace) -> int:
         return 0
     if args.push_by_digest != bool(args.platform):
         raise SyntraError("--push-by-digest and --platform go together: one platform, no tags")
+    if snapshot():  # like `SYNTRA_SNAPSHOT=1 doit`: built, tested, written; nothing pushed
+        if args.push_by_digest:
+            raise SyntraError(f"{SNAPSHOT_ENV} is set: nothing is pushed, so no --push-by-digest")
+        from syntra.pipeline import stages
+
+        ctx = _context(args)
+        for _ in stages.render(ctx, ctx.check_image(args.image)):
+            pass
+        for line in stages.image(ctx, args.image):
+            print(line)
+        return 0
     job, backend = _prepared(args)
     if args.push_by_digest:
         path = images.push_by_digest(job, args.platform, backend)

@@ -27,6 +27,8 @@ def run_verify(
     chain = loaded.config.supply_chain
     trust = KeyTrust(keys.load_public(key)) if key else trust_for(loaded)
     plan = build_plan(loaded)
+    for line in plan.warnings:
+        print(line, file=sys.stderr)
     artifacts = {output.name: output.destinations for output in plan.outputs()}
     checks: list[Check] = []
     if ref and ref not in artifacts:

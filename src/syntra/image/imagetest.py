@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from syntra.config.model import ImageTest
-from syntra.errors import SyntraError, one_line
+from syntra.errors import SyntraError, ToolError, one_line
 from syntra.image.testbox import Box, BoxFactory
 from syntra.paths import plugin_file
 from syntra.plan import ImagePlan, Plan, test_variables
@@ -225,7 +225,7 @@ def run_tests(
     failed = [o for o in outcomes if not o.ok]
     if failed:
         lines = [f"{image.name} {o.platform}: {o.test}: {o.problem}" for o in failed]
-        raise SyntraError(
+        raise ToolError(
             f"{len(failed)} of {len(outcomes)} image tests failed; nothing pushed\n"
             + "\n".join(lines)
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from syntra import process, telemetry
-from syntra.errors import SyntraError
+from syntra.errors import SyntraError, ToolError
 from syntra.image import buildsecrets, imagetest
 from syntra.image.build import (
     Backend,
@@ -214,7 +214,7 @@ def build_to(job: Job, backend: Backend, platforms: list[str], output: str) -> s
         try:
             return write(None, output, content, insecure=False)
         except OSError as exc:
-            raise SyntraError(f"--output {output}: {exc.strerror or exc}") from None
+            raise ToolError(f"--output {output}: {exc.strerror or exc}") from None
     program = engine_program(backend)
     written = load(program, content)
     return f"{program} image store ({written.split('(', 1)[1].rstrip(')')})"

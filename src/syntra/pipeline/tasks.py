@@ -86,10 +86,13 @@ def __getattr__(name: str) -> Any:
 def _context() -> Context:
     """The run's context; a user error ends the run with one line."""
     try:
-        return Context.load(CONFIG_FILE)
+        ctx = Context.load(CONFIG_FILE)
     except SyntraError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
+    for line in ctx.plan.warnings:  # what resolving skipped, said once per run
+        print(line, file=sys.stderr)
+    return ctx
 
 
 def _act(stage: stages.Stage, label: str, name: str = "") -> TaskFailed | None:

@@ -22,12 +22,12 @@ from typing import Any
 import wasmtime
 import wasmtime.component as wc
 
-from syntra.errors import SyntraError, count, did_you_mean
+from syntra.errors import ToolError, count, did_you_mean
 from syntra.plugins.bounds import StoreBounds
 from syntra.plugins.values import lift, lower, type_name
 
 
-class GuestFailure(SyntraError):
+class GuestFailure(ToolError):
     """A call trapped, timed out, ran out of memory or fuel, or returned the wrong value."""
 
 

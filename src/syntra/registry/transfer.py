@@ -25,7 +25,7 @@ from typing import Protocol
 
 from syntra import progress, refs
 from syntra.config.model import Config
-from syntra.errors import SyntraError, one_line
+from syntra.errors import SyntraError, ToolError, one_line
 from syntra.fsutil import copy_atomic, write_atomic
 from syntra.oci import INDEX, MANIFEST, Blob, Document, digest_of, is_digest, layout_blob, push
 from syntra.oci import digest as digests
@@ -437,7 +437,7 @@ def copy(
             content = gather(config, source, folder, referrers, all_tags, present, insecure)
             written = write(config, destination, content, insecure, platform)
     except OSError as exc:  # a folder or archive that cannot be read or written
-        raise SyntraError(f"copy: {exc.filename or ''}: {exc.strerror or exc}") from None
+        raise ToolError(f"copy: {exc.filename or ''}: {exc.strerror or exc}") from None
     return content, written
 
 
