@@ -359,7 +359,7 @@ def test_report_page_renders_in_chromium(
     from playwright.sync_api import sync_playwright
 
     from syntra.config import load
-    from syntra.image.publish import image_record, push_images, read_layout
+    from syntra.image.publish import Pushed, image_record, push_images, read_layout
     from syntra.oci.locate import Where
     from syntra.plan import build_plan
     from syntra.records import write_record
@@ -374,7 +374,8 @@ def test_report_page_renders_in_chromium(
     where = Where(_client(registry), "report/web", f"{registry}/report/web")
     digest = push_images(where, [built], image.destination)
     assert digest is not None
-    write_record(project, image_record(plan, image, digest, [built.platform], 100_000))
+    pushed = Pushed(digest, [built.platform], 100_000)
+    write_record(project, image_record(plan, image, pushed))
     subject = Subject(built.platform.digest, built.platform.media_type, 10, "linux/amd64")
     spdx = {"packages": [{"name": "busybox"}, {"name": "musl"}]}
     claims = [(subject, None, None, "signed"), (subject, "https://spdx.dev/Document", spdx, "")]

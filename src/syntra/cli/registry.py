@@ -81,12 +81,10 @@ def _tree(args: argparse.Namespace) -> int:
 
 
 def _copy(args: argparse.Namespace) -> int:
-    from syntra.registry.transfer import copy
+    from syntra.registry.transfer import CopyOptions, copy
 
-    content, written = copy(
-        _config(args), args.source, args.destination, referrers=args.referrers,
-        all_tags=args.all_tags, insecure=args.insecure, platform=args.platform,
-    )  # fmt: skip
+    options = CopyOptions(args.referrers, args.all_tags, args.insecure, args.platform)
+    content, written = copy(_config(args), args.source, args.destination, options)
     found = {
         "digest": content.top,
         "destination": written,

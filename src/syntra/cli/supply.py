@@ -14,7 +14,7 @@ from syntra.errors import SyntraError
 from syntra.oci.locate import locate, pushed_digest, registry_for_ref, resolve_tags
 from syntra.plan import build_plan
 from syntra.supply import keys
-from syntra.supply.verify import Check, KeyTrust, trust_for, verify
+from syntra.supply.verify import Check, KeyTrust, policy_for, verify
 
 
 def run_verify(
@@ -24,8 +24,7 @@ def run_verify(
     """Check `ref` (a reference, or an image or guest name from syntra.yaml), or every
     artifact syntra.yaml pushes. Digests come from this checkout's records when it has
     them, otherwise from the plan's tags in the registry, so a fresh clone can verify."""
-    chain = loaded.config.supply_chain
-    trust = KeyTrust(keys.load_public(key)) if key else trust_for(loaded)
+    policy = policy_for(loaded, KeyTrust(keys.load_public(key)) if key else None)
     plan = build_plan(loaded)
     for line in plan.warnings:
         print(line, file=sys.stderr)
@@ -34,7 +33,7 @@ def run_verify(
     if ref and ref not in artifacts:
         where, version = registry_for_ref(loaded.config, ref, insecure)
         digest = version if version.startswith("sha256:") else resolve_tags(where, [version])
-        checks = verify(ref, where, digest, trust, chain.sbom, chain.provenance)
+        checks = verify(ref, where, digest, policy)
     else:
         for name, each in artifacts.items():
             if ref and name != ref:
@@ -47,7 +46,7 @@ def run_verify(
                     failed = Check(name, where.identity, "", None, False, False, False, [str(exc)])
                     checks.append(failed)
                     continue
-                checks.extend(verify(name, where, digest, trust, chain.sbom, chain.provenance))
+                checks.extend(verify(name, where, digest, policy))
     if as_json:
         print(json.dumps([check.to_json() for check in checks], indent=2))
     else:

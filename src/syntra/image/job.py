@@ -22,6 +22,7 @@ from syntra.image.inputs import Job, inputs_tag
 from syntra.image.publish import (
     BuildFacts,
     LayoutImage,
+    Pushed,
     base_digest,
     image_record,
     index_document,
@@ -67,18 +68,10 @@ def already_built(job: Job, where: Where, platform: str) -> PlatformImage | None
     )
 
 
-def finish(
-    job: Job,
-    where: Where,
-    digest: str,
-    children: list[PlatformImage],
-    uploaded: int = 0,
-    tested: list[TestResult] | None = None,
-    retagged: bool = False,
-) -> ImageRecord:
+def finish(job: Job, where: Where, pushed: Pushed, retagged: bool = False) -> ImageRecord:
     """The record of what was pushed, with the build's facts (base, inputs), written; then
     the same digests copied to every further registry of the image."""
-    record = image_record(job.plan, job.image, digest, children, uploaded, tested)
+    record = image_record(job.plan, job.image, pushed)
     base = record.base or job.base_reference
     record = record.model_copy(
         update={"base": base, "inputs": job.inputs_digest, "retagged": retagged}
@@ -102,7 +95,7 @@ def _reuse(job: Job, where: Where) -> ImageRecord | None:
     known = {p.digest: p for p in earlier.platforms} if isinstance(earlier, ImageRecord) else {}
     children = [known.get(child.digest, child) for child in children]
     digest = publish_index(where, job.image.destination, children)
-    return finish(job, where, digest, children, retagged=True)
+    return finish(job, where, Pushed(digest, children), retagged=True)
 
 
 def _request(job: Job, platform: str, builder: LayoutBuilder) -> BuildRequest:
@@ -199,7 +192,8 @@ def build_and_publish(job: Job, builder: LayoutBuilder) -> ImageRecord:
     digest = push_images(where, built, job.image.destination, cache_tags)
     assert digest is not None
     uploaded = where.registry.transfer.uploaded_bytes - before
-    return finish(job, where, digest, [image.platform for image in built], uploaded, tested)
+    children = [image.platform for image in built]
+    return finish(job, where, Pushed(digest, children, uploaded, tested))
 
 
 def build_to(job: Job, backend: Backend, platforms: list[str], output: str) -> str:
@@ -294,4 +288,4 @@ def merge(job: Job) -> ImageRecord:
             )
         children.append(child)
     digest = publish_index(where, job.image.destination, children)
-    return finish(job, where, digest, children)
+    return finish(job, where, Pushed(digest, children))

@@ -238,20 +238,25 @@ def publish_index(where: Where, destination: Destination, children: list[Platfor
     return index.digest
 
 
-def image_record(
-    plan: Plan,
-    image: ImagePlan,
-    digest: str,
-    children: list[PlatformImage],
-    uploaded: int,
-    tests: list[TestResult] | None = None,
-) -> ImageRecord:
+@dataclass(frozen=True)
+class Pushed:
+    """What one push left in the registry: the index, its platform images, the bytes
+    uploaded, and the image tests that passed before it."""
+
+    digest: str
+    children: list[PlatformImage]
+    uploaded: int = 0
+    tested: list[TestResult] | None = None
+
+
+def image_record(plan: Plan, image: ImagePlan, pushed: Pushed) -> ImageRecord:
     """What later stages (SBOM, signing, release) need to know about a pushed image; the
     base is each child's, as its build recorded it."""
+    children = pushed.children
     return ImageRecord(
-        **shared_fields(plan, image.name, image.destination, digest, uploaded),
+        **shared_fields(plan, image.name, image.destination, pushed.digest, pushed.uploaded),
         media_type=INDEX,
         platforms=children,
         base=next((child.base for child in children if child.base), None),
-        tests=tests or [],
+        tests=pushed.tested or [],
     )

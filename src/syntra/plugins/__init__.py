@@ -29,11 +29,15 @@ import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syntra.errors import Refused, SyntraError
 from syntra.plugins.codecache import default_cache, private
 from syntra.plugins.sandbox import CallResult, open_runtime
+
+if TYPE_CHECKING:
+    from syntra.config.model import Config
+    from syntra.supply.verify import Trust
 
 __all__ = ["Limits", "Metrics", "Plugin", "default_cache", "load", "load_file", "load_manifest"]
 
@@ -132,9 +136,8 @@ def load(
         )
     trust = None if insecure_skip_verify else trust_from(key, identity, issuer)
     chosen = limits_of(limits)
-    return load_reference(
-        reference, trust, chosen, cache or default_cache(), insecure=insecure, runtime=runtime
-    )
+    source = Source(reference, trust, insecure)
+    return load_reference(source, chosen, cache or default_cache(), runtime)
 
 
 def load_file(
@@ -163,34 +166,39 @@ def load_file(
     return Plugin(name or wasm.stem, wasm, chosen, cache or default_cache(), metrics, runtime)
 
 
+@dataclass(frozen=True)
+class Source:
+    """A plugin in a registry: its reference, what its signature must verify against
+    (None: not checked), plain HTTP or not, and the syntra.yaml whose registries (and
+    their logins) it may name."""
+
+    reference: str
+    trust: Trust | None
+    insecure: bool = False
+    config: Config | None = None
+
+
 def load_reference(
-    reference: str,
-    trust: Any,
-    limits: Limits,
-    cache: Path,
-    *,
-    insecure: bool = False,
-    config: Any = None,
-    runtime: str = "wasmtime",
+    source: Source, limits: Limits, cache: Path, runtime: str = "wasmtime"
 ) -> Plugin:
-    """The plugin at `reference`, pulled and verified against `trust` (None: skipped)."""
+    """The plugin at `source`, pulled and verified against its trust."""
     from syntra.oci.locate import registry_for_ref
     from syntra.plugins.remote import pull
 
-    where, version = registry_for_ref(config, reference, insecure)
-    pulled = pull(where, version, trust, private(cache))
+    where, version = registry_for_ref(source.config, source.reference, source.insecure)
+    pulled = pull(where, version, source.trust, private(cache))
     metrics = Metrics(
         reference=pulled.reference,
         pull_ms=pulled.pull_ms,
         verify_ms=pulled.verify_ms,
         blob_cached=pulled.cached,
-        verified=trust is not None,
+        verified=source.trust is not None,
     )
     name = where.path.rsplit("/", 1)[-1]
     return Plugin(name, pulled.wasm, limits, cache, metrics, runtime)
 
 
-def trust_from(key: str | Path | None, identity: str | None, issuer: str) -> Any:
+def trust_from(key: str | Path | None, identity: str | None, issuer: str) -> Trust:
     """What a signature must verify against: a public key or a keyless identity."""
     from syntra.supply import keys
     from syntra.supply.verify import KeylessTrust, KeyTrust

@@ -22,13 +22,19 @@ from typing import Any
 import wasmtime
 import wasmtime.component as wc
 
-from syntra.errors import ToolError, count, did_you_mean
+from syntra.errors import SyntraError, ToolError, count, did_you_mean
 from syntra.plugins.bounds import StoreBounds
 from syntra.plugins.values import lift, lower, type_name
 
 
 class GuestFailure(ToolError):
-    """A call trapped, timed out, ran out of memory or fuel, or returned the wrong value."""
+    """A call trapped, timed out, ran out of memory or fuel, or returned the wrong value
+    (exit 3, as a failing test)."""
+
+
+class BadCall(SyntraError):
+    """The call does not fit the plugin: no such export, or the wrong number of
+    arguments (exit 2, a usage error)."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,7 @@ class Guest:
                 initialize(store)
         if not callable(function):
             hint = did_you_mean(name, list(exports_of(self.engine, self.code, self.setup.kind)))
-            raise GuestFailure(f"no exported function '{name}'{hint}")
+            raise BadCall(f"no exported function '{name}'{hint}")
         return function, memory
 
     def _signature(self, store: wasmtime.Store, function: Any) -> tuple[list[Any], Any]:
@@ -163,7 +169,7 @@ class Guest:
             params, result = self._signature(store, function)
             if len(params) != len(args):
                 shown = ", ".join(type_name(p) for p in params)
-                raise GuestFailure(
+                raise BadCall(
                     f"{name}({shown}) takes {count(len(params), 'argument')}, {len(args)} given"
                 )
             lowered = [lower(t, v, f"{name} argument {n + 1}") for n, (t, v) in
@@ -172,9 +178,8 @@ class Guest:
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             elapsed = (time.perf_counter() - started) * 1000
             said = stderr.read_text(errors="replace") if stderr.is_file() else ""
-            raise GuestFailure(
-                self._explain(name, args, exc, elapsed, memory, store, said)
-            ) from None
+            used = memory.data_len(store) if memory is not None else None
+            raise GuestFailure(self._explain(name, args, exc, elapsed, used, said)) from None
         finally:
             timer.cancel()
             scratch.cleanup()
@@ -185,10 +190,11 @@ class Guest:
         return CallResult(name, args, lifted, elapsed, used, fuel)
 
     def _explain(
-        self, name: str, args: list[Any], exc: Exception, elapsed: float, memory: Any,
-        store: Any, said: str,
+        self, name: str, args: list[Any], exc: Exception, elapsed: float, used: int | None,
+        said: str,
     ) -> str:  # fmt: skip
-        """Which limit stopped the call, or the trap's cause; `said` is the guest's stderr."""
+        """Which limit stopped the call, or the trap's cause: `used` is the memory in use
+        (None: no memory), `said` the guest's stderr."""
         text = str(exc)
         max_mem = self.setup.max_mem
         if "interrupt" in text:
@@ -197,7 +203,6 @@ class Guest:
             return f"{where(name, args)}: stopped by fuel={self.setup.fuel} (all fuel consumed)"
         if "exceeds table limits" in text or "count too high" in text:
             return f"{where(name, args)}: stopped by max_mem={max_mem} bytes ({_cause(text)})"
-        used = memory.data_len(store) if memory is not None else None
         if (
             "memory" in text.lower()
             or "MemoryError" in said

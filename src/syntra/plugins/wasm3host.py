@@ -23,7 +23,7 @@ import wasmtime
 
 from syntra.errors import SyntraError, count, did_you_mean
 from syntra.plugins.binary import kind_of_file
-from syntra.plugins.calls import CallResult, GuestFailure, engine, exports_of
+from syntra.plugins.calls import BadCall, CallResult, GuestFailure, engine, exports_of
 from syntra.plugins.codecache import compiled
 from syntra.plugins.values import lower, type_name
 
@@ -95,11 +95,11 @@ class Wasm3Sandbox:
         )  # fmt: skip
         if ty is None:
             hint = did_you_mean(name, list(self.exports()))
-            raise GuestFailure(f"no exported function '{name}'{hint}")
+            raise BadCall(f"no exported function '{name}'{hint}")
         params = list(ty.params)
         if len(params) != len(args):
             shown = ", ".join(type_name(p) for p in params)
-            raise GuestFailure(
+            raise BadCall(
                 f"{name}({shown}) takes {count(len(params), 'argument')}, {len(args)} given"
             )
         lowered = [lower(t, v, f"{name} argument {n + 1}") for n, (t, v) in

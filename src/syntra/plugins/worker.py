@@ -27,13 +27,13 @@ from typing import IO, Any
 
 from syntra.errors import DEBUG_ENV, SyntraError
 from syntra.plugins.bounds import StoreBounds
-from syntra.plugins.calls import CallResult, Guest, GuestFailure, Setup
+from syntra.plugins.calls import BadCall, CallResult, Guest, GuestFailure, Setup
 from syntra.plugins.values import BadValue
 
 READY_SECONDS = 120.0
 """Starting Python, importing wasmtime and loading the code; not the guest's time."""
 _ERRORS: dict[str, type[SyntraError]] = {
-    cls.__name__: cls for cls in (SyntraError, GuestFailure, BadValue)
+    cls.__name__: cls for cls in (SyntraError, GuestFailure, BadCall, BadValue)
 }
 
 

@@ -162,9 +162,20 @@ def _referrers(source: _Source, content: Content) -> None:
             content.tags[tag] = found.digest
 
 
+@dataclass(frozen=True)
+class CopyOptions:
+    """How `syntra copy` copies: with the referrers (signatures, attestations), every
+    tag of the repository, over plain HTTP, and which platform an image store gets."""
+
+    referrers: bool = False
+    all_tags: bool = False
+    insecure: bool = False
+    platform: str | None = None
+
+
 def gather(
-    config: Config | None, spec: str, folder: Path, referrers: bool, all_tags: bool,
-    present: Callable[[str], bool], insecure: bool,
+    config: Config | None, spec: str, folder: Path, present: Callable[[str], bool],
+    options: CopyOptions,
 ) -> Content:  # fmt: skip
     """Everything to copy from `spec`, blobs verified and, when not in place, copied
     under `folder`."""
@@ -186,7 +197,7 @@ def gather(
             source, top = _docker_archive(Path(rest), folder)
             tags = {}
         else:
-            where, version = registry_for_ref(config, spec, insecure)
+            where, version = registry_for_ref(config, spec, options.insecure)
             source = _Registry(where, folder, present)
             registry = where.registry
             found = version if is_digest(version) else registry.head_manifest(where.path, version)
@@ -195,7 +206,7 @@ def gather(
             top = digests.parse(found, where.identity)
             tags = {}
             source_tag = None if is_digest(version) else version
-            if all_tags:
+            if options.all_tags:
                 for tag in where.registry.tags(where.path):
                     if not tag.startswith("sha256-"):
                         head = where.registry.head_manifest(where.path, tag)
@@ -205,7 +216,7 @@ def gather(
         for digest in {top, *tags.values()}:
             _walk(source, content, digest)
         content.tags.update(tags)
-        if referrers:
+        if options.referrers:
             _referrers(source, content)
     return content
 
@@ -428,14 +439,13 @@ def scratch() -> Iterator[Path]:
 
 
 def copy(
-    config: Config | None, source: str, destination: str, *, referrers: bool = False,
-    all_tags: bool = False, insecure: bool = False, platform: str | None = None,
-) -> tuple[Content, str]:  # fmt: skip
+    config: Config | None, source: str, destination: str, options: CopyOptions
+) -> tuple[Content, str]:
     try:
         with scratch() as folder:
-            present = present_in(config, destination, insecure)
-            content = gather(config, source, folder, referrers, all_tags, present, insecure)
-            written = write(config, destination, content, insecure, platform)
+            present = present_in(config, destination, options.insecure)
+            content = gather(config, source, folder, present, options)
+            written = write(config, destination, content, options.insecure, options.platform)
     except OSError as exc:  # a folder or archive that cannot be read or written
         raise ToolError(f"copy: {exc.filename or ''}: {exc.strerror or exc}") from None
     return content, written
@@ -450,9 +460,7 @@ def mirror(config: Config, source: Where, digest: str, destinations: list[Destin
         there = locate(config, destination)
         with scratch() as folder:
             present = present_in(config, there.identity, there.registry.insecure)
-            content = gather(
-                config, f"{source.identity}@{digest}", folder, False, False, present,
-                source.registry.insecure,
-            )  # fmt: skip
+            plain = CopyOptions(insecure=source.registry.insecure)
+            content = gather(config, f"{source.identity}@{digest}", folder, present, plain)
             content.tags = dict.fromkeys(destination.tags, content.top)
             write(config, there.identity, content, there.registry.insecure)

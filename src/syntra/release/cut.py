@@ -26,7 +26,7 @@ from syntra.oci.locate import Where, locate
 from syntra.plan import Destination, Plan
 from syntra.supply import keys
 from syntra.supply.attach import attachment_tag
-from syntra.supply.verify import trust_for, verify
+from syntra.supply.verify import policy_for, verify
 from syntra.versioning import SemVer
 
 NOTE_GROUPS = [
@@ -113,12 +113,10 @@ def refusals(loaded: Loaded, artifacts: list[Artifact]) -> list[str]:
     chain = loaded.config.supply_chain
     if chain.signing.mode == "none":
         return ["release needs verified artifacts: set supply_chain.signing (mode key or keyless)"]
-    trust = trust_for(loaded)
+    policy = policy_for(loaded)
     lines = []
     for artifact in artifacts:
-        checks = verify(
-            artifact.name, artifact.where, artifact.digest, trust, chain.sbom, chain.provenance
-        )
+        checks = verify(artifact.name, artifact.where, artifact.digest, policy)
         problems = sorted({p for check in checks if not check.ok for p in check.problems})
         if problems:
             lines.append(f"{artifact.name} {artifact.digest}: refused: {'; '.join(problems)}")

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from syntra.config import Loaded
 from syntra.errors import Refused, SyntraError, did_you_mean
-from syntra.image.publish import image_record, index_children
+from syntra.image.publish import Pushed, image_record, index_children
 from syntra.oci.locate import Where, locate, pushed_digest, registry_for_ref
 from syntra.plan import Destination, Plan
 from syntra.plugins.binary import kind_of
 from syntra.records import Record, WasmRecord, find_record, shared_fields
-from syntra.registry.transfer import gather, present_in, scratch, write
+from syntra.registry.transfer import CopyOptions, gather, present_in, scratch, write
 from syntra.release.secure import secure
-from syntra.supply.verify import Check, trust_for, verify
+from syntra.supply.verify import Check, policy_for, verify
 
 
 def promote(
@@ -25,24 +25,22 @@ def promote(
     The copy gets `tags`, by default the artifact's tags in this checkout."""
     destinations = {output.name: output.destinations[0] for output in plan.outputs()}
     name, where, digest = _source(loaded, destinations, source)
-    chain, trust = loaded.config.supply_chain, trust_for(loaded)
-    problems = _problems(verify(name, where, digest, trust, chain.sbom, chain.provenance))
+    policy = policy_for(loaded)
+    problems = _problems(verify(name, where, digest, policy))
     if problems:
         raise Refused(f"{where.identity}@{digest}: refused, the source does not verify: {problems}")
     target = _target(loaded, destinations[name], to, tags)
     there = locate(loaded.config, target)
     with scratch() as folder:
         present = present_in(loaded.config, there.identity, there.registry.insecure)
-        content = gather(
-            loaded.config, f"{where.identity}@{digest}", folder, True, False, present,
-            where.registry.insecure,
-        )  # fmt: skip
+        options = CopyOptions(referrers=True, insecure=where.registry.insecure)
+        content = gather(loaded.config, f"{where.identity}@{digest}", folder, present, options)
         content.tags |= dict.fromkeys(target.tags, content.top)
         write(loaded.config, there.identity, content, there.registry.insecure)
     record = _record(loaded, plan, name, where, digest)
     lines = [f"copied {digest} to {there.identity} ({', '.join(target.tags)})"]
     lines += secure(loaded, plan, record, target)
-    problems = _problems(verify(name, there, digest, trust, chain.sbom, chain.provenance))
+    problems = _problems(verify(name, there, digest, policy))
     if problems:
         raise Refused(f"{there.identity}@{digest}: the promoted copy does not verify: {problems}")
     return [*lines, f"verified {there.identity}@{digest}"]
@@ -97,7 +95,7 @@ def _record(loaded: Loaded, plan: Plan, name: str, where: Where, digest: str) ->
     images = {image.name: image for image in plan.images}
     if name in images:
         children, _ = index_children(where, digest)
-        return image_record(plan, images[name], digest, children, 0)
+        return image_record(plan, images[name], Pushed(digest, children))
     guest = plan.guest(name)
     manifest = where.registry.get_manifest(where.path, digest)
     layer = manifest.json()["layers"][0]

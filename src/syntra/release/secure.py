@@ -63,7 +63,7 @@ def secure(loaded: Loaded, plan: Plan, record: Record, destination: Destination)
     for subject in subjects(record, where):
         claims.append((subject, None, None, f"signed {subject.digest}"))
         if subject.platform is not None or (isinstance(record, WasmRecord) and subject.top):
-            found = _sboms(loaded, plan, record, where, subject, chain.sbom, bundled)
+            found = _sboms(loaded, plan, record, where, subject, bundled)
             for fmt, predicate in found.items():
                 claims.append(
                     (subject, FORMATS[fmt], predicate, f"{fmt} SBOM for {subject.digest}")
@@ -98,10 +98,11 @@ def _proven(loaded: Loaded, attachments: Attachments, where: Where, subject: Sub
 
 def _sboms(
     loaded: Loaded, plan: Plan, record: Record, where: Where, subject: Subject,
-    formats: Sequence[str], bundled: list[Component],
+    bundled: list[Component],
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """Each format's SBOM of `subject`, normalised: syft's for an image (with the plugins
-    it bundles), the artifact's own parts for a wasm guest."""
+    """Each configured format's SBOM of `subject`, normalised: syft's for an image (with
+    the plugins it bundles), the artifact's own parts for a wasm guest."""
+    formats: Sequence[str] = loaded.config.supply_chain.sbom
     if not formats:  # `sbom: []`: nothing to scan
         return {}
     if isinstance(record, WasmRecord) and record.web and subject.digest == record.web.digest:

@@ -14,7 +14,7 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -84,10 +84,24 @@ def trust_for(loaded: Loaded) -> Trust:
     return KeyTrust(keys.load_public(keys.public_path(loaded.root / signing.key)))
 
 
-def verify(
-    artifact: str, where: Where, digest: str, trust: Trust, formats: Sequence[str],
-    provenance: bool,
-) -> list[Check]:  # fmt: skip
+@dataclass(frozen=True)
+class Policy:
+    """What an artifact must carry to verify: signatures `trust` accepts, a signed SBOM
+    attestation in each of `formats`, and signed provenance when `provenance` is set."""
+
+    trust: Trust
+    formats: Sequence[str] = ()
+    provenance: bool | None = False
+
+
+def policy_for(loaded: Loaded, trust: Trust | None = None) -> Policy:
+    """syntra.yaml's policy: its supply chain's formats and provenance, checked against
+    `trust`, by default the one its signing mode names (`trust_for`)."""
+    chain = loaded.config.supply_chain
+    return Policy(trust or trust_for(loaded), chain.sbom, chain.provenance)
+
+
+def verify(artifact: str, where: Where, digest: str, policy: Policy) -> list[Check]:
     """Checks for `digest` and, for an index, each of its platform manifests."""
     registry, path, identity = where.registry, where.path, where.identity
     try:
@@ -108,31 +122,35 @@ def verify(
             identity,
             digest,
             None,
-            trust,
-            [] if is_index else formats,
-            provenance,
+            replace(policy, formats=()) if is_index else policy,
         )
     ]
     for child in body.get("manifests", []) if is_index else []:
         platform = platform_of(child)
         child_digest = child["digest"]
         checks.append(
-            _check(artifact, attachments, identity, child_digest, platform, trust, formats, None)
+            _check(
+                artifact,
+                attachments,
+                identity,
+                child_digest,
+                platform,
+                replace(policy, provenance=None),
+            )
         )
     for listed in [] if is_index else attachments.referrers(digest):
         if listed.get("artifactType") == WEB_BUNDLE:  # a guest's web bundle: its own subject
             web = f"{artifact} (web)"
             bundle = str(listed["digest"])
-            checks.append(
-                _check(web, attachments, identity, bundle, None, trust, formats, provenance)
-            )
+            checks.append(_check(web, attachments, identity, bundle, None, policy))
     return checks
 
 
 def _check(
     artifact: str, attachments: Attachments, identity: str, digest: str, platform: str | None,
-    trust: Trust, formats: Sequence[str], provenance: bool | None,
+    policy: Policy,
 ) -> Check:  # fmt: skip
+    trust, formats, provenance = policy.trust, policy.formats, policy.provenance
     problems: list[str] = []
     signed, attested = trust.examine(attachments, digest, problems)
     sbom = all(FORMATS[fmt] in attested for fmt in formats) if formats else None

@@ -11,7 +11,7 @@ from typing import Any
 
 from syntra.config import Loaded
 from syntra.errors import SyntraError, did_you_mean
-from syntra.plugins import Limits, default_cache, limits_of, load_reference
+from syntra.plugins import Limits, Source, default_cache, limits_of, load_reference
 from syntra.supply import keys
 from syntra.supply.verify import KeyTrust, Trust, trust_for
 
@@ -44,10 +44,8 @@ def run(loaded: Loaded | None, request: RunRequest) -> int:
     trust = _trust(loaded, request)
     cache = default_cache()
     config = loaded.config if loaded else None
-    plugin = load_reference(
-        reference, trust, limits, cache, insecure=request.insecure, config=config,
-        runtime=request.runtime,
-    )  # fmt: skip
+    source = Source(reference, trust, request.insecure, config)
+    plugin = load_reference(source, limits, cache, request.runtime)
     result = plugin.measure(request.function, *[_value(arg) for arg in request.args])
     if request.as_json:
         metrics = {

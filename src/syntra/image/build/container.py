@@ -30,7 +30,7 @@ from syntra.image.build import Entry
 from syntra.image.build.flags import image_flags
 from syntra.image.inputs import Job, inputs_tag
 from syntra.image.job import finish
-from syntra.image.publish import index_children
+from syntra.image.publish import Pushed, index_children
 from syntra.image.testbox import apple_boxes
 from syntra.invocation import invocation
 from syntra.oci import push
@@ -259,7 +259,7 @@ class AppleContainer:
             assert child.inputs is not None
             tags[child.inputs] = where.registry.get_manifest(where.path, child.digest)
         push(where.registry, where.path, tags=tags)
-        return finish(job, where, index.digest, built, tested=tested)
+        return finish(job, where, Pushed(index.digest, built, tested=tested))
 
 
 def _same_image(listed: str, reference: str) -> bool:
