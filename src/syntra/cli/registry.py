@@ -98,12 +98,12 @@ def _copy(args: argparse.Namespace) -> int:
 
 def _sbom(args: argparse.Namespace) -> int:
     from syntra.supply import keys
-    from syntra.supply.verify import KeyTrust, trust_for
+    from syntra.supply.verify import KeyTrust, Trust, trust_for
 
     file = Path(args.file)
     loaded = load(file) if file.exists() else None
     if args.key:
-        trust: Any = KeyTrust(keys.load_public(Path(args.key)))
+        trust: Trust = KeyTrust(keys.load_public(Path(args.key)))
     elif loaded is not None:
         trust = trust_for(loaded)
     else:

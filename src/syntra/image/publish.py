@@ -25,7 +25,7 @@ from syntra.oci import (
 )
 from syntra.oci.digest import Digest
 from syntra.oci.layout import Layout, LayoutError
-from syntra.oci.locate import Where, registry_for_ref
+from syntra.oci.locate import Where, digest_in, registry_for_ref
 from syntra.plan import Destination, ImagePlan, Plan
 from syntra.records import ImageRecord, PlatformImage, TestResult, shared_fields
 
@@ -42,8 +42,8 @@ def resolve_base(config: Config, reference: str) -> Pinned:
     """`reference` pinned to the digest it points at now (`Context.pin` keeps it for
     the run)."""
     where, version = registry_for_ref(config, reference)
-    registry, path = where.registry, where.path
-    digest = version if version.startswith("sha256:") else registry.head_manifest(path, version)
+    registry = where.registry
+    digest = digest_in(where, version)
     if digest is None:
         raise SyntraError(f"base image {reference} is not in its registry")
     parsed = refs.parse_image_ref(reference)
@@ -62,7 +62,7 @@ def note_base_blobs(config: Config, pinned: str, destination: Where) -> None:
         document = where.registry.get_manifest(where.path, digest)
         manifests = (
             [where.registry.get_manifest(where.path, d["digest"]) for d in document.children()]
-            if "manifests" in document.json()
+            if document.is_index
             else [document]
         )
         for manifest in manifests:

@@ -13,6 +13,7 @@ from syntra.errors import SyntraError
 from syntra.oci import client_for
 from syntra.oci.auth import Login, env_login
 from syntra.oci.client import Client
+from syntra.oci.media import is_digest
 
 if TYPE_CHECKING:
     from syntra.config.model import Config, Registry
@@ -75,6 +76,12 @@ def registry_for_ref(
     known = [(n, r) for n, r in registries if r.url.split("/", 1)[0] == domain]
     client = _client(*known[0], domain) if known else client_for(api_host(domain), insecure)
     return Where(client, path, f"{domain}/{path}"), parsed.digest or parsed.tag or "latest"
+
+
+def digest_in(where: Where, version: str) -> str | None:
+    """The digest `version` names in `where`: a digest is itself, a tag is what the
+    registry says it points at (None: no such tag). The one place that decides."""
+    return version if is_digest(version) else where.registry.head_manifest(where.path, version)
 
 
 def resolve_tags(where: Where, tags: list[str]) -> str:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
+from syntra.oci.digest import Digest
+from syntra.oci.layout import Layout
 from syntra.paths import build_dir, slug
 from syntra.pipeline.tasklog import RunLog, read_last_run
 from syntra.plan import GuestPlan, Plan
@@ -95,13 +97,11 @@ def _timeline(log: RunLog | None) -> str:
 
 def _layers(root: Path, image: str, platform: str) -> list[tuple[str, int]]:
     """(digest, size) of the config and layers of the layout the builder wrote."""
-    layout = build_dir(root, image) / slug(platform)
     try:
-        index = json.loads((layout / "index.json").read_text())
-        digest = index["manifests"][0]["digest"]
-        manifest = json.loads((layout / "blobs" / "sha256" / digest.split(":")[1]).read_text())
-        return [(d["digest"], int(d["size"])) for d in [manifest["config"], *manifest["layers"]]]
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        layout = Layout.folder(build_dir(root, image) / slug(platform))
+        manifest = layout.document(Digest(layout.top(None)["digest"]))  # parsed by the index
+        return [(d["digest"], int(d["size"])) for d in manifest.children()]
+    except (SyntraError, OSError, ValueError):  # no layout (pushed by digest elsewhere)
         return []
 
 

@@ -11,9 +11,8 @@ from pathlib import Path
 from syntra import progress, telemetry
 from syntra.errors import Refused, SyntraError
 from syntra.oci import digest as digests
-from syntra.oci import is_digest
 from syntra.oci.digest import Digest
-from syntra.oci.locate import Where
+from syntra.oci.locate import Where, digest_in
 from syntra.supply.attach import Attachments
 from syntra.supply.verify import Trust
 
@@ -36,13 +35,13 @@ def pull(where: Where, version: str, trust: Trust | None, cache: Path) -> Pulled
     """The wasm of the artifact at `version` (a tag or digest), verified against `trust`
     before a byte of it is fetched; `trust` None means the caller opted out."""
     started = time.perf_counter()
-    digest = version if is_digest(version) else where.registry.head_manifest(where.path, version)
+    digest = digest_in(where, version)
     if digest is None:
         raise SyntraError(f"{where.identity}:{version} is not in the registry")
     reference = f"{where.identity}@{digest}"
     document = where.registry.get_manifest(where.path, digest)
     layers = [layer for layer in document.children() if layer.get("mediaType") == WASM_LAYER]
-    if len(layers) != 1 or "manifests" in document.json():
+    if len(layers) != 1 or document.is_index:
         raise SyntraError(f"{reference}: not a wasm artifact (no single {WASM_LAYER} layer)")
     resolved = time.perf_counter()
     if trust is not None:

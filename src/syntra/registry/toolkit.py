@@ -9,16 +9,19 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.fsutil import copy_atomic
-from syntra.oci import INDEX_TYPES, Document, is_digest, platform_of
+from syntra.oci import Document, is_digest, platform_of
 from syntra.oci import digest as digests
-from syntra.oci.locate import Where, registry_for_ref
+from syntra.oci.locate import Where, digest_in, registry_for_ref
 from syntra.oci.media import TITLE
 from syntra.supply.attach import WEB_BUNDLE, Attachments, attachment_tag
+
+if TYPE_CHECKING:
+    from syntra.supply.verify import Trust
 
 
 @dataclass(frozen=True)
@@ -35,14 +38,10 @@ class Target:
 def resolve(config: Config | None, reference: str, insecure: bool = False) -> Target:
     """The manifest `reference` names, by digest (verified against it)."""
     where, version = registry_for_ref(config, reference, insecure)
-    digest = version if is_digest(version) else where.registry.head_manifest(where.path, version)
+    digest = digest_in(where, version)
     if digest is None:
         raise SyntraError(f"{where.identity}:{version} is not in the registry")
     return Target(where, digest, where.registry.get_manifest(where.path, digest))
-
-
-def _is_index(document: Document) -> bool:
-    return document.media_type in INDEX_TYPES or "manifests" in document.json()
 
 
 def inspect(target: Target, platform: str | None = None) -> dict[str, Any]:
@@ -54,7 +53,7 @@ def inspect(target: Target, platform: str | None = None) -> dict[str, Any]:
         "mediaType": target.manifest.media_type,
         "annotations": body.get("annotations", {}),
     }
-    if _is_index(target.manifest):
+    if target.manifest.is_index:
         children = [c for c in target.manifest.children() if platform in (None, platform_of(c))]
         if platform and not children:
             shown = ", ".join(platform_of(c) for c in target.manifest.children())
@@ -75,7 +74,7 @@ def _image(where: Where, digest: str) -> dict[str, Any]:
     manifest = where.registry.get_manifest(where.path, digest)
     body = manifest.json()
     listed = manifest.children()  # checked: digests and sizes
-    config_descriptor, layers = ({}, []) if "manifests" in body else (listed[0], listed[1:])
+    config_descriptor, layers = ({}, []) if manifest.is_index else (listed[0], listed[1:])
     described: dict[str, Any] = {
         "digest": digest,
         "size": len(manifest.data) + sum(d["size"] for d in listed),
@@ -103,7 +102,7 @@ def tree(target: Target) -> dict[str, Any]:
         "digest": target.digest,
         **_attached(attachments, target.digest),
     }
-    if _is_index(target.manifest):
+    if target.manifest.is_index:
         node["platforms"] = [
             {
                 "platform": platform_of(child),
@@ -218,14 +217,14 @@ def pull_bundle(target: Target, folder: Path) -> list[Path]:
     return written
 
 
-def sbom(target: Target, trust: Any, fmt: str, platform: str | None) -> dict[str, Any]:
+def sbom(target: Target, trust: Trust, fmt: str, platform: str | None) -> dict[str, Any]:
     """The SBOM of `target` (a platform of it, for an index) out of an attestation whose
     signature verifies with `trust`; Refused when there is none."""
     from syntra.errors import Refused
     from syntra.supply.sbom import FORMATS
 
     digest = target.digest
-    if _is_index(target.manifest):
+    if target.manifest.is_index:
         children = target.manifest.children()
         chosen = [c for c in children if platform in (None, platform_of(c))]
         if len(chosen) != 1:

@@ -27,12 +27,11 @@ from syntra import progress, refs
 from syntra.config.model import Config
 from syntra.errors import SyntraError, ToolError, one_line
 from syntra.fsutil import copy_atomic, write_atomic
-from syntra.oci import INDEX, MANIFEST, Blob, Document, digest_of, is_digest, layout_blob, push
+from syntra.oci import MANIFEST, Blob, Document, digest_of, is_digest, push
 from syntra.oci import digest as digests
 from syntra.oci import platform_of as described_platform
 from syntra.oci.digest import Digest
 from syntra.oci.layout import (
-    REF_NAME,
     Archive,
     Folder,
     Layout,
@@ -40,8 +39,9 @@ from syntra.oci.layout import (
     blob_name,
     member_name,
     read_small,
+    write_layout,
 )
-from syntra.oci.locate import Where, registry_for_ref
+from syntra.oci.locate import Where, digest_in, registry_for_ref
 from syntra.oci.media import MAX_DEPTH
 from syntra.plan import Destination
 from syntra.supply.attach import attachment_tag
@@ -133,7 +133,7 @@ def _walk(source: _Source, content: Content, digest: Digest, depth: int = 0) -> 
     if digest in content.documents:
         return
     document = source.document(digest)
-    is_index = "manifests" in document.json()
+    is_index = document.is_index
     if is_index and depth >= MAX_DEPTH:
         raise document.malformed(f"nests indexes more than {MAX_DEPTH} deep")
     for child in document.children():
@@ -155,7 +155,7 @@ def _referrers(source: _Source, content: Content) -> None:
             found = source.optional(tag)
             if found is None:
                 continue
-            if "manifests" in found.json():  # the referrers fallback index
+            if found.is_index:  # the referrers fallback index
                 for listed in found.children():
                     _walk(source, content, Digest(listed["digest"]))
             _walk(source, content, found.digest)
@@ -199,8 +199,7 @@ def gather(
         else:
             where, version = registry_for_ref(config, spec, options.insecure)
             source = _Registry(where, folder, present)
-            registry = where.registry
-            found = version if is_digest(version) else registry.head_manifest(where.path, version)
+            found = digest_in(where, version)
             if found is None:
                 raise SyntraError(f"{where.identity}:{version} is not in the registry")
             top = digests.parse(found, where.identity)
@@ -342,36 +341,10 @@ def present_in(config: Config | None, spec: str, insecure: bool) -> Callable[[st
 
 
 def _write_layout(root: Path, content: Content, tag: str | None) -> None:
-    """Blobs and documents, each through a temporary file, then index.json."""
-    root.mkdir(parents=True, exist_ok=True)
-    write_atomic(root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-    for digest, path in content.blobs.items():
-        target = layout_blob(root, digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():  # named by its digest, written whole: one there is this one
-            copy_atomic(path, target)
-    for digest, document in content.documents.items():
-        write_atomic(layout_blob(root, digest), document.data)
     named = dict(content.tags)
     if tag:
         named[tag] = content.top
-    entries = [
-        {
-            "mediaType": content.documents[digest].media_type,
-            "digest": digest,
-            "size": len(content.documents[digest].data),
-            "annotations": {REF_NAME: name},
-        }
-        for name, digest in sorted(named.items())
-    ] or [
-        {
-            "mediaType": content.documents[content.top].media_type,
-            "digest": content.top,
-            "size": len(content.documents[content.top].data),
-        }
-    ]
-    index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}
-    write_atomic(root / "index.json", json.dumps(index, separators=(",", ":")).encode())
+    write_layout(root, content.documents, content.blobs, named, content.top)
 
 
 def _tar(folder: Path, archive: Path) -> None:
@@ -409,7 +382,7 @@ def _write_docker(archive: Path, content: Content, platform: str | None) -> str:
     this host's)."""
     top = content.documents[content.top]
     manifest = top
-    if "manifests" in top.json():
+    if top.is_index:
         wanted = platform or host_platform()
         found = [c for c in top.children() if described_platform(c) == wanted]
         if not found:

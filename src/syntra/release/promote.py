@@ -9,7 +9,7 @@ from __future__ import annotations
 from syntra.config import Loaded
 from syntra.errors import Refused, SyntraError, did_you_mean
 from syntra.image.publish import Pushed, image_record, index_children
-from syntra.oci.locate import Where, locate, pushed_digest, registry_for_ref
+from syntra.oci.locate import Where, digest_in, locate, pushed_digest, registry_for_ref
 from syntra.plan import Destination, Plan
 from syntra.plugins.binary import kind_of
 from syntra.records import Record, WasmRecord, find_record, shared_fields
@@ -60,8 +60,7 @@ def _source(
     where, version = registry_for_ref(loaded.config, source)
     for name, destination in destinations.items():
         if locate(loaded.config, destination).identity == where.identity:
-            found = version if version.startswith("sha256:") else None
-            resolved = found or where.registry.head_manifest(where.path, version)
+            resolved = digest_in(where, version)
             if resolved is None:
                 raise SyntraError(f"{source} is not in the registry")
             return name, where, resolved

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from syntra.config import Loaded
 from syntra.config.model import Signing
 from syntra.errors import SyntraError
-from syntra.oci import DOCKER_LIST, INDEX, platform_of
+from syntra.oci import platform_of
 from syntra.oci.locate import Where
 from syntra.supply import keys
 from syntra.supply.attach import (
@@ -113,7 +113,7 @@ def verify(artifact: str, where: Where, digest: str, policy: Policy) -> list[Che
         return [Check(artifact, identity, digest, None, False, False, False, [str(problem)])]
     top = found
     body = top.json()
-    is_index = top.media_type in (INDEX, DOCKER_LIST) or "manifests" in body
+    is_index = top.is_index
     attachments = Attachments(registry, path)
     checks = [
         _check(
