@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from syntra.errors import SyntraError
+from syntra.errors import SyntraError, ToolError
 from syntra.fsutil import write_atomic
 from syntra.oci.digest import Digest
 from syntra.oci.layout import Layout
@@ -222,5 +222,5 @@ def write(plan: Plan, root: Path, target: Path) -> Path:
     try:
         write_atomic(target, page(plan, root).encode())
     except OSError as exc:
-        raise SyntraError(f"{target}: cannot write the report ({exc.strerror or exc})") from None
+        raise ToolError(f"{target}: cannot write the report ({exc.strerror or exc})") from None
     return target

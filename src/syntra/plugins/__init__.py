@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from syntra.errors import Refused, SyntraError
+from syntra.errors import Refused, SyntraError, ToolError
 from syntra.plugins.codecache import default_cache, private
 from syntra.plugins.sandbox import CallResult, open_runtime
 
@@ -158,7 +158,7 @@ def load_file(
         try:
             actual = hashlib.sha256(wasm.read_bytes()).hexdigest()
         except OSError as exc:
-            raise SyntraError(f"{wasm}: cannot read it ({exc.strerror})") from None
+            raise ToolError(f"{wasm}: cannot read it ({exc.strerror})") from None
         if actual != sha256.lower().removeprefix("sha256:"):
             raise Refused(f"{wasm}: its SHA-256 is {actual}, expected {sha256}")
     metrics = Metrics(reference=str(wasm), verified=verified)
