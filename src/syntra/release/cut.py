@@ -123,7 +123,7 @@ def refusals(loaded: Loaded, artifacts: list[Artifact]) -> list[str]:
     return lines
 
 
-def promote(artifacts: list[Artifact]) -> None:
+def tag_release(artifacts: list[Artifact]) -> None:
     """Put each artifact's manifest under its missing release tags."""
     for artifact in artifacts:
         registry, path = artifact.where.registry, artifact.where.path
@@ -261,7 +261,7 @@ def write_outputs(
 
 
 def run_release(loaded: Loaded, plan: Plan, dry_run: bool = False) -> Iterator[str]:
-    """`syntra release` / `doit release`: plan, verify, promote, write dist/; what was
+    """`syntra release` / `doit release`: plan, verify, tag, promote_to, write dist/; what was
     done, line by line. Refused, naming every artifact that does not verify, before
     anything is tagged."""
     version, artifacts = plan_release(loaded, plan)
@@ -278,7 +278,7 @@ def run_release(loaded: Loaded, plan: Plan, dry_run: bool = False) -> Iterator[s
     if dry_run:
         return
     complete = not any(artifact.todo for artifact in artifacts)
-    promote(artifacts)
+    tag_release(artifacts)
     for target in loaded.config.release.promote_to:  # release.promote_to
         from syntra.release.promote import promote as promote_elsewhere
 
