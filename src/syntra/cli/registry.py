@@ -11,7 +11,6 @@ from typing import Any
 
 from syntra.config import load
 from syntra.config.model import Config
-from syntra.errors import SyntraError
 from syntra.oci.locate import registry_for_ref
 from syntra.registry import toolkit
 from syntra.supply.attach import WEB_BUNDLE
@@ -97,17 +96,12 @@ def _copy(args: argparse.Namespace) -> int:
 
 
 def _sbom(args: argparse.Namespace) -> int:
-    from syntra.supply import keys
-    from syntra.supply.verify import KeyTrust, Trust, trust_for
+    from syntra.supply.verify import trust_of
 
     file = Path(args.file)
     loaded = load(file) if file.exists() else None
-    if args.key:
-        trust: Trust = KeyTrust(keys.load_public(Path(args.key)))
-    elif loaded is not None:
-        trust = trust_for(loaded)
-    else:
-        raise SyntraError("nothing to verify the SBOM's signature against: give --key PUB")
+    missing = "nothing to verify the SBOM's signature against: give --key PUB"
+    trust = trust_of(loaded, Path(args.key) if args.key else None, missing)
     target = toolkit.resolve(loaded.config if loaded else None, args.ref, args.insecure)
     print(json.dumps(toolkit.sbom(target, trust, args.format, args.platform), indent=2))
     return 0

@@ -13,8 +13,7 @@ from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.oci.locate import locate, pushed_digest, registry_for_ref, resolve_tags
 from syntra.plan import build_plan
-from syntra.supply import keys
-from syntra.supply.verify import Check, KeyTrust, policy_for, verify
+from syntra.supply.verify import Check, policy_for, trust_of, verify
 
 
 def run_verify(
@@ -24,7 +23,8 @@ def run_verify(
     """Check `ref` (a reference, or an image or guest name from syntra.yaml), or every
     artifact syntra.yaml pushes. Digests come from this checkout's records when it has
     them, otherwise from the plan's tags in the registry, so a fresh clone can verify."""
-    policy = policy_for(loaded, KeyTrust(keys.load_public(key)) if key else None)
+    missing = "nothing to verify against: set supply_chain.signing (mode key or keyless)"
+    policy = policy_for(loaded, trust_of(loaded, key, missing))
     plan = build_plan(loaded)
     for line in plan.warnings:
         print(line, file=sys.stderr)

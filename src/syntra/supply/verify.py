@@ -101,6 +101,16 @@ def policy_for(loaded: Loaded, trust: Trust | None = None) -> Policy:
     return Policy(trust or trust_for(loaded), chain.sbom, chain.provenance)
 
 
+def trust_of(loaded: Loaded | None, key: Path | None, missing: str) -> Trust:
+    """The one choice of what signatures must verify against: the public `key` given,
+    else the signing mode of syntra.yaml; `missing` is the line when there is neither."""
+    if key is not None:
+        return KeyTrust(keys.load_public(key))
+    if loaded is not None and loaded.config.supply_chain.signing.mode != "none":
+        return trust_for(loaded)
+    raise SyntraError(missing)
+
+
 def verify(artifact: str, where: Where, digest: str, policy: Policy) -> list[Check]:
     """Checks for `digest` and, for an index, each of its platform manifests."""
     registry, path, identity = where.registry, where.path, where.identity

@@ -12,8 +12,7 @@ from typing import Any
 from syntra.config import Loaded
 from syntra.errors import SyntraError, did_you_mean
 from syntra.plugins import Limits, Source, default_cache, limits_of, load_reference
-from syntra.supply import keys
-from syntra.supply.verify import KeyTrust, Trust, trust_for
+from syntra.supply.verify import Trust, trust_of
 
 
 @dataclass(frozen=True)
@@ -92,13 +91,11 @@ def _trust(loaded: Loaded | None, request: RunRequest) -> Trust | None:
             file=sys.stderr,
         )
         return None
-    if request.key is not None:
-        return KeyTrust(keys.load_public(request.key))
-    if loaded is not None and loaded.config.supply_chain.signing.mode != "none":
-        return trust_for(loaded)
-    raise SyntraError(
+    return trust_of(
+        loaded,
+        request.key,
         "nothing to verify the signature against: give --key PUB, or set "
-        "supply_chain.signing in syntra.yaml (--insecure-skip-verify runs it unverified)"
+        "supply_chain.signing in syntra.yaml (--insecure-skip-verify runs it unverified)",
     )
 
 
