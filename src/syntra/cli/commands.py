@@ -252,7 +252,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from syntra.config.model import parse_size
-    from syntra.wasm.run import RunRequest, run
+    from syntra.cli.run import RunRequest, run
 
     file = Path(args.file)
     loaded = config_stage.load(file) if file.exists() else None
