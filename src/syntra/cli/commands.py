@@ -251,8 +251,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from syntra.config.model import parse_size
     from syntra.cli.run import RunRequest, run
+    from syntra.config.model import parse_size
 
     file = Path(args.file)
     loaded = config_stage.load(file) if file.exists() else None

@@ -1,5 +1,5 @@
 """`syntra inspect|digest|tags|tree|delete|pull`: the command-line side of the registry
-commands (`toolkit.py`), usable with or without a syntra.yaml."""
+commands (`syntra.registry.toolkit`), usable with or without a syntra.yaml."""
 
 from __future__ import annotations
 

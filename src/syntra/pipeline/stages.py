@@ -1,7 +1,7 @@
 """The pipeline's stages, one shape for all: `stage(ctx, name) -> lines`.
 
 A stage does its work for one artifact (or the whole run, with `name` empty) and
-yields what to report. `tasks.py` makes doit tasks of them and `cli.py` commands;
+yields what to report. `pipeline.tasks` makes doit tasks of them and `cli.commands` commands;
 neither adds logic. A stage raises SyntraError (or OSError) with one line; the
 adapters say which stage and artifact it came from.
 """
