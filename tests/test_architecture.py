@@ -194,6 +194,18 @@ def test_the_embeddable_api_loads_no_configuration() -> None:
         assert loaded & HEAVY == set(), statement
 
 
+def test_the_plugin_api_loads_its_runtime_with_the_first_plugin() -> None:
+    """`import syntra.plugins` costs about what `python -c pass` does: wasmtime, the
+    registry client and the supply chain load when a plugin does."""
+    loaded = _loaded_by("import syntra.plugins")
+    assert {name.split(".")[0] for name in loaded} & {"wasmtime", "requests", "oras"} == set()
+    assert {name for name in loaded if name.startswith("syntra.")} == {
+        "syntra.errors",
+        "syntra.plugins",
+        "syntra.version",
+    }
+
+
 def test_the_version_loads_no_commands() -> None:
     loaded = _loaded_by("from syntra.cli import main; main(['--version'])")
     assert not {name for name in loaded if name.startswith("syntra.cli.")}

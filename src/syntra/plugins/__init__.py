@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syntra.errors import Refused, SyntraError, ToolError
-from syntra.plugins.codecache import default_cache, private
-from syntra.plugins.sandbox import CallResult, open_runtime
 
 if TYPE_CHECKING:
     from syntra.config.model import Config
+    from syntra.plugins.sandbox import CallResult
     from syntra.supply.verify import Trust
 
 __all__ = ["Limits", "Metrics", "Plugin", "default_cache", "load", "load_file", "load_manifest"]
@@ -77,6 +76,8 @@ class Plugin:
     """wasmtime, or wasm3 (core modules; no fuel)."""
 
     def __post_init__(self) -> None:
+        from syntra.plugins.sandbox import open_runtime
+
         limits = asdict(self.limits)
         self._sandbox = open_runtime(self.runtime, self.name, self.wasm, limits, self.cache)
         self._lock = threading.Lock()
@@ -110,6 +111,15 @@ class Plugin:
         """End the call worker now (else it ends with the plugin; a call starts another)."""
         with self._lock:
             self._sandbox.close()
+
+
+def default_cache() -> Path:
+    """Where compiled plugins are kept: $SYNTRA_CACHE, else $XDG_CACHE_HOME/syntra, else
+    ~/.cache/syntra. (The runtime, wasmtime, loads with the first plugin, not with this
+    module.)"""
+    from syntra.plugins import codecache
+
+    return codecache.default_cache()
 
 
 def load(
@@ -183,6 +193,7 @@ def load_reference(
 ) -> Plugin:
     """The plugin at `source`, pulled and verified against its trust."""
     from syntra.oci.locate import registry_for_ref
+    from syntra.plugins.codecache import private
     from syntra.plugins.remote import pull
 
     where, version = registry_for_ref(source.config, source.reference, source.insecure)
