@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,3 +22,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from syntra.cli.commands import main as run
 
     return run(args)
+
+
+def __getattr__(name: str) -> Any:
+    """`syntra.cli.parser` (the argument parser, for docs and tests), loaded on first use."""
+    if name != "parser":
+        raise AttributeError(f"module 'syntra.cli' has no attribute {name!r}")
+    from syntra.cli import commands
+
+    return commands.parser
