@@ -26,7 +26,7 @@ from syntra.oci.locate import Where, locate
 from syntra.plan import Destination, Plan
 from syntra.supply import keys
 from syntra.supply.attach import attachment_tag
-from syntra.supply.verify import policy_for, verify
+from syntra.supply.verify import policy_for, problems_of, verify
 from syntra.versioning import SemVer
 
 NOTE_GROUPS = [
@@ -117,9 +117,9 @@ def refusals(loaded: Loaded, artifacts: list[Artifact]) -> list[str]:
     lines = []
     for artifact in artifacts:
         checks = verify(artifact.name, artifact.where, artifact.digest, policy)
-        problems = sorted({p for check in checks if not check.ok for p in check.problems})
+        problems = problems_of(checks)
         if problems:
-            lines.append(f"{artifact.name} {artifact.digest}: refused: {'; '.join(problems)}")
+            lines.append(f"{artifact.name} {artifact.digest}: refused: {problems}")
     return lines
 
 

@@ -15,7 +15,7 @@ from syntra.plugins.binary import kind_of
 from syntra.records import Record, WasmRecord, find_record, shared_fields
 from syntra.registry.transfer import CopyOptions, gather, present_in, scratch, write
 from syntra.release.secure import secure
-from syntra.supply.verify import Check, policy_for, verify
+from syntra.supply.verify import policy_for, problems_of, verify
 
 
 def promote(
@@ -26,7 +26,7 @@ def promote(
     destinations = {output.name: output.destinations[0] for output in plan.outputs()}
     name, where, digest = _source(loaded, destinations, source)
     policy = policy_for(loaded)
-    problems = _problems(verify(name, where, digest, policy))
+    problems = problems_of(verify(name, where, digest, policy))
     if problems:
         raise Refused(f"{where.identity}@{digest}: refused, the source does not verify: {problems}")
     target = _target(loaded, destinations[name], to, tags)
@@ -40,14 +40,10 @@ def promote(
     record = _record(loaded, plan, name, where, digest)
     lines = [f"copied {digest} to {there.identity} ({', '.join(target.tags)})"]
     lines += secure(loaded, plan, record, target)
-    problems = _problems(verify(name, there, digest, policy))
+    problems = problems_of(verify(name, there, digest, policy))
     if problems:
         raise Refused(f"{there.identity}@{digest}: the promoted copy does not verify: {problems}")
     return [*lines, f"verified {there.identity}@{digest}"]
-
-
-def _problems(checks: list[Check]) -> str:
-    return "; ".join(sorted({p for c in checks if not c.ok for p in c.problems}))
 
 
 def _source(

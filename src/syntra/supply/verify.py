@@ -101,6 +101,12 @@ def policy_for(loaded: Loaded, trust: Trust | None = None) -> Policy:
     return Policy(trust or trust_for(loaded), chain.sbom, chain.provenance)
 
 
+def problems_of(checks: list[Check]) -> str:
+    """What did not verify across `checks`, each problem once, as one line ("" when all
+    verified)."""
+    return "; ".join(sorted({p for check in checks if not check.ok for p in check.problems}))
+
+
 def trust_of(loaded: Loaded | None, key: Path | None, missing: str) -> Trust:
     """The one choice of what signatures must verify against: the public `key` given,
     else the signing mode of syntra.yaml; `missing` is the line when there is neither."""
