@@ -210,3 +210,12 @@ def test_the_version_loads_no_commands() -> None:
     loaded = _loaded_by("from syntra.cli import main; main(['--version'])")
     assert not {name for name in loaded if name.startswith("syntra.cli.")}
     assert {"pydantic", "importlib.metadata", "syntra.config"} & loaded == set()
+
+
+def test_the_configuration_names_every_build_backend() -> None:
+    """syntra.yaml's `builder` choices live in the core (the model validates them); the
+    backends live in the image layer: both name the same builders."""
+    from syntra.config.model import BUILDERS
+    from syntra.image.build import BACKENDS
+
+    assert set(BUILDERS) == {"auto", *BACKENDS}
