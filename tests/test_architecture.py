@@ -1,9 +1,9 @@
 """The package's shape, checked from its source with `ast`: one folder per concern,
 layered, without import circles, and no function with a long parameter list.
 
-Imports are read at module level and inside functions (a deferred import is still a
-dependency). Imports under `if TYPE_CHECKING:` are left out: they never run, and they
-are how a lower layer names a type of a higher one in an annotation.
+Every import counts: at module level, inside functions (a deferred import is still a
+dependency) and under `if TYPE_CHECKING:` (a lower layer that needs a type of a higher
+one declares a Protocol of what it uses instead).
 """
 
 from __future__ import annotations
@@ -56,14 +56,6 @@ def layer(module: str) -> str:
     return part if part in LAYERS else "core"
 
 
-def _type_checking_only(tree: ast.AST) -> set[int]:
-    hidden: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            hidden.update(id(inner) for child in node.body for inner in ast.walk(child))
-    return hidden
-
-
 def imports(module: str, path: Path, known: dict[str, Path]) -> Iterator[str]:
     """The syntra modules `module` imports (a name from a package counts as the package,
     unless it is a submodule)."""
@@ -74,11 +66,8 @@ def imports(module: str, path: Path, known: dict[str, Path]) -> Iterator[str]:
         return name or None
 
     tree = ast.parse(path.read_text())
-    hidden = _type_checking_only(tree)
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
     for node in ast.walk(tree):
-        if id(node) in hidden:
-            continue
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -133,7 +122,7 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_sees_deferred_imports() -> None:
     edges = graph()
     assert "syntra.cli.commands" in edges["syntra.cli"]  # imported inside main()
-    assert "syntra.plan" not in edges["syntra.plugins.sandbox"]  # under TYPE_CHECKING
+    assert "syntra.plan" in edges["syntra.plugins.sandbox"]  # under TYPE_CHECKING
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 

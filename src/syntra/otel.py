@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -26,8 +27,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from syntra.redaction import redact
 from syntra.version import installed_version
 
-if TYPE_CHECKING:
-    from syntra.telemetry import Attributes, Span
+Attributes = Mapping[str, str | int | float | bool | None]
+"""`syntra.telemetry.Attributes` (this module is loaded by it, so it does not import it)."""
 
 METRICS: dict[str, tuple[str, str, str]] = {
     "syntra.task.duration": ("histogram", "s", "Duration of a task (stage x artifact)"),
@@ -106,7 +107,9 @@ class SdkBackend:
         given = os.environ.get("TRACEPARENT")
         self.parent = _PROPAGATOR.extract({"traceparent": given}) if given else None
 
-    def open(self, name: str, attributes: Attributes, start_ns: int | None, current: bool) -> Span:
+    def open(
+        self, name: str, attributes: Attributes, start_ns: int | None, current: bool
+    ) -> _Opened:
         inside = trace.get_current_span().get_span_context().is_valid
         span = self.tracer.start_span(
             name,

@@ -11,10 +11,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from syntra.oci.client import Blob
+
+class Blob(Protocol):
+    """What a progress row shows of a blob (`syntra.oci.client.Blob`)."""
+
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
 
 _on = False
 _drawing = threading.Lock()

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from syntra.errors import SyntraError
 from syntra.formats import canonical_json
@@ -20,14 +20,29 @@ from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 if TYPE_CHECKING:
     from syntra.config import Loaded
     from syntra.image.publish import Pinned
-    from syntra.pipeline.context import Context
+
+
+class Run(Protocol):
+    """What a job needs of its run (`syntra.pipeline.context.Context`): the loaded config,
+    its plan, and base images pinned once per run."""
+
+    @property
+    def loaded(self) -> Loaded: ...
+
+    @property
+    def plan(self) -> Plan: ...
+
+    @property
+    def root(self) -> Path: ...
+
+    def pin(self, reference: str) -> Pinned: ...
 
 
 @dataclass(frozen=True)
 class Job:
     """One image of one run, with what its build resolves once."""
 
-    ctx: Context
+    ctx: Run
     image: ImagePlan
 
     @property

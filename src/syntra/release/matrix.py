@@ -13,7 +13,7 @@ from syntra.plan import Plan
 MAX_JOBS = 256
 
 if TYPE_CHECKING:
-    from syntra.pipeline.context import Context
+    from syntra.image.inputs import Run
 
 
 def chunk_count(plan: Plan) -> int:
@@ -21,7 +21,7 @@ def chunk_count(plan: Plan) -> int:
     return max(1, math.ceil(len(plan.matrix) / MAX_JOBS))
 
 
-def entries(ctx: Context, changed: bool) -> list[dict[str, str]]:
+def entries(ctx: Run, changed: bool) -> list[dict[str, str]]:
     from syntra.image.inputs import Job
     from syntra.image.job import already_built
     from syntra.oci.locate import locate
@@ -49,6 +49,6 @@ def chunks(plan: Plan, found: list[dict[str, str]]) -> list[list[dict[str, str]]
     return [found[k * MAX_JOBS : (k + 1) * MAX_JOBS] for k in range(chunk_count(plan))]
 
 
-def to_json(ctx: Context, changed: bool) -> dict[str, Any]:
+def to_json(ctx: Run, changed: bool) -> dict[str, Any]:
     found = entries(ctx, changed)
     return {"matrix": found, "chunks": chunks(ctx.plan, found)}
