@@ -1,3 +1,3 @@
-"""doit entry point: the task graph is defined by the syntra package (syntra.tasks)."""
+"""doit entry point: the task graph comes from syntra.pipeline.tasks."""
 
-from syntra.tasks import *  # noqa: F403
+from syntra.pipeline.tasks import *  # noqa: F403

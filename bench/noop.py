@@ -96,7 +96,7 @@ def best_of(command: list[str], runs: int = 7) -> float:
 def main() -> int:
     from tests.support.bases import seed_busybox
 
-    from syntra.localregistry import serve
+    from syntra.registry.local import serve
 
     arches = ("amd64", "arm64")
     binaries = {a: ROOT / ".cache" / "busybox" / a / "bin" / "busybox" for a in arches}

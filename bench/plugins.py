@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from syntra import plugins  # noqa: E402
-from syntra.layout import plugin_file  # noqa: E402
+from syntra.paths import plugin_file  # noqa: E402
 
 GUEST = plugin_file(ROOT, "fib-python")
 LIMITS = plugins.Limits(max_mem=256 << 20, max_ms=5000)

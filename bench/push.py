@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support.faults import fault_proxy  # noqa: E402
 from tests.support.layouts import PUSH, oci_layout  # noqa: E402
 
-from syntra.localregistry import serve  # noqa: E402
+from syntra.registry.local import serve  # noqa: E402
 
 MIB = 1 << 20
 

@@ -85,7 +85,7 @@ def noop_pipeline() -> tuple[float, float]:
     and `doit wasm`."""
     from tests.support.bases import seed_busybox
 
-    from syntra.localregistry import serve
+    from syntra.registry.local import serve
 
     binaries = {arch: ROOT / ".cache" / "busybox" / arch / "bin" / "busybox" for arch in ARCHES}
     with serve() as registry:
@@ -106,7 +106,7 @@ def noop_pipeline() -> tuple[float, float]:
 def component_test_runs() -> tuple[float, float]:
     """Cold (compiles the component) and warm (compile cache) runs of fib-python's tests."""
     from syntra import build_plan, load
-    from syntra.wasm.sandbox import run_tests
+    from syntra.plugins.sandbox import run_tests
 
     plan = build_plan(load(ROOT / "syntra.yaml"))
     guest = next(g for g in plan.guests if g.name == "fib-python")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from syntra.cli import main
-from syntra.layout import STATE_DIR
+from syntra.paths import STATE_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -114,7 +114,7 @@ BUSYBOX = {
 
 @pytest.fixture(scope="session")
 def registry() -> Iterator[str]:
-    from syntra.localregistry import serve
+    from syntra.registry.local import serve
 
     with serve() as address:
         yield address

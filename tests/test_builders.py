@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from syntra import build
-from syntra.build import BuildRequest
-from syntra.build.buildx import Buildx
-from syntra.build.podman import Podman
 from syntra.config import load
 from syntra.errors import SyntraError
-from syntra.layout import build_dir
+from syntra.image import build
+from syntra.image.build import BuildRequest
+from syntra.image.build.buildx import Buildx
+from syntra.image.build.podman import Podman
+from syntra.paths import build_dir
 from syntra.plan import build_plan
 from tests.conftest import REPO, run
 from tests.support.projects import make_project

@@ -11,18 +11,18 @@ from typing import Any
 
 import pytest
 
-from syntra.build.container import (
+from syntra.config import load
+from syntra.errors import SyntraError
+from syntra.image.build.container import (
     AppleContainer,
     Host,
     memory_flag,
     platform_flags,
     unavailable_reason,
 )
-from syntra.config import load
-from syntra.context import Context
-from syntra.errors import SyntraError
-from syntra.inputs import Job
-from syntra.layout import build_dir
+from syntra.image.inputs import Job
+from syntra.paths import build_dir
+from syntra.pipeline.context import Context
 from syntra.plan import build_plan
 from tests.conftest import REPO, commit, run, skopeo
 from tests.support.projects import make_project, record
@@ -233,7 +233,7 @@ def test_image_tests_run_through_the_cli_before_the_push(
 ) -> None:
     """Commands through `container run --entrypoint`, servers through `run --detach
     --publish`, files and config from `image save`; a failure pushes nothing."""
-    from syntra.localregistry import free_port
+    from syntra.registry.local import free_port
 
     port = free_port()
     tests = (

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from syntra.layout import doit_state
+from syntra.paths import doit_state
 from tests.conftest import PYTHON, REPO, ran
 
 

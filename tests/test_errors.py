@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from syntra.layout import DEFAULT_KEY, doit_state, state_dir
-from syntra.localregistry import free_port
 from syntra.oci import MANIFEST
+from syntra.paths import DEFAULT_KEY, doit_state, state_dir
+from syntra.registry.local import free_port
 from tests.conftest import Result, commit, run
 
 FAILING = 'FROM scratch\nRUN ["/no/such/program"]\n'
@@ -74,8 +74,8 @@ def test_unwritable_state_is_one_line(
 def test_damaged_records_count_as_missing(project: Path) -> None:
     """A truncated record, or one missing a key, makes the push run again instead of
     being taken for done; the stage that needs it says to push again."""
-    from syntra.context import Context
-    from syntra.layout import record_path
+    from syntra.paths import record_path
+    from syntra.pipeline.context import Context
     from syntra.records import find_record
 
     path = record_path(project, "web")
@@ -122,14 +122,15 @@ def test_secrets_of_several_lines_are_redacted_line_by_line(
 ) -> None:
     """A build secret file and a signing key, printed whole, line by line with a
     builder's prefix, and inside an error line: in no log and no message."""
-    from syntra import preflight, process
+    from syntra import process
     from syntra.errors import ToolError
+    from syntra.image import buildsecrets
     from syntra.supply import keys
 
     lines = ["registry=https://npm.example.com/", "//npm.example.com/:_authToken=tok-6f1d2c9a"]
     (tmp_path / "npmrc").write_text("\n".join(lines) + "\n")
     image = SimpleNamespace(name="web", secrets=[{"id": "npmrc", "src": "npmrc"}])
-    preflight.build_secrets(tmp_path, [image])  # type: ignore[list-item]
+    buildsecrets.check(tmp_path, [image])  # type: ignore[list-item]
     monkeypatch.setenv("PASS_FOR_TEST", "correct horse")
     keys.generate(tmp_path / "cosign.key", "PASS_FOR_TEST")
     keys.load_private(tmp_path, "cosign.key", "PASS_FOR_TEST")

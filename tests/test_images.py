@@ -11,9 +11,9 @@ from typing import Any, cast
 
 import pytest
 
-from syntra.layout import STATE_DIR, logs_dir, logs_root, record_path, state_dir
-from syntra.localregistry import serve
 from syntra.oci import Client
+from syntra.paths import STATE_DIR, logs_dir, logs_root, record_path, state_dir
+from syntra.registry.local import serve
 from tests.conftest import BUSYBOX, commit, git, podman_store, ran, reset_store, run, skopeo
 from tests.support.bases import seed_busybox
 from tests.support.oci import layer_files, validate
@@ -363,5 +363,16 @@ def test_snapshot_builds_and_tests_with_no_registry_to_push_to(
     archive.unlink()
     again = run(root, "doit", env=snapshot)
     assert again.returncode == 0 and archive.read_bytes() == made
+    archive.unlink()
+    built = run(root, "syntra", "build", "app", env=snapshot)  # the command honours it too
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "app: snapshot of linux/amd64, linux/arm64" in built.stdout
+    assert archive.read_bytes() == made
+    by_digest = ("build", "app", "--push-by-digest", "--platform", "linux/amd64")
+    refused = run(root, "syntra", *by_digest, env=snapshot)
+    assert (refused.returncode, refused.stderr) == (
+        2,
+        "SYNTRA_SNAPSHOT is set: nothing is pushed, so no --push-by-digest\n",
+    )
     pushing = run(root, "doit")  # without the snapshot, the preconditions of a push stop it
     assert pushing.returncode != 0 and "preflight: " in pushing.stdout

@@ -132,7 +132,7 @@ def test_syntra_test_runs_the_tests_alone(
         "app: 1 test passed; nothing pushed",
     ]
     failed = syntra(root, "test", "app", "--platform", "linux/amd64")
-    assert failed.code == 2
+    assert failed.code == 3
     assert failed.err.splitlines()[1] == (
         "app linux/amd64: command /bin/busybox cat /srv/arch.txt: "
         "stdout 'x86_64' does not match /^aarch64$/"

@@ -14,8 +14,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from syntra.layout import doit_state, record_path
 from syntra.oci import INDEX, Blob, Client, Document, digest_of
+from syntra.paths import doit_state, record_path
 from syntra.supply.attach import Attachments, Layer, attachment_tag
 from syntra.supply.keyless import BUNDLE, SIGNATURE_PREDICATE
 from tests.conftest import run

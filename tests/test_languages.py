@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from syntra.errors import SyntraError
-from syntra.layout import plugin_file, plugins_dir, record_path
+from syntra.paths import plugin_file, plugins_dir, record_path
 from syntra.plugins import load_file
-from syntra.wasm import kind_of
-from syntra.wasm.wasm3host import Wasm3Sandbox
+from syntra.plugins.binary import kind_of
+from syntra.plugins.wasm3host import Wasm3Sandbox
 from tests.conftest import Result, commit, git, ran, run
 from tests.support.projects import SHOWCASE
 from tests.support.signing import PASSPHRASE, SIGNING, cosign

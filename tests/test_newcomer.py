@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from syntra.layout import STATE_DIR, logs_root
+from syntra.paths import STATE_DIR, logs_root
 from tests.conftest import MINIMAL, PYTHON, REPO, Result, commit, git, run
 from tests.support.projects import SHOWCASE, wasm_project
 

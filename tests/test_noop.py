@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from syntra.layout import doit_state, record_path
 from syntra.oci.client import Client, loopback
+from syntra.paths import doit_state, record_path
 from tests.conftest import commit, ran, run
 from tests.support.faults import FaultProxy, fault_proxy
 from tests.support.projects import make_project, record

@@ -15,9 +15,9 @@ import pytest
 
 from syntra import plugins
 from syntra.errors import Refused, SyntraError
-from syntra.layout import plugin_file, record_path
-from syntra.localregistry import serve
 from syntra.oci import MANIFEST, Blob, Client, Document
+from syntra.paths import plugin_file, record_path
+from syntra.registry.local import serve
 from tests.conftest import commit, run
 from tests.support.projects import wasm_project
 from tests.support.signing import COSIGN, PASSPHRASE, SIGNING, cosign
@@ -78,11 +78,11 @@ def test_arguments_that_do_not_fit_are_one_line(signed: Path) -> None:
 
 def test_limits_stop_a_call_with_the_measured_value(signed: Path) -> None:
     fuel = run(signed, "syntra", "run", "fib-swift", "fib", "1000000", "--fuel", "500")
-    assert fuel.returncode == 2 and "stopped by fuel=500" in fuel.stderr, fuel.stderr
+    assert fuel.returncode == 3 and "stopped by fuel=500" in fuel.stderr, fuel.stderr
     memory = run(signed, "syntra", "run", "fib-python", "fib", "5", "--max-mem", "1Mi")
-    assert memory.returncode == 2 and f"stopped by max_mem={1 << 20} bytes" in memory.stderr
+    assert memory.returncode == 3 and f"stopped by max_mem={1 << 20} bytes" in memory.stderr
     slow = run(signed, "syntra", "run", "fib-python", "fib", "200000", "--max-ms", "50")
-    assert slow.returncode == 2
+    assert slow.returncode == 3
     assert re.search(r"stopped by max_ms=50 after \d+ ms", slow.stderr), slow.stderr
     fine = run(signed, "syntra", "run", "fib-swift", "fib", "10", "--fuel", "100000", "--json")
     used = json.loads(fine.stdout)["metrics"]["fuel_used"]

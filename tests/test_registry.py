@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from syntra.layout import STATE_DIR, record_path, records_dir
-from syntra.localregistry import free_port, serve
+from syntra.paths import STATE_DIR, record_path, records_dir
+from syntra.registry.local import free_port, serve
 from tests.conftest import PYTHON, REPO, commit, git, run, skopeo
 from tests.support.faults import fault_proxy
 from tests.support.layouts import PUSH, oci_layout

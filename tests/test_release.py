@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from syntra.layout import record_path
-from syntra.localregistry import serve
 from syntra.oci import Client
+from syntra.paths import record_path
+from syntra.registry.local import serve
 from tests.conftest import commit, git, run, skopeo
 from tests.support.projects import make_project
 from tests.support.signing import COSIGN, PASSPHRASE, SIGNING

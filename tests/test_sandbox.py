@@ -21,7 +21,7 @@ from syntra.config.model import SwiftGuest
 from syntra.errors import Refused, RegistryError, SyntraError, ToolError
 from syntra.oci import MANIFEST, Blob, Client, Document, digest_of
 from syntra.plan import Destination, GuestPlan
-from syntra.wasm.sandbox import GuestFailure, run_tests
+from syntra.plugins.sandbox import GuestFailure, run_tests
 from tests.conftest import Result
 
 WAT = """
@@ -282,7 +282,7 @@ def test_syntra_run_holds_the_limits_with_one_line(
     started = time.monotonic()
     stopped = syntra(tmp_path, "run", sleeper, "nap", "8000", "--max-ms", "500", *unverified)
     took = time.monotonic() - started
-    assert stopped.code == 2 and stopped.out == ""
+    assert stopped.code == 3 and stopped.out == ""
     warning, line = stopped.err.splitlines()
     assert "WITHOUT its signature being checked" in warning
     assert re.fullmatch(r"nap\(8000\): stopped by max_ms=500 after \d+ ms", line)

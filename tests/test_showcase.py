@@ -8,7 +8,7 @@ from collections.abc import Callable
 import jsonschema
 from ruamel.yaml import YAML
 
-from syntra.reference import json_schema, markdown_reference
+from syntra.config.schema import json_schema, markdown_reference
 from tests.conftest import REPO, Result
 
 

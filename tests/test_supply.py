@@ -32,9 +32,9 @@ from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
 from in_toto_attestation.v1.statement import Statement
 from ruamel.yaml import YAML
 
-from syntra.layout import doit_state, record_path, records_dir
-from syntra.localregistry import serve
 from syntra.oci import INDEX, MANIFEST, Blob, Client, Document, platform_of
+from syntra.paths import doit_state, record_path, records_dir
+from syntra.registry.local import serve
 from syntra.supply.attach import attachment_tag
 from tests.conftest import REPO, commit, git, run, skopeo
 from tests.support.oci import validate

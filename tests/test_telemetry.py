@@ -19,7 +19,7 @@ import wasmtime
 
 from syntra import process, telemetry
 from syntra.errors import SyntraError
-from syntra.layout import build_dir, last_run, slug
+from syntra.paths import build_dir, last_run, slug
 from tests.conftest import PYTHON, REPO, Result, run
 from tests.support.faults import fault_proxy
 from tests.support.layouts import oci_layout
@@ -358,11 +358,12 @@ def test_report_page_renders_in_chromium(
     """The screenshot is kept under pytest's cache: .pytest_cache/d/screenshots/."""
     from playwright.sync_api import sync_playwright
 
-    from syntra.buildreport import note_supply
     from syntra.config import load
+    from syntra.image.publish import Pushed, image_record, push_images, read_layout
+    from syntra.oci.locate import Where
     from syntra.plan import build_plan
-    from syntra.publish import Where, image_record, push_images, read_layout
     from syntra.records import write_record
+    from syntra.supply.notes import note_supply
     from syntra.supply.seal import Subject
 
     assert run(project, "doit", "render").returncode == 0
@@ -373,7 +374,8 @@ def test_report_page_renders_in_chromium(
     where = Where(_client(registry), "report/web", f"{registry}/report/web")
     digest = push_images(where, [built], image.destination)
     assert digest is not None
-    write_record(project, image_record(plan, image, digest, [built.platform], 100_000))
+    pushed = Pushed(digest, [built.platform], 100_000)
+    write_record(project, image_record(plan, image, pushed))
     subject = Subject(built.platform.digest, built.platform.media_type, 10, "linux/amd64")
     spdx = {"packages": [{"name": "busybox"}, {"name": "musl"}]}
     claims = [(subject, None, None, "signed"), (subject, "https://spdx.dev/Document", spdx, "")]

@@ -8,7 +8,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from syntra.testbox import unpack
+from syntra.image.testbox import unpack
 
 
 def _layer(layout: Path, members: list[tuple[str, str, bytes | str]]) -> dict[str, str]:

@@ -11,16 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from syntra.context import Context
 from syntra.errors import Refused
+from syntra.image import publish
+from syntra.image.publish import image_record, index_document
 from syntra.oci import INDEX, Blob, Document, push
-from syntra.publish import Where, image_record, index_document, locate
+from syntra.oci.locate import Where, locate
+from syntra.pipeline.context import Context
 from syntra.records import ImageRecord, PlatformImage
-from syntra.release import run_release
+from syntra.release.cut import run_release
+from syntra.release.secure import secure
 from syntra.supply import keys
 from syntra.supply.attach import attachment_tag
-from syntra.supply.stage import secure
-from syntra.supply.verify import KeyTrust, trust_for, verify
+from syntra.supply.verify import KeyTrust, Policy, trust_for, verify
 from tests.conftest import commit, git
 from tests.support.memory import MemoryRegistry, memory_registry
 
@@ -72,7 +74,7 @@ def pushed(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pushed]:
         child = _image(where)
         index = index_document([child])
         push(where.registry, where.path, manifests=[index], tags={"1.2.3": index})
-        record = image_record(ctx.plan, image, index.digest, [child], 0)
+        record = image_record(ctx.plan, image, publish.Pushed(index.digest, [child]))
         yield Pushed(ctx, registry, where, record)
 
 
@@ -102,15 +104,15 @@ def test_verify_takes_the_configured_key_and_refuses_another(
     pushed: Pushed, tmp_path: Path
 ) -> None:
     destination = pushed.ctx.plan.image("web").destination
-    trust = trust_for(pushed.ctx.loaded)
-    unsigned = verify("web", pushed.where, pushed.record.digest, trust, [], True)
+    policy = Policy(trust_for(pushed.ctx.loaded), [], True)
+    unsigned = verify("web", pushed.where, pushed.record.digest, policy)
     assert [check.signature for check in unsigned] == [False, False]
     secure(pushed.ctx.loaded, pushed.ctx.plan, pushed.record, destination)
-    checks = verify("web", pushed.where, pushed.record.digest, trust, [], True)
+    checks = verify("web", pushed.where, pushed.record.digest, policy)
     assert [(c.platform, c.ok) for c in checks] == [(None, True), ("linux/amd64", True)]
     keys.generate(tmp_path / "other.key", "SYNTRA_KEY_PASSPHRASE")
     foreign = KeyTrust(keys.load_public(tmp_path / "other.pub"))
-    refused = verify("web", pushed.where, pushed.record.digest, foreign, [], True)
+    refused = verify("web", pushed.where, pushed.record.digest, Policy(foreign, [], True))
     assert not any(check.ok for check in refused)
 
 

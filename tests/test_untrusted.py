@@ -196,6 +196,19 @@ def test_an_oci_archive_with_escaping_members_is_refused(
     assert [p.name for p in outside.iterdir()] == ["keep"]
 
 
+def test_a_destination_that_cannot_be_written_is_a_local_file_error(
+    tmp_path: Path, syntra: Syntra
+) -> None:
+    """Exit 3 (a local file), as everywhere else, not 2 (usage): one line naming it."""
+    layout = tmp_path / "layout"
+    write_layout(layout, [b"layer one"])
+    blocked = tmp_path / "file"
+    blocked.write_text("in the way\n")
+    for destination in (f"oci:{blocked / 'out'}", f"docker-archive:{blocked / 'out.tar'}"):
+        err = one_line(syntra(tmp_path, "copy", f"oci:{layout}:1", destination), 3)
+        assert str(blocked) in err, err
+
+
 def test_an_archive_is_read_in_place_and_copies_back_the_same(
     tmp_path: Path, syntra: Syntra
 ) -> None:

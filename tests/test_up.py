@@ -17,7 +17,7 @@ import pytest
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from syntra.copy import host_platform
+from syntra.registry.transfer import host_platform
 from tests.conftest import REPO, SCHEMAS, Result, commit, git
 from tests.support.bases import POSTGRES_LOCAL, seed_postgres
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from syntra.layout import plugin_file, plugins_dir, record_path, wasm_cache
 from syntra.oci import Client
+from syntra.paths import plugin_file, plugins_dir, record_path, wasm_cache
+from syntra.plugins.binary import kind_of
+from syntra.plugins.codecache import default_cache, entry_name
 from syntra.supply.contents import Component
 from syntra.supply.sbom import describe, normalise
-from syntra.wasm import deterministic, kind_of
-from syntra.wasm.codecache import default_cache, entry_name
+from syntra.wasm import deterministic
 from syntra.wasm.compile import recorded_toolchain
 from syntra.wasm.languages.python import components as python_components
 from syntra.wasm.languages.swift import components as swift_components

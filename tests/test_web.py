@@ -17,8 +17,8 @@ from playwright.sync_api import Browser
 from syntra.config.model import SwiftGuest
 from syntra.errors import SyntraError
 from syntra.plan import Destination, GuestPlan, WebPlan
+from syntra.plugins.sandbox import Sandbox
 from syntra.wasm import web
-from syntra.wasm.sandbox import Sandbox
 from tests.conftest import REPO
 from tests.support.browser import chromium, serving, visit
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser
 
-from syntra.layout import record_path, wasm_cache
+from syntra.paths import record_path, wasm_cache
+from syntra.plugins.sandbox import Sandbox
 from syntra.supply.attach import WEB_BUNDLE
 from syntra.wasm import web
-from syntra.wasm.sandbox import Sandbox
 from tests.conftest import REPO, commit, git, run
 from tests.support.browser import chromium, visit
 from tests.support.projects import SHOWCASE

@@ -1,12 +1,22 @@
 """Syntra: declarative builds of container images and WebAssembly plugins.
 
 The public API is the pipeline's first stages: load and validate syntra.yaml,
-resolve it into a plan, render the container specs.
+resolve it into a plan, render the container specs. Names load on first use
+(PEP 562), so `import syntra.oci` or `import syntra.plugins` pulls in neither
+the configuration model nor its dependencies.
 """
 
-from syntra.config import Config, Loaded, load
-from syntra.errors import ConfigError, SyntraError
-from syntra.plan import Plan, build_plan
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from syntra.version import installed_version
+
+if TYPE_CHECKING:
+    from syntra.config import Config, Loaded, load
+    from syntra.errors import ConfigError, SyntraError
+    from syntra.plan import Plan, build_plan
 
 __all__ = [
     "Config",
@@ -19,12 +29,18 @@ __all__ = [
     "load",
 ]
 
+_HOMES = {
+    "Config": "syntra.config",
+    "Loaded": "syntra.config",
+    "load": "syntra.config",
+    "ConfigError": "syntra.errors",
+    "SyntraError": "syntra.errors",
+    "Plan": "syntra.plan",
+    "build_plan": "syntra.plan",
+}
 
-def installed_version() -> str:
-    """The installed package's version (`syntra --version`, the registry User-Agent)."""
-    from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        return version("syntra")
-    except PackageNotFoundError:
-        return "unknown"
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'syntra' has no attribute {name!r}")
+    return getattr(import_module(_HOMES[name]), name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from syntra import installed_version
-from syntra.telemetry import Attributes, Span
+from syntra.redaction import redact
+from syntra.version import installed_version
+
+Attributes = Mapping[str, str | int | float | bool | None]
+"""`syntra.telemetry.Attributes` (this module is loaded by it, so it does not import it)."""
 
 METRICS: dict[str, tuple[str, str, str]] = {
     "syntra.task.duration": ("histogram", "s", "Duration of a task (stage x artifact)"),
@@ -69,8 +73,6 @@ class _Opened:
 
     def close(self, error: str | None = None, end_ns: int | None = None) -> None:
         if error:
-            from syntra.process import redact  # secrets never leave in a span either
-
             self.span.set_status(Status(StatusCode.ERROR, redact(error)))
         self.span.end(end_time=end_ns)
         if self.token is not None:
@@ -105,7 +107,9 @@ class SdkBackend:
         given = os.environ.get("TRACEPARENT")
         self.parent = _PROPAGATOR.extract({"traceparent": given}) if given else None
 
-    def open(self, name: str, attributes: Attributes, start_ns: int | None, current: bool) -> Span:
+    def open(
+        self, name: str, attributes: Attributes, start_ns: int | None, current: bool
+    ) -> _Opened:
         inside = trace.get_current_span().get_span_context().is_valid
         span = self.tracer.start_span(
             name,

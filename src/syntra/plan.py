@@ -7,16 +7,15 @@ prints it; the later stages (build, wasm, registry, supply, ci, release) read it
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from syntra import refs
 from syntra.config import Loaded
-from syntra.config.model import Config, Guest, GuestBase, Image, Web
+from syntra.config.model import Config, Guest, GuestBase, Image, PythonGuest, Web
 from syntra.formats import rfc3339
-from syntra.layout import DEFAULT_TEMPLATE, SPECS_DIR, plugin_file, web_dir
+from syntra.paths import DEFAULT_TEMPLATE, SPECS_DIR, plugin_file, web_dir
 from syntra.templating import render_inline
 from syntra.versioning import BuildVersion, derive, last_change, read_git
 
@@ -127,9 +126,13 @@ class Plan:
     images: list[ImagePlan] = field(default_factory=list)
     guests: list[GuestPlan] = field(default_factory=list)
     matrix: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """One line each for what resolving skipped (a tag that renders empty); the command
+    line prints them."""
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        del data["warnings"]
         for shown, guest in zip(data["guests"], self.guests, strict=True):
             shown["settings"] = guest.compile_inputs()
         return data
@@ -155,10 +158,12 @@ def build_plan(loaded: Loaded, version: BuildVersion | None = None) -> Plan:
     config = loaded.config
     version = version or derive(read_git(loaded.root), config.project.version)
     context = version.template_context()
+    warnings: list[str] = []
     images = [
-        _image(loaded, name, image, context, version) for name, image in config.images.items()
+        _image(loaded, name, image, context, version, warnings)
+        for name, image in config.images.items()
     ]
-    guests = [_guest(loaded, name, guest, context) for name, guest in config.wasm.items()]
+    guests = [_guest(loaded, name, guest, context, warnings) for name, guest in config.wasm.items()]
     return Plan(
         project=config.project.name,
         version=version.version,
@@ -170,6 +175,7 @@ def build_plan(loaded: Loaded, version: BuildVersion | None = None) -> Plan:
         images=images,
         guests=guests,
         matrix=[{"image": i.name, "platform": p} for i in images for p in i.platforms],
+        warnings=list(dict.fromkeys(warnings)),
     )
 
 
@@ -177,17 +183,16 @@ def _destinations(
     loaded: Loaded,
     section: str,
     name: str,
-    registry: str | list[str] | None,
-    repository: str | None,
-    tags: list[str] | None,
+    artifact: Image | GuestBase,
     context: dict[str, Any],
+    warnings: list[str],
 ) -> list[Destination]:
     """Where an artifact goes: one destination per registry, the first where it is built."""
     config = loaded.config
-    chosen = registry or config.defaults.registry or next(iter(config.registries), None)
+    chosen = artifact.registry or config.defaults.registry or next(iter(config.registries), None)
     names = [chosen] if isinstance(chosen, str) or chosen is None else chosen
-    repo = repository or f"{config.project.name}/{name}"
-    rendered = _tags(loaded, section, name, tags, {**context, "name": name})
+    repo = artifact.repository or f"{config.project.name}/{name}"
+    rendered = _tags(loaded, (section, name), artifact.tags, {**context, "name": name}, warnings)
     found = []
     for registry_name in names:
         entry = config.registries.get(registry_name) if registry_name else None
@@ -205,9 +210,15 @@ def _destinations(
 
 
 def _tags(
-    loaded: Loaded, section: str, name: str, own: list[str] | None, context: dict[str, Any]
+    loaded: Loaded,
+    artifact: tuple[str, str],
+    own: list[str] | None,
+    context: dict[str, Any],
+    warnings: list[str],
 ) -> list[str]:
-    """Render tag templates; an error points at the template that produced it."""
+    """Render tag templates; an error points at the template that produced it. `artifact`
+    is its (section, name)."""
+    section, name = artifact
     templates = own or loaded.config.defaults.tags
     where = (section, name, "tags") if own else ("defaults", "tags")
     for_whom = "" if own else f" (for {section} '{name}')"
@@ -230,14 +241,8 @@ def _tags(
             )
         if tag not in rendered:
             rendered.append(tag)
-    for line in skipped:
-        if line not in _SAID:  # the plan is built by every task: say it once
-            _SAID.add(line)
-            print(line, file=sys.stderr)
+    warnings.extend(skipped)
     return rendered
-
-
-_SAID: set[str] = set()
 
 
 def _render(
@@ -251,7 +256,12 @@ def _render(
 
 
 def _image(
-    loaded: Loaded, name: str, image: Image, context: dict[str, Any], version: BuildVersion
+    loaded: Loaded,
+    name: str,
+    image: Image,
+    context: dict[str, Any],
+    version: BuildVersion,
+    warnings: list[str],
 ) -> ImagePlan:
     config: Config = loaded.config
     labels = {
@@ -273,9 +283,7 @@ def _image(
     }
     if image.base:
         args[BASE_IMAGE_ARG] = image.base
-    destination, *mirrors = _destinations(
-        loaded, "images", name, image.registry, image.repository, image.tags, context
-    )
+    destination, *mirrors = _destinations(loaded, "images", name, image, context, warnings)
     return ImagePlan(
         name=name,
         destination=destination,
@@ -320,12 +328,10 @@ def _tests(
     return [test.model_dump(exclude_defaults=True) for test in image.tests]
 
 
-def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> GuestPlan:
-    from syntra.wasm.languages import language
-
-    destination, *mirrors = _destinations(
-        loaded, "wasm", name, guest.registry, guest.repository, guest.tags, context
-    )
+def _guest(
+    loaded: Loaded, name: str, guest: Guest, context: dict[str, Any], warnings: list[str]
+) -> GuestPlan:
+    destination, *mirrors = _destinations(loaded, "wasm", name, guest, context, warnings)
     planned = GuestPlan(
         name=name,
         language=guest.language,
@@ -340,7 +346,7 @@ def _guest(loaded: Loaded, name: str, guest: Guest, context: dict[str, Any]) -> 
         runtimes=list(guest.runtimes),
         web=_web(name, guest),
     )
-    sources = language(guest.language).sources(planned)
+    sources = [guest.source, *([guest.wit] if isinstance(guest, PythonGuest) and guest.wit else [])]
     fallback, head = int(context["source_date_epoch"]), str(context["git"]["commit"])
     built_at = last_change(loaded.root, sources, fallback, head)
     return dataclasses.replace(planned, source_date_epoch=built_at)

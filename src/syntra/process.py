@@ -24,9 +24,11 @@ from pathlib import Path
 
 from syntra import progress, telemetry
 from syntra.errors import ToolError, one_line
+from syntra.redaction import REDACTED as REDACTED
+from syntra.redaction import keep_secret as keep_secret
+from syntra.redaction import redact as redact
 
 MAX_LINES = 5
-REDACTED = "***"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _ERROR = re.compile(
     r"(^|\s|:)(error|fatal|panic(ked)?)(\[\w+\])?:"  # swiftc, rustc, podman, git: `error: …`
@@ -35,25 +37,6 @@ _ERROR = re.compile(
     re.IGNORECASE,
 )
 _FRAME = re.compile(r"^\s*(\d+: |at |File \")|Traceback \(most recent call last\)")
-
-_secrets: set[str] = set()
-
-
-def keep_secret(value: str) -> str:
-    """Note `value` (a password, token, passphrase, build secret) so no output this
-    process captures, logs or reports shows it; returns it unchanged. A secret of
-    several lines (a file, a key) is noted line by line too: tools print such files a
-    line at a time, and logs are redacted a line at a time."""
-    for part in {value, *(line.strip() for line in value.splitlines())}:
-        if len(part) >= 4:  # shorter values would blank ordinary words
-            _secrets.add(part)
-    return value
-
-
-def redact(text: str) -> str:
-    for secret in sorted(_secrets, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
 
 
 def error_lines(output: str) -> list[str]:

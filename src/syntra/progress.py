@@ -8,16 +8,21 @@ always was.
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cache, partial
-from typing import IO, TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from syntra.oci.client import Blob
+
+class Blob(Protocol):
+    """What a progress row shows of a blob (`syntra.oci.client.Blob`)."""
+
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
 
 _on = False
 _drawing = threading.Lock()
@@ -43,47 +48,6 @@ def short(digest: str) -> str:
     return digest.split(":")[-1][:12]
 
 
-class _Counted:
-    """A blob's file as requests reads it, each read counted."""
-
-    def __init__(self, handle: IO[bytes], seen: Callable[[int], None]) -> None:
-        self._handle, self._seen = handle, seen
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._handle.read(size)
-        self._seen(len(data))
-        return data
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._handle, name)
-
-
-@cache
-def _watched() -> type[Blob]:
-    """A blob whose upload moves a progress row; a retry starts the row over. (Made on
-    first use: the registry client imports this module's users.)"""
-    from syntra.oci.client import Blob
-
-    @dataclass(frozen=True)
-    class Watched(Blob):
-        progress: Any = None
-        row: Any = None
-
-        def body(self) -> Any:
-            given = super().body()
-            inner = given if callable(given) else partial(io.BytesIO, given or b"")
-            progress, row = self.progress, self.row
-
-            def opened() -> IO[bytes]:
-                progress.update(row, completed=0, state="uploading")
-                counted = _Counted(inner(), lambda n: progress.advance(row, n))
-                return counted  # type: ignore[return-value]
-
-            return opened
-
-    return Watched
-
-
 class Upload:
     """The rows of one push; `wrap` gives each blob its row, `done` marks it."""
 
@@ -91,12 +55,13 @@ class Upload:
         self.progress = progress
         self.rows: dict[str, Any] = {}
 
-    def wrap(self, blob: Blob) -> Blob:
+    def row(self, blob: Blob) -> Any:
+        """A new row for `blob`, or None when progress is off."""
         if self.progress is None:
-            return blob
+            return None
         row = self.progress.add_task(short(blob.digest), total=blob.size, state="waiting")
         self.rows[blob.digest] = row
-        return _watched()(blob.digest, blob.size, blob.path, blob.data, self.progress, row)  # type: ignore[call-arg]
+        return row
 
     def done(self, blob: Blob) -> None:
         """The blob is in the registry: sent now, or already there (skipped or mounted)."""

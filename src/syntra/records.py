@@ -18,11 +18,11 @@ from syntra import telemetry
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
 from syntra.invocation import invocation
-from syntra.layout import digest_dir, record_path, slug
-from syntra.oci.digest import ANCHORED
+from syntra.paths import digest_dir, record_path, slug
 from syntra.plan import Destination, Plan
+from syntra.refs import DIGEST_ANCHORED
 
-DigestText = Annotated[str, Field(pattern=ANCHORED)]
+DigestText = Annotated[str, Field(pattern=DIGEST_ANCHORED)]
 """A digest as a record holds it: one `syntra.oci.digest.parse` accepts, or the record
 is refused (a record is a file anyone can edit)."""
 

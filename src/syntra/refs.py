@@ -25,7 +25,11 @@ def tag_of(version: str) -> str:
 
 
 TAG_RULE = "up to 128 letters, digits, '_', '.', '-', not starting with '.' or '-'"
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z|^sha512:[0-9a-f]{128}\Z")
+DIGEST = re.compile(r"(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})")
+"""A digest's syntax, the one definition (`syntra.oci.digest` parses with it)."""
+DIGEST_RE = re.compile(rf"^{DIGEST.pattern}\Z")
+DIGEST_ANCHORED = f"^{DIGEST.pattern}$"
+"""The same for schemas (pydantic, whose `$` is the end of the text)."""
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
-
-if TYPE_CHECKING:
-    from syntra.wasm.sandbox import CallResult
+from typing import Any, Protocol, TypeVar
 
 Value = str | int | float | bool
 Attributes = Mapping[str, Value | None]
@@ -153,7 +150,7 @@ def span(name: str, attributes: Attributes | None = None) -> Iterator[Span]:
 
 def run_attributes(name: str, run_id: str) -> dict[str, Value | None]:
     """The run span's own attributes (CI/CD conventions)."""
-    from syntra.process import redact
+    from syntra.redaction import redact
 
     return {
         "cicd.pipeline.name": redact(name),
@@ -223,7 +220,20 @@ def finish() -> None:
         backend.finish()
 
 
-F = TypeVar("F", bound=Callable[..., "CallResult"])
+class Measured(Protocol):
+    """What a plugin call measured (`syntra.plugins.sandbox.CallResult`)."""
+
+    @property
+    def elapsed_ms(self) -> float: ...
+
+    @property
+    def fuel_used(self) -> int | None: ...
+
+    @property
+    def memory_bytes(self) -> int | None: ...
+
+
+F = TypeVar("F", bound=Callable[..., Measured])
 
 
 def plugin_call(method: F) -> F:
@@ -232,7 +242,7 @@ def plugin_call(method: F) -> F:
     tests)."""
 
     @wraps(method)
-    def traced(sandbox: Any, function: str, args: Any) -> CallResult:
+    def traced(sandbox: Any, function: str, args: Any) -> Measured:
         if _live() is None:
             return method(sandbox, function, args)
         labels: dict[str, Value | None] = {

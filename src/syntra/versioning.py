@@ -19,7 +19,7 @@ from pathlib import Path
 
 from syntra import process
 from syntra.fsutil import write_atomic
-from syntra.layout import SPECS_DIR, WORKFLOWS_DIR, last_change_cache
+from syntra.paths import SPECS_DIR, WORKFLOWS_DIR, last_change_cache
 
 _SEMVER_RE = re.compile(
     r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"

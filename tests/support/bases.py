@@ -21,8 +21,9 @@ def seed_busybox(registry: str, binaries: dict[str, Path], repository: str, tag:
     No base image can be pulled offline: this is the base the showcase and the tests
     build on. Returns the reference of the pushed index.
     """
-    from syntra import build, config, plan, render
-    from syntra.context import Context
+    from syntra import config, plan
+    from syntra.image import build, job, render
+    from syntra.pipeline.context import Context
 
     platforms = ", ".join(f"linux/{arch}" for arch in sorted(binaries))
     with tempfile.TemporaryDirectory(prefix="syntra-busybox-") as folder:
@@ -40,7 +41,7 @@ def seed_busybox(registry: str, binaries: dict[str, Path], repository: str, tag:
         resolved = plan.build_plan(loaded)
         render.write(render.render_plan(resolved, root), root)
         backend, _ = build.select("podman")
-        backend.publish(Context(loaded, resolved).job("busybox"))
+        job.publish(Context(loaded, resolved).job("busybox"), backend)
     return f"{registry}/{repository}:{tag}"
 
 

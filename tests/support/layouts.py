@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from syntra.oci import Client
 from syntra.plan import Destination
-from syntra.publish import Where, push_images, read_layout
+from syntra.image.publish import push_images, read_layout
+from syntra.oci.locate import Where
 address, layout, repository = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 where = Where(Client(address, insecure=True), repository, f"{address}/{repository}")
 destination = Destination(address, True, repository, ["v1"], [])

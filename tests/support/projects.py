@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from syntra.layout import STATE_DIR, record_path
+from syntra.paths import STATE_DIR, record_path
 from tests.conftest import REPO, commit, git, run
 
 TEMPLATE = """\

@@ -12,7 +12,7 @@ from syntra.config.model import Config
 from syntra.config.validate import model_of
 from syntra.config.yamldoc import Document, parse, to_plain
 from syntra.errors import SyntraError
-from syntra.layout import CONFIG_FILE
+from syntra.paths import CONFIG_FILE
 
 __all__ = ["Config", "Document", "Loaded", "load"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from syntra.config.model import Config, Guest, Image, ImageTest, Service
 from syntra.config.yamldoc import Document, Loc
 from syntra.errors import did_you_mean
-from syntra.layout import (
+from syntra.paths import (
     DEFAULT_TEMPLATE,
     TEMPLATES_DIR,
     find_template,

@@ -26,8 +26,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from syntra import refs
-from syntra.build import CHOICES as BUILDERS
 from syntra.errors import SyntraError, did_you_mean
+
+BUILDERS = ("auto", "buildx", "podman", "container")
+"""Image builders syntra.yaml may name (`syntra.image.build` holds their backends)."""
 
 
 def _reason(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -259,7 +261,7 @@ Builder = Annotated[
     AfterValidator(_reason(_builder)),
     WithJsonSchema({"type": "string", "enum": list(BUILDERS)}),
 ]
-"""A backend of `syntra.build.BACKENDS`, or `auto`."""
+"""A backend of `syntra.image.build.BACKENDS`, or `auto`."""
 TemplatedText = Annotated[ScalarText, AfterValidator(_reason(_template_text))]
 Pattern = Annotated[str, AfterValidator(_reason(_pattern))]
 TemplateName = Annotated[str, AfterValidator(_reason(_template_name))]

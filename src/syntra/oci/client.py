@@ -30,13 +30,14 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from syntra import installed_version, process
+from syntra import process
 from syntra.errors import RegistryError, SyntraError, one_line
 from syntra.oci import digest as digests
 from syntra.oci.auth import Authenticator, Login
 from syntra.oci.digest import Digest
 from syntra.oci.media import ACCEPT, MAX_DOCUMENT, Document, digest_of, is_digest
 from syntra.oci.retry import RETRIABLE_STATUS, RetryPolicy
+from syntra.version import installed_version
 
 MAX_TAG_PAGES = 1000
 """The most pages of a tag list (of up to 1,000 tags each)."""

@@ -9,10 +9,10 @@ digits. Anything else is one line, exit 4 when a registry said it, 3 when a file
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import TYPE_CHECKING, NewType
 
 from syntra.errors import RegistryError, SyntraError, ToolError, one_line
+from syntra.refs import DIGEST
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -21,10 +21,8 @@ Digest = NewType("Digest", str)
 """Text `parse` accepted: safe as a path part, a URL part and a file name."""
 
 LENGTHS = {"sha256": 64, "sha512": 128}
-PATTERN = re.compile(r"(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})")
+PATTERN = DIGEST
 """A digest, whole: `PATTERN.fullmatch(text)`."""
-ANCHORED = f"^{PATTERN.pattern}$"
-"""The same for schemas (pydantic, whose `$` is the end of the text)."""
 
 
 class BadDigest(RegistryError, ValueError):

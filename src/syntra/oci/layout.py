@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from syntra.errors import ToolError, one_line
+from syntra.fsutil import copy_atomic, write_atomic
 from syntra.oci import digest as digests
 from syntra.oci.digest import Digest
-from syntra.oci.media import INDEX, MANIFEST, MAX_DOCUMENT, Document
+from syntra.oci.media import INDEX, MANIFEST, MAX_DOCUMENT, Document, layout_blob
 
 REF_NAME = "org.opencontainers.image.ref.name"
 MAX_MEMBERS = 1 << 16
@@ -248,3 +250,40 @@ class Layout:
         if len(self.entries) != 1:
             raise LayoutError(f"{self.where}: {len(self.entries)} images; name one with :TAG")
         return self.entries[0]
+
+
+def write_layout(
+    root: Path,
+    documents: Mapping[Digest, Document],
+    blobs: Mapping[Digest, Path],
+    named: Mapping[str, Digest],
+    top: Digest,
+) -> None:
+    """An OCI image layout at `root`: each blob and document through a temporary file,
+    then index.json listing `named` (tag → digest), or `top` alone when nothing is."""
+    root.mkdir(parents=True, exist_ok=True)
+    write_atomic(root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    for digest, path in blobs.items():
+        target = layout_blob(root, digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():  # named by its digest, written whole: one there is this one
+            copy_atomic(path, target)
+    for digest, document in documents.items():
+        write_atomic(layout_blob(root, digest), document.data)
+    entries = [
+        {
+            "mediaType": documents[digest].media_type,
+            "digest": digest,
+            "size": len(documents[digest].data),
+            "annotations": {REF_NAME: name},
+        }
+        for name, digest in sorted(named.items())
+    ] or [
+        {
+            "mediaType": documents[top].media_type,
+            "digest": top,
+            "size": len(documents[top].data),
+        }
+    ]
+    index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}
+    write_atomic(root / "index.json", json.dumps(index, separators=(",", ":")).encode())

@@ -82,12 +82,18 @@ class Document:
             raise self.malformed("is not a JSON object")
         return parsed
 
+    @property
+    def is_index(self) -> bool:
+        """An index (OCI's, or Docker's manifest list), by its media type or its body: the
+        one place that decides."""
+        return self.media_type in INDEX_TYPES or "manifests" in self.json()
+
     def children(self) -> list[dict[str, Any]]:
         """Descriptors of what this document points at: an index's manifests, or a
         manifest's config and layers, each with a digest and a size (MalformedContent
         when malformed, or when there are more than MAX_CHILDREN)."""
         body = self.json()
-        if self.media_type in INDEX_TYPES or "manifests" in body:
+        if self.is_index:
             listed = body.get("manifests", [])
         else:
             layers = body.get("layers", [])

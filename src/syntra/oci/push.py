@@ -7,9 +7,13 @@ points at content that is not all there, and an interrupted push re-run complete
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from functools import partial
+from typing import IO, Any
 
 from syntra import progress, telemetry
 from syntra.errors import SyntraError
@@ -24,6 +28,48 @@ def concurrency() -> int:
     if not text.isdigit() or int(text) < 1:
         raise SyntraError(f"${CONCURRENCY_ENV} is '{text}', not a whole number of at least 1")
     return int(text)
+
+
+class _Counted:
+    """A blob's file as requests reads it, each read counted."""
+
+    def __init__(self, handle: IO[bytes], seen: Callable[[int], None]) -> None:
+        self._handle, self._seen = handle, seen
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self._seen(len(data))
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+
+@dataclass(frozen=True)
+class _Watched(Blob):
+    """A blob whose upload moves a progress row; a retry starts the row over."""
+
+    progress: Any = None
+    row: Any = None
+
+    def body(self) -> Any:
+        given = super().body()
+        inner = given if callable(given) else partial(io.BytesIO, given or b"")
+        progress, row = self.progress, self.row
+
+        def opened() -> IO[bytes]:
+            progress.update(row, completed=0, state="uploading")
+            counted = _Counted(inner(), lambda n: progress.advance(row, n))
+            return counted  # type: ignore[return-value]
+
+        return opened
+
+
+def _wrap(watch: progress.Upload, blob: Blob) -> Blob:
+    row = watch.row(blob)
+    if row is None:
+        return blob
+    return _Watched(blob.digest, blob.size, blob.path, blob.data, watch.progress, row)
 
 
 def push(
@@ -42,7 +88,7 @@ def push(
         telemetry.span(f"push {repository}", _where(client, repository)) as traced,
         progress.upload(f"push {repository}") as watch,
     ):
-        _blobs(client, repository, [watch.wrap(blob) for blob in unique], watch)
+        _blobs(client, repository, [_wrap(watch, blob) for blob in unique], watch)
         for document in manifests:
             client.put_manifest(repository, document.digest, document)
         for tag, document in (tags or {}).items():

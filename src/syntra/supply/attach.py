@@ -105,7 +105,7 @@ class Attachments:
     def layers(self, digest: str, suffix: str) -> list[tuple[dict[str, Any], bytes]]:
         """(descriptor, blob) of each layer at `sha256-<hex>.<suffix>`; [] when absent."""
         manifest = self.registry.find_manifest(self.repository, attachment_tag(digest, suffix))
-        if manifest is None or "manifests" in manifest.json():
+        if manifest is None or manifest.is_index:
             return []
         layers = manifest.children()[1:]  # the config, then layers: digests and sizes checked
         return [

@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nacl.exceptions
 import nacl.secret
@@ -28,6 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from syntra import process
 from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
+
+if TYPE_CHECKING:
+    from syntra.config import Loaded
 
 ALGORITHM = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
 COSIGN_PEM = "ENCRYPTED SIGSTORE PRIVATE KEY"
@@ -166,3 +170,10 @@ def verifies(key: ec.EllipticCurvePublicKey, data: bytes, signature: bytes) -> b
     except InvalidSignature:
         return False
     return True
+
+
+def check_signing(loaded: Loaded) -> None:
+    """In key mode the key exists and the passphrase opens it (before long work)."""
+    mode = loaded.config.supply_chain.signing
+    if mode.mode == "key" and mode.key:
+        load_private(loaded.root, mode.key, mode.passphrase_env)

@@ -20,10 +20,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from syntra import installed_version, process
+from syntra import process
 from syntra.errors import SyntraError
 from syntra.formats import rfc3339
 from syntra.supply.contents import Component
+from syntra.version import installed_version
 
 FORMATS = {"spdx-json": "https://spdx.dev/Document", "cyclonedx-json": "https://cyclonedx.org/bom"}
 

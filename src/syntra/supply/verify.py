@@ -14,7 +14,7 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from syntra.config import Loaded
 from syntra.config.model import Signing
 from syntra.errors import SyntraError
-from syntra.oci import DOCKER_LIST, INDEX, platform_of
-from syntra.publish import Where
+from syntra.oci import platform_of
+from syntra.oci.locate import Where
 from syntra.supply import keys
 from syntra.supply.attach import (
     DSSE,
@@ -35,8 +35,8 @@ from syntra.supply.attach import (
     Attachments,
     pae,
 )
+from syntra.supply.predicates import PROVENANCE
 from syntra.supply.sbom import FORMATS
-from syntra.supply.stage import PROVENANCE
 
 
 @dataclass
@@ -84,10 +84,40 @@ def trust_for(loaded: Loaded) -> Trust:
     return KeyTrust(keys.load_public(keys.public_path(loaded.root / signing.key)))
 
 
-def verify(
-    artifact: str, where: Where, digest: str, trust: Trust, formats: Sequence[str],
-    provenance: bool,
-) -> list[Check]:  # fmt: skip
+@dataclass(frozen=True)
+class Policy:
+    """What an artifact must carry to verify: signatures `trust` accepts, a signed SBOM
+    attestation in each of `formats`, and signed provenance when `provenance` is set."""
+
+    trust: Trust
+    formats: Sequence[str] = ()
+    provenance: bool | None = False
+
+
+def policy_for(loaded: Loaded, trust: Trust | None = None) -> Policy:
+    """syntra.yaml's policy: its supply chain's formats and provenance, checked against
+    `trust`, by default the one its signing mode names (`trust_for`)."""
+    chain = loaded.config.supply_chain
+    return Policy(trust or trust_for(loaded), chain.sbom, chain.provenance)
+
+
+def problems_of(checks: list[Check]) -> str:
+    """What did not verify across `checks`, each problem once, as one line ("" when all
+    verified)."""
+    return "; ".join(sorted({p for check in checks if not check.ok for p in check.problems}))
+
+
+def trust_of(loaded: Loaded | None, key: Path | None, missing: str) -> Trust:
+    """The one choice of what signatures must verify against: the public `key` given,
+    else the signing mode of syntra.yaml; `missing` is the line when there is neither."""
+    if key is not None:
+        return KeyTrust(keys.load_public(key))
+    if loaded is not None and loaded.config.supply_chain.signing.mode != "none":
+        return trust_for(loaded)
+    raise SyntraError(missing)
+
+
+def verify(artifact: str, where: Where, digest: str, policy: Policy) -> list[Check]:
     """Checks for `digest` and, for an index, each of its platform manifests."""
     registry, path, identity = where.registry, where.path, where.identity
     try:
@@ -99,7 +129,7 @@ def verify(
         return [Check(artifact, identity, digest, None, False, False, False, [str(problem)])]
     top = found
     body = top.json()
-    is_index = top.media_type in (INDEX, DOCKER_LIST) or "manifests" in body
+    is_index = top.is_index
     attachments = Attachments(registry, path)
     checks = [
         _check(
@@ -108,31 +138,35 @@ def verify(
             identity,
             digest,
             None,
-            trust,
-            [] if is_index else formats,
-            provenance,
+            replace(policy, formats=()) if is_index else policy,
         )
     ]
     for child in body.get("manifests", []) if is_index else []:
         platform = platform_of(child)
         child_digest = child["digest"]
         checks.append(
-            _check(artifact, attachments, identity, child_digest, platform, trust, formats, None)
+            _check(
+                artifact,
+                attachments,
+                identity,
+                child_digest,
+                platform,
+                replace(policy, provenance=None),
+            )
         )
     for listed in [] if is_index else attachments.referrers(digest):
         if listed.get("artifactType") == WEB_BUNDLE:  # a guest's web bundle: its own subject
             web = f"{artifact} (web)"
             bundle = str(listed["digest"])
-            checks.append(
-                _check(web, attachments, identity, bundle, None, trust, formats, provenance)
-            )
+            checks.append(_check(web, attachments, identity, bundle, None, policy))
     return checks
 
 
 def _check(
     artifact: str, attachments: Attachments, identity: str, digest: str, platform: str | None,
-    trust: Trust, formats: Sequence[str], provenance: bool | None,
+    policy: Policy,
 ) -> Check:  # fmt: skip
+    trust, formats, provenance = policy.trust, policy.formats, policy.provenance
     problems: list[str] = []
     signed, attested = trust.examine(attachments, digest, problems)
     sbom = all(FORMATS[fmt] in attested for fmt in formats) if formats else None

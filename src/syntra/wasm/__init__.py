@@ -2,28 +2,6 @@
 their test calls in a sandbox with hard limits (wasmtime, and wasm3 for core modules),
 and ship as OCI artifacts.
 
-One module per step: compile, optimize, sandbox, artifact.
+One module per step: compile (with `languages/`), optimize, artifact, web; the test calls
+run in `syntra.plugins.sandbox`.
 """
-
-from __future__ import annotations
-
-from pathlib import Path
-
-MODULE_VERSION = b"\x01\x00\x00\x00"
-COMPONENT_VERSION = b"\x0d\x00\x01\x00"
-
-
-def kind_of(data: bytes) -> str:
-    """'module' or 'component', from the header (bytes 4-7 after the `\\0asm` magic)."""
-    if data[:4] != b"\x00asm":
-        raise ValueError("not a WebAssembly binary")
-    if data[4:8] == MODULE_VERSION:
-        return "module"
-    if data[4:8] == COMPONENT_VERSION:
-        return "component"
-    raise ValueError(f"unknown WebAssembly version {data[4:8].hex()}")
-
-
-def kind_of_file(path: Path) -> str:
-    with path.open("rb") as handle:
-        return kind_of(handle.read(8))

@@ -16,12 +16,12 @@ from typing import Any
 from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.formats import canonical_json, rfc3339
-from syntra.layout import snapshot, wasm_tools
 from syntra.oci import MANIFEST, Blob, Document, digest_of, push
+from syntra.oci.locate import locate
+from syntra.paths import snapshot, wasm_tools
 from syntra.plan import GuestPlan, Plan
-from syntra.publish import locate
+from syntra.plugins.binary import kind_of_file
 from syntra.records import WasmRecord, shared_fields, write_record
-from syntra.wasm import kind_of_file
 from syntra.wasm.compile import recorded_toolchain
 
 CONFIG_MEDIA_TYPE = "application/vnd.wasm.config.v0+json"
@@ -30,8 +30,8 @@ LAYER_MEDIA_TYPE = "application/wasm"
 
 def world_of(wasm: Path, cache: Path) -> dict[str, list[str]]:
     """A component's exports and imports (from the compile cache, so no recompiling)."""
-    from syntra.wasm.calls import engine as make_engine
-    from syntra.wasm.codecache import compiled
+    from syntra.plugins.calls import engine as make_engine
+    from syntra.plugins.codecache import compiled
 
     engine = make_engine(False)
     component = compiled(engine, wasm.read_bytes(), "component", cache, False).code
@@ -137,7 +137,7 @@ def publish(
     )
     write_record(root, record)
     if guest.mirrors:  # the same artifact in every further registry
-        from syntra.copy import mirror
+        from syntra.registry.transfer import mirror
 
         mirror(config, where, record.digest, guest.mirrors)
     return record

@@ -12,11 +12,11 @@ from typing import Any
 
 from syntra.config.model import Config
 from syntra.fsutil import write_if_changed
-from syntra.layout import plugin_file, plugin_manifest
+from syntra.paths import plugin_file, plugin_manifest
 from syntra.plan import ImagePlan, Plan
+from syntra.plugins.codecache import default_cache
+from syntra.plugins.sandbox import Sandbox
 from syntra.wasm.artifact import published_digest
-from syntra.wasm.codecache import default_cache
-from syntra.wasm.sandbox import Sandbox
 
 
 def describe(config: Config, plan: Plan, root: Path, image: ImagePlan) -> dict[str, Any]:

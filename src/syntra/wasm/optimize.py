@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syntra import process
-from syntra.errors import SyntraError, ToolError
+from syntra.errors import ToolError
 from syntra.fsutil import write_atomic
-from syntra.wasm import kind_of_file
+from syntra.plugins.binary import kind_of_file
 
 # LLVM feature name → binaryen flag where they differ.
 _BINARYEN_NAMES = {
@@ -82,7 +82,7 @@ def optimize(raw: Path, output: Path, level: str) -> Optimized:
         return Optimized(kind, len(data), len(data), note)
     program = shutil.which("wasm-opt")
     if program is None:
-        raise SyntraError("wasm-opt is not installed (apt-get install binaryen)")
+        raise ToolError("wasm-opt is not installed (apt-get install binaryen)")
     temp = output.with_name(f".{output.name}.optimizing")
     argv = [program, f"-{level}", "--strip-debug", "--strip-producers", "--strip-target-features",
             *feature_flags(target_features(data)), str(raw), "-o", str(temp)]  # fmt: skip

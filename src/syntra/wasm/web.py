@@ -30,13 +30,13 @@ import wasmtime
 
 from syntra.errors import SyntraError
 from syntra.formats import rfc3339
-from syntra.layout import BUILTIN_TEMPLATES
+from syntra.oci.locate import Where
 from syntra.oci.media import TITLE
+from syntra.paths import BUILTIN_TEMPLATES
 from syntra.plan import GuestPlan
-from syntra.publish import Where
+from syntra.plugins.binary import kind_of
 from syntra.records import WebBundle
 from syntra.supply.attach import WEB_BUNDLE, Attachments, Layer
-from syntra.wasm import kind_of
 
 WASI = "wasi_snapshot_preview1"
 NUMBERS = ("i32", "i64", "f32", "f64")

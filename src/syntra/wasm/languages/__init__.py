@@ -44,10 +44,6 @@ class Language(Protocol):
         """The language as `syntra plan` shows it: `swift (embedded)`."""
         ...
 
-    def sources(self, guest: GuestPlan) -> list[str]:
-        """Repository folders whose last change dates the guest's build."""
-        ...
-
     def ci_actions(self, guests: list[GuestPlan]) -> list[str]:
         """GitHub actions the guests job needs for these guests (a toolchain setup)."""
         ...

@@ -91,9 +91,6 @@ class C:
     def describe(self, guest: GuestPlan) -> str:
         return f"c ({TARGET})"
 
-    def sources(self, guest: GuestPlan) -> list[str]:
-        return [guest.source]
-
     def ci_actions(self, guests: list[GuestPlan]) -> list[str]:
         return []
 

@@ -88,10 +88,6 @@ class Python:
     def describe(self, guest: GuestPlan) -> str:
         return "python"
 
-    def sources(self, guest: GuestPlan) -> list[str]:
-        wit = settings(guest).wit
-        return [guest.source, *([wit] if wit else [])]
-
     def ci_actions(self, guests: list[GuestPlan]) -> list[str]:
         return []  # componentize-py comes with Syntra's own install
 

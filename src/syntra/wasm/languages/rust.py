@@ -153,9 +153,6 @@ class Rust:
     def describe(self, guest: GuestPlan) -> str:
         return f"rust ({TARGET})"
 
-    def sources(self, guest: GuestPlan) -> list[str]:
-        return [guest.source]
-
     def ci_actions(self, guests: list[GuestPlan]) -> list[str]:
         return []
 

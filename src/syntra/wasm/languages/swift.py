@@ -153,9 +153,6 @@ class Swift:
     def describe(self, guest: GuestPlan) -> str:
         return f"swift ({settings(guest).mode})"
 
-    def sources(self, guest: GuestPlan) -> list[str]:
-        return [guest.source]
-
     def ci_actions(self, guests: list[GuestPlan]) -> list[str]:
         return [SDK_ACTION] if any(settings(g).mode == "wasi" for g in guests) else []
 

@@ -1,0 +1,211 @@
+"""`syntra init`: a first syntra.yaml, dodo.py and .gitignore entries for a repository.
+
+One image per Dockerfile found (its folder is the build context), one guest per folder a
+guest language recognises (`Language.detect`), a throwaway local
+registry over plain HTTP, no signing: enough for `syntra validate` and `doit` to run,
+with comments that say what to change next. Nothing existing is overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from syntra.errors import SyntraError, count
+from syntra.fsutil import write_atomic
+from syntra.paths import CONFIG_FILE, DEFAULT_KEY, SPECS_DIR, STATE_DIR
+
+DODO_FILE = "dodo.py"
+DODO = '''"""doit entry point: the task graph comes from syntra.pipeline.tasks."""
+
+from syntra.pipeline.tasks import *  # noqa: F403
+'''
+IGNORED = [f"{STATE_DIR}/", "dist/"]
+_SKIP = {".git", STATE_DIR, SPECS_DIR, "node_modules", ".venv", "venv", "__pycache__", ".build",
+         "target"}  # fmt: skip
+_DOCKERFILE = re.compile(r"^(Dockerfile|Containerfile)(\..+)?$|^.+\.(Dockerfile|Containerfile)$")
+
+
+@dataclass(frozen=True)
+class FoundImage:
+    name: str
+    dockerfile: str
+    context: str
+
+
+@dataclass(frozen=True)
+class FoundGuest:
+    name: str
+    language: str
+    source: str
+    lines: list[str]
+    """Its syntra.yaml keys besides language and source, as the language suggests them."""
+
+
+def _name(text: str, limit: int = 63) -> str:
+    """A name that is both a syntra.yaml name and a repository path component."""
+    cleaned = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return cleaned[:limit].rstrip("-") or "app"
+
+
+def find_dockerfiles(root: Path) -> list[FoundImage]:
+    """Dockerfiles and Containerfiles under `root`, one image each, named after their
+    folder (or `api` for `api.Dockerfile`); the project's name for one at the top."""
+    root = root.resolve()
+    found: list[FoundImage] = []
+    names: set[str] = set()
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if _SKIP.intersection(relative.parts[:-1]) or not _DOCKERFILE.match(path.name):
+            continue
+        if path.name.endswith(".dockerignore"):
+            continue
+        if not path.is_file():
+            continue
+        stem = path.name.split(".")[0]
+        own = path.name.rsplit(".", 1)[0] if stem not in ("Dockerfile", "Containerfile") else ""
+        base = _name(own or (relative.parent.name if relative.parent.parts else root.name))
+        name, n = base, 2
+        while name in names:
+            name, n = f"{_name(base, 59)}-{n}", n + 1
+        names.add(name)
+        context = relative.parent.as_posix() if relative.parent.parts else "."
+        found.append(FoundImage(name, relative.as_posix(), context))
+    return found
+
+
+def find_guests(root: Path) -> list[FoundGuest]:
+    """Folders holding a guest (a Cargo.toml cdylib, C sources, a Swift package, a Python
+    module with its WIT), each language asked in LANGUAGES order; a guest's own
+    subfolders are not searched further."""
+    from syntra.wasm.languages import LANGUAGES, language
+
+    root = root.resolve()
+    found: list[FoundGuest] = []
+    taken: list[Path] = []
+    names: set[str] = set()
+    for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
+        relative = folder.relative_to(root)
+        if _SKIP.intersection(relative.parts) or any(t in folder.parents for t in taken):
+            continue
+        for name in LANGUAGES:
+            lines = language(name).detect(folder)
+            if lines is not None:
+                # `Guest/Rust` → guest-rust; `fib/` → fib; a second fib → fib-2
+                own = folder.name if folder.name.lower() != name else f"{folder.parent.name}-{name}"
+                base = guest = _name(own)
+                while guest in names:
+                    guest = f"{_name(base, 59)}-{len(names) + 1}"
+                names.add(guest)
+                found.append(FoundGuest(guest, name, relative.as_posix(), lines))
+                taken.append(folder)
+                break
+    return found
+
+
+def _guest_lines(guests: list[FoundGuest]) -> list[str]:
+    if not guests:
+        return [
+            "# WebAssembly guests, e.g.:",
+            "# wasm:",
+            "#   plugin:",
+            "#     language: python",
+            "#     source: plugin",
+            "#     world: plugin",
+        ]
+    lines = ["wasm:  # add tests: [{call: NAME, args: [...], expect: VALUE}] to each"]
+    for guest in guests:
+        lines += [
+            f"  {json.dumps(guest.name)}:",
+            f"    language: {guest.language}",
+            f"    source: {json.dumps(guest.source)}",
+            *(f"    {line}" for line in guest.lines),
+        ]
+    return lines
+
+
+def config_text(
+    project: str, images: list[FoundImage], guests: list[FoundGuest] | None = None
+) -> str:
+    lines = [
+        "# yaml-language-server: $schema=https://syntra.dev/schema/syntra.schema.json",
+        "# Syntra: what this repository builds and where it goes. `syntra validate` checks it;",
+        "# `syntra schema --markdown` lists every key.",
+        "version: 1",
+        "",
+        "project:",
+        f"  name: {json.dumps(project)}  # the repository prefix: <registry>/{project}/<image>",
+        "  version: git  # from vX.Y.Z tags; 0.0.0-dev.N.g<sha> before the first",
+        "",
+        "registries:",
+        "  # A throwaway local registry over plain HTTP; add your own, e.g.",
+        "  # ghcr: {url: ghcr.io/OWNER, credentials: {username_env: GHCR_USER, "
+        "password_env: GHCR_TOKEN}}",
+        "  local:",
+        "    url: ${SYNTRA_REGISTRY:-127.0.0.1:5000}",
+        "    insecure: true",
+        "",
+        "defaults:",
+        "  registry: local",
+        "  platforms: [linux/amd64]  # add linux/arm64 for multi-arch images",
+        '  tags: ["{{ version }}", "sha-{{ git.short_sha }}"]',
+        "",
+    ]
+    if images:
+        lines.append("images:")
+        for image in images:
+            lines += [  # quoted: a name like 2024 or a path with ' #' stays a string
+                f"  {json.dumps(image.name)}:",
+                f"    dockerfile: {json.dumps(image.dockerfile)}",
+                f"    context: {json.dumps(image.context)}",
+                '    # args: {APP_VERSION: "{{ version }}"}  # build args may use tag variables',
+            ]
+    else:
+        lines += [
+            "images: {}",
+            "# No Dockerfile was found. An image from the built-in template:",
+            "# images:",
+            "#   app:",
+            "#     context: .",
+            "#     base: docker.io/library/alpine:3.20",
+        ]
+    lines += [
+        "",
+        *_guest_lines(guests or []),
+        "",
+        "# Signatures, SBOMs and provenance (`syntra keygen` makes the key):",
+        "# supply_chain:",
+        f"#   signing: {{mode: key, key: {DEFAULT_KEY}, passphrase_env: SYNTRA_KEY_PASSPHRASE}}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def init(root: Path) -> list[str]:
+    """Write the files; returns what was written. Refuses when syntra.yaml or dodo.py exist."""
+    root = root.resolve()
+    existing = [name for name in (CONFIG_FILE, DODO_FILE) if (root / name).exists()]
+    if existing:
+        raise SyntraError(
+            f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''} in "
+            f"{root}; syntra init never overwrites (remove {' and '.join(existing)} to start over)"
+        )
+    images, guests = find_dockerfiles(root), find_guests(root)
+    text = config_text(_name(root.resolve().name), images, guests)
+    write_atomic(root / CONFIG_FILE, text.encode())
+    write_atomic(root / DODO_FILE, DODO.encode())
+    found = f", {count(len(guests), 'guest')}" if guests else ""
+    written = [
+        f"{CONFIG_FILE} ({count(len(images), 'image')} from Dockerfiles{found})",
+        DODO_FILE,
+    ]
+    gitignore = root / ".gitignore"
+    present = gitignore.read_text().splitlines() if gitignore.is_file() else []
+    missing = [entry for entry in IGNORED if entry not in present]
+    if missing:
+        text = "\n".join(present + missing) + "\n"
+        write_atomic(gitignore, text.encode())
+        written.append(f".gitignore (+{' '.join(missing)})")
+    return written

@@ -1,0 +1,183 @@
+"""`syntra inspect|digest|tags|tree|delete|pull`: the command-line side of the registry
+commands (`syntra.registry.toolkit`), usable with or without a syntra.yaml."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from syntra.config import load
+from syntra.config.model import Config
+from syntra.oci.locate import registry_for_ref
+from syntra.registry import toolkit
+from syntra.supply.attach import WEB_BUNDLE
+
+NAMES = ("inspect", "digest", "tags", "tree", "sbom", "copy", "delete", "pull")
+"""Shown under their own heading in `syntra --help`."""
+
+
+def _config(args: argparse.Namespace) -> Config | None:
+    """syntra.yaml's registries (credentials, insecure) when there is one here."""
+    file = Path(args.file)
+    return load(file).config if file.exists() else None
+
+
+def _target(args: argparse.Namespace) -> toolkit.Target:
+    return toolkit.resolve(_config(args), args.ref, args.insecure)
+
+
+def _print(args: argparse.Namespace, found: Any, text: str) -> None:
+    print(json.dumps(found, indent=2) if args.json else text)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    found = toolkit.inspect(_target(args), args.platform)
+    lines = [f"{found['reference']}  {found['mediaType']}"]
+    for image in found.get("platforms", [found]):
+        where = image.get("platform") or image.get("artifactType") or ""
+        created = image.get("created") or ""
+        lines.append(f"  {where:16} {image['digest']}  {image['size']} bytes  {created}")
+        lines += [f"    {key}={value}" for key, value in sorted(image.get("labels", {}).items())]
+    _print(args, found, "\n".join(lines))
+    return 0
+
+
+def _digest(args: argparse.Namespace) -> int:
+    target = _target(args)
+    _print(args, {"reference": target.reference, "digest": target.digest}, target.digest)
+    return 0
+
+
+def _tags(args: argparse.Namespace) -> int:
+    where, _ = registry_for_ref(_config(args), args.repository, args.insecure)
+    found = sorted(where.registry.tags(where.path))
+    _print(args, found, "\n".join(found))
+    return 0
+
+
+def _tree(args: argparse.Namespace) -> int:
+    found = toolkit.tree(_target(args))
+    lines = [str(found["reference"])]
+    for node, indent in [(found, "  "), *((p, "    ") for p in found.get("platforms", []))]:
+        if node is not found:
+            lines.append(f"  {node['platform']} {node['digest']}")
+        signatures = node["signatures"]["layers"]
+        if signatures:
+            lines.append(f"{indent}signatures ({node['signatures']['tag']}): {len(signatures)}")
+        kinds = node["attestations"]["predicateTypes"]
+        if kinds:
+            lines.append(
+                f"{indent}attestations ({node['attestations']['tag']}): {', '.join(kinds)}"
+            )
+        for referrer in node["referrers"]:
+            kind = f"{referrer['artifactType']} {referrer['predicateType'] or ''}".strip()
+            lines.append(f"{indent}referrer {referrer['digest']} {kind}")
+    _print(args, found, "\n".join(lines))
+    return 0
+
+
+def _copy(args: argparse.Namespace) -> int:
+    from syntra.registry.transfer import CopyOptions, copy
+
+    options = CopyOptions(args.referrers, args.all_tags, args.insecure, args.platform)
+    content, written = copy(_config(args), args.source, args.destination, options)
+    found = {
+        "digest": content.top,
+        "destination": written,
+        "manifests": len(content.documents),
+        "blobs_sent": len(content.blobs),
+        "tags": sorted(content.tags),
+    }
+    _print(args, found, f"copied {content.top} to {written}")
+    return 0
+
+
+def _sbom(args: argparse.Namespace) -> int:
+    from syntra.supply.verify import trust_of
+
+    file = Path(args.file)
+    loaded = load(file) if file.exists() else None
+    missing = "nothing to verify the SBOM's signature against: give --key PUB"
+    trust = trust_of(loaded, Path(args.key) if args.key else None, missing)
+    target = toolkit.resolve(loaded.config if loaded else None, args.ref, args.insecure)
+    print(json.dumps(toolkit.sbom(target, trust, args.format, args.platform), indent=2))
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    target = _target(args)
+    _, version = registry_for_ref(_config(args), args.ref, args.insecure)  # tag or digest
+    said = toolkit.delete(target, version, args.force)
+    _print(args, {"deleted": args.ref, "said": said}, said)
+    return 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+    target = _target(args)
+    if args.web or target.manifest.json().get("artifactType") == WEB_BUNDLE:
+        bundle = toolkit.web_bundle(target)
+        files = toolkit.pull_bundle(bundle, Path(args.dir))
+        shown = "\n".join(f"wrote {path}" for path in files)
+        _print(args, {"bundle": bundle.reference, "files": [str(f) for f in files]}, shown)
+        return 0
+    written = toolkit.pull(_config(args), args.ref, Path(args.dir), args.insecure)
+    _print(args, {"file": str(written)}, f"wrote {written}")
+    return 0
+
+
+def add(command: Callable[[str, Callable[[argparse.Namespace], int], str], Any]) -> None:
+    """Register the registry commands with `command(name, run, help)`."""
+
+    def shared(cmd: argparse.ArgumentParser, json_output: bool = True) -> None:
+        cmd.add_argument(
+            "--insecure", action="store_true", help="plain HTTP to a registry syntra.yaml lacks"
+        )
+        if json_output:
+            cmd.add_argument("--json", action="store_true", help="machine-readable output")
+
+    inspect = command("inspect", _inspect, "an index or manifest: platforms, sizes, labels")
+    inspect.add_argument("ref", help="a reference (tag or digest)")
+    inspect.add_argument("--platform", help="only this platform (os/arch[/variant])")
+    shared(inspect)
+    digest = command("digest", _digest, "the digest a reference points at")
+    digest.add_argument("ref")
+    shared(digest)
+    tags = command("tags", _tags, "the tags of a repository")
+    tags.add_argument("repository", help="host/repository")
+    shared(tags)
+    tree = command("tree", _tree, "signatures, attestations and referrers of a reference")
+    tree.add_argument("ref")
+    shared(tree)
+    sbom = command("sbom", _sbom, "the SBOM of an image or artifact, from a verified attestation")
+    sbom.add_argument("ref")
+    sbom.add_argument("--platform", help="the platform image of an index (os/arch[/variant])")
+    sbom.add_argument("--format", choices=["spdx-json", "cyclonedx-json"], default="spdx-json")
+    sbom.add_argument("--key", metavar="PUB", help="verify with this public key")
+    shared(sbom, json_output=False)
+    copy = command("copy", _copy, "copy an image or artifact, digests kept, between transports")
+    copy.add_argument(
+        "source", help="REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE"
+    )
+    copy.add_argument("destination", help="the same transports")
+    copy.add_argument("--all-tags", action="store_true", help="every tag of the repository")
+    copy.add_argument(
+        "--platform", help="docker-archive: the platform to write (default: this host's)"
+    )
+    copy.add_argument(
+        "--referrers", action="store_true", help="with signatures, attestations and referrers"
+    )
+    shared(copy)
+    delete = command("delete", _delete, "delete a tag, or a manifest by digest")
+    delete.add_argument("ref", help="host/repository:tag or host/repository@sha256:…")
+    delete.add_argument("--force", action="store_true", help="delete a manifest still tagged")
+    shared(delete)
+    pull = command(
+        "pull", _pull, "write a wasm artifact's module or component (or web bundle) to a folder"
+    )
+    pull.add_argument("ref")
+    pull.add_argument("--web", action="store_true", help="the web bundle attached to the artifact")
+    pull.add_argument("dir", nargs="?", default=".", help="folder (default: here)")
+    shared(pull)

@@ -1,0 +1,90 @@
+"""One run's context: built once per `syntra` command or doit process, handed to every
+stage (GoReleaser's `context.Context`).
+
+It holds the loaded config and its plan, the environment's choices (builder,
+snapshot), and what a run must resolve only once: a base image tag is pinned to one
+digest per run, so the digest that decided a rebuild is the digest built, recorded
+and named in the provenance.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from syntra import config as config_stage
+from syntra.config import Loaded
+from syntra.errors import SyntraError, did_you_mean
+from syntra.paths import BUILDER_ENV, CONFIG_FILE, snapshot
+from syntra.plan import Plan, build_plan
+
+if TYPE_CHECKING:
+    from syntra.image.build import Backend
+    from syntra.image.inputs import Job
+    from syntra.image.publish import Pinned
+
+
+@dataclass
+class Context:
+    loaded: Loaded
+    plan: Plan
+    builder: str = ""
+    """Builder preference: `--builder`, else $SYNTRA_BUILDER, else syntra.yaml."""
+    snapshot: bool = False
+    """`SYNTRA_SNAPSHOT=1`: build and write to dist/snapshot/; push, sign, release nothing."""
+    dry_run: bool = False
+    """Say what would change, change nothing (`syntra release --dry-run`)."""
+    _pinned: dict[str, Pinned] = field(default_factory=dict, repr=False)
+    _jobs: dict[str, Job] = field(default_factory=dict, repr=False)
+    _backends: dict[str, tuple[Backend, str | None]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.builder = self.builder or os.environ.get(BUILDER_ENV) or self.loaded.config.builder
+
+    @classmethod
+    def load(cls, file: str | Path = CONFIG_FILE, builder: str | None = None) -> Context:
+        loaded = config_stage.load(file)
+        return cls(loaded, build_plan(loaded), builder or "", snapshot())
+
+    @property
+    def root(self) -> Path:
+        return self.loaded.root
+
+    def image_names(self) -> list[str]:
+        return [image.name for image in self.plan.images]
+
+    def check_image(self, name: str) -> str:
+        """`name` when syntra.yaml has that image; else one line with the closest name."""
+        names = self.image_names()
+        if name not in names:
+            where = self.loaded.path
+            raise SyntraError(f"no image '{name}' in {where}{did_you_mean(name, names)}")
+        return name
+
+    def job(self, name: str) -> Job:
+        """Image `name`'s job, one per run: its inputs are hashed once, whether doit asks
+        if it is current or the build runs."""
+        from syntra.image.inputs import Job
+
+        if name not in self._jobs:
+            self._jobs[name] = Job(self, self.plan.image(self.check_image(name)))
+        return self._jobs[name]
+
+    def backend(self) -> tuple[Backend, str | None]:
+        """The run's image backend, chosen once (probing buildx runs docker), and a note
+        when another one stands in for it."""
+        from syntra.image import build
+
+        if self.builder not in self._backends:
+            self._backends[self.builder] = build.select(self.builder)
+        return self._backends[self.builder]
+
+    def pin(self, reference: str) -> Pinned:
+        """`reference` pinned to the digest it points at, resolved once in this run."""
+        from syntra.image.publish import resolve_base
+
+        if reference not in self._pinned:
+            self._pinned[reference] = resolve_base(self.loaded.config, reference)
+        return self._pinned[reference]

@@ -1,0 +1,221 @@
+"""The pipeline's stages, one shape for all: `stage(ctx, name) -> lines`.
+
+A stage does its work for one artifact (or the whole run, with `name` empty) and
+yields what to report. `pipeline.tasks` makes doit tasks of them and `cli.commands` commands;
+neither adds logic. A stage raises SyntraError (or OSError) with one line; the
+adapters say which stage and artifact it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+
+from syntra import refs
+from syntra.fsutil import write_atomic
+from syntra.paths import (
+    plugin_file,
+    snapshot_dir,
+    wasm_cache,
+    wasm_raw,
+    wasm_tools,
+    web_dir,
+)
+from syntra.pipeline.context import Context
+from syntra.plan import Output
+
+Report = Iterator[str]
+Stage = Callable[[Context, str], Report]
+
+
+def preflight(ctx: Context, name: str = "") -> Report:
+    """Build secrets, the signing key and push access to every registry, before a full
+    run starts any long work."""
+    from syntra.image import buildsecrets
+    from syntra.pipeline import preflight as checks
+    from syntra.supply import keys
+
+    buildsecrets.check(ctx.root, ctx.plan.images)
+    if ctx.snapshot:  # nothing is signed or pushed
+        return
+    keys.check_signing(ctx.loaded)
+    checks.push_access(ctx.loaded, checks.destinations(ctx.plan))
+    yield from ()
+
+
+def render(ctx: Context, name: str) -> Report:
+    """ContainerSpecs/<image>/{Dockerfile,Containerfile} from templates."""
+    from syntra.image import render as specs
+
+    rendered = specs.render_image(ctx.plan.image(ctx.check_image(name)), ctx.root, ctx.plan.project)
+    for path in specs.write(rendered, ctx.root):
+        yield f"rendered {path}"
+
+
+def prune(ctx: Context, name: str = "") -> Report:
+    """Specs of images no longer in syntra.yaml, removed."""
+    from syntra.image import render as specs
+
+    for path in specs.prune(ctx.plan, ctx.root):
+        yield f"removed {path} (no such image)"
+
+
+def compose(ctx: Context, name: str = "") -> Report:
+    """ContainerSpecs/compose.yaml from syntra.yaml's services; removed when it has none."""
+    from syntra import generated
+    from syntra.image import compose as stack
+
+    rendered = stack.render(ctx.loaded, ctx.plan)
+    for path in generated.write(rendered, ctx.root):
+        yield f"rendered {path}"
+    for path in generated.prune(stack.COMPOSE, [file.path for file in rendered], ctx.root):
+        yield f"removed {path} (no services)"
+
+
+def workflows(ctx: Context, name: str = "") -> Report:
+    """.github/workflows/ from syntra.yaml; workflows no longer generated, removed."""
+    from syntra.release import workflows as ci
+
+    for path in ci.write(ci.render(ctx.loaded, ctx.plan), ctx.root):
+        yield f"rendered {path}"
+
+
+def image(ctx: Context, name: str) -> Report:
+    """Every platform built with the run's backend, tested and pushed with its tags; in
+    a snapshot run, written to dist/snapshot/<image>.oci.tar instead."""
+    from syntra.image.job import build_to, publish
+
+    job = ctx.job(name)
+    backend, note = ctx.backend()
+    if note:
+        yield f"{name}: {note}"
+    platforms = ", ".join(job.image.platforms)
+    if ctx.snapshot:
+        archive = snapshot_archive(ctx, name)
+        output = f"oci-archive:{archive}:{refs.tag_of(ctx.plan.version)}"
+        written = build_to(job, backend, job.image.platforms, output)
+        yield f"{name}: snapshot of {platforms}: {written}; nothing pushed"
+        return
+    record = publish(job, backend)
+    if record.retagged:
+        yield f"{name}: {platforms} unchanged (already built from these inputs): retagged"
+    else:
+        yield f"{name}: built {platforms} with {backend.label}"
+    for result in record.tests:
+        yield f"{name} {result.platform}: {result.test}: passed"
+    yield f"{name}: {record.digest} -> {', '.join(record.refs)}"
+
+
+def container(ctx: Context, name: str) -> Report:
+    """`image` with Apple's container CLI; off a Mac, the Linux builder with a note."""
+    yield from image(dataclasses.replace(ctx, builder="container"), name)
+
+
+def snapshot_archive(ctx: Context, image: str) -> str:
+    return str(snapshot_dir(ctx.root) / f"{image}.oci.tar")
+
+
+def merge(ctx: Context, name: str) -> Report:
+    """The index over the digests `syntra build --push-by-digest` pushed, with its tags."""
+    from syntra.image.job import merge as merge_index
+
+    record = merge_index(ctx.job(name))
+    yield f"{name}: {record.digest} -> {', '.join(record.refs)}"
+
+
+def wasm_compile(ctx: Context, name: str) -> Report:
+    from syntra.wasm import compile
+
+    guest, root = ctx.plan.guest(name), ctx.root
+    raw = wasm_raw(root, name)
+    caveat = compile.compile_guest(
+        guest, root, raw, guest.source_date_epoch, wasm_cache(root), wasm_tools(root, name)
+    )
+    note = f" ({caveat})" if caveat else ""
+    yield f"{name}: compiled {raw.stat().st_size} bytes{note}"
+
+
+def wasm_optimize(ctx: Context, name: str) -> Report:
+    from syntra.wasm import optimize
+
+    guest = ctx.plan.guest(name)
+    result = optimize.optimize(wasm_raw(ctx.root, name), ctx.root / guest.output, guest.optimize)
+    sizes = f"{result.size_before} -> {result.size_after} bytes"
+    yield f"{name}: {result.kind}, {sizes} ({result.note})"
+
+
+def wasm_test(ctx: Context, name: str) -> Report:
+    from syntra.plugins import sandbox
+    from syntra.plugins.codecache import default_cache
+
+    guest = ctx.plan.guest(name)
+    first, *others = guest.runtimes
+    agree = f" ({first}; {', '.join(others)} agrees)" if others else ""
+    for call in sandbox.run_tests(guest, ctx.root / guest.output, default_cache()):
+        shown = ", ".join(json.dumps(arg) for arg in call.args)
+        value = json.dumps(call.value)
+        yield f"{name}: {call.call}({shown}) = {value} in {call.elapsed_ms:.1f} ms{agree}"
+
+
+def wasm_publish(ctx: Context, name: str) -> Report:
+    from syntra.plugins.codecache import default_cache
+    from syntra.wasm import artifact
+
+    guest = ctx.plan.guest(name)
+    wasm = ctx.root / guest.output
+    record = artifact.publish(ctx.loaded.config, guest, ctx.plan, wasm, ctx.root, default_cache())
+    yield f"{name}: {record.digest} -> {', '.join(record.refs)}"
+    if guest.web and guest.web.publish:
+        from syntra.oci.locate import locate
+        from syntra.records import write_record
+        from syntra.wasm import web
+
+        where = locate(ctx.loaded.config, guest.destination)
+        bundle = web.attach(where, guest, record.digest, web_dir(ctx.root, name))
+        if bundle is not None:
+            write_record(ctx.root, record.model_copy(update={"web": bundle}))
+            yield f"{name}: web bundle {bundle.digest} -> referrer of {record.digest}"
+
+
+def wasm_web(ctx: Context, name: str) -> Report:
+    """dist/web/<guest>/: the guest in the browser (`wasm.<guest>.web`)."""
+    from syntra.wasm import web
+
+    guest, folder = ctx.plan.guest(name), web_dir(ctx.root, name)
+    bundle = web.build(guest, ctx.root / guest.output, folder)
+    if not bundle.files:
+        yield f"{name}: {bundle.note}; no web bundle"
+        return
+    note = f" ({bundle.note})" if bundle.note else ""
+    shown = folder.relative_to(ctx.root)
+    yield f"{name}: web bundle {shown}/: {', '.join(bundle.files)}{note}"
+
+
+def wasm_snapshot(ctx: Context, name: str) -> Report:
+    target = snapshot_dir(ctx.root) / f"{name}.wasm"
+    write_atomic(target, plugin_file(ctx.root, name).read_bytes())
+    yield f"{name}: snapshot {target.relative_to(ctx.root)}; nothing pushed"
+
+
+def supply(ctx: Context, name: str) -> Report:
+    """Signatures, SBOM attestations and provenance for the digests of `name`'s record,
+    in every registry it went to (each signs for its own name)."""
+    from syntra.records import read_record
+    from syntra.release.secure import secure
+
+    record = read_record(ctx.root, name)
+    for destination in output(ctx, name).destinations:
+        for line in secure(ctx.loaded, ctx.plan, record, destination):
+            yield f"{name}: {line}"
+
+
+def release(ctx: Context, name: str = "") -> Report:
+    """The verified digests of a vX.Y.Z commit, promoted to the release tags."""
+    from syntra.release.cut import run_release
+
+    yield from run_release(ctx.loaded, ctx.plan, dry_run=ctx.dry_run)
+
+
+def output(ctx: Context, name: str) -> Output:
+    return next(o for o in ctx.plan.outputs() if o.name == name)

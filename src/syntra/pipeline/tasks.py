@@ -1,0 +1,355 @@
+"""The doit task graph: one task generator per stage, in pipeline order.
+
+Tasks are data: what they read (file_dep, uptodate), what they write (targets), what
+runs before them (task_dep), and which stage of `syntra.pipeline.stages` they call. The context
+(config, plan, pinned bases) is built once per doit process; a bad syntra.yaml stops
+doit with the line `syntra validate` prints, and its exit code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from doit.exceptions import TaskFailed
+from doit.tools import config_changed
+
+from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error
+from syntra.formats import canonical_json
+from syntra.paths import (
+    BUILTIN_TEMPLATES,
+    CONFIG_FILE,
+    TEMPLATES_DIR,
+    doit_state,
+    plugin_file,
+    snapshot_dir,
+    source_files,
+    wasm_raw,
+    wasm_tools,
+)
+from syntra.pipeline import stages
+from syntra.pipeline.context import Context
+from syntra.pipeline.tasklog import Reporter
+from syntra.plan import GuestPlan
+from syntra.records import ImageRecord, find_record
+
+TaskDict = dict[str, Any]
+
+__all__ = [
+    "DOIT_CONFIG",  # noqa: F822 (made by __getattr__)
+    "task_ci",
+    "task_container",
+    "task_docker",
+    "task_preflight",
+    "task_release",
+    "task_render",
+    "task_supply",
+    "task_wasm",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """`DOIT_CONFIG`, made when dodo.py imports it: the state folder must exist before doit
+    opens its database there, and a folder that cannot be written is one line, not a
+    traceback from doit."""
+    if name != "DOIT_CONFIG":
+        raise AttributeError(name)
+    state = doit_state(Path.cwd())
+    try:
+        state.parent.mkdir(parents=True, exist_ok=True)
+        probe = state.parent / ".writable"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        print(
+            f"{state.parent}: cannot write Syntra's state ({exc.strerror or exc})", file=sys.stderr
+        )
+        raise SystemExit(EXIT_TOOL) from None
+    return {
+        "dep_file": str(state.relative_to(Path.cwd())),
+        "backend": "sqlite3",  # transactions: a run killed mid-write leaves the last state
+        "default_tasks": ["preflight", "render", "ci", "wasm", "docker", "supply"],
+        "verbosity": 2,
+        "reporter": Reporter,  # doit's lines, plus a span per task and the run's timeline
+    }
+
+
+@cache
+def _context() -> Context:
+    """The run's context; a user error ends the run with one line."""
+    try:
+        ctx = Context.load(CONFIG_FILE)
+    except SyntraError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    for line in ctx.plan.warnings:  # what resolving skipped, said once per run
+        print(line, file=sys.stderr)
+    return ctx
+
+
+def _act(stage: stages.Stage, label: str, name: str = "") -> TaskFailed | None:
+    """Run one stage for `name`, printing its lines; a failure is one line naming the
+    stage and the artifact (with SYNTRA_DEBUG=1, the traceback before it)."""
+    try:
+        for line in stage(_context(), name):
+            print(line, flush=True)
+    except (SyntraError, OSError) as exc:
+        if os.environ.get(DEBUG_ENV) == "1":
+            traceback.print_exc()
+        return TaskFailed(f"{' '.join(filter(None, (label, name)))}: {as_error(exc)}")
+    return None
+
+
+def _action(stage: stages.Stage, label: str, name: str = "") -> tuple[Any, list[Any]]:
+    return (_act, [stage, label, name])
+
+
+def task_preflight() -> TaskDict:
+    """Check build secrets, the signing key and push access to every registry before a
+    full run starts any long work. Up to date while what it checks is unchanged (read
+    locally), so a run with nothing to do opens no connection and needs no passphrase."""
+    from syntra.pipeline.preflight import preconditions
+
+    ctx = _context()
+    checked = {"snapshot": ctx.snapshot, **preconditions(ctx.loaded, ctx.plan)}
+    return {
+        "actions": [_action(stages.preflight, "preflight")],
+        "uptodate": [config_changed(checked)],
+    }
+
+
+def _template_files(root: Path) -> list[str]:
+    """Every template a render may include; templates are few, precision is not worth a parse."""
+    own = sorted(str(p.relative_to(root)) for p in (root / TEMPLATES_DIR).glob("*.j2"))
+    return own + sorted(str(p) for p in BUILTIN_TEMPLATES.glob("*.j2"))
+
+
+def task_render() -> Iterator[TaskDict]:
+    """Render ContainerSpecs/<image>/{Dockerfile,Containerfile} from templates."""
+    from syntra.image.compose import COMPOSE_FILE, compose_inputs
+    from syntra.image.render import render_inputs
+
+    ctx = _context()
+    templates = _template_files(ctx.root)
+    for image in ctx.plan.images:
+        sources = [image.source_dockerfile] if image.source_dockerfile else templates
+        yield {
+            "name": image.name,
+            "actions": [_action(stages.render, "render", image.name)],
+            "file_dep": sources,
+            "targets": [image.dockerfile, image.containerfile],
+            "uptodate": [config_changed(render_inputs(image, ctx.plan.project))],
+            "clean": True,
+        }
+    yield {
+        "name": "stale",
+        "doc": "remove specs of images no longer in syntra.yaml",
+        "actions": [_action(stages.prune, "render stale")],
+        "uptodate": [config_changed({"images": sorted(i.name for i in ctx.plan.images)})],
+    }
+    if not ctx.loaded.config.services and not (ctx.root / COMPOSE_FILE).exists():
+        return
+    yield {
+        "name": "compose",
+        "doc": "render ContainerSpecs/compose.yaml from syntra.yaml's services",
+        "actions": [_action(stages.compose, "render compose")],
+        "uptodate": [config_changed(compose_inputs(ctx.loaded, ctx.plan))],
+    }
+
+
+class _Unchanged:
+    """An uptodate check computed only when doit asks, because it may talk to the
+    registry or read many files. `state(name)` gives what must not have changed and
+    whether the artifact is there at all; its digest is saved when the task succeeds."""
+
+    def __init__(self, state: Callable[[str], tuple[Any, bool]], name: str) -> None:
+        self.state = state
+        self.name = name
+        self.digest = ""
+
+    def configure_task(self, task: Any) -> None:
+        task.value_savers.append(lambda: {"_state": self.digest})
+
+    def __call__(self, task: Any, values: dict[str, Any]) -> bool:
+        try:
+            value, present = self.state(self.name)
+        except (SyntraError, OSError):
+            return False  # the action says what is wrong, naming the stage
+        self.digest = hashlib.sha256(canonical_json(value)).hexdigest()
+        return present and values.get("_state") == self.digest
+
+
+def _pushed_current(name: str) -> bool:
+    """The image's record names exactly today's inputs, its base taken as the record
+    pinned it (no registry is asked): nothing to build, whichever task or backend pushed
+    it (`doit container` then `doit supply` signs what was pushed). A damaged or
+    incomplete record counts as missing. Another base named in syntra.yaml changes the
+    args; a base tag that moved is seen when the task runs (`doit -a docker`)."""
+    from syntra.image.inputs import local_inputs_digest
+
+    ctx = _context()
+    record = find_record(ctx.root, name)
+    if not isinstance(record, ImageRecord) or record.inputs is None:
+        return False
+    try:
+        return record.inputs == local_inputs_digest(ctx.job(name), record.base)
+    except (SyntraError, OSError):
+        return False  # the action says what is wrong, naming the stage
+
+
+def _snapshot_state(name: str) -> tuple[Any, bool]:
+    """What the snapshot archive is built from (plugin bytes included, the base as
+    syntra.yaml names it), and whether it is there."""
+    from syntra.image.inputs import local_inputs_digest
+
+    ctx = _context()
+    archive = Path(stages.snapshot_archive(ctx, name))
+    job = ctx.job(name)
+    return local_inputs_digest(job, job.image.base), archive.exists()
+
+
+def _image_tasks(stage: stages.Stage, label: str) -> Iterator[TaskDict]:
+    ctx = _context()
+    for image in ctx.plan.images:
+        # Specs and plugins come from these tasks; their bytes are in the inputs digest.
+        producers = [f"render:{image.name}", *(f"wasm:{p}.optimize" for p in image.plugins)]
+        current: Any = (
+            _Unchanged(_snapshot_state, image.name)
+            if ctx.snapshot
+            else (_pushed_current, [image.name], {})
+        )
+        yield {
+            "name": image.name,
+            "actions": [_action(stage, label, image.name)],
+            "task_dep": producers,
+            "uptodate": [current],
+        }
+
+
+def task_docker() -> Iterator[TaskDict]:
+    """Build every image for all its platforms and push it with its tags."""
+    yield from _image_tasks(stages.image, "docker")
+
+
+def task_container() -> Iterator[TaskDict]:
+    """Build and push every image with Apple's container CLI (macOS 26, Apple silicon)."""
+    yield from _image_tasks(stages.container, "container")
+
+
+def task_wasm() -> Iterator[TaskDict]:
+    """Compile, optimise, test in the sandbox and publish every WebAssembly guest."""
+    ctx = _context()
+    root = ctx.root
+    for guest in ctx.plan.guests:
+        name, out = guest.name, guest.output
+        raw = str(wasm_raw(root, name).relative_to(root))
+        sources = [str(p.relative_to(root)) for p in source_files(root / guest.source)]
+        yield {
+            "name": f"{name}.compile",
+            "actions": [_action(stages.wasm_compile, "wasm compile", name)],
+            "file_dep": sources,
+            "targets": [raw, str(wasm_tools(root, name).relative_to(root))],
+            "uptodate": [config_changed(guest.compile_inputs())],
+        }
+        yield {
+            "name": f"{name}.optimize",
+            "actions": [_action(stages.wasm_optimize, "wasm optimize", name)],
+            "file_dep": [raw],
+            "targets": [out],
+            "uptodate": [config_changed({"level": guest.optimize})],
+        }
+        yield {
+            "name": f"{name}.test",
+            "actions": [_action(stages.wasm_test, "wasm test", name)],
+            "file_dep": [out],
+            "uptodate": [
+                config_changed(
+                    {"tests": guest.tests, "limits": guest.limits, "runtimes": guest.runtimes}
+                )
+            ],
+        }
+        after = [f"wasm:{name}.test"]
+        pushed: dict[str, Any] = {"refs": guest.destination.refs}  # what publish pushes
+        if guest.web:
+            after.append(f"wasm:{name}.web")
+            pushed["web"] = _web_inputs(guest)
+            yield {
+                "name": f"{name}.web",
+                "actions": [_action(stages.wasm_web, "wasm web", name)],
+                "file_dep": [out],
+                "task_dep": [f"wasm:{name}.test"],
+                "uptodate": [config_changed(pushed["web"]), (root / guest.web.dir).is_dir()],
+            }
+        if ctx.snapshot:
+            copied = snapshot_dir(root) / f"{name}.wasm"
+            yield {
+                "name": f"{name}.snapshot",
+                "actions": [_action(stages.wasm_snapshot, "wasm snapshot", name)],
+                "file_dep": [str(plugin_file(root, name).relative_to(root))],
+                "task_dep": [f"wasm:{name}.test"],
+                "targets": [str(copied.relative_to(root))],
+            }
+        elif guest.destination.registry:
+            published = find_record(root, name) is not None
+            yield {
+                "name": f"{name}.publish",
+                "actions": [_action(stages.wasm_publish, "wasm publish", name)],
+                "file_dep": [out],
+                "task_dep": after,
+                "uptodate": [config_changed(pushed), published],
+            }
+
+
+def _web_inputs(guest: GuestPlan) -> dict[str, Any]:
+    """What a bundle is made of besides the wasm: the settings, the test values, the
+    templates shipped with Syntra, and whether jco is there for a component."""
+    templates = sorted((BUILTIN_TEMPLATES / "web").glob("*.j2"))
+    return {
+        "web": dataclasses.asdict(guest.web) if guest.web else None,
+        "tests": guest.tests,
+        "templates": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in templates},
+        "jco": shutil.which("jco") is not None,
+    }
+
+
+def _supply_state(name: str) -> tuple[Any, bool]:
+    """What was pushed where, and the supply-chain settings."""
+    from syntra.records import read_record
+
+    ctx = _context()
+    record = read_record(ctx.root, name).model_dump(mode="json", exclude={"uploaded_bytes"})
+    return [record, ctx.loaded.config.supply_chain.model_dump()], True
+
+
+def task_supply() -> Iterator[TaskDict]:
+    """Sign every pushed digest and attach SBOMs and provenance (supply_chain.signing)."""
+    ctx = _context()
+    if ctx.loaded.config.supply_chain.signing.mode == "none" or ctx.snapshot:
+        return
+    for output in ctx.plan.outputs():
+        yield {
+            "name": output.name,
+            "actions": [_action(stages.supply, "supply", output.name)],
+            "task_dep": [output.task],
+            "uptodate": [_Unchanged(_supply_state, output.name)],
+        }
+
+
+def task_release() -> TaskDict:
+    """Promote the verified digests of a vX.Y.Z commit to the release tags."""
+    return {"actions": [_action(stages.release, "release")], "uptodate": [False]}
+
+
+def task_ci() -> TaskDict:
+    """Render the GitHub Actions workflows into .github/workflows/."""
+    ctx = _context()
+    inputs = {"config": ctx.loaded.config.model_dump(mode="json"), "matrix": ctx.plan.matrix}
+    return {"actions": [_action(stages.workflows, "ci")], "uptodate": [config_changed(inputs)]}

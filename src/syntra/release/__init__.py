@@ -1,0 +1,2 @@
+"""Releases: versions and tags, promotion with verification, signing and attaching
+(secure), the CI workflows and their build matrix."""
