@@ -25,6 +25,8 @@ from syntra.plan import build_plan
 from tests.conftest import REPO, run
 from tests.support.projects import make_project
 
+pytestmark = pytest.mark.e2e
+
 STANDINS = REPO / "tests" / "standins"
 
 

@@ -27,6 +27,8 @@ from syntra.plan import build_plan
 from tests.conftest import REPO, commit, run, skopeo
 from tests.support.projects import make_project, record
 
+pytestmark = pytest.mark.e2e
+
 STANDIN = REPO / "tests" / "standins" / "container"
 VERSIONS = ["0.4.1", "1.3.0"]
 

@@ -19,6 +19,8 @@ from tests.support.bases import seed_busybox
 from tests.support.oci import layer_files, validate
 from tests.support.projects import TEMPLATE, doit_ok, make_project, record
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def project(tmp_path: Path, registry: str, base: str) -> Path:

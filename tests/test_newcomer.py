@@ -9,9 +9,13 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from syntra.layout import STATE_DIR, logs_root
 from tests.conftest import MINIMAL, PYTHON, REPO, Result, commit, git, run
 from tests.support.projects import SHOWCASE, wasm_project
+
+pytestmark = pytest.mark.e2e
 
 
 def test_init_in_an_empty_repository_validates(

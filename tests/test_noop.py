@@ -8,11 +8,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from syntra.layout import doit_state, record_path
 from syntra.oci.client import Client, loopback
 from tests.conftest import commit, ran, run
 from tests.support.faults import FaultProxy, fault_proxy
 from tests.support.projects import make_project, record
+
+pytestmark = pytest.mark.e2e
 
 
 def _doit(root: Path, *args: str) -> str:

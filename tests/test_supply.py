@@ -42,6 +42,8 @@ from tests.support.projects import SHOWCASE, make_project
 from tests.support.sboms import assert_valid
 from tests.support.signing import PASSPHRASE, SIGNING, cosign
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory, registry: str, base: str) -> Path:

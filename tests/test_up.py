@@ -21,6 +21,8 @@ from syntra.copy import host_platform
 from tests.conftest import REPO, SCHEMAS, Result, commit, git
 from tests.support.bases import POSTGRES_LOCAL, seed_postgres
 
+pytestmark = pytest.mark.e2e
+
 COMPOSE_SCHEMA = SCHEMAS / "compose-spec" / "compose_spec.json"
 
 
