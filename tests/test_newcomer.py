@@ -15,8 +15,6 @@ from syntra.layout import STATE_DIR, logs_root
 from tests.conftest import MINIMAL, PYTHON, REPO, Result, commit, git, run
 from tests.support.projects import SHOWCASE, wasm_project
 
-pytestmark = pytest.mark.e2e
-
 
 def test_init_in_an_empty_repository_validates(
     tmp_path: Path, syntra: Callable[..., Result]
@@ -158,6 +156,7 @@ def _swift_guest(root: Path, tests: str) -> None:
     )
 
 
+@pytest.mark.e2e
 def test_sandbox_messages_name_the_call_once(tmp_path: Path, registry: str) -> None:
     root = wasm_project(tmp_path / "repo", registry)
     _swift_guest(root, "[{call: fbi, args: [3]}]")
@@ -170,6 +169,7 @@ def test_sandbox_messages_name_the_call_once(tmp_path: Path, registry: str) -> N
     assert "Traceback" not in done.stdout + done.stderr
 
 
+@pytest.mark.e2e
 def test_componentize_error_is_found_under_a_rust_backtrace(tmp_path: Path, registry: str) -> None:
     root = wasm_project(tmp_path / "repo", registry)
     app = root / "WebAssembly" / "Guest" / "Python" / "app.py"

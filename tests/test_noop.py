@@ -16,8 +16,6 @@ from tests.conftest import commit, ran, run
 from tests.support.faults import FaultProxy, fault_proxy
 from tests.support.projects import make_project, record
 
-pytestmark = pytest.mark.e2e
-
 
 def _doit(root: Path, *args: str) -> str:
     done = run(root, "doit", *args)
@@ -33,6 +31,7 @@ def _quiet(root: Path, proxy: FaultProxy) -> None:
     assert proxy.requests == before
 
 
+@pytest.mark.e2e
 def test_a_second_run_is_a_no_op(tmp_path: Path, registry: str, base: str) -> None:
     with fault_proxy(registry) as proxy:
         root = make_project(tmp_path / "repo", proxy.address, base.replace(registry, proxy.address))
@@ -81,6 +80,7 @@ def test_a_second_run_is_a_no_op(tmp_path: Path, registry: str, base: str) -> No
         _quiet(root, proxy)
 
 
+@pytest.mark.e2e
 def test_merge_says_what_it_did(tmp_path: Path, registry: str, base: str) -> None:
     root = make_project(tmp_path / "repo", registry, base)
     for platform in ("linux/amd64", "linux/arm64"):

@@ -21,8 +21,6 @@ from syntra.copy import host_platform
 from tests.conftest import REPO, SCHEMAS, Result, commit, git
 from tests.support.bases import POSTGRES_LOCAL, seed_postgres
 
-pytestmark = pytest.mark.e2e
-
 COMPOSE_SCHEMA = SCHEMAS / "compose-spec" / "compose_spec.json"
 
 
@@ -137,6 +135,7 @@ def started(name: str) -> tuple[str, str]:
     return found["Id"], found["State"]["StartedAt"]
 
 
+@pytest.mark.e2e
 def test_up_runs_the_stack_and_down_leaves_nothing(
     tmp_path: Path, registry: str, engine: str, syntra: Callable[..., Result]
 ) -> None:
@@ -213,6 +212,7 @@ def post(url: str, body: str) -> str:
         return said.decode()
 
 
+@pytest.mark.e2e
 def test_showcase_stack_keeps_notes_in_postgres(
     tmp_path: Path,
     registry: str,
