@@ -177,9 +177,11 @@ def test_merge_of_per_platform_pushes_equals_direct_build(
     assert merged.returncode == 0, merged.stderr
     assert json.loads(merged.stdout)["digest"] == direct["digest"]
     fanned_out: list[dict[str, Any]] = json.loads(merged.stdout)["platforms"]
-    built = cast(list[dict[str, Any]], direct["platforms"])
+    direct_platforms = cast(list[dict[str, Any]], direct["platforms"])
     # Same images; each names the command that built it (recorded on its runner).
-    assert [{**p, "command": None} for p in fanned_out] == [{**p, "command": None} for p in built]
+    assert [{**p, "command": None} for p in fanned_out] == [
+        {**p, "command": None} for p in direct_platforms
+    ]
     assert [p["command"] for p in fanned_out] == [
         f"syntra build app --platform {p['platform']} --push-by-digest" for p in fanned_out
     ]
