@@ -201,3 +201,17 @@ def screenshot(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]
     if shot.is_file():
         kept.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, kept)
+
+
+# The suite runs on two xdist workers, a file per worker at a time (pyproject's addopts):
+# the longest files start first, so no long file starts last and runs alone.
+LONGEST_FIRST = ("test_up", "test_registry", "test_supply", "test_images", "test_wasm",
+                 "test_release", "test_plugins", "test_container")  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        stem = item.path.stem
+        return LONGEST_FIRST.index(stem) if stem in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's tests keep their order

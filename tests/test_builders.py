@@ -121,6 +121,7 @@ def test_buildx_and_podman_share_every_flag_they_both_have(tmp_path: Path) -> No
     assert "unused" not in " ".join(buildx + podman)
 
 
+@pytest.mark.e2e
 def test_buildx_build_through_the_standin_is_published(
     tmp_path: Path, registry: str, base: str
 ) -> None:

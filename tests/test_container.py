@@ -59,6 +59,7 @@ def test_flags() -> None:
     assert platform_flags(["linux/arm/v7"]) == ["--platform", "linux/arm/v7"]
 
 
+@pytest.mark.e2e
 def test_doit_container_on_linux_uses_podman_and_says_why(
     tmp_path: Path, registry: str, base: str
 ) -> None:
@@ -105,6 +106,7 @@ def standin(tmp_path: Path, layout: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     return state
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_command_for_each_version(
     version: str, tmp_path: Path, registry: str, base: str, layout: Path, standin: Path,
@@ -170,6 +172,7 @@ def _job_from(root: Path) -> Job:
     return Context(loaded, plan).job("app")
 
 
+@pytest.mark.e2e
 def test_missing_index_children_are_repaired(
     tmp_path: Path, registry: str, base: str, layout: Path, standin: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -185,6 +188,7 @@ def test_missing_index_children_are_repaired(
         assert json.loads(skopeo("inspect", "--raw", "--tls-verify=false", ref))["layers"]
 
 
+@pytest.mark.e2e
 def test_errors_are_one_clear_line(
     tmp_path: Path, registry: str, base: str, standin: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -228,6 +232,7 @@ def test_scheme_is_explicit_for_1_3(
     assert "HTTP response to HTTPS client" in done.stderr
 
 
+@pytest.mark.e2e
 def test_image_tests_run_through_the_cli_before_the_push(
     tmp_path: Path, registry: str, base: str, layout: Path, standin: Path
 ) -> None:
@@ -279,6 +284,7 @@ def test_image_tests_run_through_the_cli_before_the_push(
     ]
 
 
+@pytest.mark.e2e
 def test_doit_container_then_supply_signs_the_index_container_pushed(
     tmp_path: Path, registry: str, base: str, layout: Path, standin: Path,
     monkeypatch: pytest.MonkeyPatch,

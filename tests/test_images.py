@@ -19,6 +19,8 @@ from tests.support.bases import seed_busybox
 from tests.support.oci import layer_files, validate
 from tests.support.projects import TEMPLATE, doit_ok, make_project, record
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def project(tmp_path: Path, registry: str, base: str) -> Path:
@@ -27,8 +29,17 @@ def project(tmp_path: Path, registry: str, base: str) -> Path:
     return make_project(tmp_path / "repo", registry, base, extra)
 
 
-def test_multi_arch_image_in_registry(project: Path, registry: str) -> None:
-    output = doit_ok(project)
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, registry: str, base: str) -> tuple[Path, str]:
+    """A project built and pushed once, for the tests that only read what it made;
+    with its `doit` output."""
+    root = tmp_path_factory.mktemp("built") / "repo"
+    make_project(root, registry, base, "    repository: tests/built\n")
+    return root, doit_ok(root)
+
+
+def test_multi_arch_image_in_registry(built: tuple[Path, str], registry: str) -> None:
+    project, output = built
     assert ran(output) == ["preflight", "render:app", "render:stale", "ci", "docker:app"]
     pushed = record(project)
     index_ref = f"docker://{registry}/{pushed['repository']}@{pushed['digest']}"
@@ -55,9 +66,10 @@ def test_multi_arch_image_in_registry(project: Path, registry: str) -> None:
         assert json.loads(tagged) == index
 
 
-def test_foreign_run_step_ran_under_qemu(project: Path, registry: str, tmp_path: Path) -> None:
-    doit_ok(project)
-    pushed = record(project)
+def test_foreign_run_step_ran_under_qemu(
+    built: tuple[Path, str], registry: str, tmp_path: Path
+) -> None:
+    pushed = record(built[0])
     ref = f"docker://{registry}/{pushed['repository']}:latest"
     layout = tmp_path / "pulled"
     skopeo(
@@ -149,8 +161,10 @@ def test_repush_of_unchanged_image_uploads_no_blob(project: Path) -> None:
     assert record(project)["uploaded_bytes"] == 0
 
 
-def test_merge_of_per_platform_pushes_equals_direct_build(project: Path, tmp_path: Path) -> None:
-    doit_ok(project)
+def test_merge_of_per_platform_pushes_equals_direct_build(
+    built: tuple[Path, str], tmp_path: Path
+) -> None:
+    project, _ = built
     direct = record(project)
     runner = tmp_path / "runner"
     shutil.copytree(project, runner, ignore=shutil.ignore_patterns(STATE_DIR))
@@ -163,9 +177,11 @@ def test_merge_of_per_platform_pushes_equals_direct_build(project: Path, tmp_pat
     assert merged.returncode == 0, merged.stderr
     assert json.loads(merged.stdout)["digest"] == direct["digest"]
     fanned_out: list[dict[str, Any]] = json.loads(merged.stdout)["platforms"]
-    built = cast(list[dict[str, Any]], direct["platforms"])
+    direct_platforms = cast(list[dict[str, Any]], direct["platforms"])
     # Same images; each names the command that built it (recorded on its runner).
-    assert [{**p, "command": None} for p in fanned_out] == [{**p, "command": None} for p in built]
+    assert [{**p, "command": None} for p in fanned_out] == [
+        {**p, "command": None} for p in direct_platforms
+    ]
     assert [p["command"] for p in fanned_out] == [
         f"syntra build app --platform {p['platform']} --push-by-digest" for p in fanned_out
     ]

@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.conftest import Result, commit, run
 from tests.support.projects import make_project
+
+pytestmark = pytest.mark.e2e
 
 SERVER = """\
 ARG BASE_IMAGE

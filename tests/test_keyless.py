@@ -23,6 +23,8 @@ from tests.standins.sigstore import REQUEST_TOKEN, Sigstore, write_trust_config
 from tests.support.oci import validate
 from tests.support.projects import SHOWCASE, make_project
 
+pytestmark = pytest.mark.e2e
+
 IDENTITY = "https://github.com/acme/app/.github/workflows/docker.yml@refs/heads/main"
 PATTERN = r"https://github\.com/acme/app/\.github/workflows/docker\.yml@refs/heads/.*"
 

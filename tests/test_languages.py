@@ -22,6 +22,8 @@ from tests.conftest import Result, commit, git, ran, run
 from tests.support.projects import SHOWCASE
 from tests.support.signing import PASSPHRASE, SIGNING, cosign
 
+pytestmark = pytest.mark.e2e
+
 CARGO_TOML = """\
 [package]
 name = "calc-guest"

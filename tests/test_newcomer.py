@@ -9,6 +9,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from syntra.paths import STATE_DIR, logs_root
 from tests.conftest import MINIMAL, PYTHON, REPO, Result, commit, git, run
 from tests.support.projects import SHOWCASE, wasm_project
@@ -154,6 +156,7 @@ def _swift_guest(root: Path, tests: str) -> None:
     )
 
 
+@pytest.mark.e2e
 def test_sandbox_messages_name_the_call_once(tmp_path: Path, registry: str) -> None:
     root = wasm_project(tmp_path / "repo", registry)
     _swift_guest(root, "[{call: fbi, args: [3]}]")
@@ -166,6 +169,7 @@ def test_sandbox_messages_name_the_call_once(tmp_path: Path, registry: str) -> N
     assert "Traceback" not in done.stdout + done.stderr
 
 
+@pytest.mark.e2e
 def test_componentize_error_is_found_under_a_rust_backtrace(tmp_path: Path, registry: str) -> None:
     root = wasm_project(tmp_path / "repo", registry)
     app = root / "WebAssembly" / "Guest" / "Python" / "app.py"

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from syntra.oci.client import Client, loopback
 from syntra.paths import doit_state, record_path
 from tests.conftest import commit, ran, run
@@ -29,6 +31,7 @@ def _quiet(root: Path, proxy: FaultProxy) -> None:
     assert proxy.requests == before
 
 
+@pytest.mark.e2e
 def test_a_second_run_is_a_no_op(tmp_path: Path, registry: str, base: str) -> None:
     with fault_proxy(registry) as proxy:
         root = make_project(tmp_path / "repo", proxy.address, base.replace(registry, proxy.address))
@@ -77,6 +80,7 @@ def test_a_second_run_is_a_no_op(tmp_path: Path, registry: str, base: str) -> No
         _quiet(root, proxy)
 
 
+@pytest.mark.e2e
 def test_merge_says_what_it_did(tmp_path: Path, registry: str, base: str) -> None:
     root = make_project(tmp_path / "repo", registry, base)
     for platform in ("linux/amd64", "linux/arm64"):

@@ -22,6 +22,8 @@ from tests.conftest import commit, run
 from tests.support.projects import wasm_project
 from tests.support.signing import COSIGN, PASSPHRASE, SIGNING, cosign
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def own_registry() -> Iterator[str]:

@@ -24,6 +24,8 @@ from tests.support.layouts import PUSH, oci_layout
 from tests.support.projects import SHOWCASE
 from tests.support.signing import PASSPHRASE
 
+pytestmark = pytest.mark.e2e
+
 INDEXES = ("application/vnd.oci.image.index.v1+json",
            "application/vnd.docker.distribution.manifest.list.v2+json")  # fmt: skip
 ACCEPT = ", ".join((*INDEXES, "application/vnd.oci.image.manifest.v1+json",

@@ -17,6 +17,8 @@ from tests.conftest import commit, git, run, skopeo
 from tests.support.projects import make_project
 from tests.support.signing import COSIGN, PASSPHRASE, SIGNING
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def project(tmp_path: Path, registry: str, base: str) -> Path:

@@ -42,6 +42,8 @@ from tests.support.projects import SHOWCASE, make_project
 from tests.support.sboms import assert_valid
 from tests.support.signing import PASSPHRASE, SIGNING, cosign
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory, registry: str, base: str) -> Path:
@@ -530,8 +532,14 @@ def test_the_ci_signing_steps_run_here(secured: Path, registry: str, tmp_path: P
         # The step's own env: as GitHub sets it, less the expressions only GitHub fills in
         # (the test's `env` stands in for those).
         literal = {k: str(v) for k, v in step.get("env", {}).items() if "${{" not in str(v)}
-        done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=clone, capture_output=True,
-                              text=True, check=False, env={**os.environ, **literal, **env})  # fmt: skip
+        done = subprocess.run(
+            ["bash", "-e", "-c", step["run"]],
+            cwd=clone,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **literal, **env},
+        )
         assert done.returncode == 0, f"{step['name']}: {done.stdout}{done.stderr}"
     assert (clone / "keys" / "cosign.key").stat().st_mode & 0o777 == 0o600
     assert (clone / "keys" / "cosign.pub").read_text() == (

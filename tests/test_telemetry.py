@@ -26,6 +26,8 @@ from tests.support.layouts import oci_layout
 from tests.support.otlp import Receiver, receiver
 from tests.support.projects import make_project, record
 
+pytestmark = pytest.mark.e2e
+
 OTEL = "OTEL_EXPORTER_OTLP_ENDPOINT"
 
 CHILD = """

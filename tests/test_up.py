@@ -135,6 +135,7 @@ def started(name: str) -> tuple[str, str]:
     return found["Id"], found["State"]["StartedAt"]
 
 
+@pytest.mark.e2e
 def test_up_runs_the_stack_and_down_leaves_nothing(
     tmp_path: Path, registry: str, engine: str, syntra: Callable[..., Result]
 ) -> None:
@@ -211,6 +212,7 @@ def post(url: str, body: str) -> str:
         return said.decode()
 
 
+@pytest.mark.e2e
 def test_showcase_stack_keeps_notes_in_postgres(
     tmp_path: Path,
     registry: str,

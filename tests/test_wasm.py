@@ -30,6 +30,8 @@ from tests.support.oci import layer_files, validate
 from tests.support.projects import SHOWCASE, wasm_project
 from tests.support.sboms import assert_valid
 
+pytestmark = pytest.mark.e2e
+
 STANDINS = REPO / "tests" / "standins"
 
 MISBEHAVING_WIT = """\

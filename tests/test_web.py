@@ -128,6 +128,7 @@ def _plain(value: Any) -> Any:
     return int(value["bigint"]) if isinstance(value, dict) and "bigint" in value else value
 
 
+@pytest.mark.e2e
 def test_the_page_and_the_wrappers_give_the_sandbox_s_results(
     browser: Browser, pure: tuple[Path, Path], tmp_path: Path, screenshot: Path
 ) -> None:
@@ -151,6 +152,7 @@ def test_the_page_and_the_wrappers_give_the_sandbox_s_results(
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.e2e
 def test_strings_cross_through_the_guest_s_allocator(
     browser: Browser, pure: tuple[Path, Path]
 ) -> None:
@@ -182,6 +184,7 @@ def test_strings_cross_through_the_guest_s_allocator(
     assert done == {"sum": ord("A") + ord("d") + 0xC3 + 0xA4, "back": "Adä", "length": 4}
 
 
+@pytest.mark.e2e
 def test_the_wasi_shim_logs_tells_time_and_refuses_the_rest(
     browser: Browser, tmp_path: Path, screenshot: Path
 ) -> None:

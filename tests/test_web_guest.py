@@ -23,6 +23,8 @@ from tests.support.browser import chromium, visit
 from tests.support.projects import SHOWCASE
 from tests.support.signing import PASSPHRASE, SIGNING, cosign
 
+pytestmark = pytest.mark.e2e
+
 ORAS = REPO / ".cache" / "trixie" / "oras"
 FILES = ["_wasi.js", "fib.d.ts", "fib.js", "fib.wasm", "index.html"]
 
