@@ -57,8 +57,11 @@ def layer(module: str) -> str:
 
 
 def imports(module: str, path: Path, known: dict[str, Path]) -> Iterator[str]:
-    """The syntra modules `module` imports (a name from a package counts as the package,
-    unless it is a submodule)."""
+    """The syntra modules `module` imports: each name's own module and every package on
+    the way to it, since Python runs `syntra/__init__.py` and `syntra/oci/__init__.py`
+    before `syntra.oci.digest`; and the package a `from … import` names, even the
+    module's own (`from syntra.oci import digest` in a module `syntra/oci/__init__.py`
+    imports is a circle)."""
 
     def owner(name: str) -> str | None:
         while name and name not in known:
@@ -75,11 +78,18 @@ def imports(module: str, path: Path, known: dict[str, Path]) -> Iterator[str]:
             if node.level:
                 base = ".".join([*package[: len(package) - node.level + 1], *filter(None, [base])])
             names = [f"{base}.{alias.name}" for alias in node.names]
+            if (named := owner(base)) and named != module:
+                yield named  # the package named, even the module's own: its __init__ runs
         else:
             continue
         for name in names:
-            if name.split(".")[0] == "syntra" and (found := owner(name)) and found != module:
-                yield found
+            if name.split(".")[0] != "syntra":
+                continue
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):
+                found = owner(".".join(parts[:depth]))
+                if found and found != module and not module.startswith(f"{found}."):
+                    yield found
 
 
 def graph() -> dict[str, set[str]]:

@@ -9,14 +9,9 @@ the configuration model nor its dependencies.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from syntra.version import installed_version
-
-if TYPE_CHECKING:
-    from syntra.config import Config, Loaded, load
-    from syntra.errors import ConfigError, SyntraError
-    from syntra.plan import Plan, build_plan
 
 __all__ = [
     "Config",
@@ -41,6 +36,9 @@ _HOMES = {
 
 
 def __getattr__(name: str) -> Any:
+    """A public name, imported from its home on first use: the homes are named by string
+    so that not even a type checker's view of this package imports the configuration
+    model (which imports back from syntra's submodules)."""
     if name not in _HOMES:
         raise AttributeError(f"module 'syntra' has no attribute {name!r}")
     return getattr(import_module(_HOMES[name]), name)

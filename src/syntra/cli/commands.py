@@ -507,7 +507,7 @@ def parser() -> argparse.ArgumentParser:
     command("logs", _logs, "print the services' logs").add_argument(
         "service", nargs="?", help="only this service"
     )
-    from syntra.cli import registry as registry_commands
+    import syntra.cli.registry as registry_commands
 
     registry_commands.add(command)
     return top

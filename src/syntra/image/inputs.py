@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from syntra.errors import SyntraError
 from syntra.formats import canonical_json
-from syntra.image.build.files import BuildContext
+from syntra.image.buildcontext import BuildContext
 from syntra.paths import plugin_file
 from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 

@@ -30,9 +30,9 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
+import syntra.oci.digest as digests
 from syntra import process
 from syntra.errors import RegistryError, SyntraError, one_line
-from syntra.oci import digest as digests
 from syntra.oci.auth import Authenticator, Login
 from syntra.oci.digest import Digest
 from syntra.oci.media import ACCEPT, MAX_DOCUMENT, Document, digest_of, is_digest

@@ -27,9 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+import syntra.oci.digest as digests
 from syntra.errors import ToolError, one_line
 from syntra.fsutil import copy_atomic, write_atomic
-from syntra.oci import digest as digests
 from syntra.oci.digest import Digest
 from syntra.oci.media import INDEX, MANIFEST, MAX_DOCUMENT, Document, layout_blob
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from oras import defaults
 
+import syntra.oci.digest as digests
 from syntra.errors import RegistryError, SyntraError, ToolError
-from syntra.oci import digest as digests
 from syntra.oci.digest import Digest
 
 INDEX = defaults.default_index_media_type
