@@ -715,3 +715,36 @@ def test_sigterm_during_a_download_leaves_no_partial_file(tmp_path: Path) -> Non
     assert running.returncode == 143, err
     assert "Traceback" not in err
     assert not files_under(scratch) and not files_under(target)
+
+
+@pytest.mark.parametrize(
+    ("name", "inside"),
+    [
+        ("a/b", "a/b"),
+        ("./a//b/", "a/b"),
+        ("/etc/passwd", None),
+        ("a/../../b", None),
+        ("..", None),
+        ("a\\..\\b", None),
+        ("a\nb", None),
+        ("", None),
+        ("/".join(["d"] * 33), None),
+    ],
+)
+def test_one_check_confines_every_outside_name(name: str, inside: str | None) -> None:
+    """Archive members, layer titles and plugin manifest entries become paths only
+    through `fsutil.confined`."""
+    from syntra.fsutil import confined
+
+    assert confined(name) == inside
+
+
+def test_a_plugin_manifest_naming_a_folder_is_refused(tmp_path: Path) -> None:
+    from syntra.errors import SyntraError
+    from syntra.plugins import load_manifest
+
+    (tmp_path / "plugins.json").write_text(
+        json.dumps({"plugins": [{"name": "up", "file": "..", "sha256": "0" * 64}]})
+    )
+    with pytest.raises(SyntraError, match=r"'\.\.' is not a file name"):
+        load_manifest(tmp_path / "plugins.json")

@@ -1,4 +1,4 @@
-"""Writes that are never seen half-done."""
+"""Writes that are never seen half-done, and names from elsewhere made safe as paths."""
 
 from __future__ import annotations
 
@@ -45,3 +45,22 @@ def copy_atomic(source: Path, target: Path) -> None:
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def confined(name: str, deepest: int = 32) -> str | None:
+    """`name` (from an archive member, a layer title, a layout) as a relative path that
+    stays inside the folder it is written to or read from (`./a//b` → `a/b`); None when
+    it is absolute, climbs with `..`, uses `\\`, holds control characters, is empty or
+    nests deeper than `deepest`. The one check for every outside name that becomes a
+    path."""
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if (
+        name.startswith("/")
+        or ".." in parts
+        or "\\" in name
+        or not name.isprintable()
+        or not parts
+        or len(parts) > deepest
+    ):
+        return None
+    return "/".join(parts)

@@ -29,7 +29,7 @@ from typing import IO, Any, Protocol
 
 import syntra.oci.digest as digests
 from syntra.errors import ToolError, one_line
-from syntra.fsutil import copy_atomic, write_atomic
+from syntra.fsutil import confined, copy_atomic, write_atomic
 from syntra.oci.digest import Digest
 from syntra.oci.media import INDEX, MANIFEST, MAX_DOCUMENT, Document, layout_blob
 
@@ -147,10 +147,10 @@ class Archive:
 def member_name(name: str, where: str) -> str:
     """A member's name as a path inside the archive (`./a//b` → `a/b`); absolute names,
     `..` and empty names are refused."""
-    parts = [part for part in name.split("/") if part not in ("", ".")]
-    if name.startswith("/") or ".." in parts or "\\" in name or not parts:
+    inside = confined(name)
+    if inside is None:
         raise LayoutError(f"{where}: member '{one_line(name)}' escapes the archive (refused)")
-    return "/".join(parts)
+    return inside
 
 
 def read_small(files: Files, name: str, limit: int = MAX_DOCUMENT) -> bytes:

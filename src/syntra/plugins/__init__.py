@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syntra.errors import Refused, SyntraError, ToolError
+from syntra.fsutil import confined
 
 if TYPE_CHECKING:
     from syntra.config.model import Config
@@ -242,7 +243,7 @@ def load_manifest(path: str | Path, *, cache: Path | None = None) -> dict[str, P
             limits = limits_of(entry.get("limits"))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise SyntraError(f"{manifest}: not a plugin manifest (an entry lacks {exc})") from None
-        if Path(file).name != file:
+        if confined(file, deepest=1) != file:
             raise SyntraError(f"{manifest}: not a plugin manifest ('{file}' is not a file name)")
         try:
             found[name] = load_file(

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syntra.config.model import Config
 from syntra.errors import SyntraError
-from syntra.fsutil import copy_atomic
+from syntra.fsutil import confined, copy_atomic
 from syntra.oci import Document, is_digest, platform_of
 from syntra.oci import digest as digests
 from syntra.oci.locate import Where, digest_in, registry_for_ref
@@ -177,9 +177,8 @@ def pull(config: Config | None, reference: str, folder: Path, insecure: bool) ->
 def _file_name(title: str, otherwise: str) -> str:
     """The artifact's title as a file name in the target folder (its last part; `..`,
     hidden names and control characters are not file names here)."""
-    name = title.rsplit("/", 1)[-1]
-    plain = name and not name.startswith(".") and name.isprintable() and "\\" not in name
-    return name if plain else otherwise
+    name = confined(title.rsplit("/", 1)[-1], deepest=1)
+    return name if name and not name.startswith(".") else otherwise
 
 
 def web_bundle(target: Target) -> Target:
@@ -207,10 +206,10 @@ def pull_bundle(target: Target, folder: Path) -> list[Path]:
         title = (
             str((layer.get("annotations") or {}).get(TITLE, "")) if isinstance(layer, dict) else ""
         )
-        parts = PurePosixPath(title).parts
-        if not title or title.startswith("/") or ".." in parts or "\\" in title or len(parts) > 8:
+        inside = confined(title, deepest=8)
+        if inside is None:
             raise SyntraError(f"{target.reference}: a layer titled {title!r} would leave {folder}")
-        path = folder.joinpath(*parts)
+        path = folder / inside
         digest = digests.parse(layer.get("digest"), target.reference)
         target.where.registry.download_blob(target.where.path, digest, path, int(layer["size"]))
         written.append(path)
