@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any
 import jinja2
 import wasmtime
 
+from syntra import process
 from syntra.errors import SyntraError
 from syntra.formats import rfc3339
 from syntra.oci.locate import Where
@@ -201,13 +201,7 @@ def component_files(guest: GuestPlan, wasm: Path, jco: str) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory(prefix="syntra-jco-") as scratch:
         out = Path(scratch) / "out"
         command = [jco, "transpile", str(wasm), "--name", guest.name, "-o", str(out)]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SyntraError(f"jco transpile did not run: {exc}") from None
-        if done.returncode != 0:
-            said = (done.stderr or done.stdout).strip().splitlines()
-            raise SyntraError(f"jco transpile failed: {said[-1] if said else done.returncode}")
+        process.run(command, "jco transpile", timeout=600)  # a failure: one ToolError line
         return {
             str(path.relative_to(out)): path.read_bytes()
             for path in sorted(out.rglob("*"))
