@@ -1,4 +1,5 @@
-"""What a WebAssembly binary is, from its header: a core module or a component."""
+"""What a WebAssembly binary is, from its header (a core module or a component), and the
+LEB128 numbers its sections are written in."""
 
 from __future__ import annotations
 
@@ -22,3 +23,16 @@ def kind_of(data: bytes) -> str:
 def kind_of_file(path: Path) -> str:
     with path.open("rb") as handle:
         return kind_of(handle.read(8))
+
+
+def uleb128(data: bytes | memoryview, at: int) -> tuple[int, int]:
+    """The unsigned LEB128 number at `at`: (value, offset after it). IndexError when
+    the data ends inside it."""
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, at

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from syntra.errors import SyntraError
+from syntra.plugins.binary import uleb128
 
 TABLE_ELEMENT_BYTES = 8
 # Section ids (core: memory, table; component: core module, core instance, component).
@@ -72,7 +73,7 @@ def _walk(data: memoryview) -> Census:
     found, at = Census(), 8
     while at < len(data):
         section = data[at]
-        size, at = _leb(data, at + 1)
+        size, at = uleb128(data, at + 1)
         body = data[at : at + size]
         if len(body) != size:
             raise ValueError("a section runs past the end")
@@ -80,23 +81,9 @@ def _walk(data: memoryview) -> Census:
         if component and section in (_CORE_MODULE, _COMPONENT):
             found += _walk(body)
         elif component and section == _CORE_INSTANCE:
-            found += Census(instances=_leb(body, 0)[0])
+            found += Census(instances=uleb128(body, 0)[0])
         elif not component and section == _MEMORY:
-            found += Census(memories=_leb(body, 0)[0])
+            found += Census(memories=uleb128(body, 0)[0])
         elif not component and section == _TABLE:
-            found += Census(tables=_leb(body, 0)[0])
+            found += Census(tables=uleb128(body, 0)[0])
     return found + (Census() if component else Census(instances=1))
-
-
-def _leb(data: memoryview, at: int) -> tuple[int, int]:
-    """An unsigned LEB128 at `at`: (value, offset after it)."""
-    value = shift = 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, at
-        if shift > 35:
-            raise ValueError("a number longer than 5 bytes")

@@ -37,6 +37,16 @@ class BadCall(SyntraError):
     arguments (exit 2, a usage error)."""
 
 
+def lower_args(name: str, params: Sequence[Any], args: Sequence[Any]) -> list[Any]:
+    """`args` (as JSON gives them) as the runtime wants them for `params`: BadCall for a
+    wrong count, BadValue for a value its type cannot take."""
+    if len(params) != len(args):
+        shown = ", ".join(type_name(p) for p in params)
+        raise BadCall(f"{name}({shown}) takes {count(len(params), 'argument')}, {len(args)} given")
+    return [lower(t, v, f"{name} argument {n + 1}") for n, (t, v) in
+            enumerate(zip(params, args, strict=True))]  # fmt: skip
+
+
 @dataclass(frozen=True)
 class CallResult:
     call: str
@@ -167,14 +177,7 @@ class Guest:
         try:
             function, memory = self._function(store, name, stderr)
             params, result = self._signature(store, function)
-            if len(params) != len(args):
-                shown = ", ".join(type_name(p) for p in params)
-                raise BadCall(
-                    f"{name}({shown}) takes {count(len(params), 'argument')}, {len(args)} given"
-                )
-            lowered = [lower(t, v, f"{name} argument {n + 1}") for n, (t, v) in
-                       enumerate(zip(params, args, strict=True))]  # fmt: skip
-            value = function(store, *lowered)
+            value = function(store, *lower_args(name, params, args))
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             elapsed = (time.perf_counter() - started) * 1000
             said = stderr.read_text(errors="replace") if stderr.is_file() else ""

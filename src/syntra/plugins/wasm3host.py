@@ -21,11 +21,17 @@ from typing import IO, Any
 
 import wasmtime
 
-from syntra.errors import SyntraError, count, did_you_mean
+from syntra.errors import SyntraError, did_you_mean
 from syntra.plugins.binary import kind_of_file
-from syntra.plugins.calls import BadCall, CallResult, GuestFailure, engine, exports_of
+from syntra.plugins.calls import (
+    BadCall,
+    CallResult,
+    GuestFailure,
+    engine,
+    exports_of,
+    lower_args,
+)
 from syntra.plugins.codecache import compiled
-from syntra.plugins.values import lower, type_name
 
 STARTUP_S = 60.0
 """How long the worker may take to start and read the module (a loaded CI machine)."""
@@ -96,14 +102,7 @@ class Wasm3Sandbox:
         if ty is None:
             hint = did_you_mean(name, list(self.exports()))
             raise BadCall(f"no exported function '{name}'{hint}")
-        params = list(ty.params)
-        if len(params) != len(args):
-            shown = ", ".join(type_name(p) for p in params)
-            raise BadCall(
-                f"{name}({shown}) takes {count(len(params), 'argument')}, {len(args)} given"
-            )
-        lowered = [lower(t, v, f"{name} argument {n + 1}") for n, (t, v) in
-                   enumerate(zip(params, args, strict=True))]  # fmt: skip
+        lowered = lower_args(name, list(ty.params), args)
         worker = self._start()
         limit_ms = int(self.limits["max_ms"] or 0)
         started = time.perf_counter()

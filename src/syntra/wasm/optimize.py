@@ -15,7 +15,7 @@ from pathlib import Path
 from syntra import process
 from syntra.errors import ToolError
 from syntra.fsutil import write_atomic
-from syntra.plugins.binary import kind_of_file
+from syntra.plugins.binary import kind_of_file, uleb128
 
 # LLVM feature name → binaryen flag where they differ.
 _BINARYEN_NAMES = {
@@ -34,32 +34,21 @@ class Optimized:
     note: str
 
 
-def _leb(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, at
-
-
 def target_features(data: bytes) -> list[str]:
     """Features marked used (`+`) in a module's `target_features` custom section."""
     at, found = 8, []
     while at < len(data):
         section, at = data[at], at + 1
-        size, at = _leb(data, at)
+        size, at = uleb128(data, at)
         end = at + size
         if section == 0:
-            length, name_at = _leb(data, at)
+            length, name_at = uleb128(data, at)
             if data[name_at : name_at + length] == b"target_features":
                 cursor = name_at + length
-                count, cursor = _leb(data, cursor)
+                count, cursor = uleb128(data, cursor)
                 for _ in range(count):
                     prefix = chr(data[cursor])
-                    length, cursor = _leb(data, cursor + 1)
+                    length, cursor = uleb128(data, cursor + 1)
                     feature = data[cursor : cursor + length].decode()
                     cursor += length
                     if prefix == "+":
