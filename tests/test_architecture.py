@@ -53,6 +53,8 @@ def layer(module: str) -> str:
     part = module.split(".")[1] if "." in module else ""
     if part == "__main__":
         return "cli"
+    if part == "tasks":  # the doit entry point older dodo.py files import
+        return "pipeline"
     return part if part in LAYERS else "core"
 
 

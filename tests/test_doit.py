@@ -37,6 +37,20 @@ def test_list_shows_the_stages(project: Path) -> None:
     ]
 
 
+def test_a_dodo_py_of_an_earlier_version_still_runs(project: Path) -> None:
+    """`syntra init` once wrote `from syntra.tasks import *`: the same graph answers."""
+    (project / "dodo.py").write_text("from syntra.tasks import *  # noqa: F403\n")
+    done = subprocess.run(
+        [PYTHON, "-m", "doit", "list"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "preflight" in done.stdout.split() and "supply" in done.stdout.split()
+
+
 def test_second_run_does_nothing(project: Path) -> None:
     first = doit(project, "render")
     assert first.returncode == 0, first.stderr
