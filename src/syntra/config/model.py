@@ -192,6 +192,49 @@ def _command(value: str) -> str:
     return value
 
 
+_DEBIAN_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+\Z")
+_SYMBOL_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_PROGRAM_RE = re.compile(r"[A-Za-z0-9._+-]+\Z")
+_REFUSED_FLAGS = ("-o", "-fplugin", "-Xclang", "--target", "-target", "--sysroot", "-B",
+                  "--config", "-M", "-save-temps", "-Wl,-o", "-Wl,--output")  # fmt: skip
+"""Compiler flags that would change where output goes, what runs, or the target."""
+
+
+def _debian_package(value: str) -> str:
+    if not _DEBIAN_PACKAGE_RE.match(value):
+        raise ValueError(f"'{_shown(value)}' is not a Debian package name")
+    return value
+
+
+def _symbol(value: str) -> str:
+    if not _SYMBOL_RE.match(value):
+        raise ValueError(f"'{_shown(value)}' is not a function name (letters, digits, _)")
+    return value
+
+
+def _program(value: str) -> str:
+    """A program or a folder of programs: an absolute path, or a name found on PATH."""
+    plain = all(c.isalnum() or c in _PATH_CHARACTERS - {" "} for c in value)
+    if not (plain and (value.startswith("/") or _PROGRAM_RE.match(value))):
+        raise ValueError(
+            f"'{_shown(value)}' is not a program: an absolute path or a name on PATH "
+            "(letters, digits and ._-+@=,/)"
+        )
+    return value
+
+
+def _compiler_flag(value: str) -> str:
+    plain = all(c.isalnum() or c in _PATH_CHARACTERS - {" "} for c in value)
+    if not (value.startswith("-") and plain):
+        raise ValueError(
+            f"'{_shown(value)}' is not a compiler flag: it starts with '-' and holds "
+            "letters, digits and ._-+@=,/"
+        )
+    if value.startswith(_REFUSED_FLAGS):
+        raise ValueError(f"'{value}': Syntra sets the target, the output and the sysroot")
+    return value
+
+
 def _action(value: str) -> str:
     if not _ACTION_RE.match(value):
         raise ValueError(f"'{_shown(value)}' is not an action: write owner/repository[/path]")
@@ -249,6 +292,10 @@ RepoPath = Annotated[str, AfterValidator(_repo_path)]
 WorkflowText = Annotated[str, AfterValidator(_reason(_workflow_text))]
 Command = Annotated[str, AfterValidator(_reason(_command))]
 ActionName = Annotated[str, AfterValidator(_reason(_action))]
+DebianPackage = Annotated[str, AfterValidator(_reason(_debian_package))]
+Symbol = Annotated[str, AfterValidator(_reason(_symbol))]
+Program = Annotated[str, AfterValidator(_reason(_program))]
+CompilerFlag = Annotated[str, AfterValidator(_reason(_compiler_flag))]
 Pin = Annotated[str, AfterValidator(_reason(_pin))]
 RegistryUrl = Annotated[str, AfterValidator(_reason(_registry_url))]
 Size = Annotated[int, BeforeValidator(_reason(_size), json_schema_input_type=str | int)]
@@ -488,12 +535,12 @@ class PythonGuest(GuestBase):
 
 class RustGuest(GuestBase):
     language: Literal["rust"] = Field(description="Guest language.")
-    toolchain: str = Field(
+    toolchain: Program = Field(
         "/usr/bin",
         description="Folder holding cargo and rustc with the wasm32-wasi standard library "
         "(Debian's `libstd-rust-dev-wasm32`).",
     )
-    packages: list[str] = Field(
+    packages: list[DebianPackage] = Field(
         [],
         description="Debian packages of the crates it uses, for the generated CI, "
         "e.g. `[librust-itoa-dev]`.",
@@ -502,11 +549,13 @@ class RustGuest(GuestBase):
 
 class CGuest(GuestBase):
     language: Literal["c"] = Field(description="Guest language.")
-    compiler: str = Field(
+    compiler: Program = Field(
         "/usr/bin/clang", description="clang with Debian's wasi-libc (`--sysroot=/usr`)."
     )
-    cflags: list[str] = Field(["-O2"], description="Compiler flags, e.g. `[-O2, -Iinclude]`.")
-    exports: list[str] = Field(
+    cflags: list[CompilerFlag] = Field(
+        ["-O2"], description="Compiler flags, e.g. `[-O2, -Iinclude]`."
+    )
+    exports: list[Symbol] = Field(
         [], description="Functions to export, besides those marked `export_name`."
     )
 

@@ -119,7 +119,9 @@ class _Steps:
         steps: list[dict[str, Any]] = [
             {
                 "name": "Guest toolchains",
-                "run": f"sudo apt-get update\nsudo apt-get install -y {' '.join(packages)}",
+                "env": {"PACKAGES": " ".join(packages)},  # names syntra.yaml validated
+                "run": 'read -r -a packages <<< "$PACKAGES"\n'
+                'sudo apt-get update\nsudo apt-get install -y "${packages[@]}"',
             }
         ]
         return steps + [self.uses(action) for action in actions]
