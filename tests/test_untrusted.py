@@ -748,3 +748,23 @@ def test_a_plugin_manifest_naming_a_folder_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(SyntraError, match=r"'\.\.' is not a file name"):
         load_manifest(tmp_path / "plugins.json")
+
+
+def test_a_v128_signature_is_refused_not_an_abort(tmp_path: Path) -> None:
+    """Naming a v128 aborts the process inside wasmtime's C API: a module whose exports
+    take or return one is refused from its bytes before any type of it is read."""
+    import wasmtime
+
+    from syntra.errors import SyntraError
+    from syntra.plugins.sandbox import open_runtime
+
+    wasm = tmp_path / "simd.wasm"
+    wasm.write_bytes(
+        wasmtime.wat2wasm(
+            '(module (func (export "splat") (param i32) (result v128) v128.const i64x2 0 0))'
+        )
+    )
+    limits = {"max_mem": 1 << 20, "max_ms": 500, "fuel": None}
+    for runtime in ("wasmtime", "wasm3"):
+        with pytest.raises(SyntraError, match=r"cannot be called here: .*v128"):
+            open_runtime(runtime, "simd", wasm, limits, tmp_path / "cache")

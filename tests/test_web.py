@@ -264,3 +264,23 @@ def test_export_names_become_identifiers_that_clash_with_nothing() -> None:
         "nextColor2",
         "nextColor3",
     ]
+
+
+def test_export_names_cannot_write_code_into_the_bundle(tmp_path: Path) -> None:
+    """A module's export names are its author's text: in the generated JavaScript and
+    typings they are identifiers of our own, JSON strings, or comments they cannot end."""
+    hostile = ["x */ globalThis.pwned = 1; /*", "y\\nglobalThis.pwned = 2", "fetch", "BigInt"]
+    funcs = [f'(func (export "{n}") (param i32) (result i32) local.get 0)' for n in hostile]
+    wat = f"(module {' '.join(funcs)})"
+    bundled(tmp_path, "evil", wat, [])
+    folder = tmp_path / "dist" / "web" / "evil"
+    strings = re.compile(r'"(?:[^"\\]|\\.)*"')
+    for file in ("evil.js", "evil.d.ts"):
+        text = (folder / file).read_text()
+        for line in text.splitlines():
+            if line.startswith(("/**", "//")):  # a comment stays one comment
+                assert "*/" not in line.removeprefix("/**").removesuffix("*/"), (file, line)
+            else:  # code: the names only inside JSON strings
+                assert "pwned" not in strings.sub('""', line), (file, line)
+        assert "function fetch(" not in text and "function BigInt(" not in text
+        assert "function _fetch(" in text and "function _BigInt(" in text

@@ -36,3 +36,38 @@ def uleb128(data: bytes | memoryview, at: int) -> tuple[int, int]:
         shift += 7
         if byte < 0x80:
             return value, at
+
+
+_NAMED_TYPES = frozenset({0x7F, 0x7E, 0x7D, 0x7C, 0x70, 0x6F})
+"""i32, i64, f32, f64, funcref, externref: the value types the host can name."""
+
+
+def unnamed_signature(data: bytes) -> str | None:
+    """Why a core module's function types hold a value the host cannot name (None when
+    they do not). wasmtime's C API aborts the whole process when asked for the kind of a
+    v128, so a module is checked here, from its bytes, before any type of it is read."""
+    at = 8
+    try:
+        while at < len(data):
+            section = data[at]
+            size, at = uleb128(data, at + 1)
+            if section != 1:  # the type section
+                at += size
+                continue
+            count, cursor = uleb128(data, at)
+            for _ in range(count):
+                if data[cursor] != 0x60:
+                    return "it declares types other than function types"
+                cursor += 1
+                for _ in ("params", "results"):
+                    length, cursor = uleb128(data, cursor)
+                    kinds = set(data[cursor : cursor + length])
+                    cursor += length
+                    if 0x7B in kinds:
+                        return "a function takes or returns v128 (SIMD), which no host call can"
+                    if not kinds <= _NAMED_TYPES:
+                        return "a function takes or returns a reference type the host cannot"
+            return None
+    except IndexError:
+        return "its type section runs past its end"
+    return None

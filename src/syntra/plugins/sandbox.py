@@ -20,7 +20,7 @@ import wasmtime
 
 from syntra import telemetry
 from syntra.errors import SyntraError, did_you_mean
-from syntra.plugins.binary import kind_of
+from syntra.plugins.binary import kind_of, unnamed_signature
 from syntra.plugins.bounds import bounds, census
 from syntra.plugins.calls import (
     CallResult,
@@ -66,6 +66,8 @@ class Sandbox:
             self.kind = kind_of(data)
         except ValueError as exc:
             raise SyntraError(f"{wasm}: {exc}") from None
+        if self.kind == "module" and (why := unnamed_signature(data)):
+            raise SyntraError(f"{wasm}: cannot be called here: {why}")
         fuel = limits.get("fuel")
         max_mem = int(limits["max_mem"])
         self.engine = engine(fuel is not None)

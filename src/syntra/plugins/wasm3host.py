@@ -22,7 +22,7 @@ from typing import IO, Any
 import wasmtime
 
 from syntra.errors import SyntraError, did_you_mean
-from syntra.plugins.binary import kind_of_file
+from syntra.plugins.binary import kind_of_file, unnamed_signature
 from syntra.plugins.calls import (
     BadCall,
     CallResult,
@@ -56,10 +56,13 @@ class Wasm3Sandbox:
             raise SyntraError(f"{name}: wasm3 runs core modules only; this is a component")
         if limits.get("fuel") is not None:
             raise SyntraError(f"{name}: wasm3 cannot meter fuel: drop limits.fuel or wasm3")
+        data = wasm.read_bytes()
+        if why := unnamed_signature(data):
+            raise SyntraError(f"{wasm}: cannot be called here: {why}")
         self.engine = engine(False)
         started = time.perf_counter()
         try:
-            code = compiled(self.engine, wasm.read_bytes(), "module", cache, False)
+            code = compiled(self.engine, data, "module", cache, False)
         except wasmtime.WasmtimeError as exc:
             raise SyntraError(f"not a valid module: {exc}") from None
         self.compile_ms = (time.perf_counter() - started) * 1000

@@ -16,6 +16,7 @@ renamed over it: never half-written.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -34,7 +35,7 @@ from syntra.oci.locate import Where
 from syntra.oci.media import TITLE
 from syntra.paths import BUILTIN_TEMPLATES
 from syntra.plan import GuestPlan
-from syntra.plugins.binary import kind_of
+from syntra.plugins.binary import kind_of, unnamed_signature
 from syntra.records import WebBundle
 from syntra.supply.attach import WEB_BUNDLE, Attachments, Layer
 
@@ -53,10 +54,13 @@ _WORDS = (
     "extends false finally for function if import in instanceof new null return super "
     "switch this throw true try typeof var void while with yield let static await "
     "arguments eval functions raw writeString readString i32 i64 f32 f64 float arity memory "
-    "imports instance encoder decoder wasiImports"
+    "imports instance encoder decoder wasiImports "
+    "fetch URL WebAssembly BigInt Number Object TypeError RangeError Error Uint8Array "
+    "TextEncoder TextDecoder globalThis console Promise"
 )
 _RESERVED = frozenset(_WORDS.split())
-"""JavaScript's reserved words, and the names the module uses besides the wrappers."""
+"""JavaScript's reserved words, and the names the module uses besides the wrappers (its
+own and the globals it calls): an export is never named over one."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,8 @@ def js_name(name: str, taken: set[str]) -> str:
 
 def surface(data: bytes) -> Surface:
     """The exports of a core module, refusing imports a browser page cannot give."""
+    if why := unnamed_signature(data):
+        raise SyntraError(f"no bundle: {why}")
     try:
         module = wasmtime.Module(wasmtime.Engine(), data)
     except wasmtime.WasmtimeError as exc:
@@ -160,8 +166,14 @@ def surface(data: bytes) -> Surface:
     return Surface(wrapped, unwrapped, allocator)
 
 
+def comment(text: str) -> str:
+    """An export's name (the module's own text, anything at all) made safe inside a `//`
+    or `/* */` comment: one line, no `*/`."""
+    return json.dumps(text)[1:-1].replace("*/", "*\\/")
+
+
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(BUILTIN_TEMPLATES / "web"),
         autoescape=jinja2.select_autoescape(["html.j2"]),
         undefined=jinja2.StrictUndefined,
@@ -169,6 +181,8 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["comment"] = comment
+    return environment
 
 
 def module_files(guest: GuestPlan, data: bytes) -> dict[str, bytes]:
