@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import select
 import subprocess
-import sys
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -32,6 +31,7 @@ from syntra.plugins.calls import (
     lower_args,
 )
 from syntra.plugins.codecache import compiled
+from syntra.plugins.worker import spawn
 
 STARTUP_S = 60.0
 """How long the worker may take to start and read the module (a loaded CI machine)."""
@@ -80,10 +80,7 @@ class Wasm3Sandbox:
     def _start(self) -> subprocess.Popen[bytes]:
         if self._worker is not None:
             return self._worker
-        child = Path(__file__).with_name("wasm3child.py")
-        worker = subprocess.Popen(
-            [sys.executable, str(child)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        )
+        worker = spawn("syntra.plugins.wasm3child")
         weakref.finalize(self, _stop, worker)
         pages = int(self.limits["max_mem"] or 0) >> 16
         answer = _ask(worker, {"wasm": str(self.wasm.resolve()), "pages": pages}, STARTUP_S)

@@ -37,6 +37,26 @@ _ERRORS: dict[str, type[SyntraError]] = {
 }
 
 
+def spawn(module: str) -> subprocess.Popen[bytes]:
+    """A worker process running `module`, spoken to over its stdin and stdout: an
+    environment with nothing but PATH and the host's own imports (no credentials, never
+    the working directory's files), its stderr discarded unless debugging, and its own
+    session (a terminal's Ctrl-C reaches the host, which ends it)."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in sys.path if p),
+        "PYTHONSAFEPATH": "1",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", module],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=None if os.environ.get(DEBUG_ENV) else subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+
+
 class Ended(Exception):
     """The worker did not answer in time (`timed_out`), or is gone."""
 
@@ -49,20 +69,7 @@ class Worker:
     """The host's side: one worker process, asked one call at a time."""
 
     def __init__(self, setup: Setup, serialized: bytes) -> None:
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            # This process's own imports, and never the working directory's files.
-            "PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in sys.path if p),
-            "PYTHONSAFEPATH": "1",
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "syntra.plugins.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=None if os.environ.get(DEBUG_ENV) else subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,  # a terminal's Ctrl-C reaches the host, which ends it
-        )
+        self.process = spawn("syntra.plugins.worker")
         try:
             self._send(json.dumps(asdict(setup)).encode())
             self._send(serialized)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,7 +174,7 @@ def verification(
     http = " --allow-http-registry" if insecure else ""
     lines = []
     if signing.mode == "key" and signing.key:
-        public = keys.public_path(Path(signing.key)).as_posix()
+        public = shlex.quote(keys.public_path(Path(signing.key)).as_posix())
         # Key-mode signatures are not in a transparency log: cosign must not look for one.
         flags = f"--key {public} --insecure-ignore-tlog=true{http}"
         lines.append(f"cosign verify {flags} {top}")
@@ -185,7 +186,8 @@ def verification(
     elif signing.mode == "keyless" and signing.identity:
         lines.append(
             f"cosign verify --new-bundle-format --certificate-identity-regexp "
-            f"'{signing.identity}' --certificate-oidc-issuer '{signing.issuer}'{http} {top}"
+            f"{shlex.quote(signing.identity)} --certificate-oidc-issuer "
+            f"{shlex.quote(signing.issuer)}{http} {top}"
         )
     lines.append(f"syntra verify {top}")
     return lines
