@@ -195,6 +195,9 @@ def showcase_stack(root: Path, port: int) -> Path:
     server["tests"] = [test for test in server["tests"] if "http" in test]
     for key in ("wasm", "supply_chain", "ci"):
         del config[key]
+    # A project name of its own: its network never shares aardvark-dns's entries (kept
+    # per network name, machine-wide) with a real `syntra up` of the showcase.
+    config["project"]["name"] = "showcase"
     config["defaults"]["platforms"] = [host_platform()]
     config["services"]["server"]["ports"][0] = DoubleQuotedScalarString(f"127.0.0.1:{port}:8080")
     with (root / "syntra.yaml").open("w") as handle:
@@ -238,21 +241,21 @@ def test_showcase_stack_keeps_notes_in_postgres(
         assert post(url, "it's kept") == "1: first note\n2: it's kept\n"
         assert get(url) == "1: first note\n2: it's kept\n"
         table = subprocess.run(
-            ["podman", "exec", "syntra_db_1", "psql", "-U", "notes", "-At", "-c",
+            ["podman", "exec", "showcase_db_1", "psql", "-U", "notes", "-At", "-c",
              "SELECT count(*) FROM notes"],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         assert table.stdout == "2\n"  # in the database, seen by its own client
         logs = syntra(root, "logs", "db")
         assert "db | database notes of notes initialised" in logs.out, logs.err
-        ids = {name: started(f"syntra_{name}_1") for name in ("db", "notes", "server")}
+        ids = {name: started(f"showcase_{name}_1") for name in ("db", "notes", "server")}
         second = syntra(root, "up", "server")
         assert second.code == 0, second.err
-        assert {name: started(f"syntra_{name}_1") for name in ("db", "notes", "server")} == ids
+        assert {name: started(f"showcase_{name}_1") for name in ("db", "notes", "server")} == ids
     finally:
         down = syntra(root, "down")
     assert down.code == 0, down.err
-    label = "label=com.docker.compose.project=syntra"
+    label = "label=com.docker.compose.project=showcase"
     assert podman("ps", "-a", "-q", "--filter", label) == []
     assert podman("network", "ls", "-q", "--filter", label) == []
     assert podman("volume", "ls", "-q", "--filter", label) == []
