@@ -180,7 +180,7 @@ class Guest:
             value = function(store, *lower_args(name, params, args))
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             elapsed = (time.perf_counter() - started) * 1000
-            said = stderr.read_text(errors="replace") if stderr.is_file() else ""
+            said = _tail(stderr)
             used = memory.data_len(store) if memory is not None else None
             raise GuestFailure(self._explain(name, args, exc, elapsed, used, said)) from None
         finally:
@@ -225,3 +225,16 @@ def _cause(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     after = lines[lines.index("Caused by:") + 1 :] if "Caused by:" in lines else []
     return (after or [line for line in lines if "trap" in line.lower()] or lines or [""])[0]
+
+
+STDERR_TAIL = 64 << 10
+"""How much of a failed call's stderr is read: its end, where the account of a failure
+is, however much the guest wrote."""
+
+
+def _tail(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - STDERR_TAIL))
+        return handle.read(STDERR_TAIL).decode(errors="replace")
