@@ -768,3 +768,247 @@ def test_a_v128_signature_is_refused_not_an_abort(tmp_path: Path) -> None:
     for runtime in ("wasmtime", "wasm3"):
         with pytest.raises(SyntraError, match=r"cannot be called here: .*v128"):
             open_runtime(runtime, "simd", wasm, limits, tmp_path / "cache")
+
+
+# Review findings: crafted input of every shape ends in one line ---------------------------
+
+
+def _docker_archive(path: Path) -> Path:
+    layer_buffer = io.BytesIO()
+    with tarfile.open(fileobj=layer_buffer, mode="w", format=tarfile.PAX_FORMAT) as layer_tar:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 6
+        layer_tar.addfile(info, io.BytesIO(b"hello\n"))
+    layer = layer_buffer.getvalue()
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [digest(layer)]},
+    }).encode()  # fmt: skip
+    entry = {"Config": "config.json", "RepoTags": [], "Layers": ["layer.tar"]}
+    return write_tar(path, [
+        Member("manifest.json", json.dumps([entry]).encode()),
+        Member("config.json", config), Member("layer.tar", layer),
+    ])  # fmt: skip
+
+
+def test_a_docker_archive_copies_to_a_registry(
+    tmp_path: Path, syntra: Syntra, registry: str
+) -> None:
+    """Its manifest is Docker's schema 2 and is sent (and kept in a layout) as one."""
+    archive = _docker_archive(tmp_path / "d.tar")
+    reference = f"{registry}/untrusted/docker-archive:1"
+    done = syntra(tmp_path, "copy", f"docker-archive:{archive}", reference, "--insecure")
+    assert done.code == 0, done.err
+    seen = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{reference}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(seen.stdout)["mediaType"] == (
+        "application/vnd.docker.distribution.manifest.v2+json"
+    )
+    inspected = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{reference}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(inspected.stdout)["Architecture"] == "amd64"
+    out = tmp_path / "layout"
+    assert syntra(tmp_path, "copy", f"docker-archive:{archive}", f"oci:{out}").code == 0
+    (entry,) = json.loads((out / "index.json").read_text())["manifests"]
+    assert entry["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+
+
+class _Signed:
+    """Attachments whose layers are what a test gives."""
+
+    def __init__(self, layers: list[tuple[dict[str, Any], bytes]]) -> None:
+        self.given = layers
+
+    def layers(self, digest: str, suffix: str) -> list[tuple[dict[str, Any], bytes]]:
+        return self.given
+
+
+HOSTILE_PAYLOADS = [b"[1]", b'{"critical":"s"}', b'{"critical":{"image":[]}}', b"[" * 100000]
+
+
+@pytest.mark.parametrize("payload", HOSTILE_PAYLOADS)
+def test_a_hostile_signature_layer_is_a_malformed_one(payload: bytes) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from syntra.supply.attach import SIGNATURE_ANNOTATION, SIMPLE_SIGNING
+    from syntra.supply.verify import _signed
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    signature = base64.b64encode(b"x").decode()
+    layer = {"mediaType": SIMPLE_SIGNING, "annotations": {SIGNATURE_ANNOTATION: signature}}
+    problems: list[str] = []
+    assert not _signed(_Signed([(layer, payload)]), digest(b"x"), key, problems)  # type: ignore[arg-type]
+    assert problems == ["a malformed signature layer"]
+
+
+def _dsse(envelope: Any) -> bytes:
+    return json.dumps(envelope).encode()
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        _dsse([1]),
+        _dsse({"payload": 5, "signatures": []}),
+        _dsse({"payload": "e30=", "signatures": ["x"]}),
+        _dsse({"payload": "e30=", "signatures": [{"sig": 5}]}),
+        _dsse({"payload": base64.b64encode(b"[1]").decode(), "signatures": []}),
+        _dsse({"payload": base64.b64encode(b"[" * 100000).decode(), "signatures": []}),
+        b"[" * 100000,
+    ],
+)
+def test_a_hostile_attestation_is_a_malformed_one(blob: bytes) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from syntra.supply.attach import DSSE
+    from syntra.supply.verify import _statements
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    problems: list[str] = []
+    found = _statements(_Signed([({"mediaType": DSSE}, blob)]), digest(b"x"), key, problems)  # type: ignore[arg-type]
+    assert found == [] and problems == ["a malformed attestation"]
+
+
+def test_a_statement_that_is_not_an_object_is_about_nothing() -> None:
+    from syntra.supply.verify import _about
+
+    assert not _about([1], digest(b"x"))
+    assert not _about("s", digest(b"x"))
+
+
+@pytest.mark.parametrize("shape", [{"annotations": "x"}, {"annotations": [1]}, {"platform": "x"}])
+def test_a_descriptor_with_annotations_or_platform_not_an_object_is_malformed(
+    tmp_path: Path, syntra: Syntra, shape: dict[str, Any]
+) -> None:
+    from syntra.oci import Document
+    from syntra.oci.media import MalformedContent
+
+    child = descriptor(manifest([b"layer"]), MANIFEST, **shape)
+    with pytest.raises(MalformedContent, match="malformed descriptors"):
+        Document(index([child]), INDEX).children()
+    root = tmp_path / "layout"
+    write_layout(root, [b"layer"], top=child)
+    err = one_line(syntra(tmp_path, "copy", f"oci:{root}:1", f"oci:{tmp_path / 'out'}"), 3)
+    assert "not an OCI image layout" in err and "malformed descriptors" in err, err
+
+
+def test_verify_reads_an_index_through_its_checked_descriptors() -> None:
+    from types import SimpleNamespace
+
+    from syntra.oci import Document
+    from syntra.oci.media import MalformedContent
+    from syntra.supply.verify import Policy, verify
+
+    body = index(["x"])  # type: ignore[list-item]
+    found = SimpleNamespace(find_manifest=lambda path, reference: Document(body, INDEX))
+    where = SimpleNamespace(registry=found, path="evil/app", identity="127.0.0.1:1/evil/app")
+
+    class NoTrust:
+        signer = "nobody"
+
+        def examine(self, *_: Any) -> tuple[bool, set[str]]:
+            return False, set()
+
+    with pytest.raises(MalformedContent, match="malformed descriptors"):
+        verify("app", where, digest(body), Policy(NoTrust()))  # type: ignore[arg-type]
+
+
+def test_a_referrers_fallback_of_hostile_entries_is_one_line() -> None:
+    from types import SimpleNamespace
+
+    from syntra.oci import Document
+    from syntra.oci.media import MalformedContent
+    from syntra.supply.attach import Attachments
+
+    body = index([{"digest": "sha256:" + "0" * 64, "size": "big"}])
+    registry = SimpleNamespace(
+        find_manifest=lambda path, reference: Document(body, INDEX),
+        referrers=lambda path, digest: None,
+    )
+    with pytest.raises(MalformedContent, match="malformed descriptors"):
+        Attachments(registry, "evil/app").referrers(digest(b"x"))  # type: ignore[arg-type]
+
+
+def test_a_docker_archive_of_an_index_of_indexes_is_one_line(
+    tmp_path: Path, syntra: Syntra
+) -> None:
+    """The platform chosen is itself an index: no image to save, and no KeyError."""
+    root = tmp_path / "layout"
+    image = write_layout(root, [b"layer"])
+    inner = index([descriptor(image, MANIFEST)])
+    outer = index([descriptor(inner, INDEX, platform={"os": "linux", "architecture": "amd64"})])
+    for body in (inner, outer):
+        (root / "blobs" / "sha256" / digest(body).split(":")[1]).write_bytes(body)
+    entry = descriptor(outer, INDEX, annotations={"org.opencontainers.image.ref.name": "1"})
+    (root / "index.json").write_text(index([entry]).decode())
+    result = syntra(tmp_path, "copy", f"oci:{root}:1", f"docker-archive:{tmp_path / 'd.tar'}",
+                    "--platform", "linux/amd64")  # fmt: skip
+    assert result.code != 0 and "is an index" in result.err, result.err
+    one_line(result, result.code)
+
+
+def test_hostile_json_answers_are_one_line(tmp_path: Path, syntra: Syntra) -> None:
+    """A tag list nested past the parser's depth, an error body whose `errors` is not a
+    list, a token answer nested past the parser's depth."""
+    deep = b"[" * 100000
+
+    def answer(method: str, path: str, headers: dict[str, str]) -> Answer:
+        if "/tags/list" in path:
+            return 200, {"Content-Type": "application/json"}, deep
+        if path.startswith("/token"):
+            return 200, {"Content-Type": "application/json"}, deep
+        if "/tokened/" in path:
+            realm = f'Bearer realm="http://{headers["host"]}/token",service="evil"'
+            return 401, {"WWW-Authenticate": realm}, b""
+        return 400, {"Content-Type": "application/json"}, b'{"errors":{"code":"X"}}'
+
+    with serve(answer) as server:
+        host = f"127.0.0.1:{server.port}"
+        tags = one_line(syntra(tmp_path, "tags", f"{host}/evil/app", "--insecure"), 4)
+        assert "no JSON object" in tags, tags
+        errors = one_line(syntra(tmp_path, "inspect", f"{host}/evil/app:1", "--insecure"), 4)
+        assert "400" in errors or "errors" in errors, errors
+        token = one_line(syntra(tmp_path, "inspect", f"{host}/tokened/app:1", "--insecure"), 4)
+        assert "without a token" in token, token
+
+
+def test_a_sparse_archive_member_is_refused(tmp_path: Path, syntra: Syntra) -> None:
+    archive = tmp_path / "sparse.tar"
+    with tarfile.open(archive, "w", format=tarfile.GNU_FORMAT) as out:
+        info = tarfile.TarInfo("index.json")
+        info.type = tarfile.GNUTYPE_SPARSE
+        info.size = 0
+        out.addfile(info)
+    err = one_line(syntra(tmp_path, "copy", f"oci-archive:{archive}", f"oci:{tmp_path / 'o'}"), 3)
+    assert "is sparse" in err, err
+
+
+def test_a_web_bundle_record_holds_a_digest() -> None:
+    from pydantic import ValidationError
+
+    from syntra.records import WebBundle
+
+    with pytest.raises(ValidationError):
+        WebBundle(digest="../../evil", size=1, files=[])
+    assert WebBundle(digest=digest(b"x"), size=1, files=[]).digest == digest(b"x")
+
+
+def test_an_index_of_1024_entries_is_hashed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import syntra.oci.media as media
+
+    hashed: list[bytes] = []
+    real = media.digest_of
+
+    def counted(data: bytes) -> str:
+        hashed.append(data)
+        return real(data)
+
+    monkeypatch.setattr(media, "digest_of", counted)
+    children = [descriptor(str(n).encode(), MANIFEST) for n in range(1024)]
+    document = media.Document(index(children), INDEX)
+    assert len(document.children()) == 1024
+    assert document.is_index and len(hashed) == 1

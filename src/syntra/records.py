@@ -91,7 +91,7 @@ class ImageRecord(_Pushed):
 class WebBundle(_Record):
     """A guest's browser bundle, attached to its artifact as an OCI referrer."""
 
-    digest: str
+    digest: DigestText
     size: int
     files: list[str]
 

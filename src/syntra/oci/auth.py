@@ -26,6 +26,7 @@ from oras.auth.utils import parse_auth_header
 
 from syntra import process
 from syntra.errors import RegistryError, SyntraError
+from syntra.oci.media import json_object
 
 DOCKER_HUB_HOSTS = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 TokenFetch = Callable[[str, dict[str, str]], requests.Response]
@@ -190,11 +191,8 @@ class Authenticator:
         response = fetch(realm, params)
         if response.status_code in (401, 403):
             raise RegistryError(f"{self.label}: {self.refused()}")
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
+        body = json_object(response.content) or {}
+        token = body.get("token") or body.get("access_token")
         if response.status_code != 200 or not isinstance(token, str):
             raise RegistryError(
                 f"{self.label}: token service {realm} answered {response.status_code} "

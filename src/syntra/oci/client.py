@@ -35,7 +35,7 @@ from syntra import process
 from syntra.errors import RegistryError, SyntraError, one_line
 from syntra.oci.auth import Authenticator, Login
 from syntra.oci.digest import Digest
-from syntra.oci.media import ACCEPT, MAX_DOCUMENT, Document, digest_of, is_digest
+from syntra.oci.media import ACCEPT, MAX_DOCUMENT, Document, digest_of, is_digest, json_object
 from syntra.oci.retry import RETRIABLE_STATUS, RetryPolicy
 from syntra.version import installed_version
 
@@ -377,10 +377,10 @@ class Client:
                 break
             if response.status_code >= 300:
                 raise self.fail(response, what)
-            try:
-                listed = response.json().get("tags") or []
-            except (ValueError, AttributeError):
-                raise RegistryError(f"{self.label}: {what}: the registry sent no JSON") from None
+            body = json_object(response.content)
+            if body is None:
+                raise RegistryError(f"{self.label}: {what}: the registry sent no JSON object")
+            listed = body.get("tags") or []
             if not isinstance(listed, list):
                 raise RegistryError(f"{self.label}: {what}: the tag list is not a list")
             known = len(found)
@@ -612,14 +612,13 @@ def _hashed(data: bytes, like: Digest) -> Digest:
 def _registry_error(response: requests.Response) -> str:
     """The registry's own `code: message` (distribution's error body), else its text;
     secrets (the password, `user:password` in base64) redacted before it is cut short."""
-    try:
-        errors = response.json().get("errors") or []
-        first = errors[0]
+    errors = (json_object(response.content) or {}).get("errors")
+    first = errors[0] if isinstance(errors, list) and errors else None
+    if isinstance(first, dict):
         said = f"{first.get('code', '')}: {first.get('message', '')}".strip(": ")
         return one_line(process.redact(said))[:300]
-    except (ValueError, AttributeError, IndexError, TypeError, RecursionError):
-        text = response.text.strip() if response.content else ""
-        return one_line(process.redact(text))[:200]
+    text = response.text.strip() if response.content else ""
+    return one_line(process.redact(text))[:200]
 
 
 def _network_reason(exc: BaseException) -> str:

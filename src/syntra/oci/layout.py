@@ -5,8 +5,9 @@ A layout is untrusted input (a colleague's archive, a builder's output), so:
 - a folder is read with every path part opened without following symbolic links, and
   only regular files are read: a blob that is a link, a FIFO or a device is refused;
 - an archive is read member by member by name from the tar stream, never extracted: on
-  opening, every member must be a regular file or a folder with a relative name free of
-  `..` (a link, a device, an absolute name refuse the whole archive);
+  opening, every member must be a regular file (not sparse) or a folder with a relative
+  name free of `..` (a link, a device, a sparse file, an absolute name refuse the whole
+  archive);
 - every digest it names is parsed (`syntra.oci.digest`) before it becomes a path;
 - every document and blob is streamed through its digest's hash and checked against the
   digest and the declared size before anything is made of it; documents are bounded.
@@ -116,6 +117,8 @@ class Archive:
                 name = member_name(member.name, self.where)
                 if member.isdir():
                     continue
+                if member.issparse():  # holes the reader fills: sizes that do not add up
+                    raise LayoutError(f"{path}: member '{one_line(member.name)}' is sparse")
                 if not member.isreg():
                     kind = "a link" if member.issym() or member.islnk() else "not a regular file"
                     raise LayoutError(f"{path}: member '{one_line(member.name)}' is {kind}")

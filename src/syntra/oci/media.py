@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,16 @@ digest_of = digests.of
 is_digest = digests.is_digest
 
 
+def json_object(data: bytes) -> dict[str, Any] | None:
+    """`data` as a JSON object; None when it is not JSON, is nested past the parser's
+    depth, or is another type (a list, a string): the one reader of untrusted JSON bodies."""
+    try:
+        parsed = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
 def platform_of(descriptor: dict[str, Any]) -> str:
     """`os/architecture[/variant]` of an index entry ('' when it names none)."""
     described = descriptor.get("platform") or {}
@@ -63,8 +74,9 @@ class Document:
     local: bool = field(default=False, compare=False)
     """Read from a local file: what is wrong with it is exit 3, not a registry's 4."""
 
-    @property
+    @cached_property
     def digest(self) -> Digest:
+        """Hashed once per document (an index's every descriptor error names it)."""
         return digest_of(self.data)
 
     def malformed(self, message: str) -> SyntraError:
@@ -74,11 +86,8 @@ class Document:
         """The parsed body; MalformedContent (a ValueError) when it is not a JSON object."""
         if len(self.data) > MAX_DOCUMENT:
             raise self.malformed(f"is larger than {MAX_DOCUMENT >> 20} MiB")
-        try:
-            parsed = json.loads(self.data)
-        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
-            parsed = None
-        if not isinstance(parsed, dict):
+        parsed = json_object(self.data)
+        if parsed is None:
             raise self.malformed("is not a JSON object")
         return parsed
 
@@ -86,31 +95,38 @@ class Document:
     def is_index(self) -> bool:
         """An index (OCI's, or Docker's manifest list), by its media type or its body: the
         one place that decides."""
-        return self.media_type in INDEX_TYPES or "manifests" in self.json()
+        return self._indexes(self.json())
+
+    def _indexes(self, body: dict[str, Any]) -> bool:
+        return self.media_type in INDEX_TYPES or "manifests" in body
 
     def children(self) -> list[dict[str, Any]]:
         """Descriptors of what this document points at: an index's manifests, or a
         manifest's config and layers, each with a digest and a size (MalformedContent
         when malformed, or when there are more than MAX_CHILDREN)."""
-        body = self.json()
-        if self.is_index:
+        body = self.json()  # parsed once; the digest (in messages) hashed once
+        if self._indexes(body):
             listed = body.get("manifests", [])
         else:
             layers = body.get("layers", [])
             listed = [body.get("config"), *layers] if isinstance(layers, list) else None
+        if isinstance(listed, list) and len(listed) > MAX_CHILDREN:
+            raise self.malformed(f"lists {len(listed)} descriptors, more than {MAX_CHILDREN}")
         if not isinstance(listed, list) or not all(_described(d) for d in listed):
             raise self.malformed("has malformed descriptors")
-        if len(listed) > MAX_CHILDREN:
-            raise self.malformed(f"lists {len(listed)} descriptors, more than {MAX_CHILDREN}")
         for descriptor in listed:
             digests.parse(descriptor["digest"], f"{self.digest}: a descriptor", self.local)
         return listed
 
 
 def _described(descriptor: Any) -> bool:
-    """A descriptor: a digest (checked by the caller) and a whole size of at least 0."""
+    """A descriptor: a digest (checked by the caller), a whole size of at least 0, and
+    `annotations` and `platform` objects where it has them (readers take them as such)."""
     if not isinstance(descriptor, dict) or not isinstance(descriptor.get("digest"), str):
         return False
+    for key in ("annotations", "platform"):
+        if descriptor.get(key) is not None and not isinstance(descriptor[key], dict):
+            return False
     size = descriptor.get("size")
     return isinstance(size, int) and not isinstance(size, bool) and size >= 0
 

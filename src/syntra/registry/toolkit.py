@@ -15,9 +15,8 @@ from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.fsutil import confined, copy_atomic
 from syntra.oci import Document, is_digest, platform_of
-from syntra.oci import digest as digests
 from syntra.oci.locate import Where, digest_in, registry_for_ref
-from syntra.oci.media import TITLE
+from syntra.oci.media import TITLE, descriptor_digest
 from syntra.supply.attach import WEB_BUNDLE, Attachments, attachment_tag
 
 if TYPE_CHECKING:
@@ -88,7 +87,8 @@ def _image(where: Where, digest: str) -> dict[str, Any]:
         )
         config = Document(blob, str(config_descriptor["mediaType"])).json()
         described["created"] = config.get("created")
-        described["labels"] = (config.get("config") or {}).get("Labels") or {}
+        settings = config.get("config")
+        described["labels"] = (settings.get("Labels") if isinstance(settings, dict) else None) or {}
     return described
 
 
@@ -202,16 +202,17 @@ def pull_bundle(target: Target, folder: Path) -> list[Path]:
     """A web bundle's files, each checked against its digest, under `folder` by their
     titles (relative paths that stay inside it; anything else is refused)."""
     written = []
-    for layer in target.manifest.json().get("layers", []):
-        title = (
-            str((layer.get("annotations") or {}).get(TITLE, "")) if isinstance(layer, dict) else ""
-        )
+    manifest = target.manifest
+    if manifest.is_index:
+        raise SyntraError(f"{target.reference}: an index, not a web bundle's manifest")
+    for layer in manifest.children()[1:]:  # the config, then the files: at most MAX_CHILDREN
+        title = str((layer.get("annotations") or {}).get(TITLE, ""))
         inside = confined(title, deepest=8)
         if inside is None:
             raise SyntraError(f"{target.reference}: a layer titled {title!r} would leave {folder}")
         path = folder / inside
-        digest = digests.parse(layer.get("digest"), target.reference)
-        target.where.registry.download_blob(target.where.path, digest, path, int(layer["size"]))
+        digest = descriptor_digest(layer)
+        target.where.registry.download_blob(target.where.path, digest, path, layer["size"])
         written.append(path)
     return written
 

@@ -27,7 +27,7 @@ from syntra import progress, refs
 from syntra.config.model import Config
 from syntra.errors import SyntraError, ToolError, one_line
 from syntra.fsutil import copy_atomic, write_atomic
-from syntra.oci import MANIFEST, Blob, Document, digest_of, is_digest, push
+from syntra.oci import DOCKER_MANIFEST, Blob, Document, digest_of, is_digest, push
 from syntra.oci import digest as digests
 from syntra.oci import platform_of as described_platform
 from syntra.oci.digest import Digest
@@ -260,7 +260,7 @@ def _docker_archive(path: Path, folder: Path) -> tuple[_Source, Digest]:
     manifest = json.dumps(
         {
             "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "mediaType": DOCKER_MANIFEST,
             "config": {
                 "mediaType": "application/vnd.docker.container.image.v1+json",
                 "digest": digest_of(config),
@@ -270,7 +270,7 @@ def _docker_archive(path: Path, folder: Path) -> tuple[_Source, Digest]:
         },
         separators=(",", ":"),
     ).encode()
-    document = Document(manifest, MANIFEST, local=True)
+    document = Document(manifest, DOCKER_MANIFEST, local=True)
     return _Prepared({document.digest: document}, blobs), document.digest
 
 
@@ -281,15 +281,19 @@ def _saved(folder: Path, data: bytes) -> Path:
 
 
 def _copy_out(archive: Archive, name: str, folder: Path) -> tuple[Digest, int, bool]:
-    """A member copied into `folder` under its digest: (digest, size, gzipped)."""
+    """A member copied into `folder` under its digest: (digest, size, gzipped); never more
+    than the size its tar header declares."""
     partial = folder / ".layer.part"
     hasher, size, head = hashlib.sha256(), 0, b""
+    declared = archive.members[name].size
     try:
         with archive.open(name) as source, partial.open("wb") as sink:
             while chunk := source.read(1 << 20):
+                size += len(chunk)
+                if size > declared:
+                    raise LayoutError(f"{archive.where}: {name} is larger than {declared} bytes")
                 head = head or chunk[:2]
                 hasher.update(chunk)
-                size += len(chunk)
                 sink.write(chunk)
         digest = Digest(f"sha256:{hasher.hexdigest()}")
         partial.replace(folder / digests.file_name(digest))
@@ -388,12 +392,14 @@ def _write_docker(archive: Path, content: Content, platform: str | None) -> str:
         if not found:
             raise SyntraError(f"docker-archive holds one platform, and the image has no {wanted}")
         manifest = content.documents[found[0]["digest"]]
-    body = manifest.json()
-    config = content.blobs[body["config"]["digest"]]
+    if manifest.is_index:  # an index of indexes: no one image to save
+        raise SyntraError(f"docker-archive holds one image, and {manifest.digest} is an index")
+    listed = manifest.children()  # the config, then the layers
+    config = content.blobs[Digest(listed[0]["digest"])]
     with tempfile.TemporaryDirectory(prefix="syntra-docker-") as scratch:
         folder = Path(scratch)
         names = []
-        for descriptor in manifest.children():
+        for descriptor in listed:
             name = blob_name(Digest(descriptor["digest"]))
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             copy_atomic(content.blobs[Digest(descriptor["digest"])], folder / name)

@@ -190,13 +190,10 @@ class Attachments:
         return referrer
 
     def _fallback(self, digest: str) -> list[dict[str, Any]]:
-        """The descriptors listed under the referrers fallback tag (entries that are not
-        descriptors are left out)."""
+        """The descriptors listed under the referrers fallback tag ([] when it holds no
+        index; MalformedContent when its entries are not descriptors)."""
         listed = self.registry.find_manifest(self.repository, attachment_tag(digest))
-        manifests = listed.json().get("manifests") if listed is not None else None
-        if not isinstance(manifests, list):
-            return []
-        return [m for m in manifests if isinstance(m, dict) and isinstance(m.get("digest"), str)]
+        return listed.children() if listed is not None and listed.is_index else []
 
     def referrers(self, digest: str) -> list[dict[str, Any]]:
         """The referrers of `digest`: the Referrers API's and the fallback tag's, each

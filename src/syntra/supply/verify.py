@@ -11,7 +11,6 @@ from local records but the list of digests.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -128,7 +127,6 @@ def verify(artifact: str, where: Where, digest: str, policy: Policy) -> list[Che
     if found is None:
         return [Check(artifact, identity, digest, None, False, False, False, [str(problem)])]
     top = found
-    body = top.json()
     is_index = top.is_index
     attachments = Attachments(registry, path)
     checks = [
@@ -141,7 +139,7 @@ def verify(artifact: str, where: Where, digest: str, policy: Policy) -> list[Che
             replace(policy, formats=()) if is_index else policy,
         )
     ]
-    for child in body.get("manifests", []) if is_index else []:
+    for child in top.children() if is_index else []:  # descriptors checked
         platform = platform_of(child)
         child_digest = child["digest"]
         checks.append(
@@ -231,8 +229,11 @@ class KeylessTrust:
             if listed.get("artifactType") != BUNDLE:
                 continue
             try:
-                manifest = registry.get_manifest(repository, listed["digest"]).json()
-                blob = registry.get_blob(repository, manifest["layers"][0]["digest"])
+                manifest = registry.get_manifest(repository, listed["digest"])
+                if manifest.is_index:
+                    raise ValueError(f"{manifest.digest} is an index, not a bundle's manifest")
+                layer = manifest.children()[1]  # the config, then the bundle: both checked
+                blob = registry.get_blob(repository, layer["digest"], layer["size"])
                 statement = self.bundles.statement(blob)
             except (SyntraError, ValueError, KeyError, IndexError, TypeError) as exc:
                 problems.append(f"a bundle that does not verify: {exc}")
@@ -242,15 +243,22 @@ class KeylessTrust:
         return found
 
 
-def _about(statement: dict[str, Any], digest: str) -> bool:
+def _about(statement: Any, digest: str) -> bool:
     """The statement has exactly one subject, this digest. The repository it names may be
     another one (a copy made with `syntra copy --referrers`), as cosign accepts too: the
     digest is what the signature binds; `promote` signs under the new name."""
+    if not isinstance(statement, dict):
+        return False
     subjects = statement.get("subject")
     if not isinstance(subjects, list) or len(subjects) != 1 or not isinstance(subjects[0], dict):
         return False
     algorithm, _, value = digest.partition(":")
     return subjects[0].get("digest") == {algorithm: value}
+
+
+_HOSTILE = (KeyError, IndexError, ValueError, TypeError, AttributeError, RecursionError)
+"""What reading a signature layer or an attestation of the wrong shape raises
+(binascii.Error is a ValueError)."""
 
 
 def _signed(
@@ -264,11 +272,11 @@ def _signed(
         try:
             claim = json.loads(payload)["critical"]
             signature = base64.b64decode(descriptor["annotations"][SIGNATURE_ANNOTATION])
-        except (KeyError, ValueError, binascii.Error):
+            # The digest is bound; the repository named may be the one a copy came from.
+            points = claim["image"]["docker-manifest-digest"] == digest
+        except _HOSTILE:  # a payload or annotation of another shape, or nested past parsing
             problems.append("a malformed signature layer")
             continue
-        # The digest is bound; the repository named may be the one a copy came from.
-        points = claim.get("image", {}).get("docker-manifest-digest") == digest
         if points and keys.verifies(key, payload, signature):
             return True
     return False
@@ -297,7 +305,9 @@ def _statements(
             payload = base64.b64decode(envelope["payload"])
             signatures = [base64.b64decode(s["sig"]) for s in envelope["signatures"]]
             statement = json.loads(payload)
-        except (KeyError, ValueError, binascii.Error):
+            if not isinstance(statement, dict):
+                raise TypeError("the statement is not a JSON object")
+        except _HOSTILE:  # an envelope or statement of another shape, or nested past parsing
             problems.append("a malformed attestation")
             continue
         if envelope.get("payloadType") != IN_TOTO:
