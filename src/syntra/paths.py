@@ -177,14 +177,19 @@ def wasm_cache(root: Path) -> Path:
     return root / STATE_DIR / "wasm-cache"
 
 
+BUILD_OUTPUT = frozenset({".build", "target", "__pycache__", ".git"})
+"""Folders of a guest's source tree that are build output, caches or history (SwiftPM's
+.build, cargo's target, bytecode): never sources, never copied into a build."""
+
+
 def source_files(folder: Path) -> list[Path]:
-    """Files of a guest's source tree, without build output and bytecode caches."""
-    skip = {".build", "__pycache__", ".git"}
-    return sorted(
-        path
-        for path in folder.rglob("*")
-        if path.is_file() and not skip.intersection(path.relative_to(folder).parts)
-    )
+    """Files of a guest's source tree, without build output and bytecode caches (the
+    BUILD_OUTPUT folders are not entered)."""
+    found: list[Path] = []
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in BUILD_OUTPUT]
+        found += (Path(here) / name for name in files)
+    return sorted(path for path in found if path.is_file())
 
 
 def plugins_dir(root: Path) -> Path:

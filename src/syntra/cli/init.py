@@ -9,13 +9,15 @@ with comments that say what to change next. Nothing existing is overwritten.
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from syntra.errors import SyntraError, count
 from syntra.fsutil import write_atomic
-from syntra.paths import CONFIG_FILE, DEFAULT_KEY, SPECS_DIR, STATE_DIR
+from syntra.paths import BUILD_OUTPUT, CONFIG_FILE, DEFAULT_KEY, SPECS_DIR, STATE_DIR
 
 DODO_FILE = "dodo.py"
 DODO = '''"""doit entry point: the task graph comes from syntra.pipeline.tasks."""
@@ -23,8 +25,29 @@ DODO = '''"""doit entry point: the task graph comes from syntra.pipeline.tasks."
 from syntra.pipeline.tasks import *  # noqa: F403
 '''
 IGNORED = [f"{STATE_DIR}/", "dist/"]
-_SKIP = {".git", STATE_DIR, SPECS_DIR, "node_modules", ".venv", "venv", "__pycache__", ".build",
-         "target"}  # fmt: skip
+_SKIP = {STATE_DIR, SPECS_DIR, "node_modules", ".venv", "venv", *BUILD_OUTPUT}
+
+
+def _walk(root: Path) -> Iterator[tuple[Path, list[str]]]:
+    """Each folder under `root` (itself included) and its file names, sorted; skipped
+    folders (_SKIP, virtualenvs) are not entered at all."""
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        dirs[:] = sorted(
+            d for d in dirs if d not in _SKIP and not (here / d / "pyvenv.cfg").is_file()
+        )
+        yield here, sorted(files)
+
+
+def _unique(base: str, names: set[str]) -> str:
+    """`base`, or `base-2`, `base-3`… whichever is not taken yet; then taken."""
+    name, n = base, 2
+    while name in names:
+        name, n = f"{_name(base, 59)}-{n}", n + 1
+    names.add(name)
+    return name
+
+
 _DOCKERFILE = re.compile(r"^(Dockerfile|Containerfile)(\..+)?$|^.+\.(Dockerfile|Containerfile)$")
 
 
@@ -56,21 +79,15 @@ def find_dockerfiles(root: Path) -> list[FoundImage]:
     root = root.resolve()
     found: list[FoundImage] = []
     names: set[str] = set()
-    for path in sorted(root.rglob("*")):
+    paths = [folder / f for folder, files in _walk(root) for f in files if _DOCKERFILE.match(f)]
+    for path in sorted(paths):
         relative = path.relative_to(root)
-        if _SKIP.intersection(relative.parts[:-1]) or not _DOCKERFILE.match(path.name):
-            continue
-        if path.name.endswith(".dockerignore"):
-            continue
-        if not path.is_file():
+        if path.name.endswith(".dockerignore") or not path.is_file():
             continue
         stem = path.name.split(".")[0]
         own = path.name.rsplit(".", 1)[0] if stem not in ("Dockerfile", "Containerfile") else ""
         base = _name(own or (relative.parent.name if relative.parent.parts else root.name))
-        name, n = base, 2
-        while name in names:
-            name, n = f"{_name(base, 59)}-{n}", n + 1
-        names.add(name)
+        name = _unique(base, names)
         context = relative.parent.as_posix() if relative.parent.parts else "."
         found.append(FoundImage(name, relative.as_posix(), context))
     return found
@@ -86,19 +103,16 @@ def find_guests(root: Path) -> list[FoundGuest]:
     found: list[FoundGuest] = []
     taken: list[Path] = []
     names: set[str] = set()
-    for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
+    for folder in sorted(folder for folder, _ in _walk(root) if folder != root):
         relative = folder.relative_to(root)
-        if _SKIP.intersection(relative.parts) or any(t in folder.parents for t in taken):
+        if any(t in folder.parents for t in taken):
             continue
         for name in LANGUAGES:
             lines = language(name).detect(folder)
             if lines is not None:
                 # `Guest/Rust` → guest-rust; `fib/` → fib; a second fib → fib-2
                 own = folder.name if folder.name.lower() != name else f"{folder.parent.name}-{name}"
-                base = guest = _name(own)
-                while guest in names:
-                    guest = f"{_name(base, 59)}-{len(names) + 1}"
-                names.add(guest)
+                guest = _unique(_name(own), names)
                 found.append(FoundGuest(guest, name, relative.as_posix(), lines))
                 taken.append(folder)
                 break

@@ -28,6 +28,12 @@ def check(config: Config, document: Document, root: Path) -> None:
     for name, image in config.images.items():
         _image(config, document, root, ("images", name), image)
     for name, guest in config.wasm.items():
+        if name in config.images:  # records, logs and supply notes are kept by name
+            raise document.error(
+                ("wasm", name),
+                f"'{name}' is also an image; artifacts need distinct names",
+                key=True,
+            )
         _guest(config, document, root, ("wasm", name), guest)
     for name, service in config.services.items():
         _service(config, document, ("services", name), service)

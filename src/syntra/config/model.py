@@ -648,17 +648,24 @@ def _port(value: Any) -> str:
     return str(text)
 
 
-def _volume(value: str) -> str:
+def _volume(value: str, info: ValidationInfo) -> str:
+    """`NAME:/path`, or `./dir:/path` whose folder is checked as any repository path
+    (`_repo_path`) and written normalised: `.//etc:/x` is the repository's etc/, never /etc."""
     match = _VOLUME_RE.match(value)
     source = match.group(1) if match else ""
-    named = bool(_NAME_RE.match(source))
-    relative = source.startswith("./") and ".." not in source.split("/")
-    if not match or not (named or relative):
-        raise ValueError(
-            f"'{value}' is not a volume; write NAME:/path or ./dir:/path (a folder of the "
-            "repository), with :ro to mount it read-only"
+    if not match or not (_NAME_RE.match(source) or source.startswith("./")):
+        raise PydanticCustomError(
+            "syntra",
+            "{reason}",
+            {
+                "reason": f"'{value}' is not a volume; write NAME:/path or ./dir:/path (a folder "
+                "of the repository), with :ro to mount it read-only"
+            },
         )
-    return value
+    if _NAME_RE.match(source):
+        return value
+    folder = _repo_path(source, info)
+    return f"./{'' if folder == '.' else folder}:{value[len(source) + 1 :]}"
 
 
 def _dependencies(value: Any) -> Any:
@@ -679,7 +686,7 @@ def _check_form(value: list[str]) -> list[str]:
 
 Duration = Annotated[str, AfterValidator(_reason(_duration))]
 Port = Annotated[str, BeforeValidator(_reason(_port), json_schema_input_type=str | int)]
-Volume = Annotated[str, AfterValidator(_reason(_volume))]
+Volume = Annotated[str, AfterValidator(_volume)]
 
 
 class Healthcheck(Strict):

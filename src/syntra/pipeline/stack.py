@@ -19,7 +19,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from syntra import process
 from syntra.config.model import Healthcheck
@@ -44,6 +45,44 @@ class Engine:
 
     program: str
     compose: tuple[str, ...]
+
+
+class Built(BaseModel):
+    """An image `up` built and loaded: `.syntra/up/images.json` keeps one per image."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inputs: str
+    engine: str
+    pin: str
+
+
+_BUILT = TypeAdapter(dict[str, Built])
+
+
+class _Health(BaseModel):
+    Status: str = ""
+
+
+class _State(BaseModel):
+    Running: bool
+    Health: _Health | None = None
+    Healthcheck: _Health | None = None  # podman before 4.x
+
+
+class _Config(BaseModel):
+    Labels: dict[str, str] | None = None
+
+
+class _Inspected(BaseModel):
+    """What `up` reads of `docker/podman inspect`; the rest is ignored."""
+
+    Id: str
+    State: _State
+    labels: _Config = Field(default_factory=_Config, alias="Config")
+
+
+_INSPECTED = TypeAdapter(list[_Inspected])
 
 
 @dataclass(frozen=True)
@@ -84,8 +123,8 @@ def up(ctx: Context, wanted: list[str]) -> Iterator[str]:
     own = [services[name].image for name in chosen if services[name].image in ctx.image_names()]
     pins: dict[str, str] = {}
     for image in dict.fromkeys(own):
-        pins[image], line = _pinned(ctx, eng, image)
-        yield line
+        pins[image], lines = _pinned(ctx, eng, image)
+        yield from lines
     run = compose.stack(ctx.loaded, ctx.plan, pins)
     runfile = _write(ctx, run)
     for name in chosen:
@@ -162,7 +201,7 @@ def _services(ctx: Context, wanted: list[str]) -> list[str]:
     return wanted or names
 
 
-def _pinned(ctx: Context, eng: Engine, name: str) -> tuple[str, str]:
+def _pinned(ctx: Context, eng: Engine, name: str) -> tuple[str, list[str]]:
     """The image built from today's inputs for this host, in the engine, pinned by digest:
     built and loaded only when its inputs changed or the engine lost it."""
     from syntra.image.inputs import inputs_tag
@@ -176,12 +215,12 @@ def _pinned(ctx: Context, eng: Engine, name: str) -> tuple[str, str]:
     job = ctx.job(name)
     key = inputs_tag(job, platform)
     record = folder(ctx) / "images.json"
-    known = _read_json(record)
-    entry = known.get(name, {})
-    if entry.get("inputs") == key and entry.get("engine") == eng.program:
-        present = process.run([eng.program, "image", "inspect", entry["pin"]], check=False)
+    known, said = _read_built(record)
+    entry = known.get(name)
+    if entry and entry.inputs == key and entry.engine == eng.program:
+        present = process.run([eng.program, "image", "inspect", entry.pin], check=False)
         if present.ok:
-            return entry["pin"], f"{name}: unchanged for {platform} ({entry['pin']})"
+            return entry.pin, [*said, f"{name}: unchanged for {platform} ({entry.pin})"]
     backend, _ = ctx.backend()
     image_id = load_built(job, backend, platform)
     local = compose.local_name(ctx.plan, name)
@@ -190,17 +229,25 @@ def _pinned(ctx: Context, eng: Engine, name: str) -> tuple[str, str]:
     if eng.program == "podman":
         digest = process.output([eng.program, "image", "inspect", "--format", "{{.Digest}}", local])
         pin = f"{local.rsplit(':', 1)[0]}@{digest}"
-    known[name] = {"inputs": key, "engine": eng.program, "pin": pin}
-    write_atomic(record, json.dumps(known, indent=2, sort_keys=True).encode())
-    return pin, f"{name}: built for {platform}, loaded into {eng.program} ({pin})"
+    known[name] = Built(inputs=key, engine=eng.program, pin=pin)
+    text = json.dumps(_BUILT.dump_python(known), indent=2, sort_keys=True)
+    write_atomic(record, text.encode())
+    return pin, [*said, f"{name}: built for {platform}, loaded into {eng.program} ({pin})"]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_built(path: Path) -> tuple[dict[str, Built], list[str]]:
+    """The images `up` built before, and a line when the file was damaged: then it
+    counts as absent (each image is built again and the file written anew)."""
     try:
-        found = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}, []
+    except OSError as exc:
+        return {}, [f"{path}: not readable ({exc.strerror or exc}); building the images again"]
+    try:
+        return _BUILT.validate_json(data), []
+    except ValidationError:
+        return {}, [f"{path}: damaged; building the images again"]
 
 
 def _write(ctx: Context, run: Stack) -> Path:
@@ -229,15 +276,21 @@ def container(ctx: Context, eng: Engine, service: str) -> Container | None:
     ids = process.output([eng.program, "ps", "-a", "-q", "--no-trunc", *filters]).split()
     if not ids:
         return None
-    state = json.loads(process.output([eng.program, "inspect", ids[0]]))[0]
-    health = state["State"].get("Health") or state["State"].get("Healthcheck") or {}
-    labels = state["Config"].get("Labels") or {}
-    return Container(
-        state["Id"],
-        bool(state["State"]["Running"]),
-        labels.get(CONFIG_LABEL, ""),
-        health.get("Status", ""),
-    )
+    said = process.output([eng.program, "inspect", ids[0]])
+    try:
+        found = _INSPECTED.validate_json(said)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "its output"
+        raise ToolError(
+            f"{eng.program} inspect {ids[0][:12]}: unexpected output ({where}: {error['msg']})"
+        ) from None
+    if not found:
+        raise ToolError(f"{eng.program} inspect {ids[0][:12]}: no container in its output")
+    state = found[0]
+    health = state.State.Health or state.State.Healthcheck or _Health()
+    labels = state.labels.Labels or {}
+    return Container(state.Id, state.State.Running, labels.get(CONFIG_LABEL, ""), health.Status)
 
 
 def seconds(duration: str) -> float:

@@ -23,6 +23,7 @@ from syntra import progress, telemetry
 from syntra.fsutil import write_atomic
 from syntra.invocation import invocation
 from syntra.paths import last_run
+from syntra.redaction import redact
 
 Outcome = Literal["hit", "executed", "skipped", "failed"]
 _TYPES = {"test": "test", "publish": "deploy", "supply": "deploy", "release": "deploy"}
@@ -152,7 +153,7 @@ class Reporter(ConsoleReporter):  # type: ignore[misc]
                 outcome=outcome,
                 start=start / 1e9,
                 end=now / 1e9,
-                error=error[0] if error else "",
+                error=redact(error[0]) if error else "",
             )
         )
 
@@ -167,7 +168,7 @@ class Reporter(ConsoleReporter):  # type: ignore[misc]
         self.run.close(error="a task failed" if self.failed else None)
         telemetry.finish()
         log = RunLog(
-            command=invocation(),
+            command=redact(invocation()),
             run_id=self.run_id,
             start=self.started / 1e9,
             end=time.time_ns() / 1e9,

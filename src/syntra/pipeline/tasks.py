@@ -161,6 +161,8 @@ def task_render() -> Iterator[TaskDict]:
         "name": "compose",
         "doc": "render ContainerSpecs/compose.yaml from syntra.yaml's services",
         "actions": [_action(stages.compose, "render compose")],
+        # the file is a target only while there are services: without, the task removes it
+        "targets": [COMPOSE_FILE] if ctx.loaded.config.services else [],
         "uptodate": [config_changed(compose_inputs(ctx.loaded, ctx.plan))],
     }
 
@@ -277,16 +279,14 @@ def task_wasm() -> Iterator[TaskDict]:
             ],
         }
         after = [f"wasm:{name}.test"]
-        pushed: dict[str, Any] = {"refs": guest.destination.refs}  # what publish pushes
         if guest.web:
             after.append(f"wasm:{name}.web")
-            pushed["web"] = _web_inputs(guest)
             yield {
                 "name": f"{name}.web",
                 "actions": [_action(stages.wasm_web, "wasm web", name)],
                 "file_dep": [out],
                 "task_dep": [f"wasm:{name}.test"],
-                "uptodate": [config_changed(pushed["web"]), (root / guest.web.dir).is_dir()],
+                "uptodate": [_Unchanged(_web_state, name)],
             }
         if ctx.snapshot:
             copied = snapshot_dir(root) / f"{name}.wasm"
@@ -298,26 +298,54 @@ def task_wasm() -> Iterator[TaskDict]:
                 "targets": [str(copied.relative_to(root))],
             }
         elif guest.destination.registry:
-            published = find_record(root, name) is not None
             yield {
                 "name": f"{name}.publish",
                 "actions": [_action(stages.wasm_publish, "wasm publish", name)],
                 "file_dep": [out],
                 "task_dep": after,
-                "uptodate": [config_changed(pushed), published],
+                "uptodate": [_Unchanged(_publish_state, name)],
             }
 
 
-def _web_inputs(guest: GuestPlan) -> dict[str, Any]:
+def _web_inputs(guest: GuestPlan, root: Path) -> dict[str, Any]:
     """What a bundle is made of besides the wasm: the settings, the test values, the
-    templates shipped with Syntra, and whether jco is there for a component."""
+    templates shipped with Syntra, and, for a component only, whether jco is there (a
+    core module's bundle is Syntra's own loader). Read when doit asks, after the
+    guest was compiled: whether it is a component is in its header."""
+    from syntra.plugins.binary import kind_of_file
+
     templates = sorted((BUILTIN_TEMPLATES / "web").glob("*.j2"))
+    try:
+        component = kind_of_file(root / guest.output) == "component"
+    except (OSError, ValueError):
+        component = False  # the task runs (its file_dep) and says what is wrong
     return {
         "web": dataclasses.asdict(guest.web) if guest.web else None,
         "tests": guest.tests,
         "templates": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in templates},
-        "jco": shutil.which("jco") is not None,
+        "jco": shutil.which("jco") is not None if component else None,
     }
+
+
+def _web_state(name: str) -> tuple[Any, bool]:
+    """The bundle's inputs, and whether it is as they say: its folder is there, or is
+    rightly absent (a component, no jco: the task wrote nothing)."""
+    ctx = _context()
+    guest = ctx.plan.guest(name)
+    assert guest.web is not None
+    inputs = _web_inputs(guest, ctx.root)
+    return inputs, (ctx.root / guest.web.dir).is_dir() or inputs["jco"] is False
+
+
+def _publish_state(name: str) -> tuple[Any, bool]:
+    """What publish pushes: the refs, and the web bundle only when it is published
+    with the guest; and whether the guest's record is there."""
+    ctx = _context()
+    guest = ctx.plan.guest(name)
+    pushed: dict[str, Any] = {"refs": guest.destination.refs}
+    if guest.web and guest.web.publish:
+        pushed["web"] = _web_inputs(guest, ctx.root)
+    return pushed, find_record(ctx.root, name) is not None
 
 
 def _supply_state(name: str) -> tuple[Any, bool]:

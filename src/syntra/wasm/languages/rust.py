@@ -19,6 +19,7 @@ from typing import Any
 from syntra import process
 from syntra.config.model import RustGuest
 from syntra.errors import SyntraError
+from syntra.paths import BUILD_OUTPUT
 from syntra.plan import GuestPlan
 from syntra.supply.contents import Component, purl
 from syntra.wasm.compile import run_compiler
@@ -60,8 +61,12 @@ def _toml(path: Path) -> dict[str, Any]:
 def crate_file(manifest: Path) -> str:
     """The file cargo writes for the crate's `cdylib` (`my-guest` → `my_guest.wasm`)."""
     data = _toml(manifest)
-    lib, package = data.get("lib") or {}, data.get("package") or {}
-    if "cdylib" not in (lib.get("crate-type") or []):
+    lib, package = data.get("lib", {}), data.get("package", {})
+    for key, table in (("lib", lib), ("package", package)):
+        if not isinstance(table, dict):
+            raise SyntraError(f"{manifest.name}: '{key}' is not a table; write [{key}]")
+    kinds = lib.get("crate-type", [])
+    if not isinstance(kinds, list) or "cdylib" not in kinds:
         raise SyntraError(
             f'{manifest.name}: a wasm guest is a library with crate-type = ["cdylib"] under [lib]'
         )
@@ -134,7 +139,7 @@ class Rust:
         built = crate_file(source / "Cargo.toml")
         with tempfile.TemporaryDirectory(prefix="syntra-guest-") as scratch:
             work, home = Path(scratch) / "source", Path(scratch) / "cargo"
-            shutil.copytree(source, work, ignore=shutil.ignore_patterns("target"))
+            shutil.copytree(source, work, ignore=shutil.ignore_patterns(*BUILD_OUTPUT))
             home.mkdir()
             argv, env = cargo_build(guest, work, home)
             run_compiler(argv, work, "cargo build", epoch, env)
