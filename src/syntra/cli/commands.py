@@ -64,6 +64,19 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from syntra.pipeline import doctor
+
+    findings = []
+    for finding in doctor.examine(_context(args), registries=args.registries):
+        findings.append(finding)
+        if not args.json:
+            print(finding.line(), flush=True)
+    if args.json:
+        print(json.dumps(doctor.to_json(findings), indent=2))
+    return doctor.exit_code(findings)
+
+
 def _plan(args: argparse.Namespace) -> int:
     ctx = _context(args)
     if args.changed or args.matrix:
@@ -402,6 +415,15 @@ def parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="print the reference as Markdown instead"
     )
     command("validate", _validate, "check syntra.yaml")
+    doctor = command(
+        "doctor", _doctor, "check that the tools syntra.yaml's stages need are here and work"
+    )
+    doctor.add_argument(
+        "--registries",
+        action="store_true",
+        help="also check that each destination registry answers and takes a push (network)",
+    )
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
     plan = command("plan", _plan, "print the resolved plan")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.add_argument(

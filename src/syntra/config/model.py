@@ -605,9 +605,11 @@ class CI(Strict):
     actions: dict[ActionName, Pin] = Field(
         {}, description="Pins: action name → ref or full commit SHA."
     )
-    install: Command = Field(
-        "pip install syntra",
-        description="How CI jobs install Syntra: a command and its arguments (no shell).",
+    install: Command | None = Field(
+        None,
+        description="How CI jobs install Syntra: a command and its arguments (no shell). "
+        "Unset: `pip install syntra-build==` the version that generated the workflows "
+        "(a development build, which PyPI lacks, must set it).",
     )
     python: WorkflowText = Field("3.12", description="Python version of the CI jobs.")
     variables: list[EnvName] = Field(

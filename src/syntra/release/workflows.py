@@ -35,10 +35,11 @@ from syntra import generated
 from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.generated import Family, Generated
-from syntra.paths import WORKFLOWS_DIR, digests_dir, plugins_dir, records_dir
+from syntra.paths import CONFIG_FILE, WORKFLOWS_DIR, digests_dir, plugins_dir, records_dir
 from syntra.plan import Plan
 from syntra.release.matrix import chunk_count
 from syntra.supply import keys
+from syntra.version import installed_version, pinned_install
 from syntra.wasm.languages import language
 
 HEADER = (
@@ -101,11 +102,22 @@ class _Steps:
             self.uses("actions/setup-python", **{"python-version": self.ci.python}),
             {
                 "name": "Install Syntra",
-                "env": {"SYNTRA_INSTALL": self.ci.install},
+                "env": {"SYNTRA_INSTALL": self.install()},
                 # A command and its arguments, never shell code (see ci.install).
                 "run": 'read -r -a install <<< "$SYNTRA_INSTALL"\n"${install[@]}"',
             },
         ]
+
+    def install(self) -> str:
+        """`ci.install`, else the exact version generating these workflows, from PyPI."""
+        found = self.ci.install or pinned_install()
+        if found is None:
+            raise SyntraError(
+                f"{CONFIG_FILE}: ci.install: this Syntra is a development build "
+                f"({installed_version()}), which PyPI does not have: set ci.install to how CI "
+                f"installs it, e.g. `pip install git+https://<your fork>@<commit>`"
+            )
+        return found
 
     def guest_tools(self) -> list[dict[str, Any]]:
         """wasm-opt, libfaketime for reproducible Python components, and what each guest

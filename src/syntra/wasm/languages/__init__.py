@@ -52,6 +52,12 @@ class Language(Protocol):
         """Debian/Ubuntu packages the guests job installs for these guests."""
         ...
 
+    def probe(self, guest: GuestPlan, scratch: Path) -> str:
+        """For `syntra doctor`: build a tiny guest with `guest`'s toolchain in `scratch`,
+        linked for its target; what was used, or a SyntraError naming what is missing and
+        the package that brings it (the same line the compile stage prints)."""
+        ...
+
     def detect(self, folder: Path) -> list[str] | None:
         """For `syntra init`: None unless `folder` holds a guest in this language; else
         the guest's syntra.yaml lines besides `language` and `source` (may be comments)."""

@@ -20,7 +20,8 @@ from syntra.wasm.compile import run_compiler
 
 TARGET = "wasm32-wasi"
 SYSROOT = Path("/usr")
-PACKAGES = ["clang", "wasi-libc", "libclang-rt-dev-wasm32"]
+PACKAGES = ["clang", "lld", "wasi-libc", "libclang-rt-dev-wasm32"]
+"""lld: clang links wasm with its wasm-ld, which is not among clang's dependencies."""
 INSTALL = f"apt-get install {' '.join(PACKAGES)}"
 
 
@@ -45,12 +46,23 @@ def _check_sysroot(clang: str) -> None:
         raise SyntraError(f"{clang} has no wasm32 builtins library: {INSTALL}")
 
 
+def _check_linker(clang: str) -> None:
+    """clang links wasm with wasm-ld, from the lld of clang's own version."""
+    named = process.run([clang, f"--target={TARGET}", "-print-prog-name=wasm-ld"], check=False)
+    if Path(named.out.strip()).is_file() or shutil.which("wasm-ld"):
+        return
+    version = re.search(r"clang version (\d+)", process.run([clang, "--version"], check=False).out)
+    package = f"lld-{version.group(1)}" if version else "lld"
+    raise SyntraError(f"{clang} has no wasm-ld to link wasm with: apt-get install {package}")
+
+
 def clang_argv(guest: GuestPlan, source: Path, output: Path) -> list[str]:
     files = sorted(path.relative_to(source).as_posix() for path in source.rglob("*.c"))
     if not files:
         raise SyntraError(f"{guest.source}: no .c files")
     clang = compiler(guest)
     _check_sysroot(clang)
+    _check_linker(clang)
     own = settings(guest)
     exports = [f"-Wl,--export={name}" for name in own.exports]
     return [clang, f"--target={TARGET}", f"--sysroot={SYSROOT}", "-mexec-model=reactor",
@@ -96,6 +108,12 @@ class C:
 
     def ci_packages(self, guests: list[GuestPlan]) -> list[str]:
         return PACKAGES
+
+    def probe(self, guest: GuestPlan, scratch: Path) -> str:
+        (scratch / "probe.c").write_text("int probe(int n) { return n + 1; }\n")
+        argv = clang_argv(guest, scratch, scratch / "probe.wasm")
+        process.run([a for a in argv if not a.startswith("-Wl,--export=")], "clang", cwd=scratch)
+        return f"clang {self.toolchain(guest)['clang']} links {TARGET} against wasi-libc"
 
     def detect(self, folder: Path) -> list[str] | None:
         if not any(folder.glob("*.c")):

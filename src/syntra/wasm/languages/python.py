@@ -14,6 +14,7 @@ import tempfile
 from email.parser import HeaderParser
 from pathlib import Path
 
+from syntra import process
 from syntra.config.model import PythonGuest
 from syntra.errors import SyntraError
 from syntra.plan import GuestPlan
@@ -93,6 +94,16 @@ class Python:
 
     def ci_packages(self, guests: list[GuestPlan]) -> list[str]:
         return []
+
+    def probe(self, guest: GuestPlan, scratch: Path) -> str:
+        program = python_argv(guest, scratch, scratch, scratch / "probe.wasm")[0]
+        process.run([program, "--version"], "componentize-py")
+        _, caveat = deterministic.host_environment(scratch, 0)
+        if caveat and "install" in caveat:
+            raise SyntraError(f"Python guests would be {caveat}")
+        return f"componentize-py {self.toolchain(guest)['componentize-py']}" + (
+            f" ({caveat})" if caveat else ""
+        )
 
     def detect(self, folder: Path) -> list[str] | None:
         worlds = [

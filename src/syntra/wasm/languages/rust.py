@@ -9,6 +9,7 @@ remapped, so two clones in two folders give the same bytes.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -25,8 +26,17 @@ from syntra.supply.contents import Component, purl
 from syntra.wasm.compile import run_compiler
 
 TARGET = "wasm32-wasi"
+LINKER = "rust-lld"
+PROBE = """#![no_std]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
+#[no_mangle]
+pub extern "C" fn probe(n: i32) -> i32 { n + 1 }
+"""
 REGISTRY = Path("/usr/share/cargo/registry")
-PACKAGES = ["rustc", "cargo", "libstd-rust-dev-wasm32"]
+PACKAGES = ["rustc", "cargo", "libstd-rust-dev-wasm32", "lld"]
+"""lld: rustc links wasm32 with `rust-lld`, a link to lld that the standard library
+package only recommends (named here, since recommends may not be installed)."""
 CARGO_CONFIG = """\
 [source.crates-io]
 replace-with = "debian"
@@ -84,11 +94,29 @@ def _check_std(rustc: str) -> None:
         )
 
 
+def _check_linker() -> None:
+    """rustc links wasm32 with the first `rust-lld` on PATH that runs; Debian's is a link
+    to a versioned lld that the wasm32 standard library only recommends."""
+    folders = os.environ.get("PATH", "").split(os.pathsep)
+    found = [Path(folder or ".") / LINKER for folder in folders]
+    if any(path.exists() for path in found):
+        return
+    for path in found:
+        if path.is_symlink():
+            target = os.readlink(path)
+            raise SyntraError(
+                f"{path} links to {target}, which is not installed (Rust guests link with "
+                f"it): apt-get install {Path(target).name}"
+            )
+    raise SyntraError(f"no {LINKER} on PATH (Rust guests link with it): apt-get install lld")
+
+
 def cargo_build(guest: GuestPlan, work: Path, home: Path) -> tuple[list[str], dict[str, str]]:
     """cargo's command line and environment for the copy in `work`, with its own
     CARGO_HOME (`home`) that reads crates from Debian's registry only."""
     rustc = tool(guest, "rustc")
     _check_std(rustc)
+    _check_linker()
     if REGISTRY.is_dir():
         (home / "config.toml").write_text(CARGO_CONFIG.format(registry=REGISTRY))
     flags = [f"--remap-path-prefix={work}=/guest", f"--remap-path-prefix={home}=/cargo"]
@@ -164,6 +192,16 @@ class Rust:
     def ci_packages(self, guests: list[GuestPlan]) -> list[str]:
         crates = sorted({package for g in guests for package in settings(g).packages})
         return PACKAGES + crates
+
+    def probe(self, guest: GuestPlan, scratch: Path) -> str:
+        rustc = tool(guest, "rustc")
+        tool(guest, "cargo")
+        _check_std(rustc)
+        _check_linker()
+        (scratch / "probe.rs").write_text(PROBE)
+        argv = [rustc, "--target", TARGET, "--crate-type", "cdylib", "-O", "probe.rs"]
+        process.run(argv, "rustc", cwd=scratch)
+        return f"rustc {self.toolchain(guest)['rustc']} links {TARGET} with {LINKER}"
 
     def detect(self, folder: Path) -> list[str] | None:
         try:

@@ -32,6 +32,11 @@ EMBEDDED_FLAGS = [
 ]  # fmt: skip
 
 
+PROBE = """@_cdecl("probe")
+public func probe(_ n: Int32) -> Int32 { n &+ 1 }
+"""
+
+
 def settings(guest: GuestPlan) -> SwiftGuest:
     assert isinstance(guest.settings, SwiftGuest)
     return guest.settings
@@ -158,6 +163,16 @@ class Swift:
 
     def ci_packages(self, guests: list[GuestPlan]) -> list[str]:
         return []  # the toolchain comes from swift.org or the action, not from apt
+
+    def probe(self, guest: GuestPlan, scratch: Path) -> str:
+        if swift_mode(guest) == "wasi":
+            wasi_argv(guest, scratch)  # names the missing Swift SDK for WebAssembly
+            return f"swift {self.toolchain(guest)['swift']} with SDK {wasm_sdks()[0]}"
+        (scratch / "probe.swift").write_text(PROBE)
+        argv = [swift_tool("swiftc"), "-target", EMBEDDED_TRIPLE, *EMBEDDED_FLAGS,
+                "probe.swift", "-o", "probe.wasm"]  # fmt: skip
+        process.run(argv, "swiftc", cwd=scratch)
+        return f"swift {self.toolchain(guest)['swift']} links {EMBEDDED_TRIPLE}"
 
     def detect(self, folder: Path) -> list[str] | None:
         if not (folder / "Package.swift").is_file() and not any(folder.glob("*.swift")):
