@@ -206,7 +206,7 @@ def screenshot(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]
 # The suite runs on two xdist workers, a file per worker at a time (pyproject's addopts):
 # the longest files start first, so no long file starts last and runs alone.
 LONGEST_FIRST = ("test_up", "test_registry", "test_supply", "test_images", "test_wasm",
-                 "test_release", "test_plugins", "test_container")  # fmt: skip
+                 "test_release", "test_install", "test_plugins", "test_container")  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
