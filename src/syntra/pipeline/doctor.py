@@ -58,7 +58,9 @@ def examine(ctx: Context, registries: bool = False) -> Iterator[Finding]:
         yield _check("image builder", lambda: _builder(ctx))
         yield from _foreign_platforms(sorted({p for image in plan.images for p in image.platforms}))
     if plan.guests:
-        yield _check("wasm-opt", lambda: _version(["wasm-opt", "--version"], "binaryen"))
+        from syntra.wasm.optimize import wasm_opt
+
+        yield _check("wasm-opt", lambda: _version([wasm_opt(), "--version"], "binaryen"))
         yield from _languages(ctx)
     if plan.images or plan.guests:
         from syntra.supply.sbom import syft

@@ -61,6 +61,13 @@ def feature_flags(features: list[str]) -> list[str]:
     return sorted({f"--enable-{_BINARYEN_NAMES.get(name, name)}" for name in features})
 
 
+def wasm_opt() -> str:
+    program = shutil.which("wasm-opt")
+    if program is None:
+        raise ToolError("wasm-opt is not installed: apt-get install binaryen")
+    return program
+
+
 def optimize(raw: Path, output: Path, level: str) -> Optimized:
     """Write the optimised guest to `output` (or the component, unchanged)."""
     data = raw.read_bytes()
@@ -69,9 +76,7 @@ def optimize(raw: Path, output: Path, level: str) -> Optimized:
         write_atomic(output, data)
         note = "wasm-opt cannot read components: kept as built"
         return Optimized(kind, len(data), len(data), note)
-    program = shutil.which("wasm-opt")
-    if program is None:
-        raise ToolError("wasm-opt is not installed (apt-get install binaryen)")
+    program = wasm_opt()
     temp = output.with_name(f".{output.name}.optimizing")
     argv = [program, f"-{level}", "--strip-debug", "--strip-producers", "--strip-target-features",
             *feature_flags(target_features(data)), str(raw), "-o", str(temp)]  # fmt: skip
