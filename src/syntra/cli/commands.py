@@ -38,7 +38,8 @@ def _init(args: argparse.Namespace) -> int:
     for written in init(root):
         print(f"wrote {written}")
     print(
-        "next: `syntra validate` checks syntra.yaml; `syntra plan` shows what would be built; "
+        "next: `syntra validate` checks syntra.yaml; `syntra doctor` checks the tools its "
+        "stages need; `syntra plan` shows what would be built; "
         "`doit` renders, builds and pushes (start a registry on 127.0.0.1:5000 first, "
         "or set SYNTRA_REGISTRY)"
     )
