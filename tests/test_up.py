@@ -135,19 +135,37 @@ def started(name: str) -> tuple[str, str]:
     return found["Id"], found["State"]["StartedAt"]
 
 
+def private_base(registry: str, base: str, private: str) -> str:
+    """The base image copied into a registry of the test's own, which it can stop."""
+    copied = f"{private}/fixtures/busybox:1.36"
+    subprocess.run(
+        ["skopeo", "copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false",
+         f"docker://{base}", f"docker://{copied}"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    return copied
+
+
 @pytest.mark.e2e
 def test_up_runs_the_stack_and_down_leaves_nothing(
     tmp_path: Path, registry: str, engine: str, syntra: Callable[..., Result]
 ) -> None:
+    from syntra.registry.local import serve
+
     port = free_port()
-    root = stack_project(tmp_path, registry, engine, port)
     env = {"SYNTRA_BUILDER": "podman"}
     os.environ.update(env)
+    root = tmp_path
     try:
-        first = syntra(root, "up")
-        assert first.code == 0, first.err
-        assert f"web: http://127.0.0.1:{port}/" in first.out
-        assert "api: healthy" in first.out and "web: healthy" in first.out
+        with serve() as private:
+            root = stack_project(tmp_path, private, private_base(registry, engine, private), port)
+            first = syntra(root, "up")
+            assert first.code == 0, first.err
+        # The base's registry is gone: a no-op `up` does not ask it.
+        lines = first.out.splitlines()
+        assert f"web: http://127.0.0.1:{port}/" in lines
+        order = ["api: started", "api: healthy", "web: started", "web: healthy"]
+        assert [line for line in lines if line in order] == order  # as it happened
         answer = get(f"http://127.0.0.1:{port}/cgi-bin/relay?ping")
         assert answer.startswith("hello api from ") and answer.endswith(" asked ping\n")
         ids = {name: started(f"stack_{name}_1") for name in ("api", "web")}
@@ -172,13 +190,113 @@ def test_up_runs_the_stack_and_down_leaves_nothing(
         assert runfile["services"]["web"]["image"].startswith("localhost/stack/web@sha256:")
         check_compose(runfile)
     finally:
-        down = syntra(root, "down")
+        down = syntra(root, "down", "--volumes")
         del os.environ["SYNTRA_BUILDER"]
     assert down.code == 0, down.err
     label = "label=com.docker.compose.project=stack"
     assert podman("ps", "-a", "-q", "--filter", label) == []
     assert podman("network", "ls", "-q", "--filter", label) == []
     assert podman("volume", "ls", "-q", "--filter", label) == []
+
+
+FAILING = """\
+version: 1
+project: {{name: failing}}
+registries:
+  local: {{url: '{registry}', insecure: true}}
+  other:  # never used here: its password is a secret all the same
+    url: registry.example.com
+    credentials: {{username_env: UP_TEST_USER, password_env: UP_TEST_PASSWORD}}
+defaults: {{platforms: [{platform}]}}
+images:
+  box:
+    context: box
+    base: {base}
+    vars: {{entrypoint: [/bin/sh, -c], cmd: [sleep 600]}}
+services:
+  taken:
+    image: box
+    ports: ["127.0.0.1:{port}:8080"]
+  ghost:
+    image: 127.0.0.1:1/nowhere/ghost:1
+  sick:
+    image: box
+    healthcheck: {{test: "echo sick of $${{HOSTNAME}}; exit 1", interval: 1s, retries: 3}}
+  quits:
+    image: box
+    environment: {{SHOWN: "${{UP_TEST_SHOWN}}"}}
+    command: ["echo $$SHOWN and {password}; echo bye now; exit 7"]
+"""
+
+
+@pytest.mark.e2e
+def test_up_failures_are_one_line_naming_the_cause(
+    tmp_path: Path,
+    registry: str,
+    engine: str,
+    syntra: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    password, shown = "hunter2-registry-pw", "given-to-quits-42"
+    monkeypatch.setenv("SYNTRA_BUILDER", "podman")
+    monkeypatch.setenv("UP_TEST_USER", "someone")
+    monkeypatch.setenv("UP_TEST_PASSWORD", password)
+    monkeypatch.setenv("UP_TEST_SHOWN", shown)
+    (tmp_path / "box").mkdir()
+    (tmp_path / "box" / "README").write_text("a shell\n")
+    with socket.socket() as holder:  # the port is taken while `up` runs
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        (tmp_path / "syntra.yaml").write_text(
+            FAILING.format(
+                registry=registry, platform=host_platform(), base=engine, port=port,
+                password=password,
+            )
+        )  # fmt: skip
+        (tmp_path / ".gitignore").write_text(".syntra/\n")
+        git(tmp_path, "init", "-q", "-b", "main")
+        commit(tmp_path, "initial")
+        try:
+            taken = syntra(tmp_path, "up", "taken")
+            assert taken.code == 3, taken.out + taken.err
+            assert len(taken.err.splitlines()) == 1, taken.err
+            assert taken.err.startswith("taken: did not start: ")
+            assert f"127.0.0.1:{port}: bind: address already in use" in taken.err
+
+            ghost = syntra(tmp_path, "up", "ghost")
+            assert ghost.code == 4 and len(ghost.err.splitlines()) == 1, ghost.err
+            assert ghost.err.startswith("ghost: did not start: image not pulled: ")
+            assert "127.0.0.1:1/nowhere/ghost:1" in ghost.err
+            assert "connection refused" in ghost.err
+
+            sick = syntra(tmp_path, "up", "sick")
+            assert sick.code == 3 and len(sick.err.splitlines()) == 1, sick.err
+            assert "sick: started" in sick.out
+            # podman's own verdict after 3 failed checks, not the 30 s grace after them
+            assert sick.err.startswith(
+                "sick: unhealthy; its health check's last output: sick of "
+            ), sick.err
+
+            quits = syntra(tmp_path, "up", "quits")
+            assert quits.code == 3 and len(quits.err.splitlines()) == 1, quits.err
+            assert quits.err.startswith("quits: exited with code 7; last log line: bye now")
+
+            logs = syntra(tmp_path, "logs", "quits")
+            assert "quits | *** and ***" in logs.out, logs.out
+            up_log = (tmp_path / ".syntra" / "logs" / "up.log").read_text()
+            assert "bind: address already in use" in up_log  # the whole story is kept
+            for said in (taken, ghost, sick, quits, logs):
+                assert password not in said.out + said.err and shown not in said.out + said.err
+            assert password not in up_log and shown not in up_log
+            # Compose interpolated nothing: `$$SHOWN` reached the container's shell as
+            # `$SHOWN`, and the values in the file it ran are escaped.
+            runfile = (tmp_path / ".syntra" / "up" / "compose.yaml").read_text()
+            assert "$$SHOWN" in runfile and "$${HOSTNAME}" in runfile
+        finally:
+            down = syntra(tmp_path, "down")
+    assert down.code == 0, down.err
+    assert podman("ps", "-a", "-q", "--filter", "label=com.docker.compose.project=failing") == []
 
 
 def showcase_stack(root: Path, port: int) -> Path:
@@ -252,8 +370,25 @@ def test_showcase_stack_keeps_notes_in_postgres(
         second = syntra(root, "up", "server")
         assert second.code == 0, second.err
         assert {name: started(f"showcase_{name}_1") for name in ("db", "notes", "server")} == ids
+
+        kept = syntra(root, "down")  # the data stays, as with `docker compose down`
+        assert kept.code == 0, kept.err
+        assert "kept volume showcase_pgdata (`syntra down --volumes` removes it)" in kept.out
+        assert (
+            podman("ps", "-a", "-q", "--filter", "label=com.docker.compose.project=showcase") == []
+        )
+        again = syntra(root, "up")
+        assert again.code == 0, again.err
+        assert get(url) == "1: first note\n2: it's kept\n"  # the rows survived down + up
+
+        emptied = syntra(root, "down", "--volumes")
+        assert emptied.code == 0, emptied.err
+        assert "removed volume showcase_pgdata" in emptied.out
+        fresh = syntra(root, "up")
+        assert fresh.code == 0, fresh.err
+        assert get(url) == "\n"  # a new, empty database: no notes
     finally:
-        down = syntra(root, "down")
+        down = syntra(root, "down", "--volumes")
     assert down.code == 0, down.err
     label = "label=com.docker.compose.project=showcase"
     assert podman("ps", "-a", "-q", "--filter", label) == []
