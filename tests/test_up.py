@@ -207,7 +207,7 @@ registries:
   other:  # never used here: its password is a secret all the same
     url: registry.example.com
     credentials: {{username_env: UP_TEST_USER, password_env: UP_TEST_PASSWORD}}
-defaults: {{platforms: [{platform}]}}
+defaults: {{platforms: [{platform}], registry: local}}
 images:
   box:
     context: box

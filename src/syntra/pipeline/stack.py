@@ -397,14 +397,15 @@ def _healthy(ctx: Context, eng: Engine, name: str) -> str:
     interval = max(seconds(check.interval), 0.2)
     budget = seconds(check.start_period) + check.retries * (interval + seconds(check.timeout))
     deadline = time.monotonic() + budget + GRACE
-    see = f"(see {up_log(ctx)})"
+    log = up_log(ctx)
+    see = f"(see {log})"
     while True:
         found = container(ctx, eng, name)
         if found is None or not found.running:
             code = f"exited with code {found.exit_code}" if found else "its container is gone"
             raise ToolError(f"{name}: {code}{_last_words(eng, found)} {see}")
         if eng.program == "podman":
-            process.run([eng.program, "healthcheck", "run", found.id], check=False)
+            process.run([eng.program, "healthcheck", "run", found.id], check=False, log=log)
             found = container(ctx, eng, name) or found
         if found.health == "healthy":
             return f"{name}: healthy"
