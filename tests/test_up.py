@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from syntra.registry.transfer import host_platform
-from tests.conftest import REPO, SCHEMAS, Result, commit, git
+from tests.conftest import BUSYBOX, REPO, SCHEMAS, Result, commit, git
 from tests.support.bases import POSTGRES_LOCAL, seed_postgres
 
 COMPOSE_SCHEMA = SCHEMAS / "compose-spec" / "compose_spec.json"
@@ -297,6 +297,107 @@ def test_up_failures_are_one_line_naming_the_cause(
             down = syntra(tmp_path, "down")
     assert down.code == 0, down.err
     assert podman("ps", "-a", "-q", "--filter", "label=com.docker.compose.project=failing") == []
+
+
+def rootfs_tarball(folder: Path) -> Path:
+    """A root filesystem of static busybox for this host, as a tarball."""
+    root = folder / "rootfs"
+    (root / "bin").mkdir(parents=True)
+    arch = host_platform().split("/")[1]
+    shutil.copy(BUSYBOX[arch], root / "bin" / "busybox")
+    subprocess.run([str(root / "bin" / "busybox"), "--install", "-s", str(root / "bin")],
+                   check=True)  # fmt: skip
+    for link in (root / "bin").iterdir():  # absolute links to the host's /bin: relative
+        if link.is_symlink():
+            link.unlink()
+            link.symlink_to("busybox")
+    (root / "srv").mkdir()
+    tarball = folder / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(root), "-cf", str(tarball), "."], check=True)
+    return tarball
+
+
+LOCAL_BASE = """\
+version: 1
+project: {{name: localbase}}
+registries: {{nowhere: {{url: '127.0.0.1:1', insecure: true}}}}  # never reached
+defaults: {{platforms: [{platform}]}}
+images:
+  web:
+    context: web
+    base: localhost/uptest/box:1
+    vars:
+      copy: [{{src: index.html, dest: /srv/index.html}}]
+      entrypoint: [/bin/httpd, -f, -p, "8080", -h, /srv]
+services:
+  box:
+    image: localhost/uptest/box:1
+    healthcheck: {{test: "test \\"$$GREETING\\" = 'hi there'", interval: 1s, retries: 5}}
+  web:
+    image: web
+    ports: ["127.0.0.1:{port}:8080"]
+    depends_on: {{box: {{condition: service_healthy}}}}
+"""
+
+
+@pytest.mark.e2e
+def test_import_makes_a_service_image_and_a_base_no_registry_serves(
+    tmp_path: Path, engine: str, syntra: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNTRA_BUILDER", "podman")
+    tarball = rootfs_tarball(tmp_path / "parts")
+    name = "localhost/uptest/box:1"
+    flags = ['--entrypoint=["/bin/sh", "-c"]', "--cmd=sleep 600", "--env=GREETING=hi there",
+             "--expose=8080", "--workdir=/srv", "--stop-signal=SIGINT"]  # fmt: skip
+    for bad, said in (
+        ("--env=GREETING", "--env 'GREETING': not NAME=value"),
+        ("--stop-signal=SIGSOON", "--stop-signal 'SIGSOON': not a signal"),
+        ("--expose=70000", "--expose '70000': not a port"),
+        ("--entrypoint=[1, 2]", "'[1, 2]': not a JSON array of strings"),
+    ):
+        refused = syntra(tmp_path, "import", str(tarball), name, bad)
+        assert (refused.code, refused.err) == (2, said + "\n"), refused.err
+    not_tar = syntra(
+        tmp_path, "import", str(tmp_path / "parts" / "rootfs" / "bin" / "busybox"), name
+    )
+    assert not_tar.code == 2 and not_tar.err.endswith("busybox: not a tar archive\n")
+
+    imported = syntra(tmp_path, "import", str(tarball), name, *flags)
+    assert imported.code == 0, imported.err
+    digest = subprocess.run(["podman", "image", "inspect", "--format", "{{.Digest}}", name],
+                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert (
+        imported.out
+        == f"imported {tarball} into podman as {name} (localhost/uptest/box@{digest})\n"
+    )
+    config = json.loads(subprocess.run(["podman", "image", "inspect", name], capture_output=True,
+                                       text=True, check=True).stdout)[0]["Config"]  # fmt: skip
+    assert config["Entrypoint"] == ["/bin/sh", "-c"] and config["Cmd"] == ["sleep 600"]
+    assert "GREETING=hi there" in config["Env"] and config["WorkingDir"] == "/srv"
+    assert "8080/tcp" in config["ExposedPorts"] and config["StopSignal"] in ("SIGINT", "2")
+
+    port = free_port()
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "index.html").write_text("built on an imported base\n")
+    (tmp_path / "syntra.yaml").write_text(LOCAL_BASE.format(platform=host_platform(), port=port))
+    (tmp_path / ".gitignore").write_text(".syntra/\nparts/\n")
+    git(tmp_path, "init", "-q", "-b", "main")
+    commit(tmp_path, "initial")
+    try:
+        first = syntra(tmp_path, "up")
+        assert first.code == 0, first.err
+        assert "box: healthy" in first.out  # the imported image runs as a service
+        assert get(f"http://127.0.0.1:{port}/") == "built on an imported base\n"
+        runfile = YAML(typ="safe").load((tmp_path / ".syntra" / "up" / "compose.yaml").read_text())
+        assert runfile["services"]["box"]["image"] == name
+        built = json.loads((tmp_path / ".syntra" / "up" / "images.json").read_text())
+        assert built["web"]["base"] == f"localhost/uptest/box@{digest}"
+        second = syntra(tmp_path, "up")
+        assert second.code == 0 and "web: unchanged for" in second.out, second.err
+    finally:
+        down = syntra(tmp_path, "down")
+        subprocess.run(["podman", "rmi", "-f", name], capture_output=True, check=False)
+    assert down.code == 0, down.err
 
 
 def showcase_stack(root: Path, port: int) -> Path:

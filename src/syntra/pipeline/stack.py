@@ -284,6 +284,7 @@ def _pinned(ctx: Context, eng: Engine, name: str) -> tuple[str, list[str]]:
         pass
     platform = host_platform()
     job = ctx.job(name)
+    _local_base(ctx, eng, job.image.base)
     record = folder(ctx) / "images.json"
     known, said = _read_built(record)
     entry = known.get(name)
@@ -311,6 +312,24 @@ def _pinned(ctx: Context, eng: Engine, name: str) -> tuple[str, list[str]]:
     text = json.dumps(_BUILT.dump_python(known), indent=2, sort_keys=True)
     write_atomic(record, text.encode())
     return pin, [*said, f"{name}: built for {platform}, loaded into {eng.program} ({pin})"]
+
+
+def _local_base(ctx: Context, eng: Engine, base: str | None) -> None:
+    """On podman, a base named `localhost/…` is in no registry: it is an image of this
+    engine (made with `syntra import` or built here), pinned by its digest in the
+    engine, which `podman build` then reads from its store."""
+    from syntra.image.publish import Pinned
+
+    if eng.program != "podman" or not base or not base.startswith("localhost/") or "@" in base:
+        return
+    argv = [eng.program, "image", "inspect", "--format", "{{.Digest}}", base]
+    found = process.run(argv, check=False)
+    if not found.ok:
+        raise ToolError(
+            f"base image {base} is not in {eng.program}'s image store "
+            f"(`syntra import` makes one from a root filesystem tarball)"
+        )
+    ctx.pin_as(base, Pinned(f"{base.rsplit(':', 1)[0]}@{found.out.strip()}", insecure=False))
 
 
 def _read_built(path: Path) -> tuple[dict[str, Built], list[str]]:
