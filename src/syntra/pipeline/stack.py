@@ -200,6 +200,7 @@ def _not_started(
     if now is not None and now.status == "exited":
         return ToolError(f"{name}: exited with code {now.exit_code}{_last_words(eng, now)} {see}")
     errors = [line[len("Error: ") :] for line in said.splitlines() if line.startswith("Error: ")]
+    errors = errors or process.error_lines(said)  # docker compose words it otherwise
     cause = one_line(errors[0]) if errors else f"{eng.program} gave no reason"
     if now is None and any(word in cause for word in _PULL_FAILED):
         return RegistryError(f"{name}: did not start: image not pulled: {cause} {see}")
