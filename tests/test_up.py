@@ -582,6 +582,34 @@ def test_compose_file_follows_the_compose_spec(
     assert "removed ContainerSpecs/compose.yaml" in syntra(tmp_path, "render").out
 
 
+def test_compose_interpolates_nothing_syntra_writes(
+    tmp_path: Path, syntra: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`$$VAR` in syntra.yaml reaches the container as `$VAR`: every `$` of a command, a
+    health check or a value is written `$$`, so Compose expands none of them."""
+    (tmp_path / "web").mkdir()
+    monkeypatch.setenv("UP_TEST_MOTD", "from the host")
+    extra = (
+        '    command: [sh, -c, "echo $${HOME} $$PATH"]\n'
+        '    environment: {MOTD: "${UP_TEST_MOTD}", COST: "$$5"}\n'
+        '    healthcheck: {test: "test -n \\"$$HOSTNAME\\"", interval: 1s}\n'
+    )
+    config = SERVICES.replace("    depends_on: {db: {condition: service_healthy}}\n", "")
+    config = config.replace('    environment: {GREETING: "v{{ version }}", PRICE: "$5"}\n', extra)
+    (tmp_path / "syntra.yaml").write_text(config)
+    from syntra.image import compose
+    from syntra.pipeline.context import Context
+
+    monkeypatch.chdir(tmp_path)
+    ctx = Context.load(tmp_path / "syntra.yaml")
+    run = compose.stack(ctx.loaded, ctx.plan, {"web": "localhost/demo/web@sha256:" + "0" * 64})
+    web = YAML(typ="safe").load(compose.dump(run.document()))["services"]["web"]
+    assert web["command"] == ["sh", "-c", "echo $${HOME} $$PATH"]
+    assert web["environment"] == {"MOTD": "from the host", "COST": "$$5"}
+    assert web["healthcheck"]["test"] == ["CMD-SHELL", 'test -n "$$HOSTNAME"']
+    check_compose(run.document())
+
+
 def test_showcase_compose_file_follows_the_compose_spec() -> None:
     document = YAML(typ="safe").load((REPO / "ContainerSpecs" / "compose.yaml").read_text())
     check_compose(document)
