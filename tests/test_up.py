@@ -219,6 +219,8 @@ services:
     ports: ["127.0.0.1:{port}:8080"]
   ghost:
     image: 127.0.0.1:1/nowhere/ghost:1
+  stray:
+    image: localhost/nowhere/stray:1
   sick:
     image: box
     healthcheck: {{test: "echo sick of $${{HOSTNAME}}; exit 1", interval: 1s, retries: 3}}
@@ -269,6 +271,13 @@ def test_up_failures_are_one_line_naming_the_cause(
             assert ghost.err.startswith("ghost: did not start: image not pulled: ")
             assert "127.0.0.1:1/nowhere/ghost:1" in ghost.err
             assert "connection refused" in ghost.err
+
+            stray = syntra(tmp_path, "up", "stray")  # before anything is built
+            assert (stray.code, stray.out) == (3, ""), stray.out + stray.err
+            assert stray.err == (
+                "image localhost/nowhere/stray:1 is not in podman's image store, and no "
+                "registry has it (`syntra import` makes one from a root filesystem tarball)\n"
+            )
 
             sick = syntra(tmp_path, "up", "sick")
             assert sick.code == 3 and len(sick.err.splitlines()) == 1, sick.err

@@ -144,7 +144,9 @@ def up(ctx: Context, wanted: list[str]) -> Iterator[str]:
     _note_secrets(ctx)
     chosen = compose.stack(ctx.loaded, ctx.plan).closure(_services(ctx, wanted))
     references: dict[str, str] = {}
-    for image in dict.fromkeys(services[name].image for name in chosen):
+    images = dict.fromkeys(services[name].image for name in chosen)
+    # External images first: one the engine lacks is said before anything is built.
+    for image in sorted(images, key=lambda image: image in ctx.image_names()):
         references[image], lines = run_reference(ctx, eng, image)
         yield from lines
     run = compose.stack(ctx.loaded, ctx.plan, references)
@@ -170,7 +172,27 @@ def run_reference(ctx: Context, eng: Engine, image: str) -> tuple[str, list[str]
     the engine; an external one as written (pinned by tag or digest, validated)."""
     if image in ctx.image_names():
         return _pinned(ctx, eng, image)
+    if _local_only(eng, image) and _engine_digest(eng, image) is None:
+        raise ToolError(_not_in_store(eng, image))
     return image, []
+
+
+def _local_only(eng: Engine, image: str) -> bool:
+    """On podman, `localhost/…` names an image of this engine that no registry serves."""
+    return eng.program == "podman" and image.startswith("localhost/") and "@" not in image
+
+
+def _engine_digest(eng: Engine, image: str) -> str | None:
+    argv = [eng.program, "image", "inspect", "--format", "{{.Digest}}", image]
+    found = process.run(argv, check=False)
+    return found.out.strip() if found.ok else None
+
+
+def _not_in_store(eng: Engine, image: str) -> str:
+    return (
+        f"image {image} is not in {eng.program}'s image store, and no registry has it "
+        "(`syntra import` makes one from a root filesystem tarball)"
+    )
 
 
 def _start(ctx: Context, eng: Engine, runfile: Path, name: str, config_hash: str) -> str:
@@ -316,21 +338,17 @@ def _pinned(ctx: Context, eng: Engine, name: str) -> tuple[str, list[str]]:
 
 
 def _local_base(ctx: Context, eng: Engine, base: str | None) -> None:
-    """On podman, a base named `localhost/…` is in no registry: it is an image of this
-    engine (made with `syntra import` or built here), pinned by its digest in the
-    engine, which `podman build` then reads from its store."""
+    """A `localhost/…` base on podman (`_local_only`), made with `syntra import` or
+    built here: pinned by its digest in the engine, which `podman build` then reads from
+    its store, with no registry asked."""
     from syntra.image.publish import Pinned
 
-    if eng.program != "podman" or not base or not base.startswith("localhost/") or "@" in base:
+    if not base or not _local_only(eng, base):
         return
-    argv = [eng.program, "image", "inspect", "--format", "{{.Digest}}", base]
-    found = process.run(argv, check=False)
-    if not found.ok:
-        raise ToolError(
-            f"base image {base} is not in {eng.program}'s image store "
-            f"(`syntra import` makes one from a root filesystem tarball)"
-        )
-    ctx.pin_as(base, Pinned(f"{base.rsplit(':', 1)[0]}@{found.out.strip()}", insecure=False))
+    digest = _engine_digest(eng, base)
+    if digest is None:
+        raise ToolError(f"base {_not_in_store(eng, base)}")
+    ctx.pin_as(base, Pinned(f"{base.rsplit(':', 1)[0]}@{digest}", insecure=False))
 
 
 def _read_built(path: Path) -> tuple[dict[str, Built], list[str]]:
