@@ -404,6 +404,11 @@ def test_import_makes_a_service_image_and_a_base_no_registry_serves(
         assert built["web"]["base"] == f"localhost/uptest/box@{digest}"
         second = syntra(tmp_path, "up")
         assert second.code == 0 and "web: unchanged for" in second.out, second.err
+        again = syntra(tmp_path, "import", str(tarball), name, *flags, "--env=EXTRA=1")
+        assert again.code == 0, again.err
+        third = syntra(tmp_path, "up")  # a new base in the engine: web is built on it
+        assert third.code == 0 and "web: built for" in third.out, third.err
+        assert get(f"http://127.0.0.1:{port}/") == "built on an imported base\n"
     finally:
         down = syntra(tmp_path, "down")
         subprocess.run(["podman", "rmi", "-f", name], capture_output=True, check=False)

@@ -70,7 +70,6 @@ _BUILT = TypeAdapter(dict[str, Built])
 
 
 class _Check(BaseModel):
-    ExitCode: int = 0
     Output: str = ""
 
 
@@ -307,17 +306,17 @@ def _pinned(ctx: Context, eng: Engine, name: str) -> tuple[str, list[str]]:
         pass
     platform = host_platform()
     job = ctx.job(name)
-    _local_base(ctx, eng, job.image.base)
+    local = _local_base(ctx, eng, job.image.base)
     record = folder(ctx) / "images.json"
     known, said = _read_built(record)
     entry = known.get(name)
-    # The base as it was pinned when the image was built: an unchanged image asks no
-    # registry. Changed inputs resolve the base again (`job.inputs`).
+    # A base in the engine as it is now; else as it was pinned when the image was built:
+    # an unchanged image asks no registry. Changed inputs resolve the base again.
     if (
         entry
         and entry.engine == eng.program
         and (entry.base is not None or not job.image.base)
-        and local_inputs_tag(job, platform, entry.base) == entry.inputs
+        and local_inputs_tag(job, platform, local or entry.base) == entry.inputs
     ):
         present = process.run([eng.program, "image", "inspect", entry.pin], check=False)
         if present.ok:
@@ -325,30 +324,32 @@ def _pinned(ctx: Context, eng: Engine, name: str) -> tuple[str, list[str]]:
     key = inputs_tag(job, platform)
     backend, _ = ctx.backend()
     image_id = load_built(job, backend, platform)
-    local = compose.local_name(ctx.plan, name)
-    process.run([eng.program, "tag", image_id, local], f"{eng.program} tag")
+    named = compose.local_name(ctx.plan, name)
+    process.run([eng.program, "tag", image_id, named], f"{eng.program} tag")
     pin = image_id  # docker: the image ID
     if eng.program == "podman":
-        digest = process.output([eng.program, "image", "inspect", "--format", "{{.Digest}}", local])
-        pin = f"{local.rsplit(':', 1)[0]}@{digest}"
+        digest = process.output([eng.program, "image", "inspect", "--format", "{{.Digest}}", named])
+        pin = f"{named.rsplit(':', 1)[0]}@{digest}"
     known[name] = Built(inputs=key, engine=eng.program, pin=pin, base=job.base_reference)
     text = json.dumps(_BUILT.dump_python(known), indent=2, sort_keys=True)
     write_atomic(record, text.encode())
     return pin, [*said, f"{name}: built for {platform}, loaded into {eng.program} ({pin})"]
 
 
-def _local_base(ctx: Context, eng: Engine, base: str | None) -> None:
+def _local_base(ctx: Context, eng: Engine, base: str | None) -> str | None:
     """A `localhost/…` base on podman (`_local_only`), made with `syntra import` or
     built here: pinned by its digest in the engine, which `podman build` then reads from
-    its store, with no registry asked."""
+    its store, with no registry asked. Returns that pinned reference."""
     from syntra.image.publish import Pinned
 
     if not base or not _local_only(eng, base):
-        return
+        return None
     digest = _engine_digest(eng, base)
     if digest is None:
         raise ToolError(f"base {_not_in_store(eng, base)}")
-    ctx.pin_as(base, Pinned(f"{base.rsplit(':', 1)[0]}@{digest}", insecure=False))
+    pinned = f"{base.rsplit(':', 1)[0]}@{digest}"
+    ctx.pin_as(base, Pinned(pinned, insecure=False))
+    return pinned
 
 
 def _read_built(path: Path) -> tuple[dict[str, Built], list[str]]:
