@@ -48,31 +48,32 @@ def seed_busybox(registry: str, binaries: dict[str, Path], repository: str, tag:
 POSTGRES_ROOTFS = Path(".cache") / "debian" / "bookworm-postgresql.tar"
 POSTGRES_LOCAL = "localhost/syntra/postgres:15-bookworm"
 """The database image in the engine, as the official one is used: see scripts/postgres/."""
-POSTGRES_CONFIG = [
-    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+POSTGRES_IMPORT = [
+    "--entrypoint=docker-entrypoint.sh",
+    "--cmd=postgres",
+    "--env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     ":/usr/lib/postgresql/15/bin",
-    "ENV PGDATA=/var/lib/postgresql/data",
-    'ENTRYPOINT ["docker-entrypoint.sh"]',
-    'CMD ["postgres"]',
-    "EXPOSE 5432",
-    "STOPSIGNAL SIGINT",
+    "--env=PGDATA=/var/lib/postgresql/data",
+    "--expose=5432",
+    "--stop-signal=SIGINT",
 ]
+"""`syntra import`'s flags for the tarball, as docs/local-development.md gives them."""
 
 
 def seed_postgres(root: Path, registry: str) -> str:
     """PostgreSQL 15 from Debian's packages, nothing pulled: the rootfs tarball that
     scripts/debian-postgres makes once under .cache/, imported into podman's store as
-    POSTGRES_LOCAL and pushed to `registry` (the base of the showcase's notes image).
-    Returns the registry reference."""
+    POSTGRES_LOCAL with `syntra import` and pushed to `registry` (the base of the
+    showcase's notes image). Returns the registry reference."""
     import subprocess
+
+    from syntra.cli import main
 
     subprocess.run([str(root / "scripts" / "debian-postgres")], check=True)
     exists = subprocess.run(["podman", "image", "exists", POSTGRES_LOCAL], check=False)
     if exists.returncode != 0:
-        changes = [arg for change in POSTGRES_CONFIG for arg in ("--change", change)]
         tarball = str(root / POSTGRES_ROOTFS)
-        argv = ["podman", "import", "--quiet", *changes, tarball, POSTGRES_LOCAL]
-        subprocess.run(argv, check=True, capture_output=True)
+        assert main(["import", tarball, POSTGRES_LOCAL, *POSTGRES_IMPORT]) == 0
     reference = f"{registry}/syntra/postgres:15-bookworm"
     push = ["podman", "push", "--quiet", "--tls-verify=false", POSTGRES_LOCAL, reference]
     subprocess.run(push, check=True, capture_output=True)

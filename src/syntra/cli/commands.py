@@ -340,13 +340,31 @@ def _up(args: argparse.Namespace) -> int:
 def _down(args: argparse.Namespace) -> int:
     from syntra.pipeline import stack
 
-    return _report(stack.down(_context(args)))
+    return _report(stack.down(_context(args), volumes=args.volumes))
 
 
 def _logs(args: argparse.Namespace) -> int:
     from syntra.pipeline import stack
 
     return _report(stack.logs(_context(args), args.service))
+
+
+def _import(args: argparse.Namespace) -> int:
+    from syntra.image import rootfs
+
+    settings = rootfs.ImageConfig(
+        entrypoint=rootfs.words(args.entrypoint) if args.entrypoint is not None else None,
+        cmd=rootfs.words(args.cmd) if args.cmd is not None else None,
+        env=args.env,
+        expose=args.expose,
+        workdir=args.workdir,
+        user=args.user,
+        stop_signal=args.stop_signal,
+    )
+    program = args.engine or rootfs.engine_program()
+    pinned = rootfs.import_rootfs(args.tarball, args.name, settings, program)
+    print(f"imported {args.tarball} into {program} as {args.name} ({pinned})")
+    return 0
 
 
 def _positive(text: str) -> int:
@@ -526,9 +544,29 @@ def parser() -> argparse.ArgumentParser:
     )
     up.add_argument("services", nargs="*", metavar="SERVICE", help="these and their dependencies")
     up.add_argument("--builder", choices=CHOICES)
-    command("down", _down, "stop the services; remove their containers, network and volumes")
+    down = command("down", _down, "stop the services; remove their containers and network")
+    down.add_argument(
+        "--volumes", action="store_true", help="remove their named volumes (the data) too"
+    )
     command("logs", _logs, "print the services' logs").add_argument(
         "service", nargs="?", help="only this service"
+    )
+    imports = command(
+        "import", _import, "import a root filesystem tarball into the engine as an image"
+    )
+    imports.add_argument("tarball", type=Path, metavar="TARBALL", help="a tar of the root")
+    imports.add_argument("name", metavar="NAME", help="the image's name:tag in the engine")
+    imports.add_argument("--entrypoint", metavar="CMD", help='JSON array (["a", "b"]) or words')
+    imports.add_argument("--cmd", metavar="CMD", help='JSON array (["a", "b"]) or words')
+    imports.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="repeatable"
+    )
+    imports.add_argument("--expose", action="append", default=[], metavar="PORT")
+    imports.add_argument("--workdir", metavar="DIR", help="an absolute path")
+    imports.add_argument("--user", metavar="USER", help="user[:group] the image runs as")
+    imports.add_argument("--stop-signal", metavar="SIGNAL", help="e.g. SIGINT")
+    imports.add_argument(
+        "--engine", choices=["podman", "docker"], help="default: podman if installed"
     )
     import syntra.cli.registry as registry_commands
 

@@ -5,6 +5,9 @@ machine: the file's own images are named `localhost/<repository>:local`, templat
 environment values are shown as written, and `${VAR}`s are left for Compose to expand.
 `syntra up` writes the file it runs, `.syntra/up/compose.yaml`, from the same services
 with each image pinned by the digest of its local build and the templates rendered.
+Compose interpolates nothing of that file: Syntra expanded syntra.yaml's `${VAR}`s when
+it loaded it, and every `$` left in a command, a health check or a value is written `$$`,
+so it reaches the container as written.
 """
 
 from __future__ import annotations
@@ -91,10 +94,10 @@ def stack(
     plan: Plan,
     pins: dict[str, str] | None = None,
 ) -> Stack:
-    """The services of syntra.yaml. Without `pins` (image -> pinned reference) it is the
-    committed file: images by local name, templates as written, bind mounts relative to
-    ContainerSpecs/. With them, the file `syntra up` runs: templates rendered, bind
-    mounts absolute."""
+    """The services of syntra.yaml. Without `pins` (each service's `image` as written ->
+    the reference to run) it is the committed file: images by local name, templates as
+    written, bind mounts relative to ContainerSpecs/. With them, the file `syntra up`
+    runs: templates rendered, bind mounts absolute."""
     services: dict[str, dict[str, Any]] = {}
     volumes: list[str] = []
     for name, service in loaded.config.services.items():
@@ -121,11 +124,13 @@ def _service(
     root: Path | None,
 ) -> dict[str, Any]:
     image = service.image
-    if image in loaded.config.images:
-        image = pins.get(image, local_name(plan, image))
+    if image in pins:
+        image = pins[image]
+    elif image in loaded.config.images:
+        image = local_name(plan, image)
     body: dict[str, Any] = {"image": image}
     if service.command is not None:
-        body["command"] = list(service.command)
+        body["command"] = [_escaped(word) for word in service.command]
     if service.environment:
         context = {**plan.variables, "name": name}
         body["environment"] = {
@@ -145,7 +150,7 @@ def _service(
         check = service.healthcheck
         test = check.test if isinstance(check.test, list) else ["CMD-SHELL", check.test]
         body["healthcheck"] = {
-            "test": test,
+            "test": [_escaped(word) for word in test],
             "interval": check.interval,
             "timeout": check.timeout,
             "retries": check.retries,
@@ -184,7 +189,9 @@ def _value(loaded: Loaded, service: str, key: str, text: str, context: dict[str,
 
 
 def _escaped(value: str) -> str:
-    """Compose interpolates `$NAME`: a value is passed on as written."""
+    """Compose interpolates `$NAME` and `${NAME}`: written `$$`, a value reaches the
+    container as written (`$${VAR}` in syntra.yaml stays `${VAR}`, for the container's
+    shell; a host variable is a `${VAR}` Syntra expands when it loads syntra.yaml)."""
     return value.replace("$", "$$")
 
 

@@ -81,14 +81,18 @@ class Job:
     @cached_property
     def shared_inputs(self) -> dict[str, Any]:
         """What every platform of the image is built from, but the commit it is built at."""
-        shared = {k: v for k, v in self.inputs.items() if k not in ("refs", "platforms")}
-        labels = self.inputs["labels"].items()
-        return shared | {"labels": {k: v for k, v in labels if k not in PER_COMMIT_LABELS}}
+        return _shared(self.inputs)
 
     @cached_property
     def inputs_digest(self) -> str:
         """A record that names this digest is current, whichever backend wrote it."""
         return _digest(self.inputs)
+
+
+def _shared(inputs: dict[str, Any]) -> dict[str, Any]:
+    shared = {k: v for k, v in inputs.items() if k not in ("refs", "platforms")}
+    labels = inputs["labels"].items()
+    return shared | {"labels": {k: v for k, v in labels if k not in PER_COMMIT_LABELS}}
 
 
 def _digest(inputs: dict[str, Any]) -> str:
@@ -168,6 +172,12 @@ def inputs_tag(job: Job, platform: str) -> str:
     """`inputs-<sha256>` of what one platform image is built from; the registry tag that
     finds an image already built from exactly these inputs."""
     return "inputs-" + _digest({**job.shared_inputs, "platform": platform})
+
+
+def local_inputs_tag(job: Job, platform: str, base: str | None) -> str:
+    """`inputs_tag` with the base taken as given (as `syntra up` recorded it) instead
+    of asking its registry."""
+    return "inputs-" + _digest({**_shared(_inputs(job, base)), "platform": platform})
 
 
 def _plugin_digest(root: Path, guest: str) -> str:

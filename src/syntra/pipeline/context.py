@@ -88,3 +88,8 @@ class Context:
         if reference not in self._pinned:
             self._pinned[reference] = resolve_base(self.loaded.config, reference)
         return self._pinned[reference]
+
+    def pin_as(self, reference: str, pinned: Pinned) -> None:
+        """Pin `reference` without asking its registry: `syntra up` pins a base that
+        lives in the local engine by its digest there."""
+        self._pinned[reference] = pinned
