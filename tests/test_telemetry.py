@@ -73,10 +73,11 @@ def test_doit_run_is_one_trace_with_a_span_per_task_and_its_cache_outcome(
     assert second.returncode == 0, second.stderr
     assert ".  render:api" in second.stdout and "-- render:web" in second.stdout
 
-    root = otlp.named("RUN doit render")
+    root = otlp.named("RUN doit")
     assert root.parent_id == ""
     assert root.attributes["cicd.pipeline.result"] == "success"
-    assert root.attributes["cicd.pipeline.name"] == "doit render"
+    assert root.attributes["cicd.pipeline.name"] == "doit"  # the command, not its arguments
+    assert root.attributes["process.command_line"] == "doit render"
     run_id = root.attributes["cicd.pipeline.run.id"]
     tasks = {s.name: s for s in otlp.spans if s.name.startswith("render:")}
     assert set(tasks) == {"render:api", "render:web", "render:stale"}
@@ -91,6 +92,9 @@ def test_doit_run_is_one_trace_with_a_span_per_task_and_its_cache_outcome(
     assert tasks["render:api"].attributes["syntra.stage"] == "render"
     assert tasks["render:web"].attributes["syntra.cache.outcome"] == "hit"
     assert tasks["render:web"].attributes["cicd.pipeline.task.name"] == "render:web"
+    stale = tasks["render:stale"].attributes  # a step, not an artifact
+    assert stale["syntra.step"] == "stale" and stale["syntra.stage"] == "render"
+    assert not {"syntra.image", "syntra.artifact", "syntra.guest"} & set(stale)
 
     outcomes = {
         (_labels(point)["cicd.pipeline.task.name"], _labels(point)["syntra.cache.outcome"])
@@ -141,7 +145,7 @@ def test_a_failed_task_fails_its_span_and_the_run(project: Path, otlp: Receiver)
     (project / "templates" / "default.j2").write_text("FROM {{ image.bse }}\n")
     done = run(project, "doit", "render")
     assert done.returncode != 0
-    root, task = otlp.named("RUN doit render"), otlp.named("render:web")
+    root, task = otlp.named("RUN doit"), otlp.named("render:web")
     assert root.attributes["cicd.pipeline.result"] == "failure"
     assert task.attributes["cicd.pipeline.task.run.result"] == "failure"
     assert task.parent_id == root.span_id
@@ -156,7 +160,7 @@ def _labels(point: Any) -> dict[str, Any]:
 
 def test_a_child_process_joins_the_trace_through_traceparent(otlp: Receiver) -> None:
     telemetry.configure(None)
-    with telemetry.pipeline("syntra test") as finished:
+    with telemetry.pipeline("syntra test", "syntra test --flag") as finished:
         with telemetry.span("stage", {"syntra.image": "web"}):
             process.run([PYTHON, "-c", CHILD], "child")
         finished(0)
@@ -203,7 +207,9 @@ def test_trace_file_is_trace_event_json_with_the_push_nested_in_the_run(
             assert parent["ts"] <= event["ts"]
             assert event["ts"] + event["dur"] <= parent["ts"] + parent["dur"] + 1
     (root,) = [e for e in events if not e["args"]["parent_id"]]
-    assert root["name"].startswith("RUN syntra --trace")
+    assert root["name"] == "RUN syntra copy"  # not the arguments: they are redacted args
+    assert root["args"]["cicd.pipeline.name"] == "syntra copy"
+    assert root["args"]["process.command_line"].startswith("syntra --trace")
     (push,) = [e for e in events if e["name"] == "push telemetry/traced"]
     assert push["args"]["parent_id"] == root["args"]["span_id"]
     assert push["args"]["syntra.bytes.pushed"] > 600_000

@@ -1,27 +1,52 @@
 """The OpenTelemetry SDK behind `syntra.telemetry`, imported only when a run is watched.
 
 Spans go to OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` or `..._TRACES_ENDPOINT` is set
-(the exporter reads its endpoint, headers and timeout from the standard variables), and
-to the trace file when one is asked for; metrics go to OTLP/HTTP when an endpoint for
-them is set. A `TRACEPARENT` in the environment (a CI system's trace, or a Syntra that
-started this one) is the parent of the first span.
+(the exporter reads its endpoint and headers from the standard variables), and to the
+trace file when one is asked for; metrics go to OTLP/HTTP when an endpoint for them is
+set. A `TRACEPARENT` in the environment (a CI system's trace, or a Syntra that started
+this one) is the parent of the first span.
+
+A collector that is down must not slow a build: spans are sent in the background while
+the run goes on, every request gives up after `REQUEST_TIMEOUT` without retrying, the
+first failure ends exporting for the run (one warning line names the endpoint), and the
+end of a run waits at most `FINISH_BUDGET` for what is left. The SDK's own log lines
+never reach the terminal.
+
+doit's parallel runs (`doit -n N`) fork worker processes: a worker's spans and
+measurements go back to the process that started the run through a pipe (`_Channel`),
+so they are exported once, with the others, into OTLP and the trace file alike.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import math
+import multiprocessing
 import os
+import sys
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.sdk.trace.export import (
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from syntra.redaction import redact
@@ -41,7 +66,25 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "syntra.plugin.fuel": ("histogram", "{instruction}", "Fuel a plugin call consumed"),
     "syntra.plugin.memory": ("histogram", "By", "Linear memory at the end of a plugin call"),
 }
+REQUEST_TIMEOUT = 0.4
+"""Seconds one OTLP request may take (connect and answer); it is not retried."""
+FINISH_BUDGET = 0.8
+"""Seconds the end of a run may wait for the collector, whatever is left to send."""
+SEND_EVERY_MS = 1000
+"""How often spans are sent in the background during a run."""
 _PROPAGATOR = TraceContextTextMapPropagator()
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
+def _quiet_sdk() -> None:
+    """The SDK logs its export failures (and retries) as warnings, which Python prints on
+    stderr when nothing is configured: Syntra says it in one line of its own instead."""
+    sdk = logging.getLogger("opentelemetry")
+    sdk.addHandler(logging.NullHandler())
+    sdk.propagate = False
+
+
+_quiet_sdk()
 
 
 def _clean(attributes: Attributes) -> dict[str, Any]:
@@ -56,12 +99,229 @@ def _exported(signal: str) -> bool:
     return any(os.environ.get(f"OTEL_EXPORTER_OTLP_{k}ENDPOINT") for k in ("", f"{signal}_"))
 
 
-class _Threads(SpanProcessor):
-    """Each span notes the thread it started on: the trace file's tracks."""
+def _endpoint(signal: str) -> str:
+    """The URL the exporter of `signal` posts to, as the standard variables give it."""
+    own = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", "").strip()
+    if own:
+        return own
+    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip().rstrip("/")
+    return f"{base}/v1/{signal.lower()}"
+
+
+class Collector:
+    """The collector's health for the whole run: the first export that fails ends
+    exporting (spans and metrics alike) and says so once, naming the endpoint."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.lock = threading.Lock()
+
+    def failed(self, endpoint: str) -> None:
+        with self.lock:
+            if self.down:
+                return
+            self.down = True
+        print(
+            f"telemetry: cannot reach the OpenTelemetry collector at {redact(endpoint)} "
+            "(not sending this run's traces and metrics)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+class _GuardedSpans(SpanExporter):
+    def __init__(self, collector: Collector) -> None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        self.collector, self.endpoint = collector, _endpoint("TRACES")
+        self.inner = OTLPSpanExporter(timeout=REQUEST_TIMEOUT)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self.collector.down:
+            return SpanExportResult.FAILURE
+        done = self.inner.export(spans)
+        if done is not SpanExportResult.SUCCESS:
+            self.collector.failed(self.endpoint)
+        return done
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()  # type: ignore[no-untyped-call]
+
+
+class _Background(SpanProcessor):
+    """Sends ended spans from a thread of its own, every `SEND_EVERY_MS` during the run;
+    its end waits a bounded time for the last batch (the thread is abandoned after)."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+        self.pending: list[ReadableSpan] = []
+        self.lock = threading.Lock()
+        self.wake, self.done = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="syntra-otlp", daemon=True)
+        self.thread.start()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        with self.lock:
+            self.pending.append(span)
+
+    def _send(self) -> None:
+        with self.lock:
+            batch, self.pending = self.pending, []
+        if batch:
+            self.exporter.export(batch)
+
+    def _loop(self) -> None:
+        while not self.done.is_set():
+            self.wake.wait(SEND_EVERY_MS / 1000)
+            self._send()
+        self._send()
+
+    def shutdown(self, budget: float = FINISH_BUDGET) -> None:
+        self.done.set()
+        self.wake.set()
+        self.thread.join(budget)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _guarded_metrics(collector: Collector) -> Any:
+    """The OTLP metric exporter, silent once the collector is known to be down."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics.export import MetricExportResult
+
+    class GuardedMetrics(OTLPMetricExporter):
+        def export(
+            self, metrics_data: Any, timeout_millis: float | None = 10_000, **kwargs: Any
+        ) -> Any:
+            if collector.down:
+                return MetricExportResult.FAILURE
+            done = super().export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+            if done is not MetricExportResult.SUCCESS:
+                collector.failed(_endpoint("METRICS"))
+            return done
+
+    return GuardedMetrics(timeout=REQUEST_TIMEOUT)
+
+
+@dataclass(frozen=True)
+class _Shipped:
+    """A span a forked worker ended, in plain values (an SDK span does not pickle)."""
+
+    name: str
+    trace_id: int
+    span_id: int
+    parent_id: int | None
+    start: int | None
+    end: int | None
+    attributes: dict[str, Any]
+    status: int
+    description: str | None
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """A measurement a forked worker took."""
+
+    metric: str
+    value: float
+    attributes: dict[str, Any]
+
+
+class _Channel:
+    """From forked workers to the process that started the run: a pipe, written under a
+    lock shared by the workers, drained by a thread of the run's process."""
+
+    def __init__(self, deliver: Any) -> None:
+        self.owner = os.getpid()
+        self.reader, self.writer = multiprocessing.Pipe(duplex=False)
+        self.lock = multiprocessing.Lock()
+        self.deliver = deliver
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._drain, name="syntra-telemetry", daemon=True)
+        self.thread.start()
+
+    def forked(self) -> bool:
+        return os.getpid() != self.owner
+
+    def send(self, item: _Shipped | _Measured) -> None:
+        with self.lock:
+            self.writer.send(item)
+
+    def _drain(self) -> None:
+        while True:
+            if self.reader.poll(0.05):
+                try:
+                    self.deliver(self.reader.recv())
+                except (EOFError, OSError):
+                    return
+            elif self.stopping.is_set():
+                return
+
+    def close(self) -> None:
+        """After the workers ended (doit joins them): take what they sent, then stop."""
+        self.stopping.set()
+        self.thread.join()
+
+
+class _Ids(RandomIdGenerator):
+    """Random ids, except a task's span: its id follows from the run's span and the task's
+    name, so a forked worker knows the parent of what it does without being told."""
+
+    def __init__(self) -> None:
+        self.given: ContextVar[int | None] = ContextVar("syntra_span_id", default=None)
+
+    def generate_span_id(self) -> int:
+        return self.given.get() or super().generate_span_id()
+
+
+def task_span_id(run: SpanContext, task: str) -> int:
+    digest = hashlib.sha256(f"{run.span_id:016x}/{task}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") or 1
+
+
+class _Route(SpanProcessor):
+    """Each span notes the thread it started on (the trace file's tracks); an ended span
+    goes to the exporters in the run's process, and through the channel from a worker."""
+
+    def __init__(self, channel: _Channel, local: list[SpanProcessor]) -> None:
+        self.channel, self.local = channel, local
 
     def on_start(self, span: SdkSpan, parent_context: Any = None) -> None:
         current = threading.current_thread()
         span.set_attributes({"thread.id": current.ident or 0, "thread.name": current.name})
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.channel.forked():
+            context = span.get_span_context()
+            self.channel.send(
+                _Shipped(
+                    name=span.name,
+                    trace_id=context.trace_id if context else 0,
+                    span_id=context.span_id if context else 0,
+                    parent_id=span.parent.span_id if span.parent else None,
+                    start=span.start_time,
+                    end=span.end_time,
+                    attributes=dict(span.attributes or {}),
+                    status=span.status.status_code.value,
+                    description=span.status.description,
+                )
+            )
+            return
+        for processor in self.local:
+            processor.on_end(span)
+
+    def shutdown(self, budget: float = FINISH_BUDGET) -> None:
+        deadline = time.monotonic() + budget
+        for processor in self.local:
+            left = max(0.0, deadline - time.monotonic())
+            if isinstance(processor, _Background):
+                processor.shutdown(left)
+            else:
+                processor.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
 
 
 class _Opened:
@@ -84,47 +344,102 @@ class SdkBackend:
         resource = Resource.create(
             {"service.name": "syntra", "service.version": installed_version()}
         )
-        self.provider = TracerProvider(resource=resource)
-        self.provider.add_span_processor(_Threads())
+        self.collector = Collector()
+        local: list[SpanProcessor] = []
         if _exported("TRACES"):
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            local.append(_Background(_GuardedSpans(self.collector)))
         if trace_file is not None:
             from syntra.tracefile import TraceEventExporter
 
-            self.provider.add_span_processor(SimpleSpanProcessor(TraceEventExporter(trace_file)))
+            local.append(SimpleSpanProcessor(TraceEventExporter(trace_file)))
+        self.channel = _Channel(self._delivered)
+        self.route = _Route(self.channel, local)
+        self.ids = _Ids()
+        self.provider = TracerProvider(
+            resource=resource, id_generator=self.ids, shutdown_on_exit=False
+        )
+        self.provider.add_span_processor(self.route)
         self.tracer = self.provider.get_tracer("syntra", installed_version())
+        self.scope = InstrumentationScope("syntra", installed_version())
         self.meters: dict[str, Any] = {}
         self.meter_provider: Any = None
         if _exported("METRICS"):
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
             from opentelemetry.sdk.metrics import MeterProvider
             from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-            reader = PeriodicExportingMetricReader(OTLPMetricExporter())
-            self.meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+            reader = PeriodicExportingMetricReader(  # sent once, when the run ends
+                _guarded_metrics(self.collector), export_interval_millis=math.inf
+            )
+            self.meter_provider = MeterProvider(
+                resource=resource, metric_readers=[reader], shutdown_on_exit=False
+            )
         given = os.environ.get("TRACEPARENT")
         self.parent = _PROPAGATOR.extract({"traceparent": given}) if given else None
+        self.run: SpanContext | None = None
 
     def open(
         self, name: str, attributes: Attributes, start_ns: int | None, current: bool
     ) -> _Opened:
         inside = trace.get_current_span().get_span_context().is_valid
-        span = self.tracer.start_span(
-            name,
-            context=None if inside else self.parent,
-            attributes=_clean(attributes),
-            start_time=start_ns,
-        )
+        return self._start(name, attributes, start_ns, current, None if inside else self.parent)
+
+    def _start(
+        self,
+        name: str,
+        attributes: Attributes,
+        start_ns: int | None,
+        current: bool,
+        parent: otel_context.Context | None,
+        span_id: int | None = None,
+    ) -> _Opened:
+        given = self.ids.given.set(span_id)
+        try:
+            span = self.tracer.start_span(
+                name, context=parent, attributes=_clean(attributes), start_time=start_ns
+            )
+        finally:
+            self.ids.given.reset(given)
         token = otel_context.attach(trace.set_span_in_context(span)) if current else None
         return _Opened(span, token)
+
+    def open_run(self, name: str, attributes: Attributes) -> _Opened:
+        opened = self.open(name, attributes, None, True)
+        self.run = opened.span.get_span_context()
+        return opened
+
+    def _task_context(self, task: str) -> SpanContext | None:
+        if self.run is None:
+            return None
+        return SpanContext(self.run.trace_id, task_span_id(self.run, task), False, _SAMPLED)
+
+    def open_task(self, task: str, attributes: Attributes, start_ns: int | None) -> _Opened:
+        context = self._task_context(task)
+        if context is None:
+            return self.open(task, attributes, start_ns, False)
+        assert self.run is not None
+        run = trace.set_span_in_context(NonRecordingSpan(self.run))
+        return self._start(task, attributes, start_ns, False, run, context.span_id)
+
+    @contextmanager
+    def in_task(self, task: str) -> Iterator[None]:
+        context = self._task_context(task)
+        if context is None:
+            yield
+            return
+        token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(context)))
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
 
     def annotate(self, attributes: Attributes) -> None:
         trace.get_current_span().set_attributes(_clean(attributes))
 
     def record(self, metric: str, value: float, attributes: Attributes) -> None:
         if self.meter_provider is None:
+            return
+        if self.channel.forked():
+            self.channel.send(_Measured(metric, value, _clean(attributes)))
             return
         instrument = self.meters.get(metric)
         if instrument is None:
@@ -138,6 +453,31 @@ class SdkBackend:
         else:
             instrument.add(value, labels)
 
+    def _delivered(self, item: _Shipped | _Measured) -> None:
+        """What a forked worker sent, handled as if it happened here."""
+        if isinstance(item, _Measured):
+            self.record(item.metric, item.value, item.attributes)
+            return
+        context = SpanContext(item.trace_id, item.span_id, False, _SAMPLED)
+        parent = (
+            SpanContext(item.trace_id, item.parent_id, False, _SAMPLED)
+            if item.parent_id is not None
+            else None
+        )
+        span = ReadableSpan(
+            name=item.name,
+            context=context,
+            parent=parent,
+            resource=self.provider.resource,
+            attributes=item.attributes,
+            status=Status(StatusCode(item.status), item.description),
+            start_time=item.start,
+            end_time=item.end,
+            instrumentation_scope=self.scope,
+        )
+        for processor in self.route.local:
+            processor.on_end(span)
+
     def child_env(self) -> dict[str, str]:
         carrier: dict[str, str] = {}
         if trace.get_current_span().get_span_context().is_valid:
@@ -145,6 +485,16 @@ class SdkBackend:
         return {key.upper(): value for key, value in carrier.items()}
 
     def finish(self) -> None:
-        self.provider.shutdown()
+        """Export what is left within `FINISH_BUDGET`, and write the trace file. In a
+        forked worker there is nothing to do: the run's process exports its spans."""
+        if self.channel.forked():
+            return
+        deadline = time.monotonic() + FINISH_BUDGET
+        self.channel.close()
+        self.route.shutdown(FINISH_BUDGET * 0.6)
         if self.meter_provider is not None:
-            self.meter_provider.shutdown()
+            left = max(0.0, deadline - time.monotonic())
+            try:  # the one export of the run's metrics
+                self.meter_provider.force_flush(timeout_millis=max(left, 0.05) * 1000)
+            except Exception:  # what the SDK raises when its reader ran out of time
+                self.collector.failed(_endpoint("METRICS"))

@@ -540,13 +540,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    if args.trace is not None and (problem := telemetry.unwritable(args.trace)):
+    telemetry.configure(args.trace)
+    if problem := telemetry.trace_problem():
         print(problem, file=sys.stderr)
         return EXIT_TOOL
-    telemetry.configure(args.trace)
     progress.enable(sys.stderr.isatty() and not args.quiet and not getattr(args, "json", False))
     try:
-        with telemetry.pipeline(invocation()) as finished:
+        with telemetry.pipeline(f"syntra {args.command}", invocation()) as finished:
             code = _dispatch(args)
             finished(code)
         return code
