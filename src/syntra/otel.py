@@ -66,9 +66,9 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "syntra.plugin.fuel": ("histogram", "{instruction}", "Fuel a plugin call consumed"),
     "syntra.plugin.memory": ("histogram", "By", "Linear memory at the end of a plugin call"),
 }
-REQUEST_TIMEOUT = 0.4
+REQUEST_TIMEOUT = 0.3
 """Seconds one OTLP request may take (connect and answer); it is not retried."""
-FINISH_BUDGET = 0.8
+FINISH_BUDGET = 0.6
 """Seconds the end of a run may wait for the collector, whatever is left to send."""
 SEND_EVERY_MS = 1000
 """How often spans are sent in the background during a run."""
