@@ -9,7 +9,9 @@ import os
 import pty
 import re
 import select
+import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ import wasmtime
 from syntra import process, telemetry
 from syntra.errors import SyntraError
 from syntra.paths import build_dir, last_run, slug
-from tests.conftest import PYTHON, REPO, Result, run
+from syntra.registry.local import serve
+from tests.conftest import PYTHON, REPO, Result, commit, run
 from tests.support.faults import fault_proxy
 from tests.support.layouts import oci_layout
 from tests.support.otlp import Receiver, receiver
@@ -422,3 +425,69 @@ def _client(registry: str) -> Any:
     from syntra.oci import Client
 
     return Client(registry, insecure=True)
+
+
+def _tree(spans: list[Any]) -> Counter[tuple[str, ...]]:
+    """Each span as the names on its way up to the root: the shape of a trace."""
+    by_id = {span.span_id: span for span in spans}
+
+    def path(span: Any) -> tuple[str, ...]:
+        parent = by_id.get(span.parent_id)
+        return (*path(parent), span.name) if parent else (span.name,)
+
+    return Counter(path(span) for span in spans)
+
+
+def _counted(otlp: Receiver) -> dict[str, int]:
+    """How many of each metric's measurements arrived (a histogram's count, a sum's value)."""
+    return {
+        name: sum(int(getattr(p, "count", 0) or p.as_int) for p in points)
+        for name, points in otlp.metrics.items()
+    }
+
+
+def test_parallel_runs_trace_like_sequential_ones(
+    tmp_path: Path, base: str, otlp: Receiver
+) -> None:
+    """`doit -n 2` forks workers: their builds, pushes and plugin calls are still under
+    their tasks, every task under the run, every metric counted, the file equal to OTLP."""
+    extra = (
+        "    repository: tests/parallel\n    platforms: [linux/amd64]\n"
+        "wasm:\n  fib-c:\n    language: c\n    source: guest\n"
+        "    tests: [{call: fib, args: [10], expect: 55}, {call: fib, args: [24], expect: 46368}]\n"
+    )
+    trees, counts = [], []
+    for workers in ("1", "2"):  # each in a registry of its own: nothing to reuse
+        with serve() as target:
+            root = make_project(tmp_path / f"repo-{workers}", target, base, extra)
+            (root / "guest").mkdir()
+            shutil.copy(REPO / "WebAssembly" / "Guest" / "C" / "fib.c", root / "guest")
+            commit(root, "guest")
+            otlp.spans.clear()
+            otlp.metrics.clear()
+            trace = tmp_path / f"trace-{workers}.json"
+            argv = ("doit", "-n", workers, "docker", "wasm")
+            done = run(root, *argv, env={telemetry.TRACE_ENV: str(trace)})
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stderr == ""
+        (run_span,) = [s for s in otlp.spans if not s.parent_id]
+        assert run_span.name == "RUN doit"
+        assert {s.trace_id for s in otlp.spans} == {run_span.trace_id}
+        tree = _tree(otlp.spans)
+        assert ("RUN doit", "docker:app", "build app linux/amd64") in tree
+        assert ("RUN doit", "docker:app", "push tests/parallel") in tree
+        assert tree[("RUN doit", "wasm:fib-c.test", "call fib-c.fib")] == 2
+        tasks = {s.name for s in otlp.spans if "cicd.pipeline.task.name" in s.attributes}
+        for path in tree:  # every span of work under a task, every task under the run
+            assert len(path) == 1 or path[1] in tasks, path
+        events = json.loads(trace.read_text())["traceEvents"]  # the file: what OTLP got
+        assert sorted(e["args"]["span_id"] for e in events) == sorted(s.span_id for s in otlp.spans)
+        trees.append(tree)
+        counts.append(_counted(otlp))
+    assert trees[0] == trees[1]
+    for name in ("syntra.plugin.calls", "syntra.transfer.bytes", "syntra.transfer.blobs",
+                 "syntra.task.duration", "syntra.cache.outcomes", "syntra.plugin.memory"):  # fmt: skip
+        assert counts[0].get(name, 0) > 0, (name, counts[0])
+        assert name in counts[1], (name, counts[1])
+    assert counts[0]["syntra.plugin.calls"] == counts[1]["syntra.plugin.calls"] == 2
+    assert counts[0]["syntra.task.duration"] == counts[1]["syntra.task.duration"]
