@@ -485,8 +485,14 @@ def test_parallel_runs_trace_like_sequential_ones(
         trees.append(tree)
         counts.append(_counted(otlp))
     assert trees[0] == trees[1]
-    for name in ("syntra.plugin.calls", "syntra.transfer.bytes", "syntra.transfer.blobs",
-                 "syntra.task.duration", "syntra.cache.outcomes", "syntra.plugin.memory"):  # fmt: skip
+    for name in (
+        "syntra.plugin.calls",
+        "syntra.plugin.memory",
+        "syntra.transfer.bytes",
+        "syntra.transfer.blobs",
+        "syntra.task.duration",
+        "syntra.cache.outcomes",
+    ):
         assert counts[0].get(name, 0) > 0, (name, counts[0])
         assert name in counts[1], (name, counts[1])
     assert counts[0]["syntra.plugin.calls"] == counts[1]["syntra.plugin.calls"] == 2
