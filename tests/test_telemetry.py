@@ -367,8 +367,6 @@ def test_report_page_renders_in_chromium(
     project: Path, registry: str, syntra: Callable[..., Result], request: pytest.FixtureRequest
 ) -> None:
     """The screenshot is kept under pytest's cache: .pytest_cache/d/screenshots/."""
-    from playwright.sync_api import sync_playwright
-
     from syntra.config import load
     from syntra.image.publish import Pushed, image_record, push_images, read_layout
     from syntra.oci.locate import Where
@@ -399,21 +397,9 @@ def test_report_page_renders_in_chromium(
     text = page.read_text()
     assert "<script" not in text and "http" not in text.split("</style>")[0]
 
-    problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=["--no-sandbox"]
-        )
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-        tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        tab.on("pageerror", lambda e: problems.append(str(e)))
-        tab.goto(page.as_uri())
-        body = tab.inner_text("body")
-        shot = request.config.cache.mkdir("screenshots") / "report.png"
-        tab.screenshot(path=str(shot), full_page=True)
-        browser.close()
+    shot = request.config.cache.mkdir("screenshots") / "report.png"
+    body = _in_chromium(page, shot)
     print(f"screenshot: {shot}")
-    assert problems == []
     assert "doit render" in body and "2 ran, 0 up to date" in body and "render:stale" in body
     assert digest in body and built.platform.digest in body
     assert "layer 2" in body and "linux/amd64" in body
@@ -497,3 +483,60 @@ def test_parallel_runs_trace_like_sequential_ones(
         assert name in counts[1], (name, counts[1])
     assert counts[0]["syntra.plugin.calls"] == counts[1]["syntra.plugin.calls"] == 2
     assert counts[0]["syntra.task.duration"] == counts[1]["syntra.task.duration"]
+
+
+def _in_chromium(page: Path, shot: Path | None = None) -> str:
+    """The text Chromium shows for `page` (and its full screenshot at `shot`); any console
+    or page error fails the test."""
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox"]
+        )
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        tab.on("pageerror", lambda e: problems.append(str(e)))
+        tab.goto(page.as_uri())
+        body = tab.inner_text("body")
+        if shot is not None:
+            tab.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert problems == []
+    return body
+
+
+def test_the_report_of_a_failed_run_gives_each_test_its_own_outcome(
+    tmp_path: Path, syntra: Callable[..., Result]
+) -> None:
+    guests = (
+        "wasm:\n  fib-c:\n    language: c\n    source: guest\n    tests:\n"
+        "      - {call: fib, args: [10], expect: 55}\n"
+        "      - {call: fib, args: [24], expect: 46369}\n"
+        "      - {call: fib, args: [5], expect: 5}\n"
+    )
+    root = make_project(tmp_path / "repo", "127.0.0.1:9", "127.0.0.1:9/base:1", guests)
+    (root / "guest").mkdir()
+    shutil.copy(REPO / "WebAssembly" / "Guest" / "C" / "fib.c", root / "guest")
+    commit(root, "guest")
+    failed = run(root, "doit", "wasm:fib-c.test")
+    assert failed.returncode != 0
+    assert "fib(24) returned 46368, expected 46369" in failed.stdout + failed.stderr
+
+    page = root / "report.html"
+    done = syntra(root, "report", "--output", str(page))
+    assert (done.code, done.out) == (1, f"wrote {page}\n")  # docs/exit-codes.md
+    assert done.err == "the reported run failed: doit wasm:fib-c.test\n"
+    shown = _in_chromium(page)
+    assert "This run failed: wasm:fib-c.test." in shown
+    tests = [line for line in shown.splitlines() if line.startswith("fib-c\twasm\t")]
+    rows = {line.split("\t")[2]: line for line in tests}
+    assert set(rows) == {"fib(10) = 55", "fib(24) = 46369", "fib(5) = 5"}
+    assert "passed" in rows["fib(10) = 55"] and "fib(10) = 55 in" in rows["fib(10) = 55"]
+    assert "passed" in rows["fib(5) = 5"] and "46369" not in rows["fib(5) = 5"]
+    assert "failed" in rows["fib(24) = 46369"] and "returned 46368" in rows["fib(24) = 46369"]
+    assert "expected 46369" not in rows["fib(10) = 55"] + rows["fib(5) = 5"]
+
+    assert run(root, "doit", "render").returncode == 0  # a run that succeeds: exit 0
+    assert syntra(root, "report", "--output", str(page)).code == 0

@@ -102,6 +102,11 @@ def last_run(root: Path) -> Path:
     return root / STATE_DIR / "runs" / "last.json"
 
 
+def guest_tests(root: Path, guest: str) -> Path:
+    """Each test's outcome in the last run of a guest's tests, for `syntra report`."""
+    return root / STATE_DIR / "runs" / "tests" / f"{guest}.json"
+
+
 def report_page(root: Path) -> Path:
     """Where `syntra report` writes its page unless told otherwise."""
     return root / STATE_DIR / "report.html"

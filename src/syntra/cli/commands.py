@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from syntra import config as config_stage
 from syntra import progress, telemetry
-from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error, count
+from syntra.errors import DEBUG_ENV, EXIT_REFUSED, EXIT_TOOL, SyntraError, as_error, count
 from syntra.image.build import CHOICES
 from syntra.invocation import invocation, started_as
 from syntra.paths import CONFIG_FILE, DEFAULT_KEY, SNAPSHOT_ENV, report_page, snapshot
@@ -313,7 +313,12 @@ def _report_page(args: argparse.Namespace) -> int:
     from syntra.pipeline.buildreport import write
 
     ctx = _context(args)
-    print(f"wrote {write(ctx.plan, ctx.root, args.output or report_page(ctx.root))}")
+    target = args.output or report_page(ctx.root)
+    reported = write(ctx.plan, ctx.root, target)
+    print(f"wrote {target}")
+    if reported is not None and reported.result == "failure":
+        print(f"the reported run failed: {reported.command}", file=sys.stderr)
+        return EXIT_REFUSED  # the page is there; the run it shows did not succeed
     return 0
 
 

@@ -11,7 +11,6 @@ the supply notes `syntra.supply.notes` keeps when `supply` attaches signatures a
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from syntra.fsutil import write_atomic
 from syntra.oci.digest import Digest
 from syntra.oci.layout import Layout
 from syntra.paths import build_dir, slug
+from syntra.pipeline import guesttests
 from syntra.pipeline.tasklog import RunLog, read_last_run
 from syntra.plan import GuestPlan, Plan
 from syntra.records import ImageRecord, WasmRecord, find_record
@@ -87,7 +87,14 @@ def _timeline(log: RunLog | None) -> str:
     when = datetime.fromtimestamp(log.start, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     ran = sum(1 for t in log.tasks if t.outcome == "executed")
     hits = sum(1 for t in log.tasks if t.outcome == "hit")
-    summary = (
+    failed = [t.name for t in log.tasks if t.outcome == "failed"]
+    banner = (
+        f'<p class="failure"><strong>This run failed</strong>: '
+        f"{_e(', '.join(failed) or 'doit stopped with an error')}.</p>"
+        if log.result == "failure"
+        else ""
+    )
+    summary = banner + (
         f"<p><code>{_e(log.command)}</code> at {_e(when)}: "
         f'<span class="{"passed" if log.result == "success" else "failure"}">{_e(log.result)}'
         f"</span> in {total:.2f} s; {ran} ran, {hits} up to date.</p>"
@@ -151,16 +158,26 @@ def _guests(plan: Plan, root: Path) -> str:
     return _table(["guest", "language", "wasm size", "artifact"], rows, "No wasm guests.")
 
 
-def _guest_result(log: RunLog | None, guest: GuestPlan) -> str:
+def _guest_results(log: RunLog | None, guest: GuestPlan, root: Path) -> list[str]:
+    """Each test's own result cell: what its last run said of it, test by test."""
     task = next(
         (t for t in (log.tasks if log else []) if t.name == f"wasm:{guest.name}.test"), None
     )
+    declared = [guesttests.label(test) for test in guest.tests]
     if task is None:
-        return '<span class="muted">not run</span>'
-    if task.outcome == "failed":
-        return f'<span class="failure">failed: {_e(task.error)}</span>'
-    said = "passed" if task.outcome == "executed" else "passed before (up to date)"
-    return f'<span class="passed">{said}</span>'
+        return ['<span class="muted">not run</span>'] * len(declared)
+    if task.outcome == "hit":
+        return ['<span class="passed">passed before (up to date)</span>'] * len(declared)
+    kept = guesttests.read(root, guest.name)
+    if task.outcome == "skipped" or kept is None or [t.test for t in kept.tests] != declared:
+        # the task failed before any test ran (the module would not load)
+        said = f"not run: {task.error}" if task.error else "not run"
+        return [f'<span class="muted">{_e(said)}</span>'] * len(declared)
+    return [
+        f'<span class="{"passed" if t.outcome == "passed" else "failure"}">'
+        f"{_e(t.outcome)}</span>: <code>{_e(t.message)}</code>"
+        for t in kept.tests
+    ]
 
 
 def _tests(plan: Plan, root: Path, log: RunLog | None) -> str:
@@ -171,11 +188,10 @@ def _tests(plan: Plan, root: Path, log: RunLog | None) -> str:
             passed = '<span class="passed">passed</span>'
             rows.append([_e(image.name), _e(result.platform), _e(result.test), passed])
     for guest in plan.guests:
-        for test in guest.tests:
-            call = f"{test['call']}({', '.join(json.dumps(a) for a in test.get('args', []))})"
-            expected = f" = {json.dumps(test['expect'])}" if "expect" in test else ""
-            rows.append([_e(guest.name), "wasm", f"<code>{_e(call + expected)}</code>",
-                         _guest_result(log, guest)])  # fmt: skip
+        cells = _guest_results(log, guest, root)
+        for test, cell in zip(guest.tests, cells, strict=True):
+            shown = f"<code>{_e(guesttests.label(test))}</code>"
+            rows.append([_e(guest.name), "wasm", shown, cell])
     return _table(["artifact", "platform", "test", "result"], rows, "No tests declared.")
 
 
@@ -218,9 +234,10 @@ def page(plan: Plan, root: Path) -> str:
     )
 
 
-def write(plan: Plan, root: Path, target: Path) -> Path:
+def write(plan: Plan, root: Path, target: Path) -> RunLog | None:
+    """The page written at `target`; the run it reports (None: no run yet)."""
     try:
         write_atomic(target, page(plan, root).encode())
     except OSError as exc:
         raise ToolError(f"{target}: cannot write the report ({exc.strerror or exc})") from None
-    return target
+    return read_last_run(root)

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterator
 
 from syntra import refs
+from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
 from syntra.paths import (
     plugin_file,
@@ -146,16 +147,36 @@ def wasm_optimize(ctx: Context, name: str) -> Report:
 
 
 def wasm_test(ctx: Context, name: str) -> Report:
+    from syntra.pipeline import guesttests
     from syntra.plugins import sandbox
     from syntra.plugins.codecache import default_cache
 
     guest = ctx.plan.guest(name)
     first, *others = guest.runtimes
     agree = f" ({first}; {', '.join(others)} agrees)" if others else ""
-    for call in sandbox.run_tests(guest, ctx.root / guest.output, default_cache()):
+    outcomes: list[guesttests.TestOutcome] = []
+    failures: list[SyntraError] = []
+    for test in guest.tests:  # each on its own: a failing test does not hide the others
+        declared = guesttests.label(test)
+        try:
+            (call,) = sandbox.run_tests(
+                dataclasses.replace(guest, tests=[test]), ctx.root / guest.output, default_cache()
+            )
+        except SyntraError as exc:
+            failures.append(exc)
+            outcomes.append(
+                guesttests.TestOutcome(test=declared, outcome="failed", message=str(exc))
+            )
+            continue
         shown = ", ".join(json.dumps(arg) for arg in call.args)
-        value = json.dumps(call.value)
-        yield f"{name}: {call.call}({shown}) = {value} in {call.elapsed_ms:.1f} ms{agree}"
+        said = f"{call.call}({shown}) = {json.dumps(call.value)} in {call.elapsed_ms:.1f} ms{agree}"
+        outcomes.append(guesttests.TestOutcome(test=declared, outcome="passed", message=said))
+        yield f"{name}: {said}"
+    guesttests.keep(ctx.root, guesttests.GuestTests(guest=name, tests=outcomes))
+    if failures[1:]:
+        raise type(failures[0])(f"{failures[0]} (and {len(failures) - 1} more tests failed)")
+    if failures:
+        raise failures[0]
 
 
 def wasm_publish(ctx: Context, name: str) -> Report:
