@@ -10,6 +10,7 @@ import pty
 import re
 import select
 import shutil
+import socket
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -463,6 +464,8 @@ def test_parallel_runs_trace_like_sequential_ones(
         assert ("RUN doit", "docker:app", "build app linux/amd64") in tree
         assert ("RUN doit", "docker:app", "push tests/parallel") in tree
         assert tree[("RUN doit", "wasm:fib-c.test", "call fib-c.fib")] == 2
+        pushed = otlp.named("docker:app").attributes  # what the worker noted on its task
+        assert pushed["syntra.digest"] == record(root)["digest"]
         tasks = {s.name for s in otlp.spans if "cicd.pipeline.task.name" in s.attributes}
         for path in tree:  # every span of work under a task, every task under the run
             assert len(path) == 1 or path[1] in tasks, path
@@ -470,6 +473,8 @@ def test_parallel_runs_trace_like_sequential_ones(
         assert sorted(e["args"]["span_id"] for e in events) == sorted(s.span_id for s in otlp.spans)
         trees.append(tree)
         counts.append(_counted(otlp))
+        used = {key for span in otlp.spans for key in span.attributes}
+        assert used <= _documented_attributes(), used - _documented_attributes()
     assert trees[0] == trees[1]
     for name in (
         "syntra.plugin.calls",
@@ -540,3 +545,49 @@ def test_the_report_of_a_failed_run_gives_each_test_its_own_outcome(
 
     assert run(root, "doit", "render").returncode == 0  # a run that succeeds: exit 0
     assert syntra(root, "report", "--output", str(page)).code == 0
+
+
+def _documented_attributes() -> set[str]:
+    """The span attributes docs/observability.md lists in its table."""
+    page = (REPO / "docs" / "observability.md").read_text()
+    section = page.split("## Span names and attributes")[1].split("\n## ")[0]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    return {name for row in rows for name in re.findall(r"`([a-z_.]+)`", row)}
+
+
+def test_the_documented_cost_bound_is_the_one_in_force() -> None:
+    from syntra import otel
+
+    page = (REPO / "docs" / "observability.md").read_text().replace("\n", " ")
+    assert f"gives up after {otel.REQUEST_TIMEOUT} s" in page
+    assert f"waits at most {otel.FINISH_BUDGET} s" in page
+    assert otel.REQUEST_TIMEOUT + otel.FINISH_BUDGET <= 1.0  # "at most about 1 s"
+
+
+@pytest.mark.parametrize("collector", ["dead", "stalled"])
+def test_a_collector_that_is_down_is_one_warning_line(project: Path, collector: str) -> None:
+    """The time it costs is measured by bench/telemetry.py; here: what the user sees."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        if collector == "stalled":
+            server.listen(8)  # connections wait in the backlog: nobody ever answers
+        endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+        done = run(project, "doit", "render", env={OTEL: endpoint})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(".  render:") == 2
+    assert done.stderr == (
+        f"telemetry: cannot reach the OpenTelemetry collector at {endpoint}/v1/traces "
+        "(not sending this run's traces and metrics)\n"
+    )
+
+
+def test_syntra_trace_and_trace_flag_refuse_an_unwritable_file_alike(
+    project: Path, syntra: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said = "/proc/syntra/trace.json: cannot write the trace (No such file or directory)\n"
+    done = run(project, "doit", "render", env={telemetry.TRACE_ENV: "/proc/syntra/trace.json"})
+    assert (done.returncode, done.stdout, done.stderr) == (3, "", said)
+    monkeypatch.setenv(telemetry.TRACE_ENV, "/proc/syntra/trace.json")
+    assert syntra(project, "validate") == Result(3, "", said)
+    monkeypatch.delenv(telemetry.TRACE_ENV)
+    assert syntra(project, "--trace", "/proc/syntra/trace.json", "validate") == Result(3, "", said)

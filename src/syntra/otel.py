@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -220,6 +220,14 @@ class _Shipped:
 
 
 @dataclass(frozen=True)
+class _Annotated:
+    """Attributes a forked worker gave the span of the task it runs (a pushed digest)."""
+
+    task: str
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class _Measured:
     """A measurement a forked worker took."""
 
@@ -236,6 +244,7 @@ class _Channel:
         self.owner = os.getpid()
         self.reader, self.writer = multiprocessing.Pipe(duplex=False)
         self.lock = multiprocessing.Lock()
+        self.taking = threading.Lock()
         self.deliver = deliver
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._drain, name="syntra-telemetry", daemon=True)
@@ -244,7 +253,7 @@ class _Channel:
     def forked(self) -> bool:
         return os.getpid() != self.owner
 
-    def send(self, item: _Shipped | _Measured) -> None:
+    def send(self, item: _Shipped | _Measured | _Annotated) -> None:
         with self.lock:
             self.writer.send(item)
 
@@ -252,11 +261,18 @@ class _Channel:
         while True:
             if self.reader.poll(0.05):
                 try:
-                    self.deliver(self.reader.recv())
+                    self.settle()
                 except (EOFError, OSError):
                     return
             elif self.stopping.is_set():
                 return
+
+    def settle(self) -> None:
+        """Take what the workers sent so far, now: a worker writes before it tells doit
+        its task is done, so a task's span sees all of it before it ends."""
+        with self.taking:
+            while self.reader.poll(0):
+                self.deliver(self.reader.recv())
 
     def close(self) -> None:
         """After the workers ended (doit joins them): take what they sent, then stop."""
@@ -325,13 +341,17 @@ class _Route(SpanProcessor):
 
 
 class _Opened:
-    def __init__(self, span: trace.Span, token: object | None) -> None:
-        self.span, self.token = span, token
+    def __init__(
+        self, span: trace.Span, token: object | None, before_end: Callable[[], None] | None = None
+    ) -> None:
+        self.span, self.token, self.before_end = span, token, before_end
 
     def set(self, attributes: Attributes) -> None:
         self.span.set_attributes(_clean(attributes))
 
     def close(self, error: str | None = None, end_ns: int | None = None) -> None:
+        if self.before_end is not None:
+            self.before_end()
         if error:
             self.span.set_status(Status(StatusCode.ERROR, redact(error)))
         self.span.end(end_time=end_ns)
@@ -376,6 +396,9 @@ class SdkBackend:
         given = os.environ.get("TRACEPARENT")
         self.parent = _PROPAGATOR.extract({"traceparent": given}) if given else None
         self.run: SpanContext | None = None
+        self.task: ContextVar[str | None] = ContextVar("syntra_task", default=None)
+        self.notes: dict[str, dict[str, Any]] = {}
+        """Attributes for a task's span, given where the task runs, set when it ends."""
 
     def open(
         self, name: str, attributes: Attributes, start_ns: int | None, current: bool
@@ -418,7 +441,14 @@ class SdkBackend:
             return self.open(task, attributes, start_ns, False)
         assert self.run is not None
         run = trace.set_span_in_context(NonRecordingSpan(self.run))
-        return self._start(task, attributes, start_ns, False, run, context.span_id)
+        opened = self._start(task, attributes, start_ns, False, run, context.span_id)
+
+        def noted() -> None:
+            self.channel.settle()
+            opened.span.set_attributes(self.notes.pop(task, {}))
+
+        opened.before_end = noted
+        return opened
 
     @contextmanager
     def in_task(self, task: str) -> Iterator[None]:
@@ -427,13 +457,24 @@ class SdkBackend:
             yield
             return
         token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(context)))
+        named = self.task.set(task)
         try:
             yield
         finally:
+            self.task.reset(named)
             otel_context.detach(token)
 
     def annotate(self, attributes: Attributes) -> None:
-        trace.get_current_span().set_attributes(_clean(attributes))
+        """On the current span; when that is a task's (`in_task`), on the task's span where
+        it is open: in this process, or the one that started the run."""
+        task, current = self.task.get(), trace.get_current_span()
+        context = self._task_context(task) if task else None
+        if task is None or context is None or current.get_span_context() != context:
+            current.set_attributes(_clean(attributes))
+        elif self.channel.forked():
+            self.channel.send(_Annotated(task, _clean(attributes)))
+        else:
+            self.notes.setdefault(task, {}).update(_clean(attributes))
 
     def record(self, metric: str, value: float, attributes: Attributes) -> None:
         if self.meter_provider is None:
@@ -453,10 +494,13 @@ class SdkBackend:
         else:
             instrument.add(value, labels)
 
-    def _delivered(self, item: _Shipped | _Measured) -> None:
+    def _delivered(self, item: _Shipped | _Measured | _Annotated) -> None:
         """What a forked worker sent, handled as if it happened here."""
         if isinstance(item, _Measured):
             self.record(item.metric, item.value, item.attributes)
+            return
+        if isinstance(item, _Annotated):
+            self.notes.setdefault(item.task, {}).update(item.attributes)
             return
         context = SpanContext(item.trace_id, item.span_id, False, _SAMPLED)
         parent = (
