@@ -278,6 +278,8 @@ class _Channel:
         """After the workers ended (doit joins them): take what they sent, then stop."""
         self.stopping.set()
         self.thread.join()
+        self.reader.close()
+        self.writer.close()
 
 
 class _Ids(RandomIdGenerator):

@@ -131,19 +131,6 @@ def _live() -> Backend | None:
     return _backend
 
 
-def open_span(
-    name: str,
-    attributes: Attributes | None = None,
-    *,
-    start_ns: int | None = None,
-    current: bool = True,
-) -> Span:
-    """A span left open until `close()`: the current one (parent of what follows) unless
-    `current` is False. For spans that do not fit a `with` block (doit's tasks)."""
-    backend = _live()
-    return backend.open(name, attributes or {}, start_ns, current) if backend else NULL
-
-
 def open_run(command: str, run_id: str, argv: str) -> Span:
     """The span of a whole run (`RUN <command>`), the current one from now on, the root of
     its trace (unless `TRACEPARENT` names a parent) and the parent of every task span."""
