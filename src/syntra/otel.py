@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import multiprocessing
 import os
 import sys
@@ -31,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
@@ -185,8 +185,9 @@ class _Background(SpanProcessor):
         return True
 
 
-def _guarded_metrics(collector: Collector) -> Any:
-    """The OTLP metric exporter, silent once the collector is known to be down."""
+def _guarded_metrics(collector: Collector, timeout: float) -> Any:
+    """The OTLP metric exporter, giving up after `timeout` seconds and telling `collector`
+    when it cannot send."""
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.sdk.metrics.export import MetricExportResult
 
@@ -201,7 +202,7 @@ def _guarded_metrics(collector: Collector) -> Any:
                 collector.failed(_endpoint("METRICS"))
             return done
 
-    return GuardedMetrics(timeout=REQUEST_TIMEOUT)
+    return GuardedMetrics(timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,7 @@ class _Channel:
     def __init__(self, deliver: Any) -> None:
         self.owner = os.getpid()
         self.reader, self.writer = multiprocessing.Pipe(duplex=False)
+        self.woken, self.wake = multiprocessing.Pipe(duplex=False)  # the end of the run
         self.lock = multiprocessing.Lock()
         self.taking = threading.Lock()
         self.deliver = deliver
@@ -258,14 +260,9 @@ class _Channel:
             self.writer.send(item)
 
     def _drain(self) -> None:
-        while True:
-            if self.reader.poll(0.05):
-                try:
-                    self.settle()
-                except (EOFError, OSError):
-                    return
-            elif self.stopping.is_set():
-                return
+        while not self.stopping.is_set():
+            if self.reader in wait([self.reader, self.woken]):
+                self.settle()
 
     def settle(self) -> None:
         """Take what the workers sent so far, now: a worker writes before it tells doit
@@ -277,9 +274,11 @@ class _Channel:
     def close(self) -> None:
         """After the workers ended (doit joins them): take what they sent, then stop."""
         self.stopping.set()
+        self.wake.send(None)
         self.thread.join()
-        self.reader.close()
-        self.writer.close()
+        self.settle()
+        for end in (self.reader, self.writer, self.woken, self.wake):
+            end.close()
 
 
 class _Ids(RandomIdGenerator):
@@ -387,13 +386,11 @@ class SdkBackend:
         self.meter_provider: Any = None
         if _exported("METRICS"):
             from opentelemetry.sdk.metrics import MeterProvider
-            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+            from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-            reader = PeriodicExportingMetricReader(  # sent once, when the run ends
-                _guarded_metrics(self.collector), export_interval_millis=math.inf
-            )
+            self.metric_reader = InMemoryMetricReader()  # sent once, when the run ends
             self.meter_provider = MeterProvider(
-                resource=resource, metric_readers=[reader], shutdown_on_exit=False
+                resource=resource, metric_readers=[self.metric_reader], shutdown_on_exit=False
             )
         given = os.environ.get("TRACEPARENT")
         self.parent = _PROPAGATOR.extract({"traceparent": given}) if given else None
@@ -538,9 +535,8 @@ class SdkBackend:
         deadline = time.monotonic() + FINISH_BUDGET
         self.channel.close()
         self.route.shutdown(FINISH_BUDGET * 0.6)
-        if self.meter_provider is not None:
-            left = max(0.0, deadline - time.monotonic())
-            try:  # the one export of the run's metrics
-                self.meter_provider.force_flush(timeout_millis=max(left, 0.05) * 1000)
-            except Exception:  # what the SDK raises when its reader ran out of time
-                self.collector.failed(_endpoint("METRICS"))
+        if self.meter_provider is not None and not self.collector.down:
+            measured = self.metric_reader.get_metrics_data()
+            left = min(REQUEST_TIMEOUT, max(0.05, deadline - time.monotonic()))
+            if measured is not None:  # the exporter is loaded only to send them
+                _guarded_metrics(self.collector, left).export(measured)
