@@ -436,15 +436,17 @@ def _counted(otlp: Receiver) -> dict[str, int]:
 def test_parallel_runs_trace_like_sequential_ones(
     tmp_path: Path, base: str, otlp: Receiver
 ) -> None:
-    """`doit -n 2` forks workers: their builds, pushes and plugin calls are still under
-    their tasks, every task under the run, every metric counted, the file equal to OTLP."""
+    """`doit -n 2` forks workers (`-P thread`: threads): their builds, pushes and plugin
+    calls are still under their tasks, every task under the run, every metric counted,
+    the trace file equal to what OTLP got."""
     extra = (
         "    repository: tests/parallel\n    platforms: [linux/amd64]\n"
         "wasm:\n  fib-c:\n    language: c\n    source: guest\n"
         "    tests: [{call: fib, args: [10], expect: 55}, {call: fib, args: [24], expect: 46368}]\n"
     )
     trees, counts = [], []
-    for workers in ("1", "2"):  # each in a registry of its own: nothing to reuse
+    parallel = {"1": ["-n", "1"], "2": ["-n", "2"], "threads": ["-n", "2", "-P", "thread"]}
+    for workers, options in parallel.items():  # each in a registry of its own: nothing reused
         with serve() as target:
             root = make_project(tmp_path / f"repo-{workers}", target, base, extra)
             (root / "guest").mkdir()
@@ -453,8 +455,9 @@ def test_parallel_runs_trace_like_sequential_ones(
             otlp.spans.clear()
             otlp.metrics.clear()
             trace = tmp_path / f"trace-{workers}.json"
-            argv = ("doit", "-n", workers, "docker", "wasm")
-            done = run(root, *argv, env={telemetry.TRACE_ENV: str(trace)})
+            done = run(
+                root, "doit", *options, "docker", "wasm", env={telemetry.TRACE_ENV: str(trace)}
+            )
         assert done.returncode == 0, done.stdout + done.stderr
         assert done.stderr == ""
         (run_span,) = [s for s in otlp.spans if not s.parent_id]
@@ -475,7 +478,7 @@ def test_parallel_runs_trace_like_sequential_ones(
         counts.append(_counted(otlp))
         used = {key for span in otlp.spans for key in span.attributes}
         assert used <= _documented_attributes(), used - _documented_attributes()
-    assert trees[0] == trees[1]
+    assert trees[0] == trees[1] == trees[2]
     for name in (
         "syntra.plugin.calls",
         "syntra.plugin.memory",
@@ -486,8 +489,10 @@ def test_parallel_runs_trace_like_sequential_ones(
     ):
         assert counts[0].get(name, 0) > 0, (name, counts[0])
         assert name in counts[1], (name, counts[1])
-    assert counts[0]["syntra.plugin.calls"] == counts[1]["syntra.plugin.calls"] == 2
-    assert counts[0]["syntra.task.duration"] == counts[1]["syntra.task.duration"]
+    for counted in counts[1:]:
+        assert counted["syntra.plugin.calls"] == counts[0]["syntra.plugin.calls"] == 2
+        assert counted["syntra.task.duration"] == counts[0]["syntra.task.duration"]
+        assert counted["syntra.transfer.blobs"] == counts[0]["syntra.transfer.blobs"]
 
 
 def _in_chromium(page: Path, shot: Path | None = None) -> str:
