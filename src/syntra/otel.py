@@ -176,13 +176,27 @@ class _Background(SpanProcessor):
             self._send()
         self._send()
 
-    def shutdown(self, budget: float = FINISH_BUDGET) -> None:
+    def shutdown(self) -> None:
+        self.end(FINISH_BUDGET)
+
+    def end(self, budget: float) -> bool:
+        """Whether the last batch went out (or failed) within `budget` seconds."""
         self.done.set()
         self.wake.set()
         self.thread.join(budget)
+        return not self.thread.is_alive()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
+
+
+def _within(seconds: float, work: Callable[[], object]) -> bool:
+    """Runs `work` in a thread of its own and waits at most `seconds` for it (a request
+    timeout does not bound a host name that takes long to resolve): whether it ended."""
+    thread = threading.Thread(target=work, name="syntra-otlp-metrics", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
 
 
 def _guarded_metrics(collector: Collector, timeout: float) -> Any:
@@ -328,14 +342,20 @@ class _Route(SpanProcessor):
         for processor in self.local:
             processor.on_end(span)
 
-    def shutdown(self, budget: float = FINISH_BUDGET) -> None:
-        deadline = time.monotonic() + budget
+    def shutdown(self) -> None:
+        self.end(FINISH_BUDGET)
+
+    def end(self, budget: float) -> bool:
+        """Ends the exporters; whether the collector took the last spans within `budget`
+        seconds (the trace file is written in any case)."""
+        deadline, sent = time.monotonic() + budget, True
         for processor in self.local:
             left = max(0.0, deadline - time.monotonic())
             if isinstance(processor, _Background):
-                processor.shutdown(left)
+                sent = processor.end(left)
             else:
                 processor.shutdown()
+        return sent
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
@@ -534,9 +554,12 @@ class SdkBackend:
             return
         deadline = time.monotonic() + FINISH_BUDGET
         self.channel.close()
-        self.route.shutdown(FINISH_BUDGET * 0.6)
+        if not self.route.end(FINISH_BUDGET * 0.6):
+            self.collector.failed(_endpoint("TRACES"))  # no answer (or no name) in time
         if self.meter_provider is not None and not self.collector.down:
             measured = self.metric_reader.get_metrics_data()
             left = min(REQUEST_TIMEOUT, max(0.05, deadline - time.monotonic()))
             if measured is not None:  # the exporter is loaded only to send them
-                _guarded_metrics(self.collector, left).export(measured)
+                exporter = _guarded_metrics(self.collector, left)
+                if not _within(left + 0.05, lambda: exporter.export(measured)):
+                    self.collector.failed(_endpoint("METRICS"))
