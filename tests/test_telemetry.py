@@ -569,7 +569,7 @@ def test_the_documented_cost_bound_is_the_one_in_force() -> None:
     assert otel.REQUEST_TIMEOUT + otel.FINISH_BUDGET <= 1.0  # "at most about 1 s"
 
 
-@pytest.mark.parametrize("collector", ["dead", "stalled"])
+@pytest.mark.parametrize("collector", ["dead", "stalled", "unknown"])
 def test_a_collector_that_is_down_is_one_warning_line(project: Path, collector: str) -> None:
     """The time it costs is measured by bench/telemetry.py; here: what the user sees."""
     with socket.socket() as server:
@@ -577,6 +577,8 @@ def test_a_collector_that_is_down_is_one_warning_line(project: Path, collector: 
         if collector == "stalled":
             server.listen(8)  # connections wait in the backlog: nobody ever answers
         endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+        if collector == "unknown":
+            endpoint = "http://collector.invalid:4318"  # a name that never resolves
         done = run(project, "doit", "render", env={OTEL: endpoint})
     assert done.returncode == 0, done.stderr
     assert done.stdout.count(".  render:") == 2
