@@ -6,31 +6,21 @@ trace file when one is asked for; metrics go to OTLP/HTTP when an endpoint for t
 set. A `TRACEPARENT` in the environment (a CI system's trace, or a Syntra that started
 this one) is the parent of the first span.
 
-A collector that is down must not slow a build: spans are sent in the background while
-the run goes on, every request gives up after `REQUEST_TIMEOUT` without retrying, the
-first failure ends exporting for the run (one warning line names the endpoint), and the
-end of a run waits at most `FINISH_BUDGET` for what is left. The SDK's own log lines
-never reach the terminal.
-
-doit's parallel runs (`doit -n N`) fork worker processes: a worker's spans and
-measurements go back to the process that started the run through a pipe (`_Channel`),
-so they are exported once, with the others, into OTLP and the trace file alike.
+A collector that is down must not slow a build (`syntra.otlpexport`). doit's parallel
+runs (`doit -n N`) fork worker processes: what a worker records goes back to the process
+that started the run (`syntra.otelworkers`), exported once, with the rest, into OTLP and
+the trace file alike.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
-import multiprocessing
 import os
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
-from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +31,24 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
 )
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from syntra.otelworkers import Annotated, Carried, Channel, Measured, Shipped
+from syntra.otlpexport import (
+    FINISH_BUDGET,
+    REQUEST_TIMEOUT,
+    Background,
+    Collector,
+    GuardedSpans,
+    endpoint,
+    exported,
+    guarded_metrics,
+    within,
+)
 from syntra.redaction import redact
 from syntra.version import installed_version
 
@@ -66,233 +66,12 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "syntra.plugin.fuel": ("histogram", "{instruction}", "Fuel a plugin call consumed"),
     "syntra.plugin.memory": ("histogram", "By", "Linear memory at the end of a plugin call"),
 }
-REQUEST_TIMEOUT = 0.3
-"""Seconds one OTLP request may take (connect and answer); it is not retried."""
-FINISH_BUDGET = 0.6
-"""Seconds the end of a run may wait for the collector, whatever is left to send."""
-SEND_EVERY_MS = 1000
-"""How often spans are sent in the background during a run."""
 _PROPAGATOR = TraceContextTextMapPropagator()
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
 
-def _quiet_sdk() -> None:
-    """The SDK logs its export failures (and retries) as warnings, which Python prints on
-    stderr when nothing is configured: Syntra says it in one line of its own instead."""
-    sdk = logging.getLogger("opentelemetry")
-    sdk.addHandler(logging.NullHandler())
-    sdk.propagate = False
-
-
-_quiet_sdk()
-
-
 def _clean(attributes: Attributes) -> dict[str, Any]:
     return {key: value for key, value in attributes.items() if value is not None}
-
-
-def _exported(signal: str) -> bool:
-    """Whether an OTLP endpoint is set for `signal` (TRACES, METRICS), and its exporter
-    is not turned off (`OTEL_TRACES_EXPORTER=none`)."""
-    if os.environ.get(f"OTEL_{signal}_EXPORTER", "").strip().lower() == "none":
-        return False
-    return any(os.environ.get(f"OTEL_EXPORTER_OTLP_{k}ENDPOINT") for k in ("", f"{signal}_"))
-
-
-def _endpoint(signal: str) -> str:
-    """The URL the exporter of `signal` posts to, as the standard variables give it."""
-    own = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", "").strip()
-    if own:
-        return own
-    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip().rstrip("/")
-    return f"{base}/v1/{signal.lower()}"
-
-
-class Collector:
-    """The collector's health for the whole run: the first export that fails ends
-    exporting (spans and metrics alike) and says so once, naming the endpoint."""
-
-    def __init__(self) -> None:
-        self.down = False
-        self.lock = threading.Lock()
-
-    def failed(self, endpoint: str) -> None:
-        with self.lock:
-            if self.down:
-                return
-            self.down = True
-        print(
-            f"telemetry: cannot reach the OpenTelemetry collector at {redact(endpoint)} "
-            "(not sending this run's traces and metrics)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
-class _GuardedSpans(SpanExporter):
-    def __init__(self, collector: Collector) -> None:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        self.collector, self.endpoint = collector, _endpoint("TRACES")
-        self.inner = OTLPSpanExporter(timeout=REQUEST_TIMEOUT)
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self.collector.down:
-            return SpanExportResult.FAILURE
-        done = self.inner.export(spans)
-        if done is not SpanExportResult.SUCCESS:
-            self.collector.failed(self.endpoint)
-        return done
-
-    def shutdown(self) -> None:
-        self.inner.shutdown()  # type: ignore[no-untyped-call]
-
-
-class _Background(SpanProcessor):
-    """Sends ended spans from a thread of its own, every `SEND_EVERY_MS` during the run;
-    its end waits a bounded time for the last batch (the thread is abandoned after)."""
-
-    def __init__(self, exporter: SpanExporter) -> None:
-        self.exporter = exporter
-        self.pending: list[ReadableSpan] = []
-        self.lock = threading.Lock()
-        self.wake, self.done = threading.Event(), threading.Event()
-        self.thread = threading.Thread(target=self._loop, name="syntra-otlp", daemon=True)
-        self.thread.start()
-
-    def on_end(self, span: ReadableSpan) -> None:
-        with self.lock:
-            self.pending.append(span)
-
-    def _send(self) -> None:
-        with self.lock:
-            batch, self.pending = self.pending, []
-        if batch:
-            self.exporter.export(batch)
-
-    def _loop(self) -> None:
-        while not self.done.is_set():
-            self.wake.wait(SEND_EVERY_MS / 1000)
-            self._send()
-        self._send()
-
-    def shutdown(self) -> None:
-        self.end(FINISH_BUDGET)
-
-    def end(self, budget: float) -> bool:
-        """Whether the last batch went out (or failed) within `budget` seconds."""
-        self.done.set()
-        self.wake.set()
-        self.thread.join(budget)
-        return not self.thread.is_alive()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
-def _within(seconds: float, work: Callable[[], object]) -> bool:
-    """Runs `work` in a thread of its own and waits at most `seconds` for it (a request
-    timeout does not bound a host name that takes long to resolve): whether it ended."""
-    thread = threading.Thread(target=work, name="syntra-otlp-metrics", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    return not thread.is_alive()
-
-
-def _guarded_metrics(collector: Collector, timeout: float) -> Any:
-    """The OTLP metric exporter, giving up after `timeout` seconds and telling `collector`
-    when it cannot send."""
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.sdk.metrics.export import MetricExportResult
-
-    class GuardedMetrics(OTLPMetricExporter):
-        def export(
-            self, metrics_data: Any, timeout_millis: float | None = 10_000, **kwargs: Any
-        ) -> Any:
-            if collector.down:
-                return MetricExportResult.FAILURE
-            done = super().export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-            if done is not MetricExportResult.SUCCESS:
-                collector.failed(_endpoint("METRICS"))
-            return done
-
-    return GuardedMetrics(timeout=timeout)
-
-
-@dataclass(frozen=True)
-class _Shipped:
-    """A span a forked worker ended, in plain values (an SDK span does not pickle)."""
-
-    name: str
-    trace_id: int
-    span_id: int
-    parent_id: int | None
-    start: int | None
-    end: int | None
-    attributes: dict[str, Any]
-    status: int
-    description: str | None
-
-
-@dataclass(frozen=True)
-class _Annotated:
-    """Attributes a forked worker gave the span of the task it runs (a pushed digest)."""
-
-    task: str
-    attributes: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class _Measured:
-    """A measurement a forked worker took."""
-
-    metric: str
-    value: float
-    attributes: dict[str, Any]
-
-
-class _Channel:
-    """From forked workers to the process that started the run: a pipe, written under a
-    lock shared by the workers, drained by a thread of the run's process."""
-
-    def __init__(self, deliver: Any) -> None:
-        self.owner = os.getpid()
-        self.reader, self.writer = multiprocessing.Pipe(duplex=False)
-        self.woken, self.wake = multiprocessing.Pipe(duplex=False)  # the end of the run
-        self.lock = multiprocessing.Lock()
-        self.taking = threading.Lock()
-        self.deliver = deliver
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._drain, name="syntra-telemetry", daemon=True)
-        self.thread.start()
-
-    def forked(self) -> bool:
-        return os.getpid() != self.owner
-
-    def send(self, item: _Shipped | _Measured | _Annotated) -> None:
-        with self.lock:
-            self.writer.send(item)
-
-    def _drain(self) -> None:
-        while not self.stopping.is_set():
-            if self.reader in wait([self.reader, self.woken]):
-                self.settle()
-
-    def settle(self) -> None:
-        """Take what the workers sent so far, now: a worker writes before it tells doit
-        its task is done, so a task's span sees all of it before it ends."""
-        with self.taking:
-            while self.reader.poll(0):
-                self.deliver(self.reader.recv())
-
-    def close(self) -> None:
-        """After the workers ended (doit joins them): take what they sent, then stop."""
-        self.stopping.set()
-        self.wake.send(None)
-        self.thread.join()
-        self.settle()
-        for end in (self.reader, self.writer, self.woken, self.wake):
-            end.close()
 
 
 class _Ids(RandomIdGenerator):
@@ -315,7 +94,7 @@ class _Route(SpanProcessor):
     """Each span notes the thread it started on (the trace file's tracks); an ended span
     goes to the exporters in the run's process, and through the channel from a worker."""
 
-    def __init__(self, channel: _Channel, local: list[SpanProcessor]) -> None:
+    def __init__(self, channel: Channel, local: list[SpanProcessor]) -> None:
         self.channel, self.local = channel, local
 
     def on_start(self, span: SdkSpan, parent_context: Any = None) -> None:
@@ -326,7 +105,7 @@ class _Route(SpanProcessor):
         if self.channel.forked():
             context = span.get_span_context()
             self.channel.send(
-                _Shipped(
+                Shipped(
                     name=span.name,
                     trace_id=context.trace_id if context else 0,
                     span_id=context.span_id if context else 0,
@@ -351,7 +130,7 @@ class _Route(SpanProcessor):
         deadline, sent = time.monotonic() + budget, True
         for processor in self.local:
             left = max(0.0, deadline - time.monotonic())
-            if isinstance(processor, _Background):
+            if isinstance(processor, Background):
                 sent = processor.end(left)
             else:
                 processor.shutdown()
@@ -387,13 +166,13 @@ class SdkBackend:
         )
         self.collector = Collector()
         local: list[SpanProcessor] = []
-        if _exported("TRACES"):
-            local.append(_Background(_GuardedSpans(self.collector)))
+        if exported("TRACES"):
+            local.append(Background(GuardedSpans(self.collector)))
         if trace_file is not None:
             from syntra.tracefile import TraceEventExporter
 
             local.append(SimpleSpanProcessor(TraceEventExporter(trace_file)))
-        self.channel = _Channel(self._delivered)
+        self.channel = Channel(self._delivered)
         self.route = _Route(self.channel, local)
         self.ids = _Ids()
         self.provider = TracerProvider(
@@ -404,7 +183,7 @@ class SdkBackend:
         self.scope = InstrumentationScope("syntra", installed_version())
         self.meters: dict[str, Any] = {}
         self.meter_provider: Any = None
-        if _exported("METRICS"):
+        if exported("METRICS"):
             from opentelemetry.sdk.metrics import MeterProvider
             from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -491,7 +270,7 @@ class SdkBackend:
         if task is None or context is None or current.get_span_context() != context:
             current.set_attributes(_clean(attributes))
         elif self.channel.forked():
-            self.channel.send(_Annotated(task, _clean(attributes)))
+            self.channel.send(Annotated(task, _clean(attributes)))
         else:
             self.notes.setdefault(task, {}).update(_clean(attributes))
 
@@ -499,7 +278,7 @@ class SdkBackend:
         if self.meter_provider is None:
             return
         if self.channel.forked():
-            self.channel.send(_Measured(metric, value, _clean(attributes)))
+            self.channel.send(Measured(metric, value, _clean(attributes)))
             return
         instrument = self.meters.get(metric)
         if instrument is None:
@@ -513,12 +292,12 @@ class SdkBackend:
         else:
             instrument.add(value, labels)
 
-    def _delivered(self, item: _Shipped | _Measured | _Annotated) -> None:
+    def _delivered(self, item: Carried) -> None:
         """What a forked worker sent, handled as if it happened here."""
-        if isinstance(item, _Measured):
+        if isinstance(item, Measured):
             self.record(item.metric, item.value, item.attributes)
             return
-        if isinstance(item, _Annotated):
+        if isinstance(item, Annotated):
             self.notes.setdefault(item.task, {}).update(item.attributes)
             return
         context = SpanContext(item.trace_id, item.span_id, False, _SAMPLED)
@@ -555,11 +334,11 @@ class SdkBackend:
         deadline = time.monotonic() + FINISH_BUDGET
         self.channel.close()
         if not self.route.end(FINISH_BUDGET * 0.6):
-            self.collector.failed(_endpoint("TRACES"))  # no answer (or no name) in time
+            self.collector.failed(endpoint("TRACES"))  # no answer (or no name) in time
         if self.meter_provider is not None and not self.collector.down:
             measured = self.metric_reader.get_metrics_data()
             left = min(REQUEST_TIMEOUT, max(0.05, deadline - time.monotonic()))
             if measured is not None:  # the exporter is loaded only to send them
-                exporter = _guarded_metrics(self.collector, left)
-                if not _within(left + 0.05, lambda: exporter.export(measured)):
-                    self.collector.failed(_endpoint("METRICS"))
+                exporter = guarded_metrics(self.collector, left)
+                if not within(left + 0.05, lambda: exporter.export(measured)):
+                    self.collector.failed(endpoint("METRICS"))
