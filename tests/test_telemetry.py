@@ -436,17 +436,22 @@ def _counted(otlp: Receiver) -> dict[str, int]:
 def test_parallel_runs_trace_like_sequential_ones(
     tmp_path: Path, base: str, otlp: Receiver
 ) -> None:
-    """`doit -n 2` forks workers (`-P thread`: threads): their builds, pushes and plugin
-    calls are still under their tasks, every task under the run, every metric counted,
-    the trace file equal to what OTLP got."""
+    """`doit -n 1` and `-n 2` fork workers (`-P thread`: threads): their builds, pushes and
+    plugin calls are still under their tasks, every task under the run, every metric
+    counted, the trace file equal to what OTLP got, as in a sequential run."""
     extra = (
         "    repository: tests/parallel\n    platforms: [linux/amd64]\n"
         "wasm:\n  fib-c:\n    language: c\n    source: guest\n"
         "    tests: [{call: fib, args: [10], expect: 55}, {call: fib, args: [24], expect: 46368}]\n"
     )
     trees, counts = [], []
-    parallel = {"1": ["-n", "1"], "2": ["-n", "2"], "threads": ["-n", "2", "-P", "thread"]}
-    for workers, options in parallel.items():  # each in a registry of its own: nothing reused
+    runs = {  # doit's -n 1 is already one forked worker; without -n, no worker at all
+        "sequential": [],
+        "1": ["-n", "1"],
+        "2": ["-n", "2"],
+        "threads": ["-n", "2", "-P", "thread"],
+    }
+    for workers, options in runs.items():  # each in a registry of its own: nothing reused
         with serve() as target:
             root = make_project(tmp_path / f"repo-{workers}", target, base, extra)
             (root / "guest").mkdir()
@@ -473,12 +478,16 @@ def test_parallel_runs_trace_like_sequential_ones(
         for path in tree:  # every span of work under a task, every task under the run
             assert len(path) == 1 or path[1] in tasks, path
         events = json.loads(trace.read_text())["traceEvents"]  # the file: what OTLP got
+        (root_event,) = [e for e in events if e["name"] == "RUN doit"]
+        work = [e for e in events if e["name"].startswith(("build ", "push ", "call "))]
+        forked = {e["pid"] != root_event["pid"] for e in work}  # a worker's own tracks
+        assert forked == {workers in ("1", "2")}, workers
         assert sorted(e["args"]["span_id"] for e in events) == sorted(s.span_id for s in otlp.spans)
         trees.append(tree)
         counts.append(_counted(otlp))
         used = {key for span in otlp.spans for key in span.attributes}
         assert used <= _documented_attributes(), used - _documented_attributes()
-    assert trees[0] == trees[1] == trees[2]
+    assert all(tree == trees[0] for tree in trees[1:])
     for name in (
         "syntra.plugin.calls",
         "syntra.plugin.memory",

@@ -100,6 +100,8 @@ class _Route(SpanProcessor):
     def on_start(self, span: SdkSpan, parent_context: Any = None) -> None:
         current = threading.current_thread()
         span.set_attributes({"thread.id": current.ident or 0, "thread.name": current.name})
+        if self.channel.forked():  # a worker's own track in the trace file
+            span.set_attribute("process.pid", os.getpid())
 
     def on_end(self, span: ReadableSpan) -> None:
         if self.channel.forked():
