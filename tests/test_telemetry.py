@@ -607,3 +607,19 @@ def test_syntra_trace_and_trace_flag_refuse_an_unwritable_file_alike(
     assert syntra(project, "validate") == Result(3, "", said)
     monkeypatch.delenv(telemetry.TRACE_ENV)
     assert syntra(project, "--trace", "/proc/syntra/trace.json", "validate") == Result(3, "", said)
+
+
+def test_the_report_of_failed_image_tests_gives_each_its_own_outcome(
+    tmp_path: Path, registry: str, base: str, syntra: Callable[..., Result]
+) -> None:
+    tests = (
+        "    repository: tests/reported\n    platforms: [linux/amd64]\n    tests:\n"
+        "      - file: /srv/index.html\n      - file: /srv/missing.html\n"
+    )
+    root = make_project(tmp_path / "repo", registry, base, tests)
+    assert run(root, "doit", "docker").returncode != 0
+    page = root / "report.html"
+    assert syntra(root, "report", "--output", str(page)).code == 1
+    rows = [line for line in _in_chromium(page).splitlines() if line.startswith("app\t")]
+    assert "app\tlinux/amd64\tfile /srv/index.html\tpassed" in rows
+    assert "app\tlinux/amd64\tfile /srv/missing.html\tfailed: does not exist" in rows

@@ -102,9 +102,9 @@ def last_run(root: Path) -> Path:
     return root / STATE_DIR / "runs" / "last.json"
 
 
-def guest_tests(root: Path, guest: str) -> Path:
-    """Each test's outcome in the last run of a guest's tests, for `syntra report`."""
-    return root / STATE_DIR / "runs" / "tests" / f"{guest}.json"
+def test_outcomes(root: Path, artifact: str) -> Path:
+    """Each test's outcome in the last run of an image's or guest's tests (`syntra report`)."""
+    return root / STATE_DIR / "runs" / "tests" / f"{artifact}.json"
 
 
 def report_page(root: Path) -> Path:

@@ -15,16 +15,17 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from syntra import testruns
 from syntra.errors import SyntraError, ToolError
 from syntra.fsutil import write_atomic
 from syntra.oci.digest import Digest
 from syntra.oci.layout import Layout
 from syntra.paths import build_dir, slug
-from syntra.pipeline import guesttests
-from syntra.pipeline.tasklog import RunLog, read_last_run
-from syntra.plan import GuestPlan, Plan
+from syntra.pipeline.tasklog import RunLog, TaskRun, read_last_run
+from syntra.plan import GuestPlan, ImagePlan, Plan
 from syntra.records import ImageRecord, WasmRecord, find_record
 from syntra.supply.notes import read_supply
+from syntra.testruns import TestOutcome
 
 # The page ------------------------------------------------------------------------------
 
@@ -158,40 +159,54 @@ def _guests(plan: Plan, root: Path) -> str:
     return _table(["guest", "language", "wasm size", "artifact"], rows, "No wasm guests.")
 
 
-def _guest_results(log: RunLog | None, guest: GuestPlan, root: Path) -> list[str]:
-    """Each test's own result cell: what its last run said of it, test by test."""
-    task = next(
-        (t for t in (log.tasks if log else []) if t.name == f"wasm:{guest.name}.test"), None
-    )
-    declared = [guesttests.label(test) for test in guest.tests]
+def _task(log: RunLog | None, *names: str) -> TaskRun | None:
+    return next((t for t in (log.tasks if log else []) if t.name in names), None)
+
+
+def _cell(outcome: TestOutcome) -> str:
+    shown = f'<span class="{"passed" if outcome.outcome == "passed" else "failure"}">'
+    shown += f"{_e(outcome.outcome)}</span>"
+    return shown + (f": <code>{_e(outcome.message)}</code>" if outcome.message else "")
+
+
+def _guest_rows(log: RunLog | None, guest: GuestPlan, root: Path) -> list[list[str]]:
+    """Each test's own result: what its last run said of it, test by test."""
+    declared = [testruns.guest_label(test) for test in guest.tests]
+    task = _task(log, f"wasm:{guest.name}.test")
+    kept = testruns.read(root, guest.name)
     if task is None:
-        return ['<span class="muted">not run</span>'] * len(declared)
-    if task.outcome == "hit":
-        return ['<span class="passed">passed before (up to date)</span>'] * len(declared)
-    kept = guesttests.read(root, guest.name)
-    if task.outcome == "skipped" or kept is None or [t.test for t in kept.tests] != declared:
-        # the task failed before any test ran (the module would not load)
-        said = f"not run: {task.error}" if task.error else "not run"
-        return [f'<span class="muted">{_e(said)}</span>'] * len(declared)
+        cells = ['<span class="muted">not run</span>'] * len(declared)
+    elif task.outcome == "hit":
+        cells = ['<span class="passed">passed before (up to date)</span>'] * len(declared)
+    elif task.outcome == "skipped" or kept is None or [t.test for t in kept.tests] != declared:
+        said = f"not run: {task.error}" if task.error else "not run"  # the module did not load
+        cells = [f'<span class="muted">{_e(said)}</span>'] * len(declared)
+    else:
+        cells = [_cell(outcome) for outcome in kept.tests]
     return [
-        f'<span class="{"passed" if t.outcome == "passed" else "failure"}">'
-        f"{_e(t.outcome)}</span>: <code>{_e(t.message)}</code>"
-        for t in kept.tests
+        [_e(guest.name), "wasm", f"<code>{_e(test)}</code>", cell]
+        for test, cell in zip(declared, cells, strict=True)
+    ]
+
+
+def _image_rows(log: RunLog | None, image: ImagePlan, root: Path) -> list[list[str]]:
+    """Each test of the image on each platform: as its last run left it when the run
+    built the image (passed or not), else as the pushed record has them (all passed)."""
+    task = _task(log, f"docker:{image.name}", f"container:{image.name}")
+    kept = testruns.read(root, image.name)
+    if task is not None and task.outcome in ("executed", "failed") and kept is not None:
+        return [[_e(image.name), _e(t.platform), _e(t.test), _cell(t)] for t in kept.tests]
+    record = find_record(root, image.name)
+    passed = '<span class="passed">passed</span>'
+    return [
+        [_e(image.name), _e(result.platform), _e(result.test), passed]
+        for result in (record.tests if isinstance(record, ImageRecord) else [])
     ]
 
 
 def _tests(plan: Plan, root: Path, log: RunLog | None) -> str:
-    rows = []
-    for image in plan.images:
-        record = find_record(root, image.name)
-        for result in record.tests if isinstance(record, ImageRecord) else []:
-            passed = '<span class="passed">passed</span>'
-            rows.append([_e(image.name), _e(result.platform), _e(result.test), passed])
-    for guest in plan.guests:
-        cells = _guest_results(log, guest, root)
-        for test, cell in zip(guest.tests, cells, strict=True):
-            shown = f"<code>{_e(guesttests.label(test))}</code>"
-            rows.append([_e(guest.name), "wasm", shown, cell])
+    rows = [row for image in plan.images for row in _image_rows(log, image, root)]
+    rows += [row for guest in plan.guests for row in _guest_rows(log, guest, root)]
     return _table(["artifact", "platform", "test", "result"], rows, "No tests declared.")
 
 

@@ -147,29 +147,33 @@ def wasm_optimize(ctx: Context, name: str) -> Report:
 
 
 def wasm_test(ctx: Context, name: str) -> Report:
-    from syntra.pipeline import guesttests
+    from syntra import testruns
     from syntra.plugins import sandbox
     from syntra.plugins.codecache import default_cache
 
     guest = ctx.plan.guest(name)
     first, *others = guest.runtimes
     agree = f" ({first}; {', '.join(others)} agrees)" if others else ""
-    outcomes: list[guesttests.TestOutcome] = []
+    outcomes: list[testruns.TestOutcome] = []
     failures: list[SyntraError] = []
     wasm, cache = ctx.root / guest.output, default_cache()
     for test, call in sandbox.each_test(guest, wasm, cache):  # a failure hides no other test
-        declared = guesttests.label(test)
+        declared = testruns.guest_label(test)
         if isinstance(call, SyntraError):
             failures.append(call)
             outcomes.append(
-                guesttests.TestOutcome(test=declared, outcome="failed", message=str(call))
+                testruns.TestOutcome(
+                    test=declared, platform="wasm", outcome="failed", message=str(call)
+                )
             )
             continue
         shown = ", ".join(json.dumps(arg) for arg in call.args)
         said = f"{call.call}({shown}) = {json.dumps(call.value)} in {call.elapsed_ms:.1f} ms{agree}"
-        outcomes.append(guesttests.TestOutcome(test=declared, outcome="passed", message=said))
+        outcomes.append(
+            testruns.TestOutcome(test=declared, platform="wasm", outcome="passed", message=said)
+        )
         yield f"{name}: {said}"
-    guesttests.keep(ctx.root, guesttests.GuestTests(guest=name, tests=outcomes))
+    testruns.keep(ctx.root, testruns.ArtifactTests(artifact=name, tests=outcomes))
     if failures[1:]:
         raise type(failures[0])(f"{failures[0]} (and {len(failures) - 1} more tests failed)")
     if failures:
