@@ -9,7 +9,10 @@ import os
 import pty
 import re
 import select
+import shutil
+import socket
 import subprocess
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,8 @@ import wasmtime
 from syntra import process, telemetry
 from syntra.errors import SyntraError
 from syntra.paths import build_dir, last_run, slug
-from tests.conftest import PYTHON, REPO, Result, run
+from syntra.registry.local import serve
+from tests.conftest import PYTHON, REPO, Result, commit, run
 from tests.support.faults import fault_proxy
 from tests.support.layouts import oci_layout
 from tests.support.otlp import Receiver, receiver
@@ -73,10 +77,11 @@ def test_doit_run_is_one_trace_with_a_span_per_task_and_its_cache_outcome(
     assert second.returncode == 0, second.stderr
     assert ".  render:api" in second.stdout and "-- render:web" in second.stdout
 
-    root = otlp.named("RUN doit render")
+    root = otlp.named("RUN doit")
     assert root.parent_id == ""
     assert root.attributes["cicd.pipeline.result"] == "success"
-    assert root.attributes["cicd.pipeline.name"] == "doit render"
+    assert root.attributes["cicd.pipeline.name"] == "doit"  # the command, not its arguments
+    assert root.attributes["process.command_line"] == "doit render"
     run_id = root.attributes["cicd.pipeline.run.id"]
     tasks = {s.name: s for s in otlp.spans if s.name.startswith("render:")}
     assert set(tasks) == {"render:api", "render:web", "render:stale"}
@@ -91,6 +96,9 @@ def test_doit_run_is_one_trace_with_a_span_per_task_and_its_cache_outcome(
     assert tasks["render:api"].attributes["syntra.stage"] == "render"
     assert tasks["render:web"].attributes["syntra.cache.outcome"] == "hit"
     assert tasks["render:web"].attributes["cicd.pipeline.task.name"] == "render:web"
+    stale = tasks["render:stale"].attributes  # a step, not an artifact
+    assert stale["syntra.step"] == "stale" and stale["syntra.stage"] == "render"
+    assert not {"syntra.image", "syntra.artifact", "syntra.guest"} & set(stale)
 
     outcomes = {
         (_labels(point)["cicd.pipeline.task.name"], _labels(point)["syntra.cache.outcome"])
@@ -141,7 +149,7 @@ def test_a_failed_task_fails_its_span_and_the_run(project: Path, otlp: Receiver)
     (project / "templates" / "default.j2").write_text("FROM {{ image.bse }}\n")
     done = run(project, "doit", "render")
     assert done.returncode != 0
-    root, task = otlp.named("RUN doit render"), otlp.named("render:web")
+    root, task = otlp.named("RUN doit"), otlp.named("render:web")
     assert root.attributes["cicd.pipeline.result"] == "failure"
     assert task.attributes["cicd.pipeline.task.run.result"] == "failure"
     assert task.parent_id == root.span_id
@@ -156,7 +164,7 @@ def _labels(point: Any) -> dict[str, Any]:
 
 def test_a_child_process_joins_the_trace_through_traceparent(otlp: Receiver) -> None:
     telemetry.configure(None)
-    with telemetry.pipeline("syntra test") as finished:
+    with telemetry.pipeline("syntra test", "syntra test --flag") as finished:
         with telemetry.span("stage", {"syntra.image": "web"}):
             process.run([PYTHON, "-c", CHILD], "child")
         finished(0)
@@ -203,7 +211,9 @@ def test_trace_file_is_trace_event_json_with_the_push_nested_in_the_run(
             assert parent["ts"] <= event["ts"]
             assert event["ts"] + event["dur"] <= parent["ts"] + parent["dur"] + 1
     (root,) = [e for e in events if not e["args"]["parent_id"]]
-    assert root["name"].startswith("RUN syntra --trace")
+    assert root["name"] == "RUN syntra copy"  # not the arguments: they are redacted args
+    assert root["args"]["cicd.pipeline.name"] == "syntra copy"
+    assert root["args"]["process.command_line"].startswith("syntra --trace")
     (push,) = [e for e in events if e["name"] == "push telemetry/traced"]
     assert push["args"]["parent_id"] == root["args"]["span_id"]
     assert push["args"]["syntra.bytes.pushed"] > 600_000
@@ -358,8 +368,6 @@ def test_report_page_renders_in_chromium(
     project: Path, registry: str, syntra: Callable[..., Result], request: pytest.FixtureRequest
 ) -> None:
     """The screenshot is kept under pytest's cache: .pytest_cache/d/screenshots/."""
-    from playwright.sync_api import sync_playwright
-
     from syntra.config import load
     from syntra.image.publish import Pushed, image_record, push_images, read_layout
     from syntra.oci.locate import Where
@@ -390,21 +398,9 @@ def test_report_page_renders_in_chromium(
     text = page.read_text()
     assert "<script" not in text and "http" not in text.split("</style>")[0]
 
-    problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=["--no-sandbox"]
-        )
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-        tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        tab.on("pageerror", lambda e: problems.append(str(e)))
-        tab.goto(page.as_uri())
-        body = tab.inner_text("body")
-        shot = request.config.cache.mkdir("screenshots") / "report.png"
-        tab.screenshot(path=str(shot), full_page=True)
-        browser.close()
+    shot = request.config.cache.mkdir("screenshots") / "report.png"
+    body = _in_chromium(page, shot)
     print(f"screenshot: {shot}")
-    assert problems == []
     assert "doit render" in body and "2 ran, 0 up to date" in body and "render:stale" in body
     assert digest in body and built.platform.digest in body
     assert "layer 2" in body and "linux/amd64" in body
@@ -416,3 +412,214 @@ def _client(registry: str) -> Any:
     from syntra.oci import Client
 
     return Client(registry, insecure=True)
+
+
+def _tree(spans: list[Any]) -> Counter[tuple[str, ...]]:
+    """Each span as the names on its way up to the root: the shape of a trace."""
+    by_id = {span.span_id: span for span in spans}
+
+    def path(span: Any) -> tuple[str, ...]:
+        parent = by_id.get(span.parent_id)
+        return (*path(parent), span.name) if parent else (span.name,)
+
+    return Counter(path(span) for span in spans)
+
+
+def _counted(otlp: Receiver) -> dict[str, int]:
+    """How many of each metric's measurements arrived (a histogram's count, a sum's value)."""
+    return {
+        name: sum(int(getattr(p, "count", 0) or p.as_int) for p in points)
+        for name, points in otlp.metrics.items()
+    }
+
+
+def test_parallel_runs_trace_like_sequential_ones(
+    tmp_path: Path, base: str, otlp: Receiver
+) -> None:
+    """`doit -n 1` and `-n 2` fork workers (`-P thread`: threads): their builds, pushes and
+    plugin calls are still under their tasks, every task under the run, every metric
+    counted, the trace file equal to what OTLP got, as in a sequential run."""
+    extra = (
+        "    repository: tests/parallel\n    platforms: [linux/amd64]\n"
+        "wasm:\n  fib-c:\n    language: c\n    source: guest\n"
+        "    tests: [{call: fib, args: [10], expect: 55}, {call: fib, args: [24], expect: 46368}]\n"
+    )
+    trees, counts = [], []
+    runs = {  # doit's -n 1 is already one forked worker; without -n, no worker at all
+        "sequential": [],
+        "1": ["-n", "1"],
+        "2": ["-n", "2"],
+        "threads": ["-n", "2", "-P", "thread"],
+    }
+    for workers, options in runs.items():  # each in a registry of its own: nothing reused
+        with serve() as target:
+            root = make_project(tmp_path / f"repo-{workers}", target, base, extra)
+            (root / "guest").mkdir()
+            shutil.copy(REPO / "WebAssembly" / "Guest" / "C" / "fib.c", root / "guest")
+            commit(root, "guest")
+            otlp.spans.clear()
+            otlp.metrics.clear()
+            trace = tmp_path / f"trace-{workers}.json"
+            done = run(
+                root, "doit", *options, "docker", "wasm", env={telemetry.TRACE_ENV: str(trace)}
+            )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stderr == ""
+        (run_span,) = [s for s in otlp.spans if not s.parent_id]
+        assert run_span.name == "RUN doit"
+        assert {s.trace_id for s in otlp.spans} == {run_span.trace_id}
+        tree = _tree(otlp.spans)
+        assert ("RUN doit", "docker:app", "build app linux/amd64") in tree
+        assert ("RUN doit", "docker:app", "push tests/parallel") in tree
+        assert tree[("RUN doit", "wasm:fib-c.test", "call fib-c.fib")] == 2
+        pushed = otlp.named("docker:app").attributes  # what the worker noted on its task
+        assert pushed["syntra.digest"] == record(root)["digest"]
+        tasks = {s.name for s in otlp.spans if "cicd.pipeline.task.name" in s.attributes}
+        for path in tree:  # every span of work under a task, every task under the run
+            assert len(path) == 1 or path[1] in tasks, path
+        events = json.loads(trace.read_text())["traceEvents"]  # the file: what OTLP got
+        (root_event,) = [e for e in events if e["name"] == "RUN doit"]
+        work = [e for e in events if e["name"].startswith(("build ", "push ", "call "))]
+        forked = {e["pid"] != root_event["pid"] for e in work}  # a worker's own tracks
+        assert forked == {workers in ("1", "2")}, workers
+        assert sorted(e["args"]["span_id"] for e in events) == sorted(s.span_id for s in otlp.spans)
+        trees.append(tree)
+        counts.append(_counted(otlp))
+        used = {key for span in otlp.spans for key in span.attributes}
+        assert used <= _documented_attributes(), used - _documented_attributes()
+    assert all(tree == trees[0] for tree in trees[1:])
+    for name in (
+        "syntra.plugin.calls",
+        "syntra.plugin.memory",
+        "syntra.transfer.bytes",
+        "syntra.transfer.blobs",
+        "syntra.task.duration",
+        "syntra.cache.outcomes",
+    ):
+        assert counts[0].get(name, 0) > 0, (name, counts[0])
+        assert name in counts[1], (name, counts[1])
+    for counted in counts[1:]:
+        assert counted["syntra.plugin.calls"] == counts[0]["syntra.plugin.calls"] == 2
+        assert counted["syntra.task.duration"] == counts[0]["syntra.task.duration"]
+        assert counted["syntra.transfer.blobs"] == counts[0]["syntra.transfer.blobs"]
+
+
+def _in_chromium(page: Path, shot: Path | None = None) -> str:
+    """The text Chromium shows for `page` (and its full screenshot at `shot`); any console
+    or page error fails the test."""
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox"]
+        )
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        tab.on("pageerror", lambda e: problems.append(str(e)))
+        tab.goto(page.as_uri())
+        body = tab.inner_text("body")
+        if shot is not None:
+            tab.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert problems == []
+    return body
+
+
+def test_the_report_of_a_failed_run_gives_each_test_its_own_outcome(
+    tmp_path: Path, syntra: Callable[..., Result]
+) -> None:
+    guests = (
+        "wasm:\n  fib-c:\n    language: c\n    source: guest\n    tests:\n"
+        "      - {call: fib, args: [10], expect: 55}\n"
+        "      - {call: fib, args: [24], expect: 46369}\n"
+        "      - {call: fib, args: [5], expect: 5}\n"
+    )
+    root = make_project(tmp_path / "repo", "127.0.0.1:9", "127.0.0.1:9/base:1", guests)
+    (root / "guest").mkdir()
+    shutil.copy(REPO / "WebAssembly" / "Guest" / "C" / "fib.c", root / "guest")
+    commit(root, "guest")
+    failed = run(root, "doit", "wasm:fib-c.test")
+    assert failed.returncode != 0
+    assert "fib(24) returned 46368, expected 46369" in failed.stdout + failed.stderr
+
+    page = root / "report.html"
+    done = syntra(root, "report", "--output", str(page))
+    assert (done.code, done.out) == (1, f"wrote {page}\n")  # docs/exit-codes.md
+    assert done.err == "the reported run failed: doit wasm:fib-c.test\n"
+    shown = _in_chromium(page)
+    assert "This run failed: wasm:fib-c.test." in shown
+    tests = [line for line in shown.splitlines() if line.startswith("fib-c\twasm\t")]
+    rows = {line.split("\t")[2]: line for line in tests}
+    assert set(rows) == {"fib(10) = 55", "fib(24) = 46369", "fib(5) = 5"}
+    assert "passed" in rows["fib(10) = 55"] and "fib(10) = 55 in" in rows["fib(10) = 55"]
+    assert "passed" in rows["fib(5) = 5"] and "46369" not in rows["fib(5) = 5"]
+    assert "failed" in rows["fib(24) = 46369"] and "returned 46368" in rows["fib(24) = 46369"]
+    assert "expected 46369" not in rows["fib(10) = 55"] + rows["fib(5) = 5"]
+
+    assert run(root, "doit", "render").returncode == 0  # a run that succeeds: exit 0
+    assert syntra(root, "report", "--output", str(page)).code == 0
+
+
+def _documented_attributes() -> set[str]:
+    """The span attributes docs/observability.md lists in its table."""
+    page = (REPO / "docs" / "observability.md").read_text()
+    section = page.split("## Span names and attributes")[1].split("\n## ")[0]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    return {name for row in rows for name in re.findall(r"`([a-z_.]+)`", row)}
+
+
+def test_the_documented_cost_bound_is_the_one_in_force() -> None:
+    from syntra import otlpexport
+
+    page = (REPO / "docs" / "observability.md").read_text().replace("\n", " ")
+    assert f"gives up after {otlpexport.REQUEST_TIMEOUT} s" in page
+    assert f"waits at most {otlpexport.FINISH_BUDGET} s" in page
+    assert otlpexport.REQUEST_TIMEOUT + otlpexport.FINISH_BUDGET <= 1.0  # "at most about 1 s"
+
+
+@pytest.mark.parametrize("collector", ["dead", "stalled", "unknown"])
+def test_a_collector_that_is_down_is_one_warning_line(project: Path, collector: str) -> None:
+    """The time it costs is measured by bench/telemetry.py; here: what the user sees."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        if collector == "stalled":
+            server.listen(8)  # connections wait in the backlog: nobody ever answers
+        endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+        if collector == "unknown":
+            endpoint = "http://collector.invalid:4318"  # a name that never resolves
+        done = run(project, "doit", "render", env={OTEL: endpoint})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(".  render:") == 2
+    assert done.stderr == (
+        f"telemetry: cannot reach the OpenTelemetry collector at {endpoint}/v1/traces "
+        "(not sending this run's traces and metrics)\n"
+    )
+
+
+def test_syntra_trace_and_trace_flag_refuse_an_unwritable_file_alike(
+    project: Path, syntra: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    said = "/proc/syntra/trace.json: cannot write the trace (No such file or directory)\n"
+    done = run(project, "doit", "render", env={telemetry.TRACE_ENV: "/proc/syntra/trace.json"})
+    assert (done.returncode, done.stdout, done.stderr) == (3, "", said)
+    monkeypatch.setenv(telemetry.TRACE_ENV, "/proc/syntra/trace.json")
+    assert syntra(project, "validate") == Result(3, "", said)
+    monkeypatch.delenv(telemetry.TRACE_ENV)
+    assert syntra(project, "--trace", "/proc/syntra/trace.json", "validate") == Result(3, "", said)
+
+
+def test_the_report_of_failed_image_tests_gives_each_its_own_outcome(
+    tmp_path: Path, registry: str, base: str, syntra: Callable[..., Result]
+) -> None:
+    tests = (
+        "    repository: tests/reported\n    platforms: [linux/amd64]\n    tests:\n"
+        "      - file: /srv/index.html\n      - file: /srv/missing.html\n"
+    )
+    root = make_project(tmp_path / "repo", registry, base, tests)
+    assert run(root, "doit", "docker").returncode != 0
+    page = root / "report.html"
+    assert syntra(root, "report", "--output", str(page)).code == 1
+    rows = [line for line in _in_chromium(page).splitlines() if line.startswith("app\t")]
+    assert "app\tlinux/amd64\tfile /srv/index.html\tpassed" in rows
+    assert "app\tlinux/amd64\tfile /srv/missing.html\tfailed: does not exist" in rows

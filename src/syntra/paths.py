@@ -102,6 +102,11 @@ def last_run(root: Path) -> Path:
     return root / STATE_DIR / "runs" / "last.json"
 
 
+def test_outcomes(root: Path, artifact: str) -> Path:
+    """Each test's outcome in the last run of an image's or guest's tests (`syntra report`)."""
+    return root / STATE_DIR / "runs" / "tests" / f"{artifact}.json"
+
+
 def report_page(root: Path) -> Path:
     """Where `syntra report` writes its page unless told otherwise."""
     return root / STATE_DIR / "report.html"

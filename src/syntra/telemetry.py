@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import wraps
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -57,6 +57,12 @@ class Backend(Protocol):
         self, name: str, attributes: Attributes, start_ns: int | None, current: bool
     ) -> Span: ...
 
+    def open_run(self, name: str, attributes: Attributes) -> Span: ...
+
+    def open_task(self, task: str, attributes: Attributes, start_ns: int | None) -> Span: ...
+
+    def in_task(self, task: str) -> AbstractContextManager[None]: ...
+
     def annotate(self, attributes: Attributes) -> None: ...
 
     def record(self, metric: str, value: float, attributes: Attributes) -> None: ...
@@ -93,6 +99,13 @@ def unwritable(path: Path) -> str | None:
         return f"{path}: cannot write the trace ({exc.strerror or exc})"
 
 
+def trace_problem() -> str | None:
+    """Why the trace file asked for (`--trace` or `$SYNTRA_TRACE`, alike) cannot be
+    written: the run stops before it starts (exit 3), rather than lose its trace."""
+    path = trace_file()
+    return unwritable(path) if path is not None else None
+
+
 def trace_file() -> Path | None:
     return _trace_file or (Path(os.environ[TRACE_ENV]) if os.environ.get(TRACE_ENV) else None)
 
@@ -118,17 +131,27 @@ def _live() -> Backend | None:
     return _backend
 
 
-def open_span(
-    name: str,
-    attributes: Attributes | None = None,
-    *,
-    start_ns: int | None = None,
-    current: bool = True,
-) -> Span:
-    """A span left open until `close()`: the current one (parent of what follows) unless
-    `current` is False. For spans that do not fit a `with` block (doit's tasks)."""
+def open_run(command: str, run_id: str, argv: str) -> Span:
+    """The span of a whole run (`RUN <command>`), the current one from now on, the root of
+    its trace (unless `TRACEPARENT` names a parent) and the parent of every task span."""
     backend = _live()
-    return backend.open(name, attributes or {}, start_ns, current) if backend else NULL
+    if backend is None:
+        return NULL
+    return backend.open_run(f"RUN {command}", run_attributes(command, run_id, argv))
+
+
+def open_task(task: str, attributes: Attributes, start_ns: int | None = None) -> Span:
+    """The span of a doit task, a child of the run's span, whichever thread or process
+    opens it (doit's reporter) and whichever runs the task (`in_task`)."""
+    backend = _live()
+    return backend.open_task(task, attributes, start_ns) if backend else NULL
+
+
+def in_task(task: str) -> AbstractContextManager[None]:
+    """Makes the task's span the parent of what follows, in the thread or the forked
+    worker process that runs the task (`doit -n N`): its builds, pushes, plugin calls."""
+    backend = _live()
+    return backend.in_task(task) if backend else nullcontext()
 
 
 @contextmanager
@@ -148,19 +171,21 @@ def span(name: str, attributes: Attributes | None = None) -> Iterator[Span]:
     opened.close()
 
 
-def run_attributes(name: str, run_id: str) -> dict[str, Value | None]:
-    """The run span's own attributes (CI/CD conventions)."""
+def run_attributes(command: str, run_id: str, argv: str) -> dict[str, Value | None]:
+    """The run span's own attributes (CI/CD conventions): the pipeline's name is the
+    command (low cardinality); its arguments are an attribute of their own, redacted."""
     from syntra.redaction import redact
 
     return {
-        "cicd.pipeline.name": redact(name),
+        "cicd.pipeline.name": command,
         "cicd.pipeline.run.id": run_id,
         "cicd.pipeline.action.name": "RUN",
+        "process.command_line": redact(argv),
     }
 
 
 @contextmanager
-def pipeline(name: str) -> Iterator[Callable[[int], None]]:
+def pipeline(command: str, argv: str) -> Iterator[Callable[[int], None]]:
     """The run's span around a whole command, the root of its trace (unless `TRACEPARENT`
     names a parent); the function given takes the exit code. Everything is exported
     when it ends."""
@@ -169,7 +194,7 @@ def pipeline(name: str) -> Iterator[Callable[[int], None]]:
         return
     import uuid
 
-    run = open_span(f"RUN {name}", run_attributes(name, uuid.uuid4().hex))
+    run = open_run(command, uuid.uuid4().hex, argv)
     said = [0]
     try:
         yield lambda code: said.__setitem__(0, code)

@@ -1,7 +1,8 @@
 """A run's spans as a Chrome trace-event file (`syntra --trace FILE`, `SYNTRA_TRACE=FILE
 doit`), which Perfetto (ui.perfetto.dev) and chrome://tracing open: one complete event
-(`"ph": "X"`) per span, times in microseconds, one track per thread, the span's
-attributes and ids as its `args`. For people without an OpenTelemetry collector."""
+(`"ph": "X"`) per span, times in microseconds, one track per thread of each process
+(`doit -n N` forks workers), the span's attributes and ids as its `args`. For people
+without an OpenTelemetry collector."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def trace_events(spans: Sequence[ReadableSpan], pid: int) -> dict[str, Any]:
         attributes = dict(span.attributes or {})
         tid = attributes.pop("thread.id", 0)
         attributes.pop("thread.name", None)
+        process = attributes.pop("process.pid", pid)  # a forked doit worker's
         context = span.get_span_context()
         args: dict[str, Any] = {
             **attributes,
@@ -43,7 +45,7 @@ def trace_events(spans: Sequence[ReadableSpan], pid: int) -> dict[str, Any]:
                 "cat": "syntra",
                 "ts": start / 1000,
                 "dur": (end - start) / 1000,
-                "pid": pid,
+                "pid": process,
                 "tid": tid,
                 "args": args,
             }

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from syntra import config as config_stage
 from syntra import progress, telemetry
-from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error, count
+from syntra.errors import DEBUG_ENV, EXIT_REFUSED, EXIT_TOOL, SyntraError, as_error, count
 from syntra.image.build import CHOICES
 from syntra.invocation import invocation, started_as
 from syntra.paths import CONFIG_FILE, DEFAULT_KEY, SNAPSHOT_ENV, report_page, snapshot
@@ -327,7 +327,12 @@ def _report_page(args: argparse.Namespace) -> int:
     from syntra.pipeline.buildreport import write
 
     ctx = _context(args)
-    print(f"wrote {write(ctx.plan, ctx.root, args.output or report_page(ctx.root))}")
+    target = args.output or report_page(ctx.root)
+    reported = write(ctx.plan, ctx.root, target)
+    print(f"wrote {target}")
+    if reported is not None and reported.result == "failure":
+        print(f"the reported run failed: {reported.command}", file=sys.stderr)
+        return EXIT_REFUSED  # the page is there; the run it shows did not succeed
     return 0
 
 
@@ -601,13 +606,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    if args.trace is not None and (problem := telemetry.unwritable(args.trace)):
+    telemetry.configure(args.trace)
+    if problem := telemetry.trace_problem():
         print(problem, file=sys.stderr)
         return EXIT_TOOL
-    telemetry.configure(args.trace)
     progress.enable(sys.stderr.isatty() and not args.quiet and not getattr(args, "json", False))
     try:
-        with telemetry.pipeline(invocation()) as finished:
+        with telemetry.pipeline(f"syntra {args.command}", invocation()) as finished:
             code = _dispatch(args)
             finished(code)
         return code

@@ -27,6 +27,7 @@ from syntra.paths import plugin_file
 from syntra.plan import ImagePlan, Plan, test_variables
 from syntra.records import TestResult
 from syntra.templating import render_inline
+from syntra.testruns import ArtifactTests, TestOutcome, keep
 
 SHOWN = 120
 """Characters of observed output shown in a failure line."""
@@ -222,6 +223,16 @@ def run_tests(
             for test in tests:
                 problem = one_line(_one(test, box, variables))
                 outcomes.append(Outcome(platform, one_line(label(test)), problem))
+    said = [
+        TestOutcome(
+            test=o.test,
+            platform=o.platform,
+            outcome="passed" if o.ok else "failed",
+            message=o.problem,
+        )
+        for o in outcomes
+    ]
+    keep(root, ArtifactTests(artifact=image.name, tests=said))  # each test's own, for the report
     failed = [o for o in outcomes if not o.ok]
     if failed:
         lines = [f"{image.name} {o.platform}: {o.test}: {o.problem}" for o in failed]

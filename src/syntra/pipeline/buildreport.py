@@ -11,20 +11,21 @@ the supply notes `syntra.supply.notes` keeps when `supply` attaches signatures a
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from syntra import testruns
 from syntra.errors import SyntraError, ToolError
 from syntra.fsutil import write_atomic
 from syntra.oci.digest import Digest
 from syntra.oci.layout import Layout
 from syntra.paths import build_dir, slug
-from syntra.pipeline.tasklog import RunLog, read_last_run
-from syntra.plan import GuestPlan, Plan
+from syntra.pipeline.tasklog import RunLog, TaskRun, read_last_run
+from syntra.plan import GuestPlan, ImagePlan, Plan
 from syntra.records import ImageRecord, WasmRecord, find_record
 from syntra.supply.notes import read_supply
+from syntra.testruns import TestOutcome
 
 # The page ------------------------------------------------------------------------------
 
@@ -87,7 +88,14 @@ def _timeline(log: RunLog | None) -> str:
     when = datetime.fromtimestamp(log.start, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     ran = sum(1 for t in log.tasks if t.outcome == "executed")
     hits = sum(1 for t in log.tasks if t.outcome == "hit")
-    summary = (
+    failed = [t.name for t in log.tasks if t.outcome == "failed"]
+    banner = (
+        f'<p class="failure"><strong>This run failed</strong>: '
+        f"{_e(', '.join(failed) or 'doit stopped with an error')}.</p>"
+        if log.result == "failure"
+        else ""
+    )
+    summary = banner + (
         f"<p><code>{_e(log.command)}</code> at {_e(when)}: "
         f'<span class="{"passed" if log.result == "success" else "failure"}">{_e(log.result)}'
         f"</span> in {total:.2f} s; {ran} ran, {hits} up to date.</p>"
@@ -151,31 +159,54 @@ def _guests(plan: Plan, root: Path) -> str:
     return _table(["guest", "language", "wasm size", "artifact"], rows, "No wasm guests.")
 
 
-def _guest_result(log: RunLog | None, guest: GuestPlan) -> str:
-    task = next(
-        (t for t in (log.tasks if log else []) if t.name == f"wasm:{guest.name}.test"), None
-    )
+def _task(log: RunLog | None, *names: str) -> TaskRun | None:
+    return next((t for t in (log.tasks if log else []) if t.name in names), None)
+
+
+def _cell(outcome: TestOutcome) -> str:
+    shown = f'<span class="{"passed" if outcome.outcome == "passed" else "failure"}">'
+    shown += f"{_e(outcome.outcome)}</span>"
+    return shown + (f": <code>{_e(outcome.message)}</code>" if outcome.message else "")
+
+
+def _guest_rows(log: RunLog | None, guest: GuestPlan, root: Path) -> list[list[str]]:
+    """Each test's own result: what its last run said of it, test by test."""
+    declared = [testruns.guest_label(test) for test in guest.tests]
+    task = _task(log, f"wasm:{guest.name}.test")
+    kept = testruns.read(root, guest.name)
     if task is None:
-        return '<span class="muted">not run</span>'
-    if task.outcome == "failed":
-        return f'<span class="failure">failed: {_e(task.error)}</span>'
-    said = "passed" if task.outcome == "executed" else "passed before (up to date)"
-    return f'<span class="passed">{said}</span>'
+        cells = ['<span class="muted">not run</span>'] * len(declared)
+    elif task.outcome == "hit":
+        cells = ['<span class="passed">passed before (up to date)</span>'] * len(declared)
+    elif task.outcome == "skipped" or kept is None or [t.test for t in kept.tests] != declared:
+        said = f"not run: {task.error}" if task.error else "not run"  # the module did not load
+        cells = [f'<span class="muted">{_e(said)}</span>'] * len(declared)
+    else:
+        cells = [_cell(outcome) for outcome in kept.tests]
+    return [
+        [_e(guest.name), "wasm", f"<code>{_e(test)}</code>", cell]
+        for test, cell in zip(declared, cells, strict=True)
+    ]
+
+
+def _image_rows(log: RunLog | None, image: ImagePlan, root: Path) -> list[list[str]]:
+    """Each test of the image on each platform: as its last run left it when the run
+    built the image (passed or not), else as the pushed record has them (all passed)."""
+    task = _task(log, f"docker:{image.name}", f"container:{image.name}")
+    kept = testruns.read(root, image.name)
+    if task is not None and task.outcome in ("executed", "failed") and kept is not None:
+        return [[_e(image.name), _e(t.platform), _e(t.test), _cell(t)] for t in kept.tests]
+    record = find_record(root, image.name)
+    passed = '<span class="passed">passed</span>'
+    return [
+        [_e(image.name), _e(result.platform), _e(result.test), passed]
+        for result in (record.tests if isinstance(record, ImageRecord) else [])
+    ]
 
 
 def _tests(plan: Plan, root: Path, log: RunLog | None) -> str:
-    rows = []
-    for image in plan.images:
-        record = find_record(root, image.name)
-        for result in record.tests if isinstance(record, ImageRecord) else []:
-            passed = '<span class="passed">passed</span>'
-            rows.append([_e(image.name), _e(result.platform), _e(result.test), passed])
-    for guest in plan.guests:
-        for test in guest.tests:
-            call = f"{test['call']}({', '.join(json.dumps(a) for a in test.get('args', []))})"
-            expected = f" = {json.dumps(test['expect'])}" if "expect" in test else ""
-            rows.append([_e(guest.name), "wasm", f"<code>{_e(call + expected)}</code>",
-                         _guest_result(log, guest)])  # fmt: skip
+    rows = [row for image in plan.images for row in _image_rows(log, image, root)]
+    rows += [row for guest in plan.guests for row in _guest_rows(log, guest, root)]
     return _table(["artifact", "platform", "test", "result"], rows, "No tests declared.")
 
 
@@ -218,9 +249,10 @@ def page(plan: Plan, root: Path) -> str:
     )
 
 
-def write(plan: Plan, root: Path, target: Path) -> Path:
+def write(plan: Plan, root: Path, target: Path) -> RunLog | None:
+    """The page written at `target`; the run it reports (None: no run yet)."""
     try:
         write_atomic(target, page(plan, root).encode())
     except OSError as exc:
         raise ToolError(f"{target}: cannot write the report ({exc.strerror or exc})") from None
-    return target
+    return read_last_run(root)

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterator
 
 from syntra import refs
+from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
 from syntra.paths import (
     plugin_file,
@@ -146,16 +147,37 @@ def wasm_optimize(ctx: Context, name: str) -> Report:
 
 
 def wasm_test(ctx: Context, name: str) -> Report:
+    from syntra import testruns
     from syntra.plugins import sandbox
     from syntra.plugins.codecache import default_cache
 
     guest = ctx.plan.guest(name)
     first, *others = guest.runtimes
     agree = f" ({first}; {', '.join(others)} agrees)" if others else ""
-    for call in sandbox.run_tests(guest, ctx.root / guest.output, default_cache()):
+    outcomes: list[testruns.TestOutcome] = []
+    failures: list[SyntraError] = []
+    wasm, cache = ctx.root / guest.output, default_cache()
+    for test, call in sandbox.each_test(guest, wasm, cache):  # a failure hides no other test
+        declared = testruns.guest_label(test)
+        if isinstance(call, SyntraError):
+            failures.append(call)
+            outcomes.append(
+                testruns.TestOutcome(
+                    test=declared, platform="wasm", outcome="failed", message=str(call)
+                )
+            )
+            continue
         shown = ", ".join(json.dumps(arg) for arg in call.args)
-        value = json.dumps(call.value)
-        yield f"{name}: {call.call}({shown}) = {value} in {call.elapsed_ms:.1f} ms{agree}"
+        said = f"{call.call}({shown}) = {json.dumps(call.value)} in {call.elapsed_ms:.1f} ms{agree}"
+        outcomes.append(
+            testruns.TestOutcome(test=declared, platform="wasm", outcome="passed", message=said)
+        )
+        yield f"{name}: {said}"
+    testruns.keep(ctx.root, testruns.ArtifactTests(artifact=name, tests=outcomes))
+    if failures[1:]:
+        raise type(failures[0])(f"{failures[0]} (and {len(failures) - 1} more tests failed)")
+    if failures:
+        raise failures[0]
 
 
 def wasm_publish(ctx: Context, name: str) -> Report:

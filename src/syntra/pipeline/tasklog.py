@@ -60,10 +60,18 @@ def read_last_run(root: Path) -> RunLog | None:
         return None
 
 
+_STEPS = {"render": {"stale", "compose"}}
+"""Tasks of a stage that are a step of its own, not an artifact (`render:stale` removes
+the specs of images no longer configured): doit's names keep an image from being named so."""
+
+
 def _labels(name: str) -> dict[str, str]:
-    """`wasm:fib.test` -> stage wasm, guest fib, step test; `docker:app` -> image app."""
+    """`wasm:fib.test` -> stage wasm, guest fib, step test; `docker:app` -> image app;
+    `render:stale` -> stage render, step stale (no artifact)."""
     stage, _, artifact = name.partition(":")
     artifact, _, step = artifact.rpartition(".") if stage == "wasm" else (artifact, "", "")
+    if artifact in _STEPS.get(stage, ()):
+        artifact, step = "", artifact
     labels = {"syntra.stage": stage, "cicd.pipeline.task.type": _TYPES.get(step or stage, "build")}
     if artifact:
         labels["syntra.artifact"] = artifact
@@ -91,17 +99,16 @@ class Reporter(ConsoleReporter):  # type: ignore[misc]
 
     def initialize(self, tasks: Any, selected_tasks: Any) -> None:
         progress.enable(sys.stderr.isatty())
-        name = invocation()
-        self.run = telemetry.open_span(f"RUN {name}", telemetry.run_attributes(name, self.run_id))
+        self.run = telemetry.open_run("doit", self.run_id, invocation())
 
     def get_status(self, task: Any) -> None:
         self.checked[task.name] = time.time_ns()
 
     def execute_task(self, task: Any) -> None:
         super().execute_task(task)
-        if task.actions:
-            self.open[task.name] = telemetry.open_span(
-                task.name, self._attributes(task), start_ns=self.checked.get(task.name)
+        if task.actions:  # not made current: the task may run in another thread or process
+            self.open[task.name] = telemetry.open_task(
+                task.name, self._attributes(task), self.checked.get(task.name)
             )
 
     def add_success(self, task: Any) -> None:
@@ -133,8 +140,8 @@ class Reporter(ConsoleReporter):  # type: ignore[misc]
             return  # a group: its tasks have their own spans
         now = time.time_ns()
         start = self.checked.get(task.name, now)
-        span = self.open.pop(task.name, None) or telemetry.open_span(
-            task.name, self._attributes(task), start_ns=start, current=False
+        span = self.open.pop(task.name, None) or telemetry.open_task(
+            task.name, self._attributes(task), start
         )
         result = {"failed": "failure", "skipped": "skip"}.get(outcome, "success")
         cache = "executed" if outcome == "failed" else outcome

@@ -22,6 +22,7 @@ from typing import Any
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
+from syntra import telemetry
 from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error
 from syntra.formats import canonical_json
 from syntra.paths import (
@@ -73,6 +74,9 @@ def __getattr__(name: str) -> Any:
             f"{state.parent}: cannot write Syntra's state ({exc.strerror or exc})", file=sys.stderr
         )
         raise SystemExit(EXIT_TOOL) from None
+    if problem := telemetry.trace_problem():  # as `syntra --trace` does
+        print(problem, file=sys.stderr)
+        raise SystemExit(EXIT_TOOL)
     return {
         "dep_file": str(state.relative_to(Path.cwd())),
         "backend": "sqlite3",  # transactions: a run killed mid-write leaves the last state
@@ -95,12 +99,14 @@ def _context() -> Context:
     return ctx
 
 
-def _act(stage: stages.Stage, label: str, name: str = "") -> TaskFailed | None:
-    """Run one stage for `name`, printing its lines; a failure is one line naming the
+def _act(stage: stages.Stage, label: str, name: str, task: Any) -> TaskFailed | None:
+    """Run one stage for `name`, printing its lines, under the span of its doit `task`
+    (in whichever process or thread doit runs it); a failure is one line naming the
     stage and the artifact (with SYNTRA_DEBUG=1, the traceback before it)."""
     try:
-        for line in stage(_context(), name):
-            print(line, flush=True)
+        with telemetry.in_task(task.name):
+            for line in stage(_context(), name):
+                print(line, flush=True)
     except (SyntraError, OSError) as exc:
         if os.environ.get(DEBUG_ENV) == "1":
             traceback.print_exc()

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -154,27 +155,45 @@ def open_runtime(
 def run_tests(guest: GuestPlan, wasm: Path, cache: Path) -> Iterator[CallResult]:
     """Every test call of `guest`, as each passes, under its first runtime; every other
     runtime must return the same. A failure raises GuestFailure naming it."""
+    with closing(each_test(guest, wasm, cache)) as tests:  # its runtimes end with the first failure
+        for _, outcome in tests:
+            if isinstance(outcome, SyntraError):
+                raise outcome
+            yield outcome
+
+
+def each_test(
+    guest: GuestPlan, wasm: Path, cache: Path
+) -> Generator[tuple[dict[str, Any], CallResult | SyntraError]]:
+    """Every test of `guest` with its own outcome: what it returned, or why it failed; a
+    failing test does not stop the others (`syntra report` shows each)."""
     runtimes = [open_runtime(r, guest.name, wasm, guest.limits, cache) for r in guest.runtimes]
-    first, *others = runtimes
     try:
         for test in guest.tests:
-            result = first.call(test["call"], test.get("args", []))
-            shown = f"{test['call']}({', '.join(json.dumps(a) for a in result.args)})"
-            approx = test.get("approx")
-            for runtime, other in zip(guest.runtimes[1:], others, strict=True):
-                again = other.call(test["call"], result.args)
-                if not close_enough(again.value, result.value, approx):
-                    raise GuestFailure(
-                        f"{shown}: the runtimes disagree: {guest.runtimes[0]} returned "
-                        f"{json.dumps(result.value)}, {runtime} returned {json.dumps(again.value)}"
-                    )
-            if "expect" in test and not close_enough(result.value, test["expect"], approx):
-                raise GuestFailure(
-                    f"{shown} returned {json.dumps(result.value)}, "
-                    f"expected {json.dumps(test['expect'])}"
-                    + (f" (within {approx})" if approx else "")
-                )
-            yield result
+            try:
+                yield test, _one_test(guest, runtimes, test)
+            except SyntraError as failed:
+                yield test, failed
     finally:
         for each in runtimes:
             each.close()
+
+
+def _one_test(guest: GuestPlan, runtimes: list[Runtime], test: dict[str, Any]) -> CallResult:
+    first, *others = runtimes
+    result = first.call(test["call"], test.get("args", []))
+    shown = f"{test['call']}({', '.join(json.dumps(a) for a in result.args)})"
+    approx = test.get("approx")
+    for runtime, other in zip(guest.runtimes[1:], others, strict=True):
+        again = other.call(test["call"], result.args)
+        if not close_enough(again.value, result.value, approx):
+            raise GuestFailure(
+                f"{shown}: the runtimes disagree: {guest.runtimes[0]} returned "
+                f"{json.dumps(result.value)}, {runtime} returned {json.dumps(again.value)}"
+            )
+    if "expect" in test and not close_enough(result.value, test["expect"], approx):
+        raise GuestFailure(
+            f"{shown} returned {json.dumps(result.value)}, "
+            f"expected {json.dumps(test['expect'])}" + (f" (within {approx})" if approx else "")
+        )
+    return result
