@@ -57,6 +57,17 @@ def spawn(module: str) -> subprocess.Popen[bytes]:
     )
 
 
+def ended_by(returncode: int) -> str:
+    """How a worker process ended, for a one-line error: `crashed (SIGSEGV)` when a
+    signal ended it, else `ended (exit N)`."""
+    if returncode >= 0:
+        return f"ended (exit {returncode})"
+    try:
+        return f"crashed ({signal.Signals(-returncode).name})"
+    except ValueError:
+        return f"crashed (signal {-returncode})"
+
+
 class Ended(Exception):
     """The worker did not answer in time (`timed_out`), or is gone."""
 
