@@ -14,13 +14,11 @@ import pytest
 import wasmtime
 from playwright.sync_api import Browser
 
-from syntra.config.model import SwiftGuest
 from syntra.errors import SyntraError
-from syntra.plan import Destination, GuestPlan, WebPlan
 from syntra.plugins.sandbox import Sandbox
 from syntra.wasm import web
 from tests.conftest import REPO
-from tests.support.browser import chromium, serving, visit
+from tests.support.browser import chromium, guest_plan, serving, visit
 
 LIMITS = {"max_mem": 1 << 20, "max_ms": 1000}
 
@@ -93,16 +91,6 @@ WASI_TESTS: list[dict[str, Any]] = [
     {"call": "random-status", "expect": 0},
     {"call": "argc", "expect": 0},
 ]
-
-
-def guest_plan(name: str, tests: list[dict[str, Any]]) -> GuestPlan:
-    settings = SwiftGuest(language="swift", source="src", mode="embedded")
-    return GuestPlan(
-        name=name, language="swift", settings=settings, source="src", optimize="Os",
-        output=f"{name}.wasm", limits={"max_mem": 1 << 20, "max_ms": 1000, "fuel": None},
-        tests=tests, destination=Destination(None, False, name, [], []),
-        web=WebPlan(f"dist/web/{name}", f"{name} in the browser", True),
-    )  # fmt: skip
 
 
 def bundled(folder: Path, name: str, wat: str, tests: list[dict[str, Any]]) -> Path:
