@@ -21,7 +21,7 @@ from syntra.config.model import SwiftGuest
 from syntra.errors import Refused, RegistryError, SyntraError, ToolError
 from syntra.oci import MANIFEST, Blob, Client, Document, digest_of
 from syntra.plan import Destination, GuestPlan
-from syntra.plugins.sandbox import GuestFailure, run_tests
+from syntra.plugins.sandbox import GuestFailure, open_runtime, run_tests
 from tests.conftest import Result
 
 WAT = """
@@ -290,3 +290,59 @@ def test_syntra_run_holds_the_limits_with_one_line(
     grower = _push(registry, MEMORIES, "hostile/memories")
     grown = syntra(tmp_path, "run", grower, "grow", "--max-mem", "16Mi", *unverified)
     assert grown.code == 0 and grown.out == "256\n", grown.err
+
+
+RECURSE = '(module (func $f (export "recurse") (call $f)))'
+NO_MEMORY = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+  (func (export "write") (result i32)
+    (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+"""
+
+
+def test_a_wasm3_worker_that_dies_is_reported_as_a_crash_not_a_limit(tmp_path: Path) -> None:
+    """Unbounded recursion overflows wasm3's native stack: the worker dies by SIGSEGV,
+    at once, far from max_ms; wasmtime traps on its own stack guard."""
+    wasm = tmp_path / "recurse.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(RECURSE))
+    limits = {"max_mem": 1 << 20, "max_ms": 2000, "fuel": None}
+    runtime = open_runtime("wasm3", "recurse", wasm, limits, tmp_path / "cache")
+    with pytest.raises(GuestFailure) as crashed:
+        runtime.call("recurse", [])
+    assert str(crashed.value) == "recurse(): the wasm3 worker crashed (SIGSEGV)"
+    runtime.close()
+    wasmtime_runtime = open_runtime("wasmtime", "recurse", wasm, limits, tmp_path / "cache")
+    with pytest.raises(GuestFailure, match=r"^recurse\(\): trapped: .*call stack exhausted"):
+        wasmtime_runtime.call("recurse", [])
+    wasmtime_runtime.close()
+
+
+@pytest.mark.parametrize("runtime", ["wasmtime", "wasm3"])
+def test_a_module_without_memory_runs_and_its_wasi_calls_get_efault(
+    tmp_path: Path, runtime: str
+) -> None:
+    wasm = tmp_path / "bare.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(NO_MEMORY))
+    limits = {"max_mem": 1 << 20, "max_ms": 2000, "fuel": None}
+    host = open_runtime(runtime, "bare", wasm, limits, tmp_path / "cache")
+    try:
+        assert host.call("add", [2, 3]).value == 5
+        assert host.call("write", []).value == 21  # EFAULT: there is no memory to read
+    finally:
+        host.close()
+
+
+def test_a_wasi_name_preview_1_does_not_have_is_refused_in_one_line(tmp_path: Path) -> None:
+    wasm = tmp_path / "odd.wasm"
+    wasm.write_bytes(
+        wasmtime.wat2wasm('(module (import "wasi_snapshot_preview1" "fd_teleport" (func)))')
+    )
+    limits = {"max_mem": 1 << 20, "max_ms": 2000, "fuel": None}
+    for runtime in ("wasmtime", "wasm3"):
+        with pytest.raises(SyntraError) as refused:
+            open_runtime(runtime, "odd", wasm, limits, tmp_path / "cache")
+        assert str(refused.value) == (
+            "it imports wasi_snapshot_preview1.fd_teleport, which WASI preview 1 does not have"
+        )

@@ -91,6 +91,8 @@ class LinearMemory:
             self.view = runtime.get_memory(0)
         except (RuntimeError, TypeError):
             raise Fault("no memory") from None
+        if self.view is None:
+            raise Fault("no memory")
 
     def read(self, address: int, size: int) -> bytes:
         self._check(address, size)
