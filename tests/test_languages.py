@@ -294,6 +294,13 @@ def test_a_rust_sbom_lists_its_crates_without_a_committed_lock(
     assert not (root / "boom" / "Cargo.lock").exists()  # resolved in the scratch copy only
     rust = _sbom_purls(root, registry, "boom-rust")
     assert {"pkg:generic/rustc@1.63.0", "pkg:cargo/itoa@1.0.1"} <= rust
+    # The guest's name, as `syntra run` takes it: its published artifact, not Docker Hub.
+    by_name = run(root, "syntra", "sbom", "boom-rust")
+    assert by_name.returncode == 0, by_name.stderr
+    assert "pkg:cargo/itoa@1.0.1" in by_name.stdout
+    typo = run(root, "syntra", "sbom", "boom-rus")
+    assert typo.returncode != 0 and typo.stdout == ""
+    assert typo.stderr == "no guest 'boom-rus' in syntra.yaml; did you mean 'boom-rust'?\n"
 
 
 def test_a_rust_panic_is_the_same_under_both_runtimes_with_its_message(

@@ -22,6 +22,7 @@ from syntra.errors import Refused, RegistryError, SyntraError, ToolError
 from syntra.oci import MANIFEST, Blob, Client, Document, digest_of
 from syntra.plan import Destination, GuestPlan
 from syntra.plugins.sandbox import GuestFailure, open_runtime, run_tests
+from syntra.redaction import keep_secret
 from tests.conftest import Result
 
 WAT = """
@@ -346,3 +347,31 @@ def test_a_wasi_name_preview_1_does_not_have_is_refused_in_one_line(tmp_path: Pa
         assert str(refused.value) == (
             "it imports wasi_snapshot_preview1.fd_teleport, which WASI preview 1 does not have"
         )
+
+
+TELLS = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "Error: the password is hunter2-swordfish\\1b[2J\\n")
+  (func (export "tell")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 45))
+    (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+    unreachable))
+"""
+
+
+@pytest.mark.parametrize("runtime", ["wasmtime", "wasm3"])
+def test_the_guest_s_stderr_in_an_error_is_redacted_and_escaped(
+    tmp_path: Path, runtime: str
+) -> None:
+    keep_secret("hunter2-swordfish")
+    wasm = tmp_path / "tells.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(TELLS))
+    limits = {"max_mem": 1 << 20, "max_ms": 2000, "fuel": None}
+    host = open_runtime(runtime, "tells", wasm, limits, tmp_path / "cache")
+    with pytest.raises(GuestFailure) as failed:
+        host.call("tell", [])
+    host.close()
+    assert str(failed.value).endswith(r"(guest: Error: the password is ***\x1b[2J)")

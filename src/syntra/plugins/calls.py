@@ -110,7 +110,8 @@ def check_imports(module: wasmtime.Module) -> None:
 
 
 def guest_line(stderr: bytes | bytearray) -> str:
-    """` (guest: …)`: the guest's own account of a failure for a one-line error, redacted."""
+    """` (guest: …)`: the guest's own account of a failure for a one-line error (the
+    host redacts it again: a call worker knows none of its secrets)."""
     told = redact(said(stderr))
     return f" (guest: {told})" if told else ""
 

@@ -29,6 +29,7 @@ from syntra.errors import DEBUG_ENV, SyntraError
 from syntra.plugins.bounds import StoreBounds
 from syntra.plugins.calls import BadCall, CallResult, Guest, GuestFailure, Setup
 from syntra.plugins.values import BadValue
+from syntra.redaction import redact
 
 READY_SECONDS = 120.0
 """Starting Python, importing wasmtime and loading the code; not the guest's time."""
@@ -101,8 +102,8 @@ class Worker:
         except Ended:
             self.stop()
             raise
-        if "error" in answer:
-            raise _ERRORS.get(answer["error"], SyntraError)(answer["message"])
+        if "error" in answer:  # redacted here: the worker knows none of the host's secrets
+            raise _ERRORS.get(answer["error"], SyntraError)(redact(answer["message"]))
         return CallResult(**answer["result"])
 
     def stop(self) -> None:
