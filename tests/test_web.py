@@ -278,12 +278,13 @@ def test_colliding_export_names_and_a_module_without_exports_are_one_line(
         web.build(guest_plan("clash", []), wasm, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     wasm.write_bytes(wasmtime.wat2wasm('(module (memory (export "memory") 1))'))
-    empty = web.build(guest_plan("clash", []), wasm, tmp_path / "out")
-    assert empty.files == [] and not (tmp_path / "out").exists()
-    assert empty.note == (
+    with pytest.raises(SyntraError) as empty:
+        web.build(guest_plan("clash", []), wasm, tmp_path / "out")
+    assert str(empty.value) == (
         "it exports no function, so a page has nothing to call (export one, or name it in "
         "`exports:`)"
     )
+    assert not (tmp_path / "out").exists()
 
 
 def test_export_names_cannot_write_code_into_the_bundle(tmp_path: Path) -> None:

@@ -180,6 +180,8 @@ def surface(data: bytes) -> Surface:
         allocator = Allocator("cabi_realloc", "raw.cabi_realloc(0, 0, 1, bytes.length)")
     elif memory and functions.get("malloc") == (["i32"], ["i32"]):
         allocator = Allocator("malloc", "raw.malloc(bytes.length)")
+    if not wrapped and not unwrapped:
+        raise SyntraError(NO_EXPORTS)
     names = js_names([e.name for e in wrapped])
     named = [Export(e.name, names[e.name], e.params, e.results) for e in wrapped]
     return Surface(named, unwrapped, allocator)
@@ -277,11 +279,7 @@ def build(guest: GuestPlan, wasm: Path, folder: Path) -> Bundle:
         files = component_files(guest, wasm, jco)
         note = "transpiled by jco"
     else:
-        shown = surface(data)
-        if not shown.exports and not shown.unwrapped:
-            shutil.rmtree(folder, ignore_errors=True)
-            return Bundle(folder, [], NO_EXPORTS)
-        files, note = module_files(guest, data, shown), ""
+        files, note = module_files(guest, data, surface(data)), ""
     write_folder(folder, files)
     return Bundle(folder, sorted(files), note)
 
