@@ -6,7 +6,9 @@ import hashlib
 import json
 import os
 import re
+import signal
 import stat
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +24,7 @@ from syntra.errors import Refused, RegistryError, SyntraError, ToolError
 from syntra.oci import MANIFEST, Blob, Client, Document, digest_of
 from syntra.plan import Destination, GuestPlan
 from syntra.plugins.sandbox import GuestFailure, open_runtime, run_tests
+from syntra.plugins.wasm3host import Wasm3Sandbox
 from syntra.redaction import keep_secret
 from tests.conftest import Result
 
@@ -294,6 +297,11 @@ def test_syntra_run_holds_the_limits_with_one_line(
 
 
 RECURSE = '(module (func $f (export "recurse") (call $f)))'
+SPIN = """
+(module
+  (func (export "spin") (loop $again (br $again)))
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))
+"""
 NO_MEMORY = """
 (module
   (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
@@ -303,21 +311,41 @@ NO_MEMORY = """
 """
 
 
-def test_a_wasm3_worker_that_dies_is_reported_as_a_crash_not_a_limit(tmp_path: Path) -> None:
-    """Unbounded recursion overflows wasm3's native stack: the worker dies by SIGSEGV,
-    at once, far from max_ms; wasmtime traps on its own stack guard."""
+def test_unbounded_recursion_traps_on_both_runtimes(tmp_path: Path) -> None:
+    """wasm3 recurses on the native stack for each wasm call: its worker gives it enough
+    that wasm3's own stack limit traps first, as wasmtime's guard does."""
     wasm = tmp_path / "recurse.wasm"
     wasm.write_bytes(wasmtime.wat2wasm(RECURSE))
     limits = {"max_mem": 1 << 20, "max_ms": 2000, "fuel": None}
-    runtime = open_runtime("wasm3", "recurse", wasm, limits, tmp_path / "cache")
+    for runtime, trap in (
+        ("wasmtime", "trapped: wasm trap: call stack exhausted"),
+        ("wasm3", "trapped under wasm3: [trap] stack overflow"),
+    ):
+        host = open_runtime(runtime, "recurse", wasm, limits, tmp_path / "cache")
+        with pytest.raises(GuestFailure) as trapped:
+            host.call("recurse", [])
+        host.close()
+        assert str(trapped.value) == f"recurse(): {trap}"
+
+
+def test_a_wasm3_worker_that_dies_is_reported_as_a_crash_not_a_limit(tmp_path: Path) -> None:
+    """A worker killed by a signal mid-call (here SIGSEGV, sent to it) is a crash named
+    by its signal, at once, not a max_ms stop; the next call gets a new worker."""
+    wasm = tmp_path / "spin.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(SPIN))
+    limits = {"max_mem": 1 << 20, "max_ms": 20_000, "fuel": None}
+    host = Wasm3Sandbox("spin", wasm, limits, tmp_path / "cache")
+    assert host.call("add", [1, 2]).value == 3
+    worker = host._worker
+    assert worker is not None
+    threading.Timer(0.5, os.kill, args=(worker.pid, signal.SIGSEGV)).start()
+    started = time.monotonic()
     with pytest.raises(GuestFailure) as crashed:
-        runtime.call("recurse", [])
-    assert str(crashed.value) == "recurse(): the wasm3 worker crashed (SIGSEGV)"
-    runtime.close()
-    wasmtime_runtime = open_runtime("wasmtime", "recurse", wasm, limits, tmp_path / "cache")
-    with pytest.raises(GuestFailure, match=r"^recurse\(\): trapped: .*call stack exhausted"):
-        wasmtime_runtime.call("recurse", [])
-    wasmtime_runtime.close()
+        host.call("spin", [])
+    assert time.monotonic() - started < 10
+    assert str(crashed.value) == "spin(): the wasm3 worker crashed (SIGSEGV)"
+    assert host.call("add", [2, 3]).value == 5
+    host.close()
 
 
 @pytest.mark.parametrize("runtime", ["wasmtime", "wasm3"])

@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from typing import Any
 
 from syntra.plugins.wasi import MODULE, Fault, GuestExit, Preview1, said
 
 STACK_BYTES = 1 << 20
+NATIVE_STACK_BYTES = 64 << 20
+"""The calls' thread's own stack: wasm3 recurses on it for every wasm call, so with the
+main thread's 8 MiB a deep recursion overflows it (SIGSEGV) before wasm3's STACK_BYTES
+runs out; with this much, wasm3 traps (`stack overflow`) as wasmtime does."""
 PAGE = 64 << 10
 
 
@@ -165,4 +170,7 @@ def _reply(message: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    serve(iter(sys.stdin.readline, ""), _reply)
+    threading.stack_size(NATIVE_STACK_BYTES)
+    calls = threading.Thread(target=serve, args=(iter(sys.stdin.readline, ""), _reply))
+    calls.start()
+    calls.join()
