@@ -311,8 +311,11 @@ def test_a_rust_panic_is_the_same_under_both_runtimes_with_its_message(
         ("wasmtime", "trapped: wasm trap: wasm `unreachable` instruction executed"),
         ("wasm3", "trapped under wasm3: [trap] unreachable executed"),
     ):
-        fine = run(root, "syntra", "run", "boom-rust", "boom", "0", "--runtime", runtime)
-        assert (fine.returncode, fine.stdout) == (0, "1\n"), fine.stderr
+        fine = run(root, "syntra", "run", "boom-rust", "boom", "0", "--runtime", runtime,
+                   "--json")  # fmt: skip
+        assert fine.returncode == 0, fine.stderr
+        answer = json.loads(fine.stdout)
+        assert (answer["value"], answer["stdout"]) == (1, "fine 0\n")
         boom = run(root, "syntra", "run", "boom-rust", "boom", "1", "--runtime", runtime)
         assert boom.returncode == 3 and boom.stdout == ""
         assert boom.stderr.endswith(

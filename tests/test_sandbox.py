@@ -23,7 +23,7 @@ from syntra.config.model import SwiftGuest
 from syntra.errors import Refused, RegistryError, SyntraError, ToolError
 from syntra.oci import MANIFEST, Blob, Client, Document, digest_of
 from syntra.plan import Destination, GuestPlan
-from syntra.plugins.sandbox import GuestFailure, open_runtime, run_tests
+from syntra.plugins.sandbox import GuestFailure, Sandbox, open_runtime, run_tests
 from syntra.plugins.wasm3host import Wasm3Sandbox
 from syntra.redaction import keep_secret
 from tests.conftest import Result
@@ -344,6 +344,23 @@ def test_a_wasm3_worker_that_dies_is_reported_as_a_crash_not_a_limit(tmp_path: P
         host.call("spin", [])
     assert time.monotonic() - started < 10
     assert str(crashed.value) == "spin(): the wasm3 worker crashed (SIGSEGV)"
+    assert host.call("add", [2, 3]).value == 5
+    host.close()
+
+
+def test_a_call_worker_that_dies_is_reported_as_a_crash_not_a_limit(tmp_path: Path) -> None:
+    """wasmtime handles SIGSEGV itself (its traps): the worker is ended by SIGABRT here."""
+    wasm = tmp_path / "spin.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(SPIN))
+    limits = {"max_mem": 1 << 20, "max_ms": 20_000, "fuel": None}
+    host = Sandbox("spin", wasm, limits, tmp_path / "cache")
+    assert host.call("add", [1, 2]).value == 3
+    worker = host._worker
+    assert worker is not None
+    threading.Timer(0.5, os.kill, args=(worker.process.pid, signal.SIGABRT)).start()
+    with pytest.raises(GuestFailure) as crashed:
+        host.call("spin", [])
+    assert str(crashed.value) == "spin(): the call worker crashed (SIGABRT)"
     assert host.call("add", [2, 3]).value == 5
     host.close()
 

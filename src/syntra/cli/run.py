@@ -53,7 +53,8 @@ def run(loaded: Loaded | None, request: RunRequest) -> int:
             "fuel_used": result.fuel_used,
         }
         print(json.dumps({"function": request.function, "args": result.args,
-                          "value": result.value, "metrics": metrics}, indent=2))  # fmt: skip
+                          "value": result.value, "stdout": result.stdout,
+                          "metrics": metrics}, indent=2))  # fmt: skip
     else:
         print(json.dumps(result.value))
     return 0

@@ -35,13 +35,11 @@ from syntra.plugins.calls import (
 )
 from syntra.plugins.codecache import compiled
 from syntra.plugins.wasi import MODULE
-from syntra.plugins.worker import ended_by, spawn
+from syntra.plugins.worker import EXIT_SECONDS, ended_by, spawn
 from syntra.redaction import redact
 
 STARTUP_S = 60.0
 """How long the worker may take to start and read the module (a loaded CI machine)."""
-EXIT_S = 5.0
-"""How long a worker that closed its answers may take to end, before it is killed."""
 SIGNATURE = {"i32": "i", "i64": "I", "f32": "f", "f64": "F"}
 """pywasm3's letters for the value types of a linked function's signature."""
 
@@ -159,7 +157,7 @@ def _signature(ty: wasmtime.FuncType) -> str:
 def _death(worker: subprocess.Popen[bytes]) -> str:
     """How a worker that closed its answers ended: a signal by name or an exit code."""
     try:
-        code = worker.wait(EXIT_S)
+        code = worker.wait(EXIT_SECONDS)
     except subprocess.TimeoutExpired:
         _stop(worker)
         return "the wasm3 worker stopped answering"

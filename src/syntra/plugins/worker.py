@@ -13,6 +13,7 @@ big-endian length and a JSON body (the code: raw).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -33,6 +34,8 @@ from syntra.redaction import redact
 
 READY_SECONDS = 120.0
 """Starting Python, importing wasmtime and loading the code; not the guest's time."""
+EXIT_SECONDS = 5.0
+"""How long a worker that closed its answers may take to end, before it is killed."""
 _ERRORS: dict[str, type[SyntraError]] = {
     cls.__name__: cls for cls in (SyntraError, GuestFailure, BadCall, BadValue)
 }
@@ -99,7 +102,10 @@ class Worker:
         try:
             self._send(json.dumps({"call": name, "args": args}).encode())
             answer = self._receive(time.monotonic() + seconds)
-        except Ended:
+        except Ended as ended:
+            if not ended.timed_out:  # it closed its pipe: let it finish dying, for its status
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(EXIT_SECONDS)
             self.stop()
             raise
         if "error" in answer:  # redacted here: the worker knows none of the host's secrets
