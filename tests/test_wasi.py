@@ -47,6 +47,11 @@ pub extern "C" fn boom(n: i32) -> i32 {
 pub extern "C" fn env_count() -> i32 {
     std::env::vars().count() as i32
 }
+
+#[no_mangle]
+pub extern "C" fn twice(x: i64) -> i64 {
+    x.wrapping_mul(2)
+}
 """
 STDIO_C = """\
 #include <stdio.h>
@@ -103,6 +108,14 @@ EXPECTED: list[tuple[str, Any, str]] = [
     ("value", 0, ""),
 ]
 LIMITS = {"max_mem": 16 << 20, "max_ms": 5000, "fuel": None}
+# The page's own calls (syntra.yaml's `tests:`): an i64 past 2^53 compared exactly.
+PAGE_TESTS: dict[str, list[dict[str, Any]]] = {
+    "boom": [
+        {"call": "boom", "args": [0], "expect": 0},
+        {"call": "twice", "args": [4611686018427387903], "expect": 9223372036854775806},
+    ],
+    "stdio": [{"call": "hello", "args": [21], "expect": 42}, {"call": "tty", "expect": 1}],
+}
 ERROR = re.compile(r"^(?P<call>\w+\([^)]*\)): (?P<how>trapped|the guest exited with code \d+)"
                    r"(?P<cause>.*?)(?: \(guest: (?P<guest>.*)\))?$")  # fmt: skip
 CALL = """async ([module, name, args]) => {
@@ -176,6 +189,10 @@ def test_wasmtime_and_wasm3_give_the_same_results_traps_and_output(
 ) -> None:
     assert _in_sandbox("wasmtime", built, tmp_path / "cache") == EXPECTED
     assert _in_sandbox("wasm3", built, tmp_path / "cache") == EXPECTED
+    for runtime in ("wasmtime", "wasm3"):  # what the page expects, the sandbox gives
+        host = open_runtime(runtime, "boom", built["boom"], LIMITS, tmp_path / "cache")
+        assert host.call("twice", [4611686018427387903]).value == 9223372036854775806
+        host.close()
 
 
 def test_the_errors_are_one_line_with_the_guest_s_words(
@@ -201,12 +218,15 @@ def test_chromium_gives_what_the_sandbox_gives(
     console: list[str] = []
     for name, wasm in built.items():
         folder = tmp_path / "web" / name
-        web.build(guest_plan(name, []), wasm, folder)
+        web.build(guest_plan(name, PAGE_TESTS[name]), wasm, folder)
         with serving(folder) as url:
             page = browser.new_page()
             page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
             page.goto(f"{url}/index.html")
             page.wait_for_function("document.body.dataset.status !== 'running'", timeout=30_000)
+            results = page.evaluate("window.syntraResults")
+            assert [r["ok"] for r in results] == [True] * len(PAGE_TESTS[name]), results
+            assert page.evaluate("document.body.dataset.status") == "passed"
             for guest, call, args in CALLS:
                 if guest == name:
                     done = page.evaluate(CALL, [f"./{name}.js", call, args])
