@@ -420,3 +420,26 @@ def test_the_guest_s_stderr_in_an_error_is_redacted_and_escaped(
         host.call("tell", [])
     host.close()
     assert str(failed.value).endswith(r"(guest: Error: the password is ***\x1b[2J)")
+
+
+RANDOM = """
+(module
+  (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "fill") (param i32 i32) (result i32)
+    (call $random (local.get 0) (local.get 1))))
+"""
+
+
+@pytest.mark.parametrize("runtime", ["wasmtime", "wasm3"])
+def test_wasi_calls_outside_the_memory_get_efault(tmp_path: Path, runtime: str) -> None:
+    wasm = tmp_path / "random.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(RANDOM))
+    limits = {"max_mem": 1 << 20, "max_ms": 2000, "fuel": None}
+    host = open_runtime(runtime, "random", wasm, limits, tmp_path / "cache")
+    try:
+        assert host.call("fill", [0, 65536]).value == 0
+        assert host.call("fill", [0, -1]).value == 21  # 4 GiB - 1 asked of a 64 KiB memory
+        assert host.call("fill", [65535, 2]).value == 21
+    finally:
+        host.close()

@@ -208,7 +208,10 @@ class Preview1:
         return SUCCESS
 
     def _random_get(self, buffer: int, length: int) -> int:
-        self._memory().write(buffer, os.urandom(length))
+        memory = self._memory()
+        if length:
+            memory.read(buffer + length - 1, 1)  # Fault before making bytes it cannot hold
+        memory.write(buffer, os.urandom(length))
         return SUCCESS
 
     def _poll_oneoff(self, subscriptions: int, events: int, count: int, stored: int) -> int:
@@ -249,11 +252,14 @@ class Preview1:
 
 
 def guarded(function: Callable[..., int]) -> Callable[..., int]:
-    """`function`, answering EFAULT for an address outside the guest's memory."""
+    """`function` with its arguments unsigned, as preview 1 defines every i32 it takes
+    (pointers, lengths, descriptors, codes; the hosts hand them over signed; the i64s,
+    a seek offset and a clock's precision, are not read), answering EFAULT for an address
+    outside the guest's memory."""
 
     def call(*args: int) -> int:
         try:
-            return function(*args)
+            return function(*(a & 0xFFFFFFFF if -(1 << 31) <= a < 0 else a for a in args))
         except (Fault, struct.error):
             return FAULT
 
