@@ -16,18 +16,16 @@ if TYPE_CHECKING:
 
 def named(loaded: Loaded | None, target: str) -> tuple[str, GuestPlan | None]:
     """`target` as a registry reference, and the guest it names (None: a reference)."""
-    if loaded is None:
-        return target, None
+    if loaded is None or any(mark in target for mark in "/:@"):
+        return target, None  # a reference: a guest's name has none of these
     from syntra.oci.locate import locate, pushed_digest
     from syntra.plan import build_plan
 
     guests = build_plan(loaded).guests
     guest = next((g for g in guests if g.name == target), None)
-    if guest is None and not any(mark in target for mark in "/:@"):
+    if guest is None:
         names = [g.name for g in guests]
         raise SyntraError(f"no guest '{target}' in syntra.yaml{did_you_mean(target, names)}")
-    if guest is None:
-        return target, None
     if not guest.destination.registry:
         raise SyntraError(f"wasm.{target} is not pushed to a registry: nothing to pull")
     where = locate(loaded.config, guest.destination)
