@@ -66,6 +66,30 @@ pub extern "C" fn mean(a: f64, b: f64) -> f64 {
     (a + b) / 2.0
 }
 """
+# std with a panic path (fd_write, environ_get, environ_sizes_get, proc_exit) and a crate
+# with no Cargo.lock committed: Syntra resolves one, and the SBOM lists the crate.
+BOOM_TOML = """\
+[package]
+name = "boom"
+version = "0.1.0"
+edition = "2021"
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+itoa = "1"
+"""
+BOOM_RS = """\
+#[no_mangle]
+pub extern "C" fn boom(n: i64) -> i32 {
+    if n > 0 {
+        panic!("boom {}", n);
+    }
+    println!("fine {}", n);
+    itoa::Buffer::new().format(n).len() as i32
+}
+"""
 CALC_C = """\
 #include <stdint.h>
 #include <stdlib.h>
@@ -128,6 +152,12 @@ wasm:
     tests:
       - {call: digits, args: [-1234567890123], expect: 14}
       - {call: mean, args: [1, 2.5], expect: 1.75}
+  boom-rust:
+    language: rust
+    source: boom
+    packages: [librust-itoa-dev]
+    runtimes: [wasmtime, wasm3]
+    tests: [{call: boom, args: [-12], expect: 3}]
   calc-c:
     language: c
     source: calc/c
@@ -150,6 +180,9 @@ def _project(root: Path, registry: str, guests: str, signing: str = "") -> Path:
     (root / "calc" / "rust" / "Cargo.toml").write_text(CARGO_TOML)
     (root / "calc" / "rust" / "Cargo.lock").write_text(CARGO_LOCK)
     (root / "calc" / "rust" / "src" / "lib.rs").write_text(LIB_RS)
+    (root / "boom" / "src").mkdir(parents=True)
+    (root / "boom" / "Cargo.toml").write_text(BOOM_TOML)
+    (root / "boom" / "src" / "lib.rs").write_text(BOOM_RS)
     (root / "calc" / "c").mkdir(parents=True)
     (root / "calc" / "c" / "calc.c").write_text(CALC_C)
     (root / ".gitignore").write_text(".syntra/\nkeys/\n")
@@ -186,7 +219,8 @@ def test_rust_and_c_guests_build_and_pass_under_both_runtimes(built: tuple[Path,
     assert "calc-rust: digits(-1234567890123) = 14 in " in output
     assert "calc-c: twice(4611686018427387903) = 9223372036854775806 in " in output
     assert "calc-c: hog(8) = 0 in " in output
-    assert output.count("(wasmtime; wasm3 agrees)") == 8
+    assert "boom-rust: boom(-12) = 3 in " in output
+    assert output.count("(wasmtime; wasm3 agrees)") == 9
 
 
 def test_the_showcase_fib_agrees_across_languages_and_runtimes(built: tuple[Path, str]) -> None:
@@ -251,6 +285,42 @@ def test_sboms_list_the_toolchains_and_the_cargo_pins(
     c = _sbom_purls(root, registry, "calc-c")
     assert "pkg:generic/clang@14.0.6" in c
     assert any(purl.startswith("pkg:deb/debian/wasi-libc@") for purl in c)
+
+
+def test_a_rust_sbom_lists_its_crates_without_a_committed_lock(
+    built: tuple[Path, str], registry: str
+) -> None:
+    root, _ = built
+    assert not (root / "boom" / "Cargo.lock").exists()  # resolved in the scratch copy only
+    rust = _sbom_purls(root, registry, "boom-rust")
+    assert {"pkg:generic/rustc@1.63.0", "pkg:cargo/itoa@1.0.1"} <= rust
+    # The guest's name, as `syntra run` takes it: its published artifact, not Docker Hub.
+    by_name = run(root, "syntra", "sbom", "boom-rust")
+    assert by_name.returncode == 0, by_name.stderr
+    assert "pkg:cargo/itoa@1.0.1" in by_name.stdout
+    typo = run(root, "syntra", "sbom", "boom-rus")
+    assert typo.returncode != 0 and typo.stdout == ""
+    assert typo.stderr == "no guest 'boom-rus' in syntra.yaml; did you mean 'boom-rust'?\n"
+
+
+def test_a_rust_panic_is_the_same_under_both_runtimes_with_its_message(
+    built: tuple[Path, str],
+) -> None:
+    root, _ = built
+    for runtime, trap in (
+        ("wasmtime", "trapped: wasm trap: wasm `unreachable` instruction executed"),
+        ("wasm3", "trapped under wasm3: [trap] unreachable executed"),
+    ):
+        fine = run(root, "syntra", "run", "boom-rust", "boom", "0", "--runtime", runtime,
+                   "--json")  # fmt: skip
+        assert fine.returncode == 0, fine.stderr
+        answer = json.loads(fine.stdout)
+        assert (answer["value"], answer["stdout"]) == (1, "fine 0\n")
+        boom = run(root, "syntra", "run", "boom-rust", "boom", "1", "--runtime", runtime)
+        assert boom.returncode == 3 and boom.stdout == ""
+        assert boom.stderr.endswith(
+            f"boom(1): {trap} (guest: thread '<unnamed>' panicked at 'boom 1', src/lib.rs:4:9)\n"
+        ), boom.stderr
 
 
 def test_the_wasm3_runtime_from_the_command_line(built: tuple[Path, str]) -> None:

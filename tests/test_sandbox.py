@@ -6,7 +6,9 @@ import hashlib
 import json
 import os
 import re
+import signal
 import stat
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +23,9 @@ from syntra.config.model import SwiftGuest
 from syntra.errors import Refused, RegistryError, SyntraError, ToolError
 from syntra.oci import MANIFEST, Blob, Client, Document, digest_of
 from syntra.plan import Destination, GuestPlan
-from syntra.plugins.sandbox import GuestFailure, run_tests
+from syntra.plugins.sandbox import GuestFailure, Sandbox, open_runtime, run_tests
+from syntra.plugins.wasm3host import Wasm3Sandbox
+from syntra.redaction import keep_secret
 from tests.conftest import Result
 
 WAT = """
@@ -290,3 +294,152 @@ def test_syntra_run_holds_the_limits_with_one_line(
     grower = _push(registry, MEMORIES, "hostile/memories")
     grown = syntra(tmp_path, "run", grower, "grow", "--max-mem", "16Mi", *unverified)
     assert grown.code == 0 and grown.out == "256\n", grown.err
+
+
+RECURSE = '(module (func $f (export "recurse") (call $f)))'
+SPIN = """
+(module
+  (func (export "spin") (loop $again (br $again)))
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))
+"""
+NO_MEMORY = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+  (func (export "write") (result i32)
+    (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+"""
+
+
+def test_unbounded_recursion_traps_on_both_runtimes(tmp_path: Path) -> None:
+    """wasm3 recurses on the native stack for each wasm call: its worker gives it enough
+    that wasm3's own stack limit traps first, as wasmtime's guard does."""
+    wasm = tmp_path / "recurse.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(RECURSE))
+    limits = {"max_mem": 1 << 20, "max_ms": 2000, "fuel": None}
+    for runtime, trap in (
+        ("wasmtime", "trapped: wasm trap: call stack exhausted"),
+        ("wasm3", "trapped under wasm3: [trap] stack overflow"),
+    ):
+        host = open_runtime(runtime, "recurse", wasm, limits, tmp_path / "cache")
+        with pytest.raises(GuestFailure) as trapped:
+            host.call("recurse", [])
+        host.close()
+        assert str(trapped.value) == f"recurse(): {trap}"
+
+
+def test_a_wasm3_worker_that_dies_is_reported_as_a_crash_not_a_limit(tmp_path: Path) -> None:
+    """A worker killed by a signal mid-call (here SIGSEGV, sent to it) is a crash named
+    by its signal, at once, not a max_ms stop; the next call gets a new worker."""
+    wasm = tmp_path / "spin.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(SPIN))
+    limits = {"max_mem": 1 << 20, "max_ms": 20_000, "fuel": None}
+    host = Wasm3Sandbox("spin", wasm, limits, tmp_path / "cache")
+    assert host.call("add", [1, 2]).value == 3
+    worker = host._worker
+    assert worker is not None
+    threading.Timer(0.5, os.kill, args=(worker.pid, signal.SIGSEGV)).start()
+    started = time.monotonic()
+    with pytest.raises(GuestFailure) as crashed:
+        host.call("spin", [])
+    assert time.monotonic() - started < 10
+    assert str(crashed.value) == "spin(): the wasm3 worker crashed (SIGSEGV)"
+    assert host.call("add", [2, 3]).value == 5
+    host.close()
+
+
+def test_a_call_worker_that_dies_is_reported_as_a_crash_not_a_limit(tmp_path: Path) -> None:
+    """wasmtime handles SIGSEGV itself (its traps): the worker is ended by SIGABRT here."""
+    wasm = tmp_path / "spin.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(SPIN))
+    limits = {"max_mem": 1 << 20, "max_ms": 20_000, "fuel": None}
+    host = Sandbox("spin", wasm, limits, tmp_path / "cache")
+    assert host.call("add", [1, 2]).value == 3
+    worker = host._worker
+    assert worker is not None
+    threading.Timer(0.5, os.kill, args=(worker.process.pid, signal.SIGABRT)).start()
+    with pytest.raises(GuestFailure) as crashed:
+        host.call("spin", [])
+    assert str(crashed.value) == "spin(): the call worker crashed (SIGABRT)"
+    assert host.call("add", [2, 3]).value == 5
+    host.close()
+
+
+@pytest.mark.parametrize("runtime", ["wasmtime", "wasm3"])
+def test_a_module_without_memory_runs_and_its_wasi_calls_get_efault(
+    tmp_path: Path, runtime: str
+) -> None:
+    wasm = tmp_path / "bare.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(NO_MEMORY))
+    limits = {"max_mem": 1 << 20, "max_ms": 2000, "fuel": None}
+    host = open_runtime(runtime, "bare", wasm, limits, tmp_path / "cache")
+    try:
+        assert host.call("add", [2, 3]).value == 5
+        assert host.call("write", []).value == 21  # EFAULT: there is no memory to read
+    finally:
+        host.close()
+
+
+def test_a_wasi_name_preview_1_does_not_have_is_refused_in_one_line(tmp_path: Path) -> None:
+    wasm = tmp_path / "odd.wasm"
+    wasm.write_bytes(
+        wasmtime.wat2wasm('(module (import "wasi_snapshot_preview1" "fd_teleport" (func)))')
+    )
+    limits = {"max_mem": 1 << 20, "max_ms": 2000, "fuel": None}
+    for runtime in ("wasmtime", "wasm3"):
+        with pytest.raises(SyntraError) as refused:
+            open_runtime(runtime, "odd", wasm, limits, tmp_path / "cache")
+        assert str(refused.value) == (
+            "it imports wasi_snapshot_preview1.fd_teleport, which WASI preview 1 does not have"
+        )
+
+
+TELLS = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "Error: the password is hunter2-swordfish\\1b[2J\\n")
+  (func (export "tell")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 45))
+    (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+    unreachable))
+"""
+
+
+@pytest.mark.parametrize("runtime", ["wasmtime", "wasm3"])
+def test_the_guest_s_stderr_in_an_error_is_redacted_and_escaped(
+    tmp_path: Path, runtime: str
+) -> None:
+    keep_secret("hunter2-swordfish")
+    wasm = tmp_path / "tells.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(TELLS))
+    limits = {"max_mem": 1 << 20, "max_ms": 2000, "fuel": None}
+    host = open_runtime(runtime, "tells", wasm, limits, tmp_path / "cache")
+    with pytest.raises(GuestFailure) as failed:
+        host.call("tell", [])
+    host.close()
+    assert str(failed.value).endswith(r"(guest: Error: the password is ***\x1b[2J)")
+
+
+RANDOM = """
+(module
+  (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "fill") (param i32 i32) (result i32)
+    (call $random (local.get 0) (local.get 1))))
+"""
+
+
+@pytest.mark.parametrize("runtime", ["wasmtime", "wasm3"])
+def test_wasi_calls_outside_the_memory_get_efault(tmp_path: Path, runtime: str) -> None:
+    wasm = tmp_path / "random.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(RANDOM))
+    limits = {"max_mem": 1 << 20, "max_ms": 2000, "fuel": None}
+    host = open_runtime(runtime, "random", wasm, limits, tmp_path / "cache")
+    try:
+        assert host.call("fill", [0, 65536]).value == 0
+        assert host.call("fill", [0, -1]).value == 21  # 4 GiB - 1 asked of a 64 KiB memory
+        assert host.call("fill", [65535, 2]).value == 21
+    finally:
+        host.close()

@@ -14,13 +14,13 @@ import pytest
 import wasmtime
 from playwright.sync_api import Browser
 
-from syntra.config.model import SwiftGuest
 from syntra.errors import SyntraError
-from syntra.plan import Destination, GuestPlan, WebPlan
 from syntra.plugins.sandbox import Sandbox
 from syntra.wasm import web
 from tests.conftest import REPO
-from tests.support.browser import chromium, serving, visit
+from tests.support.browser import chromium, guest_plan, serving, visit
+
+LIMITS = {"max_mem": 1 << 20, "max_ms": 1000}
 
 PURE = """
 (module
@@ -47,6 +47,8 @@ PURE_TESTS: list[dict[str, Any]] = [
     {"call": "add", "args": [-7, 2], "expect": -5},
     {"call": "twice-wide", "args": [1 << 40], "expect": 1 << 41},
     {"call": "half", "args": [3], "expect": 1.5},
+    # Past 2^53: compared exactly, BigInt to BigInt (a JSON number would round).
+    {"call": "twice-wide", "args": [(1 << 62) - 1], "expect": (1 << 63) - 2},
 ]
 # Values the page does not have: the wrappers are called from outside with these.
 OWN: list[tuple[str, list[Any]]] = [
@@ -91,16 +93,6 @@ WASI_TESTS: list[dict[str, Any]] = [
 ]
 
 
-def guest_plan(name: str, tests: list[dict[str, Any]]) -> GuestPlan:
-    settings = SwiftGuest(language="swift", source="src", mode="embedded")
-    return GuestPlan(
-        name=name, language="swift", settings=settings, source="src", optimize="Os",
-        output=f"{name}.wasm", limits={"max_mem": 1 << 20, "max_ms": 1000, "fuel": None},
-        tests=tests, destination=Destination(None, False, name, [], []),
-        web=WebPlan(f"dist/web/{name}", f"{name} in the browser", True),
-    )  # fmt: skip
-
-
 def bundled(folder: Path, name: str, wat: str, tests: list[dict[str, Any]]) -> Path:
     wasm = folder / "build" / f"{name}.wasm"
     wasm.parent.mkdir(parents=True)
@@ -137,7 +129,8 @@ def test_the_page_and_the_wrappers_give_the_sandbox_s_results(
     sandbox = Sandbox("numbers", wasm, {"max_mem": 1 << 20, "max_ms": 1000}, tmp_path / "cache")
     for test, result in zip(PURE_TESTS, seen.results, strict=True):
         expected = sandbox.call(test["call"], test["args"]).value
-        assert result["ok"] is True and result["value"] == expected == test["expect"], result
+        got = int(result["value"]) if isinstance(result["value"], str) else result["value"]
+        assert result["ok"] is True and got == expected == test["expect"], result
     own = [_plain(call.get("value", call.get("error"))) for call in seen.calls]
     assert own[0] == sandbox.call("add", [40, 2]).value == 42
     assert own[1] == sandbox.call("add", [2147483647, 1]).value == -(1 << 31)  # wraps
@@ -195,14 +188,15 @@ def test_the_wasi_shim_logs_tells_time_and_refuses_the_rest(
         (t["call"], t["expect"], True) for t in WASI_TESTS
     ]
     assert "log: hello from wasm" in seen.console
+    # The sandbox's policy: proc_exit ends the call with its code; no file but stdio.
     assert seen.calls == [
-        {"error": "WasiExit: the guest exited with code 3"},
-        {
-            "error": "WasiUnsupported: WASI fd_close is not available in the browser "
-            "(Syntra's shim has fd_write to the console, clocks, random, empty args and "
-            "environment, and proc_exit)"
-        },
+        {"error": "GuestFailure: quit(): the guest exited with code 3"},
+        {"value": 8},  # EBADF
     ]
+    sandbox = Sandbox("wasi", tmp_path / "build" / "wasi.wasm", LIMITS, tmp_path / "cache")
+    with pytest.raises(SyntraError, match=r"^quit\(\): the guest exited with code 3$"):
+        sandbox.call("quit", [])
+    assert sandbox.call("close", []).value == 8
     assert not [line for line in seen.console if line.startswith("error")] and not seen.errors
 
 
@@ -253,17 +247,44 @@ def test_components_need_jco_and_use_it_when_it_is_there(
 
 
 def test_export_names_become_identifiers_that_clash_with_nothing() -> None:
-    taken: set[str] = set()
-    names = ["next-color", "i32", "class", "9lives", "next_color", "nextColor", "nextColor"]
-    assert [web.js_name(name, taken) for name in names] == [
-        "nextColor",
-        "_i32",
-        "_class",
-        "_9lives",
-        "next_color",
-        "nextColor2",
-        "nextColor3",
-    ]
+    names = ["next-color", "i32", "class", "9lives", "next_color", "delete", "1st"]
+    assert web.js_names(names) == {
+        "next-color": "nextColor",
+        "i32": "_i32",
+        "class": "_class",
+        "9lives": "_9lives",
+        "next_color": "next_color",
+        "delete": "_delete",
+        "1st": "_1st",
+    }
+    with pytest.raises(SyntraError) as refused:
+        web.js_names(["add-one", "addOne"])
+    assert str(refused.value) == (
+        "the exports 'add-one' and 'addOne' would both be 'addOne' in JavaScript: rename one"
+    )
+
+
+def test_colliding_export_names_and_a_module_without_exports_are_one_line(
+    tmp_path: Path,
+) -> None:
+    wasm = tmp_path / "clash.wasm"
+    wasm.write_bytes(
+        wasmtime.wat2wasm(
+            '(module (func (export "add-one") (result i32) i32.const 1)'
+            ' (func (export "addOne") (result i32) i32.const 2))'
+        )
+    )
+    with pytest.raises(SyntraError, match=r"^the exports 'add-one' and 'addOne' would both"):
+        web.build(guest_plan("clash", []), wasm, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    wasm.write_bytes(wasmtime.wat2wasm('(module (memory (export "memory") 1))'))
+    with pytest.raises(SyntraError) as empty:
+        web.build(guest_plan("clash", []), wasm, tmp_path / "out")
+    assert str(empty.value) == (
+        "it exports no function, so a page has nothing to call (export one, or name it in "
+        "`exports:`)"
+    )
+    assert not (tmp_path / "out").exists()
 
 
 def test_export_names_cannot_write_code_into_the_bundle(tmp_path: Path) -> None:

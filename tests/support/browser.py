@@ -15,6 +15,9 @@ from typing import Any
 
 from playwright.sync_api import Browser, ConsoleMessage, sync_playwright
 
+from syntra.config.model import SwiftGuest
+from syntra.plan import Destination, GuestPlan, WebPlan
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 # Calls an export of the bundle's module by its name in the module; an i64 comes back
@@ -102,3 +105,15 @@ def visit(
 
 def _said(message: ConsoleMessage) -> str:
     return f"{message.type}: {message.text}"
+
+
+def guest_plan(name: str, tests: list[dict[str, Any]]) -> GuestPlan:
+    """A guest plan for a module built by the test itself (only its name, tests, limits
+    and web settings matter to `web.build` and the sandbox)."""
+    settings = SwiftGuest(language="swift", source="src", mode="embedded")
+    return GuestPlan(
+        name=name, language="swift", settings=settings, source="src", optimize="Os",
+        output=f"{name}.wasm", limits={"max_mem": 1 << 20, "max_ms": 1000, "fuel": None},
+        tests=tests, destination=Destination(None, False, name, [], []),
+        web=WebPlan(f"dist/web/{name}", f"{name} in the browser", True),
+    )  # fmt: skip

@@ -128,8 +128,28 @@ def _pull(args: argparse.Namespace) -> int:
     return 0
 
 
-def add(command: Callable[[str, Callable[[argparse.Namespace], int], str], Any]) -> None:
-    """Register the registry commands with `command(name, run, help)`."""
+def _guest_names(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """`run` with `args.ref` read as `syntra run` reads it: a guest's name from
+    syntra.yaml is its published reference (`names.named`)."""
+    from syntra.cli.names import named
+
+    def with_names(args: argparse.Namespace) -> int:
+        file = Path(args.file)
+        args.ref, _ = named(load(file) if file.exists() else None, args.ref)
+        return run(args)
+
+    return with_names
+
+
+BY_NAME = ("inspect", "digest", "tree", "sbom", "pull")
+"""The commands whose `ref` may be a guest's name (not `delete`: a name is no tag)."""
+
+
+def add(register: Callable[[str, Callable[[argparse.Namespace], int], str], Any]) -> None:
+    """Register the registry commands with `register(name, run, help)`."""
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], text: str) -> Any:
+        return register(name, _guest_names(run) if name in BY_NAME else run, text)
 
     def shared(cmd: argparse.ArgumentParser, json_output: bool = True) -> None:
         cmd.add_argument(

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from syntra.config import Loaded
-from syntra.errors import SyntraError, did_you_mean
 from syntra.plugins import Limits, Source, default_cache, limits_of, load_reference
 from syntra.supply.verify import Trust, trust_of
 
@@ -54,33 +53,20 @@ def run(loaded: Loaded | None, request: RunRequest) -> int:
             "fuel_used": result.fuel_used,
         }
         print(json.dumps({"function": request.function, "args": result.args,
-                          "value": result.value, "metrics": metrics}, indent=2))  # fmt: skip
+                          "value": result.value, "stdout": result.stdout,
+                          "metrics": metrics}, indent=2))  # fmt: skip
     else:
         print(json.dumps(result.value))
     return 0
 
 
 def _target(loaded: Loaded | None, target: str) -> tuple[str, Limits]:
-    """The reference to pull and the default limits: a guest's published digest (from
-    this checkout's record, else its tags in the registry) with its declared limits."""
-    if loaded is None:
-        return target, Limits()
-    from syntra.oci.locate import locate, pushed_digest
-    from syntra.plan import build_plan
+    """The reference to pull and the default limits: a guest's published digest with
+    its declared limits (`names.named`), or a reference with none."""
+    from syntra.cli.names import named
 
-    guests = build_plan(loaded).guests
-    guest = next((g for g in guests if g.name == target), None)
-    if guest is None and not any(mark in target for mark in "/:@"):
-        # A bare word is a guest name: not a Docker Hub library image to go and fetch.
-        names = [g.name for g in guests]
-        raise SyntraError(f"no guest '{target}' in syntra.yaml{did_you_mean(target, names)}")
-    if guest is None:
-        return target, Limits()
-    if not guest.destination.registry:
-        raise SyntraError(f"wasm.{target} is not pushed to a registry: nothing to pull")
-    where = locate(loaded.config, guest.destination)
-    digest = pushed_digest(loaded.root, target, where, guest.destination)
-    return f"{where.identity}@{digest}", limits_of(guest.limits)
+    reference, guest = named(loaded, target)
+    return reference, limits_of(guest.limits) if guest else Limits()
 
 
 def _trust(loaded: Loaded | None, request: RunRequest) -> Trust | None:

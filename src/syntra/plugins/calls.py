@@ -5,8 +5,9 @@ explained by the limit that stopped it or by wasmtime's own cause.
 Every call's store has linear memory, tables and instances capped (`bounds.py`),
 wall-clock time by epoch interruption (stops wasm code; a guest blocked in a host call
 is stopped by the host, which ends the worker) and fuel when the guest sets it.
-Components get WASI preview 2 and core modules WASI preview 1, with nothing to see:
-no files, no environment, no arguments.
+Components get WASI preview 2 with nothing to see (no files, no environment, no
+arguments); core modules get Syntra's WASI preview 1 (`wasi.py`), the policy the wasm3
+host and the browser shim give too, their stdout and stderr captured.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import wasmtime.component as wc
 from syntra.errors import SyntraError, ToolError, count, did_you_mean
 from syntra.plugins.bounds import StoreBounds
 from syntra.plugins.values import lift, lower, type_name
+from syntra.plugins.wasi import MODULE, STDIO_LIMIT, Fault, GuestExit, Preview1, not_preview1, said
+from syntra.redaction import redact
 
 
 class GuestFailure(ToolError):
@@ -56,6 +59,8 @@ class CallResult:
     memory_bytes: int | None
     """Linear memory at the end of the call (core modules; a component's is not visible)."""
     fuel_used: int | None
+    stdout: str = ""
+    """What the guest wrote to stdout during the call (its last STDIO_LIMIT bytes)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,69 @@ def exports_of(engine: wasmtime.Engine, code: Any, kind: str) -> dict[str, str]:
     return found
 
 
+def check_imports(module: wasmtime.Module) -> None:
+    """SyntraError for a module importing WASI functions that preview 1 does not have."""
+    names = [i.name for i in module.imports if i.module == MODULE and i.name is not None]
+    if unknown := not_preview1(names):
+        shown = ", ".join(f"{MODULE}.{name}" for name in unknown)
+        raise SyntraError(f"it imports {shown}, which WASI preview 1 does not have")
+
+
+def guest_line(stderr: bytes | bytearray) -> str:
+    """` (guest: …)`: the guest's own account of a failure for a one-line error (the
+    host redacts it again: a call worker knows none of its secrets)."""
+    told = redact(said(stderr))
+    return f" (guest: {told})" if told else ""
+
+
+def exited(name: str, args: Sequence[Any], code: int, stderr: bytes | bytearray) -> str:
+    return f"{where(name, args)}: the guest exited with code {code}{guest_line(stderr)}"
+
+
+class CallerMemory:
+    """The calling instance's `memory` export, reached through wasmtime's Caller."""
+
+    def __init__(self, caller: wasmtime.Caller) -> None:
+        self.caller = caller
+        memory = caller.get("memory")
+        if not isinstance(memory, wasmtime.Memory):
+            raise Fault("no memory")
+        self.memory = memory
+
+    def read(self, address: int, size: int) -> bytes:
+        self._check(address, size)
+        return bytes(self.memory.read(self.caller, address, address + size))
+
+    def write(self, address: int, data: bytes) -> None:
+        self._check(address, len(data))
+        self.memory.write(self.caller, data, address)
+
+    def _check(self, address: int, size: int) -> None:
+        if address < 0 or size < 0 or address + size > self.memory.data_len(self.caller):
+            raise Fault(f"{address}+{size} is outside the guest's memory")
+
+
+def link_preview1(
+    linker: wasmtime.Linker, module: wasmtime.Module, wasi: Preview1,
+    callers: list[wasmtime.Caller],
+) -> None:  # fmt: skip
+    """Define in `linker` the preview 1 functions `module` imports, answered by `wasi`;
+    each call's Caller is on `callers` while it runs (its memory is the guest's)."""
+    for imported in module.imports:
+        if imported.module != MODULE or not isinstance(imported.type, wasmtime.FuncType):
+            continue
+        function = wasi.function(str(imported.name))
+
+        def host(caller: wasmtime.Caller, *args: Any, function: Any = function) -> Any:
+            callers.append(caller)
+            try:
+                return function(*args)
+            finally:
+                callers.pop()
+
+        linker.define_func(MODULE, str(imported.name), imported.type, host, access_caller=True)
+
+
 def where(name: str, args: Sequence[Any]) -> str:
     return f"{name}({', '.join(map(str, args))})"
 
@@ -128,13 +196,16 @@ class Guest:
             store.set_fuel(self.setup.fuel)
         return store
 
-    def _function(self, store: wasmtime.Store, name: str, stderr: Path) -> tuple[Any, Any]:
+    def _function(
+        self, store: wasmtime.Store, name: str, stderr: Path, wasi: Preview1,
+        callers: list[wasmtime.Caller],
+    ) -> tuple[Any, Any]:  # fmt: skip
         """The callable export `name`, and the memory to measure (core modules)."""
-        wasi = wasmtime.WasiConfig()
-        wasi.stderr_file = str(stderr)  # the guest's own account of a failure
-        store.set_wasi(wasi)
         function: Any
         if self.setup.kind == "component":
+            config = wasmtime.WasiConfig()
+            config.stderr_file = str(stderr)  # the guest's own account of a failure
+            store.set_wasi(config)
             linker = wc.Linker(self.engine)
             linker.add_wasip2()
             component = linker.instantiate(store, self.code)
@@ -143,7 +214,7 @@ class Guest:
             memory = None
         else:
             core = wasmtime.Linker(self.engine)
-            core.define_wasi()
+            link_preview1(core, self.code, wasi, callers)
             exports = core.instantiate(store, self.code).exports(store)
             function = exports.get(name)
             memory = exports.get("memory")
@@ -171,18 +242,22 @@ class Guest:
         timer.start()
         memory = None
         args = list(args)
-        # The guest's stderr, this call's own: not shared with another call or process.
+        # A component's stderr, this call's own: not shared with another call or process.
         scratch = tempfile.TemporaryDirectory(prefix="syntra-call-")
         stderr = Path(scratch.name) / "stderr"
+        callers: list[wasmtime.Caller] = []
+        wasi = Preview1(lambda: CallerMemory(callers[-1]))
         try:
-            function, memory = self._function(store, name, stderr)
+            function, memory = self._function(store, name, stderr, wasi, callers)
             params, result = self._signature(store, function)
             value = function(store, *lower_args(name, params, args))
+        except GuestExit as exit:
+            raise GuestFailure(exited(name, args, exit.code, wasi.stderr)) from None
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             elapsed = (time.perf_counter() - started) * 1000
-            said = _tail(stderr)
+            told = _tail(stderr) if self.setup.kind == "component" else bytes(wasi.stderr)
             used = memory.data_len(store) if memory is not None else None
-            raise GuestFailure(self._explain(name, args, exc, elapsed, used, said)) from None
+            raise GuestFailure(self._explain(name, args, exc, elapsed, used, told)) from None
         finally:
             timer.cancel()
             scratch.cleanup()
@@ -190,14 +265,15 @@ class Guest:
         used = memory.data_len(store) if memory is not None else None
         fuel = self.setup.fuel - store.get_fuel() if self.setup.fuel is not None else None
         lifted = lift(result, value) if result is not None else value
-        return CallResult(name, args, lifted, elapsed, used, fuel)
+        stdout = bytes(wasi.stdout).decode(errors="replace")
+        return CallResult(name, args, lifted, elapsed, used, fuel, stdout)
 
     def _explain(
         self, name: str, args: list[Any], exc: Exception, elapsed: float, used: int | None,
-        said: str,
+        stderr: bytes,
     ) -> str:  # fmt: skip
         """Which limit stopped the call, or the trap's cause: `used` is the memory in use
-        (None: no memory), `said` the guest's stderr."""
+        (None: no memory), `stderr` the end of the guest's."""
         text = str(exc)
         max_mem = self.setup.max_mem
         if "interrupt" in text:
@@ -208,16 +284,13 @@ class Guest:
             return f"{where(name, args)}: stopped by max_mem={max_mem} bytes ({_cause(text)})"
         if (
             "memory" in text.lower()
-            or "MemoryError" in said
+            or b"MemoryError" in stderr
             or (used is not None and used >= self.setup.bounds.memory_size)
         ):
             shown = f"{used} bytes in use" if used is not None else "an allocation was refused"
             return f"{where(name, args)}: stopped by max_mem={max_mem} bytes ({shown})"
         first = _cause(text) or type(exc).__name__
-        reason = next((line for line in said.splitlines() if "Error" in line), "")
-        return f"{where(name, args)}: trapped: {first}" + (
-            f" (guest: {reason.strip()[:200]})" if reason else ""
-        )
+        return f"{where(name, args)}: trapped: {first}{guest_line(stderr)}"
 
 
 def _cause(text: str) -> str:
@@ -227,14 +300,11 @@ def _cause(text: str) -> str:
     return (after or [line for line in lines if "trap" in line.lower()] or lines or [""])[0]
 
 
-STDERR_TAIL = 64 << 10
-"""How much of a failed call's stderr is read: its end, where the account of a failure
-is, however much the guest wrote."""
-
-
-def _tail(path: Path) -> str:
+def _tail(path: Path) -> bytes:
+    """The end of a component's stderr file, where the account of a failure is, however
+    much the guest wrote."""
     if not path.is_file():
-        return ""
+        return b""
     with path.open("rb") as handle:
-        handle.seek(max(0, path.stat().st_size - STDERR_TAIL))
-        return handle.read(STDERR_TAIL).decode(errors="replace")
+        handle.seek(max(0, path.stat().st_size - STDIO_LIMIT))
+        return handle.read(STDIO_LIMIT)

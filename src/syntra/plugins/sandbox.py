@@ -27,6 +27,7 @@ from syntra.plugins.calls import (
     CallResult,
     GuestFailure,
     Setup,
+    check_imports,
     engine,
     exports_of,
     stopped_by_time,
@@ -34,7 +35,7 @@ from syntra.plugins.calls import (
 )
 from syntra.plugins.codecache import compiled
 from syntra.plugins.values import close_enough
-from syntra.plugins.worker import Ended, Worker
+from syntra.plugins.worker import Ended, Worker, ended_by
 
 __all__ = [
     "RUNTIMES",
@@ -79,6 +80,8 @@ class Sandbox:
             raise SyntraError(f"wasmtime cannot load it: {exc}") from None
         self.compile_ms = (time.perf_counter() - started) * 1000
         self.code, self.cache_hit, self._serialized = code.code, code.cached, code.serialized
+        if self.kind == "module":
+            check_imports(self.code)
         self.setup = Setup(
             self.kind, max_mem, int(limits["max_ms"]), int(fuel) if fuel is not None else None,
             bounds(max_mem, census(data)),
@@ -108,9 +111,7 @@ class Sandbox:
                 raise GuestFailure(
                     stopped_by_time(name, args, self.setup.max_ms, elapsed)
                 ) from None
-            raise GuestFailure(
-                f"{where(name, args)}: trapped: the call worker ended (exit {code})"
-            ) from None
+            raise GuestFailure(f"{where(name, args)}: the call worker {ended_by(code)}") from None
 
     def close(self) -> None:
         """End the worker (the next call starts another)."""

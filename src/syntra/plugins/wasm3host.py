@@ -26,15 +26,26 @@ from syntra.plugins.calls import (
     BadCall,
     CallResult,
     GuestFailure,
+    check_imports,
     engine,
+    exited,
     exports_of,
     lower_args,
+    where,
 )
 from syntra.plugins.codecache import compiled
-from syntra.plugins.worker import spawn
+from syntra.plugins.wasi import MODULE
+from syntra.plugins.worker import EXIT_SECONDS, ended_by, spawn
+from syntra.redaction import redact
 
 STARTUP_S = 60.0
 """How long the worker may take to start and read the module (a loaded CI machine)."""
+SIGNATURE = {"i32": "i", "i64": "I", "f32": "f", "f64": "F"}
+"""pywasm3's letters for the value types of a linked function's signature."""
+
+
+class Gone:
+    """The worker closed its answers: it ended, by a signal or an exit code."""
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -67,6 +78,11 @@ class Wasm3Sandbox:
             raise SyntraError(f"not a valid module: {exc}") from None
         self.compile_ms = (time.perf_counter() - started) * 1000
         self.code, self.cache_hit = code.code, code.cached
+        check_imports(self.code)
+        self._wasi = [
+            [str(i.name), _signature(i.type)] for i in self.code.imports
+            if i.module == MODULE and isinstance(i.type, wasmtime.FuncType)
+        ]  # fmt: skip
         self._worker: subprocess.Popen[bytes] | None = None
 
     def exports(self) -> dict[str, str]:
@@ -83,17 +99,17 @@ class Wasm3Sandbox:
         worker = spawn("syntra.plugins.wasm3child")
         weakref.finalize(self, _stop, worker)
         pages = int(self.limits["max_mem"] or 0) >> 16
-        answer = _ask(worker, {"wasm": str(self.wasm.resolve()), "pages": pages}, STARTUP_S)
-        if answer is None or "ready" not in answer:
+        setup = {"wasm": str(self.wasm.resolve()), "pages": pages, "wasi": self._wasi}
+        answer = _ask(worker, setup, STARTUP_S)
+        if not isinstance(answer, dict) or "ready" not in answer:
             _stop(worker)
-            said = answer.get("error") if answer else "it did not start"
+            said = answer.get("error") if isinstance(answer, dict) else "it did not start"
             raise SyntraError(f"{self.name}: wasm3 cannot load it: {said}")
         self._worker = worker
         return worker
 
     def call(self, name: str, args: Sequence[Any]) -> CallResult:
         args = list(args)
-        where = f"{name}({', '.join(map(str, args))})"
         ty = next(
             (e.type for e in self.code.exports
              if e.name == name and isinstance(e.type, wasmtime.FuncType)),
@@ -108,37 +124,62 @@ class Wasm3Sandbox:
         started = time.perf_counter()
         answer = _ask(worker, {"call": name, "args": lowered}, limit_ms / 1000)
         elapsed = (time.perf_counter() - started) * 1000
-        if answer is None and worker.poll() is not None:
+        at = where(name, args)
+        if isinstance(answer, Gone):
             self.close()
-            raise GuestFailure(f"{where}: the wasm3 worker ended (exit {worker.returncode})")
+            raise GuestFailure(f"{at}: {_death(worker)}")
         if answer is None:
             self.close()
-            raise GuestFailure(
-                f"{where}: stopped by max_ms={limit_ms} after {elapsed:.0f} ms (wasm3)"
-            )
+            raise GuestFailure(f"{at}: stopped by max_ms={limit_ms} after {elapsed:.0f} ms (wasm3)")
+        if "failed" in answer:
+            self.close()
+            raise GuestFailure(f"{at}: the wasm3 worker failed: {redact(answer['failed'])}")
+        told = f" (guest: {redact(answer['guest'])})" if answer.get("guest") else ""
+        if "exit" in answer:
+            raise GuestFailure(exited(name, args, int(answer["exit"]), b"") + told)
         if "trap" in answer:
             used, max_mem = answer.get("memory"), int(self.limits["max_mem"] or 0)
             if used is not None and used >= max_mem:
-                raise GuestFailure(f"{where}: stopped by max_mem={max_mem} bytes (wasm3)")
-            raise GuestFailure(f"{where}: trapped under wasm3: {answer['trap']}")
+                raise GuestFailure(f"{at}: stopped by max_mem={max_mem} bytes (wasm3)")
+            raise GuestFailure(f"{at}: trapped under wasm3: {answer['trap']}{told}")
         values = answer["value"]
         value = values[0] if len(values) == 1 else (values or None)
-        return CallResult(name, args, value, float(answer["ms"]), answer.get("memory"), None)
+        memory, stdout = answer.get("memory"), answer.get("stdout", "")
+        return CallResult(name, args, value, float(answer["ms"]), memory, None, stdout)
+
+
+def _signature(ty: wasmtime.FuncType) -> str:
+    """pywasm3's spelling of a function type: `i(iiii)`, `v(i)`."""
+    results = "".join(SIGNATURE[str(t)] for t in ty.results) or "v"
+    return f"{results}({''.join(SIGNATURE[str(t)] for t in ty.params)})"
+
+
+def _death(worker: subprocess.Popen[bytes]) -> str:
+    """How a worker that closed its answers ended: a signal by name or an exit code."""
+    try:
+        code = worker.wait(EXIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        _stop(worker)
+        return "the wasm3 worker stopped answering"
+    return f"the wasm3 worker {ended_by(code)}"
 
 
 def _ask(worker: subprocess.Popen[bytes], message: dict[str, Any], timeout: float) -> Any:
-    """The worker's answer to `message`, or None when it gave none within `timeout`."""
+    """The worker's answer to `message`: None when it gave none within `timeout`, Gone
+    when it closed its answers (it died)."""
     stdin, stdout = worker.stdin, worker.stdout
     assert stdin is not None and stdout is not None
     try:
         stdin.write(json.dumps(message).encode() + b"\n")
         stdin.flush()
     except BrokenPipeError:
-        return None
+        return Gone()
     return _line(stdout, timeout)
 
 
 def _line(stream: IO[bytes], timeout: float) -> Any:
     ready, _, _ = select.select([stream], [], [], timeout)
-    line = stream.readline() if ready else b""
-    return json.loads(line) if line else None
+    if not ready:
+        return None
+    line = stream.readline()
+    return json.loads(line) if line else Gone()

@@ -13,6 +13,7 @@ big-endian length and a JSON body (the code: raw).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -29,9 +30,12 @@ from syntra.errors import DEBUG_ENV, SyntraError
 from syntra.plugins.bounds import StoreBounds
 from syntra.plugins.calls import BadCall, CallResult, Guest, GuestFailure, Setup
 from syntra.plugins.values import BadValue
+from syntra.redaction import redact
 
 READY_SECONDS = 120.0
 """Starting Python, importing wasmtime and loading the code; not the guest's time."""
+EXIT_SECONDS = 5.0
+"""How long a worker that closed its answers may take to end, before it is killed."""
 _ERRORS: dict[str, type[SyntraError]] = {
     cls.__name__: cls for cls in (SyntraError, GuestFailure, BadCall, BadValue)
 }
@@ -55,6 +59,17 @@ def spawn(module: str) -> subprocess.Popen[bytes]:
         env=env,
         start_new_session=True,
     )
+
+
+def ended_by(returncode: int) -> str:
+    """How a worker process ended, for a one-line error: `crashed (SIGSEGV)` when a
+    signal ended it, else `ended (exit N)`."""
+    if returncode >= 0:
+        return f"ended (exit {returncode})"
+    try:
+        return f"crashed ({signal.Signals(-returncode).name})"
+    except ValueError:
+        return f"crashed (signal {-returncode})"
 
 
 class Ended(Exception):
@@ -87,11 +102,14 @@ class Worker:
         try:
             self._send(json.dumps({"call": name, "args": args}).encode())
             answer = self._receive(time.monotonic() + seconds)
-        except Ended:
+        except Ended as ended:
+            if not ended.timed_out:  # it closed its pipe: let it finish dying, for its status
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(EXIT_SECONDS)
             self.stop()
             raise
-        if "error" in answer:
-            raise _ERRORS.get(answer["error"], SyntraError)(answer["message"])
+        if "error" in answer:  # redacted here: the worker knows none of the host's secrets
+            raise _ERRORS.get(answer["error"], SyntraError)(redact(answer["message"]))
         return CallResult(**answer["result"])
 
     def stop(self) -> None:

@@ -35,13 +35,18 @@ from syntra.oci.locate import Where
 from syntra.oci.media import TITLE
 from syntra.paths import BUILTIN_TEMPLATES
 from syntra.plan import GuestPlan
+from syntra.plugins import wasi
 from syntra.plugins.binary import kind_of, unnamed_signature
+from syntra.plugins.calls import check_imports
 from syntra.records import WebBundle
 from syntra.supply.attach import WEB_BUNDLE, Attachments, Layer
 
-WASI = "wasi_snapshot_preview1"
+WASI = wasi.MODULE
 NUMBERS = ("i32", "i64", "f32", "f64")
 JCO_HINT = "npm install -g @bytecodealliance/jco"
+NO_EXPORTS = (
+    "it exports no function, so a page has nothing to call (export one, or name it in `exports:`)"
+)
 MEDIA_TYPES = {
     ".wasm": "application/wasm",
     ".js": "text/javascript",
@@ -54,7 +59,7 @@ _WORDS = (
     "extends false finally for function if import in instanceof new null return super "
     "switch this throw true try typeof var void while with yield let static await "
     "arguments eval functions raw writeString readString i32 i64 f32 f64 float arity memory "
-    "imports instance encoder decoder wasiImports "
+    "imports instance encoder decoder wasiImports wasi control called output args "
     "fetch URL WebAssembly BigInt Number Object TypeError RangeError Error Uint8Array "
     "TextEncoder TextDecoder globalThis console Promise"
 )
@@ -113,18 +118,29 @@ class Bundle:
     note: str = ""
 
 
-def js_name(name: str, taken: set[str]) -> str:
-    """A JavaScript identifier for an export name (`next-color` -> `nextColor`)."""
+def js_name(name: str) -> str:
+    """A JavaScript identifier for an export name: the name itself when it is one;
+    else its runs of letters, digits, `_` and `$` joined in camelCase (`next-color` ->
+    `nextColor`); `_` before one that starts with a digit or is a reserved word
+    (`1st` -> `_1st`, `delete` -> `_delete`)."""
     parts = [p for p in re.split(r"[^A-Za-z0-9_$]+", name) if p]
     base = (parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])) if parts else "_"
-    if base[0].isdigit() or base in _RESERVED:
-        base = f"_{base}"
-    found, n = base, 1
-    while found in taken:
-        n += 1
-        found = f"{base}{n}"
-    taken.add(found)
-    return found
+    return f"_{base}" if base[0].isdigit() or base in _RESERVED else base
+
+
+def js_names(names: list[str]) -> dict[str, str]:
+    """Each export name's identifier (`js_name`); two names that would share one are
+    refused in one line, never renamed behind the user's back."""
+    found: dict[str, str] = {}
+    for name in names:
+        js = js_name(name)
+        if js in found:
+            raise SyntraError(
+                f"the exports '{found[js]}' and '{name}' would both be '{js}' in "
+                "JavaScript: rename one"
+            )
+        found[js] = name
+    return {name: js for js, name in found.items()}
 
 
 def surface(data: bytes) -> Surface:
@@ -141,7 +157,8 @@ def surface(data: bytes) -> Surface:
             f"it imports {', '.join(foreign)}, which a browser page cannot give it "
             f"(the bundle provides {WASI} only)"
         )
-    wrapped, unwrapped, taken = [], [], set[str]()
+    check_imports(module)
+    wrapped, unwrapped = [], []
     functions: dict[str, tuple[list[str], list[str]]] = {}
     memory = False
     for export in module.exports:
@@ -155,7 +172,7 @@ def surface(data: bytes) -> Surface:
         if export.name.startswith("_") or export.name == "cabi_realloc":
             continue  # the runtime's own (`_initialize`, `_start`) and the allocator
         if all(t in NUMBERS for t in (*params, *results)):
-            wrapped.append(Export(export.name, js_name(export.name, taken), params, results))
+            wrapped.append(Export(export.name, "", params, results))
         else:
             unwrapped.append(export.name)
     allocator = None
@@ -163,13 +180,35 @@ def surface(data: bytes) -> Surface:
         allocator = Allocator("cabi_realloc", "raw.cabi_realloc(0, 0, 1, bytes.length)")
     elif memory and functions.get("malloc") == (["i32"], ["i32"]):
         allocator = Allocator("malloc", "raw.malloc(bytes.length)")
-    return Surface(wrapped, unwrapped, allocator)
+    if not wrapped and not unwrapped:
+        raise SyntraError(NO_EXPORTS)
+    names = js_names([e.name for e in wrapped])
+    named = [Export(e.name, names[e.name], e.params, e.results) for e in wrapped]
+    return Surface(named, unwrapped, allocator)
 
 
 def comment(text: str) -> str:
     """An export's name (the module's own text, anything at all) made safe inside a `//`
     or `/* */` comment: one line, no `*/`."""
     return json.dumps(text)[1:-1].replace("*/", "*\\/")
+
+
+SAFE_INTEGER = 2**53 - 1
+"""JavaScript's numbers hold integers exactly up to here."""
+
+
+def exact_json(value: Any) -> Any:
+    """`value` with each integer JavaScript's numbers cannot hold exactly written as
+    `{"$bigint": "<decimal>"}`, which the page reads back as a BigInt."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) > SAFE_INTEGER:
+        return {"$bigint": str(value)}
+    if isinstance(value, list):
+        return [exact_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: exact_json(v) for k, v in value.items()}
+    return value
 
 
 def _environment() -> jinja2.Environment:
@@ -182,12 +221,12 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     environment.filters["comment"] = comment
+    environment.filters["exact_json"] = exact_json
     return environment
 
 
-def module_files(guest: GuestPlan, data: bytes) -> dict[str, bytes]:
-    """The bundle of a core module: file name -> bytes."""
-    shown = surface(data)
+def module_files(guest: GuestPlan, data: bytes, shown: Surface) -> dict[str, bytes]:
+    """The bundle of a core module (its `surface`): file name -> bytes."""
     wasm = f"{guest.name}.wasm"
     title = guest.web.title if guest.web else guest.name
     values: dict[str, Any] = {
@@ -198,6 +237,11 @@ def module_files(guest: GuestPlan, data: bytes) -> dict[str, bytes]:
         "unwrapped": shown.unwrapped,
         "allocator": shown.allocator,
         "tests": guest.tests,
+        "preview1": sorted(wasi.PREVIEW1),
+        "stdio_limit": wasi.STDIO_LIMIT,
+        "said_limit": wasi.SAID_LIMIT,
+        "realtime_ns": wasi.REALTIME_RESOLUTION_NS,
+        "monotonic_ns": wasi.MONOTONIC_RESOLUTION_NS,
     }
     env = _environment()
     rendered = {
@@ -235,7 +279,7 @@ def build(guest: GuestPlan, wasm: Path, folder: Path) -> Bundle:
         files = component_files(guest, wasm, jco)
         note = "transpiled by jco"
     else:
-        files, note = module_files(guest, data), ""
+        files, note = module_files(guest, data, surface(data)), ""
     write_folder(folder, files)
     return Bundle(folder, sorted(files), note)
 

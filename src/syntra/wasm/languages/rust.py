@@ -4,7 +4,10 @@ Debian's rustc and cargo (`toolchain:`, /usr/bin by default: a rustup toolchain 
 on PATH has no wasm32-wasi standard library unless one was added). Crates come from
 Debian's packaged sources in /usr/share/cargo/registry (a directory source replacing
 crates.io), never from the network. The build runs in a scratch copy whose paths are
-remapped, so two clones in two folders give the same bytes.
+remapped, so two clones in two folders give the same bytes. Without a committed
+`Cargo.lock`, cargo resolves one offline in the scratch copy (`cargo generate-lockfile
+--offline`, against the same crates) and builds with it `--locked`; the SBOM resolves it
+the same way, so it lists every crate compiled in. Commit `Cargo.lock` to pin them.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
 #[no_mangle]
 pub extern "C" fn probe(n: i32) -> i32 { n + 1 }
 """
+DEFAULT_TOOLCHAIN = Path("/usr/bin")
+"""Debian's rustc and cargo (the model's default `toolchain:`), which resolve the SBOM's
+lock when none is committed."""
 REGISTRY = Path("/usr/share/cargo/registry")
 PACKAGES = ["rustc", "cargo", "libstd-rust-dev-wasm32", "lld"]
 """lld: rustc links wasm32 with `rust-lld`, a link to lld that the standard library
@@ -51,8 +57,8 @@ def settings(guest: GuestPlan) -> RustGuest:
     return guest.settings
 
 
-def tool(guest: GuestPlan, name: str) -> str:
-    path = Path(settings(guest).toolchain) / name
+def tool(toolchain: Path, name: str) -> str:
+    path = toolchain / name
     if not path.is_file():
         raise SyntraError(
             f"{path} is not installed: Rust guests need Debian's rustc and cargo "
@@ -111,10 +117,10 @@ def _check_linker() -> None:
     raise SyntraError(f"no {LINKER} on PATH (Rust guests link with it): apt-get install lld")
 
 
-def cargo_build(guest: GuestPlan, work: Path, home: Path) -> tuple[list[str], dict[str, str]]:
+def cargo_build(toolchain: Path, work: Path, home: Path) -> tuple[list[str], dict[str, str]]:
     """cargo's command line and environment for the copy in `work`, with its own
     CARGO_HOME (`home`) that reads crates from Debian's registry only."""
-    rustc = tool(guest, "rustc")
+    rustc = tool(toolchain, "rustc")
     _check_std(rustc)
     _check_linker()
     if REGISTRY.is_dir():
@@ -127,21 +133,48 @@ def cargo_build(guest: GuestPlan, work: Path, home: Path) -> tuple[list[str], di
         "CARGO_INCREMENTAL": "0",
         "RUSTC": rustc,
     }
-    locked = ["--locked"] if (work / "Cargo.lock").is_file() else []
-    argv = [tool(guest, "cargo"), "build", "--offline", "--release", "--target", TARGET,
-            "--manifest-path", str(work / "Cargo.toml"), *locked]  # fmt: skip
+    argv = [tool(toolchain, "cargo"), "build", "--offline", "--release", "--target", TARGET,
+            "--manifest-path", str(work / "Cargo.toml"), "--locked"]  # fmt: skip
     return argv, env
 
 
-def components(source: Path, built_with: dict[str, str]) -> list[Component]:
-    """rustc as the build recorded it, and the crates `Cargo.lock` pins (`pkg:cargo`);
-    the guest's own crate and path dependencies have no registry source and are left out."""
+def lock(toolchain: Path, work: Path, env: dict[str, str], epoch: int) -> None:
+    """`work`'s Cargo.lock: the committed one, else resolved offline by cargo."""
+    if not (work / "Cargo.lock").is_file():
+        argv = [tool(toolchain, "cargo"), "generate-lockfile", "--offline",
+                "--manifest-path", str(work / "Cargo.toml")]  # fmt: skip
+        run_compiler(argv, work, "cargo generate-lockfile", epoch, env)
+
+
+def scratch_copy(source: Path, scratch: Path) -> tuple[Path, Path]:
+    """The guest's source copied into `scratch` (no build output) and a CARGO_HOME."""
+    work, home = scratch / "source", scratch / "cargo"
+    shutil.copytree(source, work, ignore=shutil.ignore_patterns(*BUILD_OUTPUT))
+    home.mkdir()
+    return work, home
+
+
+def resolved_lock(source: Path, toolchain: Path = DEFAULT_TOOLCHAIN) -> str:
+    """The Cargo.lock the build used: the committed one, else cargo's offline resolution
+    (against the same crates, so the same lock)."""
+    if (source / "Cargo.lock").is_file():
+        return (source / "Cargo.lock").read_bytes().decode(errors="replace")
+    with tempfile.TemporaryDirectory(prefix="syntra-lock-") as scratch:
+        work, home = scratch_copy(source, Path(scratch))
+        _, env = cargo_build(toolchain, work, home)
+        lock(toolchain, work, env, 0)
+        return (work / "Cargo.lock").read_bytes().decode(errors="replace")
+
+
+def components(lock_text: str, built_with: dict[str, str]) -> list[Component]:
+    """rustc as the build recorded it, and the crates the lock pins (`pkg:cargo`); the
+    guest's own crate and path dependencies have no registry source and are left out."""
     version = built_with.get("rustc", "unknown")
     parts = [Component("rustc", version, purl("generic", "rustc", version), "framework")]
-    lock = source / "Cargo.lock"
-    if not lock.is_file():
-        return parts
-    packages = _toml(lock).get("package")
+    try:
+        packages = tomllib.loads(lock_text).get("package")
+    except tomllib.TOMLDecodeError as exc:
+        raise SyntraError(f"Cargo.lock: not readable TOML ({exc})") from None
     if not isinstance(packages, list):
         raise SyntraError("Cargo.lock: no [[package]] entries: not a Cargo lock file")
     for package in packages:
@@ -166,22 +199,22 @@ class Rust:
             raise SyntraError(f"{guest.source}: no Cargo.toml")
         built = crate_file(source / "Cargo.toml")
         with tempfile.TemporaryDirectory(prefix="syntra-guest-") as scratch:
-            work, home = Path(scratch) / "source", Path(scratch) / "cargo"
-            shutil.copytree(source, work, ignore=shutil.ignore_patterns(*BUILD_OUTPUT))
-            home.mkdir()
-            argv, env = cargo_build(guest, work, home)
+            work, home = scratch_copy(source, Path(scratch))
+            toolchain = Path(settings(guest).toolchain)
+            argv, env = cargo_build(toolchain, work, home)
+            lock(toolchain, work, env, epoch)
             run_compiler(argv, work, "cargo build", epoch, env)
             shutil.copy(work / "target" / TARGET / "release" / built, output)
         return None
 
     def toolchain(self, guest: GuestPlan) -> dict[str, str]:
         return {
-            "rustc": _version([tool(guest, "rustc"), "--version"]),
-            "cargo": _version([tool(guest, "cargo"), "--version"]),
+            "rustc": _version([tool(Path(settings(guest).toolchain), "rustc"), "--version"]),
+            "cargo": _version([tool(Path(settings(guest).toolchain), "cargo"), "--version"]),
         }
 
     def components(self, wasm: bytes, source: Path, built_with: dict[str, str]) -> list[Component]:
-        return components(source, built_with)
+        return components(resolved_lock(source), built_with)
 
     def describe(self, guest: GuestPlan) -> str:
         return f"rust ({TARGET})"
@@ -194,8 +227,9 @@ class Rust:
         return PACKAGES + crates
 
     def probe(self, guest: GuestPlan, scratch: Path) -> str:
-        rustc = tool(guest, "rustc")
-        tool(guest, "cargo")
+        toolchain = Path(settings(guest).toolchain)
+        rustc = tool(toolchain, "rustc")
+        tool(toolchain, "cargo")
         _check_std(rustc)
         _check_linker()
         (scratch / "probe.rs").write_text(PROBE)
