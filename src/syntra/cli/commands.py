@@ -125,6 +125,16 @@ def _render(args: argparse.Namespace) -> int:
     return _report(lines or ["ContainerSpecs up to date"])
 
 
+def _lock(args: argparse.Namespace) -> int:
+    from syntra.image import locking
+
+    ctx = _context(args)
+    repo = locking.Repository(ctx.loaded, ctx.plan)
+    if args.check or args.offline:
+        return _report(locking.check(repo, offline=args.offline))
+    return _report(locking.lock(repo, args.update))
+
+
 def _prepared(args: argparse.Namespace) -> tuple[Job, Backend]:
     """The image's job with its specs rendered, and the backend: --builder, then
     $SYNTRA_BUILDER, then syntra.yaml."""
@@ -414,6 +424,24 @@ def parser() -> argparse.ArgumentParser:
     )
     command("render", _render, "render ContainerSpecs/ from templates").add_argument(
         "--check", action="store_true", help="exit 1 and show a diff when specs drifted"
+    )
+    lock = command("lock", _lock, "pin every base, FROM and service image by digest in syntra.lock")
+    lock.add_argument(
+        "--update",
+        nargs="*",
+        metavar="NAME",
+        help="resolve these references (or the images and services that use them) again; "
+        "none named: all",
+    )
+    lock.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when the lock is stale or a locked digest is gone; write nothing",
+    )
+    lock.add_argument(
+        "--offline",
+        action="store_true",
+        help="with --check: only whether the lock matches syntra.yaml, asking no registry",
     )
     build = command("build", _build, "build an image and push it")
     build.add_argument("image", help="image name in syntra.yaml")

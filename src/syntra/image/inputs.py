@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from syntra.errors import SyntraError
 from syntra.formats import canonical_json
 from syntra.image.buildcontext import BuildContext
+from syntra.lockfile import spec_images, spec_texts
 from syntra.paths import plugin_file
 from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 
 if TYPE_CHECKING:
     from syntra.config import Loaded
     from syntra.image.publish import Pinned
+    from syntra.lockfile import Lock
 
 
 class Run(Protocol):
@@ -34,6 +36,9 @@ class Run(Protocol):
 
     @property
     def root(self) -> Path: ...
+
+    @property
+    def lock(self) -> Lock | None: ...
 
     def pin(self, reference: str) -> Pinned: ...
 
@@ -65,6 +70,22 @@ class Job:
     @property
     def base_reference(self) -> str | None:
         return self.base.reference if self.base else None
+
+    def local_base(self, recorded: str | None) -> str | None:
+        """The base an up-to-date check compares with, asking no registry: the locked one
+        with a `syntra.lock`, else `recorded` (as a record or syntra.yaml names it)."""
+        return self.base_reference if self.ctx.lock else recorded
+
+    @cached_property
+    def stage_images(self) -> dict[str, str]:
+        """With a `syntra.lock`: each image a rendered spec names in a literal `FROM`,
+        and its locked `name@digest` (the builders get them as build contexts)."""
+        lock = self.ctx.lock
+        if lock is None:
+            return {}
+        texts = spec_texts(self.root, self.plan).get(self.image.name, [])
+        found = {ref: lock.entry(ref).pinned for text in texts for ref in spec_images(text)}
+        return dict(sorted(found.items()))
 
     @property
     def args(self) -> dict[str, str]:
@@ -126,7 +147,7 @@ def _inputs(job: Job, base: str | None) -> dict[str, Any]:
         "plugin_bytes": [_plugin_digest(job.root, name) for name in image.plugins],
         "plugin_limits": [g.limits for g in job.plan.guests if g.name in image.plugins],
         "tests": image.tests,
-    }
+    } | ({"stage_images": job.stage_images} if job.stage_images else {})
 
 
 _DIRECTIVE = re.compile(r"^#[ \t]*[A-Za-z][A-Za-z0-9_-]*[ \t]*=")

@@ -110,6 +110,7 @@ def _request(job: Job, platform: str, builder: LayoutBuilder) -> BuildRequest:
         layout=work / slug(platform),
         log=build_log(job.root, job.image.name, platform, builder.name),
         insecure_pull=job.base.insecure if job.base else False,
+        stage_images=job.stage_images,
     )
 
 

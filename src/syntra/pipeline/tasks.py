@@ -87,6 +87,7 @@ def _context() -> Context:
     """The run's context; a user error ends the run with one line."""
     try:
         ctx = Context.load(CONFIG_FILE)
+        ctx.lock  # noqa: B018 (a lock that disagrees with syntra.yaml stops the run first)
     except SyntraError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
@@ -202,7 +203,8 @@ def _pushed_current(name: str) -> bool:
     if not isinstance(record, ImageRecord) or record.inputs is None:
         return False
     try:
-        return record.inputs == local_inputs_digest(ctx.job(name), record.base)
+        job = ctx.job(name)
+        return record.inputs == local_inputs_digest(job, job.local_base(record.base))
     except (SyntraError, OSError):
         return False  # the action says what is wrong, naming the stage
 
@@ -215,7 +217,7 @@ def _snapshot_state(name: str) -> tuple[Any, bool]:
     ctx = _context()
     archive = Path(stages.snapshot_archive(ctx, name))
     job = ctx.job(name)
-    return local_inputs_digest(job, job.image.base), archive.exists()
+    return local_inputs_digest(job, job.local_base(job.image.base)), archive.exists()
 
 
 def _image_tasks(stage: stages.Stage, label: str) -> Iterator[TaskDict]:
