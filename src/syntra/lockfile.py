@@ -166,9 +166,15 @@ def uses(loaded: Loaded, plan: Plan, specs: dict[str, list[str]]) -> dict[str, U
                 add(reference, f"{image.dockerfile}: FROM", image.platforms)
     every = sorted({p for image in plan.images for p in image.platforms})
     for name, service in loaded.config.services.items():
-        if service.image not in loaded.config.images:
+        if service.image not in loaded.config.images and not engine_local(service.image):
             add(service.image, f"services.{name}.image", every, required=False)
     return found
+
+
+def engine_local(reference: str) -> bool:
+    """`localhost/name`: an image only the engine's own store holds (podman's name for
+    what it built or imported), which no registry serves: nothing to lock."""
+    return reference.startswith("localhost/")
 
 
 _FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?\s*$", re.IGNORECASE)

@@ -121,7 +121,7 @@ def up(ctx: Context, wanted: list[str]) -> Iterator[str]:
     eng = engine(ctx)
     chosen = compose.stack(ctx.loaded, ctx.plan).closure(_services(ctx, wanted))
     own = [services[name].image for name in chosen if services[name].image in ctx.image_names()]
-    pins: dict[str, str] = {}
+    pins = compose.locked_services(ctx.loaded, ctx.lock)  # syntra.lock: external images
     for image in dict.fromkeys(own):
         pins[image], lines = _pinned(ctx, eng, image)
         yield from lines

@@ -1,0 +1,151 @@
+"""`syntra.lock` against a real registry: a moved base tag changes nothing until the lock
+is updated on purpose; `lock --check` sees the move; `lock --update` shows it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syntra.lockfile import LOCK_VERSION, Lock, Locked, parse, spec_images
+from syntra.oci.client import Client
+from tests.conftest import BUSYBOX, Result, commit, ran, run, skopeo
+from tests.support.bases import seed_busybox
+from tests.support.projects import doit_ok, make_project, record
+
+pytestmark = pytest.mark.e2e
+
+
+def _index(registry: str, reference: str) -> dict[str, Any]:
+    raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{reference}")
+    data: dict[str, Any] = json.loads(raw)
+    return data
+
+
+def test_a_moved_base_changes_nothing_until_the_lock_is_updated(
+    tmp_path: Path,
+    registry: str,
+    store: dict[str, str],
+    syntra: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base = seed_busybox(registry, BUSYBOX, "fixtures/locked-base", "1")
+    root = make_project(tmp_path / "repo", registry, base, "    repository: tests/locked\n")
+    locked = syntra(root, "lock")
+    assert locked.code == 0, locked.err
+    lock = json.loads((root / "syntra.lock").read_text())
+    index = _index(registry, base)
+    before = skopeo("inspect", "--format", "{{.Digest}}", "--tls-verify=false", f"docker://{base}")
+    assert lock["version"] == LOCK_VERSION
+    assert lock["images"][base]["digest"] == before.strip()
+    assert lock["images"][base]["platforms"] == {
+        f"linux/{m['platform']['architecture']}": m["digest"] for m in index["manifests"]
+    }
+    again = (root / "syntra.lock").read_bytes()
+    assert syntra(root, "lock").out.strip() == "syntra.lock up to date"
+    assert (root / "syntra.lock").read_bytes() == again  # same registry, same bytes
+    commit(root, "lock")
+    doit_ok(root)
+    first = record(root)
+
+    # The tag moves upstream: arm64 now gets the amd64 busybox.
+    seed_busybox(
+        registry,
+        {"amd64": BUSYBOX["amd64"], "arm64": BUSYBOX["amd64"]},
+        "fixtures/locked-base",
+        "1",
+    )
+    forced = doit_ok(root, "--always-execute", "docker")
+    assert "app: linux/amd64, linux/arm64 unchanged (already built from these inputs)" in forced
+    assert record(root)["digest"] == first["digest"]
+    assert record(root)["base"] == f"{base.rsplit(':', 1)[0]}@{before.strip()}"
+
+    # Nothing asks the base's registry what the tag points at (counted in-process).
+    asked: list[str] = []
+    real = Client.head_manifest
+
+    def counted(client: Client, repository: str, reference: str) -> Any:
+        asked.append(f"{repository}:{reference}")
+        return real(client, repository, reference)
+
+    monkeypatch.setattr(Client, "head_manifest", counted)
+    built = syntra(root, "build", "app", "--platform", "linux/amd64", "--output", "oci:out")
+    assert built.code == 0, built.err
+    assert "fixtures/locked-base:1" not in asked, asked
+    monkeypatch.undo()
+
+    checked = syntra(root, "lock", "--check")
+    assert checked.code == 1
+    moved = _index(registry, base)
+    arm64 = next(
+        m["digest"] for m in moved["manifests"] if m["platform"]["architecture"] == "arm64"
+    )
+    assert (
+        f"linux/arm64: {lock['images'][base]['platforms']['linux/arm64']} → {arm64}" in checked.out
+    )
+    assert "stale" in checked.err and "syntra lock --update" in checked.err
+    assert (root / "syntra.lock").read_bytes() == again  # --check writes nothing
+
+    updated = syntra(root, "lock", "--update")
+    assert updated.code == 0, updated.err
+    after = skopeo("inspect", "--format", "{{.Digest}}", "--tls-verify=false", f"docker://{base}")
+    assert f"{base}: {before.strip()} → {after.strip()}" in updated.out
+    assert "  linux/arm64: " in updated.out and "  linux/amd64: " not in updated.out
+    assert syntra(root, "lock", "--check").code == 0
+    commit(root, "lock updated")
+    rebuilt = doit_ok(root)
+    assert "docker:app" in ran(rebuilt)
+    assert record(root)["digest"] != first["digest"]
+    assert record(root)["base"] == f"{base.rsplit(':', 1)[0]}@{after.strip()}"
+
+
+def test_a_lock_that_disagrees_stops_the_run(
+    tmp_path: Path, registry: str, base: str, syntra: Callable[..., Result]
+) -> None:
+    root = make_project(tmp_path / "repo", registry, base, "    repository: tests/disagree\n")
+    assert syntra(root, "lock").code == 0
+    assert syntra(root, "lock", "--check", "--offline").code == 0
+    text = (root / "syntra.yaml").read_text()
+    (root / "syntra.yaml").write_text(text.replace(base, base.replace(":1.36", ":1.37")))
+    done = run(root, "doit")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"syntra.lock: {base.replace(':1.36', ':1.37')} (images.app.base) is not locked; "
+        "run `syntra lock`"
+    ]
+    offline = syntra(root, "lock", "--check", "--offline")
+    assert offline.code == 1 and "is not locked; run `syntra lock`" in offline.err
+    (root / "syntra.yaml").write_text(text.replace(f"    base: {base}\n", ""))
+    unused = run(root, "doit")
+    assert unused.returncode == 2
+    assert f"syntra.lock: {base} is locked but nothing uses it; run `syntra lock`" in unused.stderr
+    redone = syntra(root, "lock")
+    assert redone.code == 0 and f"{base}: no longer used, removed" in redone.out
+    assert json.loads((root / "syntra.lock").read_text())["images"] == {}
+
+
+def test_lock_format_is_bounded_and_checked() -> None:
+    digest = "sha256:" + "a" * 64
+    lock = Lock({"x.io/a:1": Locked("x.io/a:1", digest, {"linux/arm64": digest})})
+    assert parse(lock.dumps()) == lock
+    assert lock.dumps().endswith(b"\n") and b'"version": 1' in lock.dumps()
+    for bad, said in (
+        (b"[", "not JSON"),
+        (b'{"version": 2, "images": {}}', "version 2 is not one this Syntra reads"),
+        (b'{"version": 1, "images": {"a:1": {"digest": "x", "platforms": {}}}}', "digest"),
+        (b'{"version": 1, "images": {"A:1": {"digest": "x", "platforms": {}}}}', "lowercase"),
+        (b" " * (2 << 20), "larger than"),
+    ):
+        with pytest.raises(Exception, match=said):
+            parse(bad)
+
+
+def test_spec_images_are_the_literal_froms() -> None:
+    text = (
+        "ARG BASE_IMAGE\nFROM golang:1.22 AS build\nFROM --platform=$BUILDPLATFORM "
+        "x.io/tool:2 as tool\nFROM build AS again\nFROM scratch\nFROM ${BASE_IMAGE}\n"
+    )
+    assert spec_images(text) == ["golang:1.22", "x.io/tool:2"]
