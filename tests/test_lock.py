@@ -149,3 +149,46 @@ def test_spec_images_are_the_literal_froms() -> None:
         "x.io/tool:2 as tool\nFROM build AS again\nFROM scratch\nFROM ${BASE_IMAGE}\n"
     )
     assert spec_images(text) == ["golang:1.22", "x.io/tool:2"]
+
+
+def test_init_locks_what_its_dockerfiles_start_from(
+    tmp_path: Path, registry: str, base: str, syntra: Callable[..., Result]
+) -> None:
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "Dockerfile").write_text(f"FROM {base} AS build\nFROM build\n")
+    (tmp_path / "tool").mkdir()
+    (tmp_path / "tool" / "Dockerfile").write_text("FROM 127.0.0.1:9/nowhere/base:1\n")
+    done = syntra(tmp_path, "init")
+    assert done.code == 0, done.err
+    assert "no syntra.lock yet (" in done.out and "127.0.0.1:9" in done.out
+    assert "run `syntra lock` once the registries answer" in done.out
+    assert not (tmp_path / "syntra.lock").exists()
+    (tmp_path / "tool" / "Dockerfile").unlink()
+    (tmp_path / "syntra.yaml").unlink()
+    (tmp_path / "dodo.py").unlink()
+    again = syntra(tmp_path, "init")
+    assert "wrote syntra.lock (1 image(s))" in again.out
+    lock = json.loads((tmp_path / "syntra.lock").read_text())
+    assert list(lock["images"]) == [base]
+    assert set(lock["images"][base]["platforms"]) == {"linux/amd64"}
+
+
+def test_up_runs_locked_service_images_by_digest(tmp_path: Path) -> None:
+    from syntra import config
+    from syntra.image import compose
+    from syntra.plan import build_plan
+
+    (tmp_path / "syntra.yaml").write_text(
+        "version: 1\nproject: {name: s}\nservices:\n"
+        "  db: {image: 'x.io/pg:15'}\n  cache: {image: 'localhost/made/here:1'}\n"
+    )
+    digest = "sha256:" + "b" * 64
+    loaded = config.load(tmp_path / "syntra.yaml")
+    plan = build_plan(loaded)
+    lock = Lock({"x.io/pg:15": Locked("x.io/pg:15", digest, {})})
+    pins = compose.locked_services(loaded, lock)
+    assert pins == {"x.io/pg:15": f"x.io/pg@{digest}"}
+    run_file = compose.stack(loaded, plan, pins)
+    assert run_file.services["db"]["image"] == f"x.io/pg@{digest}"
+    assert run_file.services["cache"]["image"] == "localhost/made/here:1"  # the engine's own
+    assert compose.stack(loaded, plan).services["db"]["image"] == "x.io/pg:15"  # committed file

@@ -32,11 +32,12 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def _init(args: argparse.Namespace) -> int:
-    from syntra.cli.init import init
+    from syntra.cli.init import first_lock, init
 
     root = args.file.parent
     for written in init(root):
         print(f"wrote {written}")
+    print(first_lock(root))
     print(
         "next: `syntra validate` checks syntra.yaml; `syntra plan` shows what would be built; "
         "`doit` renders, builds and pushes (start a registry on 127.0.0.1:5000 first, "
