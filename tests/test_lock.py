@@ -192,3 +192,39 @@ def test_up_runs_locked_service_images_by_digest(tmp_path: Path) -> None:
     assert run_file.services["db"]["image"] == f"x.io/pg@{digest}"
     assert run_file.services["cache"]["image"] == "localhost/made/here:1"  # the engine's own
     assert compose.stack(loaded, plan).services["db"]["image"] == "x.io/pg:15"  # committed file
+
+
+STAGED = """\
+ARG BASE_IMAGE
+FROM {tools} AS tools
+FROM ${{BASE_IMAGE}}
+COPY --from=tools /bin/busybox /opt/tools/busybox
+"""
+
+
+def test_a_locked_from_builds_by_digest_and_moves_only_on_update(
+    tmp_path: Path, registry: str, base: str, store: dict[str, str], syntra: Callable[..., Result]
+) -> None:
+    tools = seed_busybox(registry, BUSYBOX, "fixtures/locked-tools", "1")
+    root = make_project(
+        tmp_path / "repo",
+        registry,
+        base,
+        "    repository: tests/staged\n    platforms: [linux/amd64]\n",
+    )
+    (root / "templates" / "app.j2").write_text(STAGED.format(tools=tools))
+    assert syntra(root, "lock").code == 0
+    lock = json.loads((root / "syntra.lock").read_text())
+    assert sorted(lock["images"]) == sorted([base, tools])
+    commit(root, "staged")
+    doit_ok(root)
+    first = record(root)
+    seed_busybox(registry, {"amd64": BUSYBOX["arm64"]}, "fixtures/locked-tools", "1")
+    forced = doit_ok(root, "--always-execute", "docker")
+    assert "app: linux/amd64 unchanged (already built from these inputs)" in forced
+    assert record(root)["digest"] == first["digest"]
+    updated = syntra(root, "lock", "--update", tools)
+    assert updated.code == 0 and f"{tools}: sha256:" in updated.out, updated.out
+    assert [line for line in updated.out.splitlines() if line.startswith(base)] == []
+    assert "docker:app" in ran(doit_ok(root))
+    assert record(root)["digest"] != first["digest"]

@@ -84,8 +84,14 @@ class Job:
         if lock is None:
             return {}
         texts = spec_texts(self.root, self.plan).get(self.image.name, [])
-        found = {ref: lock.entry(ref).pinned for text in texts for ref in spec_images(text)}
+        found = {ref: self.ctx.pin(ref).reference for text in texts for ref in spec_images(text)}
         return dict(sorted(found.items()))
+
+    @property
+    def insecure_pull(self) -> bool:
+        """The base or a locked `FROM` image comes from a registry over plain HTTP."""
+        pulled = [self.base] if self.base else []
+        return any(p.insecure for p in pulled + [self.ctx.pin(r) for r in self.stage_images])
 
     @property
     def args(self) -> dict[str, str]:

@@ -88,15 +88,15 @@ class Context:
     @property
     def lock(self) -> Lock | None:
         """The repository's `syntra.lock`, read and checked against syntra.yaml and the
-        rendered specs once per run; None when there is none. A lock that disagrees
-        stops the run with one line that says to run `syntra lock`."""
+        specs it renders to, once per run; None when there is none. A lock that
+        disagrees stops the run with one line that says to run `syntra lock`."""
         if not self._lock:
             found = lockfile.read(self.root)
             if found is not None:
-                wanted = lockfile.uses(
-                    self.loaded, self.plan, lockfile.spec_texts(self.root, self.plan)
-                )
-                problem = lockfile.disagreement(found, wanted)
+                from syntra.image.locking import Repository, wanted
+
+                uses = wanted(Repository(self.loaded, self.plan))
+                problem = lockfile.disagreement(found, uses)
                 if problem:
                     raise SyntraError(problem)
             self._lock.append(found)
