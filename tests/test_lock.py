@@ -228,3 +228,31 @@ def test_a_locked_from_builds_by_digest_and_moves_only_on_update(
     assert [line for line in updated.out.splitlines() if line.startswith(base)] == []
     assert "docker:app" in ran(doit_ok(root))
     assert record(root)["digest"] != first["digest"]
+
+
+def test_with_a_base_key_only_signed_bases_are_locked(
+    tmp_path: Path, registry: str, store: dict[str, str], syntra: Callable[..., Result]
+) -> None:
+    from tests.support.signing import cosign
+
+    base = seed_busybox(registry, BUSYBOX, "fixtures/signed-base", "1")
+    root = make_project(tmp_path / "repo", registry, base, "    repository: tests/signed\n")
+    (root / "keys").mkdir()
+    made = cosign("generate-key-pair", "--output-key-prefix", str(root / "keys" / "base"))
+    assert made.returncode == 0, made.stderr
+    with (root / "syntra.yaml").open("a") as config:
+        config.write("supply_chain: {base_key: keys/base.pub}\n")
+    refused = syntra(root, "lock")
+    assert refused.code == 1
+    assert refused.err.count("\n") == 1 and "no valid signature by" in refused.err
+    assert "; not locked" in refused.err and not (root / "syntra.lock").exists()
+    digest = skopeo("inspect", "--format", "{{.Digest}}", "--tls-verify=false", f"docker://{base}")
+    pinned = f"{base.rsplit(':', 1)[0]}@{digest.strip()}"
+    signed = cosign("sign", "--key", str(root / "keys" / "base.key"), "--tlog-upload=false",
+                    "--allow-http-registry", "--recursive", "--yes", pinned)  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    locked = syntra(root, "lock")
+    assert locked.code == 0, locked.err
+    assert (
+        json.loads((root / "syntra.lock").read_text())["images"][base]["digest"] == digest.strip()
+    )
