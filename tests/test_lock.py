@@ -108,6 +108,14 @@ def test_a_lock_that_disagrees_stops_the_run(
     root = make_project(tmp_path / "repo", registry, base, "    repository: tests/disagree\n")
     assert syntra(root, "lock").code == 0
     assert syntra(root, "lock", "--check", "--offline").code == 0
+    gone = json.loads((root / "syntra.lock").read_text())
+    gone["images"][base]["digest"] = "sha256:" + "0" * 64
+    (root / "syntra.lock").write_text(json.dumps(gone))
+    missing = syntra(root, "lock", "--check")
+    assert missing.code == 1
+    assert f"{base}: locked sha256:{'0' * 64} is no longer in its registry" in missing.out
+    assert syntra(root, "lock", "--update").code == 0
+    assert syntra(root, "lock", "--check").code == 0
     text = (root / "syntra.yaml").read_text()
     (root / "syntra.yaml").write_text(text.replace(base, base.replace(":1.36", ":1.37")))
     done = run(root, "doit")

@@ -195,7 +195,8 @@ def _pushed_current(name: str) -> bool:
     pinned it (no registry is asked): nothing to build, whichever task or backend pushed
     it (`doit container` then `doit supply` signs what was pushed). A damaged or
     incomplete record counts as missing. Another base named in syntra.yaml changes the
-    args; a base tag that moved is seen when the task runs (`doit -a docker`)."""
+    args; a base tag that moved is seen when the task runs (`doit -a docker`). With a
+    `syntra.lock`, the base is the locked one: `syntra lock --update` rebuilds."""
     from syntra.image.inputs import local_inputs_digest
 
     ctx = _context()
