@@ -234,6 +234,10 @@ def test_a_locked_from_builds_by_digest_and_moves_only_on_update(
     updated = syntra(root, "lock", "--update", tools)
     assert updated.code == 0 and f"{tools}: sha256:" in updated.out, updated.out
     assert [line for line in updated.out.splitlines() if line.startswith(base)] == []
+    by_image = syntra(root, "lock", "--update", "app")  # what images.app uses: base and FROM
+    assert f"{base}: unchanged" in by_image.out and f"{tools}: unchanged" in by_image.out
+    unknown = syntra(root, "lock", "--update", "ap")
+    assert unknown.code == 2 and "nothing named 'ap' is locked" in unknown.err
     assert "docker:app" in ran(doit_ok(root))
     assert record(root)["digest"] != first["digest"]
 

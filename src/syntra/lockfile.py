@@ -163,7 +163,7 @@ def uses(loaded: Loaded, plan: Plan, specs: dict[str, list[str]]) -> dict[str, U
             add(image.base, f"images.{image.name}.base", image.platforms)
         for text in specs.get(image.name, []):
             for reference in spec_images(text):
-                add(reference, f"{image.dockerfile}: FROM", image.platforms)
+                add(reference, f"images.{image.name}: FROM in {image.dockerfile}", image.platforms)
     every = sorted({p for image in plan.images for p in image.platforms})
     for name, service in loaded.config.services.items():
         if service.image not in loaded.config.images and not engine_local(service.image):
@@ -216,16 +216,3 @@ def disagreement(lock: Lock, wanted: dict[str, Use]) -> str | None:
     if unused:
         return f"{LOCK_FILE}: {unused[0]} is locked but nothing uses it; {RUN_LOCK}"
     return None
-
-
-def spec_texts(root: Path, plan: Plan) -> dict[str, list[str]]:
-    """The rendered specs as they are on disk (a spec not rendered yet is skipped: its
-    build says so)."""
-    texts: dict[str, list[str]] = {}
-    for image in plan.images:
-        for spec in (image.dockerfile, image.containerfile):
-            try:
-                texts.setdefault(image.name, []).append((root / spec).read_text())
-            except (OSError, UnicodeDecodeError):
-                continue
-    return texts

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from syntra.errors import SyntraError
 from syntra.formats import canonical_json
 from syntra.image.buildcontext import BuildContext
-from syntra.lockfile import spec_images, spec_texts
+from syntra.lockfile import spec_images
 from syntra.paths import plugin_file
 from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 
@@ -80,11 +80,15 @@ class Job:
     def stage_images(self) -> dict[str, str]:
         """With a `syntra.lock`: each image a rendered spec names in a literal `FROM`,
         and its locked `name@digest` (the builders get them as build contexts)."""
-        lock = self.ctx.lock
-        if lock is None:
+        if self.ctx.lock is None:
             return {}
-        texts = spec_texts(self.root, self.plan).get(self.image.name, [])
-        found = {ref: self.ctx.pin(ref).reference for text in texts for ref in spec_images(text)}
+        found: dict[str, str] = {}
+        for spec in (self.image.dockerfile, self.image.containerfile):
+            try:
+                text = (self.root / spec).read_text()
+            except (OSError, UnicodeDecodeError):
+                continue  # not rendered yet: the inputs digest says so
+            found |= {ref: self.ctx.pin(ref).reference for ref in spec_images(text)}
         return dict(sorted(found.items()))
 
     @property

@@ -4,6 +4,7 @@ registries without writing (the format and the agreement rules: `syntra.lockfile
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,10 @@ def _covers(locked: Locked, use: Use) -> bool:
     return not use.required or all(p in locked.platforms for p in use.platforms)
 
 
+_OWNER = re.compile(r"^(?:images|services)\.([^.: ]+)")
+"""The image or service a use belongs to (`images.server.base` → `server`)."""
+
+
 def _chosen(uses: dict[str, Use], names: list[str]) -> set[str]:
     """The references `names` stand for; every one when none are named."""
     if not names:
@@ -113,9 +118,8 @@ def _chosen(uses: dict[str, Use], names: list[str]) -> set[str]:
         found = {
             ref
             for ref, use in uses.items()
-            if name == ref or any(w.split(".")[:2] in (["images", name], ["services", name])
-                                  for w in use.where)
-        }  # fmt: skip
+            if name == ref or name in {m[1] for w in use.where if (m := _OWNER.match(w))}
+        }
         if not found:
             shown = ", ".join(sorted(uses)) or "none"
             raise SyntraError(f"lock --update: nothing named '{name}' is locked (locked: {shown})")

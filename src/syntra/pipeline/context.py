@@ -43,6 +43,7 @@ class Context:
     _jobs: dict[str, Job] = field(default_factory=dict, repr=False)
     _backends: dict[str, tuple[Backend, str | None]] = field(default_factory=dict, repr=False)
     _lock: list[Lock | None] = field(default_factory=list, repr=False)
+    """Empty until the lock was read, then the one lock (or None)."""
 
     def __post_init__(self) -> None:
         self.builder = self.builder or os.environ.get(BUILDER_ENV) or self.loaded.config.builder
