@@ -63,18 +63,21 @@ def test_a_moved_base_changes_nothing_until_the_lock_is_updated(
     assert record(root)["digest"] == first["digest"]
     assert record(root)["base"] == f"{base.rsplit(':', 1)[0]}@{before.strip()}"
 
-    # Nothing asks the base's registry what the tag points at (counted in-process).
+    # Nothing asks the base's registry what the tag points at: every manifest request
+    # for the base's repository (HEAD or GET, counted in-process) names a digest.
     asked: list[str] = []
-    real = Client.head_manifest
+    for method in ("head_manifest", "find_manifest"):
+        real = getattr(Client, method)
 
-    def counted(client: Client, repository: str, reference: str) -> Any:
-        asked.append(f"{repository}:{reference}")
-        return real(client, repository, reference)
+        def counted(client: Client, repository: str, reference: str, real: Any = real) -> Any:
+            asked.append(f"{repository}@{reference}")
+            return real(client, repository, reference)
 
-    monkeypatch.setattr(Client, "head_manifest", counted)
+        monkeypatch.setattr(Client, method, counted)
     built = syntra(root, "build", "app", "--platform", "linux/amd64", "--output", "oci:out")
     assert built.code == 0, built.err
-    assert "fixtures/locked-base:1" not in asked, asked
+    base_requests = [a.split("@", 1)[1] for a in asked if a.startswith("fixtures/locked-base@")]
+    assert base_requests and all(r.startswith("sha256:") for r in base_requests), asked
     monkeypatch.undo()
 
     checked = syntra(root, "lock", "--check")
