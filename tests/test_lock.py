@@ -36,6 +36,7 @@ def test_a_moved_base_changes_nothing_until_the_lock_is_updated(
     root = make_project(tmp_path / "repo", registry, base, "    repository: tests/locked\n")
     locked = syntra(root, "lock")
     assert locked.code == 0, locked.err
+    assert f"{base}: locked sha256:" in locked.out
     lock = json.loads((root / "syntra.lock").read_text())
     index = _index(registry, base)
     before = skopeo("inspect", "--format", "{{.Digest}}", "--tls-verify=false", f"docker://{base}")

@@ -84,16 +84,18 @@ def _verify(repo: Repository, use: Use, where_digest: tuple[str, str]) -> None:
 def lock(repo: Repository, update: list[str] | None = None) -> Iterator[str]:
     """Write `syntra.lock`: entries still used are kept, new references resolved, unused
     ones dropped. `update` re-resolves the references named (by reference, or by the
-    image or service that uses them; empty: every one) and yields old → new."""
+    image or service that uses them; empty: every one). Yields old → new for each
+    reference resolved."""
     uses = wanted(repo)
     known = lockfile.read(repo.root) or Lock()
     chosen = _chosen(uses, update) if update is not None else set()
     images: dict[str, Locked] = {}
     for reference, use in sorted(uses.items()):
         old = known.images.get(reference)
-        keep = old is not None and reference not in chosen and _covers(old, use)
-        images[reference] = old if keep and old else resolve(repo, use)
-        if update is not None and reference in chosen:
+        if old is not None and reference not in chosen and _covers(old, use):
+            images[reference] = old
+        else:
+            images[reference] = resolve(repo, use)
             yield from changes(old, images[reference])
     for reference in sorted(set(known.images) - set(uses)):
         yield f"{reference}: no longer used, removed"
