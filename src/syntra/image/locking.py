@@ -14,7 +14,7 @@ from syntra.config import Loaded
 from syntra.errors import Refused, SyntraError
 from syntra.lockfile import Lock, Locked, Use
 from syntra.oci import platform_of
-from syntra.oci.locate import digest_in, registry_for_ref
+from syntra.oci.locate import Where, digest_in, registry_for_ref
 from syntra.paths import LOCK_FILE
 from syntra.plan import Plan
 
@@ -62,23 +62,21 @@ def resolve(repo: Repository, use: Use) -> Locked:
         platforms = {p: children[p] for p in use.platforms if p in children}
     else:
         platforms = dict.fromkeys(use.platforms, str(digest))
-    _verify(repo, use, where_digest=(use.reference, str(digest)))
+    _verify(repo, use, where, str(digest))
     return Locked(use.reference, str(digest), platforms)
 
 
-def _verify(repo: Repository, use: Use, where_digest: tuple[str, str]) -> None:
+def _verify(repo: Repository, use: Use, where: Where, digest: str) -> None:
     """With `supply_chain.base_key`, an image that is not signed with it is refused."""
     key = repo.loaded.config.supply_chain.base_key
     if not key or not use.required:
         return
     from syntra.supply.verify import Policy, problems_of, trust_of, verify
 
-    reference, digest = where_digest
     trust = trust_of(None, repo.root / key, "no base key")
-    where, _ = registry_for_ref(repo.loaded.config, reference)
-    problems = problems_of(verify(reference, where, digest, Policy(trust)))
+    problems = problems_of(verify(use.reference, where, digest, Policy(trust)))
     if problems:
-        raise Refused(f"{reference}@{digest} ({use.where[0]}): {problems}; not locked")
+        raise Refused(f"{use.reference}@{digest} ({use.where[0]}): {problems}; not locked")
 
 
 def lock(repo: Repository, update: list[str] | None = None) -> Iterator[str]:
