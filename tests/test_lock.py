@@ -12,7 +12,7 @@ import pytest
 
 from syntra.lockfile import LOCK_VERSION, Lock, Locked, parse, spec_images
 from syntra.oci.client import Client
-from tests.conftest import BUSYBOX, Result, commit, ran, run, skopeo
+from tests.conftest import BUSYBOX, REPO, Result, commit, ran, run, skopeo
 from tests.support.bases import seed_busybox
 from tests.support.projects import doit_ok, make_project, record
 
@@ -272,3 +272,25 @@ def test_with_a_base_key_only_signed_bases_are_locked(
     assert (
         json.loads((root / "syntra.lock").read_text())["images"][base]["digest"] == digest.strip()
     )
+
+
+def test_apple_container_refuses_a_locked_from_it_could_not_pin(
+    tmp_path: Path,
+    registry: str,
+    base: str,
+    syntra: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from syntra.errors import SyntraError
+    from syntra.image.build.container import AppleContainer
+    from syntra.pipeline.context import Context
+
+    monkeypatch.setenv("STANDIN_STATE", str(tmp_path / "standin"))
+    root = make_project(tmp_path / "repo", registry, base, "    repository: tests/apple-lock\n")
+    (root / "templates" / "app.j2").write_text(STAGED.format(tools=base))
+    assert syntra(root, "lock").code == 0
+    assert syntra(root, "render").code == 0
+    job = Context.load(root / "syntra.yaml").job("app")
+    assert job.stage_images == {base: str(job.base_reference)}  # the base is the FROM too
+    with pytest.raises(SyntraError, match=f"the locked FROM {base} needs a named build context"):
+        AppleContainer(str(REPO / "tests" / "standins" / "container")).publish(job)
