@@ -121,7 +121,7 @@ def test_every_feature_lints_clean(
     done = syntra(root, "ci")
     assert done.code == 0, done.err
     assert sorted(p.name for p in (root / ".github" / "workflows").iterdir()) == [
-        "docker.yml", "macos_container.yml",
+        "docker.yml", "lock.yml", "macos_container.yml",
     ]  # fmt: skip
     _lint(root)
     docker = _workflow(root, "docker.yml")
@@ -164,6 +164,33 @@ def test_every_feature_lints_clean(
     assert build["run"] == (
         'for image in $IMAGES; do syntra build "$image" --builder container; done\n'
     )
+
+
+def test_every_run_checks_the_lock_and_a_scheduled_one_updates_it(
+    tmp_path: Path, syntra: Callable[..., Result]
+) -> None:
+    root = _repository(tmp_path, FEATURES.replace("SIGNING", KEY))
+    assert syntra(root, "ci").code == 0
+    plan = _workflow(root, "docker.yml")["jobs"]["plan"]["steps"]
+    check = next(step for step in plan if step.get("name") == "syntra.lock matches syntra.yaml")
+    assert check == {
+        "name": "syntra.lock matches syntra.yaml",
+        "if": "hashFiles('syntra.lock') != ''",
+        "run": "syntra lock --check --offline",
+    }
+    assert plan.index(check) < next(i for i, s in enumerate(plan) if s.get("id") == "changed")
+    lock = _workflow(root, "lock.yml")
+    assert set(lock["on"]) == {"schedule", "workflow_dispatch"}
+    assert lock["permissions"] == {}
+    job = lock["jobs"]["lock"]
+    assert dict(job["permissions"]) == {"contents": "write", "pull-requests": "write"}
+    assert job["steps"][-2]["run"] == "syntra lock --update"
+    publish = job["steps"][-1]
+    assert publish["env"] == {"GH_TOKEN": "${{ github.token }}"}
+    assert (
+        "git push --force" in publish["run"] and "gh pr create --head syntra-lock" in publish["run"]
+    )
+    _lint(root)
 
 
 def test_showcase_workflows_lint_clean_and_are_current(syntra: Callable[..., Result]) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from syntra.errors import closest
 
 CONFIG_FILE = "syntra.yaml"
+LOCK_FILE = "syntra.lock"
 TEMPLATES_DIR = "templates"
 SPECS_DIR = "ContainerSpecs"
 WORKFLOWS_DIR = ".github/workflows"

@@ -32,11 +32,12 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def _init(args: argparse.Namespace) -> int:
-    from syntra.cli.init import init
+    from syntra.cli.init import first_lock, init
 
     root = args.file.parent
     for written in init(root):
         print(f"wrote {written}")
+    print(first_lock(root))
     print(
         "next: `syntra validate` checks syntra.yaml; `syntra doctor` checks the tools its "
         "stages need; `syntra plan` shows what would be built; "
@@ -137,6 +138,16 @@ def _render(args: argparse.Namespace) -> int:
     lines += stages.prune(ctx)
     lines += stages.compose(ctx)
     return _report(lines or ["ContainerSpecs up to date"])
+
+
+def _lock(args: argparse.Namespace) -> int:
+    from syntra.image import locking
+
+    ctx = _context(args)
+    repo = locking.Repository(ctx.loaded, ctx.plan)
+    if args.check or args.offline:
+        return _report(locking.check(repo, offline=args.offline))
+    return _report(locking.lock(repo, args.update))
 
 
 def _prepared(args: argparse.Namespace) -> tuple[Job, Backend]:
@@ -460,6 +471,24 @@ def parser() -> argparse.ArgumentParser:
     )
     command("render", _render, "render ContainerSpecs/ from templates").add_argument(
         "--check", action="store_true", help="exit 1 and show a diff when specs drifted"
+    )
+    lock = command("lock", _lock, "pin every base, FROM and service image by digest in syntra.lock")
+    lock.add_argument(
+        "--update",
+        nargs="*",
+        metavar="NAME",
+        help="resolve these references (or the images and services that use them) again; "
+        "none named: all",
+    )
+    lock.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when the lock is stale or a locked digest is gone; write nothing",
+    )
+    lock.add_argument(
+        "--offline",
+        action="store_true",
+        help="with --check: only whether the lock matches syntra.yaml, asking no registry",
     )
     build = command("build", _build, "build an image and push it")
     build.add_argument("image", help="image name in syntra.yaml")

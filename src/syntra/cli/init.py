@@ -3,7 +3,8 @@
 One image per Dockerfile found (its folder is the build context), one guest per folder a
 guest language recognises (`Language.detect`), a throwaway local
 registry over plain HTTP, no signing: enough for `syntra validate` and `doit` to run,
-with comments that say what to change next. Nothing existing is overwritten.
+with comments that say what to change next. Nothing existing is overwritten. The images
+its Dockerfiles start `FROM` are locked in `syntra.lock` when their registries answer.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from syntra.errors import SyntraError, count
 from syntra.fsutil import write_atomic
-from syntra.paths import BUILD_OUTPUT, CONFIG_FILE, DEFAULT_KEY, SPECS_DIR, STATE_DIR
+from syntra.paths import BUILD_OUTPUT, CONFIG_FILE, DEFAULT_KEY, LOCK_FILE, SPECS_DIR, STATE_DIR
 
 DODO_FILE = "dodo.py"
 DODO = '''"""doit entry point: the task graph comes from syntra.pipeline.tasks."""
@@ -223,3 +224,21 @@ def init(root: Path) -> list[str]:
         write_atomic(gitignore, text.encode())
         written.append(f".gitignore (+{' '.join(missing)})")
     return written
+
+
+def first_lock(root: Path) -> str:
+    """`syntra.lock` for the new syntra.yaml when its registries answer; otherwise the line
+    that says how to make one (init never fails for a registry out of reach)."""
+    from syntra import config
+    from syntra.image.locking import Repository, lock, wanted
+    from syntra.plan import build_plan
+
+    try:
+        loaded = config.load(root / CONFIG_FILE)
+        repo = Repository(loaded, build_plan(loaded))
+        if not wanted(repo):
+            return f"no {LOCK_FILE}: no image to pin yet (`syntra lock` writes it once there is)"
+        *_, last = lock(repo)
+    except SyntraError as exc:
+        return f"no {LOCK_FILE} yet ({exc}); run `syntra lock` once the registries answer"
+    return last

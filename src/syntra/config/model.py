@@ -592,6 +592,11 @@ class SupplyChain(Strict):
     )
     signing: Signing = Field(Signing(), description="Signatures.")
     provenance: bool = Field(True, description="Attach SLSA provenance.")
+    base_key: RepoPath | None = Field(
+        None,
+        description="Public key (cosign's or Syntra's) the base images must be signed with: "
+        "`syntra lock` then records only digests whose signatures verify against it.",
+    )
 
 
 class CI(Strict):

@@ -26,6 +26,7 @@ from syntra.config import Loaded
 from syntra.config.model import Service
 from syntra.formats import canonical_json
 from syntra.generated import Family, Generated
+from syntra.lockfile import Lock, engine_local
 from syntra.paths import CONFIG_FILE, SPECS_DIR
 from syntra.plan import Plan
 from syntra.templating import render_inline
@@ -157,6 +158,15 @@ def _service(
             "start_period": check.start_period,
         }
     return body
+
+
+def locked_services(loaded: Loaded, lock: Lock | None) -> dict[str, str]:
+    """The external images of the services, each to the `name@digest` `syntra.lock`
+    pins it to (none without a lock): the pins `syntra up` runs them by."""
+    if lock is None:
+        return {}
+    images = {s.image for s in loaded.config.services.values()} - set(loaded.config.images)
+    return {image: lock.entry(image).pinned for image in images if not engine_local(image)}
 
 
 def _as_written(loaded: Loaded, name: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from syntra.errors import SyntraError
 from syntra.formats import canonical_json
 from syntra.image.buildcontext import BuildContext
+from syntra.lockfile import spec_images
 from syntra.paths import plugin_file
 from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 
 if TYPE_CHECKING:
     from syntra.config import Loaded
     from syntra.image.publish import Pinned
+    from syntra.lockfile import Lock
 
 
 class Run(Protocol):
@@ -34,6 +36,9 @@ class Run(Protocol):
 
     @property
     def root(self) -> Path: ...
+
+    @property
+    def lock(self) -> Lock | None: ...
 
     def pin(self, reference: str) -> Pinned: ...
 
@@ -65,6 +70,32 @@ class Job:
     @property
     def base_reference(self) -> str | None:
         return self.base.reference if self.base else None
+
+    def local_base(self, recorded: str | None) -> str | None:
+        """The base an up-to-date check compares with, asking no registry: the locked one
+        with a `syntra.lock`, else `recorded` (as a record or syntra.yaml names it)."""
+        return self.base_reference if self.ctx.lock else recorded
+
+    @cached_property
+    def stage_images(self) -> dict[str, str]:
+        """With a `syntra.lock`: each image a rendered spec names in a literal `FROM`,
+        and its locked `name@digest` (the builders get them as build contexts)."""
+        if self.ctx.lock is None:
+            return {}
+        found: dict[str, str] = {}
+        for spec in (self.image.dockerfile, self.image.containerfile):
+            try:
+                text = (self.root / spec).read_text()
+            except (OSError, UnicodeDecodeError):
+                continue  # not rendered yet: the inputs digest says so
+            found |= {ref: self.ctx.pin(ref).reference for ref in spec_images(text)}
+        return dict(sorted(found.items()))
+
+    @property
+    def insecure_pull(self) -> bool:
+        """The base or a locked `FROM` image comes from a registry over plain HTTP."""
+        pulled = [self.base] if self.base else []
+        return any(p.insecure for p in pulled + [self.ctx.pin(r) for r in self.stage_images])
 
     @property
     def args(self) -> dict[str, str]:
@@ -130,7 +161,7 @@ def _inputs(job: Job, base: str | None) -> dict[str, Any]:
         "plugin_bytes": [_plugin_digest(job.root, name) for name in image.plugins],
         "plugin_limits": [g.limits for g in job.plan.guests if g.name in image.plugins],
         "tests": image.tests,
-    }
+    } | ({"stage_images": job.stage_images} if job.stage_images else {})
 
 
 _DIRECTIVE = re.compile(r"^#[ \t]*[A-Za-z][A-Za-z0-9_-]*[ \t]*=")

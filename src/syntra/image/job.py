@@ -109,7 +109,8 @@ def _request(job: Job, platform: str, builder: LayoutBuilder) -> BuildRequest:
         args=job.args,
         layout=work / slug(platform),
         log=build_log(job.root, job.image.name, platform, builder.name),
-        insecure_pull=job.base.insecure if job.base else False,
+        insecure_pull=job.insecure_pull,
+        stage_images=job.stage_images,
     )
 
 

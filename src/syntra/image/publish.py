@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from syntra import refs
 from syntra.config.model import Config
 from syntra.errors import SyntraError
+from syntra.lockfile import Locked
 from syntra.oci import (
     INDEX,
     Blob,
@@ -46,9 +47,13 @@ def resolve_base(config: Config, reference: str) -> Pinned:
     digest = digest_in(where, version)
     if digest is None:
         raise SyntraError(f"base image {reference} is not in its registry")
-    parsed = refs.parse_image_ref(reference)
-    name = f"{parsed.domain}/{parsed.path}" if parsed.domain else parsed.path
-    return Pinned(f"{name}@{digest}", registry.insecure)
+    return Pinned(Locked(reference, digest, {}).pinned, registry.insecure)
+
+
+def locked_base(config: Config, locked: Locked) -> Pinned:
+    """A base pinned by `syntra.lock`: its registry is not asked."""
+    where, _ = registry_for_ref(config, locked.reference)
+    return Pinned(locked.pinned, where.registry.insecure)
 
 
 def note_base_blobs(config: Config, pinned: str, destination: Where) -> None:

@@ -4,7 +4,8 @@ stage (GoReleaser's `context.Context`).
 It holds the loaded config and its plan, the environment's choices (builder,
 snapshot), and what a run must resolve only once: a base image tag is pinned to one
 digest per run, so the digest that decided a rebuild is the digest built, recorded
-and named in the provenance.
+and named in the provenance. With a `syntra.lock`, the lock pins it instead, and no
+registry is asked.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syntra import config as config_stage
+from syntra import lockfile
 from syntra.config import Loaded
 from syntra.errors import SyntraError, did_you_mean
+from syntra.lockfile import Lock
 from syntra.paths import BUILDER_ENV, CONFIG_FILE, snapshot
 from syntra.plan import Plan, build_plan
 
@@ -39,6 +42,8 @@ class Context:
     _pinned: dict[str, Pinned] = field(default_factory=dict, repr=False)
     _jobs: dict[str, Job] = field(default_factory=dict, repr=False)
     _backends: dict[str, tuple[Backend, str | None]] = field(default_factory=dict, repr=False)
+    _lock: list[Lock | None] = field(default_factory=list, repr=False)
+    """Empty until the lock was read, then the one lock (or None)."""
 
     def __post_init__(self) -> None:
         self.builder = self.builder or os.environ.get(BUILDER_ENV) or self.loaded.config.builder
@@ -81,12 +86,35 @@ class Context:
             self._backends[self.builder] = build.select(self.builder)
         return self._backends[self.builder]
 
+    @property
+    def lock(self) -> Lock | None:
+        """The repository's `syntra.lock`, read and checked against syntra.yaml and the
+        specs it renders to, once per run; None when there is none. A lock that
+        disagrees stops the run with one line that says to run `syntra lock`."""
+        if not self._lock:
+            found = lockfile.read(self.root)
+            if found is not None:
+                from syntra.image.locking import Repository, wanted
+
+                uses = wanted(Repository(self.loaded, self.plan))
+                problem = lockfile.disagreement(found, uses)
+                if problem:
+                    raise SyntraError(problem)
+            self._lock.append(found)
+        return self._lock[0]
+
     def pin(self, reference: str) -> Pinned:
-        """`reference` pinned to the digest it points at, resolved once in this run."""
-        from syntra.image.publish import resolve_base
+        """`reference` pinned to the digest it points at: the locked one, else resolved
+        once in this run."""
+        from syntra.image.publish import locked_base, resolve_base
 
         if reference not in self._pinned:
-            self._pinned[reference] = resolve_base(self.loaded.config, reference)
+            lock, config = self.lock, self.loaded.config
+            self._pinned[reference] = (
+                locked_base(config, lock.entry(reference))
+                if lock
+                else resolve_base(config, reference)
+            )
         return self._pinned[reference]
 
     def pin_as(self, reference: str, pinned: Pinned) -> None:

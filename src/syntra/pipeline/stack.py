@@ -144,8 +144,12 @@ def up(ctx: Context, wanted: list[str]) -> Iterator[str]:
     chosen = compose.stack(ctx.loaded, ctx.plan).closure(_services(ctx, wanted))
     references: dict[str, str] = {}
     images = dict.fromkeys(services[name].image for name in chosen)
+    locked = compose.locked_services(ctx.loaded, ctx.lock)  # syntra.lock: external images
     # External images first: one the engine lacks is said before anything is built.
     for image in sorted(images, key=lambda image: image in ctx.image_names()):
+        if image in locked:
+            references[image] = locked[image]
+            continue
         references[image], lines = run_reference(ctx, eng, image)
         yield from lines
     run = compose.stack(ctx.loaded, ctx.plan, references)

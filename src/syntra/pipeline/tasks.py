@@ -91,6 +91,7 @@ def _context() -> Context:
     """The run's context; a user error ends the run with one line."""
     try:
         ctx = Context.load(CONFIG_FILE)
+        ctx.lock  # noqa: B018 (a lock that disagrees with syntra.yaml stops the run first)
     except SyntraError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
@@ -200,7 +201,8 @@ def _pushed_current(name: str) -> bool:
     pinned it (no registry is asked): nothing to build, whichever task or backend pushed
     it (`doit container` then `doit supply` signs what was pushed). A damaged or
     incomplete record counts as missing. Another base named in syntra.yaml changes the
-    args; a base tag that moved is seen when the task runs (`doit -a docker`)."""
+    args; a base tag that moved is seen when the task runs (`doit -a docker`). With a
+    `syntra.lock`, the base is the locked one: `syntra lock --update` rebuilds."""
     from syntra.image.inputs import local_inputs_digest
 
     ctx = _context()
@@ -208,7 +210,8 @@ def _pushed_current(name: str) -> bool:
     if not isinstance(record, ImageRecord) or record.inputs is None:
         return False
     try:
-        return record.inputs == local_inputs_digest(ctx.job(name), record.base)
+        job = ctx.job(name)
+        return record.inputs == local_inputs_digest(job, job.local_base(record.base))
     except (SyntraError, OSError):
         return False  # the action says what is wrong, naming the stage
 
@@ -221,7 +224,7 @@ def _snapshot_state(name: str) -> tuple[Any, bool]:
     ctx = _context()
     archive = Path(stages.snapshot_archive(ctx, name))
     job = ctx.job(name)
-    return local_inputs_digest(job, job.image.base), archive.exists()
+    return local_inputs_digest(job, job.local_base(job.image.base)), archive.exists()
 
 
 def _image_tasks(stage: stages.Stage, label: str) -> Iterator[TaskDict]:

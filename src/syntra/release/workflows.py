@@ -35,7 +35,14 @@ from syntra import generated
 from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.generated import Family, Generated
-from syntra.paths import CONFIG_FILE, WORKFLOWS_DIR, digests_dir, plugins_dir, records_dir
+from syntra.paths import (
+    CONFIG_FILE,
+    LOCK_FILE,
+    WORKFLOWS_DIR,
+    digests_dir,
+    plugins_dir,
+    records_dir,
+)
 from syntra.plan import Plan
 from syntra.release.matrix import chunk_count
 from syntra.supply import keys
@@ -270,6 +277,7 @@ def _plan_job(loaded: Loaded, plan: Plan, steps: _Steps) -> Job:
         "outputs": {f"chunk-{k}": _either(f"chunk-{k}") for k in range(count)},
         "steps": [
             *steps.setup(),
+            LOCK_MATCHES,
             *plugins,
             {
                 "name": "Images x platforms not built yet from their inputs",
@@ -496,6 +504,64 @@ def macos_container(loaded: Loaded, plan: Plan) -> dict[str, Any] | None:
     return _workflow("macos_container", {"workflow_dispatch": {}}, {"container": job})
 
 
+LOCK_MATCHES = {
+    "name": "syntra.lock matches syntra.yaml",
+    "if": f"hashFiles('{LOCK_FILE}') != ''",
+    "run": "syntra lock --check --offline",
+}
+"""Every run, pull requests included: a lock that disagrees with syntra.yaml fails here,
+asking no registry (tags that moved upstream are the scheduled `lock` workflow's)."""
+LOCK_BRANCH = "syntra-lock"
+LOCK_PR_BODY = "Written by syntra lock --update: image tags that moved upstream, pinned again."
+
+
+def lock_update(loaded: Loaded, plan: Plan) -> dict[str, Any]:
+    """Weekly and on demand: every locked image resolved again; a changed `syntra.lock`
+    is pushed to the `syntra-lock` branch with a pull request, which the pipeline then
+    builds and tests like any other."""
+    steps = _Steps(loaded, plan)
+    title = f"{LOCK_FILE}: images resolved again"
+    publish = (
+        f'if [ -z "$(git status --porcelain -- {LOCK_FILE})" ]; then\n'
+        f'  echo "{LOCK_FILE} is current"\n'
+        "  exit 0\n"
+        "fi\n"
+        f"git switch -C {LOCK_BRANCH}\n"
+        f"git add {LOCK_FILE}\n"
+        "git -c user.name=github-actions -c user.email=github-actions@users.noreply.github.com"
+        f' commit -q -m "{title}"\n'
+        f'remote="https://x-access-token:$GH_TOKEN@github.com/$GITHUB_REPOSITORY.git"\n'
+        f'git push --force "$remote" {LOCK_BRANCH}\n'
+        f"open=$(gh pr list --head {LOCK_BRANCH} --state open --json number --jq length)\n"
+        'if [ "$open" = 0 ]; then\n'
+        f'  gh pr create --head {LOCK_BRANCH} --title "{title}" --body "{LOCK_PR_BODY}"\n'
+        "fi\n"
+    )
+    job: Job = {
+        "name": f"lock: resolve the images of {LOCK_FILE} again",
+        "runs-on": "ubuntu-24.04",
+        "permissions": _grants(
+            contents=("write", f"push the {LOCK_BRANCH} branch"),
+            pull_requests=("write", "open the pull request"),
+        ),
+        "steps": [
+            *steps.setup(),
+            {
+                "name": "Resolve every image again",
+                "env": _registry_env(loaded),
+                "run": "syntra lock --update",
+            },
+            {
+                "name": f"Push a changed lock to {LOCK_BRANCH} and open a pull request",
+                "env": {"GH_TOKEN": "${{ github.token }}"},
+                "run": publish,
+            },
+        ],
+    }
+    on = {"schedule": [{"cron": "17 5 * * 1"}], "workflow_dispatch": {}}
+    return _workflow("lock", on, {"lock": job})
+
+
 def _workflow(name: str, on: dict[str, Any], jobs: dict[str, Job]) -> dict[str, Any]:
     return {
         "name": name,
@@ -514,6 +580,8 @@ def workflows(loaded: Loaded, plan: Plan) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     if plan.images or plan.guests:
         found["docker.yml" if plan.images else "wasm.yml"] = pipeline(loaded, plan)
+    if plan.images or loaded.config.services:
+        found["lock.yml"] = lock_update(loaded, plan)
     container = macos_container(loaded, plan)
     if container is not None:
         found["macos_container.yml"] = container

@@ -16,7 +16,7 @@ import importlib
 import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
@@ -52,6 +52,8 @@ class BuildRequest:
     log: Path
     insecure_pull: bool = False
     """The base image's registry speaks plain HTTP."""
+    stage_images: dict[str, str] = field(default_factory=dict)
+    """Each literal `FROM` reference of the spec → its `name@digest` from `syntra.lock`."""
 
 
 class Backend(Protocol):

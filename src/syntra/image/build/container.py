@@ -214,6 +214,12 @@ class AppleContainer:
                 f"{image.name}: bundling plugins needs a named build context (--build-context), "
                 "which Apple's container CLI does not have; build this image with podman or buildx"
             )
+        if job.stage_images:
+            raise SyntraError(
+                f"{image.name}: the locked FROM {next(iter(job.stage_images))} needs a named "
+                "build context (--build-context), which Apple's container CLI does not have; "
+                "build this image with podman or buildx"
+            )
         where = locate(job.loaded.config, destination)
         where.registry.check_push(where.path)
         scheme = "http" if destination.insecure else "https"

@@ -33,10 +33,13 @@ def image_flags(
 
 def shared_flags(request: BuildRequest) -> list[str]:
     """What docker buildx and podman share: platform, spec, the image flags and the
-    plugins build context (the rendered specs `COPY --from=plugins <guest>.wasm`)."""
+    plugins build context (the rendered specs `COPY --from=plugins <guest>.wasm`), and
+    each locked `FROM` image as a build context of the same name, pulled by digest."""
     image = request.image
     flags = ["--platform", request.platform, "--file", str(request.root / image.dockerfile)]
     flags += image_flags(image, request.root, request.args)
     if image.plugins:
         flags += ["--build-context", f"plugins={plugins_dir(request.root)}"]
+    for reference, pinned in request.stage_images.items():
+        flags += ["--build-context", f"{reference}=docker-image://{pinned}"]
     return flags
