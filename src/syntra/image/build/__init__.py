@@ -24,6 +24,7 @@ from syntra.config.model import BUILDERS
 from syntra.errors import SyntraError
 
 if TYPE_CHECKING:
+    from syntra.image.build.cache import CacheUse
     from syntra.image.inputs import Job
     from syntra.plan import ImagePlan
     from syntra.records import ImageRecord
@@ -52,6 +53,10 @@ class BuildRequest:
     log: Path
     insecure_pull: bool = False
     """The base image's registry speaks plain HTTP."""
+    cache: CacheUse | None = None
+    """The registry layer cache, checked usable before the build."""
+    buildx_builder: str | None = None
+    """The buildx builder (syntra.yaml `builders`); None: the current one."""
 
 
 class Backend(Protocol):

@@ -1,7 +1,8 @@
 """The docker buildx backend: BuildKit writes the OCI layout itself.
 
-No Docker engine runs where Syntra is developed, so this backend is covered by
-argv contract tests; its flags coincide with podman's wherever both have one.
+Tested against real BuildKit (Debian 13's dockerd with the containerd image store,
+tests/support/dockerd.py); remote and Kubernetes builders (`builders:`) by argv
+contract tests only. Its flags coincide with podman's wherever both have one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from python_on_whales.utils import run
 
 from syntra import process
 from syntra.image.build import BuildRequest, Entry, LayoutBuilder, which
+from syntra.image.build.cache import buildx_flags, docker_env
 from syntra.image.build.flags import shared_flags
 
 
@@ -41,11 +43,16 @@ class Buildx(LayoutBuilder):
     def argv(self, request: BuildRequest) -> list[str]:
         docker = [str(part) for part in self.client.client_config.docker_cmd]
         output = f"type=oci,dest={request.layout},tar=false,rewrite-timestamp=true"
+        chosen = ["--builder", request.buildx_builder] if request.buildx_builder else []
+        cache = request.cache
+        cached = buildx_flags(cache, request.image.name, request.platform) if cache else []
         return [
             *docker,
             "buildx",
             "build",
+            *chosen,
             *shared_flags(request),
+            *cached,
             "--provenance=false",
             "--sbom=false",
             "--output",
@@ -59,7 +66,8 @@ class Buildx(LayoutBuilder):
         shutil.rmtree(request.layout, ignore_errors=True)
         env = {**os.environ, "SOURCE_DATE_EPOCH": str(request.source_date_epoch)}
         what = f"buildx build of {request.image.name} for {request.platform}"
-        process.streamed(self.argv(request), request.log, what, env=env)
+        with docker_env(request.cache) as auth:
+            process.streamed(self.argv(request), request.log, what, env=env | auth)
 
 
 ENTRY = Entry(unavailable, Buildx)
