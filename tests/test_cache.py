@@ -128,7 +128,8 @@ def test_second_runner_rebuilds_from_the_cache_and_tags_no_release(
         assert _token(runner_b) == _token(runner_a)  # the slow step came from the cache
         # Without the cache the same rebuild runs the slow step again.
         runner_c = _runner(origin, tmp_path / "c")
-        _ok(run(runner_c, "doit", "docker", env={**stores("c"), "SYNTRA_LAYER_CACHE": "off"}))
+        off = {**stores("c"), "SYNTRA_LAYER_CACHE": "off"}  # B pushed it: build, push nothing
+        _ok(run(runner_c, "syntra", "test", "app", "--platform", "linux/amd64", env=off))
         assert _token(runner_c) != _token(runner_a)
         creds = ("--creds", "ci:cache-pa55")
         cached = _tags(private, "tests/two-runners/cache", *creds)

@@ -38,6 +38,7 @@ def dockerd(folder: Path) -> Iterator[dict[str, str]]:
     (folder / "daemon.json").write_text(json.dumps({"features": {"containerd-snapshotter": True}}))
     config = folder / "config"
     config.mkdir()
+    (config / "config.json").write_text("{}")  # buildah (the image tests) stats it
     (config / "cli-plugins").symlink_to(
         DOCKER / "root" / "usr" / "libexec" / "docker" / "cli-plugins"
     )
