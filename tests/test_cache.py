@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from syntra.config import load
-from syntra.image.build import BuildRequest
+from syntra.errors import SyntraError
+from syntra.image.build import BuildRequest, cache
 from syntra.image.build.buildx import Buildx
 from syntra.image.build.cache import CacheUse, docker_env, podman_auth
 from syntra.image.build.podman import Podman
@@ -314,3 +315,17 @@ def test_real_buildx_builds_tests_and_publishes_from_the_registry_cache(
     log = "".join(p.read_text() for p in logs_root(root).rglob("*.log"))
     assert "importing cache manifest from" in log
     assert _tags(registry, "tests/buildx-cache/cache") == ["buildx-app-linux-amd64"]
+
+
+def test_each_run_chooses_how_it_uses_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SYNTRA_LAYER_CACHE", raising=False)
+    monkeypatch.delenv("SYNTRA_SNAPSHOT", raising=False)
+    assert cache.mode() == "write"
+    monkeypatch.setenv("SYNTRA_SNAPSHOT", "1")  # pushes nothing: reads the cache only
+    assert cache.mode() == "read"
+    monkeypatch.setenv("SYNTRA_LAYER_CACHE", "off")
+    assert cache.mode() == "off"
+    monkeypatch.setenv("SYNTRA_LAYER_CACHE", "sometimes")
+    with pytest.raises(SyntraError) as caught:
+        cache.mode()
+    assert str(caught.value) == "SYNTRA_LAYER_CACHE='sometimes' is not one of off, read, write"

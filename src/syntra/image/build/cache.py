@@ -24,12 +24,12 @@ from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.oci.auth import Login, auth_files
 from syntra.oci.locate import locate
-from syntra.paths import slug
+from syntra.paths import slug, snapshot
 from syntra.plan import CachePlan, Destination, ImagePlan
 
 CACHE_ENV = "SYNTRA_LAYER_CACHE"
 """`off` (no cache), `read` (take cached layers, push none: pull requests from forks) or
-`write` (the default: read and push)."""
+`write` (the default but in snapshots: read and push)."""
 CACHE_MODES = ("off", "read", "write")
 
 
@@ -49,7 +49,9 @@ class CacheUse:
 
 
 def mode() -> str:
-    chosen = os.environ.get(CACHE_ENV, "write") or "write"
+    """This run's use of the cache: a snapshot (which pushes nothing) only reads it,
+    unless SYNTRA_LAYER_CACHE says otherwise."""
+    chosen = os.environ.get(CACHE_ENV) or ("read" if snapshot() else "write")
     if chosen not in CACHE_MODES:
         raise SyntraError(f"{CACHE_ENV}={chosen!r} is not one of {', '.join(CACHE_MODES)}")
     return chosen
