@@ -315,6 +315,18 @@ def test_real_buildx_builds_tests_and_publishes_from_the_registry_cache(
     log = "".join(p.read_text() for p in logs_root(root).rglob("*.log"))
     assert "importing cache manifest from" in log
     assert _tags(registry, "tests/buildx-cache/cache") == ["buildx-app-linux-amd64"]
+    # A builder syntra.yaml names that docker does not know: one line, nothing built.
+    (root / "syntra.yaml").write_text(
+        (root / "syntra.yaml").read_text() + "builders: {all: arm-nodes}\n"
+    )
+    (root / "app" / "index.html").write_text("version three\n")
+    commit(root, "a builder that is not there")
+    missing = run(root, "syntra", "build", "app", env=env)
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert (
+        "buildx builder 'arm-nodes' (builders, for linux/amd64) is not there: "
+        "create it with `docker buildx create --name arm-nodes ...`"
+    ) in missing.stderr
 
 
 def test_each_run_chooses_how_it_uses_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,6 +15,7 @@ from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
 from syntra import process
+from syntra.errors import SyntraError
 from syntra.image.build import BuildRequest, Entry, LayoutBuilder, which
 from syntra.image.build.cache import buildx_flags, docker_env
 from syntra.image.build.flags import shared_flags
@@ -62,7 +63,19 @@ class Buildx(LayoutBuilder):
             str(request.root / request.image.context),
         ]
 
+    def check_builder(self, name: str, platform: str) -> None:
+        """The builder syntra.yaml names for `platform` exists (before any build)."""
+        docker = [str(part) for part in self.client.client_config.docker_cmd]
+        found = process.run([*docker, "buildx", "inspect", name], check=False)
+        if not found.ok:
+            raise SyntraError(
+                f"buildx builder '{name}' (builders, for {platform}) is not there: "
+                f"create it with `docker buildx create --name {name} ...`"
+            )
+
     def build(self, request: BuildRequest) -> None:
+        if request.buildx_builder:
+            self.check_builder(request.buildx_builder, request.platform)
         shutil.rmtree(request.layout, ignore_errors=True)
         env = {**os.environ, "SOURCE_DATE_EPOCH": str(request.source_date_epoch)}
         what = f"buildx build of {request.image.name} for {request.platform}"
