@@ -8,10 +8,10 @@ source file then changes, and runner B, a fresh store again, rebuilds it:
 - cached: with the cache, the slow step's layer comes from the registry;
 - warm local: runner A's own store rebuilds it (what one machine gets for free).
 
-Targets: cached <= 0.3x cold and <= 1.5x warm local. Each time is the best of three,
-every cold and cached run in a store of its own. Also printed: the bytes the cache
-repository holds. `syntra test` builds without pushing the image, so the times are
-the builds' (and the cache's pushes).
+Targets: cached <= 0.3x cold and <= 1.5x warm local. Each time is the best of five
+rounds, interleaved, every cold and cached run in a store of its own. Also printed:
+the bytes the cache repository holds. `syntra test` builds without pushing the
+image, so the times are the builds' (and the cache's pushes).
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PY = sys.executable
-RUNS = 3
+RUNS = 5
 SLOW = """\
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
@@ -90,10 +89,6 @@ def build(root: Path, env: dict[str, str]) -> float:
     return took
 
 
-def best(runs: int, one: Callable[[int], float]) -> float:
-    return min(one(n) for n in range(runs))
-
-
 def cache_bytes(registry: str, repository: str) -> tuple[int, int]:
     """(tags, bytes of every distinct blob and manifest) of the cache repository."""
     from syntra.oci import client_for
@@ -131,9 +126,14 @@ def main() -> int:
             (root / "app" / "main.c").write_text("int main(void) { return 1; }\n")
             git(root, "-c", "user.name=bench", "-c", "user.email=b@x", "commit", "-qam", "two")
             off = {"SYNTRA_LAYER_CACHE": "off"}
-            cold = best(RUNS, lambda n: build(root, {**fresh(f"cold-{n}"), **off}))
-            cached = best(RUNS, lambda n: build(root, fresh(f"cached-{n}")))
-            warm = best(RUNS, lambda n: build(root, {**runner_a, **off}))
+            rounds = []
+            for n in range(RUNS):  # interleaved: each round sees the same load
+                rounds.append((
+                    build(root, {**fresh(f"cold-{n}"), **off}),
+                    build(root, fresh(f"cached-{n}")),
+                    build(root, {**runner_a, **off}),
+                ))  # fmt: skip
+            cold, cached, warm = (min(times) for times in zip(*rounds, strict=True))
             tags, size = cache_bytes(registry, "bench/app/cache")
         finally:
             for env in stores:

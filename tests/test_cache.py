@@ -341,3 +341,16 @@ def test_each_run_chooses_how_it_uses_the_cache(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(SyntraError) as caught:
         cache.mode()
     assert str(caught.value) == "SYNTRA_LAYER_CACHE='sometimes' is not one of off, read, write"
+
+
+def test_the_cache_may_not_share_the_images_repository(
+    tmp_path: Path, syntra: Callable[..., Result]
+) -> None:
+    root = make_project(tmp_path / "repo", "reg.example:5000", "reg.example:5000/base:1",
+                        "    cache: {registry: local, repository: demo/app}\n")  # fmt: skip
+    done = syntra(root, "validate")
+    assert done.code == 2
+    assert done.err.endswith(
+        "images.app.cache.repository: 'demo/app' is the image's own repository; "
+        "the cache needs its own\n"
+    )

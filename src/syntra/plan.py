@@ -328,21 +328,30 @@ def _image(
         memory=image.resources.memory,
         vars=image.vars,
         tests=_tests(loaded, name, image, context),
-        cache=_cache(config, image, destination.repository),
+        cache=_cache(loaded, name, image, destination),
         builders=_builders(config, list(image.platforms or config.defaults.platforms)),
     )
 
 
-def _cache(config: Config, image: Image, repository: str) -> CachePlan | None:
-    """The image's cache, or the defaults', or none (`cache: false`, or neither set)."""
+def _cache(loaded: Loaded, name: str, image: Image, destination: Destination) -> CachePlan | None:
+    """The image's cache, or the defaults', or none (`cache: false`, or neither set).
+    Never the image's own repository: its cache tags would sit beside the releases."""
+    config = loaded.config
+    own = image.cache is not None
     chosen = config.defaults.cache if image.cache is None else image.cache
     if not chosen:
         return None
     entry = config.registries[chosen.registry]
+    repository = chosen.repository or f"{destination.repository}/cache"
+    if (entry.url, repository) == (destination.registry, destination.repository):
+        where = ("images", name, "cache", "repository") if own else ("defaults", "cache")
+        raise loaded.document.error(
+            where, f"'{repository}' is the image's own repository; the cache needs its own"
+        )
     return CachePlan(
         registry=entry.url,
         insecure=entry.insecure,
-        repository=chosen.repository or f"{repository}/cache",
+        repository=repository,
         mode=chosen.mode,
         ttl=chosen.ttl,
         write=chosen.write,
