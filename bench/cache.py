@@ -1,8 +1,9 @@
 """Two CI runners, one registry layer cache (syntra.yaml `cache:`, docs/cache.md).
 
-Runner A builds an image whose Containerfile has a slow step (10 s, standing for a
-compile or a package install) in its own fresh podman store, filling the cache. One
-source file then changes, and runner B, a fresh store again, rebuilds it:
+Runner A builds an image whose Containerfile has a slow step (10 s, standing for
+installing packages or compiling dependencies), then copies the sources and builds
+them (2 s), in its own fresh podman store, filling the cache. One source file then
+changes, and runner B, a fresh store again, rebuilds it:
 
 - cold: without the cache (`SYNTRA_LAYER_CACHE=off`), the slow step runs again;
 - cached: with the cache, the slow step's layer comes from the registry;
@@ -33,6 +34,7 @@ ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 RUN ["/bin/busybox", "sh", "-c", "sleep 10; /bin/busybox od -An -N64 -tx1 /dev/urandom > /built"]
 COPY . /srv/
+RUN ["/bin/busybox", "sh", "-c", "sleep 2; /bin/busybox md5sum /srv/main.c > /srv/built"]
 """
 
 
