@@ -125,11 +125,12 @@ def main() -> int:
         try:
             runner_a = fresh("a")
             first = build(root, runner_a)  # fills the cache
-            (root / "app" / "main.c").write_text("int main(void) { return 1; }\n")
-            git(root, "-c", "user.name=bench", "-c", "user.email=b@x", "commit", "-qam", "two")
             off = {"SYNTRA_LAYER_CACHE": "off"}
             rounds = []
             for n in range(RUNS):  # interleaved: each round sees the same load
+                # A one-file change from what runner A and the cache last saw.
+                (root / "app" / "main.c").write_text(f"int main(void) {{ return {n + 1}; }}\n")
+                git(root, "-c", "user.name=bench", "-c", "user.email=b@x", "commit", "-qam", "edit")
                 rounds.append((
                     build(root, {**fresh(f"cold-{n}"), **off}),
                     build(root, fresh(f"cached-{n}")),

@@ -26,6 +26,7 @@ from syntra.oci.auth import Login, auth_files
 from syntra.oci.locate import locate
 from syntra.paths import slug, snapshot
 from syntra.plan import CachePlan, Destination, ImagePlan
+from syntra.redaction import redact
 
 CACHE_ENV = "SYNTRA_LAYER_CACHE"
 """`off` (no cache), `read` (take cached layers, push none: pull requests from forks) or
@@ -59,7 +60,7 @@ def mode() -> str:
 
 def warn(image: str, reference: str, why: str) -> None:
     """One line on stderr: the build goes on without the cache."""
-    first = why.strip().splitlines()[0] if why.strip() else "no reason given"
+    first = redact(why).strip().splitlines()[0] if why.strip() else "no reason given"
     print(f"warning: {image}: cache {reference} not used ({first}); building uncached",
           file=sys.stderr, flush=True)  # fmt: skip
 
