@@ -1,6 +1,6 @@
 """Two CI runners, one registry layer cache (syntra.yaml `cache:`, docs/cache.md).
 
-Runner A builds an image whose Containerfile has a slow step (10 s, standing for
+Runner A builds an image whose Containerfile has a slow step (20 s, standing for
 installing packages or compiling dependencies), then copies the sources and builds
 them (2 s), in its own fresh podman store, filling the cache. One source file then
 changes, and runner B, a fresh store again, rebuilds it:
@@ -32,7 +32,7 @@ RUNS = 5
 SLOW = """\
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
-RUN ["/bin/busybox", "sh", "-c", "sleep 10; /bin/busybox od -An -N64 -tx1 /dev/urandom > /built"]
+RUN ["/bin/busybox", "sh", "-c", "sleep 20; /bin/busybox od -An -N64 -tx1 /dev/urandom > /built"]
 COPY . /srv/
 RUN ["/bin/busybox", "sh", "-c", "sleep 2; /bin/busybox md5sum /srv/main.c > /srv/built"]
 """
