@@ -52,6 +52,7 @@ registries:
 defaults:
   registry: staging
   tags: ["{{ version }}", "sha-{{ git.short_sha }}", "{{ git.branch }}"]
+  cache: {registry: staging, repository: shop/cache}
 images:
   web:
     context: web
@@ -155,6 +156,11 @@ def test_every_feature_lints_clean(
     for name in ("test-0", "wasm-check"):
         assert dict(jobs[name]["permissions"]) == {"contents": "read"}
     assert "syntra test" in jobs["test-0"]["steps"][-1]["run"]
+    # The layer cache: read by pull requests (no login, so forks cannot write it), read
+    # and written by the build jobs through the registry's login.
+    assert jobs["test-0"]["steps"][-1]["env"]["SYNTRA_LAYER_CACHE"] == "read"
+    build_step = next(s for s in jobs["build-0"]["steps"] if "syntra build" in s.get("run", ""))
+    assert "SYNTRA_LAYER_CACHE" not in build_step["env"] and "STAGING_TOKEN" in build_step["env"]
     assert "release" in jobs and "workflow_run" not in json.dumps(docker["on"])
     # Apple's container: on demand only (never racing the pipeline), no image with plugins.
     mac = _workflow(root, "macos_container.yml")

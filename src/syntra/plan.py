@@ -34,6 +34,26 @@ class Destination:
 
 
 @dataclass(frozen=True)
+class CachePlan:
+    """Where an image's layer cache lives (syntra.yaml `cache`): a repository of its own,
+    apart from the image's, so no cache tag is ever one a user pulls."""
+
+    registry: str
+    """`host[/namespace]` of the registry under `registries`."""
+    insecure: bool
+    repository: str
+    mode: str
+    """buildx's `min` or `max`."""
+    ttl: str | None
+    """podman's `--cache-ttl`."""
+    write: bool
+
+    @property
+    def reference(self) -> str:
+        return f"{self.registry}/{self.repository}"
+
+
+@dataclass(frozen=True)
 class ImagePlan:
     name: str
     destination: Destination
@@ -55,6 +75,10 @@ class ImagePlan:
     tests: list[dict[str, Any]] = field(default_factory=list)
     mirrors: list[Destination] = field(default_factory=list)
     """Further registries that get the same digests (a list under `registry:`)."""
+    cache: CachePlan | None = None
+    builders: dict[str, str] = field(default_factory=dict)
+    """buildx builder by platform (syntra.yaml `builders`); a platform not named uses the
+    current builder."""
 
     @property
     def destinations(self) -> list[Destination]:
@@ -304,7 +328,40 @@ def _image(
         memory=image.resources.memory,
         vars=image.vars,
         tests=_tests(loaded, name, image, context),
+        cache=_cache(loaded, name, image, destination),
+        builders=_builders(config, list(image.platforms or config.defaults.platforms)),
     )
+
+
+def _cache(loaded: Loaded, name: str, image: Image, destination: Destination) -> CachePlan | None:
+    """The image's cache, or the defaults', or none (`cache: false`, or neither set).
+    Never the image's own repository: its cache tags would sit beside the releases."""
+    config = loaded.config
+    own = image.cache is not None
+    chosen = config.defaults.cache if image.cache is None else image.cache
+    if not chosen:
+        return None
+    entry = config.registries[chosen.registry]
+    repository = chosen.repository or f"{destination.repository}/cache"
+    if (entry.url, repository) == (destination.registry, destination.repository):
+        where = ("images", name, "cache", "repository") if own else ("defaults", "cache")
+        raise loaded.document.error(
+            where, f"'{repository}' is the image's own repository; the cache needs its own"
+        )
+    return CachePlan(
+        registry=entry.url,
+        insecure=entry.insecure,
+        repository=repository,
+        mode=chosen.mode,
+        ttl=chosen.ttl,
+        write=chosen.write,
+    )
+
+
+def _builders(config: Config, platforms: list[str]) -> dict[str, str]:
+    everywhere = config.builders.get("all")
+    chosen = {p: config.builders.get(p, everywhere) for p in platforms}
+    return {platform: name for platform, name in chosen.items() if name}
 
 
 def test_variables(context: dict[str, Any], plugins: dict[str, str]) -> dict[str, Any]:

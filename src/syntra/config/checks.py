@@ -25,6 +25,10 @@ def check(config: Config, document: Document, root: Path) -> None:
     if config.defaults.registry:
         _registries(config, document, ("defaults", "registry"), config.defaults.registry)
     _unique(document, ("defaults", "platforms"), config.defaults.platforms)
+    if config.defaults.cache:
+        _registry(
+            config, document, ("defaults", "cache", "registry"), config.defaults.cache.registry
+        )
     for name, image in config.images.items():
         _image(config, document, root, ("images", name), image)
     for name, guest in config.wasm.items():
@@ -82,6 +86,8 @@ def _image(config: Config, document: Document, root: Path, loc: Loc, image: Imag
             )
     _unique(document, (*loc, "plugins"), image.plugins)
     _artifact_registry(config, document, loc, image.registry)
+    if image.cache:
+        _registry(config, document, (*loc, "cache", "registry"), image.cache.registry)
     for index, test in enumerate(image.tests):
         _image_test(document, (*loc, "tests", index), test)
 

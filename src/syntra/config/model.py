@@ -288,6 +288,11 @@ Platform = Annotated[
 ]
 ImageReference = Annotated[str, AfterValidator(_reason(lambda v: str(refs.parse_image_ref(v))))]
 Repository = Annotated[str, AfterValidator(_reason(refs.check_repository))]
+PlatformOrAll = Annotated[
+    str,
+    AfterValidator(_reason(lambda v: v if v == "all" else str(refs.parse_platform(v)))),
+    Field(examples=["all", "linux/arm64"]),
+]
 RepoPath = Annotated[str, AfterValidator(_repo_path)]
 WorkflowText = Annotated[str, AfterValidator(_reason(_workflow_text))]
 Command = Annotated[str, AfterValidator(_reason(_command))]
@@ -356,6 +361,9 @@ class Defaults(Strict):
         ["{{ version }}", "sha-{{ git.short_sha }}"],
         min_length=1,
         description="Tag templates of every image and guest (Jinja2: version, git.*, name).",
+    )
+    cache: Cache | None = Field(
+        None, description="Registry layer cache of every image; default: none."
     )
 
 
@@ -461,6 +469,9 @@ class Image(Strict):
     vars: dict[str, Any] = Field({}, description="Free variables for the template.")
     tests: list[ImageTest] = Field(
         [], description="Tests run on every platform after the build, before any push."
+    )
+    cache: Cache | Literal[False] | None = Field(
+        None, description="Registry layer cache; default: defaults.cache; `false`: none."
     )
 
 
@@ -696,6 +707,26 @@ Port = Annotated[str, BeforeValidator(_reason(_port), json_schema_input_type=str
 Volume = Annotated[str, AfterValidator(_volume)]
 
 
+class Cache(Strict):
+    """A layer cache in a registry, shared by every runner and builder (docs/cache.md)."""
+
+    registry: Name = Field(description="Registry (under registries) holding the cache.")
+    repository: Repository | None = Field(
+        None,
+        description="Repository of the cache, apart from every image's; default: "
+        "`<image repository>/cache`. Holds cache tags only, never a release tag.",
+    )
+    mode: Literal["min", "max"] = Field(
+        "max",
+        description="buildx: `max` caches every step's layers, `min` only the final "
+        "image's. podman always caches every step.",
+    )
+    ttl: Duration | None = Field(
+        None, description="podman: use cached layers younger than this (e.g. `168h`)."
+    )
+    write: bool = Field(True, description="Push new layers to the cache; `false` only reads it.")
+
+
 class Healthcheck(Strict):
     """The Compose Specification's healthcheck."""
 
@@ -754,6 +785,11 @@ class Config(Strict):
     )
     project: Project = Field(description="Project identity and version source.")
     builder: Builder = Field("auto", description="Image builder; `auto` picks what is installed.")
+    builders: dict[PlatformOrAll, Name] = Field(
+        {},
+        description="buildx builders (`docker buildx create --name`) by platform, or `all`; "
+        "default: the current builder.",
+    )
     registries: dict[Name, Registry] = Field({}, description="Registries by name.")
     defaults: Defaults = Field(Defaults(), description="Defaults for images and guests.")
     images: dict[Name, Image] = Field({}, description="Container images by name.")

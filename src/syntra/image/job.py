@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -18,6 +19,7 @@ from syntra.image.build import (
     PushingBuilder,
     layout_builder,
 )
+from syntra.image.build.cache import CacheUse, failed_on_cache, usable, warn
 from syntra.image.inputs import Job, inputs_tag
 from syntra.image.publish import (
     BuildFacts,
@@ -98,7 +100,9 @@ def _reuse(job: Job, where: Where) -> ImageRecord | None:
     return finish(job, where, Pushed(digest, children), retagged=True)
 
 
-def _request(job: Job, platform: str, builder: LayoutBuilder) -> BuildRequest:
+def _request(
+    job: Job, platform: str, builder: LayoutBuilder, cache: CacheUse | None
+) -> BuildRequest:
     work = build_dir(job.root, job.image.name)
     work.mkdir(parents=True, exist_ok=True)
     return BuildRequest(
@@ -111,19 +115,30 @@ def _request(job: Job, platform: str, builder: LayoutBuilder) -> BuildRequest:
         log=build_log(job.root, job.image.name, platform, builder.name),
         insecure_pull=job.insecure_pull,
         stage_images=job.stage_images,
+        cache=cache,
+        buildx_builder=job.image.builders.get(platform),
     )
 
 
-def build_platform(job: Job, platform: str, builder: LayoutBuilder) -> LayoutImage:
-    """Build one platform into an OCI layout, with the facts of the build."""
-    request = _request(job, platform, builder)
+def build_platform(
+    job: Job, platform: str, builder: LayoutBuilder, cache: CacheUse | None = None
+) -> LayoutImage:
+    """Build one platform into an OCI layout, with the facts of the build. A build that
+    fails on its cache (it names the cache registry) is built again without it."""
+    request = _request(job, platform, builder, cache)
     watched = {
         "syntra.image": job.image.name,
         "syntra.platform": platform,
         "syntra.builder": builder.name,
     }
     with telemetry.span(f"build {job.image.name} {platform}", watched):
-        builder.build(request)
+        try:
+            builder.build(request)
+        except ToolError as exc:
+            if cache is None or not failed_on_cache(cache, str(exc)):
+                raise
+            warn(job.image.name, cache.plan.reference, str(exc))
+            builder.build(replace(request, cache=None))
     base = job.base_reference
     found = base_digest(job.loaded.config, base, platform) if base else None
     facts = BuildFacts(builder.name, invocation(), base, found, inputs_tag(job, platform))
@@ -162,7 +177,8 @@ def _built_and_tested(
 ) -> tuple[list[LayoutImage], list[TestResult]]:
     if job.image.plugins:  # once: every platform bundles the same plugins
         plugin_manifest.write(job.loaded.config, job.plan, job.root, job.image)
-    built = [build_platform(job, p, builder) for p in platforms]
+    cache = usable(job.loaded.config, job.image)
+    built = [build_platform(job, p, builder, cache) for p in platforms]
     boxes: dict[str, BoxFactory] = {
         image.platform.platform: partial(buildah_box, image.layout) for image in built
     }

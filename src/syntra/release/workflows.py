@@ -296,6 +296,12 @@ def _plan_job(loaded: Loaded, plan: Plan, steps: _Steps) -> Job:
     }
 
 
+def _read_cache(plan: Plan) -> dict[str, str]:
+    """Pull requests (from forks too) take cached layers and push none: they have no
+    write access to the registry, and must not be able to poison the cache."""
+    return {"SYNTRA_LAYER_CACHE": "read"} if any(i.cache for i in plan.images) else {}
+
+
 def _build_jobs(loaded: Loaded, plan: Plan, steps: _Steps, guests: bool) -> dict[str, Job]:
     """Per chunk of the matrix: build and push by digest (pushes), or build and test with
     nothing pushed (pull requests)."""
@@ -356,7 +362,7 @@ def _build_jobs(loaded: Loaded, plan: Plan, steps: _Steps, guests: bool) -> dict
                 *buildah,
                 {
                     "name": "Build and test, push nothing",
-                    "env": {**_variables(loaded), **matrix_env},
+                    "env": {**_variables(loaded), **matrix_env, **_read_cache(plan)},
                     "run": 'syntra test "$IMAGE" --platform "$PLATFORM" --without-secrets',
                 },
             ],

@@ -24,6 +24,7 @@ from syntra.config.model import BUILDERS
 from syntra.errors import SyntraError
 
 if TYPE_CHECKING:
+    from syntra.image.build.cache import CacheUse
     from syntra.image.inputs import Job
     from syntra.plan import ImagePlan
     from syntra.records import ImageRecord
@@ -54,6 +55,10 @@ class BuildRequest:
     """The base image's registry speaks plain HTTP."""
     stage_images: dict[str, str] = field(default_factory=dict)
     """Each literal `FROM` reference of the spec → its `name@digest` from `syntra.lock`."""
+    cache: CacheUse | None = None
+    """The registry layer cache, checked usable before the build."""
+    buildx_builder: str | None = None
+    """The buildx builder (syntra.yaml `builders`); None: the current one."""
 
 
 class Backend(Protocol):

@@ -1,7 +1,8 @@
 """The docker buildx backend: BuildKit writes the OCI layout itself.
 
-No Docker engine runs where Syntra is developed, so this backend is covered by
-argv contract tests; its flags coincide with podman's wherever both have one.
+Tested against real BuildKit (Debian 13's dockerd with the containerd image store,
+tests/support/dockerd.py); remote and Kubernetes builders (`builders:`) by argv
+contract tests only. Its flags coincide with podman's wherever both have one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
 from syntra import process
+from syntra.errors import SyntraError
 from syntra.image.build import BuildRequest, Entry, LayoutBuilder, which
+from syntra.image.build.cache import buildx_flags, docker_env
 from syntra.image.build.flags import shared_flags
 
 
@@ -41,11 +44,16 @@ class Buildx(LayoutBuilder):
     def argv(self, request: BuildRequest) -> list[str]:
         docker = [str(part) for part in self.client.client_config.docker_cmd]
         output = f"type=oci,dest={request.layout},tar=false,rewrite-timestamp=true"
+        chosen = ["--builder", request.buildx_builder] if request.buildx_builder else []
+        cache = request.cache
+        cached = buildx_flags(cache, request.image.name, request.platform) if cache else []
         return [
             *docker,
             "buildx",
             "build",
+            *chosen,
             *shared_flags(request),
+            *cached,
             "--provenance=false",
             "--sbom=false",
             "--output",
@@ -55,11 +63,24 @@ class Buildx(LayoutBuilder):
             str(request.root / request.image.context),
         ]
 
+    def check_builder(self, name: str, platform: str) -> None:
+        """The builder syntra.yaml names for `platform` exists (before any build)."""
+        docker = [str(part) for part in self.client.client_config.docker_cmd]
+        found = process.run([*docker, "buildx", "inspect", name], check=False)
+        if not found.ok:
+            raise SyntraError(
+                f"buildx builder '{name}' (builders, for {platform}) is not there: "
+                f"create it with `docker buildx create --name {name} ...`"
+            )
+
     def build(self, request: BuildRequest) -> None:
+        if request.buildx_builder:
+            self.check_builder(request.buildx_builder, request.platform)
         shutil.rmtree(request.layout, ignore_errors=True)
         env = {**os.environ, "SOURCE_DATE_EPOCH": str(request.source_date_epoch)}
         what = f"buildx build of {request.image.name} for {request.platform}"
-        process.streamed(self.argv(request), request.log, what, env=env)
+        with docker_env(request.cache) as auth:
+            process.streamed(self.argv(request), request.log, what, env=env | auth)
 
 
 ENTRY = Entry(unavailable, Buildx)

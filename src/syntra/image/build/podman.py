@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 
 from python_on_whales import DockerClient
 
 from syntra import process
 from syntra.image.build import BuildRequest, Entry, LayoutBuilder, which
+from syntra.image.build.cache import podman_auth, podman_flags
 from syntra.image.build.flags import shared_flags
 
 
@@ -32,11 +34,13 @@ class Podman(LayoutBuilder):
     def command(self) -> list[str]:
         return [str(part) for part in self.client.client_config.docker_cmd]
 
-    def argv(self, request: BuildRequest) -> list[str]:
+    def argv(self, request: BuildRequest, auth: Sequence[str] = ()) -> list[str]:
         argv = [*self.command, "build", *shared_flags(request)]
         argv += ["--isolation", isolation(), "--timestamp", str(request.source_date_epoch)]
         argv += ["--iidfile", str(request.layout.with_suffix(".iid"))]
-        if request.insecure_pull:
+        if request.cache:
+            argv += [*podman_flags(request.cache), *auth]
+        if request.insecure_pull and "--tls-verify=false" not in argv:
             argv.append("--tls-verify=false")
         argv.append(str(request.root / request.image.context))
         return argv
@@ -46,7 +50,8 @@ class Podman(LayoutBuilder):
 
     def build(self, request: BuildRequest) -> None:
         what = f"podman build of {request.image.name} for {request.platform}"
-        process.streamed(self.argv(request), request.log, what)
+        with podman_auth(request.cache) as auth:
+            process.streamed(self.argv(request, auth), request.log, what)
         image_id = request.layout.with_suffix(".iid").read_text().strip()
         shutil.rmtree(request.layout, ignore_errors=True)
         process.streamed(self.export_argv(request, image_id), request.log, f"export of {what}")
