@@ -35,6 +35,7 @@ from syntra.plugins.calls import (
 from syntra.plugins.codecache import compiled
 from syntra.plugins.values import close_enough
 from syntra.plugins.worker import Ended, Worker, ended_by
+from syntra.redaction import redact
 
 __all__ = [
     "RUNTIMES",
@@ -154,7 +155,8 @@ def open_runtime(
 
 def run_tests(guest: GuestPlan, wasm: Path, cache: Path) -> Iterator[CallResult]:
     """Every test call of `guest`, as each passes, under its first runtime; every other
-    runtime must return the same. A failure raises GuestFailure naming it."""
+    runtime must return the same, and write the same to stdout. A failure raises
+    GuestFailure naming it."""
     runtimes = [open_runtime(r, guest.name, wasm, guest.limits, cache) for r in guest.runtimes]
     first, *others = runtimes
     try:
@@ -168,6 +170,12 @@ def run_tests(guest: GuestPlan, wasm: Path, cache: Path) -> Iterator[CallResult]
                     raise GuestFailure(
                         f"{shown}: the runtimes disagree: {guest.runtimes[0]} returned "
                         f"{json.dumps(result.value)}, {runtime} returned {json.dumps(again.value)}"
+                    )
+                if again.stdout != result.stdout:
+                    raise GuestFailure(
+                        f"{shown}: the runtimes disagree: {guest.runtimes[0]} wrote "
+                        f"{redact(json.dumps(result.stdout[-200:]))}, {runtime} wrote "
+                        f"{redact(json.dumps(again.stdout[-200:]))}"
                     )
             if "expect" in test and not close_enough(result.value, test["expect"], approx):
                 raise GuestFailure(
