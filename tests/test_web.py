@@ -323,4 +323,4 @@ def test_parameter_names_come_from_the_module_when_it_records_them(tmp_path: Pat
     assert "export function same(a0: number, a1: number): number;" in typings  # a clash
     assert "export function bare(a0: number): number;" in typings
     data = wasmtime.wat2wasm(wat)
-    assert binary.local_names(data[:-3]) == {}  # a damaged name section: no names
+    assert binary.local_names(bytes(data[:-3])) == {}  # a damaged name section: no names
