@@ -17,7 +17,7 @@ from playwright.sync_api import Browser
 
 from syntra.config.model import CGuest, RustGuest
 from syntra.errors import SyntraError
-from syntra.plugins.sandbox import open_runtime
+from syntra.plugins.sandbox import CallResult, GuestFailure, open_runtime, run_tests
 from syntra.wasm import web
 from syntra.wasm.languages import language
 from tests.support.browser import chromium, guest_plan, serving
@@ -79,6 +79,9 @@ int clock_ok(void) { return time(NULL) > 1600000000; }
 
 __attribute__((export_name("entropy")))
 int entropy(void) { char buffer[16]; return getentropy(buffer, sizeof buffer); }
+
+__attribute__((export_name("noise")))
+int noise(void) { printf("%08x%08x\\n", arc4random(), arc4random()); return 0; }
 """
 CALLS: list[tuple[str, str, list[Any]]] = [
     ("boom", "boom", [0]),
@@ -193,6 +196,26 @@ def test_wasmtime_and_wasm3_give_the_same_results_traps_and_output(
         host = open_runtime(runtime, "boom", built["boom"], LIMITS, tmp_path / "cache")
         assert host.call("twice", [4611686018427387903]).value == 9223372036854775806
         host.close()
+
+
+def test_runtimes_that_write_different_output_disagree(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    """The tests compare what each runtime wrote to stdout, not only the values."""
+    plan = dataclasses.replace(
+        guest_plan("stdio", [{"call": "hello", "args": [2]}, {"call": "noise"}]),
+        runtimes=["wasmtime", "wasm3"],
+        limits=LIMITS,
+    )
+    passed: list[CallResult] = []
+    with pytest.raises(GuestFailure) as disagree:
+        passed.extend(run_tests(plan, built["stdio"], tmp_path / "cache"))
+    assert [(r.call, r.stdout) for r in passed] == [("hello", "hello 2\n")]
+    assert re.fullmatch(
+        r'noise\(\): the runtimes disagree: wasmtime wrote "[0-9a-f]{16}\\n", '
+        r'wasm3 wrote "[0-9a-f]{16}\\n"',
+        str(disagree.value),
+    ), disagree.value
 
 
 def test_the_errors_are_one_line_with_the_guest_s_words(

@@ -15,6 +15,7 @@ import wasmtime
 from playwright.sync_api import Browser
 
 from syntra.errors import SyntraError
+from syntra.plugins import binary
 from syntra.plugins.sandbox import Sandbox
 from syntra.wasm import web
 from tests.conftest import REPO
@@ -156,7 +157,8 @@ def test_strings_cross_through_the_guest_s_allocator(
         typings
     )
     assert "export function twiceWide(a0: number | bigint): bigint;" in typings
-    assert "export function byteSum(a0: number, a1: number): number;" in typings
+    # Parameter names where the module records them (its `name` section), else a0, a1.
+    assert "export function byteSum(p: number, n: number): number;" in typings
     probe = folder / "probe.html"  # a page of the test's own, beside the bundle
     probe.write_text(
         '<meta charset="utf-8">\n<script type="module">\nimport * as g from "./numbers.js";\n'
@@ -305,3 +307,20 @@ def test_export_names_cannot_write_code_into_the_bundle(tmp_path: Path) -> None:
                 assert "pwned" not in strings.sub('""', line), (file, line)
         assert "function fetch(" not in text and "function BigInt(" not in text
         assert "function _fetch(" in text and "function _BigInt(" in text
+
+
+def test_parameter_names_come_from_the_module_when_it_records_them(tmp_path: Path) -> None:
+    wat = """(module
+      (func (export "area") (param $width f64) (param $height-cm f64) (result f64)
+        (f64.mul (local.get 0) (local.get 1)))
+      (func (export "pick") (param $class i32) (param $class_ i32) (result i32) local.get 0)
+      (func (export "same") (param $a-b i32) (param $aB i32) (result i32) local.get 0)
+      (func (export "bare") (param i32) (result i32) local.get 0))"""
+    bundled(tmp_path, "named", wat, [])
+    typings = (tmp_path / "dist" / "web" / "named" / "named.d.ts").read_text()
+    assert "export function area(width: number, heightCm: number): number;" in typings
+    assert "export function pick(_class: number, class_: number): number;" in typings
+    assert "export function same(a0: number, a1: number): number;" in typings  # a clash
+    assert "export function bare(a0: number): number;" in typings
+    data = wasmtime.wat2wasm(wat)
+    assert binary.local_names(bytes(data[:-3])) == {}  # a damaged name section: no names

@@ -71,3 +71,61 @@ def unnamed_signature(data: bytes) -> str | None:
     except IndexError:
         return "its type section runs past its end"
     return None
+
+
+def _name(data: bytes, at: int) -> tuple[str, int]:
+    size, at = uleb128(data, at)
+    if at + size > len(data):
+        raise IndexError("a name runs past the end")
+    return data[at : at + size].decode(), at + size
+
+
+def _sections(data: bytes) -> list[tuple[int, int, int]]:
+    """(id, start, end) of each section of a core module."""
+    found, at = [], 8
+    while at < len(data):
+        size, body = uleb128(data, at + 1)
+        found.append((data[at], body, body + size))
+        at = body + size
+    return found
+
+
+def local_names(data: bytes) -> dict[str, list[str]]:
+    """The local names (parameters first) the module's `name` section records for each
+    exported function, by export name; empty where it records none, or when the section
+    is damaged (the names are optional: a guest's release build seldom has them)."""
+    try:
+        sections = _sections(data)
+        exported: dict[int, list[str]] = {}
+        for section, start, _ in sections:
+            if section != 7:  # the export section
+                continue
+            count, at = uleb128(data, start)
+            for _ in range(count):
+                name, at = _name(data, at)
+                kind, (index, at) = data[at], uleb128(data, at + 1)
+                if kind == 0:  # a function
+                    exported.setdefault(index, []).append(name)
+        named: dict[str, list[str]] = {}
+        for section, start, end in sections:
+            if section != 0 or _name(data, start)[0] != "name":
+                continue
+            at = _name(data, start)[1]
+            while at < end:
+                kind, (size, at) = data[at], uleb128(data, at + 1)
+                if kind == 2:  # local names
+                    functions, cursor = uleb128(data, at)
+                    for _ in range(functions):
+                        index, cursor = uleb128(data, cursor)
+                        count, cursor = uleb128(data, cursor)
+                        locals_: dict[int, str] = {}
+                        for _ in range(count):
+                            local, cursor = uleb128(data, cursor)
+                            locals_[local], cursor = _name(data, cursor)
+                        listed = [locals_.get(n, "") for n in range(len(locals_))]
+                        for export in exported.get(index, []):
+                            named[export] = listed
+                at += size
+        return named
+    except (IndexError, UnicodeDecodeError):
+        return {}

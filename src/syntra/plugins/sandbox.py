@@ -36,6 +36,7 @@ from syntra.plugins.calls import (
 from syntra.plugins.codecache import compiled
 from syntra.plugins.values import close_enough
 from syntra.plugins.worker import Ended, Worker, ended_by
+from syntra.redaction import redact
 
 __all__ = [
     "RUNTIMES",
@@ -155,7 +156,8 @@ def open_runtime(
 
 def run_tests(guest: GuestPlan, wasm: Path, cache: Path) -> Iterator[CallResult]:
     """Every test call of `guest`, as each passes, under its first runtime; every other
-    runtime must return the same. A failure raises GuestFailure naming it."""
+    runtime must return the same, and write the same to stdout. A failure raises
+    GuestFailure naming it."""
     with closing(each_test(guest, wasm, cache)) as tests:  # its runtimes end with the first failure
         for _, outcome in tests:
             if isinstance(outcome, SyntraError):
@@ -191,6 +193,12 @@ def _one_test(guest: GuestPlan, runtimes: list[Runtime], test: dict[str, Any]) -
             raise GuestFailure(
                 f"{shown}: the runtimes disagree: {guest.runtimes[0]} returned "
                 f"{json.dumps(result.value)}, {runtime} returned {json.dumps(again.value)}"
+            )
+        if again.stdout != result.stdout:
+            raise GuestFailure(
+                f"{shown}: the runtimes disagree: {guest.runtimes[0]} wrote "
+                f"{redact(json.dumps(result.stdout[-200:]))}, {runtime} wrote "
+                f"{redact(json.dumps(again.stdout[-200:]))}"
             )
     if "expect" in test and not close_enough(result.value, test["expect"], approx):
         raise GuestFailure(

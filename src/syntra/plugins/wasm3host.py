@@ -126,8 +126,9 @@ class Wasm3Sandbox:
         elapsed = (time.perf_counter() - started) * 1000
         at = where(name, args)
         if isinstance(answer, Gone):
+            death = _death(worker)  # before close(), which would kill it if still ending
             self.close()
-            raise GuestFailure(f"{at}: {_death(worker)}")
+            raise GuestFailure(f"{at}: {death}")
         if answer is None:
             self.close()
             raise GuestFailure(f"{at}: stopped by max_ms={limit_ms} after {elapsed:.0f} ms (wasm3)")

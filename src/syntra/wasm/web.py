@@ -36,7 +36,7 @@ from syntra.oci.media import TITLE
 from syntra.paths import BUILTIN_TEMPLATES
 from syntra.plan import GuestPlan
 from syntra.plugins import wasi
-from syntra.plugins.binary import kind_of, unnamed_signature
+from syntra.plugins.binary import kind_of, local_names, unnamed_signature
 from syntra.plugins.calls import check_imports
 from syntra.records import WebBundle
 from syntra.supply.attach import WEB_BUNDLE, Attachments, Layer
@@ -76,9 +76,16 @@ class Export:
     js: str
     params: list[str]
     results: list[str]
+    names: tuple[str, ...] = ()
+    """The parameters' names the module records (its `name` section), when it does."""
 
     @property
     def arguments(self) -> list[str]:
+        """The wrapper's parameters: the module's names as identifiers when it records one
+        for each (distinct), else `a0`, `a1`, …"""
+        given = [js_name(n) for n in self.names[: len(self.params)] if n]
+        if len(given) == len(self.params) and len(set(given)) == len(given):
+            return given
         return [f"a{n}" for n in range(len(self.params))]
 
     @property
@@ -182,8 +189,11 @@ def surface(data: bytes) -> Surface:
         allocator = Allocator("malloc", "raw.malloc(bytes.length)")
     if not wrapped and not unwrapped:
         raise SyntraError(NO_EXPORTS)
-    names = js_names([e.name for e in wrapped])
-    named = [Export(e.name, names[e.name], e.params, e.results) for e in wrapped]
+    names, recorded = js_names([e.name for e in wrapped]), local_names(data)
+    named = [
+        Export(e.name, names[e.name], e.params, e.results, tuple(recorded.get(e.name, [])))
+        for e in wrapped
+    ]
     return Surface(named, unwrapped, allocator)
 
 
