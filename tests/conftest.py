@@ -86,9 +86,6 @@ def syntra(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     """Run the CLI in-process in a directory; any traceback fails the test by itself."""
 
     def run(cwd: Path, *argv: str) -> Result:
-        from syntra.oci import forget_clients
-
-        forget_clients()  # each in-process run is a new run, as a new process would be
         monkeypatch.chdir(cwd)
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -221,3 +221,16 @@ def test_the_configuration_names_every_build_backend() -> None:
     from syntra.image.build import BACKENDS
 
     assert set(BUILDERS) == {"auto", *BACKENDS}
+
+
+def test_the_oci_layer_knows_no_configuration() -> None:
+    """`oci/` takes registries and logins from a `Registries` it is given, never from
+    syntra.yaml's model: it imports nothing of `syntra.config` (nor the plan built on it)."""
+    leaks = [
+        f"{module} imports {other}"
+        for module, others in sorted(graph().items())
+        if module.startswith("syntra.oci")
+        for other in sorted(others)
+        if other.startswith(("syntra.config", "syntra.plan"))
+    ]
+    assert leaks == []

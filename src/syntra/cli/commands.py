@@ -283,7 +283,7 @@ def _promote(args: argparse.Namespace) -> int:
     from syntra.release.promote import promote
 
     ctx = _context(args)
-    return _report(promote(ctx.loaded, ctx.plan, args.source, args.to))
+    return _report(promote(ctx.loaded, ctx.registries, ctx.plan, args.source, args.to))
 
 
 def _ci(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 from syntra.config import Loaded
 from syntra.errors import SyntraError, did_you_mean
+from syntra.oci.locate import Registries
 from syntra.plugins import Limits, Source, default_cache, limits_of, load_reference
 from syntra.supply.verify import Trust, trust_of
 
@@ -34,7 +35,8 @@ class RunRequest:
 
 
 def run(loaded: Loaded | None, request: RunRequest) -> int:
-    reference, limits = _target(loaded, request.target)
+    registries = Registries(loaded.config.registries if loaded else None)
+    reference, limits = _target(loaded, registries, request.target)
     limits = Limits(
         max_mem=request.max_mem or limits.max_mem,
         max_ms=request.max_ms if request.max_ms is not None else limits.max_ms,
@@ -42,8 +44,7 @@ def run(loaded: Loaded | None, request: RunRequest) -> int:
     )
     trust = _trust(loaded, request)
     cache = default_cache()
-    config = loaded.config if loaded else None
-    source = Source(reference, trust, request.insecure, config)
+    source = Source(reference, trust, request.insecure, registries)
     plugin = load_reference(source, limits, cache, request.runtime)
     result = plugin.measure(request.function, *[_value(arg) for arg in request.args])
     if request.as_json:
@@ -60,12 +61,12 @@ def run(loaded: Loaded | None, request: RunRequest) -> int:
     return 0
 
 
-def _target(loaded: Loaded | None, target: str) -> tuple[str, Limits]:
+def _target(loaded: Loaded | None, registries: Registries, target: str) -> tuple[str, Limits]:
     """The reference to pull and the default limits: a guest's published digest (from
     this checkout's record, else its tags in the registry) with its declared limits."""
     if loaded is None:
         return target, Limits()
-    from syntra.oci.locate import locate, pushed_digest
+    from syntra.oci.locate import pushed_digest
     from syntra.plan import build_plan
 
     guests = build_plan(loaded).guests
@@ -78,7 +79,7 @@ def _target(loaded: Loaded | None, target: str) -> tuple[str, Limits]:
         return target, Limits()
     if not guest.destination.registry:
         raise SyntraError(f"wasm.{target} is not pushed to a registry: nothing to pull")
-    where = locate(loaded.config, guest.destination)
+    where = registries.locate(guest.destination)
     digest = pushed_digest(loaded.root, target, where, guest.destination)
     return f"{where.identity}@{digest}", limits_of(guest.limits)
 

@@ -20,6 +20,7 @@ from syntra.plan import BASE_IMAGE_ARG, ImagePlan, Plan
 if TYPE_CHECKING:
     from syntra.config import Loaded
     from syntra.image.publish import Pinned
+    from syntra.oci.locate import Registries
 
 
 class Run(Protocol):
@@ -34,6 +35,9 @@ class Run(Protocol):
 
     @property
     def root(self) -> Path: ...
+
+    @property
+    def registries(self) -> Registries: ...
 
     def pin(self, reference: str) -> Pinned: ...
 

@@ -33,7 +33,7 @@ from syntra.image.publish import (
 )
 from syntra.image.testbox import BoxFactory, buildah_box, require_buildah
 from syntra.invocation import invocation
-from syntra.oci.locate import Where, locate
+from syntra.oci.locate import Registries, Where
 from syntra.paths import build_dir, build_log, slug
 from syntra.records import (
     ImageRecord,
@@ -80,7 +80,7 @@ def finish(job: Job, where: Where, pushed: Pushed, retagged: bool = False) -> Im
     if job.image.mirrors:
         from syntra.registry.transfer import mirror
 
-        mirror(job.loaded.config, where, record.digest, job.image.mirrors)
+        mirror(job.ctx.registries, where, record.digest, job.image.mirrors)
     return record
 
 
@@ -124,7 +124,7 @@ def build_platform(job: Job, platform: str, builder: LayoutBuilder) -> LayoutIma
     with telemetry.span(f"build {job.image.name} {platform}", watched):
         builder.build(request)
     base = job.base_reference
-    found = base_digest(job.loaded.config, base, platform) if base else None
+    found = base_digest(job.ctx.registries, base, platform) if base else None
     facts = BuildFacts(builder.name, invocation(), base, found, inputs_tag(job, platform))
     return read_layout(request.layout, platform, facts)
 
@@ -132,7 +132,7 @@ def build_platform(job: Job, platform: str, builder: LayoutBuilder) -> LayoutIma
 def _note_base(job: Job, where: Where) -> None:
     """The base image's blobs, noted for cross-repository mounts."""
     if job.base:
-        note_base_blobs(job.loaded.config, job.base.reference, where)
+        note_base_blobs(job.ctx.registries, job.base.reference, where)
 
 
 def _ready(job: Job, platforms: list[str]) -> None:
@@ -160,7 +160,7 @@ def _built_and_tested(
     job: Job, builder: LayoutBuilder, platforms: list[str]
 ) -> tuple[list[LayoutImage], list[TestResult]]:
     if job.image.plugins:  # once: every platform bundles the same plugins
-        plugin_manifest.write(job.loaded.config, job.plan, job.root, job.image)
+        plugin_manifest.write(job.ctx.registries, job.plan, job.root, job.image)
     built = [build_platform(job, p, builder) for p in platforms]
     boxes: dict[str, BoxFactory] = {
         image.platform.platform: partial(buildah_box, image.layout) for image in built
@@ -180,7 +180,7 @@ def build_and_publish(job: Job, builder: LayoutBuilder) -> ImageRecord:
     """Every platform of the image, tested, then all of them pushed together with their
     index and tags; returns the record."""
     _ready(job, job.image.platforms)
-    where = locate(job.loaded.config, job.image.destination)
+    where = job.ctx.registries.locate(job.image.destination)
     where.registry.check_push(where.path)
     reused = _reuse(job, where)
     if reused is not None:
@@ -206,7 +206,7 @@ def build_to(job: Job, backend: Backend, platforms: list[str], output: str) -> s
     content = _content(built)
     if output != "load":
         try:
-            return write(None, output, content, insecure=False)
+            return write(job.ctx.registries, output, content, insecure=False)
         except OSError as exc:
             raise ToolError(f"--output {output}: {exc.strerror or exc}") from None
     program = engine_program(backend)
@@ -239,7 +239,7 @@ def load(program: str, content: Content) -> str:
 
     with tempfile.TemporaryDirectory(prefix="syntra-load-") as folder:
         archive = Path(folder) / "image.tar"
-        written = write(None, f"docker-archive:{archive}", content, insecure=False)
+        written = write(Registries(), f"docker-archive:{archive}", content, insecure=False)
         process.run([program, "load", "-i", str(archive)], f"{program} load")
     return written
 
@@ -257,7 +257,7 @@ def push_by_digest(job: Job, platform: str, backend: Backend) -> Path:
     """CI fan-out: build one platform, push it untagged, write its digest file."""
     builder = layout_builder(backend, "--push-by-digest")
     _ready(job, [platform])
-    where = locate(job.loaded.config, job.image.destination)
+    where = job.ctx.registries.locate(job.image.destination)
     where.registry.check_push(where.path)
     built, _ = _built_and_tested(job, builder, [platform])
     _note_base(job, where)
@@ -269,7 +269,7 @@ def merge(job: Job) -> ImageRecord:
     """Assemble the index from the digest files of every platform and push it with tags.
     The base each platform was built from is read from its digest file, as its build
     recorded it: not resolved again."""
-    where = locate(job.loaded.config, job.image.destination)
+    where = job.ctx.registries.locate(job.image.destination)
     children = []
     for platform in job.image.platforms:
         child = (

@@ -1,10 +1,10 @@
 """One run's context: built once per `syntra` command or doit process, handed to every
 stage (GoReleaser's `context.Context`).
 
-It holds the loaded config and its plan, the environment's choices (builder,
-snapshot), and what a run must resolve only once: a base image tag is pinned to one
-digest per run, so the digest that decided a rebuild is the digest built, recorded
-and named in the provenance.
+It holds the loaded config and its plan, the environment's choices (builder, snapshot),
+the registry clients (one per host, with syntra.yaml's logins), and what a run must
+resolve only once: a base image tag is pinned to one digest per run, so the digest that
+decided a rebuild is the digest built, recorded and named in the provenance.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from syntra import config as config_stage
 from syntra.config import Loaded
 from syntra.errors import SyntraError, did_you_mean
+from syntra.oci.locate import Registries
 from syntra.paths import BUILDER_ENV, CONFIG_FILE, snapshot
 from syntra.plan import Plan, build_plan
 
@@ -36,17 +37,25 @@ class Context:
     """`SYNTRA_SNAPSHOT=1`: build and write to dist/snapshot/; push, sign, release nothing."""
     dry_run: bool = False
     """Say what would change, change nothing (`syntra release --dry-run`)."""
+    _registries: Registries | None = field(default=None, repr=False)
     _pinned: dict[str, Pinned] = field(default_factory=dict, repr=False)
     _jobs: dict[str, Job] = field(default_factory=dict, repr=False)
     _backends: dict[str, tuple[Backend, str | None]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.builder = self.builder or os.environ.get(BUILDER_ENV) or self.loaded.config.builder
+        self._registries = self._registries or Registries(self.loaded.config.registries)
 
     @classmethod
     def load(cls, file: str | Path = CONFIG_FILE, builder: str | None = None) -> Context:
         loaded = config_stage.load(file)
         return cls(loaded, build_plan(loaded), builder or "", snapshot())
+
+    @property
+    def registries(self) -> Registries:
+        """The run's registry clients, with syntra.yaml's registries and their logins."""
+        assert self._registries is not None  # set once, in __post_init__
+        return self._registries
 
     @property
     def root(self) -> Path:
@@ -86,5 +95,5 @@ class Context:
         from syntra.image.publish import resolve_base
 
         if reference not in self._pinned:
-            self._pinned[reference] = resolve_base(self.loaded.config, reference)
+            self._pinned[reference] = resolve_base(self.registries, reference)
         return self._pinned[reference]

@@ -40,7 +40,7 @@ def preflight(ctx: Context, name: str = "") -> Report:
     if ctx.snapshot:  # nothing is signed or pushed
         return
     keys.check_signing(ctx.loaded)
-    checks.push_access(ctx.loaded, checks.destinations(ctx.plan))
+    checks.push_access(ctx.registries, checks.destinations(ctx.plan))
     yield from ()
 
 
@@ -164,14 +164,13 @@ def wasm_publish(ctx: Context, name: str) -> Report:
 
     guest = ctx.plan.guest(name)
     wasm = ctx.root / guest.output
-    record = artifact.publish(ctx.loaded.config, guest, ctx.plan, wasm, ctx.root, default_cache())
+    record = artifact.publish(ctx.registries, guest, ctx.plan, wasm, ctx.root, default_cache())
     yield f"{name}: {record.digest} -> {', '.join(record.refs)}"
     if guest.web and guest.web.publish:
-        from syntra.oci.locate import locate
         from syntra.records import write_record
         from syntra.wasm import web
 
-        where = locate(ctx.loaded.config, guest.destination)
+        where = ctx.registries.locate(guest.destination)
         bundle = web.attach(where, guest, record.digest, web_dir(ctx.root, name))
         if bundle is not None:
             write_record(ctx.root, record.model_copy(update={"web": bundle}))
@@ -206,7 +205,7 @@ def supply(ctx: Context, name: str) -> Report:
 
     record = read_record(ctx.root, name)
     for destination in output(ctx, name).destinations:
-        for line in secure(ctx.loaded, ctx.plan, record, destination):
+        for line in secure(ctx.loaded, ctx.registries, ctx.plan, record, destination):
             yield f"{name}: {line}"
 
 
@@ -214,7 +213,7 @@ def release(ctx: Context, name: str = "") -> Report:
     """The verified digests of a vX.Y.Z commit, promoted to the release tags."""
     from syntra.release.cut import run_release
 
-    yield from run_release(ctx.loaded, ctx.plan, dry_run=ctx.dry_run)
+    yield from run_release(ctx.loaded, ctx.registries, ctx.plan, dry_run=ctx.dry_run)
 
 
 def output(ctx: Context, name: str) -> Output:

@@ -23,7 +23,7 @@ from syntra.config import Loaded
 from syntra.errors import Refused, SyntraError, count
 from syntra.fsutil import write_if_changed
 from syntra.oci import platform_of, push
-from syntra.oci.locate import Where, locate
+from syntra.oci.locate import Registries, Where
 from syntra.plan import Destination, Plan
 from syntra.supply import keys
 from syntra.supply.attach import attachment_tag
@@ -84,10 +84,10 @@ def release_tags(version: SemVer, existing: list[str], kind: str) -> list[str]:
     return tags
 
 
-def plan_release(loaded: Loaded, plan: Plan) -> tuple[SemVer, list[Artifact]]:
+def plan_release(registries: Registries, plan: Plan) -> tuple[SemVer, list[Artifact]]:
     version = release_version(plan)
     artifacts = [  # one per registry the artifact goes to
-        Artifact(o.name, o.kind, d, locate(loaded.config, d))
+        Artifact(o.name, o.kind, d, registries.locate(d))
         for o in plan.outputs()
         for d in o.destinations
     ]
@@ -262,11 +262,13 @@ def write_outputs(
     return [path for path, text in files.items() if write_if_changed(path, text.encode())]
 
 
-def run_release(loaded: Loaded, plan: Plan, dry_run: bool = False) -> Iterator[str]:
+def run_release(
+    loaded: Loaded, registries: Registries, plan: Plan, dry_run: bool = False
+) -> Iterator[str]:
     """`syntra release` / `doit release`: plan, verify, tag, promote_to, write dist/; what was
     done, line by line. Refused, naming every artifact that does not verify, before
     anything is tagged."""
-    version, artifacts = plan_release(loaded, plan)
+    version, artifacts = plan_release(registries, plan)
     refused = refusals(loaded, artifacts)
     if refused:
         raise Refused(
@@ -290,7 +292,7 @@ def run_release(loaded: Loaded, plan: Plan, dry_run: bool = False) -> Iterator[s
         for artifact in first.values():
             reference = f"{artifact.where.identity}@{artifact.digest}"
             tags = [*artifact.destination.tags, *artifact.tags]
-            for line in promote_elsewhere(loaded, plan, reference, target, tags):
+            for line in promote_elsewhere(loaded, registries, plan, reference, target, tags):
                 yield f"{artifact.name}: {line}"
     for path in write_outputs(loaded, version, plan, artifacts):
         yield f"wrote {path.relative_to(loaded.root)}"

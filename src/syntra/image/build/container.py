@@ -34,7 +34,6 @@ from syntra.image.publish import Pushed, index_children
 from syntra.image.testbox import apple_boxes
 from syntra.invocation import invocation
 from syntra.oci import push
-from syntra.oci.locate import locate
 from syntra.paths import build_log
 from syntra.plan import ImagePlan
 from syntra.records import ImageRecord, TestResult
@@ -214,7 +213,7 @@ class AppleContainer:
                 f"{image.name}: bundling plugins needs a named build context (--build-context), "
                 "which Apple's container CLI does not have; build this image with podman or buildx"
             )
-        where = locate(job.loaded.config, destination)
+        where = job.ctx.registries.locate(destination)
         where.registry.check_push(where.path)
         scheme = "http" if destination.insecure else "https"
         self.ensure_started()
