@@ -2,8 +2,9 @@
 layered, without import circles, and no function with a long parameter list.
 
 Every import counts: at module level, inside functions (a deferred import is still a
-dependency) and under `if TYPE_CHECKING:` (a lower layer that needs a type of a higher
-one declares a Protocol of what it uses instead).
+dependency), under `if TYPE_CHECKING:` (a lower layer that needs a type of a higher
+one declares a Protocol of what it uses instead), and a module named in a string (the
+`BACKENDS` and `LANGUAGES` registries load theirs with `importlib`).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def imports(module: str, path: Path, known: dict[str, Path]) -> Iterator[str]:
 
     tree = ast.parse(path.read_text())
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    yield from registered(tree, known)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -92,6 +94,22 @@ def imports(module: str, path: Path, known: dict[str, Path]) -> Iterator[str]:
                 found = owner(".".join(parts[:depth]))
                 if found and found != module and not module.startswith(f"{found}."):
                     yield found
+
+
+def registered(tree: ast.Module, known: dict[str, Path]) -> Iterator[str]:
+    """The modules of a registry (`BACKENDS = {"podman": "syntra.image.build.podman"}`):
+    a public upper-case dict at module level whose values name modules, which it
+    imports by name with `importlib`. (`syntra/__init__.py`'s private `_HOMES` is the
+    PEP 562 table of its public API, loaded on first use, not a registry.)"""
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)):
+            continue
+        names = [target.id for target in node.targets if isinstance(target, ast.Name)]
+        if not any(name.isupper() and not name.startswith("_") for name in names):
+            continue
+        for value in node.value.values:
+            if isinstance(value, ast.Constant) and value.value in known:
+                yield str(value.value)
 
 
 def graph() -> dict[str, set[str]]:
@@ -135,6 +153,8 @@ def test_the_graph_sees_deferred_imports() -> None:
     edges = graph()
     assert "syntra.cli.commands" in edges["syntra.cli"]  # imported inside main()
     assert "syntra.plan" in edges["syntra.plugins.sandbox"]  # under TYPE_CHECKING
+    assert "syntra.image.build.container" in edges["syntra.image.build"]  # BACKENDS
+    assert "syntra.wasm.languages.swift" in edges["syntra.wasm.languages"]  # LANGUAGES
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 

@@ -170,10 +170,12 @@ def _built_and_tested(
 
 def publish(job: Job, backend: Backend) -> ImageRecord:
     """Build, test and push every platform of `job.image` with its index and tags, and
-    write its record: through an OCI layout each, or by a builder that pushes itself."""
+    write its record: through an OCI layout each, or by a builder that pushes itself
+    (which returns what it pushed; recording it is done here, for both)."""
     if isinstance(backend, LayoutBuilder):
         return build_and_publish(job, backend)
-    return cast(PushingBuilder, backend).publish(job)
+    where = job.ctx.registries.locate(job.image.destination)
+    return finish(job, where, cast(PushingBuilder, backend).build_and_push(job, where))
 
 
 def build_and_publish(job: Job, builder: LayoutBuilder) -> ImageRecord:

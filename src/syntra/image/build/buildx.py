@@ -14,7 +14,7 @@ from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run
 
 from syntra import process
-from syntra.image.build import BuildRequest, Entry, LayoutBuilder, which
+from syntra.image.build.contract import BuildRequest, Entry, LayoutBuilder, which
 from syntra.image.build.flags import shared_flags
 
 

@@ -8,7 +8,7 @@ import shutil
 from python_on_whales import DockerClient
 
 from syntra import process
-from syntra.image.build import BuildRequest, Entry, LayoutBuilder, which
+from syntra.image.build.contract import BuildRequest, Entry, LayoutBuilder, which
 from syntra.image.build.flags import shared_flags
 
 
