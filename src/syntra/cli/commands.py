@@ -19,7 +19,7 @@ from syntra import progress, telemetry
 from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error, count
 from syntra.image.build import CHOICES
 from syntra.invocation import invocation, started_as
-from syntra.paths import CONFIG_FILE, DEFAULT_KEY, SNAPSHOT_ENV, report_page, snapshot
+from syntra.paths import CONFIG_FILE, DEFAULT_KEY, SNAPSHOT_ENV, report_page
 from syntra.version import installed_version
 
 if TYPE_CHECKING:
@@ -125,13 +125,12 @@ def _render(args: argparse.Namespace) -> int:
     return _report(lines or ["ContainerSpecs up to date"])
 
 
-def _prepared(args: argparse.Namespace) -> tuple[Job, Backend]:
+def _prepared(ctx: Context, image: str) -> tuple[Job, Backend]:
     """The image's job with its specs rendered, and the backend: --builder, then
     $SYNTRA_BUILDER, then syntra.yaml."""
     from syntra.pipeline import stages
 
-    ctx = _context(args)
-    job = ctx.job(args.image)
+    job = ctx.job(image)
     for _ in stages.render(ctx, job.image.name):
         pass
     backend, note = ctx.backend()
@@ -142,11 +141,13 @@ def _prepared(args: argparse.Namespace) -> tuple[Job, Backend]:
 
 def _build(args: argparse.Namespace) -> int:
     from syntra.image import job as images
+    from syntra.pipeline import stages
 
+    ctx = _context(args)
     if args.output:
         if args.push_by_digest:
             raise SyntraError("--output writes locally: it does not go with --push-by-digest")
-        job, backend = _prepared(args)
+        job, backend = _prepared(ctx, args.image)
         platforms = [args.platform] if args.platform else job.image.platforms
         if args.output == "load" and not args.platform:
             from syntra.registry.transfer import host_platform
@@ -156,18 +157,15 @@ def _build(args: argparse.Namespace) -> int:
         return 0
     if args.push_by_digest != bool(args.platform):
         raise SyntraError("--push-by-digest and --platform go together: one platform, no tags")
-    if snapshot():  # like `SYNTRA_SNAPSHOT=1 doit`: built, tested, written; nothing pushed
+    if not stages.publishes(ctx):  # as `SYNTRA_SNAPSHOT=1 doit`: built, tested, written
         if args.push_by_digest:
             raise SyntraError(f"{SNAPSHOT_ENV} is set: nothing is pushed, so no --push-by-digest")
-        from syntra.pipeline import stages
-
-        ctx = _context(args)
         for _ in stages.render(ctx, ctx.check_image(args.image)):
             pass
         for line in stages.image(ctx, args.image):
             print(line)
         return 0
-    job, backend = _prepared(args)
+    job, backend = _prepared(ctx, args.image)
     if args.push_by_digest:
         path = images.push_by_digest(job, args.platform, backend)
         print(path.read_text(), end="")
@@ -180,7 +178,7 @@ def _test(args: argparse.Namespace) -> int:
     from syntra.image import job as images
     from syntra.image.inputs import Job
 
-    job, backend = _prepared(args)
+    job, backend = _prepared(_context(args), args.image)
     if args.without_secrets and job.image.secrets:
         # Pull requests get no secrets: the build runs without them (a RUN step that
         # mounts one finds nothing there).

@@ -153,14 +153,16 @@ def build_and_test(
     """Build `platforms` and run the image's tests on each; nothing is pushed."""
     builder = layout_builder(backend, "building without pushing")
     _ready(job, platforms)
-    return _built_and_tested(job, builder, platforms)
+    return _built_and_tested(job, builder, platforms, None)
 
 
 def _built_and_tested(
-    job: Job, builder: LayoutBuilder, platforms: list[str]
+    job: Job, builder: LayoutBuilder, platforms: list[str], publishing: Registries | None
 ) -> tuple[list[LayoutImage], list[TestResult]]:
+    """Built and tested; `publishing` is where the image goes (None: nowhere, and no
+    registry is asked what its plugins were published as)."""
     if job.image.plugins:  # once: every platform bundles the same plugins
-        plugin_manifest.write(job.ctx.registries, job.plan, job.root, job.image)
+        plugin_manifest.write(publishing, job.plan, job.root, job.image)
     built = [build_platform(job, p, builder) for p in platforms]
     boxes: dict[str, BoxFactory] = {
         image.platform.platform: partial(buildah_box, image.layout) for image in built
@@ -187,7 +189,7 @@ def build_and_publish(job: Job, builder: LayoutBuilder) -> ImageRecord:
     reused = _reuse(job, where)
     if reused is not None:
         return reused
-    built, tested = _built_and_tested(job, builder, job.image.platforms)
+    built, tested = _built_and_tested(job, builder, job.image.platforms, job.ctx.registries)
     _note_base(job, where)
     before = where.registry.transfer.uploaded_bytes
     cache_tags = {inputs_tag(job, image.platform.platform): image for image in built}
@@ -261,7 +263,7 @@ def push_by_digest(job: Job, platform: str, backend: Backend) -> Path:
     _ready(job, [platform])
     where = job.ctx.registries.locate(job.image.destination)
     where.registry.check_push(where.path)
-    built, _ = _built_and_tested(job, builder, [platform])
+    built, _ = _built_and_tested(job, builder, [platform], job.ctx.registries)
     _note_base(job, where)
     push_images(where, built, None, {inputs_tag(job, platform): built[0]})
     return write_digest_file(job.root, job.image.name, built[0].platform)

@@ -18,7 +18,7 @@ from syntra import config as config_stage
 from syntra.config import Loaded
 from syntra.errors import SyntraError, did_you_mean
 from syntra.oci.locate import Registries
-from syntra.paths import BUILDER_ENV, CONFIG_FILE, snapshot
+from syntra.paths import BUILDER_ENV, CONFIG_FILE, SNAPSHOT_ENV
 from syntra.plan import Plan, build_plan
 
 if TYPE_CHECKING:
@@ -34,7 +34,9 @@ class Context:
     builder: str = ""
     """Builder preference: `--builder`, else $SYNTRA_BUILDER, else syntra.yaml."""
     snapshot: bool = False
-    """`SYNTRA_SNAPSHOT=1`: build and write to dist/snapshot/; push, sign, release nothing."""
+    """`SYNTRA_SNAPSHOT=1`: build and write to dist/snapshot/; push, sign, release nothing.
+    Decided here, once per run (the only read of the variable); `pipeline.stages` is the
+    one module that acts on it (`publishes`, `skipped`)."""
     dry_run: bool = False
     """Say what would change, change nothing (`syntra release --dry-run`)."""
     _registries: Registries | None = field(default=None, repr=False)
@@ -49,7 +51,8 @@ class Context:
     @classmethod
     def load(cls, file: str | Path = CONFIG_FILE, builder: str | None = None) -> Context:
         loaded = config_stage.load(file)
-        return cls(loaded, build_plan(loaded), builder or "", snapshot())
+        snapshot = os.environ.get(SNAPSHOT_ENV) == "1"
+        return cls(loaded, build_plan(loaded), builder or "", snapshot)
 
     @property
     def registries(self) -> Registries:

@@ -29,6 +29,22 @@ Report = Iterator[str]
 Stage = Callable[[Context, str], Report]
 
 
+def publishes(ctx: Context) -> bool:
+    """Whether this run pushes, signs and releases: not in a snapshot, which builds, tests
+    and writes to dist/snapshot/ instead. The one place that reads the run's snapshot
+    decision (`Context.snapshot`); the adapters ask here or `skipped`."""
+    return not ctx.snapshot
+
+
+def skipped(ctx: Context, stage: Stage) -> bool:
+    """Whether the run skips `stage`, as GoReleaser's skip middleware decides: a
+    snapshot publishes no wasm artifact and signs nothing; a run that publishes copies
+    no guest to dist/snapshot/."""
+    if publishes(ctx):
+        return stage is wasm_snapshot
+    return stage in (wasm_publish, supply)
+
+
 def preflight(ctx: Context, name: str = "") -> Report:
     """Build secrets, the signing key and push access to every registry, before a full
     run starts any long work."""
@@ -37,7 +53,7 @@ def preflight(ctx: Context, name: str = "") -> Report:
     from syntra.supply import keys
 
     buildsecrets.check(ctx.root, ctx.plan.images)
-    if ctx.snapshot:  # nothing is signed or pushed
+    if not publishes(ctx):  # nothing is signed or pushed
         return
     keys.check_signing(ctx.loaded)
     checks.push_access(ctx.registries, checks.destinations(ctx.plan))
@@ -91,7 +107,7 @@ def image(ctx: Context, name: str) -> Report:
     if note:
         yield f"{name}: {note}"
     platforms = ", ".join(job.image.platforms)
-    if ctx.snapshot:
+    if not publishes(ctx):
         archive = snapshot_archive(ctx, name)
         output = f"oci-archive:{archive}:{refs.tag_of(ctx.plan.version)}"
         written = build_to(job, backend, job.image.platforms, output)

@@ -119,7 +119,7 @@ def task_preflight() -> TaskDict:
     from syntra.pipeline.preflight import preconditions
 
     ctx = _context()
-    checked = {"snapshot": ctx.snapshot, **preconditions(ctx.loaded, ctx.plan)}
+    checked = {"snapshot": not stages.publishes(ctx), **preconditions(ctx.loaded, ctx.plan)}
     return {
         "actions": [_action(stages.preflight, "preflight")],
         "uptodate": [config_changed(checked)],
@@ -225,7 +225,7 @@ def _image_tasks(stage: stages.Stage, label: str) -> Iterator[TaskDict]:
         producers = [f"render:{image.name}", *(f"wasm:{p}.optimize" for p in image.plugins)]
         current: Any = (
             _Unchanged(_snapshot_state, image.name)
-            if ctx.snapshot
+            if not stages.publishes(ctx)
             else (_pushed_current, [image.name], {})
         )
         yield {
@@ -288,7 +288,7 @@ def task_wasm() -> Iterator[TaskDict]:
                 "task_dep": [f"wasm:{name}.test"],
                 "uptodate": [_Unchanged(_web_state, name)],
             }
-        if ctx.snapshot:
+        if not stages.skipped(ctx, stages.wasm_snapshot):
             copied = snapshot_dir(root) / f"{name}.wasm"
             yield {
                 "name": f"{name}.snapshot",
@@ -360,7 +360,7 @@ def _supply_state(name: str) -> tuple[Any, bool]:
 def task_supply() -> Iterator[TaskDict]:
     """Sign every pushed digest and attach SBOMs and provenance (supply_chain.signing)."""
     ctx = _context()
-    if ctx.loaded.config.supply_chain.signing.mode == "none" or ctx.snapshot:
+    if ctx.loaded.config.supply_chain.signing.mode == "none" or stages.skipped(ctx, stages.supply):
         return
     for output in ctx.plan.outputs():
         yield {

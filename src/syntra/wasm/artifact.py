@@ -17,7 +17,7 @@ from syntra.errors import SyntraError
 from syntra.formats import canonical_json, rfc3339
 from syntra.oci import MANIFEST, Blob, Document, digest_of, push
 from syntra.oci.locate import Registries
-from syntra.paths import snapshot, wasm_tools
+from syntra.paths import wasm_tools
 from syntra.plan import GuestPlan, Plan
 from syntra.plugins.binary import kind_of_file
 from syntra.records import WasmRecord, shared_fields, write_record
@@ -91,12 +91,13 @@ def inputs_tag(guest: GuestPlan, wasm: Path) -> str:
 
 
 def published_digest(
-    registries: Registries, guest: GuestPlan, plan: Plan, wasm: Path, cache: Path
+    registries: Registries | None, guest: GuestPlan, plan: Plan, wasm: Path, cache: Path
 ) -> str:
     """The digest the artifact has in its registry: the one already pushed from these
-    bytes, else the one `publish` will push (also when the registry cannot be asked)."""
+    bytes, else the one `publish` will push (also when the registry cannot be asked, or
+    `registries` is None: a build that pushes nothing asks no registry)."""
     found = None
-    if not snapshot():  # a snapshot asks no registry
+    if registries is not None:
         try:
             where = registries.locate(guest.destination)
             found = where.registry.find_manifest(where.path, inputs_tag(guest, wasm))

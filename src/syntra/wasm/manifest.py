@@ -19,7 +19,9 @@ from syntra.plugins.sandbox import Sandbox
 from syntra.wasm.artifact import published_digest
 
 
-def describe(registries: Registries, plan: Plan, root: Path, image: ImagePlan) -> dict[str, Any]:
+def describe(
+    registries: Registries | None, plan: Plan, root: Path, image: ImagePlan
+) -> dict[str, Any]:
     cache = default_cache()
     entries = []
     for name in image.plugins:
@@ -45,8 +47,9 @@ def describe(registries: Registries, plan: Plan, root: Path, image: ImagePlan) -
     return {"schemaVersion": 1, "image": image.name, "plugins": entries}
 
 
-def write(registries: Registries, plan: Plan, root: Path, image: ImagePlan) -> Path:
-    """The image's manifest in the plugins build context (rewritten only on change)."""
+def write(registries: Registries | None, plan: Plan, root: Path, image: ImagePlan) -> Path:
+    """The image's manifest in the plugins build context (rewritten only on change); a
+    plugin's published digest is asked of `registries` (None: of no registry)."""
     path = plugin_manifest(root, image.name)
     text = json.dumps(describe(registries, plan, root, image), indent=2, sort_keys=True) + "\n"
     write_if_changed(path, text.encode())
