@@ -10,10 +10,13 @@ one declares a Protocol of what it uses instead), and a module named in a string
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "syntra"
 
@@ -254,3 +257,15 @@ def test_the_oci_layer_knows_no_configuration() -> None:
         if other.startswith(("syntra.config", "syntra.plan"))
     ]
     assert leaks == []
+
+
+@pytest.mark.unit
+def test_the_unit_lane_starts_no_program() -> None:
+    """In the unit lane (`-m unit`, tests/unit_lane.py), starting any program fails the
+    test, however it is started."""
+    from tests.conftest import SubprocessInUnitLane
+
+    with pytest.raises(SubprocessInUnitLane):
+        subprocess.run(["true"], check=False)
+    with pytest.raises(SubprocessInUnitLane):
+        os.system("true")
