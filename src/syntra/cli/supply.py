@@ -33,7 +33,7 @@ def run_verify(
     registries = Registries(loaded.config.registries)
     if ref and ref not in artifacts:
         where, version = registries.for_ref(ref, insecure)
-        digest = version if version.startswith("sha256:") else resolve_tags(where, [version])
+        digest = resolve_tags(where, [version])  # a digest is itself
         checks = verify(ref, where, digest, policy)
     else:
         for name, each in artifacts.items():

@@ -103,7 +103,7 @@ def base_digest(registries: Registries, pinned: str, platform: str) -> str | Non
     where, digest = registries.for_ref(pinned)
     try:
         document = where.registry.get_manifest(where.path, digest)
-        if "manifests" not in document.json():
+        if not document.is_index:
             return document.digest
         found = [d["digest"] for d in document.children() if platform_of(d) == platform]
     except (SyntraError, ValueError):

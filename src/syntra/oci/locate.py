@@ -144,7 +144,7 @@ def resolve_tags(where: Where, tags: list[str]) -> str:
     """The digest of the first of `tags` in the repository; registry failures (down,
     login refused) are raised as they are, not taken for a missing tag."""
     for tag in tags:
-        digest = where.registry.head_manifest(where.path, tag)
+        digest = digest_in(where, tag)
         if digest is not None:
             return digest
     shown = ", ".join(tags) or "no tags"

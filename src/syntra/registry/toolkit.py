@@ -148,7 +148,7 @@ def delete(target: Target, version: str, force: bool) -> str:
         tag
         for tag in registry.tags(path)
         if not tag.startswith(attachment_tag(target.digest))
-        and registry.head_manifest(path, tag) == target.digest
+        and digest_in(target.where, tag) == target.digest
     ]
     if tagged and not force:
         raise SyntraError(

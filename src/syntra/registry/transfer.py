@@ -207,9 +207,9 @@ def gather(
             if options.all_tags:
                 for tag in where.registry.tags(where.path):
                     if not tag.startswith("sha256-"):
-                        head = where.registry.head_manifest(where.path, tag)
+                        head = digest_in(where, tag)
                         if head is not None:
-                            tags[tag] = head
+                            tags[tag] = digests.parse(head, where.identity)
         content = Content(top, source_tag=source_tag)
         for digest in {top, *tags.values()}:
             _walk(source, content, digest)

@@ -23,7 +23,7 @@ from syntra.config import Loaded
 from syntra.errors import Refused, SyntraError, count
 from syntra.fsutil import write_if_changed
 from syntra.oci import platform_of, push
-from syntra.oci.locate import Registries, Where
+from syntra.oci.locate import Registries, Where, digest_in
 from syntra.plan import Destination, Plan
 from syntra.supply import keys
 from syntra.supply.attach import attachment_tag
@@ -96,7 +96,7 @@ def plan_release(registries: Registries, plan: Plan) -> tuple[SemVer, list[Artif
         if not artifact.destination.tags:
             raise SyntraError(f"{artifact.name}: no tag renders in this checkout; nothing to find")
         built = artifact.destination.tags[0]
-        digest = registry.head_manifest(path, built)
+        digest = digest_in(artifact.where, built)
         if digest is None:
             raise SyntraError(
                 f"{artifact.name}: {path}:{built} is not in the registry; build first"
@@ -104,7 +104,7 @@ def plan_release(registries: Registries, plan: Plan) -> tuple[SemVer, list[Artif
         artifact.digest = digest
         artifact.tags = release_tags(version, registry.tags(path), artifact.kind)
         for tag in artifact.tags:
-            current = registry.head_manifest(path, tag)
+            current = digest_in(artifact.where, tag)
             (artifact.done if current == digest else artifact.todo).append(tag)
     return version, artifacts
 
@@ -139,14 +139,9 @@ def manifest(version: SemVer, plan: Plan, artifacts: list[Artifact]) -> dict[str
     for artifact in artifacts:
         registry, path = artifact.where.registry, artifact.where.path
         repository = artifact.where.identity
-        top = registry.get_manifest(path, artifact.digest).json()
-        platforms = [
-            {
-                "platform": platform_of(m),
-                "digest": m["digest"],
-            }
-            for m in top.get("manifests", [])
-        ]
+        top = registry.get_manifest(path, artifact.digest)
+        children = top.children() if top.is_index else []
+        platforms = [{"platform": platform_of(m), "digest": m["digest"]} for m in children]
         entries.append(
             {
                 "name": artifact.name,
