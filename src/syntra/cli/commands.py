@@ -170,7 +170,7 @@ def _build(args: argparse.Namespace) -> int:
         path = images.push_by_digest(job, args.platform, backend)
         print(path.read_text(), end="")
         return 0
-    print(images.publish(job, backend).model_dump_json(indent=2))
+    print(images.publish_image(job, backend).model_dump_json(indent=2))
     return 0
 
 
@@ -308,10 +308,10 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _report_page(args: argparse.Namespace) -> int:
-    from syntra.pipeline.buildreport import write
+    from syntra.pipeline.buildreport import write_report
 
     ctx = _context(args)
-    print(f"wrote {write(ctx.plan, ctx.root, args.output or report_page(ctx.root))}")
+    print(f"wrote {write_report(ctx.plan, ctx.root, args.output or report_page(ctx.root))}")
     return 0
 
 

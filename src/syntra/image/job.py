@@ -162,7 +162,7 @@ def _built_and_tested(
     """Built and tested; `publishing` is where the image goes (None: nowhere, and no
     registry is asked what its plugins were published as)."""
     if job.image.plugins:  # once: every platform bundles the same plugins
-        plugin_manifest.write(publishing, job.plan, job.root, job.image)
+        plugin_manifest.write_plugins_json(publishing, job.plan, job.root, job.image)
     built = [build_platform(job, p, builder) for p in platforms]
     boxes: dict[str, BoxFactory] = {
         image.platform.platform: partial(buildah_box, image.layout) for image in built
@@ -170,7 +170,7 @@ def _built_and_tested(
     return built, imagetest.run_tests(job.image, job.plan, job.root, boxes)
 
 
-def publish(job: Job, backend: Backend) -> ImageRecord:
+def publish_image(job: Job, backend: Backend) -> ImageRecord:
     """Build, test and push every platform of `job.image` with its index and tags, and
     write its record: through an OCI layout each, or by a builder that pushes itself
     (which returns what it pushed; recording it is done here, for both)."""
@@ -204,13 +204,13 @@ def build_to(job: Job, backend: Backend, platforms: list[str], output: str) -> s
     """Build and test `platforms`, then write them to `output` (oci:DIR[:TAG],
     oci-archive:FILE[:TAG], docker-archive:FILE): nothing pushed, no registry needed but
     for the base image."""
-    from syntra.registry.transfer import write
+    from syntra.registry.transfer import write_content
 
     built, _ = build_and_test(job, backend, platforms)
     content = _content(built)
     if output != "load":
         try:
-            return write(job.ctx.registries, output, content, insecure=False)
+            return write_content(job.ctx.registries, output, content, insecure=False)
         except OSError as exc:
             raise ToolError(f"--output {output}: {exc.strerror or exc}") from None
     program = engine_program(backend)
@@ -239,11 +239,11 @@ def _content(built: list[LayoutImage]) -> Content:
 
 def load(program: str, content: Content) -> str:
     """This host's platform of `content` into `program`'s image store; what was written."""
-    from syntra.registry.transfer import write
+    from syntra.registry.transfer import write_content
 
     with tempfile.TemporaryDirectory(prefix="syntra-load-") as folder:
         archive = Path(folder) / "image.tar"
-        written = write(Registries(), f"docker-archive:{archive}", content, insecure=False)
+        written = write_content(Registries(), f"docker-archive:{archive}", content, insecure=False)
         process.run([program, "load", "-i", str(archive)], f"{program} load")
     return written
 

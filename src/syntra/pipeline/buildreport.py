@@ -218,7 +218,7 @@ def page(plan: Plan, root: Path) -> str:
     )
 
 
-def write(plan: Plan, root: Path, target: Path) -> Path:
+def write_report(plan: Plan, root: Path, target: Path) -> Path:
     try:
         write_atomic(target, page(plan, root).encode())
     except OSError as exc:

@@ -65,7 +65,7 @@ def render(ctx: Context, name: str) -> Report:
     from syntra.image import render as specs
 
     rendered = specs.render_image(ctx.plan.image(ctx.check_image(name)), ctx.root, ctx.plan.project)
-    for path in specs.write(rendered, ctx.root):
+    for path in specs.write_specs(rendered, ctx.root):
         yield f"rendered {path}"
 
 
@@ -83,7 +83,7 @@ def compose(ctx: Context, name: str = "") -> Report:
     from syntra.image import compose as stack
 
     rendered = stack.render(ctx.loaded, ctx.plan)
-    for path in generated.write(rendered, ctx.root):
+    for path in generated.write_generated(rendered, ctx.root):
         yield f"rendered {path}"
     for path in generated.prune(stack.COMPOSE, [file.path for file in rendered], ctx.root):
         yield f"removed {path} (no services)"
@@ -93,14 +93,14 @@ def workflows(ctx: Context, name: str = "") -> Report:
     """.github/workflows/ from syntra.yaml; workflows no longer generated, removed."""
     from syntra.release import workflows as ci
 
-    for path in ci.write(ci.render(ctx.loaded, ctx.plan), ctx.root):
+    for path in ci.write_workflows(ci.render(ctx.loaded, ctx.plan), ctx.root):
         yield f"rendered {path}"
 
 
 def image(ctx: Context, name: str) -> Report:
     """Every platform built with the run's backend, tested and pushed with its tags; in
     a snapshot run, written to dist/snapshot/<image>.oci.tar instead."""
-    from syntra.image.job import build_to, publish
+    from syntra.image.job import build_to, publish_image
 
     job = ctx.job(name)
     backend, note = ctx.backend()
@@ -113,7 +113,7 @@ def image(ctx: Context, name: str) -> Report:
         written = build_to(job, backend, job.image.platforms, output)
         yield f"{name}: snapshot of {platforms}: {written}; nothing pushed"
         return
-    record = publish(job, backend)
+    record = publish_image(job, backend)
     if record.retagged:
         yield f"{name}: {platforms} unchanged (already built from these inputs): retagged"
     else:
@@ -180,7 +180,9 @@ def wasm_publish(ctx: Context, name: str) -> Report:
 
     guest = ctx.plan.guest(name)
     wasm = ctx.root / guest.output
-    record = artifact.publish(ctx.registries, guest, ctx.plan, wasm, ctx.root, default_cache())
+    record = artifact.publish_artifact(
+        ctx.registries, guest, ctx.plan, wasm, ctx.root, default_cache()
+    )
     yield f"{name}: {record.digest} -> {', '.join(record.refs)}"
     if guest.web and guest.web.publish:
         from syntra.records import write_record

@@ -304,7 +304,7 @@ def _copy_out(archive: Archive, name: str, folder: Path) -> tuple[Digest, int, b
 # Writing ------------------------------------------------------------------------------
 
 
-def write(
+def write_content(
     registries: Registries, spec: str, content: Content, insecure: bool, platform: str | None = None
 ) -> str:
     """Write `content` to `spec`; returns what the destination now holds (a reference)."""
@@ -423,7 +423,9 @@ def copy(
         with scratch() as folder:
             present = present_in(registries, destination, options.insecure)
             content = gather(registries, source, folder, present, options)
-            written = write(registries, destination, content, options.insecure, options.platform)
+            written = write_content(
+                registries, destination, content, options.insecure, options.platform
+            )
     except OSError as exc:  # a folder or archive that cannot be read or written
         raise ToolError(f"copy: {exc.filename or ''}: {exc.strerror or exc}") from None
     return content, written
@@ -441,4 +443,4 @@ def mirror(
             plain = CopyOptions(insecure=source.registry.insecure)
             content = gather(registries, f"{source.identity}@{digest}", folder, present, plain)
             content.tags = dict.fromkeys(destination.tags, content.top)
-            write(registries, there.identity, content, there.registry.insecure)
+            write_content(registries, there.identity, content, there.registry.insecure)

@@ -15,7 +15,7 @@ from syntra.oci.locate import Registries, Where, digest_in, pushed_digest
 from syntra.plan import Destination, Plan
 from syntra.plugins.binary import kind_of
 from syntra.records import Record, WasmRecord, find_record, shared_fields
-from syntra.registry.transfer import CopyOptions, gather, present_in, scratch, write
+from syntra.registry.transfer import CopyOptions, gather, present_in, scratch, write_content
 from syntra.release.secure import secure
 from syntra.supply.verify import policy_for, problems_of, verify
 
@@ -43,7 +43,7 @@ def promote(
         options = CopyOptions(referrers=True, insecure=where.registry.insecure)
         content = gather(registries, f"{where.identity}@{digest}", folder, present, options)
         content.tags |= dict.fromkeys(target.tags, content.top)
-        write(registries, there.identity, content, there.registry.insecure)
+        write_content(registries, there.identity, content, there.registry.insecure)
     record = _record(loaded, plan, name, where, digest)
     lines = [f"copied {digest} to {there.identity} ({', '.join(target.tags)})"]
     lines += secure(loaded, registries, plan, record, target)

@@ -547,10 +547,10 @@ def render(loaded: Loaded, plan: Plan) -> list[Generated]:
     ]
 
 
-def write(rendered: list[Generated], root: Path) -> list[str]:
+def write_workflows(rendered: list[Generated], root: Path) -> list[str]:
     """Write what changed and delete what is no longer generated; the paths touched."""
     removed = generated.prune(WORKFLOWS, (file.path for file in rendered), root)
-    return generated.write(rendered, root) + [f"{path} (removed)" for path in removed]
+    return generated.write_generated(rendered, root) + [f"{path} (removed)" for path in removed]
 
 
 def drift(rendered: list[Generated], root: Path) -> list[str]:

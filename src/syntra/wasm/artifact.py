@@ -106,7 +106,7 @@ def published_digest(
     return found.digest if found else digest_of(artifact(guest, plan, wasm, cache)[1])
 
 
-def publish(
+def publish_artifact(
     registries: Registries, guest: GuestPlan, plan: Plan, wasm: Path, root: Path, cache: Path
 ) -> WasmRecord:
     """Push the artifact: blobs, manifest by digest, then the tags; write the record. An

@@ -47,7 +47,9 @@ def describe(
     return {"schemaVersion": 1, "image": image.name, "plugins": entries}
 
 
-def write(registries: Registries | None, plan: Plan, root: Path, image: ImagePlan) -> Path:
+def write_plugins_json(
+    registries: Registries | None, plan: Plan, root: Path, image: ImagePlan
+) -> Path:
     """The image's manifest in the plugins build context (rewritten only on change); a
     plugin's published digest is asked of `registries` (None: of no registry)."""
     path = plugin_manifest(root, image.name)

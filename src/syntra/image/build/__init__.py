@@ -1,6 +1,6 @@
 """Stage: build. Image backends, kept apart from publishing as ko keeps them.
 
-Two kinds, both published by `syntra.image.job.publish(job, backend) -> ImageRecord`
+Two kinds, both published by `syntra.image.job.publish_image(job, backend) -> ImageRecord`
 (the contract they implement is in `contract.py`):
 - a *layout builder* (podman, buildx) builds one platform into an OCI layout; Syntra
   tests the layouts and publishes them through its one registry client;

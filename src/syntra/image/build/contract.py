@@ -48,7 +48,7 @@ class PushingBuilder(Backend, Protocol):
 
     def build_and_push(self, job: Job, where: Where) -> Pushed:
         """Build every platform of `job.image`, test it and push it with its index and
-        tags to `where`; what was pushed (`syntra.image.job.publish` records it)."""
+        tags to `where`; what was pushed (`syntra.image.job.publish_image` records it)."""
         ...
 
 
