@@ -9,14 +9,13 @@ import os
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syntra import config as config_stage
 from syntra import progress, telemetry
-from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error, count
+from syntra.errors import EXIT_TOOL, SyntraError, count, failure
 from syntra.image.build import CHOICES
 from syntra.invocation import invocation, started_as
 from syntra.paths import CONFIG_FILE, DEFAULT_KEY, SNAPSHOT_ENV, report_page
@@ -562,9 +561,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_CLOSED_PIPE
     except (SyntraError, OSError) as exc:
-        failed = as_error(exc)
-        if os.environ.get(DEBUG_ENV) == "1":
-            traceback.print_exc()
+        failed = failure(exc)
         print(failed, file=sys.stderr)
         return failed.exit_code
     except Terminated:

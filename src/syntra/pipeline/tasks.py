@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import shutil
 import sys
-import traceback
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error
+from syntra.errors import EXIT_TOOL, SyntraError, failure
 from syntra.formats import canonical_json
 from syntra.paths import (
     BUILTIN_TEMPLATES,
@@ -102,9 +100,7 @@ def _act(stage: stages.Stage, label: str, name: str = "") -> TaskFailed | None:
         for line in stage(_context(), name):
             print(line, flush=True)
     except (SyntraError, OSError) as exc:
-        if os.environ.get(DEBUG_ENV) == "1":
-            traceback.print_exc()
-        return TaskFailed(f"{' '.join(filter(None, (label, name)))}: {as_error(exc)}")
+        return TaskFailed(f"{' '.join(filter(None, (label, name)))}: {failure(exc)}")
     return None
 
 
