@@ -9,12 +9,18 @@ adapters say which stage and artifact it came from.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 from syntra import refs
+from syntra.errors import SyntraError
 from syntra.fsutil import write_atomic
 from syntra.paths import (
+    BUILTIN_TEMPLATES,
     plugin_file,
     snapshot_dir,
     wasm_cache,
@@ -23,7 +29,8 @@ from syntra.paths import (
     web_dir,
 )
 from syntra.pipeline.context import Context
-from syntra.plan import Output
+from syntra.plan import GuestPlan, Output
+from syntra.records import ImageRecord, find_record
 
 Report = Iterator[str]
 Stage = Callable[[Context, str], Report]
@@ -236,3 +243,82 @@ def release(ctx: Context, name: str = "") -> Report:
 
 def output(ctx: Context, name: str) -> Output:
     return next(o for o in ctx.plan.outputs() if o.name == name)
+
+
+# Whether a stage's work is current, each beside its stage: doit's tasks (pipeline.tasks)
+# ask these instead of running the stage. A `*_state` gives what must not have changed
+# and whether the artifact is there; `image_current` answers outright.
+
+
+def image_current(ctx: Context, name: str) -> bool:
+    """The image's record names exactly today's inputs, its base taken as the record
+    pinned it (no registry is asked): nothing to build, whichever task or backend pushed
+    it (`doit container` then `doit supply` signs what was pushed). A damaged or
+    incomplete record counts as missing. Another base named in syntra.yaml changes the
+    args; a base tag that moved is seen when the task runs (`doit -a docker`)."""
+    from syntra.image.inputs import local_inputs_digest
+
+    record = find_record(ctx.root, name)
+    if not isinstance(record, ImageRecord) or record.inputs is None:
+        return False
+    try:
+        return record.inputs == local_inputs_digest(ctx.job(name), record.base)
+    except (SyntraError, OSError):
+        return False  # the action says what is wrong, naming the stage
+
+
+def snapshot_state(ctx: Context, name: str) -> tuple[Any, bool]:
+    """What the snapshot archive is built from (plugin bytes included, the base as
+    syntra.yaml names it), and whether it is there."""
+    from syntra.image.inputs import local_inputs_digest
+
+    archive = Path(snapshot_archive(ctx, name))
+    job = ctx.job(name)
+    return local_inputs_digest(job, job.image.base), archive.exists()
+
+
+def web_inputs(guest: GuestPlan, root: Path) -> dict[str, Any]:
+    """What a bundle is made of besides the wasm: the settings, the test values, the
+    templates shipped with Syntra, and, for a component only, whether jco is there (a
+    core module's bundle is Syntra's own loader). Read when doit asks, after the
+    guest was compiled: whether it is a component is in its header."""
+    from syntra.plugins.binary import kind_of_file
+
+    templates = sorted((BUILTIN_TEMPLATES / "web").glob("*.j2"))
+    try:
+        component = kind_of_file(root / guest.output) == "component"
+    except (OSError, ValueError):
+        component = False  # the task runs (its file_dep) and says what is wrong
+    return {
+        "web": dataclasses.asdict(guest.web) if guest.web else None,
+        "tests": guest.tests,
+        "templates": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in templates},
+        "jco": shutil.which("jco") is not None if component else None,
+    }
+
+
+def web_state(ctx: Context, name: str) -> tuple[Any, bool]:
+    """The bundle's inputs, and whether it is as they say: its folder is there, or is
+    rightly absent (a component, no jco: the task wrote nothing)."""
+    guest = ctx.plan.guest(name)
+    assert guest.web is not None
+    inputs = web_inputs(guest, ctx.root)
+    return inputs, (ctx.root / guest.web.dir).is_dir() or inputs["jco"] is False
+
+
+def wasm_publish_state(ctx: Context, name: str) -> tuple[Any, bool]:
+    """What publish pushes: the refs, and the web bundle only when it is published
+    with the guest; and whether the guest's record is there."""
+    guest = ctx.plan.guest(name)
+    pushed: dict[str, Any] = {"refs": guest.destination.refs}
+    if guest.web and guest.web.publish:
+        pushed["web"] = web_inputs(guest, ctx.root)
+    return pushed, find_record(ctx.root, name) is not None
+
+
+def supply_state(ctx: Context, name: str) -> tuple[Any, bool]:
+    """What was pushed where, and the supply-chain settings."""
+    from syntra.records import read_record
+
+    record = read_record(ctx.root, name).model_dump(mode="json", exclude={"uploaded_bytes"})
+    return [record, ctx.loaded.config.supply_chain.model_dump()], True
