@@ -22,7 +22,7 @@ from syntra.release.cut import run_release
 from syntra.release.secure import secure
 from syntra.supply import keys
 from syntra.supply.attach import attachment_tag
-from syntra.supply.verify import KeyTrust, Policy, trust_for, verify
+from syntra.supply.verify import KeyTrust, Policy, trust_of, verify
 from tests.conftest import commit, git
 from tests.support.memory import MemoryRegistry, memory_registry
 
@@ -110,7 +110,7 @@ def test_verify_takes_the_configured_key_and_refuses_another(
     pushed: Pushed, tmp_path: Path
 ) -> None:
     destination = pushed.ctx.plan.image("web").destination
-    policy = Policy(trust_for(pushed.ctx.loaded), [], True)
+    policy = Policy(trust_of(pushed.ctx.loaded), [], True)
     unsigned = verify("web", pushed.where, pushed.record.digest, policy)
     assert [check.signature for check in unsigned] == [False, False]
     _secure(pushed, destination)

@@ -213,20 +213,18 @@ def load_reference(
 
 def trust_from(key: str | Path | None, identity: str | None, issuer: str) -> Trust:
     """What a signature must verify against: a public key or a keyless identity."""
-    from syntra.supply import keys
-    from syntra.supply.verify import KeylessTrust, KeyTrust
+    from syntra.supply.verify import trust_in
 
-    if key is not None:
-        return KeyTrust(keys.load_public(Path(key)))
+    keyless = None
     if identity is not None:
         from syntra.config.model import Signing
 
-        signing = Signing(mode="keyless", identity=identity, issuer=issuer)
-        return KeylessTrust(Path.cwd(), signing)
-    raise SyntraError(
+        keyless = Signing(mode="keyless", identity=identity, issuer=issuer)
+    missing = (
         "nothing to verify the plugin's signature against: give key= or identity= "
         "(insecure_skip_verify=True runs it unverified)"
     )
+    return trust_in(Path(key) if key is not None else None, keyless, Path.cwd(), missing)
 
 
 def load_manifest(path: str | Path, *, cache: Path | None = None) -> dict[str, Plugin]:

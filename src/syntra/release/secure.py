@@ -92,9 +92,9 @@ def secure(
 
 def _proven(loaded: Loaded, attachments: Attachments, where: Where, subject: Subject) -> bool:
     """Whether `subject` already has provenance that verifies with this signing setup."""
-    from syntra.supply.verify import trust_for
+    from syntra.supply.verify import trust_of
 
-    _, attested = trust_for(loaded).examine(attachments, subject.digest, [])
+    _, attested = trust_of(loaded).examine(attachments, subject.digest, [])
     return PROVENANCE in attested
 
 
