@@ -28,7 +28,8 @@ LAYERS = {
     "registry": 4,  # copying, inspecting, the local registry
     "wasm": 5,  # the guest build stage and its languages
     "image": 6,  # jobs, inputs, build backends, rendering, image tests, publishing
-    "release": 7,  # secure, promote, release, workflows and their matrix
+    "release": 7,  # secure, promote, release
+    "ci": 7,  # the generated workflows and their build matrix
     "pipeline": 8,  # context, stages, doit tasks, preflight, build report, stack
     "cli": 9,  # argument parsing and everything that prints
 }

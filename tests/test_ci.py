@@ -18,10 +18,10 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
+from syntra.ci import workflows as ci
+from syntra.ci.workflows import DEFAULT_ACTIONS, PULL_REQUEST
 from syntra.config import load
 from syntra.plan import build_plan
-from syntra.release import workflows as ci
-from syntra.release.workflows import DEFAULT_ACTIONS, PULL_REQUEST
 from tests.conftest import REPO, SCHEMAS, Result, commit, git
 
 BIN = Path(sys.executable).parent

@@ -66,7 +66,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     ctx = _context(args)
     if args.changed or args.matrix:
-        from syntra.release import matrix
+        from syntra.ci import matrix
 
         found = matrix.to_json(ctx, changed=args.changed)
         print(json.dumps(found, indent=None if args.json else 2))
@@ -284,8 +284,8 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _ci(args: argparse.Namespace) -> int:
+    from syntra.ci import workflows as ci
     from syntra.pipeline import stages
-    from syntra.release import workflows as ci
 
     ctx = _context(args)
     if args.check:

@@ -98,7 +98,7 @@ def compose(ctx: Context, name: str = "") -> Report:
 
 def workflows(ctx: Context, name: str = "") -> Report:
     """.github/workflows/ from syntra.yaml; workflows no longer generated, removed."""
-    from syntra.release import workflows as ci
+    from syntra.ci import workflows as ci
 
     for path in ci.write_workflows(ci.render(ctx.loaded, ctx.plan), ctx.root):
         yield f"rendered {path}"

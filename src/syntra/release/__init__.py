@@ -1,2 +1,2 @@
 """Releases: versions and tags, promotion with verification, signing and attaching
-(secure), the CI workflows and their build matrix."""
+(secure). The CI workflows and their build matrix are in `syntra.ci`."""

@@ -32,12 +32,12 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from syntra import generated
+from syntra.ci.matrix import chunk_count
 from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.generated import Family, Generated
 from syntra.paths import WORKFLOWS_DIR, digests_dir, plugins_dir, records_dir
 from syntra.plan import Plan
-from syntra.release.matrix import chunk_count
 from syntra.supply import keys
 from syntra.wasm.languages import language
 
