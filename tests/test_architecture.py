@@ -30,7 +30,8 @@ LAYERS = {
     "image": 6,  # jobs, inputs, build backends, rendering, image tests, publishing
     "release": 7,  # secure, promote, release
     "ci": 7,  # the generated workflows and their build matrix
-    "pipeline": 8,  # context, stages, doit tasks, preflight, build report, stack
+    "pipeline": 8,  # context, stages, doit tasks, preflight, build report
+    "up": 8,  # `syntra up`: the compose file and the stack
     "cli": 9,  # argument parsing and everything that prints
 }
 """A module may import from its own layer or a lower one, never a higher one."""

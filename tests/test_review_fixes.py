@@ -117,7 +117,7 @@ def _context(root: Path) -> Context:
 
 
 def test_damaged_image_cache_counts_as_absent(tmp_path: Path) -> None:
-    from syntra.pipeline import stack
+    from syntra.up import stack
 
     record = tmp_path / "images.json"
     for text in ('{"web": "x"}', "{not json", '{"web": {"inputs": 1}}', "[]"):
@@ -138,7 +138,7 @@ def test_unexpected_inspect_output_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, said: str
 ) -> None:
     from syntra import process
-    from syntra.pipeline import stack
+    from syntra.up import stack
 
     (tmp_path / "syntra.yaml").write_text(STACK.replace("VOLUME", '"data:/d"'))
     ctx = _context(tmp_path)
@@ -154,7 +154,7 @@ def test_inspect_output_gives_the_container(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from syntra import process
-    from syntra.pipeline import stack
+    from syntra.up import stack
 
     (tmp_path / "syntra.yaml").write_text(STACK.replace("VOLUME", '"data:/d"'))
     ctx = _context(tmp_path)

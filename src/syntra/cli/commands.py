@@ -101,8 +101,9 @@ def _report(lines: Iterable[str]) -> int:
 
 def _render(args: argparse.Namespace) -> int:
     from syntra import generated
-    from syntra.image import compose, render
+    from syntra.image import render
     from syntra.pipeline import stages
+    from syntra.up import compose
 
     ctx = _context(args)
     if args.check:
@@ -315,19 +316,19 @@ def _report_page(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from syntra.pipeline import stack
+    from syntra.up import stack
 
     return _report(stack.up(_context(args), list(args.services)))
 
 
 def _down(args: argparse.Namespace) -> int:
-    from syntra.pipeline import stack
+    from syntra.up import stack
 
     return _report(stack.down(_context(args)))
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from syntra.pipeline import stack
+    from syntra.up import stack
 
     return _report(stack.logs(_context(args), args.service))
 

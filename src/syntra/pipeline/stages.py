@@ -87,7 +87,7 @@ def prune(ctx: Context, name: str = "") -> Report:
 def compose(ctx: Context, name: str = "") -> Report:
     """ContainerSpecs/compose.yaml from syntra.yaml's services; removed when it has none."""
     from syntra import generated
-    from syntra.image import compose as stack
+    from syntra.up import compose as stack
 
     rendered = stack.render(ctx.loaded, ctx.plan)
     for path in generated.write_generated(rendered, ctx.root):

@@ -126,8 +126,8 @@ def _template_files(root: Path) -> list[str]:
 
 def task_render() -> Iterator[TaskDict]:
     """Render ContainerSpecs/<image>/{Dockerfile,Containerfile} from templates."""
-    from syntra.image.compose import COMPOSE_FILE, compose_inputs
     from syntra.image.render import render_inputs
+    from syntra.up.compose import COMPOSE_FILE, compose_inputs
 
     ctx = _context()
     templates = _template_files(ctx.root)
