@@ -28,7 +28,8 @@ LAYERS = {
     "registry": 4,  # copying, inspecting, the local registry
     "wasm": 5,  # the guest build stage and its languages
     "image": 6,  # jobs, inputs, build backends, rendering, image tests, publishing
-    "release": 7,  # secure, promote, release
+    "supplychain": 6,  # the supply stage: sign and attest what was pushed (needs wasm)
+    "release": 7,  # promote, release
     "ci": 7,  # the generated workflows and their build matrix
     "pipeline": 8,  # context, stages, doit tasks, preflight, build report
     "up": 8,  # `syntra up`: the compose file and the stack

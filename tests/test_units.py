@@ -19,10 +19,10 @@ from syntra.pipeline.context import Context
 from syntra.plan import Destination
 from syntra.records import ImageRecord, PlatformImage
 from syntra.release.cut import run_release
-from syntra.release.secure import secure
 from syntra.supply import keys
 from syntra.supply.attach import attachment_tag
 from syntra.supply.verify import KeyTrust, Policy, trust_of, verify
+from syntra.supplychain.secure import secure
 from tests.conftest import commit, git
 from tests.support.memory import MemoryRegistry, memory_registry
 

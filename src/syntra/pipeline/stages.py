@@ -226,7 +226,7 @@ def supply(ctx: Context, name: str) -> Report:
     """Signatures, SBOM attestations and provenance for the digests of `name`'s record,
     in every registry it went to (each signs for its own name)."""
     from syntra.records import read_record
-    from syntra.release.secure import secure
+    from syntra.supplychain.secure import secure
 
     record = read_record(ctx.root, name)
     for destination in output(ctx, name).destinations:

@@ -16,8 +16,8 @@ from syntra.plan import Destination, Plan
 from syntra.plugins.binary import kind_of
 from syntra.records import Record, WasmRecord, find_record, shared_fields
 from syntra.registry.transfer import CopyOptions, gather, present_in, scratch, write_content
-from syntra.release.secure import secure
 from syntra.supply.verify import policy_for, problems_of, verify
+from syntra.supplychain.secure import secure
 
 
 def promote(
