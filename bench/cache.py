@@ -93,9 +93,9 @@ def build(root: Path, env: dict[str, str]) -> float:
 
 def cache_bytes(registry: str, repository: str) -> tuple[int, int]:
     """(tags, bytes of every distinct blob and manifest) of the cache repository."""
-    from syntra.oci import client_for
+    from syntra.oci.locate import Registries
 
-    client = client_for(registry, insecure=True)
+    client = Registries().client(registry, insecure=True)
     tags = client.tags(repository)
     sizes: dict[str, int] = {}
     for tag in tags:

@@ -16,6 +16,7 @@ import pytest
 
 from syntra.cli import main
 from syntra.paths import STATE_DIR
+from tests.unit_lane import in_unit_lane
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -86,9 +87,6 @@ def syntra(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     """Run the CLI in-process in a directory; any traceback fails the test by itself."""
 
     def run(cwd: Path, *argv: str) -> Result:
-        from syntra.oci import forget_clients
-
-        forget_clients()  # each in-process run is a new run, as a new process would be
         monkeypatch.chdir(cwd)
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -210,8 +208,35 @@ LONGEST_FIRST = ("test_up", "test_registry", "test_supply", "test_images", "test
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:  # the unit lane: tests/unit_lane.py names them
+        if in_unit_lane(item.path.name, item.name) and item.get_closest_marker("e2e") is None:
+            item.add_marker(pytest.mark.unit)
+
     def rank(item: pytest.Item) -> int:
         stem = item.path.stem
         return LONGEST_FIRST.index(stem) if stem in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: each file's tests keep their order
+
+
+class SubprocessInUnitLane(AssertionError):
+    """A test marked `unit` started another program: it belongs in the fast lane."""
+
+
+@pytest.fixture(autouse=True)
+def _unit_lane_runs_no_program(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test marked `unit` fails the moment it starts another program (git, podman, a
+    registry, a doit run): every spawn goes through `subprocess.Popen._execute_child`,
+    `os.posix_spawn` or `os.fork`, and here each of them raises."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise SubprocessInUnitLane(f"{request.node.nodeid}: the unit lane starts no program")
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+    for name in ("posix_spawn", "posix_spawnp", "fork", "system"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, refuse)

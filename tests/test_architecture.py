@@ -2,17 +2,21 @@
 layered, without import circles, and no function with a long parameter list.
 
 Every import counts: at module level, inside functions (a deferred import is still a
-dependency) and under `if TYPE_CHECKING:` (a lower layer that needs a type of a higher
-one declares a Protocol of what it uses instead).
+dependency), under `if TYPE_CHECKING:` (a lower layer that needs a type of a higher
+one declares a Protocol of what it uses instead), and a module named in a string (the
+`BACKENDS` and `LANGUAGES` registries load theirs with `importlib`).
 """
 
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "syntra"
 
@@ -24,8 +28,11 @@ LAYERS = {
     "registry": 4,  # copying, inspecting, the local registry
     "wasm": 5,  # the guest build stage and its languages
     "image": 6,  # jobs, inputs, build backends, rendering, image tests, publishing
-    "release": 7,  # secure, promote, release, workflows and their matrix
-    "pipeline": 8,  # context, stages, doit tasks, preflight, build report, stack
+    "supplychain": 6,  # the supply stage: sign and attest what was pushed (needs wasm)
+    "release": 7,  # promote, release
+    "ci": 7,  # the generated workflows and their build matrix
+    "pipeline": 8,  # context, stages, doit tasks, preflight, build report
+    "up": 8,  # `syntra up`: the compose file and the stack
     "cli": 9,  # argument parsing and everything that prints
 }
 """A module may import from its own layer or a lower one, never a higher one."""
@@ -72,6 +79,7 @@ def imports(module: str, path: Path, known: dict[str, Path]) -> Iterator[str]:
 
     tree = ast.parse(path.read_text())
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    yield from registered(tree, known)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -92,6 +100,22 @@ def imports(module: str, path: Path, known: dict[str, Path]) -> Iterator[str]:
                 found = owner(".".join(parts[:depth]))
                 if found and found != module and not module.startswith(f"{found}."):
                     yield found
+
+
+def registered(tree: ast.Module, known: dict[str, Path]) -> Iterator[str]:
+    """The modules of a registry (`BACKENDS = {"podman": "syntra.image.build.podman"}`):
+    a public upper-case dict at module level whose values name modules, which it
+    imports by name with `importlib`. (`syntra/__init__.py`'s private `_HOMES` is the
+    PEP 562 table of its public API, loaded on first use, not a registry.)"""
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)):
+            continue
+        names = [target.id for target in node.targets if isinstance(target, ast.Name)]
+        if not any(name.isupper() and not name.startswith("_") for name in names):
+            continue
+        for value in node.value.values:
+            if isinstance(value, ast.Constant) and value.value in known:
+                yield str(value.value)
 
 
 def graph() -> dict[str, set[str]]:
@@ -135,6 +159,8 @@ def test_the_graph_sees_deferred_imports() -> None:
     edges = graph()
     assert "syntra.cli.commands" in edges["syntra.cli"]  # imported inside main()
     assert "syntra.plan" in edges["syntra.plugins.sandbox"]  # under TYPE_CHECKING
+    assert "syntra.image.build.container" in edges["syntra.image.build"]  # BACKENDS
+    assert "syntra.wasm.languages.swift" in edges["syntra.wasm.languages"]  # LANGUAGES
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
@@ -221,3 +247,28 @@ def test_the_configuration_names_every_build_backend() -> None:
     from syntra.image.build import BACKENDS
 
     assert set(BUILDERS) == {"auto", *BACKENDS}
+
+
+def test_the_oci_layer_knows_no_configuration() -> None:
+    """`oci/` takes registries and logins from a `Registries` it is given, never from
+    syntra.yaml's model: it imports nothing of `syntra.config` (nor the plan built on it)."""
+    leaks = [
+        f"{module} imports {other}"
+        for module, others in sorted(graph().items())
+        if module.startswith("syntra.oci")
+        for other in sorted(others)
+        if other.startswith(("syntra.config", "syntra.plan"))
+    ]
+    assert leaks == []
+
+
+@pytest.mark.unit
+def test_the_unit_lane_starts_no_program() -> None:
+    """In the unit lane (`-m unit`, tests/unit_lane.py), starting any program fails the
+    test, however it is started."""
+    from tests.conftest import SubprocessInUnitLane
+
+    with pytest.raises(SubprocessInUnitLane):
+        subprocess.run(["true"], check=False)
+    with pytest.raises(SubprocessInUnitLane):
+        os.system("true")

@@ -331,15 +331,13 @@ def test_real_buildx_builds_tests_and_publishes_from_the_registry_cache(
 
 def test_each_run_chooses_how_it_uses_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SYNTRA_LAYER_CACHE", raising=False)
-    monkeypatch.delenv("SYNTRA_SNAPSHOT", raising=False)
-    assert cache.mode() == "write"
-    monkeypatch.setenv("SYNTRA_SNAPSHOT", "1")  # pushes nothing: reads the cache only
-    assert cache.mode() == "read"
+    assert cache.mode(snapshot=False) == "write"
+    assert cache.mode(snapshot=True) == "read"  # a snapshot pushes nothing: reads only
     monkeypatch.setenv("SYNTRA_LAYER_CACHE", "off")
-    assert cache.mode() == "off"
+    assert cache.mode(snapshot=False) == "off"
     monkeypatch.setenv("SYNTRA_LAYER_CACHE", "sometimes")
     with pytest.raises(SyntraError) as caught:
-        cache.mode()
+        cache.mode(snapshot=False)
     assert str(caught.value) == "SYNTRA_LAYER_CACHE='sometimes' is not one of off, read, write"
 
 

@@ -18,10 +18,10 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
+from syntra.ci import workflows as ci
+from syntra.ci.workflows import DEFAULT_ACTIONS, PULL_REQUEST
 from syntra.config import load
 from syntra.plan import build_plan
-from syntra.release import workflows as ci
-from syntra.release.workflows import DEFAULT_ACTIONS, PULL_REQUEST
 from tests.conftest import REPO, SCHEMAS, Result, commit, git
 
 BIN = Path(sys.executable).parent
@@ -402,7 +402,7 @@ def test_hostile_values_past_validation_are_still_never_run(
     ci_settings = loaded.config.ci.model_copy(update={"install": f"pip install {hostile}"})
     config = loaded.config.model_copy(update={"supply_chain": supply, "ci": ci_settings})
     hostile_loaded = dataclasses.replace(loaded, config=config)
-    ci.write(ci.render(hostile_loaded, build_plan(hostile_loaded)), root)
+    ci.write_workflows(ci.render(hostile_loaded, build_plan(hostile_loaded)), root)
     _lint(root)
     docker = _workflow(root, "docker.yml")
     scripts = [s.get("run", "") for job in docker["jobs"].values() for s in job["steps"]]

@@ -21,6 +21,7 @@ from syntra.image.build.container import (
     unavailable_reason,
 )
 from syntra.image.inputs import Job
+from syntra.image.job import publish_image
 from syntra.paths import build_dir
 from syntra.pipeline.context import Context
 from syntra.plan import build_plan
@@ -130,7 +131,7 @@ def test_every_command_for_each_version(
     refs = job.image.destination.refs
     staging = refs[0].rsplit(":", 1)[0] + ":syntra-staging"
 
-    pushed = AppleContainer(str(STANDIN)).publish(job)
+    pushed = publish_image(job, AppleContainer(str(STANDIN)))
 
     calls = [call["argv"] for call in _calls(standin)]
     spec, context = str(job.root / job.image.containerfile), str(job.root / "app")
@@ -181,7 +182,7 @@ def test_missing_index_children_are_repaired(
     job = _job(tmp_path, registry, base, "    repository: tests/apple-repair\n")
     (job.root / "ContainerSpecs" / "app").mkdir(parents=True)
     (job.root / job.image.containerfile).write_text("FROM scratch\n")
-    pushed = AppleContainer(str(STANDIN)).publish(job)
+    pushed = publish_image(job, AppleContainer(str(STANDIN)))
     assert [c["argv"][:3] for c in _calls(standin)][-1] == ["image", "save", "--output"]
     for child in pushed.platforms:
         ref = f"docker://{registry}/tests/apple-repair@{child.digest}"
@@ -197,7 +198,7 @@ def test_errors_are_one_clear_line(
     spec = job.root / job.image.containerfile
     spec.write_text("FROM scratch\n" + "# padding\n" * 1700)
     with pytest.raises(SyntraError, match=r"is 17013 bytes: Apple's container CLI refuses"):
-        AppleContainer(str(STANDIN)).publish(job)
+        publish_image(job, AppleContainer(str(STANDIN)))
     assert not any(c["argv"][0] == "build" for c in _calls(standin))
     spec.write_text("FROM scratch\n")
     monkeypatch.setenv("STANDIN_FAIL", "build")
@@ -205,11 +206,11 @@ def test_errors_are_one_clear_line(
         r"^container build of app failed \(exit 1; see .*\): #5 ERROR: process did not complete"
     )
     with pytest.raises(SyntraError, match=failed):
-        AppleContainer(str(STANDIN)).publish(job)
+        publish_image(job, AppleContainer(str(STANDIN)))
     (standin / "running").unlink()
     monkeypatch.setenv("STANDIN_NO_START", "1")
     with pytest.raises(SyntraError, match="container system start did not bring the services up"):
-        AppleContainer(str(STANDIN)).publish(job)
+        publish_image(job, AppleContainer(str(STANDIN)))
 
 
 def test_scheme_is_explicit_for_1_3(
@@ -253,7 +254,7 @@ def test_image_tests_run_through_the_cli_before_the_push(
     (job.root / job.image.containerfile).write_text("FROM scratch\n")
     staging = job.image.destination.refs[0].rsplit(":", 1)[0] + ":syntra-staging"
     with pytest.raises(SyntraError) as failed:
-        AppleContainer(str(STANDIN)).publish(job)
+        publish_image(job, AppleContainer(str(STANDIN)))
     lines = str(failed.value).splitlines()
     assert lines[0] == "2 of 6 image tests failed; nothing pushed"
     for number, arch in enumerate(("amd64", "arm64"), start=1):
@@ -276,7 +277,7 @@ def test_image_tests_run_through_the_cli_before_the_push(
     (job.root / "syntra.yaml").write_text(
         (job.root / "syntra.yaml").read_text().split("      - {http:")[0]
     )
-    pushed = AppleContainer(str(STANDIN)).publish(_job_from(job.root))
+    pushed = publish_image(_job_from(job.root), AppleContainer(str(STANDIN)))
     assert [(t.platform, t.test) for t in pushed.tests] == [
         (platform, test)
         for platform in ("linux/amd64", "linux/arm64")

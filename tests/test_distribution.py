@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from syntra.ci import workflows
 from syntra.config import load
 from syntra.errors import SyntraError
 from syntra.plan import build_plan
-from syntra.release import workflows
 from syntra.version import DISTRIBUTION, VERSION, pinned_install
 from tests.conftest import MINIMAL, REPO
 

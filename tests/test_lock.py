@@ -187,8 +187,8 @@ def test_init_locks_what_its_dockerfiles_start_from(
 
 def test_up_runs_locked_service_images_by_digest(tmp_path: Path) -> None:
     from syntra import config
-    from syntra.image import compose
     from syntra.plan import build_plan
+    from syntra.up import compose
 
     (tmp_path / "syntra.yaml").write_text(
         "version: 1\nproject: {name: s}\nservices:\n"
@@ -283,6 +283,7 @@ def test_apple_container_refuses_a_locked_from_it_could_not_pin(
 ) -> None:
     from syntra.errors import SyntraError
     from syntra.image.build.container import AppleContainer
+    from syntra.image.job import publish_image
     from syntra.pipeline.context import Context
 
     monkeypatch.setenv("STANDIN_STATE", str(tmp_path / "standin"))
@@ -293,4 +294,4 @@ def test_apple_container_refuses_a_locked_from_it_could_not_pin(
     job = Context.load(root / "syntra.yaml").job("app")
     assert job.stage_images == {base: str(job.base_reference)}  # the base is the FROM too
     with pytest.raises(SyntraError, match=f"the locked FROM {base} needs a named build context"):
-        AppleContainer(str(REPO / "tests" / "standins" / "container")).publish(job)
+        publish_image(job, AppleContainer(str(REPO / "tests" / "standins" / "container")))

@@ -18,6 +18,7 @@ from doit.exceptions import TaskFailed
 from doit.task import Task
 
 from syntra.errors import SyntraError, ToolError
+from syntra.pipeline import stages
 from syntra.pipeline.context import Context
 from tests.conftest import REPO, Result
 
@@ -116,7 +117,7 @@ def _context(root: Path) -> Context:
 
 
 def test_damaged_image_cache_counts_as_absent(tmp_path: Path) -> None:
-    from syntra.pipeline import stack
+    from syntra.up import stack
 
     record = tmp_path / "images.json"
     for text in ('{"web": "x"}', "{not json", '{"web": {"inputs": 1}}', "[]"):
@@ -137,7 +138,7 @@ def test_unexpected_inspect_output_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, said: str
 ) -> None:
     from syntra import process
-    from syntra.pipeline import stack
+    from syntra.up import stack
 
     (tmp_path / "syntra.yaml").write_text(STACK.replace("VOLUME", '"data:/d"'))
     ctx = _context(tmp_path)
@@ -153,7 +154,7 @@ def test_inspect_output_gives_the_container(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from syntra import process
-    from syntra.pipeline import stack
+    from syntra.up import stack
 
     (tmp_path / "syntra.yaml").write_text(STACK.replace("VOLUME", '"data:/d"'))
     ctx = _context(tmp_path)
@@ -249,9 +250,9 @@ def test_publish_does_not_depend_on_jco_unless_it_ships_a_component_bundle(
 ) -> None:
     _setup(tmp_path, web, wasm)
     _jco(monkeypatch, True)
-    with_jco = guest_tasks._publish_state("fib")
+    with_jco = stages.wasm_publish_state(guest_tasks._context(), "fib")
     _jco(monkeypatch, False)
-    assert guest_tasks._publish_state("fib") == with_jco
+    assert stages.wasm_publish_state(guest_tasks._context(), "fib") == with_jco
 
 
 def test_a_published_component_bundle_depends_on_jco(
@@ -259,9 +260,9 @@ def test_a_published_component_bundle_depends_on_jco(
 ) -> None:
     _setup(tmp_path, "{publish: true}", COMPONENT)
     _jco(monkeypatch, True)
-    with_jco = guest_tasks._publish_state("fib")
+    with_jco = stages.wasm_publish_state(guest_tasks._context(), "fib")
     _jco(monkeypatch, False)
-    assert guest_tasks._publish_state("fib") != with_jco
+    assert stages.wasm_publish_state(guest_tasks._context(), "fib") != with_jco
 
 
 def test_web_task_of_a_component_without_jco_is_up_to_date(
@@ -290,9 +291,9 @@ def test_web_task_of_a_module_ignores_jco(
     _setup(tmp_path, "true", MODULE)
     (tmp_path / "dist" / "web" / "fib").mkdir(parents=True)
     _jco(monkeypatch, False)
-    state = guest_tasks._web_state("fib")
+    state = stages.web_state(guest_tasks._context(), "fib")
     _jco(monkeypatch, True)
-    assert guest_tasks._web_state("fib") == state
+    assert stages.web_state(guest_tasks._context(), "fib") == state
     assert state[1] is True
 
 

@@ -611,8 +611,8 @@ def test_compose_interpolates_nothing_syntra_writes(
     config = SERVICES.replace("    depends_on: {db: {condition: service_healthy}}\n", "")
     config = config.replace('    environment: {GREETING: "v{{ version }}", PRICE: "$5"}\n', extra)
     (tmp_path / "syntra.yaml").write_text(config)
-    from syntra.image import compose
     from syntra.pipeline.context import Context
+    from syntra.up import compose
 
     monkeypatch.chdir(tmp_path)
     ctx = Context.load(tmp_path / "syntra.yaml")

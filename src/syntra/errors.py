@@ -8,6 +8,8 @@ The class says what failed, and so the exit code (README, "Exit codes"):
 from __future__ import annotations
 
 import difflib
+import os
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -73,6 +75,15 @@ def as_error(exc: SyntraError | OSError) -> SyntraError:
         return exc
     where = f"{exc.filename}: " if exc.filename else ""
     return ToolError(one_line(f"{where}{exc.strerror or exc}"))
+
+
+def failure(exc: SyntraError | OSError) -> SyntraError:
+    """The one handling of a failed stage run or command, for doit's tasks and the CLI
+    alike: the error as one line (`as_error`), with the traceback printed first when
+    SYNTRA_DEBUG=1. Called inside the `except` that caught `exc`."""
+    if os.environ.get(DEBUG_ENV) == "1":
+        traceback.print_exc()
+    return as_error(exc)
 
 
 class ConfigError(SyntraError):

@@ -53,7 +53,7 @@ class Family:
         return self.mark in path.read_text(errors="replace")[:HEAD_BYTES]
 
 
-def write(files: list[Generated], root: Path) -> list[str]:
+def write_generated(files: list[Generated], root: Path) -> list[str]:
     """Write the files whose text changed; their paths."""
     return [
         file.path for file in files if write_if_changed(root / file.path, file.text.encode("utf-8"))

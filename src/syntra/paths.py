@@ -75,10 +75,6 @@ def path_hint(root: Path, relative: str, *, dir: bool = False) -> str:
     return f"; did you mean '{'/'.join(fixed)}'?" if fixed != list(parts) else ""
 
 
-def snapshot() -> bool:
-    return os.environ.get(SNAPSHOT_ENV) == "1"
-
-
 def snapshot_dir(root: Path) -> Path:
     """Where a snapshot run writes its archives and wasm files."""
     return root / "dist" / "snapshot"

@@ -39,9 +39,9 @@ def seed_busybox(registry: str, binaries: dict[str, Path], repository: str, tag:
         )
         loaded = config.load(root / "syntra.yaml")
         resolved = plan.build_plan(loaded)
-        render.write(render.render_plan(resolved, root), root)
+        render.write_specs(render.render_plan(resolved, root), root)
         backend, _ = build.select("podman")
-        job.publish(Context(loaded, resolved).job("busybox"), backend)
+        job.publish_image(Context(loaded, resolved).job("busybox"), backend)
     return f"{registry}/{repository}:{tag}"
 
 

@@ -14,8 +14,7 @@ import io
 import itertools
 import json
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -24,7 +23,7 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from syntra import oci
+from syntra.oci import Registries
 
 _ROUTE = re.compile(r"^/v2/(?P<repo>.+)/(?P<kind>manifests|blobs|tags)/(?P<ref>[^/]*)$")
 _UPLOAD = re.compile(r"^/v2/(?P<repo>.+)/blobs/uploads/(?P<session>[^/]*)$")
@@ -52,6 +51,12 @@ class MemoryRegistry(BaseAdapter):
 
     def __post_init__(self) -> None:
         super().__init__()
+
+    def serve(self, registries: Registries) -> None:
+        """`registries`' client for this host (plain HTTP, as syntra.yaml declares it
+        `insecure`) reaches this registry and nothing else."""
+        client = registries.client(self.host, True)
+        client.session.mount(f"http://{self.host}/", self)
 
     def repository(self, name: str) -> Repository:
         return self.repositories.setdefault(name, Repository())
@@ -151,15 +156,6 @@ class MemoryRegistry(BaseAdapter):
         return 201, {"Docker-Content-Digest": query["digest"]}, b""
 
 
-@contextmanager
-def memory_registry() -> Iterator[MemoryRegistry]:
-    """A fresh registry at `memory-N.invalid:5000`; Syntra's clients for that host (plain
-    HTTP, as syntra.yaml declares it `insecure`) reach it and nothing else."""
-    oci.forget_clients()
-    registry = MemoryRegistry(f"memory-{next(_hosts)}.invalid:5000")
-    client = oci.client_for(registry.host, True)
-    client.session.mount(f"http://{registry.host}/", registry)
-    try:
-        yield registry
-    finally:
-        oci.forget_clients()
+def memory_registry() -> MemoryRegistry:
+    """A fresh registry at `memory-N.invalid:5000`, reached by the runs it `serve`s."""
+    return MemoryRegistry(f"memory-{next(_hosts)}.invalid:5000")

@@ -9,17 +9,16 @@ import os
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syntra import config as config_stage
 from syntra import progress, telemetry
-from syntra.errors import DEBUG_ENV, EXIT_REFUSED, EXIT_TOOL, SyntraError, as_error, count
+from syntra.errors import EXIT_REFUSED, EXIT_TOOL, SyntraError, count, failure
 from syntra.image.build import CHOICES
 from syntra.invocation import invocation, started_as
-from syntra.paths import CONFIG_FILE, DEFAULT_KEY, SNAPSHOT_ENV, report_page, snapshot
+from syntra.paths import CONFIG_FILE, DEFAULT_KEY, SNAPSHOT_ENV, report_page
 from syntra.version import installed_version
 
 if TYPE_CHECKING:
@@ -82,7 +81,7 @@ def _doctor(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     ctx = _context(args)
     if args.changed or args.matrix:
-        from syntra.release import matrix
+        from syntra.ci import matrix
 
         found = matrix.to_json(ctx, changed=args.changed)
         print(json.dumps(found, indent=None if args.json else 2))
@@ -117,8 +116,9 @@ def _report(lines: Iterable[str]) -> int:
 
 def _render(args: argparse.Namespace) -> int:
     from syntra import generated
-    from syntra.image import compose, render
+    from syntra.image import render
     from syntra.pipeline import stages
+    from syntra.up import compose
 
     ctx = _context(args)
     if args.check:
@@ -144,19 +144,18 @@ def _lock(args: argparse.Namespace) -> int:
     from syntra.image import locking
 
     ctx = _context(args)
-    repo = locking.Repository(ctx.loaded, ctx.plan)
+    repo = locking.Repository(ctx.loaded, ctx.plan, ctx.registries)
     if args.check or args.offline:
         return _report(locking.check(repo, offline=args.offline))
     return _report(locking.lock(repo, args.update))
 
 
-def _prepared(args: argparse.Namespace) -> tuple[Job, Backend]:
+def _prepared(ctx: Context, image: str) -> tuple[Job, Backend]:
     """The image's job with its specs rendered, and the backend: --builder, then
     $SYNTRA_BUILDER, then syntra.yaml."""
     from syntra.pipeline import stages
 
-    ctx = _context(args)
-    job = ctx.job(args.image)
+    job = ctx.job(image)
     for _ in stages.render(ctx, job.image.name):
         pass
     backend, note = ctx.backend()
@@ -167,11 +166,13 @@ def _prepared(args: argparse.Namespace) -> tuple[Job, Backend]:
 
 def _build(args: argparse.Namespace) -> int:
     from syntra.image import job as images
+    from syntra.pipeline import stages
 
+    ctx = _context(args)
     if args.output:
         if args.push_by_digest:
             raise SyntraError("--output writes locally: it does not go with --push-by-digest")
-        job, backend = _prepared(args)
+        job, backend = _prepared(ctx, args.image)
         platforms = [args.platform] if args.platform else job.image.platforms
         if args.output == "load" and not args.platform:
             from syntra.registry.transfer import host_platform
@@ -181,23 +182,20 @@ def _build(args: argparse.Namespace) -> int:
         return 0
     if args.push_by_digest != bool(args.platform):
         raise SyntraError("--push-by-digest and --platform go together: one platform, no tags")
-    if snapshot():  # like `SYNTRA_SNAPSHOT=1 doit`: built, tested, written; nothing pushed
+    if not stages.publishes(ctx):  # as `SYNTRA_SNAPSHOT=1 doit`: built, tested, written
         if args.push_by_digest:
             raise SyntraError(f"{SNAPSHOT_ENV} is set: nothing is pushed, so no --push-by-digest")
-        from syntra.pipeline import stages
-
-        ctx = _context(args)
         for _ in stages.render(ctx, ctx.check_image(args.image)):
             pass
         for line in stages.image(ctx, args.image):
             print(line)
         return 0
-    job, backend = _prepared(args)
+    job, backend = _prepared(ctx, args.image)
     if args.push_by_digest:
         path = images.push_by_digest(job, args.platform, backend)
         print(path.read_text(), end="")
         return 0
-    print(images.publish(job, backend).model_dump_json(indent=2))
+    print(images.publish_image(job, backend).model_dump_json(indent=2))
     return 0
 
 
@@ -205,7 +203,7 @@ def _test(args: argparse.Namespace) -> int:
     from syntra.image import job as images
     from syntra.image.inputs import Job
 
-    job, backend = _prepared(args)
+    job, backend = _prepared(_context(args), args.image)
     if args.without_secrets and job.image.secrets:
         # Pull requests get no secrets: the build runs without them (a RUN step that
         # mounts one finds nothing there).
@@ -308,12 +306,12 @@ def _promote(args: argparse.Namespace) -> int:
     from syntra.release.promote import promote
 
     ctx = _context(args)
-    return _report(promote(ctx.loaded, ctx.plan, args.source, args.to))
+    return _report(promote(ctx.loaded, ctx.registries, ctx.plan, args.source, args.to))
 
 
 def _ci(args: argparse.Namespace) -> int:
+    from syntra.ci import workflows as ci
     from syntra.pipeline import stages
-    from syntra.release import workflows as ci
 
     ctx = _context(args)
     if args.check:
@@ -335,11 +333,11 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _report_page(args: argparse.Namespace) -> int:
-    from syntra.pipeline.buildreport import write
+    from syntra.pipeline.buildreport import write_report
 
     ctx = _context(args)
     target = args.output or report_page(ctx.root)
-    reported = write(ctx.plan, ctx.root, target)
+    reported = write_report(ctx.plan, ctx.root, target)
     print(f"wrote {target}")
     if reported is not None and reported.result == "failure":
         print(f"the reported run failed: {reported.command}", file=sys.stderr)
@@ -348,19 +346,19 @@ def _report_page(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from syntra.pipeline import stack
+    from syntra.up import stack
 
     return _report(stack.up(_context(args), list(args.services)))
 
 
 def _down(args: argparse.Namespace) -> int:
-    from syntra.pipeline import stack
+    from syntra.up import stack
 
     return _report(stack.down(_context(args), volumes=args.volumes))
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from syntra.pipeline import stack
+    from syntra.up import stack
 
     return _report(stack.logs(_context(args), args.service))
 
@@ -659,9 +657,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_CLOSED_PIPE
     except (SyntraError, OSError) as exc:
-        failed = as_error(exc)
-        if os.environ.get(DEBUG_ENV) == "1":
-            traceback.print_exc()
+        failed = failure(exc)
         print(failed, file=sys.stderr)
         return failed.exit_code
     except Terminated:

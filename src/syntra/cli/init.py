@@ -231,11 +231,12 @@ def first_lock(root: Path) -> str:
     that says how to make one (init never fails for a registry out of reach)."""
     from syntra import config
     from syntra.image.locking import Repository, lock, wanted
+    from syntra.oci.locate import Registries
     from syntra.plan import build_plan
 
     try:
         loaded = config.load(root / CONFIG_FILE)
-        repo = Repository(loaded, build_plan(loaded))
+        repo = Repository(loaded, build_plan(loaded), Registries(loaded.config.registries))
         if not wanted(repo):
             return f"no {LOCK_FILE}: no image to pin yet (`syntra lock` writes it once there is)"
         *_, last = lock(repo)

@@ -11,14 +11,17 @@ from syntra.errors import SyntraError, did_you_mean
 
 if TYPE_CHECKING:
     from syntra.config import Loaded
+    from syntra.oci.locate import Registries
     from syntra.plan import GuestPlan
 
 
-def named(loaded: Loaded | None, target: str) -> tuple[str, GuestPlan | None]:
+def named(
+    loaded: Loaded | None, registries: Registries, target: str
+) -> tuple[str, GuestPlan | None]:
     """`target` as a registry reference, and the guest it names (None: a reference)."""
     if loaded is None or any(mark in target for mark in "/:@"):
         return target, None  # a reference: a guest's name has none of these
-    from syntra.oci.locate import locate, pushed_digest
+    from syntra.oci.locate import pushed_digest
     from syntra.plan import build_plan
 
     guests = build_plan(loaded).guests
@@ -28,6 +31,6 @@ def named(loaded: Loaded | None, target: str) -> tuple[str, GuestPlan | None]:
         raise SyntraError(f"no guest '{target}' in syntra.yaml{did_you_mean(target, names)}")
     if not guest.destination.registry:
         raise SyntraError(f"wasm.{target} is not pushed to a registry: nothing to pull")
-    where = locate(loaded.config, guest.destination)
+    where = registries.locate(guest.destination)
     digest = pushed_digest(loaded.root, target, where, guest.destination)
     return f"{where.identity}@{digest}", guest

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from syntra.config import load
-from syntra.config.model import Config
-from syntra.oci.locate import registry_for_ref
+from syntra.oci.locate import Registries
 from syntra.registry import toolkit
 from syntra.supply.attach import WEB_BUNDLE
 
@@ -19,14 +18,15 @@ NAMES = ("inspect", "digest", "tags", "tree", "sbom", "copy", "delete", "pull")
 """Shown under their own heading in `syntra --help`."""
 
 
-def _config(args: argparse.Namespace) -> Config | None:
-    """syntra.yaml's registries (credentials, insecure) when there is one here."""
+def _registries(args: argparse.Namespace) -> Registries:
+    """The command's registry clients, with syntra.yaml's registries (credentials,
+    insecure) when there is one here."""
     file = Path(args.file)
-    return load(file).config if file.exists() else None
+    return Registries(load(file).config.registries if file.exists() else None)
 
 
 def _target(args: argparse.Namespace) -> toolkit.Target:
-    return toolkit.resolve(_config(args), args.ref, args.insecure)
+    return toolkit.resolve(_registries(args), args.ref, args.insecure)
 
 
 def _print(args: argparse.Namespace, found: Any, text: str) -> None:
@@ -52,7 +52,7 @@ def _digest(args: argparse.Namespace) -> int:
 
 
 def _tags(args: argparse.Namespace) -> int:
-    where, _ = registry_for_ref(_config(args), args.repository, args.insecure)
+    where, _ = _registries(args).for_ref(args.repository, args.insecure)
     found = sorted(where.registry.tags(where.path))
     _print(args, found, "\n".join(found))
     return 0
@@ -83,7 +83,7 @@ def _copy(args: argparse.Namespace) -> int:
     from syntra.registry.transfer import CopyOptions, copy
 
     options = CopyOptions(args.referrers, args.all_tags, args.insecure, args.platform)
-    content, written = copy(_config(args), args.source, args.destination, options)
+    content, written = copy(_registries(args), args.source, args.destination, options)
     found = {
         "digest": content.top,
         "destination": written,
@@ -102,14 +102,16 @@ def _sbom(args: argparse.Namespace) -> int:
     loaded = load(file) if file.exists() else None
     missing = "nothing to verify the SBOM's signature against: give --key PUB"
     trust = trust_of(loaded, Path(args.key) if args.key else None, missing)
-    target = toolkit.resolve(loaded.config if loaded else None, args.ref, args.insecure)
+    target = toolkit.resolve(
+        Registries(loaded.config.registries if loaded else None), args.ref, args.insecure
+    )
     print(json.dumps(toolkit.sbom(target, trust, args.format, args.platform), indent=2))
     return 0
 
 
 def _delete(args: argparse.Namespace) -> int:
     target = _target(args)
-    _, version = registry_for_ref(_config(args), args.ref, args.insecure)  # tag or digest
+    _, version = _registries(args).for_ref(args.ref, args.insecure)  # tag or digest
     said = toolkit.delete(target, version, args.force)
     _print(args, {"deleted": args.ref, "said": said}, said)
     return 0
@@ -123,7 +125,7 @@ def _pull(args: argparse.Namespace) -> int:
         shown = "\n".join(f"wrote {path}" for path in files)
         _print(args, {"bundle": bundle.reference, "files": [str(f) for f in files]}, shown)
         return 0
-    written = toolkit.pull(_config(args), args.ref, Path(args.dir), args.insecure)
+    written = toolkit.pull(_registries(args), args.ref, Path(args.dir), args.insecure)
     _print(args, {"file": str(written)}, f"wrote {written}")
     return 0
 
@@ -132,10 +134,13 @@ def _guest_names(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     """`run` with `args.ref` read as `syntra run` reads it: a guest's name from
     syntra.yaml is its published reference (`names.named`)."""
     from syntra.cli.names import named
+    from syntra.oci.locate import Registries
 
     def with_names(args: argparse.Namespace) -> int:
         file = Path(args.file)
-        args.ref, _ = named(load(file) if file.exists() else None, args.ref)
+        loaded = load(file) if file.exists() else None
+        registries = Registries(loaded.config.registries if loaded else None)
+        args.ref, _ = named(loaded, registries, args.ref)
         return run(args)
 
     return with_names

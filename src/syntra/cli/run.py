@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from syntra.config import Loaded
+from syntra.oci.locate import Registries
 from syntra.plugins import Limits, Source, default_cache, limits_of, load_reference
 from syntra.supply.verify import Trust, trust_of
 
@@ -33,7 +34,8 @@ class RunRequest:
 
 
 def run(loaded: Loaded | None, request: RunRequest) -> int:
-    reference, limits = _target(loaded, request.target)
+    registries = Registries(loaded.config.registries if loaded else None)
+    reference, limits = _target(loaded, registries, request.target)
     limits = Limits(
         max_mem=request.max_mem or limits.max_mem,
         max_ms=request.max_ms if request.max_ms is not None else limits.max_ms,
@@ -41,8 +43,7 @@ def run(loaded: Loaded | None, request: RunRequest) -> int:
     )
     trust = _trust(loaded, request)
     cache = default_cache()
-    config = loaded.config if loaded else None
-    source = Source(reference, trust, request.insecure, config)
+    source = Source(reference, trust, request.insecure, registries)
     plugin = load_reference(source, limits, cache, request.runtime)
     result = plugin.measure(request.function, *[_value(arg) for arg in request.args])
     if request.as_json:
@@ -60,12 +61,12 @@ def run(loaded: Loaded | None, request: RunRequest) -> int:
     return 0
 
 
-def _target(loaded: Loaded | None, target: str) -> tuple[str, Limits]:
+def _target(loaded: Loaded | None, registries: Registries, target: str) -> tuple[str, Limits]:
     """The reference to pull and the default limits: a guest's published digest with
     its declared limits (`names.named`), or a reference with none."""
     from syntra.cli.names import named
 
-    reference, guest = named(loaded, target)
+    reference, guest = named(loaded, registries, target)
     return reference, limits_of(guest.limits) if guest else Limits()
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from syntra.config import Loaded
 from syntra.errors import SyntraError
-from syntra.oci.locate import locate, pushed_digest, registry_for_ref, resolve_tags
+from syntra.oci.locate import Registries, pushed_digest, resolve_tags
 from syntra.plan import build_plan
 from syntra.supply.verify import Check, policy_for, trust_of, verify
 
@@ -30,16 +30,17 @@ def run_verify(
         print(line, file=sys.stderr)
     artifacts = {output.name: output.destinations for output in plan.outputs()}
     checks: list[Check] = []
+    registries = Registries(loaded.config.registries)
     if ref and ref not in artifacts:
-        where, version = registry_for_ref(loaded.config, ref, insecure)
-        digest = version if version.startswith("sha256:") else resolve_tags(where, [version])
+        where, version = registries.for_ref(ref, insecure)
+        digest = resolve_tags(where, [version])  # a digest is itself
         checks = verify(ref, where, digest, policy)
     else:
         for name, each in artifacts.items():
             if ref and name != ref:
                 continue
             for destination in each:  # every registry the artifact goes to
-                where = locate(loaded.config, destination)
+                where = registries.locate(destination)
                 try:
                     digest = pushed_digest(loaded.root, name, where, destination)
                 except SyntraError as exc:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from syntra.config import Loaded
     from syntra.image.publish import Pinned
     from syntra.lockfile import Lock
+    from syntra.oci.locate import Registries
 
 
 class Run(Protocol):
@@ -39,6 +40,12 @@ class Run(Protocol):
 
     @property
     def lock(self) -> Lock | None: ...
+
+    @property
+    def registries(self) -> Registries: ...
+
+    @property
+    def snapshot(self) -> bool: ...
 
     def pin(self, reference: str) -> Pinned: ...
 

@@ -35,7 +35,7 @@ from syntra.image.publish import (
 )
 from syntra.image.testbox import BoxFactory, buildah_box, require_buildah
 from syntra.invocation import invocation
-from syntra.oci.locate import Where, locate
+from syntra.oci.locate import Registries, Where
 from syntra.paths import build_dir, build_log, slug
 from syntra.records import (
     ImageRecord,
@@ -82,7 +82,7 @@ def finish(job: Job, where: Where, pushed: Pushed, retagged: bool = False) -> Im
     if job.image.mirrors:
         from syntra.registry.transfer import mirror
 
-        mirror(job.loaded.config, where, record.digest, job.image.mirrors)
+        mirror(job.ctx.registries, where, record.digest, job.image.mirrors)
     return record
 
 
@@ -140,7 +140,7 @@ def build_platform(
             warn(job.image.name, cache.plan.reference, str(exc))
             builder.build(replace(request, cache=None))
     base = job.base_reference
-    found = base_digest(job.loaded.config, base, platform) if base else None
+    found = base_digest(job.ctx.registries, base, platform) if base else None
     facts = BuildFacts(builder.name, invocation(), base, found, inputs_tag(job, platform))
     return read_layout(request.layout, platform, facts)
 
@@ -148,7 +148,7 @@ def build_platform(
 def _note_base(job: Job, where: Where) -> None:
     """The base image's blobs, noted for cross-repository mounts."""
     if job.base:
-        note_base_blobs(job.loaded.config, job.base.reference, where)
+        note_base_blobs(job.ctx.registries, job.base.reference, where)
 
 
 def _ready(job: Job, platforms: list[str]) -> None:
@@ -169,15 +169,17 @@ def build_and_test(
     """Build `platforms` and run the image's tests on each; nothing is pushed."""
     builder = layout_builder(backend, "building without pushing")
     _ready(job, platforms)
-    return _built_and_tested(job, builder, platforms)
+    return _built_and_tested(job, builder, platforms, None)
 
 
 def _built_and_tested(
-    job: Job, builder: LayoutBuilder, platforms: list[str]
+    job: Job, builder: LayoutBuilder, platforms: list[str], publishing: Registries | None
 ) -> tuple[list[LayoutImage], list[TestResult]]:
+    """Built and tested; `publishing` is where the image goes (None: nowhere, and no
+    registry is asked what its plugins were published as)."""
     if job.image.plugins:  # once: every platform bundles the same plugins
-        plugin_manifest.write(job.loaded.config, job.plan, job.root, job.image)
-    cache = usable(job.loaded.config, job.image)
+        plugin_manifest.write_plugins_json(publishing, job.plan, job.root, job.image)
+    cache = usable(job.ctx.registries, job.image, job.ctx.snapshot)
     built = [build_platform(job, p, builder, cache) for p in platforms]
     boxes: dict[str, BoxFactory] = {
         image.platform.platform: partial(buildah_box, image.layout) for image in built
@@ -185,24 +187,26 @@ def _built_and_tested(
     return built, imagetest.run_tests(job.image, job.plan, job.root, boxes)
 
 
-def publish(job: Job, backend: Backend) -> ImageRecord:
+def publish_image(job: Job, backend: Backend) -> ImageRecord:
     """Build, test and push every platform of `job.image` with its index and tags, and
-    write its record: through an OCI layout each, or by a builder that pushes itself."""
+    write its record: through an OCI layout each, or by a builder that pushes itself
+    (which returns what it pushed; recording it is done here, for both)."""
     if isinstance(backend, LayoutBuilder):
         return build_and_publish(job, backend)
-    return cast(PushingBuilder, backend).publish(job)
+    where = job.ctx.registries.locate(job.image.destination)
+    return finish(job, where, cast(PushingBuilder, backend).build_and_push(job, where))
 
 
 def build_and_publish(job: Job, builder: LayoutBuilder) -> ImageRecord:
     """Every platform of the image, tested, then all of them pushed together with their
     index and tags; returns the record."""
     _ready(job, job.image.platforms)
-    where = locate(job.loaded.config, job.image.destination)
+    where = job.ctx.registries.locate(job.image.destination)
     where.registry.check_push(where.path)
     reused = _reuse(job, where)
     if reused is not None:
         return reused
-    built, tested = _built_and_tested(job, builder, job.image.platforms)
+    built, tested = _built_and_tested(job, builder, job.image.platforms, job.ctx.registries)
     _note_base(job, where)
     before = where.registry.transfer.uploaded_bytes
     cache_tags = {inputs_tag(job, image.platform.platform): image for image in built}
@@ -217,13 +221,13 @@ def build_to(job: Job, backend: Backend, platforms: list[str], output: str) -> s
     """Build and test `platforms`, then write them to `output` (oci:DIR[:TAG],
     oci-archive:FILE[:TAG], docker-archive:FILE): nothing pushed, no registry needed but
     for the base image."""
-    from syntra.registry.transfer import write
+    from syntra.registry.transfer import write_content
 
     built, _ = build_and_test(job, backend, platforms)
     content = _content(built)
     if output != "load":
         try:
-            return write(None, output, content, insecure=False)
+            return write_content(job.ctx.registries, output, content, insecure=False)
         except OSError as exc:
             raise ToolError(f"--output {output}: {exc.strerror or exc}") from None
     program = engine_program(backend)
@@ -252,11 +256,11 @@ def _content(built: list[LayoutImage]) -> Content:
 
 def load(program: str, content: Content) -> str:
     """This host's platform of `content` into `program`'s image store; what was written."""
-    from syntra.registry.transfer import write
+    from syntra.registry.transfer import write_content
 
     with tempfile.TemporaryDirectory(prefix="syntra-load-") as folder:
         archive = Path(folder) / "image.tar"
-        written = write(None, f"docker-archive:{archive}", content, insecure=False)
+        written = write_content(Registries(), f"docker-archive:{archive}", content, insecure=False)
         process.run([program, "load", "-i", str(archive)], f"{program} load")
     return written
 
@@ -274,9 +278,9 @@ def push_by_digest(job: Job, platform: str, backend: Backend) -> Path:
     """CI fan-out: build one platform, push it untagged, write its digest file."""
     builder = layout_builder(backend, "--push-by-digest")
     _ready(job, [platform])
-    where = locate(job.loaded.config, job.image.destination)
+    where = job.ctx.registries.locate(job.image.destination)
     where.registry.check_push(where.path)
-    built, _ = _built_and_tested(job, builder, [platform])
+    built, _ = _built_and_tested(job, builder, [platform], job.ctx.registries)
     _note_base(job, where)
     push_images(where, built, None, {inputs_tag(job, platform): built[0]})
     return write_digest_file(job.root, job.image.name, built[0].platform)
@@ -286,7 +290,7 @@ def merge(job: Job) -> ImageRecord:
     """Assemble the index from the digest files of every platform and push it with tags.
     The base each platform was built from is read from its digest file, as its build
     recorded it: not resolved again."""
-    where = locate(job.loaded.config, job.image.destination)
+    where = job.ctx.registries.locate(job.image.destination)
     children = []
     for platform in job.image.platforms:
         child = (

@@ -14,17 +14,19 @@ from syntra.config import Loaded
 from syntra.errors import Refused, SyntraError
 from syntra.lockfile import Lock, Locked, Use
 from syntra.oci import platform_of
-from syntra.oci.locate import Where, digest_in, registry_for_ref
+from syntra.oci.locate import Registries, Where, digest_in
 from syntra.paths import LOCK_FILE
 from syntra.plan import Plan
 
 
 @dataclass(frozen=True)
 class Repository:
-    """What `syntra lock` works on: the loaded config, its plan, and where it lives."""
+    """What `syntra lock` works on: the loaded config, its plan, where it lives, and the
+    run's registry clients."""
 
     loaded: Loaded
     plan: Plan
+    registries: Registries
 
     @property
     def root(self) -> Path:
@@ -46,7 +48,7 @@ def wanted(repo: Repository) -> dict[str, Use]:
 def resolve(repo: Repository, use: Use) -> Locked:
     """`use`'s reference as its registry has it now: the digest its tag points at and the
     manifest of each platform built from it, signed when `supply_chain.base_key` says."""
-    where, version = registry_for_ref(repo.loaded.config, use.reference)
+    where, version = repo.registries.for_ref(use.reference)
     digest = digest_in(where, version)
     if digest is None:
         raise SyntraError(f"{use.reference} ({use.where[0]}): not in its registry")
@@ -159,7 +161,7 @@ def check(repo: Repository, offline: bool = False) -> Iterator[str]:
     stale: list[str] = []
     for reference, use in sorted(uses.items()):
         locked = found.images[reference]
-        where, _ = registry_for_ref(repo.loaded.config, reference)
+        where, _ = repo.registries.for_ref(reference)
         if where.registry.head_manifest(where.path, locked.digest) is None:
             stale.append(f"{reference}: locked {locked.digest} is no longer in its registry")
             continue

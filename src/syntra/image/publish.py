@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from syntra import refs
-from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.lockfile import Locked
 from syntra.oci import (
@@ -26,7 +25,7 @@ from syntra.oci import (
 )
 from syntra.oci.digest import Digest
 from syntra.oci.layout import Layout, LayoutError
-from syntra.oci.locate import Where, digest_in, registry_for_ref
+from syntra.oci.locate import Registries, Where, digest_in
 from syntra.plan import Destination, ImagePlan, Plan
 from syntra.records import ImageRecord, PlatformImage, TestResult, shared_fields
 
@@ -39,10 +38,10 @@ class Pinned(NamedTuple):
     insecure: bool
 
 
-def resolve_base(config: Config, reference: str) -> Pinned:
+def resolve_base(registries: Registries, reference: str) -> Pinned:
     """`reference` pinned to the digest it points at now (`Context.pin` keeps it for
     the run)."""
-    where, version = registry_for_ref(config, reference)
+    where, version = registries.for_ref(reference)
     registry = where.registry
     digest = digest_in(where, version)
     if digest is None:
@@ -50,17 +49,17 @@ def resolve_base(config: Config, reference: str) -> Pinned:
     return Pinned(Locked(reference, digest, {}).pinned, registry.insecure)
 
 
-def locked_base(config: Config, locked: Locked) -> Pinned:
+def locked_base(registries: Registries, locked: Locked) -> Pinned:
     """A base pinned by `syntra.lock`: its registry is not asked."""
-    where, _ = registry_for_ref(config, locked.reference)
+    where, _ = registries.for_ref(locked.reference)
     return Pinned(locked.pinned, where.registry.insecure)
 
 
-def note_base_blobs(config: Config, pinned: str, destination: Where) -> None:
+def note_base_blobs(registries: Registries, pinned: str, destination: Where) -> None:
     """When the base image lives on the destination's registry, tell its client which
     blobs the base holds, so the image mounts them instead of uploading them again. Only
     an optimisation: a base that cannot be read now is simply not noted."""
-    where, digest = registry_for_ref(config, pinned)
+    where, digest = registries.for_ref(pinned)
     if where.registry is not destination.registry:
         return
     try:
@@ -103,13 +102,13 @@ class BuildFacts:
     """The `inputs-<sha256>` tag of what the build was given."""
 
 
-def base_digest(config: Config, pinned: str, platform: str) -> str | None:
+def base_digest(registries: Registries, pinned: str, platform: str) -> str | None:
     """The digest of `pinned`'s manifest for `platform` in its registry (the index's
     child, or the manifest itself); None when it cannot be read."""
-    where, digest = registry_for_ref(config, pinned)
+    where, digest = registries.for_ref(pinned)
     try:
         document = where.registry.get_manifest(where.path, digest)
-        if "manifests" not in document.json():
+        if not document.is_index:
             return document.digest
         found = [d["digest"] for d in document.children() if platform_of(d) == platform]
     except (SyntraError, ValueError):

@@ -149,9 +149,9 @@ def _with_header(image: ImagePlan, spec: str, body: str) -> str:
     return "".join(lines[:directives]) + header(image, spec) + "".join(lines[directives:])
 
 
-def write(specs: list[Spec], root: Path) -> list[str]:
+def write_specs(specs: list[Spec], root: Path) -> list[str]:
     """Write specs that changed; returns their paths."""
-    return generated.write(specs, root)
+    return generated.write_generated(specs, root)
 
 
 def spec_paths(plan: Plan) -> list[str]:

@@ -249,7 +249,7 @@ def page(plan: Plan, root: Path) -> str:
     )
 
 
-def write(plan: Plan, root: Path, target: Path) -> RunLog | None:
+def write_report(plan: Plan, root: Path, target: Path) -> RunLog | None:
     """The page written at `target`; the run it reports (None: no run yet)."""
     try:
         write_atomic(target, page(plan, root).encode())

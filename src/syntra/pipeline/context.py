@@ -1,11 +1,11 @@
 """One run's context: built once per `syntra` command or doit process, handed to every
 stage (GoReleaser's `context.Context`).
 
-It holds the loaded config and its plan, the environment's choices (builder,
-snapshot), and what a run must resolve only once: a base image tag is pinned to one
-digest per run, so the digest that decided a rebuild is the digest built, recorded
-and named in the provenance. With a `syntra.lock`, the lock pins it instead, and no
-registry is asked.
+It holds the loaded config and its plan, the environment's choices (builder, snapshot),
+the registry clients (one per host, with syntra.yaml's logins), and what a run must
+resolve only once: a base image tag is pinned to one digest per run, so the digest that
+decided a rebuild is the digest built, recorded and named in the provenance. With a
+`syntra.lock`, the lock pins it instead, and no registry is asked.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from syntra import lockfile
 from syntra.config import Loaded
 from syntra.errors import SyntraError, did_you_mean
 from syntra.lockfile import Lock
-from syntra.paths import BUILDER_ENV, CONFIG_FILE, snapshot
+from syntra.oci.locate import Registries
+from syntra.paths import BUILDER_ENV, CONFIG_FILE, SNAPSHOT_ENV
 from syntra.plan import Plan, build_plan
 
 if TYPE_CHECKING:
@@ -36,9 +37,12 @@ class Context:
     builder: str = ""
     """Builder preference: `--builder`, else $SYNTRA_BUILDER, else syntra.yaml."""
     snapshot: bool = False
-    """`SYNTRA_SNAPSHOT=1`: build and write to dist/snapshot/; push, sign, release nothing."""
+    """`SYNTRA_SNAPSHOT=1`: build and write to dist/snapshot/; push, sign, release nothing.
+    Decided here, once per run (the only read of the variable); `pipeline.stages` is the
+    one module that acts on it (`publishes`, `skipped`)."""
     dry_run: bool = False
     """Say what would change, change nothing (`syntra release --dry-run`)."""
+    _registries: Registries | None = field(default=None, repr=False)
     _pinned: dict[str, Pinned] = field(default_factory=dict, repr=False)
     _jobs: dict[str, Job] = field(default_factory=dict, repr=False)
     _backends: dict[str, tuple[Backend, str | None]] = field(default_factory=dict, repr=False)
@@ -47,11 +51,19 @@ class Context:
 
     def __post_init__(self) -> None:
         self.builder = self.builder or os.environ.get(BUILDER_ENV) or self.loaded.config.builder
+        self._registries = self._registries or Registries(self.loaded.config.registries)
 
     @classmethod
     def load(cls, file: str | Path = CONFIG_FILE, builder: str | None = None) -> Context:
         loaded = config_stage.load(file)
-        return cls(loaded, build_plan(loaded), builder or "", snapshot())
+        snapshot = os.environ.get(SNAPSHOT_ENV) == "1"
+        return cls(loaded, build_plan(loaded), builder or "", snapshot)
+
+    @property
+    def registries(self) -> Registries:
+        """The run's registry clients, with syntra.yaml's registries and their logins."""
+        assert self._registries is not None  # set once, in __post_init__
+        return self._registries
 
     @property
     def root(self) -> Path:
@@ -96,7 +108,7 @@ class Context:
             if found is not None:
                 from syntra.image.locking import Repository, wanted
 
-                uses = wanted(Repository(self.loaded, self.plan))
+                uses = wanted(Repository(self.loaded, self.plan, self.registries))
                 problem = lockfile.disagreement(found, uses)
                 if problem:
                     raise SyntraError(problem)
@@ -109,11 +121,11 @@ class Context:
         from syntra.image.publish import locked_base, resolve_base
 
         if reference not in self._pinned:
-            lock, config = self.lock, self.loaded.config
+            lock = self.lock
             self._pinned[reference] = (
-                locked_base(config, lock.entry(reference))
+                locked_base(self.registries, lock.entry(reference))
                 if lock
-                else resolve_base(config, reference)
+                else resolve_base(self.registries, reference)
             )
         return self._pinned[reference]
 

@@ -236,8 +236,6 @@ def _registries(ctx: Context) -> Iterator[Finding]:
 
 
 def _push(ctx: Context, destination: Destination) -> str:
-    from syntra.oci.locate import locate
-
-    where = locate(ctx.loaded.config, destination)
+    where = ctx.registries.locate(destination)
     where.registry.check_push(where.path)
     return f"takes a push to {where.path}"

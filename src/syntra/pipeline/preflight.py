@@ -10,19 +10,18 @@ from typing import Any
 
 from syntra.config import Loaded
 from syntra.image.buildsecrets import secret_set
+from syntra.oci.locate import Registries
 from syntra.plan import Destination, Plan
 
 
-def push_access(loaded: Loaded, destinations: list[Destination]) -> None:
+def push_access(registries: Registries, destinations: list[Destination]) -> None:
     """Every destination takes a push from us: a wrong or missing login fails in seconds,
     not after the build. (An upload is started and cancelled; nothing is written.)"""
-    from syntra.oci.locate import locate
-
     checked: set[tuple[int, str]] = set()
     for destination in destinations:
         if destination.registry is None:
             continue
-        where = locate(loaded.config, destination)
+        where = registries.locate(destination)
         if (id(where.registry), where.path) not in checked:
             where.registry.check_push(where.path)
             checked.add((id(where.registry), where.path))

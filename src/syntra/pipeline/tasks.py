@@ -8,12 +8,8 @@ doit with the line `syntra validate` prints, and its exit code.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import os
-import shutil
 import sys
-import traceback
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -23,7 +19,7 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from syntra import telemetry
-from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error
+from syntra.errors import EXIT_TOOL, SyntraError, failure
 from syntra.formats import canonical_json
 from syntra.paths import (
     BUILTIN_TEMPLATES,
@@ -39,8 +35,6 @@ from syntra.paths import (
 from syntra.pipeline import stages
 from syntra.pipeline.context import Context
 from syntra.pipeline.tasklog import Reporter
-from syntra.plan import GuestPlan
-from syntra.records import ImageRecord, find_record
 
 TaskDict = dict[str, Any]
 
@@ -109,9 +103,7 @@ def _act(stage: stages.Stage, label: str, name: str, task: Any) -> TaskFailed | 
             for line in stage(_context(), name):
                 print(line, flush=True)
     except (SyntraError, OSError) as exc:
-        if os.environ.get(DEBUG_ENV) == "1":
-            traceback.print_exc()
-        return TaskFailed(f"{' '.join(filter(None, (label, name)))}: {as_error(exc)}")
+        return TaskFailed(f"{' '.join(filter(None, (label, name)))}: {failure(exc)}")
     return None
 
 
@@ -126,7 +118,7 @@ def task_preflight() -> TaskDict:
     from syntra.pipeline.preflight import preconditions
 
     ctx = _context()
-    checked = {"snapshot": ctx.snapshot, **preconditions(ctx.loaded, ctx.plan)}
+    checked = {"snapshot": not stages.publishes(ctx), **preconditions(ctx.loaded, ctx.plan)}
     return {
         "actions": [_action(stages.preflight, "preflight")],
         "uptodate": [config_changed(checked)],
@@ -141,8 +133,8 @@ def _template_files(root: Path) -> list[str]:
 
 def task_render() -> Iterator[TaskDict]:
     """Render ContainerSpecs/<image>/{Dockerfile,Containerfile} from templates."""
-    from syntra.image.compose import COMPOSE_FILE, compose_inputs
     from syntra.image.render import render_inputs
+    from syntra.up.compose import COMPOSE_FILE, compose_inputs
 
     ctx = _context()
     templates = _template_files(ctx.root)
@@ -176,10 +168,11 @@ def task_render() -> Iterator[TaskDict]:
 
 class _Unchanged:
     """An uptodate check computed only when doit asks, because it may talk to the
-    registry or read many files. `state(name)` gives what must not have changed and
+    registry or read many files. `state(ctx, name)` (the stage's own, in
+    `pipeline.stages`) gives what must not have changed and
     whether the artifact is there at all; its digest is saved when the task succeeds."""
 
-    def __init__(self, state: Callable[[str], tuple[Any, bool]], name: str) -> None:
+    def __init__(self, state: Callable[[Context, str], tuple[Any, bool]], name: str) -> None:
         self.state = state
         self.name = name
         self.digest = ""
@@ -189,42 +182,16 @@ class _Unchanged:
 
     def __call__(self, task: Any, values: dict[str, Any]) -> bool:
         try:
-            value, present = self.state(self.name)
+            value, present = self.state(_context(), self.name)
         except (SyntraError, OSError):
             return False  # the action says what is wrong, naming the stage
         self.digest = hashlib.sha256(canonical_json(value)).hexdigest()
         return present and values.get("_state") == self.digest
 
 
-def _pushed_current(name: str) -> bool:
-    """The image's record names exactly today's inputs, its base taken as the record
-    pinned it (no registry is asked): nothing to build, whichever task or backend pushed
-    it (`doit container` then `doit supply` signs what was pushed). A damaged or
-    incomplete record counts as missing. Another base named in syntra.yaml changes the
-    args; a base tag that moved is seen when the task runs (`doit -a docker`). With a
-    `syntra.lock`, the base is the locked one: `syntra lock --update` rebuilds."""
-    from syntra.image.inputs import local_inputs_digest
-
-    ctx = _context()
-    record = find_record(ctx.root, name)
-    if not isinstance(record, ImageRecord) or record.inputs is None:
-        return False
-    try:
-        job = ctx.job(name)
-        return record.inputs == local_inputs_digest(job, job.local_base(record.base))
-    except (SyntraError, OSError):
-        return False  # the action says what is wrong, naming the stage
-
-
-def _snapshot_state(name: str) -> tuple[Any, bool]:
-    """What the snapshot archive is built from (plugin bytes included, the base as
-    syntra.yaml names it), and whether it is there."""
-    from syntra.image.inputs import local_inputs_digest
-
-    ctx = _context()
-    archive = Path(stages.snapshot_archive(ctx, name))
-    job = ctx.job(name)
-    return local_inputs_digest(job, job.local_base(job.image.base)), archive.exists()
+def _current(check: Callable[[Context, str], bool], name: str) -> bool:
+    """doit's uptodate call of a stage's own check, with the run's context."""
+    return check(_context(), name)
 
 
 def _image_tasks(stage: stages.Stage, label: str) -> Iterator[TaskDict]:
@@ -233,9 +200,9 @@ def _image_tasks(stage: stages.Stage, label: str) -> Iterator[TaskDict]:
         # Specs and plugins come from these tasks; their bytes are in the inputs digest.
         producers = [f"render:{image.name}", *(f"wasm:{p}.optimize" for p in image.plugins)]
         current: Any = (
-            _Unchanged(_snapshot_state, image.name)
-            if ctx.snapshot
-            else (_pushed_current, [image.name], {})
+            _Unchanged(stages.snapshot_state, image.name)
+            if not stages.publishes(ctx)
+            else (_current, [stages.image_current, image.name], {})
         )
         yield {
             "name": image.name,
@@ -295,9 +262,9 @@ def task_wasm() -> Iterator[TaskDict]:
                 "actions": [_action(stages.wasm_web, "wasm web", name)],
                 "file_dep": [out],
                 "task_dep": [f"wasm:{name}.test"],
-                "uptodate": [_Unchanged(_web_state, name)],
+                "uptodate": [_Unchanged(stages.web_state, name)],
             }
-        if ctx.snapshot:
+        if not stages.skipped(ctx, stages.wasm_snapshot):
             copied = snapshot_dir(root) / f"{name}.wasm"
             yield {
                 "name": f"{name}.snapshot",
@@ -312,71 +279,21 @@ def task_wasm() -> Iterator[TaskDict]:
                 "actions": [_action(stages.wasm_publish, "wasm publish", name)],
                 "file_dep": [out],
                 "task_dep": after,
-                "uptodate": [_Unchanged(_publish_state, name)],
+                "uptodate": [_Unchanged(stages.wasm_publish_state, name)],
             }
-
-
-def _web_inputs(guest: GuestPlan, root: Path) -> dict[str, Any]:
-    """What a bundle is made of besides the wasm: the settings, the test values, the
-    templates shipped with Syntra, and, for a component only, whether jco is there (a
-    core module's bundle is Syntra's own loader). Read when doit asks, after the
-    guest was compiled: whether it is a component is in its header."""
-    from syntra.plugins.binary import kind_of_file
-
-    templates = sorted((BUILTIN_TEMPLATES / "web").glob("*.j2"))
-    try:
-        component = kind_of_file(root / guest.output) == "component"
-    except (OSError, ValueError):
-        component = False  # the task runs (its file_dep) and says what is wrong
-    return {
-        "web": dataclasses.asdict(guest.web) if guest.web else None,
-        "tests": guest.tests,
-        "templates": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in templates},
-        "jco": shutil.which("jco") is not None if component else None,
-    }
-
-
-def _web_state(name: str) -> tuple[Any, bool]:
-    """The bundle's inputs, and whether it is as they say: its folder is there, or is
-    rightly absent (a component, no jco: the task wrote nothing)."""
-    ctx = _context()
-    guest = ctx.plan.guest(name)
-    assert guest.web is not None
-    inputs = _web_inputs(guest, ctx.root)
-    return inputs, (ctx.root / guest.web.dir).is_dir() or inputs["jco"] is False
-
-
-def _publish_state(name: str) -> tuple[Any, bool]:
-    """What publish pushes: the refs, and the web bundle only when it is published
-    with the guest; and whether the guest's record is there."""
-    ctx = _context()
-    guest = ctx.plan.guest(name)
-    pushed: dict[str, Any] = {"refs": guest.destination.refs}
-    if guest.web and guest.web.publish:
-        pushed["web"] = _web_inputs(guest, ctx.root)
-    return pushed, find_record(ctx.root, name) is not None
-
-
-def _supply_state(name: str) -> tuple[Any, bool]:
-    """What was pushed where, and the supply-chain settings."""
-    from syntra.records import read_record
-
-    ctx = _context()
-    record = read_record(ctx.root, name).model_dump(mode="json", exclude={"uploaded_bytes"})
-    return [record, ctx.loaded.config.supply_chain.model_dump()], True
 
 
 def task_supply() -> Iterator[TaskDict]:
     """Sign every pushed digest and attach SBOMs and provenance (supply_chain.signing)."""
     ctx = _context()
-    if ctx.loaded.config.supply_chain.signing.mode == "none" or ctx.snapshot:
+    if ctx.loaded.config.supply_chain.signing.mode == "none" or stages.skipped(ctx, stages.supply):
         return
     for output in ctx.plan.outputs():
         yield {
             "name": output.name,
             "actions": [_action(stages.supply, "supply", output.name)],
             "task_dep": [output.task],
-            "uptodate": [_Unchanged(_supply_state, output.name)],
+            "uptodate": [_Unchanged(stages.supply_state, output.name)],
         }
 
 

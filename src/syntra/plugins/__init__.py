@@ -35,7 +35,7 @@ from syntra.errors import Refused, SyntraError, ToolError
 from syntra.fsutil import confined
 
 if TYPE_CHECKING:
-    from syntra.config.model import Config
+    from syntra.oci.locate import Registries
     from syntra.plugins.sandbox import CallResult
     from syntra.supply.verify import Trust
 
@@ -180,24 +180,25 @@ def load_file(
 @dataclass(frozen=True)
 class Source:
     """A plugin in a registry: its reference, what its signature must verify against
-    (None: not checked), plain HTTP or not, and the syntra.yaml whose registries (and
-    their logins) it may name."""
+    (None: not checked), plain HTTP or not, and the run's registry clients (syntra.yaml's
+    registries and their logins; None: stored logins only)."""
 
     reference: str
     trust: Trust | None
     insecure: bool = False
-    config: Config | None = None
+    registries: Registries | None = None
 
 
 def load_reference(
     source: Source, limits: Limits, cache: Path, runtime: str = "wasmtime"
 ) -> Plugin:
     """The plugin at `source`, pulled and verified against its trust."""
-    from syntra.oci.locate import registry_for_ref
+    from syntra.oci.locate import Registries
     from syntra.plugins.codecache import private
     from syntra.plugins.remote import pull
 
-    where, version = registry_for_ref(source.config, source.reference, source.insecure)
+    registries = source.registries or Registries()
+    where, version = registries.for_ref(source.reference, source.insecure)
     pulled = pull(where, version, source.trust, private(cache))
     metrics = Metrics(
         reference=pulled.reference,
@@ -212,20 +213,18 @@ def load_reference(
 
 def trust_from(key: str | Path | None, identity: str | None, issuer: str) -> Trust:
     """What a signature must verify against: a public key or a keyless identity."""
-    from syntra.supply import keys
-    from syntra.supply.verify import KeylessTrust, KeyTrust
+    from syntra.supply.verify import trust_in
 
-    if key is not None:
-        return KeyTrust(keys.load_public(Path(key)))
+    keyless = None
     if identity is not None:
         from syntra.config.model import Signing
 
-        signing = Signing(mode="keyless", identity=identity, issuer=issuer)
-        return KeylessTrust(Path.cwd(), signing)
-    raise SyntraError(
+        keyless = Signing(mode="keyless", identity=identity, issuer=issuer)
+    missing = (
         "nothing to verify the plugin's signature against: give key= or identity= "
         "(insecure_skip_verify=True runs it unverified)"
     )
+    return trust_in(Path(key) if key is not None else None, keyless, Path.cwd(), missing)
 
 
 def load_manifest(path: str | Path, *, cache: Path | None = None) -> dict[str, Plugin]:

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.fsutil import confined, copy_atomic
 from syntra.oci import Document, is_digest, platform_of
-from syntra.oci.locate import Where, digest_in, registry_for_ref
+from syntra.oci.locate import Registries, Where, digest_in
 from syntra.oci.media import TITLE, descriptor_digest
 from syntra.supply.attach import WEB_BUNDLE, Attachments, attachment_tag
 
@@ -34,9 +33,9 @@ class Target:
         return f"{self.where.identity}@{self.digest}"
 
 
-def resolve(config: Config | None, reference: str, insecure: bool = False) -> Target:
+def resolve(registries: Registries, reference: str, insecure: bool = False) -> Target:
     """The manifest `reference` names, by digest (verified against it)."""
-    where, version = registry_for_ref(config, reference, insecure)
+    where, version = registries.for_ref(reference, insecure)
     digest = digest_in(where, version)
     if digest is None:
         raise SyntraError(f"{where.identity}:{version} is not in the registry")
@@ -149,7 +148,7 @@ def delete(target: Target, version: str, force: bool) -> str:
         tag
         for tag in registry.tags(path)
         if not tag.startswith(attachment_tag(target.digest))
-        and registry.head_manifest(path, tag) == target.digest
+        and digest_in(target.where, tag) == target.digest
     ]
     if tagged and not force:
         raise SyntraError(
@@ -160,12 +159,12 @@ def delete(target: Target, version: str, force: bool) -> str:
     return f"deleted {target.reference}" + (f" and its tags {', '.join(tagged)}" if tagged else "")
 
 
-def pull(config: Config | None, reference: str, folder: Path, insecure: bool) -> Path:
+def pull(registries: Registries, reference: str, folder: Path, insecure: bool) -> Path:
     """A wasm artifact's module or component, checked against its digest, written to
     `folder/<title>` through a temporary file."""
     from syntra.plugins.remote import pull as pull_blob
 
-    where, version = registry_for_ref(config, reference, insecure)
+    where, version = registries.for_ref(reference, insecure)
     with tempfile.TemporaryDirectory(prefix="syntra-pull-") as scratch:
         pulled = pull_blob(where, version, None, Path(scratch))
         folder.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Protocol
 
 from syntra import progress, refs
-from syntra.config.model import Config
 from syntra.errors import SyntraError, ToolError, one_line
 from syntra.fsutil import copy_atomic, write_atomic
 from syntra.oci import DOCKER_MANIFEST, Blob, Document, digest_of, is_digest, push
@@ -41,7 +40,7 @@ from syntra.oci.layout import (
     read_small,
     write_layout,
 )
-from syntra.oci.locate import Where, digest_in, registry_for_ref
+from syntra.oci.locate import Registries, Where, digest_in
 from syntra.oci.media import MAX_DEPTH
 from syntra.plan import Destination
 from syntra.supply.attach import attachment_tag
@@ -174,7 +173,7 @@ class CopyOptions:
 
 
 def gather(
-    config: Config | None, spec: str, folder: Path, present: Callable[[str], bool],
+    registries: Registries, spec: str, folder: Path, present: Callable[[str], bool],
     options: CopyOptions,
 ) -> Content:  # fmt: skip
     """Everything to copy from `spec`, blobs verified and, when not in place, copied
@@ -197,7 +196,7 @@ def gather(
             source, top = _docker_archive(Path(rest), folder)
             tags = {}
         else:
-            where, version = registry_for_ref(config, spec, options.insecure)
+            where, version = registries.for_ref(spec, options.insecure)
             source = _Registry(where, folder, present)
             found = digest_in(where, version)
             if found is None:
@@ -208,9 +207,9 @@ def gather(
             if options.all_tags:
                 for tag in where.registry.tags(where.path):
                     if not tag.startswith("sha256-"):
-                        head = where.registry.head_manifest(where.path, tag)
+                        head = digest_in(where, tag)
                         if head is not None:
-                            tags[tag] = head
+                            tags[tag] = digests.parse(head, where.identity)
         content = Content(top, source_tag=source_tag)
         for digest in {top, *tags.values()}:
             _walk(source, content, digest)
@@ -305,8 +304,8 @@ def _copy_out(archive: Archive, name: str, folder: Path) -> tuple[Digest, int, b
 # Writing ------------------------------------------------------------------------------
 
 
-def write(
-    config: Config | None, spec: str, content: Content, insecure: bool, platform: str | None = None
+def write_content(
+    registries: Registries, spec: str, content: Content, insecure: bool, platform: str | None = None
 ) -> str:
     """Write `content` to `spec`; returns what the destination now holds (a reference)."""
     kind = spec.split(":", 1)[0] if spec.split(":", 1)[0] in _LOCAL else ""
@@ -323,7 +322,7 @@ def write(
         return f"oci-archive:{path}@{content.top}"
     if kind == "docker-archive":
         return _write_docker(Path(rest), content, platform)
-    where, _ = registry_for_ref(config, spec, insecure)
+    where, _ = registries.for_ref(spec, insecure)
     tags = {tag: content.documents[digest] for tag, digest in content.tags.items()}
     named = refs.parse_image_ref(spec).tag or (
         None if "@" in spec else content.source_tag  # untagged destination: the source's tag
@@ -336,11 +335,11 @@ def write(
     return f"{where.identity}@{content.top}"
 
 
-def present_in(config: Config | None, spec: str, insecure: bool) -> Callable[[str], bool]:
+def present_in(registries: Registries, spec: str, insecure: bool) -> Callable[[str], bool]:
     """Whether a registry destination already holds a blob (never, for files)."""
     if spec.split(":", 1)[0] in _LOCAL:
         return lambda digest: False
-    where, _ = registry_for_ref(config, spec, insecure)
+    where, _ = registries.for_ref(spec, insecure)
     return lambda digest: where.registry.has_blob(where.path, digest)
 
 
@@ -418,28 +417,30 @@ def scratch() -> Iterator[Path]:
 
 
 def copy(
-    config: Config | None, source: str, destination: str, options: CopyOptions
+    registries: Registries, source: str, destination: str, options: CopyOptions
 ) -> tuple[Content, str]:
     try:
         with scratch() as folder:
-            present = present_in(config, destination, options.insecure)
-            content = gather(config, source, folder, present, options)
-            written = write(config, destination, content, options.insecure, options.platform)
+            present = present_in(registries, destination, options.insecure)
+            content = gather(registries, source, folder, present, options)
+            written = write_content(
+                registries, destination, content, options.insecure, options.platform
+            )
     except OSError as exc:  # a folder or archive that cannot be read or written
         raise ToolError(f"copy: {exc.filename or ''}: {exc.strerror or exc}") from None
     return content, written
 
 
-def mirror(config: Config, source: Where, digest: str, destinations: list[Destination]) -> None:
+def mirror(
+    registries: Registries, source: Where, digest: str, destinations: list[Destination]
+) -> None:
     """The digest pushed to `source` copied, digests kept, to each further registry of
     the artifact, with its tags (its signatures are made there by `supply`)."""
-    from syntra.oci.locate import locate
-
     for destination in destinations:
-        there = locate(config, destination)
+        there = registries.locate(destination)
         with scratch() as folder:
-            present = present_in(config, there.identity, there.registry.insecure)
+            present = present_in(registries, there.identity, there.registry.insecure)
             plain = CopyOptions(insecure=source.registry.insecure)
-            content = gather(config, f"{source.identity}@{digest}", folder, present, plain)
+            content = gather(registries, f"{source.identity}@{digest}", folder, present, plain)
             content.tags = dict.fromkeys(destination.tags, content.top)
-            write(config, there.identity, content, there.registry.insecure)
+            write_content(registries, there.identity, content, there.registry.insecure)

@@ -1,2 +1,3 @@
-"""Releases: versions and tags, promotion with verification, signing and attaching
-(secure), the CI workflows and their build matrix."""
+"""Releases: versions and tags, promotion with verification. The supply stage (signing
+and attesting) is `syntra.supplychain`; the CI workflows and their build matrix are in
+`syntra.ci`."""

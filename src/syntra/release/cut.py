@@ -23,7 +23,7 @@ from syntra.config import Loaded
 from syntra.errors import Refused, SyntraError, count
 from syntra.fsutil import write_if_changed
 from syntra.oci import platform_of, push
-from syntra.oci.locate import Where, locate
+from syntra.oci.locate import Registries, Where, digest_in
 from syntra.plan import Destination, Plan
 from syntra.supply import keys
 from syntra.supply.attach import attachment_tag
@@ -84,10 +84,10 @@ def release_tags(version: SemVer, existing: list[str], kind: str) -> list[str]:
     return tags
 
 
-def plan_release(loaded: Loaded, plan: Plan) -> tuple[SemVer, list[Artifact]]:
+def plan_release(registries: Registries, plan: Plan) -> tuple[SemVer, list[Artifact]]:
     version = release_version(plan)
     artifacts = [  # one per registry the artifact goes to
-        Artifact(o.name, o.kind, d, locate(loaded.config, d))
+        Artifact(o.name, o.kind, d, registries.locate(d))
         for o in plan.outputs()
         for d in o.destinations
     ]
@@ -96,7 +96,7 @@ def plan_release(loaded: Loaded, plan: Plan) -> tuple[SemVer, list[Artifact]]:
         if not artifact.destination.tags:
             raise SyntraError(f"{artifact.name}: no tag renders in this checkout; nothing to find")
         built = artifact.destination.tags[0]
-        digest = registry.head_manifest(path, built)
+        digest = digest_in(artifact.where, built)
         if digest is None:
             raise SyntraError(
                 f"{artifact.name}: {path}:{built} is not in the registry; build first"
@@ -104,7 +104,7 @@ def plan_release(loaded: Loaded, plan: Plan) -> tuple[SemVer, list[Artifact]]:
         artifact.digest = digest
         artifact.tags = release_tags(version, registry.tags(path), artifact.kind)
         for tag in artifact.tags:
-            current = registry.head_manifest(path, tag)
+            current = digest_in(artifact.where, tag)
             (artifact.done if current == digest else artifact.todo).append(tag)
     return version, artifacts
 
@@ -139,14 +139,9 @@ def manifest(version: SemVer, plan: Plan, artifacts: list[Artifact]) -> dict[str
     for artifact in artifacts:
         registry, path = artifact.where.registry, artifact.where.path
         repository = artifact.where.identity
-        top = registry.get_manifest(path, artifact.digest).json()
-        platforms = [
-            {
-                "platform": platform_of(m),
-                "digest": m["digest"],
-            }
-            for m in top.get("manifests", [])
-        ]
+        top = registry.get_manifest(path, artifact.digest)
+        children = top.children() if top.is_index else []
+        platforms = [{"platform": platform_of(m), "digest": m["digest"]} for m in children]
         entries.append(
             {
                 "name": artifact.name,
@@ -262,11 +257,13 @@ def write_outputs(
     return [path for path, text in files.items() if write_if_changed(path, text.encode())]
 
 
-def run_release(loaded: Loaded, plan: Plan, dry_run: bool = False) -> Iterator[str]:
+def run_release(
+    loaded: Loaded, registries: Registries, plan: Plan, dry_run: bool = False
+) -> Iterator[str]:
     """`syntra release` / `doit release`: plan, verify, tag, promote_to, write dist/; what was
     done, line by line. Refused, naming every artifact that does not verify, before
     anything is tagged."""
-    version, artifacts = plan_release(loaded, plan)
+    version, artifacts = plan_release(registries, plan)
     refused = refusals(loaded, artifacts)
     if refused:
         raise Refused(
@@ -290,7 +287,7 @@ def run_release(loaded: Loaded, plan: Plan, dry_run: bool = False) -> Iterator[s
         for artifact in first.values():
             reference = f"{artifact.where.identity}@{artifact.digest}"
             tags = [*artifact.destination.tags, *artifact.tags]
-            for line in promote_elsewhere(loaded, plan, reference, target, tags):
+            for line in promote_elsewhere(loaded, registries, plan, reference, target, tags):
                 yield f"{artifact.name}: {line}"
     for path in write_outputs(loaded, version, plan, artifacts):
         yield f"wrote {path.relative_to(loaded.root)}"

@@ -6,40 +6,47 @@ repository), and must verify there. Running it again changes nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from syntra.config import Loaded
 from syntra.errors import Refused, SyntraError, did_you_mean
 from syntra.image.publish import Pushed, image_record, index_children
-from syntra.oci.locate import Where, digest_in, locate, pushed_digest, registry_for_ref
+from syntra.oci.locate import Registries, Where, digest_in, pushed_digest
 from syntra.plan import Destination, Plan
 from syntra.plugins.binary import kind_of
 from syntra.records import Record, WasmRecord, find_record, shared_fields
-from syntra.registry.transfer import CopyOptions, gather, present_in, scratch, write
-from syntra.release.secure import secure
+from syntra.registry.transfer import CopyOptions, gather, present_in, scratch, write_content
 from syntra.supply.verify import policy_for, problems_of, verify
+from syntra.supplychain.secure import secure
 
 
 def promote(
-    loaded: Loaded, plan: Plan, source: str, to: str, tags: list[str] | None = None
+    loaded: Loaded,
+    registries: Registries,
+    plan: Plan,
+    source: str,
+    to: str,
+    tags: list[str] | None = None,
 ) -> list[str]:
     """Lines saying what was done; Refused when the source or the copy does not verify.
     The copy gets `tags`, by default the artifact's tags in this checkout."""
     destinations = {output.name: output.destinations[0] for output in plan.outputs()}
-    name, where, digest = _source(loaded, destinations, source)
+    name, where, digest = _source(loaded.root, registries, destinations, source)
     policy = policy_for(loaded)
     problems = problems_of(verify(name, where, digest, policy))
     if problems:
         raise Refused(f"{where.identity}@{digest}: refused, the source does not verify: {problems}")
     target = _target(loaded, destinations[name], to, tags)
-    there = locate(loaded.config, target)
+    there = registries.locate(target)
     with scratch() as folder:
-        present = present_in(loaded.config, there.identity, there.registry.insecure)
+        present = present_in(registries, there.identity, there.registry.insecure)
         options = CopyOptions(referrers=True, insecure=where.registry.insecure)
-        content = gather(loaded.config, f"{where.identity}@{digest}", folder, present, options)
+        content = gather(registries, f"{where.identity}@{digest}", folder, present, options)
         content.tags |= dict.fromkeys(target.tags, content.top)
-        write(loaded.config, there.identity, content, there.registry.insecure)
+        write_content(registries, there.identity, content, there.registry.insecure)
     record = _record(loaded, plan, name, where, digest)
     lines = [f"copied {digest} to {there.identity} ({', '.join(target.tags)})"]
-    lines += secure(loaded, plan, record, target)
+    lines += secure(loaded, registries, plan, record, target)
     problems = problems_of(verify(name, there, digest, policy))
     if problems:
         raise Refused(f"{there.identity}@{digest}: the promoted copy does not verify: {problems}")
@@ -47,15 +54,15 @@ def promote(
 
 
 def _source(
-    loaded: Loaded, destinations: dict[str, Destination], source: str
+    root: Path, registries: Registries, destinations: dict[str, Destination], source: str
 ) -> tuple[str, Where, str]:
     """The artifact of syntra.yaml that `source` (its name, or a reference to it) is."""
     if source in destinations:
-        where = locate(loaded.config, destinations[source])
-        return source, where, pushed_digest(loaded.root, source, where, destinations[source])
-    where, version = registry_for_ref(loaded.config, source)
+        where = registries.locate(destinations[source])
+        return source, where, pushed_digest(root, source, where, destinations[source])
+    where, version = registries.for_ref(source)
     for name, destination in destinations.items():
-        if locate(loaded.config, destination).identity == where.identity:
+        if registries.locate(destination).identity == where.identity:
             resolved = digest_in(where, version)
             if resolved is None:
                 raise SyntraError(f"{source} is not in the registry")

@@ -72,15 +72,17 @@ class Trust(Protocol):
         ...
 
 
-def trust_for(loaded: Loaded) -> Trust:
-    signing = loaded.config.supply_chain.signing
-    if signing.mode == "keyless":
-        return KeylessTrust(loaded.root, signing)
-    if signing.mode != "key" or not signing.key:
-        raise SyntraError(
-            "nothing to verify against: set supply_chain.signing (mode key or keyless)"
-        )
-    return KeyTrust(keys.load_public(keys.public_path(loaded.root / signing.key)))
+NOTHING_TO_VERIFY = "nothing to verify against: set supply_chain.signing (mode key or keyless)"
+
+
+def trust_in(key: Path | None, keyless: Signing | None, root: Path, missing: str) -> Trust:
+    """The one trust factory: signatures by the public `key`, else Sigstore bundles for
+    the `keyless` identity (`root` holds its trust material), else one line, `missing`."""
+    if key is not None:
+        return KeyTrust(keys.load_public(key))
+    if keyless is not None:
+        return KeylessTrust(root, keyless)
+    raise SyntraError(missing)
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,9 @@ class Policy:
 
 def policy_for(loaded: Loaded, trust: Trust | None = None) -> Policy:
     """syntra.yaml's policy: its supply chain's formats and provenance, checked against
-    `trust`, by default the one its signing mode names (`trust_for`)."""
+    `trust`, by default the one its signing mode names (`trust_of`)."""
     chain = loaded.config.supply_chain
-    return Policy(trust or trust_for(loaded), chain.sbom, chain.provenance)
+    return Policy(trust or trust_of(loaded), chain.sbom, chain.provenance)
 
 
 def problems_of(checks: list[Check]) -> str:
@@ -106,14 +108,17 @@ def problems_of(checks: list[Check]) -> str:
     return "; ".join(sorted({p for check in checks if not check.ok for p in check.problems}))
 
 
-def trust_of(loaded: Loaded | None, key: Path | None, missing: str) -> Trust:
-    """The one choice of what signatures must verify against: the public `key` given,
-    else the signing mode of syntra.yaml; `missing` is the line when there is neither."""
-    if key is not None:
-        return KeyTrust(keys.load_public(key))
-    if loaded is not None and loaded.config.supply_chain.signing.mode != "none":
-        return trust_for(loaded)
-    raise SyntraError(missing)
+def trust_of(
+    loaded: Loaded | None, key: Path | None = None, missing: str = NOTHING_TO_VERIFY
+) -> Trust:
+    """What signatures must verify against: the public `key` given, else what syntra.yaml's
+    signing mode names (its key's public half, or its keyless identity); `missing` is
+    the line when there is neither."""
+    signing = loaded.config.supply_chain.signing if loaded is not None and key is None else None
+    if loaded is not None and signing is not None and signing.mode == "key" and signing.key:
+        key = keys.public_path(loaded.root / signing.key)
+    keyless = signing if signing is not None and signing.mode == "keyless" else None
+    return trust_in(key, keyless, loaded.root if loaded is not None else Path.cwd(), missing)
 
 
 def verify(artifact: str, where: Where, digest: str, policy: Policy) -> list[Check]:

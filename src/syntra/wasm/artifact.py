@@ -13,12 +13,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.formats import canonical_json, rfc3339
 from syntra.oci import MANIFEST, Blob, Document, digest_of, push
-from syntra.oci.locate import locate
-from syntra.paths import snapshot, wasm_tools
+from syntra.oci.locate import Registries
+from syntra.paths import wasm_tools
 from syntra.plan import GuestPlan, Plan
 from syntra.plugins.binary import kind_of_file
 from syntra.records import WasmRecord, shared_fields, write_record
@@ -91,25 +90,28 @@ def inputs_tag(guest: GuestPlan, wasm: Path) -> str:
     return "inputs-" + hashlib.sha256(canonical_json(made_of)).hexdigest()
 
 
-def published_digest(config: Config, guest: GuestPlan, plan: Plan, wasm: Path, cache: Path) -> str:
+def published_digest(
+    registries: Registries | None, guest: GuestPlan, plan: Plan, wasm: Path, cache: Path
+) -> str:
     """The digest the artifact has in its registry: the one already pushed from these
-    bytes, else the one `publish` will push (also when the registry cannot be asked)."""
+    bytes, else the one `publish` will push (also when the registry cannot be asked, or
+    `registries` is None: a build that pushes nothing asks no registry)."""
     found = None
-    if not snapshot():  # a snapshot asks no registry
+    if registries is not None:
         try:
-            where = locate(config, guest.destination)
+            where = registries.locate(guest.destination)
             found = where.registry.find_manifest(where.path, inputs_tag(guest, wasm))
         except SyntraError:
             found = None
     return found.digest if found else digest_of(artifact(guest, plan, wasm, cache)[1])
 
 
-def publish(
-    config: Config, guest: GuestPlan, plan: Plan, wasm: Path, root: Path, cache: Path
+def publish_artifact(
+    registries: Registries, guest: GuestPlan, plan: Plan, wasm: Path, root: Path, cache: Path
 ) -> WasmRecord:
     """Push the artifact: blobs, manifest by digest, then the tags; write the record. An
     artifact already pushed from the same bytes only gets this commit's tags."""
-    where = locate(config, guest.destination)
+    where = registries.locate(guest.destination)
     config_bytes, manifest_bytes, layer = artifact(guest, plan, wasm, cache)
     reused = where.registry.find_manifest(where.path, inputs_tag(guest, wasm))
     manifest = reused or Document(manifest_bytes, MANIFEST)
@@ -139,5 +141,5 @@ def publish(
     if guest.mirrors:  # the same artifact in every further registry
         from syntra.registry.transfer import mirror
 
-        mirror(config, where, record.digest, guest.mirrors)
+        mirror(registries, where, record.digest, guest.mirrors)
     return record

@@ -1,27 +1,17 @@
 """Compiling guests, whatever their language (wasm/languages/ holds each one).
 
-Compilers run with a fixed environment (SOURCE_DATE_EPOCH, no hash randomisation) and
-write through a temporary file, so a failed build leaves nothing behind; the compilers'
-versions are recorded beside the output, for the SBOM.
+Each language runs its compilers through `compiler.run_compiler` (a fixed environment);
+the output is written through a temporary file, so a failed build leaves nothing
+behind, and the compilers' versions are recorded beside it, for the SBOM.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from syntra import process
 from syntra.fsutil import write_atomic
 from syntra.plan import GuestPlan
-
-
-def run_compiler(
-    argv: list[str], cwd: Path, what: str, epoch: int, extra: dict[str, str] | None = None
-) -> None:
-    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0", **(extra or {})}
-    env["RUST_BACKTRACE"] = "0"  # componentize-py's frames would bury the guest's error
-    process.run(argv, what, cwd=cwd, env=env)
 
 
 def recorded_toolchain(tools: Path) -> dict[str, str]:

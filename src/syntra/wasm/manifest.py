@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from syntra.config.model import Config
 from syntra.fsutil import write_if_changed
+from syntra.oci.locate import Registries
 from syntra.paths import plugin_file, plugin_manifest
 from syntra.plan import ImagePlan, Plan
 from syntra.plugins.codecache import default_cache
@@ -19,7 +19,9 @@ from syntra.plugins.sandbox import Sandbox
 from syntra.wasm.artifact import published_digest
 
 
-def describe(config: Config, plan: Plan, root: Path, image: ImagePlan) -> dict[str, Any]:
+def describe(
+    registries: Registries | None, plan: Plan, root: Path, image: ImagePlan
+) -> dict[str, Any]:
     cache = default_cache()
     entries = []
     for name in image.plugins:
@@ -28,7 +30,7 @@ def describe(config: Config, plan: Plan, root: Path, image: ImagePlan) -> dict[s
         sandbox = Sandbox(name, wasm, guest.limits, cache)
         published = None
         if guest.destination.registry:
-            digest = published_digest(config, guest, plan, wasm, cache)
+            digest = published_digest(registries, guest, plan, wasm, cache)
             repository = f"{guest.destination.registry}/{guest.destination.repository}"
             published = {"reference": f"{repository}@{digest}", "digest": digest}
         entries.append(
@@ -45,9 +47,12 @@ def describe(config: Config, plan: Plan, root: Path, image: ImagePlan) -> dict[s
     return {"schemaVersion": 1, "image": image.name, "plugins": entries}
 
 
-def write(config: Config, plan: Plan, root: Path, image: ImagePlan) -> Path:
-    """The image's manifest in the plugins build context (rewritten only on change)."""
+def write_plugins_json(
+    registries: Registries | None, plan: Plan, root: Path, image: ImagePlan
+) -> Path:
+    """The image's manifest in the plugins build context (rewritten only on change); a
+    plugin's published digest is asked of `registries` (None: of no registry)."""
     path = plugin_manifest(root, image.name)
-    text = json.dumps(describe(config, plan, root, image), indent=2, sort_keys=True) + "\n"
+    text = json.dumps(describe(registries, plan, root, image), indent=2, sort_keys=True) + "\n"
     write_if_changed(path, text.encode())
     return path

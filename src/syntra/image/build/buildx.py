@@ -16,8 +16,8 @@ from python_on_whales.utils import run
 
 from syntra import process
 from syntra.errors import SyntraError
-from syntra.image.build import BuildRequest, Entry, LayoutBuilder, which
 from syntra.image.build.cache import buildx_flags, docker_env
+from syntra.image.build.contract import BuildRequest, Entry, LayoutBuilder, which
 from syntra.image.build.flags import shared_flags
 
 

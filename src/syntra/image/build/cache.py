@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syntra.config.model import Config
 from syntra.errors import SyntraError
 from syntra.oci.auth import Login, auth_files
-from syntra.oci.locate import locate
-from syntra.paths import slug, snapshot
+from syntra.oci.locate import Registries
+from syntra.paths import slug
 from syntra.plan import CachePlan, Destination, ImagePlan
 from syntra.redaction import redact
 
@@ -49,10 +48,10 @@ class CacheUse:
         return self.plan.registry.split("/", 1)[0]
 
 
-def mode() -> str:
+def mode(snapshot: bool) -> str:
     """This run's use of the cache: a snapshot (which pushes nothing) only reads it,
     unless SYNTRA_LAYER_CACHE says otherwise."""
-    chosen = os.environ.get(CACHE_ENV) or ("read" if snapshot() else "write")
+    chosen = os.environ.get(CACHE_ENV) or ("read" if snapshot else "write")
     if chosen not in CACHE_MODES:
         raise SyntraError(f"{CACHE_ENV}={chosen!r} is not one of {', '.join(CACHE_MODES)}")
     return chosen
@@ -65,17 +64,17 @@ def warn(image: str, reference: str, why: str) -> None:
           file=sys.stderr, flush=True)  # fmt: skip
 
 
-def usable(config: Config, image: ImagePlan) -> CacheUse | None:
+def usable(registries: Registries, image: ImagePlan, snapshot: bool) -> CacheUse | None:
     """The image's cache when it answers with the rights this run needs (push when it
     writes, pull otherwise); else None, with a warning when one was configured."""
-    chosen = mode()
+    chosen = mode(snapshot)
     if image.cache is None or chosen == "off":
         return None
     cache = image.cache
     write = cache.write and chosen == "write"
     place = Destination(cache.registry, cache.insecure, cache.repository, [], [])
     try:
-        where = locate(config, place)
+        where = registries.locate(place)
         if write:
             where.registry.check_push(where.path)
         else:

@@ -26,18 +26,17 @@ from typing import Any
 from syntra import process, refs
 from syntra.errors import SyntraError
 from syntra.image import buildsecrets, imagetest
-from syntra.image.build import Entry
+from syntra.image.build.contract import Entry
 from syntra.image.build.flags import image_flags
 from syntra.image.inputs import Job, inputs_tag
-from syntra.image.job import finish
 from syntra.image.publish import Pushed, index_children
 from syntra.image.testbox import apple_boxes
 from syntra.invocation import invocation
 from syntra.oci import push
-from syntra.oci.locate import locate
+from syntra.oci.locate import Where
 from syntra.paths import build_log
 from syntra.plan import ImagePlan
-from syntra.records import ImageRecord, TestResult
+from syntra.records import TestResult
 
 CLI_ENV = "SYNTRA_CONTAINER_CLI"
 """Apple's CLI to run, when not `container` on PATH: a path, or a wrapper (one that runs
@@ -204,9 +203,9 @@ class AppleContainer:
     def save(self, reference: str, output: Path) -> None:
         self._run("image", "save", "--output", str(output), reference)
 
-    def publish(self, job: Job) -> ImageRecord:
+    def build_and_push(self, job: Job, where: Where) -> Pushed:
         """Build every platform and push a staging tag; then check the index the CLI left
-        in the registry, repair missing children, and put the tags and the record."""
+        in the registry, repair missing children, and put the tags; what was pushed."""
         image, destination = job.image, job.image.destination
         buildsecrets.check(job.root, [image])
         if image.plugins:
@@ -220,7 +219,6 @@ class AppleContainer:
                 "build context (--build-context), which Apple's container CLI does not have; "
                 "build this image with podman or buildx"
             )
-        where = locate(job.loaded.config, destination)
         where.registry.check_push(where.path)
         scheme = "http" if destination.insecure else "https"
         self.ensure_started()
@@ -265,7 +263,7 @@ class AppleContainer:
             assert child.inputs is not None
             tags[child.inputs] = where.registry.get_manifest(where.path, child.digest)
         push(where.registry, where.path, tags=tags)
-        return finish(job, where, Pushed(index.digest, built, tested=tested))
+        return Pushed(index.digest, built, tested=tested)
 
 
 def _same_image(listed: str, reference: str) -> bool:

@@ -10,7 +10,7 @@ from syntra.paths import plugins_dir
 from syntra.plan import ImagePlan
 
 if TYPE_CHECKING:
-    from syntra.image.build import BuildRequest
+    from syntra.image.build.contract import BuildRequest
 
 
 def image_flags(

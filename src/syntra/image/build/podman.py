@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from python_on_whales import DockerClient
 
 from syntra import process
-from syntra.image.build import BuildRequest, Entry, LayoutBuilder, which
 from syntra.image.build.cache import podman_auth, podman_flags
+from syntra.image.build.contract import BuildRequest, Entry, LayoutBuilder, which
 from syntra.image.build.flags import shared_flags
 
 

@@ -16,7 +16,7 @@ from syntra.config.model import CGuest
 from syntra.errors import SyntraError
 from syntra.plan import GuestPlan
 from syntra.supply.contents import Component, purl
-from syntra.wasm.compile import run_compiler
+from syntra.wasm.compiler import run_compiler
 
 TARGET = "wasm32-wasi"
 SYSROOT = Path("/usr")

@@ -20,7 +20,7 @@ from syntra.errors import SyntraError
 from syntra.plan import GuestPlan
 from syntra.supply.contents import Component, purl
 from syntra.wasm import deterministic
-from syntra.wasm.compile import run_compiler
+from syntra.wasm.compiler import run_compiler
 
 _CPYTHON = re.compile(rb"\x00(3\.\d+\.\d+(?:(?:a|b|rc)\d+)?\+?) \(")
 

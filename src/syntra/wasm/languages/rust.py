@@ -26,7 +26,7 @@ from syntra.errors import SyntraError
 from syntra.paths import BUILD_OUTPUT
 from syntra.plan import GuestPlan
 from syntra.supply.contents import Component, purl
-from syntra.wasm.compile import run_compiler
+from syntra.wasm.compiler import run_compiler
 
 TARGET = "wasm32-wasi"
 LINKER = "rust-lld"

@@ -16,7 +16,7 @@ from packageurl import PackageURL
 from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.oci import MANIFEST, digest_of
-from syntra.oci.locate import Where, locate
+from syntra.oci.locate import Registries, Where
 from syntra.oci.media import TITLE
 from syntra.paths import plugin_file, source_files, wasm_tools
 from syntra.plan import Destination, GuestPlan, Plan
@@ -46,17 +46,19 @@ def subjects(record: Record, where: Where) -> list[Subject]:
     return found
 
 
-def secure(loaded: Loaded, plan: Plan, record: Record, destination: Destination) -> list[str]:
+def secure(
+    loaded: Loaded, registries: Registries, plan: Plan, record: Record, destination: Destination
+) -> list[str]:
     """Attach everything to the digests of `record`; returns one line per attachment.
 
     Every claim is prepared (SBOMs scanned) before the first signature, so a keyless
     certificate is only needed for the signing itself."""
     keys.check_signing(loaded)
     chain = loaded.config.supply_chain
-    where = locate(loaded.config, destination)
+    where = registries.locate(destination)
     claims: list[tuple[Subject, str | None, Any, str]] = []  # no predicate: a signature
     bundled = (  # every platform bundles the same plugins: their parts are read once
-        [_plugin(loaded, plan, name) for name in plan.image(record.name).plugins]
+        [_plugin(loaded, registries, plan, name) for name in plan.image(record.name).plugins]
         if isinstance(record, ImageRecord) and chain.sbom
         else []
     )
@@ -90,9 +92,9 @@ def secure(loaded: Loaded, plan: Plan, record: Record, destination: Destination)
 
 def _proven(loaded: Loaded, attachments: Attachments, where: Where, subject: Subject) -> bool:
     """Whether `subject` already has provenance that verifies with this signing setup."""
-    from syntra.supply.verify import trust_for
+    from syntra.supply.verify import trust_of
 
-    _, attested = trust_for(loaded).examine(attachments, subject.digest, [])
+    _, attested = trust_of(loaded).examine(attachments, subject.digest, [])
     return PROVENANCE in attested
 
 
@@ -193,7 +195,7 @@ def _web_part(
     return Component(f"{record.name}-web", version, purl, "application", None, tuple(files))
 
 
-def _plugin(loaded: Loaded, plan: Plan, name: str) -> Component:
+def _plugin(loaded: Loaded, registries: Registries, plan: Plan, name: str) -> Component:
     """A plugin as its image bundles it (the file at /opt/plugins), with its parts; from
     the registry when this checkout has only the guest's record (a CI signing job)."""
     guest = plan.guest(name)
@@ -202,12 +204,12 @@ def _plugin(loaded: Loaded, plan: Plan, name: str) -> Component:
     if path.is_file():
         wasm = path.read_bytes()
     elif isinstance(record, WasmRecord):
-        where = locate(loaded.config, guest.destination)
+        where = registries.locate(guest.destination)
         wasm = where.registry.get_blob(where.path, record.wasm_digest)
     else:
         raise SyntraError(f"plugin {name}: {path} is missing; build it first (`doit wasm`)")
     if isinstance(record, WasmRecord) and record.wasm_digest == digest_of(wasm):
-        where = locate(loaded.config, guest.destination)
+        where = registries.locate(guest.destination)
         purl = artifact_purl(name, record.digest, where.identity)
         built_with, version = record.built_with, _version_of(where, record.digest)
     else:  # not published: named by its bytes, which is what the image holds

@@ -24,12 +24,11 @@ def chunk_count(plan: Plan) -> int:
 def entries(ctx: Run, changed: bool) -> list[dict[str, str]]:
     from syntra.image.inputs import Job
     from syntra.image.job import already_built
-    from syntra.oci.locate import locate
 
     runners = ctx.loaded.config.ci.runners
     found = []
     for image in ctx.plan.images:
-        where = locate(ctx.loaded.config, image.destination) if changed else None
+        where = ctx.registries.locate(image.destination) if changed else None
         job = Job(ctx, image)
         for platform in image.platforms:
             if where is not None and already_built(job, where, platform) is not None:

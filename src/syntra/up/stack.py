@@ -32,10 +32,10 @@ from syntra import process
 from syntra.config.model import Healthcheck
 from syntra.errors import RegistryError, SyntraError, ToolError, did_you_mean, one_line
 from syntra.fsutil import write_atomic, write_if_changed
-from syntra.image import compose
-from syntra.image.compose import CONFIG_LABEL, Stack
 from syntra.paths import state_dir
 from syntra.pipeline.context import Context
+from syntra.up import compose
+from syntra.up.compose import CONFIG_LABEL, Stack
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"

@@ -32,6 +32,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from syntra import generated
+from syntra.ci.matrix import chunk_count
 from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.generated import Family, Generated
@@ -44,7 +45,6 @@ from syntra.paths import (
     records_dir,
 )
 from syntra.plan import Plan
-from syntra.release.matrix import chunk_count
 from syntra.supply import keys
 from syntra.version import installed_version, pinned_install
 from syntra.wasm.languages import language
@@ -633,10 +633,10 @@ def render(loaded: Loaded, plan: Plan) -> list[Generated]:
     ]
 
 
-def write(rendered: list[Generated], root: Path) -> list[str]:
+def write_workflows(rendered: list[Generated], root: Path) -> list[str]:
     """Write what changed and delete what is no longer generated; the paths touched."""
     removed = generated.prune(WORKFLOWS, (file.path for file in rendered), root)
-    return generated.write(rendered, root) + [f"{path} (removed)" for path in removed]
+    return generated.write_generated(rendered, root) + [f"{path} (removed)" for path in removed]
 
 
 def drift(rendered: list[Generated], root: Path) -> list[str]:
