@@ -67,7 +67,6 @@ UNIT: dict[str, tuple[str, ...]] = {
         "test_cargo_target_is_not_a_source",
         "test_damaged_image_cache_counts_as_absent",
         "test_init_does_not_enter_skipped_folders",
-        "test_init_with_a_malformed_cargo_toml",
         "test_malformed_cargo_toml_is_one_line",
         "test_run_log_redacts_the_command_and_errors",
     ),
