@@ -16,7 +16,7 @@ from syntra.errors import SyntraError
 from syntra.fsutil import confined, copy_atomic
 from syntra.oci import Document, is_digest, platform_of
 from syntra.oci.locate import Where, digest_in, registry_for_ref
-from syntra.oci.media import TITLE, descriptor_digest
+from syntra.oci.media import MAX_DOCUMENT, TITLE, descriptor_digest
 from syntra.supply.attach import WEB_BUNDLE, Attachments, attachment_tag
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def _image(where: Where, digest: str) -> dict[str, Any]:
     }
     if str(config_descriptor.get("mediaType", "")).endswith("image.config.v1+json"):
         blob = where.registry.get_blob(
-            where.path, config_descriptor["digest"], config_descriptor["size"]
+            where.path, config_descriptor["digest"], config_descriptor["size"], MAX_DOCUMENT
         )
         config = Document(blob, str(config_descriptor["mediaType"])).json()
         described["created"] = config.get("created")
