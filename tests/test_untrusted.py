@@ -444,21 +444,98 @@ def test_a_registry_digest_that_is_a_path_is_refused(tmp_path: Path, syntra: Syn
     assert files_under(tmp_path) == before  # no folder made outside, nor inside
 
 
-@pytest.mark.parametrize("title", ["../../../escaped.wasm", "..", "/tmp/escaped.wasm"])
-def test_pull_writes_only_inside_its_folder(tmp_path: Path, syntra: Syntra, title: str) -> None:
-    wasm = b"\0asm\1\0\0\0"
+WASM = b"\0asm\1\0\0\0"
+
+
+def _titled(title: str, data: bytes = WASM, media: str = "application/wasm") -> Registry:
     registry = Registry()
     titled = {"org.opencontainers.image.title": title}
-    registry.tag("1", manifest([wasm], media="application/wasm", annotations=titled))
-    registry.blobs[digest(wasm)] = lambda: wasm
-    target = tmp_path / "deep" / "er" / "target"
+    registry.tag("1", manifest([data], media=media, annotations=titled))
+    registry.blobs[digest(data)] = lambda: data
+    return registry
+
+
+@pytest.mark.parametrize(
+    ("title", "data"),
+    [
+        ("../../../escaped.wasm", WASM),
+        ("..", WASM),
+        ("/tmp/escaped.wasm", WASM),
+        ("sub/app.wasm", WASM),  # no separators
+        (".git/config", b"[core]\n\tfsmonitor = touch PWNED\n"),
+        (".hidden.wasm", WASM),
+        ("dodo.py", b"import os; os.system('touch PWNED')\n"),  # not a .wasm name
+        ("app.wasm", b"import os; os.system('touch PWNED')\n"),  # named wasm, is not
+    ],
+)
+def test_pull_writes_only_a_checked_title_inside_its_folder(
+    tmp_path: Path, syntra: Syntra, title: str, data: bytes
+) -> None:
+    before = files_under(tmp_path)
+    with serve(_titled(title, data)) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        err = one_line(syntra(tmp_path, "pull", ref, "--insecure"), 4)
+    assert "is not a file name here" in err or "not wasm" in err or "as its name says" in err
+    assert files_under(tmp_path) == before  # nothing written, not even the folder
+
+
+def test_pull_writes_into_a_new_folder_never_over_a_file(tmp_path: Path, syntra: Syntra) -> None:
+    with serve(_titled("app.wasm")) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        done = syntra(tmp_path, "pull", ref, "--insecure")
+        assert done.code == 0, done.err
+        assert (tmp_path / "app" / "app.wasm").read_bytes() == WASM  # not ./app.wasm
+        assert "nothing was verified" in done.err  # no trust: written, and said so
+        (tmp_path / "app" / "app.wasm").write_bytes(b"mine")
+        err = one_line(syntra(tmp_path, "pull", ref, "--insecure"), 3)
+        assert "already there; --force" in err, err
+        assert (tmp_path / "app" / "app.wasm").read_bytes() == b"mine"
+        done = syntra(tmp_path, "pull", ref, "--insecure", "--force", "--json")
+        assert done.code == 0, done.err
+        assert json.loads(done.out)["verified"] is None
+    assert (tmp_path / "app" / "app.wasm").read_bytes() == WASM
+
+
+def test_pull_with_a_key_refuses_an_unsigned_artifact(tmp_path: Path, syntra: Syntra) -> None:
+    from tests.support.signing import cosign
+
+    made = cosign("generate-key-pair", "--output-key-prefix", str(tmp_path / "k"))
+    assert made.returncode == 0, made.stderr
+    before = files_under(tmp_path)
+    with serve(_titled("app.wasm")) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        err = one_line(
+            syntra(tmp_path, "pull", ref, "--insecure", "--key", str(tmp_path / "k.pub")), 1
+        )
+        assert "no valid signature" in err and "nothing was written" in err, err
+        assert not any("/blobs/" in seen.path for seen in server.seen)  # nothing fetched
+    assert files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "title", [".git/config", ".github/workflows/x.yml", "../x.js", "a/.syntra/x.js"]
+)
+def test_a_web_bundle_title_that_is_hidden_or_climbs_is_refused(
+    tmp_path: Path, syntra: Syntra, title: str
+) -> None:
+    data = b"[core]\n\tfsmonitor = touch PWNED\n"
+    config = b"{}"
+    body = json.dumps({
+        "schemaVersion": 2, "mediaType": MANIFEST,
+        "artifactType": "application/vnd.syntra.web-bundle.v1+json",
+        "config": descriptor(config, "application/vnd.oci.empty.v1+json"),
+        "layers": [descriptor(data, "application/octet-stream",
+                              annotations={"org.opencontainers.image.title": title})],
+    }).encode()  # fmt: skip
+    registry = Registry()
+    registry.tag("1", body)
+    registry.blobs[digest(data)] = lambda: data
+    before = files_under(tmp_path)
     with serve(registry) as server:
-        done = syntra(tmp_path, "pull", f"127.0.0.1:{server.port}/evil/app:1", str(target),
-                      "--insecure")  # fmt: skip
-    assert done.code == 0, done.err
-    (written,) = target.iterdir()
-    assert written.read_bytes() == wasm and written.name in ("escaped.wasm", "app.wasm")
-    assert {p for p in files_under(tmp_path) if p.is_file()} == {written}
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        err = one_line(syntra(tmp_path, "pull", ref, "--web", "--insecure"), 4)
+    assert "is not a file name here" in err, err
+    assert files_under(tmp_path) == before
 
 
 def test_a_manifest_larger_than_4_mib_is_refused(tmp_path: Path, syntra: Syntra) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -116,15 +117,31 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _pull(args: argparse.Namespace) -> int:
-    target = _target(args)
-    if args.web or target.manifest.json().get("artifactType") == WEB_BUNDLE:
-        bundle = toolkit.web_bundle(target)
-        files = toolkit.pull_bundle(bundle, Path(args.dir))
-        shown = "\n".join(f"wrote {path}" for path in files)
-        _print(args, {"bundle": bundle.reference, "files": [str(f) for f in files]}, shown)
-        return 0
-    written = toolkit.pull(_config(args), args.ref, Path(args.dir), args.insecure)
-    _print(args, {"file": str(written)}, f"wrote {written}")
+    from syntra.supply.verify import trust_of
+
+    file = Path(args.file)
+    loaded = load(file) if file.exists() else None
+    signing = loaded.config.supply_chain.signing.mode if loaded else "none"
+    trust = trust_of(loaded, Path(args.key), "") if args.key or signing != "none" else None
+    target = toolkit.resolve(loaded.config if loaded else None, args.ref, args.insecure)
+    request = toolkit.PullRequest(Path(args.dir) if args.dir else None, args.force, trust)
+    web = args.web or target.manifest.json().get("artifactType") == WEB_BUNDLE
+    pulled = (
+        toolkit.pull_bundle(toolkit.web_bundle(target), request)
+        if web
+        else toolkit.pull(target, request)
+    )
+    if pulled.verified is None:
+        print(
+            f"WARNING: {target.reference}: nothing was verified (no --key, no "
+            "supply_chain.signing in syntra.yaml): the files are written unchecked",
+            file=sys.stderr,
+        )
+    said = [f"verified: signed by {pulled.verified}"] if pulled.verified else []
+    found = {"folder": str(pulled.folder), "files": [str(f) for f in pulled.files],
+             "verified": pulled.verified}  # fmt: skip
+    found |= {"bundle": pulled.reference} if web else {"file": str(pulled.files[0])}
+    _print(args, found, "\n".join([*said, *(f"wrote {path}" for path in pulled.files)]))
     return 0
 
 
@@ -179,5 +196,9 @@ def add(command: Callable[[str, Callable[[argparse.Namespace], int], str], Any])
     )
     pull.add_argument("ref")
     pull.add_argument("--web", action="store_true", help="the web bundle attached to the artifact")
-    pull.add_argument("dir", nargs="?", default=".", help="folder (default: here)")
+    pull.add_argument(
+        "dir", nargs="?", help="folder (default: a new one named after the artifact, here)"
+    )
+    pull.add_argument("--force", action="store_true", help="replace files already there")
+    pull.add_argument("--key", metavar="PUB", help="verify the signature with this public key")
     shared(pull)

@@ -32,7 +32,7 @@ from syntra import process
 from syntra.errors import SyntraError
 from syntra.formats import rfc3339
 from syntra.oci.locate import Where
-from syntra.oci.media import TITLE
+from syntra.oci.media import FILE_MEDIA_TYPES, TITLE
 from syntra.paths import BUILTIN_TEMPLATES
 from syntra.plan import GuestPlan
 from syntra.plugins.binary import kind_of, unnamed_signature
@@ -42,13 +42,6 @@ from syntra.supply.attach import WEB_BUNDLE, Attachments, Layer
 WASI = "wasi_snapshot_preview1"
 NUMBERS = ("i32", "i64", "f32", "f64")
 JCO_HINT = "npm install -g @bytecodealliance/jco"
-MEDIA_TYPES = {
-    ".wasm": "application/wasm",
-    ".js": "text/javascript",
-    ".ts": "application/typescript",
-    ".html": "text/html",
-    ".json": "application/json",
-}
 _WORDS = (
     "break case catch class const continue debugger default delete do else enum export "
     "extends false finally for function if import in instanceof new null return super "
@@ -273,7 +266,9 @@ def bundle_files(folder: Path) -> dict[str, bytes]:
 def layers(files: Mapping[str, bytes]) -> list[Layer]:
     """One layer per file, titled with its path (what `oras pull` writes)."""
     return [
-        Layer(data, MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream"), {TITLE: name})
+        Layer(
+            data, FILE_MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream"), {TITLE: name}
+        )
         for name, data in sorted(files.items())
     ]
 
