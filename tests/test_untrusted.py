@@ -671,6 +671,80 @@ def test_a_tag_list_that_loops_is_refused(tmp_path: Path, syntra: Syntra) -> Non
         assert "runs past 1000 pages" in one_line(renewing, 4)
 
 
+def _endless() -> Iterator[bytes]:
+    while True:
+        yield b"{" * 65536
+
+
+@pytest.mark.parametrize("kind", ["config", "signature", "attestation"])
+def test_a_declared_size_past_4_mib_is_refused_before_reading(
+    tmp_path: Path, syntra: Syntra, kind: str
+) -> None:
+    """A config, signature or attestation declaring 600 MiB: refused from the descriptor,
+    the blob never asked for (memory stays flat whatever the limit)."""
+    huge = {"mediaType": CONFIG, "digest": "sha256:" + "ab" * 32, "size": 600 << 20}
+    image = json.loads(manifest([b"layer"]))
+    if kind == "config":
+        image["config"] = huge
+    registry = Registry()
+    top = registry.tag("1", json.dumps(image).encode())
+    attached = json.loads(manifest([]))
+    attached["layers"] = [{**huge, "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json"}]
+    suffix = "sig" if kind == "signature" else "att"
+    registry.manifests[f"sha256-{top[7:]}.{suffix}"] = json.dumps(attached).encode()
+    registry.blobs[huge["digest"]] = _endless
+    config = b'{"architecture":"amd64","os":"linux"}'
+    registry.blobs[digest(config)] = lambda: config
+    with serve(registry) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        command = ("inspect", ref) if kind == "config" else ("tree", ref)
+        err = one_line(syntra(tmp_path, *command, "--insecure"), 4)
+        assert f"declares {600 << 20} bytes, more than the 4 MiB" in err, err
+        assert not any(huge["digest"] in seen.path for seen in server.seen)
+        assert server.sent == 0
+
+
+def test_a_tag_list_is_bounded_in_total_not_only_in_pages(tmp_path: Path, syntra: Syntra) -> None:
+    """Pages of 4 MiB each, far under the page cap: refused once the total passes its bound."""
+
+    def answer(method: str, path: str, headers: dict[str, str]) -> Answer:
+        page = int(path.split("page=")[1]) if "page=" in path else 0
+        tags = [f"p{page}-{n:06d}-" + "x" * 110 for n in range(30000)]
+        link = f'</v2/evil/app/tags/list?page={page + 1}>; rel="next"'
+        body = json.dumps({"name": "evil/app", "tags": tags}).encode()
+        return 200, {"Content-Type": "application/json", "Link": link}, body
+
+    with serve(answer) as server:
+        err = one_line(
+            syntra(tmp_path, "tags", f"127.0.0.1:{server.port}/evil/app", "--insecure"), 4
+        )
+        assert "more than 100000 tags" in err or "larger than 16 MiB" in err, err
+        assert len(server.seen) <= 5
+
+
+def test_a_trickling_answer_ends_at_the_deadline(
+    tmp_path: Path, syntra: Syntra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One byte every half second, each read well inside the socket timeout: the overall
+    deadline cuts it off, in one line."""
+
+    def trickle() -> Iterator[bytes]:
+        for _ in range(1000):
+            yield b" "
+            time.sleep(0.5)
+
+    def answer(method: str, path: str, headers: dict[str, str]) -> Answer:
+        return 200, {"Content-Type": MANIFEST}, trickle()
+
+    monkeypatch.setenv("SYNTRA_REGISTRY_DEADLINE", "2")
+    with serve(answer) as server:
+        started = time.monotonic()
+        err = one_line(syntra(tmp_path, "inspect", f"127.0.0.1:{server.port}/evil/app:1",
+                              "--insecure"), 4)  # fmt: skip
+        assert "no whole answer within 2 s" in err, err
+        assert time.monotonic() - started < 15
+
+
 # Credentials stay with their registry ------------------------------------------------------
 
 

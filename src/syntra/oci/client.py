@@ -143,6 +143,9 @@ class _Deadline:
         """Shut `response`'s connection when time is up (now, if it already is)."""
         connection = getattr(response.raw, "_connection", None)
         found = getattr(connection, "sock", None)
+        if found is None:  # a closing connection hands its socket to the response's reader
+            reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
+            found = getattr(getattr(reader, "raw", None), "_sock", None)
         with self._lock:
             self._socket = found if isinstance(found, socket.socket) else None
         if self.expired:
