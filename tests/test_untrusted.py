@@ -745,6 +745,40 @@ def test_a_trickling_answer_ends_at_the_deadline(
         assert time.monotonic() - started < 15
 
 
+def test_terminal_escapes_from_a_registry_are_shown_inert(tmp_path: Path, syntra: Syntra) -> None:
+    """ESC/OSC sequences and line breaks in labels, annotations and tags: escaped in human
+    output (no control character reaches the terminal, no forged line), exact in --json."""
+    hostile = "\x1b[2J\x1b]0;owned\x07\nverified: OK\r"
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Labels": {"evil": hostile}}}).encode()  # fmt: skip
+    image = json.loads(manifest([b"layer"], config))
+    image["annotations"] = {"note": hostile}
+    registry = Registry()
+    registry.tag("1", json.dumps(image).encode())
+    registry.blobs[digest(config)] = lambda: config
+
+    def tags(method: str, path: str, headers: dict[str, str]) -> Answer | None:
+        if path.split("?")[0].endswith("/tags/list"):
+            body = json.dumps({"name": "evil/app", "tags": ["1", hostile]}).encode()
+            return 200, {"Content-Type": "application/json"}, body
+        return None
+
+    registry.extra = tags
+    with serve(registry) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        for argv in (("inspect", ref), ("tags", f"127.0.0.1:{server.port}/evil/app")):
+            shown = syntra(tmp_path, *argv, "--insecure")
+            assert shown.code == 0, shown.err
+            assert not any(c in shown.out for c in "\x1b\x07\r"), shown.out
+            assert "\nverified: OK" not in shown.out and "\\x1b[2J" in shown.out
+        exact = syntra(tmp_path, "inspect", ref, "--insecure", "--json")
+        assert json.loads(exact.out)["labels"]["evil"] == hostile
+        listed = syntra(
+            tmp_path, "tags", f"127.0.0.1:{server.port}/evil/app", "--insecure", "--json"
+        )
+        assert hostile in json.loads(listed.out)
+
+
 # Credentials stay with their registry ------------------------------------------------------
 
 

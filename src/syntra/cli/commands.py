@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from syntra import config as config_stage
 from syntra import progress, telemetry
-from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error, count
+from syntra.errors import DEBUG_ENV, EXIT_TOOL, SyntraError, as_error, count, one_line
 from syntra.image.build import CHOICES
 from syntra.invocation import invocation, started_as
 from syntra.paths import CONFIG_FILE, DEFAULT_KEY, SNAPSHOT_ENV, report_page, snapshot
@@ -567,7 +567,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         failed = as_error(exc)
         if os.environ.get(DEBUG_ENV) == "1":
             traceback.print_exc()
-        print(failed, file=sys.stderr)
+        print(one_line(str(failed)), file=sys.stderr)  # what came from outside stays inert
         return failed.exit_code
     except Terminated:
         return EXIT_TERMINATED

@@ -12,6 +12,7 @@ from typing import Any
 
 from syntra.config import load
 from syntra.config.model import Config
+from syntra.errors import one_line
 from syntra.oci.locate import registry_for_ref
 from syntra.registry import toolkit
 from syntra.supply.attach import WEB_BUNDLE
@@ -30,37 +31,57 @@ def _target(args: argparse.Namespace) -> toolkit.Target:
     return toolkit.resolve(_config(args), args.ref, args.insecure)
 
 
-def _print(args: argparse.Namespace, found: Any, text: str) -> None:
-    print(json.dumps(found, indent=2) if args.json else text)
+def _print(args: argparse.Namespace, found: Any, text: Callable[[Any], str]) -> None:
+    """`found` as JSON (exact: JSON escapes what needs it), else `text(found)` of a copy
+    whose every string has its control characters escaped: what a registry, an archive
+    or a layout says never reaches the terminal as an escape sequence or a line break."""
+    print(json.dumps(found, indent=2) if args.json else text(_escaped(found)))
+
+
+def _escaped(found: Any) -> Any:
+    if isinstance(found, str):
+        return one_line(found)
+    if isinstance(found, dict):
+        return {_escaped(key): _escaped(value) for key, value in found.items()}
+    if isinstance(found, list | tuple):
+        return [_escaped(item) for item in found]
+    return found
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    found = toolkit.inspect(_target(args), args.platform)
+    _print(args, toolkit.inspect(_target(args), args.platform), _inspected)
+    return 0
+
+
+def _inspected(found: dict[str, Any]) -> str:
     lines = [f"{found['reference']}  {found['mediaType']}"]
     for image in found.get("platforms", [found]):
         where = image.get("platform") or image.get("artifactType") or ""
         created = image.get("created") or ""
         lines.append(f"  {where:16} {image['digest']}  {image['size']} bytes  {created}")
         lines += [f"    {key}={value}" for key, value in sorted(image.get("labels", {}).items())]
-    _print(args, found, "\n".join(lines))
-    return 0
+    return "\n".join(lines)
 
 
 def _digest(args: argparse.Namespace) -> int:
     target = _target(args)
-    _print(args, {"reference": target.reference, "digest": target.digest}, target.digest)
+    _print(args, {"reference": target.reference, "digest": target.digest}, lambda f: f["digest"])
     return 0
 
 
 def _tags(args: argparse.Namespace) -> int:
     where, _ = registry_for_ref(_config(args), args.repository, args.insecure)
     found = sorted(where.registry.tags(where.path))
-    _print(args, found, "\n".join(found))
+    _print(args, found, "\n".join)
     return 0
 
 
 def _tree(args: argparse.Namespace) -> int:
-    found = toolkit.tree(_target(args))
+    _print(args, toolkit.tree(_target(args)), _treed)
+    return 0
+
+
+def _treed(found: dict[str, Any]) -> str:
     lines = [str(found["reference"])]
     for node, indent in [(found, "  "), *((p, "    ") for p in found.get("platforms", []))]:
         if node is not found:
@@ -76,8 +97,7 @@ def _tree(args: argparse.Namespace) -> int:
         for referrer in node["referrers"]:
             kind = f"{referrer['artifactType']} {referrer['predicateType'] or ''}".strip()
             lines.append(f"{indent}referrer {referrer['digest']} {kind}")
-    _print(args, found, "\n".join(lines))
-    return 0
+    return "\n".join(lines)
 
 
 def _copy(args: argparse.Namespace) -> int:
@@ -92,7 +112,7 @@ def _copy(args: argparse.Namespace) -> int:
         "blobs_sent": len(content.blobs),
         "tags": sorted(content.tags),
     }
-    _print(args, found, f"copied {content.top} to {written}")
+    _print(args, found, lambda f: f"copied {f['digest']} to {f['destination']}")
     return 0
 
 
@@ -112,7 +132,7 @@ def _delete(args: argparse.Namespace) -> int:
     target = _target(args)
     _, version = registry_for_ref(_config(args), args.ref, args.insecure)  # tag or digest
     said = toolkit.delete(target, version, args.force)
-    _print(args, {"deleted": args.ref, "said": said}, said)
+    _print(args, {"deleted": args.ref, "said": said}, lambda f: f["said"])
     return 0
 
 
@@ -137,12 +157,16 @@ def _pull(args: argparse.Namespace) -> int:
             "supply_chain.signing in syntra.yaml): the files are written unchecked",
             file=sys.stderr,
         )
-    said = [f"verified: signed by {pulled.verified}"] if pulled.verified else []
     found = {"folder": str(pulled.folder), "files": [str(f) for f in pulled.files],
              "verified": pulled.verified}  # fmt: skip
     found |= {"bundle": pulled.reference} if web else {"file": str(pulled.files[0])}
-    _print(args, found, "\n".join([*said, *(f"wrote {path}" for path in pulled.files)]))
+    _print(args, found, _pulled)
     return 0
+
+
+def _pulled(found: dict[str, Any]) -> str:
+    said = [f"verified: signed by {found['verified']}"] if found["verified"] else []
+    return "\n".join([*said, *(f"wrote {path}" for path in found["files"])])
 
 
 def add(command: Callable[[str, Callable[[argparse.Namespace], int], str], Any]) -> None:
