@@ -275,6 +275,32 @@ def test_a_corrupt_layout_blob_is_refused(tmp_path: Path, syntra: Syntra) -> Non
     assert not (out / "blobs" / "sha256" / digest(b"layer bytes")[7:]).exists()
 
 
+def test_a_layout_blob_is_hashed_in_the_read_that_uploads_it(
+    tmp_path: Path, syntra: Syntra, registry: str
+) -> None:
+    """A blob that changes under the copy (or was wrong from the start) is caught by the
+    one read that sends it: the copy fails before a manifest or tag is written."""
+    from syntra.oci import Client
+
+    layout = tmp_path / "layout"
+    good = os.urandom(3 << 20)
+    body = write_layout(layout, [good])
+    bad = bytearray(good)
+    bad[-1] ^= 1
+    (layout / "blobs" / "sha256" / digest(good)[7:]).write_bytes(bytes(bad))
+    repository = f"evil/onepass{os.getpid()}"
+    err = one_line(syntra(tmp_path, "copy", f"oci:{layout}", f"{registry}/{repository}:1"), 3)
+    assert f"does not hash to {digest(good)}" in err, err
+    client = Client(registry, insecure=True)
+    assert client.find_manifest(repository, digest(body)) is None
+    assert client.head_manifest(repository, "1") is None
+    assert not client.has_blob(repository, digest(good))
+    (layout / "blobs" / "sha256" / digest(good)[7:]).write_bytes(good)  # intact: it copies
+    done = syntra(tmp_path, "copy", f"oci:{layout}", f"{registry}/{repository}:1")
+    assert done.code == 0, done.err
+    assert client.head_manifest(repository, "1") == digest(body)
+
+
 @pytest.mark.parametrize("kind", ["symlink", "fifo", "linked folder"])
 def test_a_layout_blob_that_is_not_a_regular_file_is_refused(
     tmp_path: Path, syntra: Syntra, kind: str

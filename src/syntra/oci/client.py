@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import re
 import socket
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -36,7 +38,7 @@ import urllib3
 
 import syntra.oci.digest as digests
 from syntra import process
-from syntra.errors import RegistryError, SyntraError, TooLarge, one_line
+from syntra.errors import RegistryError, SyntraError, TooLarge, ToolError, one_line
 from syntra.oci.auth import Authenticator, Login
 from syntra.oci.digest import Digest
 from syntra.oci.media import ACCEPT, MAX_DOCUMENT, Document, digest_of, is_digest, json_object
@@ -65,6 +67,9 @@ class Blob:
     size: int
     path: Path | None = None
     data: bytes | None = None
+    verify: bool = False
+    """Hash the file in the read that uploads it (an untrusted layout's blob): a file
+    that does not hash to `digest` ends the upload before its last byte is sent."""
 
     @classmethod
     def of(cls, data: bytes) -> Blob:
@@ -75,7 +80,45 @@ class Blob:
             return self.data
         path = self.path
         assert path is not None
+        if self.verify:
+            return lambda: cast(IO[bytes], _Checked(path, self.digest, self.size))
         return lambda: path.open("rb")
+
+
+class _Checked:
+    """A regular file (no symbolic link followed) read through its digest's hash: the
+    read that reaches its end, or passes its size, raises when it is not `digest`. Only
+    `read`, `close` and its length: `requests` then sends it with its Content-Length."""
+
+    def __init__(self, path: Path, digest: Digest, size: int) -> None:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.close(descriptor)
+            raise ToolError(f"{path} is not a regular file")
+        os.set_blocking(descriptor, True)
+        self._file = os.fdopen(descriptor, "rb", buffering=0)
+        self._path, self._digest, self._size = path, digest, size
+        self._hasher, self._seen = digests.hasher(digest), 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(size if size > 0 else 1 << 20) or b""
+        self._seen += len(chunk)
+        if self._seen > self._size:
+            raise ToolError(f"{self._path}: {self._digest} is larger than {self._size} bytes")
+        self._hasher.update(chunk)
+        if not chunk and (
+            self._seen != self._size or self._hasher.hexdigest() != digests.hexdigest(self._digest)
+        ):
+            raise ToolError(
+                f"{self._path}: does not hash to {self._digest} as it is sent (nothing tagged)"
+            )
+        return chunk
+
+    def close(self) -> None:
+        self._file.close()
 
 
 @dataclass
