@@ -104,7 +104,7 @@ class _Checked:
         return self._size
 
     def read(self, size: int = -1) -> bytes:
-        chunk = self._file.read(size if size > 0 else 1 << 20) or b""
+        chunk = self._file.read(max(size, 1 << 20)) or b""  # urllib3 asks for 16 KiB at a time
         self._seen += len(chunk)
         if self._seen > self._size:
             raise ToolError(f"{self._path}: {self._digest} is larger than {self._size} bytes")
