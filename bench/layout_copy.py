@@ -51,7 +51,7 @@ def floor(address: str, layout: Path, repository: str) -> float:
     running = [
         subprocess.Popen(
             ["sh", "-c", UPLOAD, "upload", address, repository, str(path), digest], env=env
-        )  # fmt: skip
+        )
         for path, digest in layers(layout)
     ]
     if any(process.wait() != 0 for process in running):
