@@ -1223,3 +1223,16 @@ def test_an_index_of_1024_entries_is_hashed_once(monkeypatch: pytest.MonkeyPatch
     document = media.Document(index(children), INDEX)
     assert len(document.children()) == 1024
     assert document.is_index and len(hashed) == 1
+
+
+def test_a_cached_blob_is_checked_in_the_read_that_loads_it(tmp_path: Path) -> None:
+    from syntra.errors import Refused
+    from syntra.oci.digest import read_named
+
+    good = b"\0asm\1\0\0\0"
+    blob = tmp_path / ("sha256-" + hashlib.sha256(good).hexdigest())
+    blob.write_bytes(good)
+    assert read_named(blob) == good
+    blob.write_bytes(good[:-1] + b"\1")  # swapped after it was fetched and checked
+    with pytest.raises(Refused, match="its bytes are not sha256:"):
+        read_named(blob)
