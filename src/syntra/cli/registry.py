@@ -142,7 +142,8 @@ def _pull(args: argparse.Namespace) -> int:
     file = Path(args.file)
     loaded = load(file) if file.exists() else None
     signing = loaded.config.supply_chain.signing.mode if loaded else "none"
-    trust = trust_of(loaded, Path(args.key), "") if args.key or signing != "none" else None
+    key = Path(args.key) if args.key else None
+    trust = trust_of(loaded, key, "") if key or signing != "none" else None
     target = toolkit.resolve(loaded.config if loaded else None, args.ref, args.insecure)
     request = toolkit.PullRequest(Path(args.dir) if args.dir else None, args.force, trust)
     web = args.web or target.manifest.json().get("artifactType") == WEB_BUNDLE
