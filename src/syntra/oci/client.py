@@ -88,7 +88,10 @@ class Blob:
 class _Checked:
     """A regular file (no symbolic link followed) read through its digest's hash: the
     read that reaches its end, or passes its size, raises when it is not `digest`. Only
-    `read`, `close` and its length: `requests` then sends it with its Content-Length."""
+    `read`, `close`, `fileno`, `mode` and `tell` (how `requests` finds its length): no
+    `__iter__`, so it is sent as a body of known length, not in chunks."""
+
+    mode = "rb"
 
     def __init__(self, path: Path, digest: Digest, size: int) -> None:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -100,8 +103,11 @@ class _Checked:
         self._path, self._digest, self._size = path, digest, size
         self._hasher, self._seen = digests.hasher(digest), 0
 
-    def __len__(self) -> int:
-        return self._size
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def tell(self) -> int:
+        return self._seen
 
     def read(self, size: int = -1) -> bytes:
         chunk = self._file.read(max(size, 1 << 20)) or b""  # urllib3 asks for 16 KiB at a time
