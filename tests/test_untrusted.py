@@ -1236,3 +1236,20 @@ def test_a_cached_blob_is_checked_in_the_read_that_loads_it(tmp_path: Path) -> N
     blob.write_bytes(good[:-1] + b"\1")  # swapped after it was fetched and checked
     with pytest.raises(Refused, match="its bytes are not sha256:"):
         read_named(blob)
+
+
+@pytest.mark.parametrize(
+    "flag",
+    ["-fuse-ld=/tmp/evil", "-fpass-plugin=/tmp/evil.so", "-fplugin=/tmp/evil.so", "-B/tmp",
+     "-Xclang", "-mllvm", "-Wl,--export=x", "-Wa,-x", "-Wp,-x", "-I/etc", "-I../..", "-o",
+     "--target=x86_64", "-fprofile-generate", "-save-temps", "--config=/tmp/x.cfg"],
+)  # fmt: skip
+def test_a_compiler_flag_off_the_allow_list_is_refused_by_name(
+    tmp_path: Path, syntra: Syntra, flag: str
+) -> None:
+    (tmp_path / "syntra.yaml").write_text(
+        "version: 1\nproject: {name: d}\nwasm:\n  g:\n    language: c\n    source: .\n"
+        f'    cflags: ["-O2", "-DN=3", "-Iinclude", "-Wall", "-Werror", "-std=c11", "{flag}"]\n'
+    )
+    err = one_line(syntra(tmp_path, "validate"), 2)
+    assert f"'{flag}' is not a flag a guest may give" in err, err
