@@ -748,27 +748,51 @@ def test_a_tag_list_is_bounded_in_total_not_only_in_pages(tmp_path: Path, syntra
         assert len(server.seen) <= 5
 
 
+class _Trickling(BaseHTTPRequestHandler):
+    """An answer a byte at a time, each read well inside the socket timeout: in its
+    headers, or (with a Content-Length) in its body."""
+
+    protocol_version = "HTTP/1.1"
+    in_headers = False
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        if not self.in_headers:
+            self.wfile.write(f"Content-Type: {MANIFEST}\r\nContent-Length: 9999\r\n\r\n".encode())
+        try:
+            for _ in range(1000):
+                self.wfile.write(b"X-Slow: 1\r\n" if self.in_headers else b" ")
+                self.wfile.flush()
+                time.sleep(0.5)
+        except OSError:
+            pass
+
+    do_HEAD = do_GET
+
+
+@pytest.mark.parametrize("where", ["body", "headers"])
 def test_a_trickling_answer_ends_at_the_deadline(
-    tmp_path: Path, syntra: Syntra, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, syntra: Syntra, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    """One byte every half second, each read well inside the socket timeout: the overall
-    deadline cuts it off, in one line."""
-
-    def trickle() -> Iterator[bytes]:
-        for _ in range(1000):
-            yield b" "
-            time.sleep(0.5)
-
-    def answer(method: str, path: str, headers: dict[str, str]) -> Answer:
-        return 200, {"Content-Type": MANIFEST}, trickle()
-
+    """The overall deadline (connect, headers and whole body) cuts a trickle off, in one
+    line, however steadily it sends."""
+    handler = type("Handler", (_Trickling,), {"in_headers": where == "headers"})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("SYNTRA_REGISTRY_DEADLINE", "2")
-    with serve(answer) as server:
+    try:
         started = time.monotonic()
-        err = one_line(syntra(tmp_path, "inspect", f"127.0.0.1:{server.port}/evil/app:1",
-                              "--insecure"), 4)  # fmt: skip
+        ref = f"127.0.0.1:{server.server_address[1]}/evil/app:1"
+        err = one_line(syntra(tmp_path, "inspect", ref, "--insecure"), 4)
         assert "no whole answer within 2 s" in err, err
         assert time.monotonic() - started < 15
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_terminal_escapes_from_a_registry_are_shown_inert(tmp_path: Path, syntra: Syntra) -> None:

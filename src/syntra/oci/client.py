@@ -188,6 +188,13 @@ class _Deadline:
         self._timer.daemon = True
         self._timer.start()
 
+    def attach(self, found: object) -> None:
+        """The socket of this exchange: shut when time is up (now, if it already is)."""
+        with self._lock:
+            self._socket = found if isinstance(found, socket.socket) else self._socket
+        if self.expired:
+            self._expire()
+
     def watch(self, response: requests.Response) -> None:
         """Shut `response`'s connection when time is up (now, if it already is)."""
         connection = getattr(response.raw, "_connection", None)
@@ -195,10 +202,7 @@ class _Deadline:
         if found is None:  # a closing connection hands its socket to the response's reader
             reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
             found = getattr(getattr(reader, "raw", None), "_sock", None)
-        with self._lock:
-            self._socket = found if isinstance(found, socket.socket) else None
-        if self.expired:
-            self._expire()
+        self.attach(found)
 
     def _expire(self) -> None:
         self.expired = True
@@ -216,6 +220,55 @@ class _Deadline:
                 f"{label}: {what}: no whole answer within {self.seconds:g} s "
                 "(SYNTRA_REGISTRY_DEADLINE)"
             )
+
+
+_EXCHANGE = threading.local()
+"""The deadline of the exchange this thread is in (`_Deadline`), for its connection."""
+
+
+class _Timed:
+    """A connection that hands its socket to the current exchange's deadline as soon as
+    it has one, so connecting and reading the headers are bounded too, not only the body."""
+
+    sock: socket.socket | None
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        _attach(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _attach(self.sock)  # a kept-alive connection is already connected
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+def _attach(found: socket.socket | None) -> None:
+    deadline = getattr(_EXCHANGE, "deadline", None)
+    if isinstance(deadline, _Deadline) and found is not None:
+        deadline.attach(found)
+
+
+class _TimedHTTP(_Timed, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _TimedHTTPS(_Timed, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _Pool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _TimedHTTP
+
+
+class _TLSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _TimedHTTPS
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, with connections whose sockets the deadline can shut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
 
 
 def loopback(host: str) -> bool:
@@ -250,6 +303,8 @@ class Client:
         self.base = f"{'http' if self.insecure else 'https'}://{host}"
         self.policy = policy or RetryPolicy.from_env()
         self.session = requests.Session()
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, _Adapter())
         self.session.headers["User-Agent"] = (
             f"syntra/{installed_version()} {requests.utils.default_user_agent()}"
         )
@@ -280,6 +335,7 @@ class Client:
             handle = None
             ours = _origin(request.url) == _origin(self.base)  # the login goes nowhere else
             deadline = _Deadline(self.policy.deadline + request.size / (1 << 20))
+            _EXCHANGE.deadline = deadline
             try:
                 handle = request.body() if callable(request.body) else None
                 own = {}
@@ -332,6 +388,7 @@ class Client:
                 deadline.check(self.label, request.what)
                 raise _Transient(_network_reason(exc)) from None
             finally:
+                _EXCHANGE.deadline = None
                 deadline.cancel()
                 if handle is not None:
                     handle.close()
