@@ -275,6 +275,32 @@ def test_a_corrupt_layout_blob_is_refused(tmp_path: Path, syntra: Syntra) -> Non
     assert not (out / "blobs" / "sha256" / digest(b"layer bytes")[7:]).exists()
 
 
+def test_a_layout_blob_is_hashed_in_the_read_that_uploads_it(
+    tmp_path: Path, syntra: Syntra, registry: str
+) -> None:
+    """A blob that changes under the copy (or was wrong from the start) is caught by the
+    one read that sends it: the copy fails before a manifest or tag is written."""
+    from syntra.oci import Client
+
+    layout = tmp_path / "layout"
+    good = os.urandom(3 << 20)
+    body = write_layout(layout, [good])
+    bad = bytearray(good)
+    bad[-1] ^= 1
+    (layout / "blobs" / "sha256" / digest(good)[7:]).write_bytes(bytes(bad))
+    repository = f"evil/onepass{os.getpid()}"
+    err = one_line(syntra(tmp_path, "copy", f"oci:{layout}", f"{registry}/{repository}:1"), 3)
+    assert f"does not hash to {digest(good)}" in err, err
+    client = Client(registry, insecure=True)
+    assert client.find_manifest(repository, digest(body)) is None
+    assert client.head_manifest(repository, "1") is None
+    assert not client.has_blob(repository, digest(good))
+    (layout / "blobs" / "sha256" / digest(good)[7:]).write_bytes(good)  # intact: it copies
+    done = syntra(tmp_path, "copy", f"oci:{layout}", f"{registry}/{repository}:1")
+    assert done.code == 0, done.err
+    assert client.head_manifest(repository, "1") == digest(body)
+
+
 @pytest.mark.parametrize("kind", ["symlink", "fifo", "linked folder"])
 def test_a_layout_blob_that_is_not_a_regular_file_is_refused(
     tmp_path: Path, syntra: Syntra, kind: str
@@ -444,21 +470,98 @@ def test_a_registry_digest_that_is_a_path_is_refused(tmp_path: Path, syntra: Syn
     assert files_under(tmp_path) == before  # no folder made outside, nor inside
 
 
-@pytest.mark.parametrize("title", ["../../../escaped.wasm", "..", "/tmp/escaped.wasm"])
-def test_pull_writes_only_inside_its_folder(tmp_path: Path, syntra: Syntra, title: str) -> None:
-    wasm = b"\0asm\1\0\0\0"
+WASM = b"\0asm\1\0\0\0"
+
+
+def _titled(title: str, data: bytes = WASM, media: str = "application/wasm") -> Registry:
     registry = Registry()
     titled = {"org.opencontainers.image.title": title}
-    registry.tag("1", manifest([wasm], media="application/wasm", annotations=titled))
-    registry.blobs[digest(wasm)] = lambda: wasm
-    target = tmp_path / "deep" / "er" / "target"
+    registry.tag("1", manifest([data], media=media, annotations=titled))
+    registry.blobs[digest(data)] = lambda: data
+    return registry
+
+
+@pytest.mark.parametrize(
+    ("title", "data"),
+    [
+        ("../../../escaped.wasm", WASM),
+        ("..", WASM),
+        ("/tmp/escaped.wasm", WASM),
+        ("sub/app.wasm", WASM),  # no separators
+        (".git/config", b"[core]\n\tfsmonitor = touch PWNED\n"),
+        (".hidden.wasm", WASM),
+        ("dodo.py", b"import os; os.system('touch PWNED')\n"),  # not a .wasm name
+        ("app.wasm", b"import os; os.system('touch PWNED')\n"),  # named wasm, is not
+    ],
+)
+def test_pull_writes_only_a_checked_title_inside_its_folder(
+    tmp_path: Path, syntra: Syntra, title: str, data: bytes
+) -> None:
+    before = files_under(tmp_path)
+    with serve(_titled(title, data)) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        err = one_line(syntra(tmp_path, "pull", ref, "--insecure"), 4)
+    assert "is not a file name here" in err or "not wasm" in err or "as its name says" in err
+    assert files_under(tmp_path) == before  # nothing written, not even the folder
+
+
+def test_pull_writes_into_a_new_folder_never_over_a_file(tmp_path: Path, syntra: Syntra) -> None:
+    with serve(_titled("app.wasm")) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        done = syntra(tmp_path, "pull", ref, "--insecure")
+        assert done.code == 0, done.err
+        assert (tmp_path / "app" / "app.wasm").read_bytes() == WASM  # not ./app.wasm
+        assert "nothing was verified" in done.err  # no trust: written, and said so
+        (tmp_path / "app" / "app.wasm").write_bytes(b"mine")
+        err = one_line(syntra(tmp_path, "pull", ref, "--insecure"), 3)
+        assert "already there; --force" in err, err
+        assert (tmp_path / "app" / "app.wasm").read_bytes() == b"mine"
+        done = syntra(tmp_path, "pull", ref, "--insecure", "--force", "--json")
+        assert done.code == 0, done.err
+        assert json.loads(done.out)["verified"] is None
+    assert (tmp_path / "app" / "app.wasm").read_bytes() == WASM
+
+
+def test_pull_with_a_key_refuses_an_unsigned_artifact(tmp_path: Path, syntra: Syntra) -> None:
+    from tests.support.signing import cosign
+
+    made = cosign("generate-key-pair", "--output-key-prefix", str(tmp_path / "k"))
+    assert made.returncode == 0, made.stderr
+    before = files_under(tmp_path)
+    with serve(_titled("app.wasm")) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        err = one_line(
+            syntra(tmp_path, "pull", ref, "--insecure", "--key", str(tmp_path / "k.pub")), 1
+        )
+        assert "no valid signature" in err and "nothing was written" in err, err
+        assert not any("/blobs/" in seen.path for seen in server.seen)  # nothing fetched
+    assert files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "title", [".git/config", ".github/workflows/x.yml", "../x.js", "a/.syntra/x.js"]
+)
+def test_a_web_bundle_title_that_is_hidden_or_climbs_is_refused(
+    tmp_path: Path, syntra: Syntra, title: str
+) -> None:
+    data = b"[core]\n\tfsmonitor = touch PWNED\n"
+    config = b"{}"
+    body = json.dumps({
+        "schemaVersion": 2, "mediaType": MANIFEST,
+        "artifactType": "application/vnd.syntra.web-bundle.v1+json",
+        "config": descriptor(config, "application/vnd.oci.empty.v1+json"),
+        "layers": [descriptor(data, "application/octet-stream",
+                              annotations={"org.opencontainers.image.title": title})],
+    }).encode()  # fmt: skip
+    registry = Registry()
+    registry.tag("1", body)
+    registry.blobs[digest(data)] = lambda: data
+    before = files_under(tmp_path)
     with serve(registry) as server:
-        done = syntra(tmp_path, "pull", f"127.0.0.1:{server.port}/evil/app:1", str(target),
-                      "--insecure")  # fmt: skip
-    assert done.code == 0, done.err
-    (written,) = target.iterdir()
-    assert written.read_bytes() == wasm and written.name in ("escaped.wasm", "app.wasm")
-    assert {p for p in files_under(tmp_path) if p.is_file()} == {written}
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        err = one_line(syntra(tmp_path, "pull", ref, "--web", "--insecure"), 4)
+    assert "is not a file name here" in err, err
+    assert files_under(tmp_path) == before
 
 
 def test_a_manifest_larger_than_4_mib_is_refused(tmp_path: Path, syntra: Syntra) -> None:
@@ -592,6 +695,138 @@ def test_a_tag_list_that_loops_is_refused(tmp_path: Path, syntra: Syntra) -> Non
         renewing = syntra(tmp_path, "tags", f"127.0.0.1:{server.port}/evil/renewing",
                           "--insecure")  # fmt: skip
         assert "runs past 1000 pages" in one_line(renewing, 4)
+
+
+def _endless() -> Iterator[bytes]:
+    while True:
+        yield b"{" * 65536
+
+
+@pytest.mark.parametrize("kind", ["config", "signature", "attestation"])
+def test_a_declared_size_past_4_mib_is_refused_before_reading(
+    tmp_path: Path, syntra: Syntra, kind: str
+) -> None:
+    """A config, signature or attestation declaring 600 MiB: refused from the descriptor,
+    the blob never asked for (memory stays flat whatever the limit)."""
+    huge = {"mediaType": CONFIG, "digest": "sha256:" + "ab" * 32, "size": 600 << 20}
+    image = json.loads(manifest([b"layer"]))
+    if kind == "config":
+        image["config"] = huge
+    registry = Registry()
+    top = registry.tag("1", json.dumps(image).encode())
+    attached = json.loads(manifest([]))
+    attached["layers"] = [{**huge, "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json"}]
+    suffix = "sig" if kind == "signature" else "att"
+    registry.manifests[f"sha256-{top[7:]}.{suffix}"] = json.dumps(attached).encode()
+    registry.blobs[huge["digest"]] = _endless
+    config = b'{"architecture":"amd64","os":"linux"}'
+    registry.blobs[digest(config)] = lambda: config
+    with serve(registry) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        command = ("inspect", ref) if kind == "config" else ("tree", ref)
+        err = one_line(syntra(tmp_path, *command, "--insecure"), 4)
+        assert f"declares {600 << 20} bytes, more than the 4 MiB" in err, err
+        assert not any(huge["digest"] in seen.path for seen in server.seen)
+        assert server.sent == 0
+
+
+def test_a_tag_list_is_bounded_in_total_not_only_in_pages(tmp_path: Path, syntra: Syntra) -> None:
+    """Pages of 4 MiB each, far under the page cap: refused once the total passes its bound."""
+
+    def answer(method: str, path: str, headers: dict[str, str]) -> Answer:
+        page = int(path.split("page=")[1]) if "page=" in path else 0
+        tags = [f"p{page}-{n:06d}-" + "x" * 110 for n in range(30000)]
+        link = f'</v2/evil/app/tags/list?page={page + 1}>; rel="next"'
+        body = json.dumps({"name": "evil/app", "tags": tags}).encode()
+        return 200, {"Content-Type": "application/json", "Link": link}, body
+
+    with serve(answer) as server:
+        err = one_line(
+            syntra(tmp_path, "tags", f"127.0.0.1:{server.port}/evil/app", "--insecure"), 4
+        )
+        assert "more than 100000 tags" in err or "larger than 16 MiB" in err, err
+        assert len(server.seen) <= 5
+
+
+class _Trickling(BaseHTTPRequestHandler):
+    """An answer a byte at a time, each read well inside the socket timeout: in its
+    headers, or (with a Content-Length) in its body."""
+
+    protocol_version = "HTTP/1.1"
+    in_headers = False
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        if not self.in_headers:
+            self.wfile.write(f"Content-Type: {MANIFEST}\r\nContent-Length: 9999\r\n\r\n".encode())
+        try:
+            for _ in range(1000):
+                self.wfile.write(b"X-Slow: 1\r\n" if self.in_headers else b" ")
+                self.wfile.flush()
+                time.sleep(0.5)
+        except OSError:
+            pass
+
+    do_HEAD = do_GET
+
+
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_a_trickling_answer_ends_at_the_deadline(
+    tmp_path: Path, syntra: Syntra, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """The overall deadline (connect, headers and whole body) cuts a trickle off, in one
+    line, however steadily it sends."""
+    handler = type("Handler", (_Trickling,), {"in_headers": where == "headers"})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SYNTRA_REGISTRY_DEADLINE", "2")
+    try:
+        started = time.monotonic()
+        ref = f"127.0.0.1:{server.server_address[1]}/evil/app:1"
+        err = one_line(syntra(tmp_path, "inspect", ref, "--insecure"), 4)
+        assert "no whole answer within 2 s" in err, err
+        assert time.monotonic() - started < 15
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_terminal_escapes_from_a_registry_are_shown_inert(tmp_path: Path, syntra: Syntra) -> None:
+    """ESC/OSC sequences and line breaks in labels, annotations and tags: escaped in human
+    output (no control character reaches the terminal, no forged line), exact in --json."""
+    hostile = "\x1b[2J\x1b]0;owned\x07\nverified: OK\r"
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Labels": {"evil": hostile}}}).encode()  # fmt: skip
+    image = json.loads(manifest([b"layer"], config))
+    image["annotations"] = {"note": hostile}
+    registry = Registry()
+    registry.tag("1", json.dumps(image).encode())
+    registry.blobs[digest(config)] = lambda: config
+
+    def tags(method: str, path: str, headers: dict[str, str]) -> Answer | None:
+        if path.split("?")[0].endswith("/tags/list"):
+            body = json.dumps({"name": "evil/app", "tags": ["1", hostile]}).encode()
+            return 200, {"Content-Type": "application/json"}, body
+        return None
+
+    registry.extra = tags
+    with serve(registry) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        for argv in (("inspect", ref), ("tags", f"127.0.0.1:{server.port}/evil/app")):
+            shown = syntra(tmp_path, *argv, "--insecure")
+            assert shown.code == 0, shown.err
+            assert not any(c in shown.out for c in "\x1b\x07\r"), shown.out
+            assert "\nverified: OK" not in shown.out and "\\x1b[2J" in shown.out
+        exact = syntra(tmp_path, "inspect", ref, "--insecure", "--json")
+        assert json.loads(exact.out)["labels"]["evil"] == hostile
+        listed = syntra(
+            tmp_path, "tags", f"127.0.0.1:{server.port}/evil/app", "--insecure", "--json"
+        )
+        assert hostile in json.loads(listed.out)
 
 
 # Credentials stay with their registry ------------------------------------------------------
@@ -1012,3 +1247,33 @@ def test_an_index_of_1024_entries_is_hashed_once(monkeypatch: pytest.MonkeyPatch
     document = media.Document(index(children), INDEX)
     assert len(document.children()) == 1024
     assert document.is_index and len(hashed) == 1
+
+
+def test_a_cached_blob_is_checked_in_the_read_that_loads_it(tmp_path: Path) -> None:
+    from syntra.errors import Refused
+    from syntra.oci.digest import read_named
+
+    good = b"\0asm\1\0\0\0"
+    blob = tmp_path / ("sha256-" + hashlib.sha256(good).hexdigest())
+    blob.write_bytes(good)
+    assert read_named(blob) == good
+    blob.write_bytes(good[:-1] + b"\1")  # swapped after it was fetched and checked
+    with pytest.raises(Refused, match="its bytes are not sha256:"):
+        read_named(blob)
+
+
+@pytest.mark.parametrize(
+    "flag",
+    ["-fuse-ld=/tmp/evil", "-fpass-plugin=/tmp/evil.so", "-fplugin=/tmp/evil.so", "-B/tmp",
+     "-Xclang", "-mllvm", "-Wl,--export=x", "-Wa,-x", "-Wp,-x", "-I/etc", "-I../..", "-o",
+     "--target=x86_64", "-fprofile-generate", "-save-temps", "--config=/tmp/x.cfg"],
+)  # fmt: skip
+def test_a_compiler_flag_off_the_allow_list_is_refused_by_name(
+    tmp_path: Path, syntra: Syntra, flag: str
+) -> None:
+    (tmp_path / "syntra.yaml").write_text(
+        "version: 1\nproject: {name: d}\nwasm:\n  g:\n    language: c\n    source: .\n"
+        f'    cflags: ["-O2", "-DN=3", "-Iinclude", "-Wall", "-Werror", "-std=c11", "{flag}"]\n'
+    )
+    err = one_line(syntra(tmp_path, "validate"), 2)
+    assert f"'{flag}' is not a flag a guest may give" in err, err

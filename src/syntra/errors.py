@@ -46,6 +46,11 @@ class RegistryError(SyntraError):
     exit_code = EXIT_REGISTRY
 
 
+class TooLarge(RegistryError):
+    """A registry answer, declared or sent, past its kind's bound: exit code 4, and never
+    taken for a signature or attestation that merely fails to verify."""
+
+
 @dataclass(frozen=True)
 class Position:
     """A 1-based line and column in a file."""

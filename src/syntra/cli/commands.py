@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from syntra import config as config_stage
 from syntra import progress, telemetry
-from syntra.errors import EXIT_REFUSED, EXIT_TOOL, SyntraError, count, failure
+from syntra.errors import EXIT_REFUSED, EXIT_TOOL, SyntraError, count, failure, one_line
 from syntra.image.build import CHOICES
 from syntra.invocation import invocation, started_as
 from syntra.paths import CONFIG_FILE, DEFAULT_KEY, SNAPSHOT_ENV, report_page
@@ -658,7 +658,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_CLOSED_PIPE
     except (SyntraError, OSError) as exc:
         failed = failure(exc)
-        print(failed, file=sys.stderr)
+        print(one_line(str(failed)), file=sys.stderr)  # what came from outside stays inert
         return failed.exit_code
     except Terminated:
         return EXIT_TERMINATED

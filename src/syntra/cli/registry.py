@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from syntra.config import load
+from syntra.errors import one_line
 from syntra.oci.locate import Registries
 from syntra.registry import toolkit
 from syntra.supply.attach import WEB_BUNDLE
@@ -29,37 +31,57 @@ def _target(args: argparse.Namespace) -> toolkit.Target:
     return toolkit.resolve(_registries(args), args.ref, args.insecure)
 
 
-def _print(args: argparse.Namespace, found: Any, text: str) -> None:
-    print(json.dumps(found, indent=2) if args.json else text)
+def _print(args: argparse.Namespace, found: Any, text: Callable[[Any], str]) -> None:
+    """`found` as JSON (exact: JSON escapes what needs it), else `text(found)` of a copy
+    whose every string has its control characters escaped: what a registry, an archive
+    or a layout says never reaches the terminal as an escape sequence or a line break."""
+    print(json.dumps(found, indent=2) if args.json else text(_escaped(found)))
+
+
+def _escaped(found: Any) -> Any:
+    if isinstance(found, str):
+        return one_line(found)
+    if isinstance(found, dict):
+        return {_escaped(key): _escaped(value) for key, value in found.items()}
+    if isinstance(found, list | tuple):
+        return [_escaped(item) for item in found]
+    return found
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    found = toolkit.inspect(_target(args), args.platform)
+    _print(args, toolkit.inspect(_target(args), args.platform), _inspected)
+    return 0
+
+
+def _inspected(found: dict[str, Any]) -> str:
     lines = [f"{found['reference']}  {found['mediaType']}"]
     for image in found.get("platforms", [found]):
         where = image.get("platform") or image.get("artifactType") or ""
         created = image.get("created") or ""
         lines.append(f"  {where:16} {image['digest']}  {image['size']} bytes  {created}")
         lines += [f"    {key}={value}" for key, value in sorted(image.get("labels", {}).items())]
-    _print(args, found, "\n".join(lines))
-    return 0
+    return "\n".join(lines)
 
 
 def _digest(args: argparse.Namespace) -> int:
     target = _target(args)
-    _print(args, {"reference": target.reference, "digest": target.digest}, target.digest)
+    _print(args, {"reference": target.reference, "digest": target.digest}, lambda f: f["digest"])
     return 0
 
 
 def _tags(args: argparse.Namespace) -> int:
     where, _ = _registries(args).for_ref(args.repository, args.insecure)
     found = sorted(where.registry.tags(where.path))
-    _print(args, found, "\n".join(found))
+    _print(args, found, "\n".join)
     return 0
 
 
 def _tree(args: argparse.Namespace) -> int:
-    found = toolkit.tree(_target(args))
+    _print(args, toolkit.tree(_target(args)), _treed)
+    return 0
+
+
+def _treed(found: dict[str, Any]) -> str:
     lines = [str(found["reference"])]
     for node, indent in [(found, "  "), *((p, "    ") for p in found.get("platforms", []))]:
         if node is not found:
@@ -75,8 +97,7 @@ def _tree(args: argparse.Namespace) -> int:
         for referrer in node["referrers"]:
             kind = f"{referrer['artifactType']} {referrer['predicateType'] or ''}".strip()
             lines.append(f"{indent}referrer {referrer['digest']} {kind}")
-    _print(args, found, "\n".join(lines))
-    return 0
+    return "\n".join(lines)
 
 
 def _copy(args: argparse.Namespace) -> int:
@@ -91,7 +112,7 @@ def _copy(args: argparse.Namespace) -> int:
         "blobs_sent": len(content.blobs),
         "tags": sorted(content.tags),
     }
-    _print(args, found, f"copied {content.top} to {written}")
+    _print(args, found, lambda f: f"copied {f['digest']} to {f['destination']}")
     return 0
 
 
@@ -113,28 +134,49 @@ def _delete(args: argparse.Namespace) -> int:
     target = _target(args)
     _, version = _registries(args).for_ref(args.ref, args.insecure)  # tag or digest
     said = toolkit.delete(target, version, args.force)
-    _print(args, {"deleted": args.ref, "said": said}, said)
+    _print(args, {"deleted": args.ref, "said": said}, lambda f: f["said"])
     return 0
 
 
 def _pull(args: argparse.Namespace) -> int:
-    target = _target(args)
-    if args.web or target.manifest.json().get("artifactType") == WEB_BUNDLE:
-        bundle = toolkit.web_bundle(target)
-        files = toolkit.pull_bundle(bundle, Path(args.dir))
-        shown = "\n".join(f"wrote {path}" for path in files)
-        _print(args, {"bundle": bundle.reference, "files": [str(f) for f in files]}, shown)
-        return 0
-    written = toolkit.pull(_registries(args), args.ref, Path(args.dir), args.insecure)
-    _print(args, {"file": str(written)}, f"wrote {written}")
+    from syntra.supply.verify import trust_of
+
+    file = Path(args.file)
+    loaded = load(file) if file.exists() else None
+    signing = loaded.config.supply_chain.signing.mode if loaded else "none"
+    key = Path(args.key) if args.key else None
+    trust = trust_of(loaded, key, "") if key or signing != "none" else None
+    registries = Registries(loaded.config.registries if loaded else None)
+    target = toolkit.resolve(registries, args.ref, args.insecure)
+    request = toolkit.PullRequest(Path(args.dir) if args.dir else None, args.force, trust)
+    web = args.web or target.manifest.json().get("artifactType") == WEB_BUNDLE
+    pulled = (
+        toolkit.pull_bundle(toolkit.web_bundle(target), request)
+        if web
+        else toolkit.pull(target, request)
+    )
+    if pulled.verified is None:
+        print(
+            f"WARNING: {target.reference}: nothing was verified (no --key, no "
+            "supply_chain.signing in syntra.yaml): the files are written unchecked",
+            file=sys.stderr,
+        )
+    found = {"folder": str(pulled.folder), "files": [str(f) for f in pulled.files],
+             "verified": pulled.verified}  # fmt: skip
+    found |= {"bundle": pulled.reference} if web else {"file": str(pulled.files[0])}
+    _print(args, found, _pulled)
     return 0
+
+
+def _pulled(found: dict[str, Any]) -> str:
+    said = [f"verified: signed by {found['verified']}"] if found["verified"] else []
+    return "\n".join([*said, *(f"wrote {path}" for path in found["files"])])
 
 
 def _guest_names(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """`run` with `args.ref` read as `syntra run` reads it: a guest's name from
     syntra.yaml is its published reference (`names.named`)."""
     from syntra.cli.names import named
-    from syntra.oci.locate import Registries
 
     def with_names(args: argparse.Namespace) -> int:
         file = Path(args.file)
@@ -204,5 +246,9 @@ def add(register: Callable[[str, Callable[[argparse.Namespace], int], str], Any]
     )
     pull.add_argument("ref")
     pull.add_argument("--web", action="store_true", help="the web bundle attached to the artifact")
-    pull.add_argument("dir", nargs="?", default=".", help="folder (default: here)")
+    pull.add_argument(
+        "dir", nargs="?", help="folder (default: a new one named after the artifact, here)"
+    )
+    pull.add_argument("--force", action="store_true", help="replace files already there")
+    pull.add_argument("--key", metavar="PUB", help="verify the signature with this public key")
     shared(pull)

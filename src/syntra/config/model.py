@@ -27,6 +27,7 @@ from pydantic_core import PydanticCustomError
 
 from syntra import refs
 from syntra.errors import SyntraError, did_you_mean
+from syntra.fsutil import confined
 
 BUILDERS = ("auto", "buildx", "podman", "container")
 """Image builders syntra.yaml may name (`syntra.image.build` holds their backends)."""
@@ -195,9 +196,22 @@ def _command(value: str) -> str:
 _DEBIAN_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+\Z")
 _SYMBOL_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PROGRAM_RE = re.compile(r"[A-Za-z0-9._+-]+\Z")
-_REFUSED_FLAGS = ("-o", "-fplugin", "-Xclang", "--target", "-target", "--sysroot", "-B",
-                  "--config", "-M", "-save-temps", "-Wl,-o", "-Wl,--output")  # fmt: skip
-"""Compiler flags that would change where output goes, what runs, or the target."""
+_ALLOWED_FLAGS = re.compile(
+    r"-O[0-3sz]?|-Og"  # optimisation
+    r"|-[DU][A-Za-z_][A-Za-z0-9_]*(=[A-Za-z0-9_.,+-]*)?"  # defines
+    r"|-I(?P<include>[A-Za-z0-9_.+@,/-]+)"  # includes: relative paths inside the folder
+    r"|-W(no-)?(error=)?[a-z][a-z0-9+=-]*|-w|-pedantic(-errors)?"  # warnings
+    r"|-std=(c|gnu)(89|90|99|11|17|18|2x|23)"
+    r"|-g[0-3]?"
+    r"|-f(no-)?(?P<feature>[a-z][a-z0-9-]*)(=(hidden|default|protected|on|off|fast))?"
+    r"|-m(no-)?(?P<machine>[a-z][a-z0-9-]*)(=(reactor|command|generic|mvp|bleeding-edge))?"
+)
+"""The compiler flags a guest may give: optimisation, defines, includes inside its
+folder, warnings, the C standard, debug info and -f/-m features (an allow-list: anything
+else, such as `-fuse-ld=`, `-fpass-plugin=`, `-B`, `-Xclang` or `-o`, is refused)."""
+_REFUSED_FEATURES = ("plugin", "pass-plugin", "use-ld", "profile", "save-", "crash-",
+                     "coverage", "instrument", "modules-cache", "llvm")  # fmt: skip
+"""-f/-m names that load code, run programs or write files elsewhere."""
 
 
 def _debian_package(value: str) -> str:
@@ -230,8 +244,19 @@ def _compiler_flag(value: str) -> str:
             f"'{_shown(value)}' is not a compiler flag: it starts with '-' and holds "
             "letters, digits and ._-+@=,/"
         )
-    if value.startswith(_REFUSED_FLAGS):
-        raise ValueError(f"'{value}': Syntra sets the target, the output and the sysroot")
+    allowed = _ALLOWED_FLAGS.fullmatch(value)
+    include = allowed.group("include") if allowed else None
+    feature = (allowed.group("feature") or allowed.group("machine") or "") if allowed else ""
+    if (
+        not allowed
+        or (include is not None and confined(include) is None)
+        or feature.startswith(_REFUSED_FEATURES)
+    ):
+        raise ValueError(
+            f"'{value}' is not a flag a guest may give (optimisation, -D/-U, -I inside its "
+            "folder, warnings, -std=, -g, -f/-m features); Syntra sets the target, the "
+            "output, the linker and the sysroot"
+        )
     return value
 
 

@@ -8,8 +8,11 @@ registry is mounted instead of uploaded. Reads are verified: a manifest or blob 
 do not hash to the digest asked for is retried, then refused.
 
 Answers are untrusted and bounded: every body is streamed, manifests and JSON answers
-read up to MAX_DOCUMENT, blobs up to the size their descriptor declares; tag lists up to
-MAX_TAG_PAGES pages, with a next page that repeats or adds nothing refused. References
+read up to MAX_DOCUMENT, blobs up to the size their descriptor declares (a JSON blob's
+declared size checked against MAX_DOCUMENT before a byte is read); tag lists up to
+MAX_TAG_PAGES pages, MAX_TAGS tags and MAX_TAG_BYTES in all, with a next page that repeats
+or adds nothing refused. Every exchange has an overall deadline (`_Deadline`): a registry
+that trickles its answer is cut off however steadily it sends. References
 that become URLs are tags or parsed digests. The login (and any token) is sent only to
 the registry's own origin: not to an upload `Location` or a redirect on another host, and
 to a token realm on another host only over HTTPS. Registry error text is redacted.
@@ -19,12 +22,15 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import re
+import socket
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -32,7 +38,7 @@ import urllib3
 
 import syntra.oci.digest as digests
 from syntra import process
-from syntra.errors import RegistryError, SyntraError, one_line
+from syntra.errors import RegistryError, SyntraError, TooLarge, ToolError, one_line
 from syntra.oci.auth import Authenticator, Login
 from syntra.oci.digest import Digest
 from syntra.oci.media import ACCEPT, MAX_DOCUMENT, Document, digest_of, is_digest, json_object
@@ -41,6 +47,10 @@ from syntra.version import installed_version
 
 MAX_TAG_PAGES = 1000
 """The most pages of a tag list (of up to 1,000 tags each)."""
+MAX_TAGS = 100_000
+"""The most tags of one repository, across its pages."""
+MAX_TAG_BYTES = 16 << 20
+"""The most bytes of one repository's tag list, across its pages."""
 MAX_IN_MEMORY = 256 << 20
 """The most a blob read into memory may weigh when its size is not declared."""
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
@@ -57,6 +67,9 @@ class Blob:
     size: int
     path: Path | None = None
     data: bytes | None = None
+    verify: bool = False
+    """Hash the file in the read that uploads it (an untrusted layout's blob): a file
+    that does not hash to `digest` ends the upload before its last byte is sent."""
 
     @classmethod
     def of(cls, data: bytes) -> Blob:
@@ -67,7 +80,51 @@ class Blob:
             return self.data
         path = self.path
         assert path is not None
+        if self.verify:
+            return lambda: cast(IO[bytes], _Checked(path, self.digest, self.size))
         return lambda: path.open("rb")
+
+
+class _Checked:
+    """A regular file (no symbolic link followed) read through its digest's hash: the
+    read that reaches its end, or passes its size, raises when it is not `digest`. Only
+    `read`, `close`, `fileno`, `mode` and `tell` (how `requests` finds its length): no
+    `__iter__`, so it is sent as a body of known length, not in chunks."""
+
+    mode = "rb"
+
+    def __init__(self, path: Path, digest: Digest, size: int) -> None:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.close(descriptor)
+            raise ToolError(f"{path} is not a regular file")
+        os.set_blocking(descriptor, True)
+        self._file = os.fdopen(descriptor, "rb", buffering=0)
+        self._path, self._digest, self._size = path, digest, size
+        self._hasher, self._seen = digests.hasher(digest), 0
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def tell(self) -> int:
+        return self._seen
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(max(size, 1 << 20)) or b""  # urllib3 asks for 16 KiB at a time
+        self._seen += len(chunk)
+        if self._seen > self._size:
+            raise ToolError(f"{self._path}: {self._digest} is larger than {self._size} bytes")
+        self._hasher.update(chunk)
+        if not chunk and (
+            self._seen != self._size or self._hasher.hexdigest() != digests.hexdigest(self._digest)
+        ):
+            raise ToolError(
+                f"{self._path}: does not hash to {self._digest} as it is sent (nothing tagged)"
+            )
+        return chunk
+
+    def close(self) -> None:
+        self._file.close()
 
 
 @dataclass
@@ -106,6 +163,8 @@ class _Request:
     params: dict[str, str] | None = None
     check: Check | None = None
     stream: bool = False
+    size: int = 0
+    """The bytes of the blob sent or read: each MiB adds a second to the deadline."""
     basic: tuple[str, str] | None = field(default=None, repr=False)
     """Token requests: sent with Basic auth, no challenge answered."""
 
@@ -113,6 +172,103 @@ class _Request:
     def push(self) -> bool:
         """Whether it needs push access (anything but reads)."""
         return self.method not in ("GET", "HEAD")
+
+
+class _Deadline:
+    """The overall deadline of one exchange (connect, headers and the whole body): the
+    socket timeout bounds each read, not a registry sending a byte every few seconds.
+    When time is up the connection is shut, which ends a read blocked in another frame."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def attach(self, found: object) -> None:
+        """The socket of this exchange: shut when time is up (now, if it already is)."""
+        with self._lock:
+            self._socket = found if isinstance(found, socket.socket) else self._socket
+        if self.expired:
+            self._expire()
+
+    def watch(self, response: requests.Response) -> None:
+        """Shut `response`'s connection when time is up (now, if it already is)."""
+        connection = getattr(response.raw, "_connection", None)
+        found = getattr(connection, "sock", None)
+        if found is None:  # a closing connection hands its socket to the response's reader
+            reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
+            found = getattr(getattr(reader, "raw", None), "_sock", None)
+        self.attach(found)
+
+    def _expire(self) -> None:
+        self.expired = True
+        with self._lock:
+            if self._socket is not None:
+                with contextlib.suppress(OSError):
+                    self._socket.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def check(self, label: str, what: str) -> None:
+        if self.expired:
+            raise RegistryError(
+                f"{label}: {what}: no whole answer within {self.seconds:g} s "
+                "(SYNTRA_REGISTRY_DEADLINE)"
+            )
+
+
+_EXCHANGE = threading.local()
+"""The deadline of the exchange this thread is in (`_Deadline`), for its connection."""
+
+
+class _Timed:
+    """A connection that hands its socket to the current exchange's deadline as soon as
+    it has one, so connecting and reading the headers are bounded too, not only the body."""
+
+    sock: socket.socket | None
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        _attach(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _attach(self.sock)  # a kept-alive connection is already connected
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+def _attach(found: socket.socket | None) -> None:
+    deadline = getattr(_EXCHANGE, "deadline", None)
+    if isinstance(deadline, _Deadline) and found is not None:
+        deadline.attach(found)
+
+
+class _TimedHTTP(_Timed, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _TimedHTTPS(_Timed, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _Pool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _TimedHTTP
+
+
+class _TLSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _TimedHTTPS
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, with connections whose sockets the deadline can shut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
 
 
 def loopback(host: str) -> bool:
@@ -147,6 +303,8 @@ class Client:
         self.base = f"{'http' if self.insecure else 'https'}://{host}"
         self.policy = policy or RetryPolicy.from_env()
         self.session = requests.Session()
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, _Adapter())
         self.session.headers["User-Agent"] = (
             f"syntra/{installed_version()} {requests.utils.default_user_agent()}"
         )
@@ -176,6 +334,8 @@ class Client:
         for _ in range(3):  # the request, then up to two answered challenges
             handle = None
             ours = _origin(request.url) == _origin(self.base)  # the login goes nowhere else
+            deadline = _Deadline(self.policy.deadline + request.size / (1 << 20))
+            _EXCHANGE.deadline = deadline
             try:
                 handle = request.body() if callable(request.body) else None
                 own = {}
@@ -191,6 +351,7 @@ class Client:
                     timeout=(self.policy.timeout, self.policy.timeout),
                     stream=True,
                 )
+                deadline.watch(response)
                 if request.method == "HEAD":
                     response._content = b""  # its Content-Length is the thing's, not a body's
                 elif not request.stream or response.status_code >= 300:
@@ -208,6 +369,7 @@ class Client:
                     raise _Transient(reason, response.headers.get("Retry-After"))
                 check = request.check
                 problem = check(response) if check and response.status_code < 300 else None
+                deadline.check(self.label, request.what)
                 if problem:
                     raise _Transient(problem)
                 return response
@@ -223,8 +385,11 @@ class Client:
             except FileNotFoundError as exc:
                 raise RegistryError(f"{self.label}: {request.what}: {exc}") from None
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                deadline.check(self.label, request.what)
                 raise _Transient(_network_reason(exc)) from None
             finally:
+                _EXCHANGE.deadline = None
+                deadline.cancel()
                 if handle is not None:
                     handle.close()
         return response
@@ -241,7 +406,7 @@ class Client:
                     break
         if len(body) > MAX_DOCUMENT or (declared.isdigit() and int(declared) > MAX_DOCUMENT):
             response.close()
-            raise RegistryError(
+            raise TooLarge(
                 f"{self.label}: {what}: the answer is larger than {MAX_DOCUMENT >> 20} MiB"
             )
         response._content = bytes(body)
@@ -366,6 +531,7 @@ class Client:
         params: dict[str, str] | None = {"n": "1000"}
         found: dict[str, None] = {}  # ordered, each tag once
         seen: set[str] = set()
+        read = 0
         what = f"GET tags of {repository}"
         while url:
             if url in seen or len(seen) >= MAX_TAG_PAGES:
@@ -377,6 +543,11 @@ class Client:
                 break
             if response.status_code >= 300:
                 raise self.fail(response, what)
+            read += len(response.content)
+            if read > MAX_TAG_BYTES:
+                raise TooLarge(
+                    f"{self.label}: {what}: the tag list is larger than {MAX_TAG_BYTES >> 20} MiB"
+                )
             body = json_object(response.content)
             if body is None:
                 raise RegistryError(f"{self.label}: {what}: the registry sent no JSON object")
@@ -385,6 +556,8 @@ class Client:
                 raise RegistryError(f"{self.label}: {what}: the tag list is not a list")
             known = len(found)
             found |= dict.fromkeys(tag for tag in listed if isinstance(tag, str))
+            if len(found) > MAX_TAGS:
+                raise TooLarge(f"{self.label}: {what}: more than {MAX_TAGS} tags")
             following = response.links.get("next", {}).get("url")
             if following and len(found) == known:
                 raise RegistryError(f"{self.label}: {what}: a next page after one of no new tags")
@@ -452,19 +625,27 @@ class Client:
         self.note(repository, [digest])
         return True
 
-    def get_blob(self, repository: str, digest: str, size: int | None = None) -> bytes:
+    def get_blob(
+        self, repository: str, digest: str, size: int | None = None, bound: int = MAX_IN_MEMORY
+    ) -> bytes:
         """A small blob (config, signature, SBOM, a wasm module), verified against its
-        digest; read up to its declared `size`, else up to MAX_IN_MEMORY."""
+        digest; read up to its declared `size`, else up to `bound`. A declared size past
+        `bound` (MAX_DOCUMENT for the JSON ones) is refused before anything is read."""
         wanted = digests.parse(digest, f"{self.label}: {repository}")
         what = f"GET blob {repository}@{digest}"
+        if size is not None and size > bound:
+            raise TooLarge(
+                f"{self.label}: {what}: declares {size} bytes, more than the {_mib(bound)} "
+                "such a blob may weigh"
+            )
         kept = bytearray()
 
         def check(response: requests.Response) -> str | None:
             kept.clear()
-            return self._receive(response, wanted, size, MAX_IN_MEMORY, what, kept.extend)
+            return self._receive(response, wanted, size, bound, what, kept.extend)
 
         response = self._exchange(
-            "GET", repository, "blobs", wanted, what, check=check, stream=True
+            "GET", repository, "blobs", wanted, what, check=check, stream=True, size=size or 0
         )
         if response.status_code >= 300:
             raise self.fail(response, what)
@@ -477,13 +658,18 @@ class Client:
         """Stream a blob's body into `sink` through its hash, refusing more than its
         declared `size` (else `bound`) bytes; the problem when it does not match."""
         limit = size if size is not None else bound
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            response.close()
+            said = "the declared" if size is not None else "at most"
+            raise TooLarge(f"{self.label}: {what}: {declared} bytes, more than {said} {limit}")
         hasher, seen = digests.hasher(digest), 0
         for chunk in response.iter_content(1 << 20):
             seen += len(chunk)
             if seen > limit:
                 response.close()
                 said = "the declared" if size is not None else "at most"
-                raise RegistryError(f"{self.label}: {what}: more than {said} {limit} bytes")
+                raise TooLarge(f"{self.label}: {what}: more than {said} {limit} bytes")
             hasher.update(chunk)
             sink(chunk)
         actual = f"{digests.algorithm(digest)}:{hasher.hexdigest()}"
@@ -505,7 +691,7 @@ class Client:
 
         try:
             response = self._exchange(
-                "GET", repository, "blobs", digest, what, check=check, stream=True
+                "GET", repository, "blobs", digest, what, check=check, stream=True, size=size
             )
             if response.status_code >= 300:
                 raise self.fail(response, what)
@@ -563,6 +749,7 @@ class Client:
             _Request(
                 "PUT", location, what, repository,
                 headers=headers, body=blob.body(), params={"digest": blob.digest},
+                size=blob.size,
             )
         )  # fmt: skip
         if finished.status_code in (400, 404, 416):
@@ -600,6 +787,10 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     except ValueError:
         port = -1
     return parts.scheme, (parts.hostname or ""), port
+
+
+def _mib(size: int) -> str:
+    return f"{size >> 20} MiB" if size >= 1 << 20 else f"{size} bytes"
 
 
 def _hashed(data: bytes, like: Digest) -> Digest:

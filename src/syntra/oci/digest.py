@@ -9,9 +9,10 @@ digits. Anything else is one line, exit 4 when a registry said it, 3 when a file
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import TYPE_CHECKING, NewType
 
-from syntra.errors import RegistryError, SyntraError, ToolError, one_line
+from syntra.errors import Refused, RegistryError, SyntraError, ToolError, one_line
 from syntra.refs import DIGEST
 
 if TYPE_CHECKING:
@@ -71,3 +72,21 @@ def hexdigest(digest: Digest) -> str:
 def file_name(digest: Digest) -> str:
     """`sha256-<hex>`: a file name for the blob."""
     return digest.replace(":", "-")
+
+
+class Damaged(Refused):
+    """A file named by its digest whose bytes are something else (exit 1)."""
+
+
+def read_named(path: Path) -> bytes:
+    """The bytes of `path`, read once; when its name is a digest (`file_name`: a cached
+    blob), hashed in that same read and refused (Damaged) unless they are that digest, so
+    what was checked is what is used."""
+    data = path.read_bytes()
+    named = path.name.replace("-", ":", 1)
+    if is_digest(named):
+        check = hasher(Digest(named))
+        check.update(data)
+        if check.hexdigest() != hexdigest(Digest(named)):
+            raise Damaged(f"{path}: its bytes are not {named}")
+    return data

@@ -22,6 +22,16 @@ ACCEPT = ", ".join((INDEX, MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 INDEX_TYPES = (INDEX, DOCKER_LIST)
 TITLE = defaults.annotation_title
 
+FILE_MEDIA_TYPES = {
+    ".wasm": "application/wasm",
+    ".js": "text/javascript",
+    ".ts": "application/typescript",
+    ".html": "text/html",
+    ".json": "application/json",
+}
+"""The media type of a file layer by its name's suffix (web bundles, wasm artifacts)."""
+WASM_MAGIC = b"\0asm"
+
 MAX_DOCUMENT = 4 << 20
 """The most a manifest, an index or any JSON answer may weigh (distribution's default)."""
 MAX_CHILDREN = 1024

@@ -69,7 +69,8 @@ def _wrap(watch: progress.Upload, blob: Blob) -> Blob:
     row = watch.row(blob)
     if row is None:
         return blob
-    return _Watched(blob.digest, blob.size, blob.path, blob.data, watch.progress, row)
+    return _Watched(blob.digest, blob.size, blob.path, blob.data, blob.verify,
+                    progress=watch.progress, row=row)  # fmt: skip
 
 
 def push(

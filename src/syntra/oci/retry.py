@@ -8,7 +8,9 @@ without a code change:
 
 - `SYNTRA_REGISTRY_TRIES` (default 5): attempts per request, the first included;
 - `SYNTRA_REGISTRY_RETRY_SECONDS` (default 60): the most one request may spend waiting;
-- `SYNTRA_REGISTRY_TIMEOUT` (default 30): seconds to wait for a connection or a read.
+- `SYNTRA_REGISTRY_TIMEOUT` (default 30): seconds to wait for a connection or a read;
+- `SYNTRA_REGISTRY_DEADLINE` (default ten times the timeout): the most seconds one
+  exchange may take, connect and whole body, plus a second for each MiB of a blob.
 """
 
 from __future__ import annotations
@@ -44,15 +46,18 @@ class RetryPolicy:
     tries: int = 5
     budget: float = 60.0
     timeout: float = 30.0
+    deadline: float = 300.0
     base: float = 0.25
     cap: float = 10.0
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
+        timeout = _env_number("SYNTRA_REGISTRY_TIMEOUT", cls.timeout) or cls.timeout
         return cls(
             tries=max(1, int(_env_number("SYNTRA_REGISTRY_TRIES", cls.tries))),
             budget=_env_number("SYNTRA_REGISTRY_RETRY_SECONDS", cls.budget),
-            timeout=_env_number("SYNTRA_REGISTRY_TIMEOUT", cls.timeout) or cls.timeout,
+            timeout=timeout,
+            deadline=_env_number("SYNTRA_REGISTRY_DEADLINE", 10 * timeout) or 10 * timeout,
         )
 
     def attempts(self) -> Attempts:

@@ -36,6 +36,7 @@ from syntra.fsutil import confined
 
 if TYPE_CHECKING:
     from syntra.oci.locate import Registries
+    from syntra.plugins.remote import Pulled
     from syntra.plugins.sandbox import CallResult
     from syntra.supply.verify import Trust
 
@@ -193,6 +194,7 @@ def load_reference(
     source: Source, limits: Limits, cache: Path, runtime: str = "wasmtime"
 ) -> Plugin:
     """The plugin at `source`, pulled and verified against its trust."""
+    from syntra.oci.digest import Damaged
     from syntra.oci.locate import Registries
     from syntra.plugins.codecache import private
     from syntra.plugins.remote import pull
@@ -200,15 +202,23 @@ def load_reference(
     registries = source.registries or Registries()
     where, version = registries.for_ref(source.reference, source.insecure)
     pulled = pull(where, version, source.trust, private(cache))
-    metrics = Metrics(
+    name = where.path.rsplit("/", 1)[-1]
+    try:
+        return Plugin(name, pulled.wasm, limits, cache, _pulled(pulled, source), runtime)
+    except Damaged:  # the cached blob changed since it was fetched: fetch it again
+        pulled.wasm.unlink(missing_ok=True)
+        pulled = pull(where, version, source.trust, private(cache))
+        return Plugin(name, pulled.wasm, limits, cache, _pulled(pulled, source), runtime)
+
+
+def _pulled(pulled: Pulled, source: Source) -> Metrics:
+    return Metrics(
         reference=pulled.reference,
         pull_ms=pulled.pull_ms,
         verify_ms=pulled.verify_ms,
         blob_cached=pulled.cached,
         verified=source.trust is not None,
     )
-    name = where.path.rsplit("/", 1)[-1]
-    return Plugin(name, pulled.wasm, limits, cache, metrics, runtime)
 
 
 def trust_from(key: str | Path | None, identity: str | None, issuer: str) -> Trust:

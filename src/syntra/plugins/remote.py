@@ -56,7 +56,7 @@ def pull(where: Where, version: str, trust: Trust | None, cache: Path) -> Pulled
     verified = time.perf_counter()
     blob = Digest(layers[0]["digest"])  # parsed by children()
     target = cache / "blobs" / digests.file_name(blob)
-    cached = _intact(target, blob)
+    cached = target.is_file() and not target.is_symlink()  # hashed as it is loaded
     if not cached:
         pulled = {"syntra.digest": blob, "server.address": where.registry.host}
         with telemetry.span(f"pull {where.path}", pulled), progress.activity(f"pull {reference}"):
@@ -70,14 +70,3 @@ def pull(where: Where, version: str, trust: Trust | None, cache: Path) -> Pulled
         verify_ms=(verified - resolved) * 1000,
         cached=cached,
     )
-
-
-def _intact(path: Path, digest: Digest) -> bool:
-    """Whether `path` holds exactly the bytes of `digest` (a cache entry can be damaged)."""
-    if path.is_symlink() or not path.is_file():
-        return False
-    hasher = digests.hasher(digest)
-    with path.open("rb") as source:
-        for chunk in iter(lambda: source.read(1 << 20), b""):
-            hasher.update(chunk)
-    return hasher.hexdigest() == digests.hexdigest(digest)

@@ -21,6 +21,7 @@ import wasmtime
 
 from syntra import telemetry
 from syntra.errors import SyntraError, did_you_mean
+from syntra.oci.digest import read_named
 from syntra.plugins.binary import kind_of, unnamed_signature
 from syntra.plugins.bounds import bounds, census
 from syntra.plugins.calls import (
@@ -64,7 +65,7 @@ class Sandbox:
 
     def __init__(self, name: str, wasm: Path, limits: Mapping[str, Any], cache: Path) -> None:
         self.name = name
-        data = wasm.read_bytes()
+        data = read_named(wasm)  # a cached blob is checked in the read that loads it
         try:
             self.kind = kind_of(data)
         except ValueError as exc:

@@ -21,6 +21,7 @@ from typing import IO, Any
 import wasmtime
 
 from syntra.errors import SyntraError, did_you_mean
+from syntra.oci.digest import read_named
 from syntra.plugins.binary import kind_of_file, unnamed_signature
 from syntra.plugins.calls import (
     BadCall,
@@ -67,7 +68,7 @@ class Wasm3Sandbox:
             raise SyntraError(f"{name}: wasm3 runs core modules only; this is a component")
         if limits.get("fuel") is not None:
             raise SyntraError(f"{name}: wasm3 cannot meter fuel: drop limits.fuel or wasm3")
-        data = wasm.read_bytes()
+        data = read_named(wasm)
         if why := unnamed_signature(data):
             raise SyntraError(f"{wasm}: cannot be called here: {why}")
         self.engine = engine(False)

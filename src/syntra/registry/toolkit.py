@@ -8,18 +8,26 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from syntra.errors import SyntraError
+from syntra.errors import Refused, RegistryError, SyntraError, ToolError, one_line
 from syntra.fsutil import confined, copy_atomic
 from syntra.oci import Document, is_digest, platform_of
 from syntra.oci.locate import Registries, Where, digest_in
-from syntra.oci.media import TITLE, descriptor_digest
+from syntra.oci.media import (
+    FILE_MEDIA_TYPES,
+    MAX_DOCUMENT,
+    TITLE,
+    WASM_MAGIC,
+    descriptor_digest,
+)
 from syntra.supply.attach import WEB_BUNDLE, Attachments, attachment_tag
 
 if TYPE_CHECKING:
     from syntra.supply.verify import Trust
+
+WASM = FILE_MEDIA_TYPES[".wasm"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,7 @@ def _image(where: Where, digest: str) -> dict[str, Any]:
     }
     if str(config_descriptor.get("mediaType", "")).endswith("image.config.v1+json"):
         blob = where.registry.get_blob(
-            where.path, config_descriptor["digest"], config_descriptor["size"]
+            where.path, config_descriptor["digest"], config_descriptor["size"], MAX_DOCUMENT
         )
         config = Document(blob, str(config_descriptor["mediaType"])).json()
         described["created"] = config.get("created")
@@ -159,25 +167,107 @@ def delete(target: Target, version: str, force: bool) -> str:
     return f"deleted {target.reference}" + (f" and its tags {', '.join(tagged)}" if tagged else "")
 
 
-def pull(registries: Registries, reference: str, folder: Path, insecure: bool) -> Path:
-    """A wasm artifact's module or component, checked against its digest, written to
-    `folder/<title>` through a temporary file."""
+@dataclass(frozen=True)
+class PullRequest:
+    """Where `pull` writes and what it checks first."""
+
+    folder: Path | None = None
+    """None: a new folder named after the artifact, in the current one."""
+    force: bool = False
+    """Replace files that are already there."""
+    trust: Trust | None = None
+    """What the signature must verify against; None: written unverified (and said so)."""
+
+
+@dataclass(frozen=True)
+class Pulled:
+    reference: str
+    folder: Path
+    files: list[Path]
+    verified: str | None
+    """The signer the signature verified against; None when nothing was verified."""
+
+
+def pull(target: Target, request: PullRequest) -> Pulled:
+    """A wasm artifact's module or component: its signature verified (when there is
+    trust), its title checked, its bytes checked against its digest and its media type,
+    then written into the destination folder through a temporary file."""
     from syntra.plugins.remote import pull as pull_blob
 
-    where, version = registries.for_ref(reference, insecure)
+    verified = _verified(target, request.trust)
+    folder = _destination(target, request.folder)
+    layers = [c for c in target.manifest.children()[1:] if c["mediaType"] == WASM]
+    name = f"{target.where.path.rsplit('/', 1)[-1]}.wasm"
+    title = str((layers[0].get("annotations") or {}).get(TITLE) or name) if layers else name
+    path = folder / file_name(title, WASM, deepest=1)
+    _absent([path], request.force)
     with tempfile.TemporaryDirectory(prefix="syntra-pull-") as scratch:
-        pulled = pull_blob(where, version, None, Path(scratch))
+        pulled = pull_blob(target.where, target.digest, None, Path(scratch))
+        _is_wasm(pulled.wasm, target.reference, title)
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / _file_name(pulled.title, f"{where.path.rsplit('/', 1)[-1]}.wasm")
-        copy_atomic(pulled.wasm, target)
-    return target
+        copy_atomic(pulled.wasm, path)
+    return Pulled(target.reference, folder, [path], verified)
 
 
-def _file_name(title: str, otherwise: str) -> str:
-    """The artifact's title as a file name in the target folder (its last part; `..`,
-    hidden names and control characters are not file names here)."""
-    name = confined(title.rsplit("/", 1)[-1], deepest=1)
-    return name if name and not name.startswith(".") else otherwise
+def file_name(title: str, media_type: str, deepest: int) -> str:
+    """The one check of a layer title that becomes a file name: a relative path at most
+    `deepest` names deep that stays in its folder, no name hidden (`.git`, `.github`,
+    `.syntra`…), and a suffix whose media type is the layer's (a `.wasm` file is an
+    `application/wasm` layer and the other way round)."""
+    inside = confined(title, deepest)
+    shown = one_line(title)
+    if inside is None or any(part.startswith(".") for part in inside.split("/")):
+        raise RegistryError(
+            f"a layer titled '{shown}' is not a file name here (no folders above, no "
+            "hidden names" + (", no path separators)" if deepest == 1 else ")")
+        )
+    expected = FILE_MEDIA_TYPES.get(PurePosixPath(inside).suffix, "application/octet-stream")
+    if media_type != expected:
+        raise RegistryError(
+            f"a layer titled '{shown}' is {one_line(media_type)}, not {expected} as its name says"
+        )
+    return inside
+
+
+def _verified(target: Target, trust: Trust | None) -> str | None:
+    """The signer `target`'s signature verifies against, checked before any file is
+    fetched; Refused when it does not."""
+    if trust is None:
+        return None
+    problems: list[str] = []
+    signed, _ = trust.examine(Attachments(target.where.registry, target.where.path),
+                              target.digest, problems)  # fmt: skip
+    if not signed:
+        said = f" ({'; '.join(problems)})" if problems else ""
+        raise Refused(
+            f"{target.reference}: refused: no valid signature by {trust.signer}{said}; "
+            "nothing was written"
+        )
+    return trust.signer
+
+
+def _destination(target: Target, folder: Path | None) -> Path:
+    """The folder asked for, else a new one named after the artifact's repository."""
+    if folder is not None:
+        return folder
+    name = target.where.path.rsplit("/", 1)[-1]
+    if confined(name, deepest=1) != name or name.startswith("."):
+        raise RegistryError(f"{one_line(name)}: not a folder name; name the folder to write to")
+    return Path(name)
+
+
+def _absent(paths: list[Path], force: bool) -> None:
+    """Refuse before anything is fetched when a file to write is already there."""
+    there = [str(p) for p in paths if p.exists() or p.is_symlink()]
+    if there and not force:
+        shown = ", ".join(there[:3]) + (f" and {len(there) - 3} more" if len(there) > 3 else "")
+        raise ToolError(f"{shown}: already there; --force replaces it")
+
+
+def _is_wasm(path: Path, reference: str, title: str) -> None:
+    with path.open("rb") as handle:
+        if handle.read(len(WASM_MAGIC)) != WASM_MAGIC:
+            raise RegistryError(f"{reference}: the layer titled '{one_line(title)}' is not wasm")
 
 
 def web_bundle(target: Target) -> Target:
@@ -197,29 +287,41 @@ def web_bundle(target: Target) -> Target:
     return Target(target.where, found[0], registry.get_manifest(target.where.path, found[0]))
 
 
-def pull_bundle(target: Target, folder: Path) -> list[Path]:
-    """A web bundle's files, each checked against its digest, under `folder` by their
-    titles (relative paths that stay inside it; anything else is refused)."""
-    written = []
+def pull_bundle(target: Target, request: PullRequest) -> Pulled:
+    """A web bundle's files, its signature verified (when there is trust), each file
+    checked against its digest and media type, under the destination folder by their
+    titles (each passing `file_name`); nothing is written when one does not."""
     manifest = target.manifest
     if manifest.is_index:
         raise SyntraError(f"{target.reference}: an index, not a web bundle's manifest")
-    for layer in manifest.children()[1:]:  # the config, then the files: at most MAX_CHILDREN
-        title = str((layer.get("annotations") or {}).get(TITLE, ""))
-        inside = confined(title, deepest=8)
-        if inside is None:
-            raise SyntraError(f"{target.reference}: a layer titled {title!r} would leave {folder}")
-        path = folder / inside
-        digest = descriptor_digest(layer)
-        target.where.registry.download_blob(target.where.path, digest, path, layer["size"])
-        written.append(path)
-    return written
+    verified = _verified(target, request.trust)
+    folder = _destination(target, request.folder)
+    layers = manifest.children()[1:]  # the config, then the files: at most MAX_CHILDREN
+    names = [
+        file_name(str((layer.get("annotations") or {}).get(TITLE, "")), layer["mediaType"], 8)
+        for layer in layers
+    ]
+    if len(set(names)) != len(names):
+        raise RegistryError(f"{target.reference}: two layers have the same title")
+    _absent([folder / name for name in names], request.force)
+    with tempfile.TemporaryDirectory(prefix="syntra-pull-") as scratch:
+        fetched = []
+        for layer, name in zip(layers, names, strict=True):
+            path = Path(scratch) / name
+            digest = descriptor_digest(layer)
+            target.where.registry.download_blob(target.where.path, digest, path, layer["size"])
+            if layer["mediaType"] == WASM:
+                _is_wasm(path, target.reference, name)
+            fetched.append((path, folder / name))
+        for source, written in fetched:
+            written.parent.mkdir(parents=True, exist_ok=True)
+            copy_atomic(source, written)
+    return Pulled(target.reference, folder, [written for _, written in fetched], verified)
 
 
 def sbom(target: Target, trust: Trust, fmt: str, platform: str | None) -> dict[str, Any]:
     """The SBOM of `target` (a platform of it, for an index) out of an attestation whose
     signature verifies with `trust`; Refused when there is none."""
-    from syntra.errors import Refused
     from syntra.supply.sbom import FORMATS
 
     digest = target.digest

@@ -55,6 +55,8 @@ class Content:
     documents: dict[Digest, Document] = field(default_factory=dict)
     blobs: dict[Digest, Path] = field(default_factory=dict)
     tags: dict[str, Digest] = field(default_factory=dict)
+    unchecked: set[Digest] = field(default_factory=set)
+    """Blobs of a layout folder to be hashed in the read that sends them to a registry."""
     source_tag: str | None = None
     """The tag the source was named by: the destination's tag when it names none."""
 
@@ -95,8 +97,9 @@ class _Layout:
     """An OCI layout (a folder, or an archive read in place); blobs verified as read,
     an archive's copied out into `folder`."""
 
-    def __init__(self, layout: Layout, folder: Path) -> None:
-        self.layout, self.folder = layout, folder
+    def __init__(self, layout: Layout, folder: Path, sends: bool) -> None:
+        self.layout, self.folder, self.sends = layout, folder, sends
+        self.unchecked: set[Digest] = set()
 
     def document(self, digest: Digest) -> Document:
         return self.layout.document(digest)
@@ -106,6 +109,9 @@ class _Layout:
         return self.layout.document(Digest(found["digest"]), found["size"]) if found else None
 
     def blob(self, digest: Digest, size: int) -> Path | None:
+        if self.sends and self.layout.files.on_disk(blob_name(digest)) is not None:
+            self.unchecked.add(digest)  # hashed as it is uploaded: one read, not two
+            return self.layout.blob(digest, size, self.folder, check=False)
         return self.layout.blob(digest, size, self.folder)
 
 
@@ -174,10 +180,11 @@ class CopyOptions:
 
 def gather(
     registries: Registries, spec: str, folder: Path, present: Callable[[str], bool],
-    options: CopyOptions,
+    options: CopyOptions, sends: bool = False,
 ) -> Content:  # fmt: skip
     """Everything to copy from `spec`, blobs verified and, when not in place, copied
-    under `folder`."""
+    under `folder`; when it `sends` to a registry, a layout folder's blobs are verified
+    by the upload that reads them (`Content.unchecked`)."""
     kind, _, rest = spec.partition(":") if spec.split(":", 1)[0] in _LOCAL else ("", "", spec)
     with ExitStack() as opened:
         source: _Source
@@ -189,7 +196,7 @@ def gather(
                 files = Archive(path)
                 opened.callback(files.close)
             layout = Layout(files)
-            source = _Layout(layout, folder)
+            source = _Layout(layout, folder, sends)
             top = Digest(layout.top(tag)["digest"])
             tags = {tag: top} if tag else {}
         elif kind == "docker-archive":
@@ -216,6 +223,8 @@ def gather(
         content.tags.update(tags)
         if options.referrers:
             _referrers(source, content)
+        if isinstance(source, _Layout):
+            content.unchecked = source.unchecked
     return content
 
 
@@ -329,7 +338,10 @@ def write_content(
     )
     if named:
         tags[named] = content.documents[content.top]
-    blobs = [Blob(digest, path.stat().st_size, path=path) for digest, path in content.blobs.items()]
+    blobs = [
+        Blob(digest, path.stat().st_size, path=path, verify=digest in content.unchecked)
+        for digest, path in content.blobs.items()
+    ]
     push(where.registry, where.path, blobs=blobs, manifests=list(content.documents.values()),
          tags=tags)  # fmt: skip
     return f"{where.identity}@{content.top}"
@@ -422,7 +434,8 @@ def copy(
     try:
         with scratch() as folder:
             present = present_in(registries, destination, options.insecure)
-            content = gather(registries, source, folder, present, options)
+            sends = destination.split(":", 1)[0] not in _LOCAL
+            content = gather(registries, source, folder, present, options, sends)
             written = write_content(
                 registries, destination, content, options.insecure, options.platform
             )

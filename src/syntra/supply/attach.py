@@ -17,6 +17,7 @@ from typing import Any
 
 from syntra.formats import canonical_json
 from syntra.oci import INDEX, MANIFEST, Blob, Client, Document, digest_of, push
+from syntra.oci.media import MAX_DOCUMENT
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -109,7 +110,12 @@ class Attachments:
             return []
         layers = manifest.children()[1:]  # the config, then layers: digests and sizes checked
         return [
-            (layer, self.registry.get_blob(self.repository, layer["digest"], layer["size"]))
+            (
+                layer,
+                self.registry.get_blob(
+                    self.repository, layer["digest"], layer["size"], MAX_DOCUMENT
+                ),
+            )
             for layer in layers
         ]
 

@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from syntra.config import Loaded
 from syntra.config.model import Signing
-from syntra.errors import SyntraError
+from syntra.errors import SyntraError, TooLarge
 from syntra.oci import platform_of
 from syntra.oci.locate import Where
+from syntra.oci.media import MAX_DOCUMENT
 from syntra.supply import keys
 from syntra.supply.attach import (
     DSSE,
@@ -238,8 +239,10 @@ class KeylessTrust:
                 if manifest.is_index:
                     raise ValueError(f"{manifest.digest} is an index, not a bundle's manifest")
                 layer = manifest.children()[1]  # the config, then the bundle: both checked
-                blob = registry.get_blob(repository, layer["digest"], layer["size"])
+                blob = registry.get_blob(repository, layer["digest"], layer["size"], MAX_DOCUMENT)
                 statement = self.bundles.statement(blob)
+            except TooLarge:
+                raise
             except (SyntraError, ValueError, KeyError, IndexError, TypeError) as exc:
                 problems.append(f"a bundle that does not verify: {exc}")
                 continue

@@ -17,7 +17,7 @@ from syntra.config import Loaded
 from syntra.errors import SyntraError
 from syntra.oci import MANIFEST, digest_of
 from syntra.oci.locate import Registries, Where
-from syntra.oci.media import TITLE
+from syntra.oci.media import MAX_DOCUMENT, TITLE
 from syntra.paths import plugin_file, source_files, wasm_tools
 from syntra.plan import Destination, GuestPlan, Plan
 from syntra.records import ImageRecord, Record, WasmRecord, find_record
@@ -149,7 +149,12 @@ def _created(where: Where, digest: str) -> int | None:
     """When an image was built: its config's `created` (SOURCE_DATE_EPOCH of its build)."""
     try:
         manifest = where.registry.get_manifest(where.path, digest).json()
-        config = json.loads(where.registry.get_blob(where.path, manifest["config"]["digest"]))
+        described = manifest["config"]
+        config = json.loads(
+            where.registry.get_blob(
+                where.path, described["digest"], described["size"], MAX_DOCUMENT
+            )
+        )
         return int(datetime.fromisoformat(config["created"].replace("Z", "+00:00")).timestamp())
     except (KeyError, TypeError, ValueError):
         return None

@@ -32,7 +32,7 @@ from syntra import process
 from syntra.errors import SyntraError
 from syntra.formats import rfc3339
 from syntra.oci.locate import Where
-from syntra.oci.media import TITLE
+from syntra.oci.media import FILE_MEDIA_TYPES, TITLE
 from syntra.paths import BUILTIN_TEMPLATES
 from syntra.plan import GuestPlan
 from syntra.plugins import wasi
@@ -47,13 +47,6 @@ JCO_HINT = "npm install -g @bytecodealliance/jco"
 NO_EXPORTS = (
     "it exports no function, so a page has nothing to call (export one, or name it in `exports:`)"
 )
-MEDIA_TYPES = {
-    ".wasm": "application/wasm",
-    ".js": "text/javascript",
-    ".ts": "application/typescript",
-    ".html": "text/html",
-    ".json": "application/json",
-}
 _WORDS = (
     "break case catch class const continue debugger default delete do else enum export "
     "extends false finally for function if import in instanceof new null return super "
@@ -327,7 +320,9 @@ def bundle_files(folder: Path) -> dict[str, bytes]:
 def layers(files: Mapping[str, bytes]) -> list[Layer]:
     """One layer per file, titled with its path (what `oras pull` writes)."""
     return [
-        Layer(data, MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream"), {TITLE: name})
+        Layer(
+            data, FILE_MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream"), {TITLE: name}
+        )
         for name, data in sorted(files.items())
     ]
 
