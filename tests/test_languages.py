@@ -399,7 +399,7 @@ def test_errors_are_one_line(tmp_path: Path, registry: str) -> None:
     commit(root, "broken guests")
     checks = {
         "nocargo": "/nonexistent/rustc is not installed: Rust guests need Debian's rustc and "
-        "cargo (apt-get install rustc cargo libstd-rust-dev-wasm32)",
+        "cargo (apt-get install rustc cargo libstd-rust-dev-wasm32 lld)",
         "badc": "clang failed (exit 1): "
         "broken.c:1:27: error: use of undeclared identifier 'undefined_name'",
         "badrust": "cargo build failed (exit 101): error[E0308]: mismatched types",
@@ -447,7 +447,7 @@ def test_ci_installs_each_languages_packages(built: tuple[Path, str]) -> None:
     steps = [s for w in workflows for job in w["jobs"].values() for s in job["steps"]]
     (toolchains, *_) = [s for s in steps if s.get("name") == "Guest toolchains"]
     assert toolchains["env"]["PACKAGES"] == (
-        "binaryen faketime clang wasi-libc libclang-rt-dev-wasm32 "
+        "binaryen faketime clang lld wasi-libc libclang-rt-dev-wasm32 "
         "rustc cargo libstd-rust-dev-wasm32 librust-itoa-dev"
     )  # names syntra.yaml validated, handed to apt-get as words of a bash array
     assert 'sudo apt-get install -y "${packages[@]}"' in toolchains["run"]
