@@ -83,7 +83,7 @@ services:
     ports: ["127.0.0.1:{port}:8080"]
     depends_on: {{api: {{condition: service_healthy}}}}
     healthcheck:
-      test: "wget -q -O /dev/null http://127.0.0.1:8080/cgi-bin/relay"
+      test: "wget -q -O - http://127.0.0.1:8080/cgi-bin/relay | grep -q ' from '"  # api answered
       interval: 1s
       retries: 20
 """)
