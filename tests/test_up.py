@@ -83,7 +83,7 @@ services:
     ports: ["127.0.0.1:{port}:8080"]
     depends_on: {{api: {{condition: service_healthy}}}}
     healthcheck:
-      test: "wget -q -O /dev/null http://127.0.0.1:8080/cgi-bin/relay"
+      test: "wget -q -O - http://127.0.0.1:8080/cgi-bin/relay | grep -q ' from '"  # api answered
       interval: 1s
       retries: 20
 """)
@@ -426,7 +426,9 @@ def showcase_stack(root: Path, port: int) -> Path:
         shutil.copytree(REPO / folder, root / folder)
     server = config["images"]["server"]
     server["plugins"] = []
-    server["tests"] = [test for test in server["tests"] if "http" in test]
+    # No image tests: the server's HTTP test listens on the host's port 8080, which a
+    # real `syntra up` of the showcase on this machine publishes (the main job runs them).
+    server["tests"] = []
     for key in ("wasm", "supply_chain", "ci"):
         del config[key]
     # A project name of its own: its network never shares aardvark-dns's entries (kept
