@@ -708,7 +708,8 @@ def test_a_declared_size_past_4_mib_is_refused_before_reading(
 ) -> None:
     """A config, signature or attestation declaring 600 MiB: refused from the descriptor,
     the blob never asked for (memory stays flat whatever the limit)."""
-    huge = {"mediaType": CONFIG, "digest": "sha256:" + "ab" * 32, "size": 600 << 20}
+    huge_digest = "sha256:" + "ab" * 32
+    huge = {"mediaType": CONFIG, "digest": huge_digest, "size": 600 << 20}
     image = json.loads(manifest([b"layer"]))
     if kind == "config":
         image["config"] = huge
@@ -718,7 +719,7 @@ def test_a_declared_size_past_4_mib_is_refused_before_reading(
     attached["layers"] = [{**huge, "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json"}]
     suffix = "sig" if kind == "signature" else "att"
     registry.manifests[f"sha256-{top[7:]}.{suffix}"] = json.dumps(attached).encode()
-    registry.blobs[huge["digest"]] = _endless
+    registry.blobs[huge_digest] = _endless
     config = b'{"architecture":"amd64","os":"linux"}'
     registry.blobs[digest(config)] = lambda: config
     with serve(registry) as server:
@@ -726,7 +727,7 @@ def test_a_declared_size_past_4_mib_is_refused_before_reading(
         command = ("inspect", ref) if kind == "config" else ("tree", ref)
         err = one_line(syntra(tmp_path, *command, "--insecure"), 4)
         assert f"declares {600 << 20} bytes, more than the 4 MiB" in err, err
-        assert not any(huge["digest"] in seen.path for seen in server.seen)
+        assert not any(huge_digest in seen.path for seen in server.seen)
         assert server.sent == 0
 
 

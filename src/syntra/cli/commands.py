@@ -658,7 +658,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_CLOSED_PIPE
     except (SyntraError, OSError) as exc:
         failed = failure(exc)
-        print(one_line(str(failed)), file=sys.stderr)  # what came from outside stays inert
+        # Control characters from outside stay inert; a refusal of several lines keeps them.
+        print("\n".join(map(one_line, str(failed).split("\n"))), file=sys.stderr)
         return failed.exit_code
     except Terminated:
         return EXIT_TERMINATED
