@@ -66,7 +66,7 @@ def test_a_second_run_is_a_no_op(tmp_path: Path, registry: str, base: str) -> No
         doit_state(root).unlink()
         proxy.uploaded.clear()
         again = _doit(root)
-        assert "docker:app" in ran(again) or "-- docker:app" in again
+        assert "docker:app" in ran(again)
         assert proxy.uploaded == []
         assert record(root)["uploaded_bytes"] == 0 and record(root)["digest"] == built
         _quiet(root, proxy)
@@ -77,6 +77,34 @@ def test_a_second_run_is_a_no_op(tmp_path: Path, registry: str, base: str) -> No
         mended = _doit(root, "docker")
         assert ran(mended) == ["docker:app"]
         assert record(root)["digest"] == built
+        _quiet(root, proxy)
+
+
+@pytest.mark.e2e
+def test_lost_state_asks_the_registry_and_sends_nothing(
+    tmp_path: Path, registry: str, base: str
+) -> None:
+    """Right after the push that built the image (its record counts what it sent), doit's
+    state is lost: the image task runs, finds every platform under its inputs tag,
+    retags, uploads no blob, and its record counts the bytes this run sent: none."""
+    with fault_proxy(registry) as proxy:
+        root = make_project(tmp_path / "repo", proxy.address, base.replace(registry, proxy.address))
+        text = (root / "syntra.yaml").read_text()  # a repository no other test pushes to
+        (root / "syntra.yaml").write_text(text.replace("{name: demo}", "{name: lost}"))
+        commit(root, "its own repository")
+        first = _doit(root)
+        assert "app: built " in first
+        built = record(root)
+        assert int(str(built["uploaded_bytes"])) > 0 and proxy.uploaded
+
+        doit_state(root).unlink()
+        proxy.uploaded.clear()
+        again = _doit(root)
+        assert "docker:app" in ran(again) and "preflight" in ran(again)
+        assert "unchanged (already built from these inputs): retagged" in again
+        assert proxy.uploaded == []
+        assert record(root)["uploaded_bytes"] == 0
+        assert record(root)["digest"] == built["digest"]
         _quiet(root, proxy)
 
 

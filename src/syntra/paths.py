@@ -90,6 +90,12 @@ def doit_state(root: Path) -> Path:
     return root / STATE_DIR / "doit.sqlite3"
 
 
+def doit_began(root: Path) -> Path:
+    """Touched by a doit run that finds no state of doit's: a record written before it
+    was written under a state doit has lost."""
+    return root / STATE_DIR / "doit-began"
+
+
 DEFAULT_KEY = Path(STATE_DIR) / "keys" / "cosign.key"
 """The signing key `syntra keygen` writes and the main job uses, relative to the root."""
 
