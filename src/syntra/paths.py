@@ -159,6 +159,21 @@ def logs_dir(root: Path, image: str) -> Path:
     return logs_root(root) / image
 
 
+def up_log(root: Path) -> Path:
+    """The compose engine's output and each health check run of `syntra up`, redacted."""
+    return logs_root(root) / "up.log"
+
+
+def up_compose_file(root: Path) -> Path:
+    """The compose file `syntra up` runs: each image pinned by its local build's digest."""
+    return root / STATE_DIR / "up" / "compose.yaml"
+
+
+def up_images(root: Path) -> Path:
+    """Each image `syntra up` built and loaded: a no-op `up` asks no registry."""
+    return root / STATE_DIR / "up" / "images.json"
+
+
 def build_log(root: Path, image: str, platform: str, builder: str) -> Path:
     """One builder's log for one platform; `all` for builders that build every platform
     at once (Apple's CLI)."""
