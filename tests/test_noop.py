@@ -6,15 +6,16 @@ tests/support/faults.py, and declared without `insecure` (loopback is plain HTTP
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from syntra.oci.client import Client, loopback
-from syntra.paths import doit_state, record_path
-from tests.conftest import commit, ran, run
+from syntra.paths import STATE_DIR, doit_state, record_path
+from tests.conftest import commit, git, ran, run
 from tests.support.faults import FaultProxy, fault_proxy
-from tests.support.projects import make_project, record
+from tests.support.projects import SHOWCASE, make_project, record
 
 
 def _doit(root: Path, *args: str) -> str:
@@ -106,6 +107,41 @@ def test_lost_state_asks_the_registry_and_sends_nothing(
         assert record(root)["uploaded_bytes"] == 0
         assert record(root)["digest"] == built["digest"]
         _quiet(root, proxy)
+
+
+@pytest.mark.e2e
+def test_lost_state_publishes_no_guest_bytes_again(tmp_path: Path, registry: str) -> None:
+    """The same for a wasm guest: compiled again to the same bytes, its publish finds the
+    artifact under its inputs tag and sends no blob; its record says 0 bytes."""
+    with fault_proxy(registry) as proxy:
+        root = tmp_path / "repo"
+        shutil.copytree(SHOWCASE / "C", root / "guest")
+        (root / ".gitignore").write_text(f"{STATE_DIR}/\n")
+        (root / "syntra.yaml").write_text(
+            "version: 1\n"
+            "project: {name: lost-guest, version: 1.0.0}\n"
+            f"registries: {{local: {{url: '{proxy.address}'}}}}\n"
+            "wasm:\n"
+            "  fib-c:\n"
+            "    language: c\n"
+            "    source: guest\n"
+            "    tests: [{call: fib, args: [24], expect: 46368}]\n"
+        )
+        git(root, "init", "-q", "-b", "main")
+        commit(root, "a guest")
+        _doit(root, "wasm")
+        published = record(root, "fib-c")
+        assert int(str(published["uploaded_bytes"])) > 0 and proxy.uploaded
+
+        doit_state(root).unlink()
+        proxy.uploaded.clear()
+        again = _doit(root, "wasm")
+        assert "wasm:fib-c.publish" in ran(again)
+        assert proxy.uploaded == []
+        assert record(root, "fib-c")["uploaded_bytes"] == 0
+        assert record(root, "fib-c")["digest"] == published["digest"]
+        quiet = _doit(root, "wasm")
+        assert all(line.startswith("-- ") for line in quiet.splitlines()), quiet
 
 
 @pytest.mark.e2e

@@ -210,13 +210,11 @@ def _build_and_push(job: Job, builder: LayoutBuilder, where: Where) -> ImageReco
     index and tags; returns the record, which counts the bytes this push sent."""
     built, tested = _built_and_tested(job, builder, job.image.platforms, job.ctx.registries)
     _note_base(job, where)
-    before = where.registry.transfer.uploaded_bytes
     cache_tags = {inputs_tag(job, image.platform.platform): image for image in built}
-    digest = push_images(where, built, job.image.destination, cache_tags)
-    assert digest is not None
-    uploaded = where.registry.transfer.uploaded_bytes - before
+    sent = push_images(where, built, job.image.destination, cache_tags)
+    assert sent.digest is not None
     children = [image.platform for image in built]
-    return finish(job, where, Pushed(digest, children, uploaded, tested))
+    return finish(job, where, Pushed(sent.digest, children, sent.uploaded, tested))
 
 
 def build_to(job: Job, backend: Backend, platforms: list[str], output: str) -> str:
