@@ -187,6 +187,12 @@ def test_missing_index_children_are_repaired(
     for child in pushed.platforms:
         ref = f"docker://{registry}/tests/apple-repair@{child.digest}"
         assert json.loads(skopeo("inspect", "--raw", "--tls-verify=false", ref))["layers"]
+    # Published again from the same inputs: the registry is asked first, nothing is built.
+    backend = AppleContainer(str(STANDIN))  # asks `--version`
+    calls = len(_calls(standin))
+    again = publish_image(_job_from(job.root), backend)
+    assert again.retagged and again.digest == pushed.digest and again.uploaded_bytes == 0
+    assert len(_calls(standin)) == calls
 
 
 @pytest.mark.e2e

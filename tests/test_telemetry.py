@@ -382,7 +382,7 @@ def test_report_page_renders_in_chromium(
     layout = oci_layout(build_dir(project, "web") / slug("linux/amd64"), 2, 50_000, seed=3)
     built = read_layout(layout, "linux/amd64")
     where = Where(_client(registry), "report/web", f"{registry}/report/web")
-    digest = push_images(where, [built], image.destination)
+    digest = push_images(where, [built], image.destination).digest
     assert digest is not None
     pushed = Pushed(digest, [built.platform], 100_000)
     write_record(project, image_record(plan, image, pushed))

@@ -571,6 +571,17 @@ def test_services_errors_are_one_positioned_line(
     assert len(result.err.splitlines()) == 1 and said in result.err, result.err
 
 
+def test_durations_have_one_parser() -> None:
+    """What syntra.yaml accepts as a duration is what `up` waits for: one function."""
+    from syntra.config.model import duration_seconds
+
+    cases = {"1s": 1.0, "500ms": 0.5, "1m30s": 90.0, "1h2m3.5s": 3723.5, "250us": 250e-6}
+    assert {text: duration_seconds(text) for text in cases} == pytest.approx(cases)
+    for wrong in ("", "soon", "5", "1s ", "-1s", "1d"):
+        with pytest.raises(ValueError, match="is not a duration"):
+            duration_seconds(wrong)
+
+
 def test_compose_file_follows_the_compose_spec(
     tmp_path: Path, syntra: Callable[..., Result]
 ) -> None:

@@ -113,6 +113,7 @@ UNIT: dict[str, tuple[str, ...]] = {
         "test_verify_reads_an_index_through_its_checked_descriptors",
     ),
     "test_up.py": (
+        "test_durations_have_one_parser",
         "test_services_errors_are_one_positioned_line",
         "test_showcase_compose_file_follows_the_compose_spec",
     ),

@@ -90,6 +90,12 @@ def doit_state(root: Path) -> Path:
     return root / STATE_DIR / "doit.sqlite3"
 
 
+def doit_began(root: Path) -> Path:
+    """Touched by a doit run that finds no state of doit's: a record written before it
+    was written under a state doit has lost."""
+    return root / STATE_DIR / "doit-began"
+
+
 DEFAULT_KEY = Path(STATE_DIR) / "keys" / "cosign.key"
 """The signing key `syntra keygen` writes and the main job uses, relative to the root."""
 
@@ -151,6 +157,21 @@ def logs_root(root: Path) -> Path:
 
 def logs_dir(root: Path, image: str) -> Path:
     return logs_root(root) / image
+
+
+def up_log(root: Path) -> Path:
+    """The compose engine's output and each health check run of `syntra up`, redacted."""
+    return logs_root(root) / "up.log"
+
+
+def up_compose_file(root: Path) -> Path:
+    """The compose file `syntra up` runs: each image pinned by its local build's digest."""
+    return root / STATE_DIR / "up" / "compose.yaml"
+
+
+def up_images(root: Path) -> Path:
+    """Each image `syntra up` built and loaded: a no-op `up` asks no registry."""
+    return root / STATE_DIR / "up" / "images.json"
 
 
 def build_log(root: Path, image: str, platform: str, builder: str) -> Path:

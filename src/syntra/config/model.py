@@ -667,16 +667,25 @@ class Release(Strict):
     )
 
 
-_DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:us|ms|s|m|h))+\Z")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
+_DURATION_RE = re.compile(rf"^(?:{_DURATION_PART.pattern})+\Z")
+_UNIT_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PORT_RE = re.compile(
     r"^(?:(?:\d{1,3}(?:\.\d{1,3}){3}):)?(?:(\d{1,5}):)?(\d{1,5})(?:/(?:tcp|udp))?\Z"
 )
 _VOLUME_RE = re.compile(r"^([^:]+):(/[^:]*)(?::(ro|rw))?\Z")
 
 
-def _duration(value: str) -> str:
+def duration_seconds(value: str) -> float:
+    """The seconds of a compose-style duration (`5s`, `1m30s`, `500ms`): the one parser,
+    for syntra.yaml's checks and for `syntra up`'s health-check budget."""
     if not _DURATION_RE.match(value):
         raise ValueError(f"'{value}' is not a duration; write e.g. 5s, 1m30s or 500ms")
+    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
+
+
+def _duration(value: str) -> str:
+    duration_seconds(value)
     return value
 
 

@@ -190,31 +190,31 @@ def _built_and_tested(
 def publish_image(job: Job, backend: Backend) -> ImageRecord:
     """Build, test and push every platform of `job.image` with its index and tags, and
     write its record: through an OCI layout each, or by a builder that pushes itself
-    (which returns what it pushed; recording it is done here, for both)."""
+    (which returns what it pushed; recording it is done here, for both). First the
+    registry is asked what it holds: an image already built from these inputs, by any
+    backend, is only retagged, and nothing is built or sent."""
     if isinstance(backend, LayoutBuilder):
-        return build_and_publish(job, backend)
-    where = job.ctx.registries.locate(job.image.destination)
-    return finish(job, where, cast(PushingBuilder, backend).build_and_push(job, where))
-
-
-def build_and_publish(job: Job, builder: LayoutBuilder) -> ImageRecord:
-    """Every platform of the image, tested, then all of them pushed together with their
-    index and tags; returns the record."""
-    _ready(job, job.image.platforms)
+        _ready(job, job.image.platforms)
     where = job.ctx.registries.locate(job.image.destination)
     where.registry.check_push(where.path)
     reused = _reuse(job, where)
     if reused is not None:
         return reused
+    if isinstance(backend, LayoutBuilder):
+        return _build_and_push(job, backend, where)
+    return finish(job, where, cast(PushingBuilder, backend).build_and_push(job, where))
+
+
+def _build_and_push(job: Job, builder: LayoutBuilder, where: Where) -> ImageRecord:
+    """Every platform of the image, tested, then all of them pushed together with their
+    index and tags; returns the record, which counts the bytes this push sent."""
     built, tested = _built_and_tested(job, builder, job.image.platforms, job.ctx.registries)
     _note_base(job, where)
-    before = where.registry.transfer.uploaded_bytes
     cache_tags = {inputs_tag(job, image.platform.platform): image for image in built}
-    digest = push_images(where, built, job.image.destination, cache_tags)
-    assert digest is not None
-    uploaded = where.registry.transfer.uploaded_bytes - before
+    sent = push_images(where, built, job.image.destination, cache_tags)
+    assert sent.digest is not None
     children = [image.platform for image in built]
-    return finish(job, where, Pushed(digest, children, uploaded, tested))
+    return finish(job, where, Pushed(sent.digest, children, sent.uploaded, tested))
 
 
 def build_to(job: Job, backend: Backend, platforms: list[str], output: str) -> str:

@@ -166,27 +166,34 @@ def _with_base(data: bytes, manifest: dict[str, Any], facts: BuildFacts) -> byte
     return json.dumps(manifest, separators=(",", ":")).encode()
 
 
+class Sent(NamedTuple):
+    """What `push_images` left: the index's digest (None without a destination), and the
+    bytes it sent."""
+
+    digest: str | None
+    uploaded: int
+
+
 def push_images(
     where: Where,
     images: list[LayoutImage],
     destination: Destination | None = None,
     cache_tags: dict[str, LayoutImage] | None = None,
-) -> str | None:
+) -> Sent:
     """Every platform's blobs together, their manifests, then (with a destination) the
-    index over them and its tags, and `cache_tags` on platform images; returns the index
-    digest."""
+    index over them and its tags, and `cache_tags` on platform images."""
     index = index_document([image.platform for image in images]) if destination else None
     tags = {tag: image.manifest for tag, image in (cache_tags or {}).items()}
     if index and destination:
         tags |= dict.fromkeys(destination.tags, index)
-    push(
+    uploaded = push(
         where.registry,
         where.path,
         blobs=[blob for image in images for blob in image.blobs],
         manifests=[image.manifest for image in images] + ([index] if index else []),
         tags=tags or None,
     )
-    return index.digest if index else None
+    return Sent(index.digest if index else None, uploaded)
 
 
 def index_children(where: Where, reference: str) -> tuple[list[PlatformImage], list[str]]:

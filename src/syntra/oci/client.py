@@ -699,24 +699,26 @@ class Client:
         finally:
             partial.unlink(missing_ok=True)
 
-    def push_blob(self, repository: str, blob: Blob) -> None:
+    def push_blob(self, repository: str, blob: Blob) -> int:
         """Upload `blob` unless the repository has it; mount it when another repository of
-        this registry is known to hold it. A failed upload starts over from POST."""
+        this registry is known to hold it. A failed upload starts over from POST. The
+        bytes sent: 0 for a blob the repository had or mounted."""
         if self.has_blob(repository, blob.digest):
             self.transfer.add(skipped_blobs=1)
-            return
+            return 0
         with self._lock:
             home = self._homes.get(blob.digest)
         what = f"upload {repository}@{blob.digest}"
         attempts = self.policy.attempts()
         while True:
             try:
-                if self._upload(repository, blob, home if home != repository else None, what):
+                mounted = self._upload(repository, blob, home if home != repository else None, what)
+                if mounted:
                     self.transfer.add(mounted_blobs=1)
                 else:
                     self.transfer.add(uploaded_bytes=blob.size, uploaded_blobs=1)
                 self.note(repository, [blob.digest])
-                return
+                return 0 if mounted else blob.size
             except _Transient as exc:
                 if not attempts.wait(exc.retry_after):
                     raise RegistryError(

@@ -80,39 +80,43 @@ def push(
     blobs: Sequence[Blob] = (),
     manifests: Sequence[Document] = (),
     tags: Mapping[str, Document] | None = None,
-) -> None:
+) -> int:
     """Blobs first (each digest once, a bounded pool), then `manifests` by digest in the
-    order given (children before the index that lists them), then `tags`."""
+    order given (children before the index that lists them), then `tags`. Returns the
+    bytes of blobs this push sent: none for those the repository had or mounted (counted
+    here, not from the client's totals, which other pushes may share)."""
     unique = list({blob.digest: blob for blob in blobs}.values())
     moved = _counts(client.transfer)
     with (
         telemetry.span(f"push {repository}", _where(client, repository)) as traced,
         progress.upload(f"push {repository}") as watch,
     ):
-        _blobs(client, repository, [_wrap(watch, blob) for blob in unique], watch)
+        sent = _blobs(client, repository, [_wrap(watch, blob) for blob in unique], watch)
         for document in manifests:
             client.put_manifest(repository, document.digest, document)
         for tag, document in (tags or {}).items():
             client.put_manifest(repository, tag, document)
         traced.set(_transferred(client, moved, unique))
+    return sent
 
 
-def _blobs(client: Client, repository: str, unique: Sequence[Blob], watch: progress.Upload) -> None:
-    def one(blob: Blob) -> None:
-        client.push_blob(repository, blob)
+def _blobs(client: Client, repository: str, unique: Sequence[Blob], watch: progress.Upload) -> int:
+    """The blobs pushed; the bytes sent."""
+
+    def one(blob: Blob) -> int:
+        sent = client.push_blob(repository, blob)
         watch.done(blob)
+        return sent
 
-    if len(unique) == 1:
-        one(unique[0])
-    elif unique:
-        pool = ThreadPoolExecutor(max_workers=min(concurrency(), len(unique)))
-        futures = [pool.submit(one, blob) for blob in unique]
-        try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in done:
-                future.result()  # the first failure, at once: the others are cancelled
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    if len(unique) <= 1:
+        return sum(one(blob) for blob in unique)
+    pool = ThreadPoolExecutor(max_workers=min(concurrency(), len(unique)))
+    futures = [pool.submit(one, blob) for blob in unique]
+    try:
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        return sum(future.result() for future in done)  # the first failure, at once
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _where(client: Client, repository: str) -> dict[str, str]:

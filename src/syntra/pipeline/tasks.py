@@ -25,8 +25,10 @@ from syntra.paths import (
     BUILTIN_TEMPLATES,
     CONFIG_FILE,
     TEMPLATES_DIR,
+    doit_began,
     doit_state,
     plugin_file,
+    record_path,
     snapshot_dir,
     source_files,
     wasm_raw,
@@ -63,6 +65,8 @@ def __getattr__(name: str) -> Any:
         probe = state.parent / ".writable"
         probe.touch()
         probe.unlink()
+        if not state.exists():
+            doit_began(Path.cwd()).touch()
     except OSError as exc:
         print(
             f"{state.parent}: cannot write Syntra's state ({exc.strerror or exc})", file=sys.stderr
@@ -190,8 +194,24 @@ class _Unchanged:
 
 
 def _current(check: Callable[[Context, str], bool], name: str) -> bool:
-    """doit's uptodate call of a stage's own check, with the run's context."""
-    return check(_context(), name)
+    """doit's uptodate call of a stage's own check, with the run's context, for a record
+    written under doit's present state. A record from before doit lost its state is not
+    taken at its word: the task runs once and asks the registry, which finds what it
+    holds and is sent nothing (the new record counts the bytes sent: none)."""
+    return _remembered(_context().root, name) and check(_context(), name)
+
+
+def _remembered(root: Path, name: str) -> bool:
+    """Whether `name`'s record was written since doit's present state began (any task
+    may have written it: `doit container` then `doit supply`)."""
+    try:
+        began = doit_began(root).stat().st_mtime_ns
+    except FileNotFoundError:
+        return True  # a state from before Syntra marked when it began
+    try:
+        return record_path(root, name).stat().st_mtime_ns > began
+    except OSError:
+        return False
 
 
 def _image_tasks(stage: stages.Stage, label: str) -> Iterator[TaskDict]:

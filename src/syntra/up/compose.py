@@ -3,7 +3,7 @@
 The committed file holds nothing that changes from commit to commit or machine to
 machine: the file's own images are named `localhost/<repository>:local`, templated
 environment values are shown as written, and `${VAR}`s are left for Compose to expand.
-`syntra up` writes the file it runs, `.syntra/up/compose.yaml`, from the same services
+`syntra up` writes the file it runs (`paths.up_compose_file`) from the same services
 with each image pinned by the digest of its local build and the templates rendered.
 Compose interpolates nothing of that file: Syntra expanded syntra.yaml's `${VAR}`s when
 it loaded it, and every `$` left in a command, a health check or a value is written `$$`,

@@ -2,12 +2,13 @@
 
 `up` builds the file's images for this host's platform when their inputs changed (a
 snapshot: nothing pushed, no credentials), loads them into the engine's image store,
-writes `.syntra/up/compose.yaml` with each pinned by the digest there, and starts the
-services one by one through the engine's compose, dependencies first, waiting for the
-health checks a `service_healthy` dependency asks for. A container whose definition
-(image digest included) is unchanged and running is left alone: a second `up` restarts
-nothing. Health checks are run by `up` itself while it waits (`podman healthcheck run`),
-since podman schedules them with systemd timers, which a container or CI host may lack.
+writes the compose file it runs (`paths.up_compose_file`) with each pinned by the digest
+there, and starts the services one by one through the engine's compose, dependencies
+first, waiting for the health checks a `service_healthy` dependency asks for. A
+container whose definition (image digest included) is unchanged and running is left
+alone: a second `up` restarts nothing. Health checks are run by `up` itself while it
+waits (`podman healthcheck run`), since podman schedules them with systemd timers, which
+a container or CI host may lack.
 
 What `up` prints is what happened, in order, and what the engine said when a service did
 not start or stay up is read back from it (podman-compose exits 0 whatever happened):
@@ -29,18 +30,16 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from syntra import process
-from syntra.config.model import Healthcheck
+from syntra.config.model import Healthcheck, duration_seconds
 from syntra.errors import RegistryError, SyntraError, ToolError, did_you_mean, one_line
 from syntra.fsutil import write_atomic, write_if_changed
-from syntra.paths import state_dir
+from syntra.paths import up_compose_file, up_images, up_log
 from syntra.pipeline.context import Context
 from syntra.up import compose
 from syntra.up.compose import CONFIG_LABEL, Stack
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
-_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 GRACE = 30.0
 """Seconds a health check gets beyond what its own settings allow."""
 
@@ -54,7 +53,7 @@ class Engine:
 
 
 class Built(BaseModel):
-    """An image `up` built and loaded: `.syntra/up/images.json` keeps one per image."""
+    """An image `up` built and loaded: `paths.up_images` keeps one per image."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -126,10 +125,6 @@ def engine(ctx: Context) -> Engine:
     if shutil.which("podman-compose"):
         return Engine("podman", ("podman-compose",))
     return Engine("podman", ("podman", "compose"))
-
-
-def folder(ctx: Context) -> Path:
-    return state_dir(ctx.root) / "up"
 
 
 def project(ctx: Context) -> str:
@@ -221,7 +216,7 @@ def _not_started(
 ) -> SyntraError:
     """One line with the cause: the container's exit code and last log line when it ran
     and stopped, else the engine's own error (a port in use, an image it could not pull)."""
-    see = f"(see {up_log(ctx)})"
+    see = f"(see {up_log(ctx.root)})"
     if now is not None and now.status == "exited":
         return ToolError(f"{name}: exited with code {now.exit_code}{_last_words(eng, now)} {see}")
     errors = [line[len("Error: ") :] for line in said.splitlines() if line.startswith("Error: ")]
@@ -230,10 +225,6 @@ def _not_started(
     if now is None and any(word in cause for word in _PULL_FAILED):
         return RegistryError(f"{name}: did not start: image not pulled: {cause} {see}")
     return ToolError(f"{name}: did not start: {cause} {see}")
-
-
-def up_log(ctx: Context) -> Path:
-    return state_dir(ctx.root) / "logs" / "up.log"
 
 
 def _note_secrets(ctx: Context) -> None:
@@ -311,7 +302,7 @@ def _pinned(ctx: Context, eng: Engine, name: str) -> tuple[str, list[str]]:
     platform = host_platform()
     job = ctx.job(name)
     local = _local_base(ctx, eng, job.image.base)
-    record = folder(ctx) / "images.json"
+    record = up_images(ctx.root)
     known, said = _read_built(record)
     entry = known.get(name)
     # A base in the engine as it is now; else as it was pinned when the image was built:
@@ -372,14 +363,14 @@ def _read_built(path: Path) -> tuple[dict[str, Built], list[str]]:
 
 
 def _write(ctx: Context, run: Stack) -> Path:
-    runfile = folder(ctx) / "compose.yaml"
+    runfile = up_compose_file(ctx.root)
     write_if_changed(runfile, compose.dump(run.document()).encode())
     return runfile
 
 
 def _compose(ctx: Context, eng: Engine, runfile: Path, *args: str) -> str:
     """What compose printed (redacted); a compose that fails says so in one line."""
-    log = up_log(ctx)
+    log = up_log(ctx.root)
     argv = [*eng.compose, "-p", project(ctx), "-f", str(runfile), *args]
     done = process.run(argv, " ".join([*eng.compose, args[0]]), check=False, log=log)
     said = process.redact(done.out + "\n" + done.err)
@@ -428,19 +419,17 @@ def container(ctx: Context, eng: Engine, service: str) -> Container | None:
     )
 
 
-def seconds(duration: str) -> float:
-    return sum(float(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(duration))
-
-
 def _healthy(ctx: Context, eng: Engine, name: str) -> str:
     """Until the service's health check passes, as soon as the engine says it failed;
     it is run here on podman, which leaves scheduling it to systemd."""
     check: Healthcheck | None = ctx.loaded.config.services[name].healthcheck
     assert check is not None
-    interval = max(seconds(check.interval), 0.2)
-    budget = seconds(check.start_period) + check.retries * (interval + seconds(check.timeout))
+    interval = max(duration_seconds(check.interval), 0.2)
+    budget = duration_seconds(check.start_period) + check.retries * (
+        interval + duration_seconds(check.timeout)
+    )
     deadline = time.monotonic() + budget + GRACE
-    log = up_log(ctx)
+    log = up_log(ctx.root)
     see = f"(see {log})"
     while True:
         found = container(ctx, eng, name)

@@ -115,10 +115,9 @@ def publish_artifact(
     config_bytes, manifest_bytes, layer = artifact(guest, plan, wasm, cache)
     reused = where.registry.find_manifest(where.path, inputs_tag(guest, wasm))
     manifest = reused or Document(manifest_bytes, MANIFEST)
-    before = where.registry.transfer.uploaded_bytes
     tags = dict.fromkeys(guest.destination.tags, manifest)
     if reused is None:
-        push(
+        uploaded = push(
             where.registry,
             where.path,
             blobs=[Blob.of(config_bytes), Blob(digest_of(layer), len(layer), path=wasm)],
@@ -126,8 +125,7 @@ def publish_artifact(
             tags={**tags, inputs_tag(guest, wasm): manifest},
         )
     else:
-        push(where.registry, where.path, tags=tags)
-    uploaded = where.registry.transfer.uploaded_bytes - before
+        uploaded = push(where.registry, where.path, tags=tags)
     record = WasmRecord(
         **shared_fields(plan, guest.name, guest.destination, manifest.digest, uploaded),
         media_type=MANIFEST,
