@@ -34,6 +34,9 @@ WASM_MAGIC = b"\0asm"
 
 MAX_DOCUMENT = 4 << 20
 """The most a manifest, an index or any JSON answer may weigh (distribution's default)."""
+MAX_ATTESTATION = 64 << 20
+"""The most an attestation layer or a keyless bundle may weigh: an in-toto statement can
+carry a whole SBOM (a Debian root filesystem's runs to 10 MiB), unlike a signature."""
 MAX_CHILDREN = 1024
 """The most descriptors one manifest or index may list."""
 MAX_DEPTH = 8

@@ -17,7 +17,7 @@ from typing import Any
 
 from syntra.formats import canonical_json
 from syntra.oci import INDEX, MANIFEST, Blob, Client, Document, digest_of, push
-from syntra.oci.media import MAX_DOCUMENT
+from syntra.oci.media import MAX_ATTESTATION, MAX_DOCUMENT
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -109,13 +109,9 @@ class Attachments:
         if manifest is None or manifest.is_index:
             return []
         layers = manifest.children()[1:]  # the config, then layers: digests and sizes checked
+        bound = MAX_ATTESTATION if suffix == "att" else MAX_DOCUMENT  # DSSE: SBOMs inside
         return [
-            (
-                layer,
-                self.registry.get_blob(
-                    self.repository, layer["digest"], layer["size"], MAX_DOCUMENT
-                ),
-            )
+            (layer, self.registry.get_blob(self.repository, layer["digest"], layer["size"], bound))
             for layer in layers
         ]
 

@@ -24,7 +24,7 @@ from syntra.config.model import Signing
 from syntra.errors import SyntraError, TooLarge
 from syntra.oci import platform_of
 from syntra.oci.locate import Where
-from syntra.oci.media import MAX_DOCUMENT
+from syntra.oci.media import MAX_ATTESTATION
 from syntra.supply import keys
 from syntra.supply.attach import (
     DSSE,
@@ -239,7 +239,9 @@ class KeylessTrust:
                 if manifest.is_index:
                     raise ValueError(f"{manifest.digest} is an index, not a bundle's manifest")
                 layer = manifest.children()[1]  # the config, then the bundle: both checked
-                blob = registry.get_blob(repository, layer["digest"], layer["size"], MAX_DOCUMENT)
+                blob = registry.get_blob(
+                    repository, layer["digest"], layer["size"], MAX_ATTESTATION
+                )
                 statement = self.bundles.statement(blob)
             except TooLarge:
                 raise
