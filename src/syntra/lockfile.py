@@ -104,7 +104,7 @@ def parse(data: bytes, shown: str = LOCK_FILE) -> Lock:
 def _entry(shown: str, reference: str, body: Any) -> Locked:
     where = f"{shown}: images[{json.dumps(reference)}]"
     try:
-        refs.parse_image_ref(reference)
+        parsed = refs.parse_image_ref(reference)
     except ValueError as exc:
         raise SyntraError(f"{where}: {exc}") from None
     if not isinstance(body, dict) or set(body) != {"digest", "platforms"}:
@@ -112,6 +112,8 @@ def _entry(shown: str, reference: str, body: Any) -> Locked:
     digest, platforms = body["digest"], body["platforms"]
     if not isinstance(digest, str) or not refs.DIGEST_RE.match(digest):
         raise SyntraError(f"{where}.digest: not a sha256 digest")
+    if parsed.digest and parsed.digest != digest:
+        raise SyntraError(f"{where}.digest: the reference names {parsed.digest} itself")
     if not isinstance(platforms, dict):
         raise SyntraError(f"{where}.platforms: expected a mapping of platform to digest")
     for platform, child in platforms.items():
@@ -146,7 +148,8 @@ def write(root: Path, lock: Lock) -> bool:
 
 def uses(loaded: Loaded, plan: Plan, specs: dict[str, list[str]]) -> dict[str, Use]:
     """Every reference to lock: each image's base, each literal `FROM` of its rendered
-    specs (`specs`: image name → spec texts), each service image not built here."""
+    specs (`specs`: image name → spec texts), each service image not built here; not the
+    `localhost/…` images of the engine's own store (`engine_local`)."""
     found: dict[str, Use] = {}
 
     def add(reference: str, where: str, platforms: list[str], required: bool = True) -> None:
@@ -159,11 +162,13 @@ def uses(loaded: Loaded, plan: Plan, specs: dict[str, list[str]]) -> dict[str, U
             found[reference] = Use(reference, (where,), tuple(sorted(platforms)), required)
 
     for image in plan.images:
-        if image.base:
+        if image.base and not engine_local(image.base):
             add(image.base, f"images.{image.name}.base", image.platforms)
         for text in specs.get(image.name, []):
             for reference in spec_images(text):
-                add(reference, f"images.{image.name}: FROM in {image.dockerfile}", image.platforms)
+                if not engine_local(reference):
+                    where = f"images.{image.name}: FROM in {image.dockerfile}"
+                    add(reference, where, image.platforms)
     every = sorted({p for image in plan.images for p in image.platforms})
     for name, service in loaded.config.services.items():
         if service.image not in loaded.config.images and not engine_local(service.image):

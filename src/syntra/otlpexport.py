@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -73,11 +74,22 @@ class Collector:
                 return
             self.down = True
         print(
-            f"telemetry: cannot reach the OpenTelemetry collector at {redact(endpoint)} "
+            f"telemetry: cannot reach the OpenTelemetry collector at {_shown(endpoint)} "
             "(not sending this run's traces and metrics)",
             file=sys.stderr,
             flush=True,
         )
+
+
+def _shown(endpoint: str) -> str:
+    """The endpoint without what may be a credential: a user, a password, a query."""
+    try:
+        parts = urlsplit(endpoint)
+        host = parts.hostname or ""
+        where = f"{host}:{parts.port}" if parts.port else host
+    except ValueError:  # a port that is no number: nothing of it is shown
+        return "the configured endpoint"
+    return redact(f"{parts.scheme}://{where}{parts.path}" if parts.scheme else "(no URL)")
 
 
 class GuardedSpans(SpanExporter):

@@ -87,7 +87,11 @@ def lock(repo: Repository, update: list[str] | None = None) -> Iterator[str]:
     image or service that uses them; empty: every one). Yields old → new for each
     reference resolved."""
     uses = wanted(repo)
-    known = lockfile.read(repo.root) or Lock()
+    try:
+        known = lockfile.read(repo.root) or Lock()
+    except SyntraError as exc:  # damaged: this is the command that writes it anew
+        yield f"{exc}; resolving every image again"
+        known = Lock()
     chosen = _chosen(uses, update) if update is not None else set()
     images: dict[str, Locked] = {}
     for reference, use in sorted(uses.items()):

@@ -115,7 +115,8 @@ def import_rootfs(tarball: Path, name: str, config: ImageConfig, program: str) -
         raise SyntraError(f"{tarball}: {exc.strerror or exc}") from None
     if not readable:
         raise SyntraError(f"{tarball}: not a tar archive")
-    argv = [program, "import", "--quiet", *(f"--change={change}" for change in changes)]
+    quiet = ["--quiet"] if program == "podman" else []  # docker prints only the ID; no flag
+    argv = [program, "import", *quiet, *(f"--change={change}" for change in changes)]
     image_id = process.output([*argv, str(tarball), name], f"{program} import")
     if program != "podman":
         return image_id

@@ -124,7 +124,7 @@ class Context:
             lock = self.lock
             self._pinned[reference] = (
                 locked_base(self.registries, lock.entry(reference))
-                if lock
+                if lock and not lockfile.engine_local(reference)
                 else resolve_base(self.registries, reference)
             )
         return self._pinned[reference]

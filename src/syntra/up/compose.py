@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -170,17 +171,43 @@ def locked_services(loaded: Loaded, lock: Lock | None) -> dict[str, str]:
 
 
 def _as_written(loaded: Loaded, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The image and environment values syntra.yaml writes with `${VAR}`s keep them in
-    the committed file: Compose expands them the same way, and the file does not depend
-    on the environment it was rendered in."""
+    """The image, environment, command and health check values syntra.yaml writes with
+    `${VAR}`s keep them in the committed file: Compose expands them the same way, and the
+    file holds nothing the environment it was rendered in gave (a secret, say)."""
     raw = _written(loaded.document.text).get(name) or {}
     image = raw.get("image")
     if isinstance(image, str) and "${" in image:
-        body["image"] = image
+        body["image"] = _for_compose(image)
     for key, value in (raw.get("environment") or {}).items():
         if isinstance(value, str) and "${" in value and key in body.get("environment", {}):
-            body["environment"][key] = value
+            body["environment"][key] = _for_compose(value)
+    if "command" in body:
+        body["command"] = _words_as_written(raw.get("command"), body["command"])
+    check = raw.get("healthcheck")
+    if "healthcheck" in body and isinstance(check, dict):
+        test = check.get("test")
+        written = ["CMD-SHELL", test] if isinstance(test, str) else test
+        body["healthcheck"]["test"] = _words_as_written(written, body["healthcheck"]["test"])
     return body
+
+
+def _words_as_written(raw: object, rendered: list[str]) -> list[str]:
+    """Each word of `rendered` as syntra.yaml's text has it when that holds a `${VAR}`."""
+    if not isinstance(raw, list) or len(raw) != len(rendered):
+        return rendered
+    return [
+        _for_compose(w) if isinstance(w, str) and "${" in w else r
+        for w, r in zip(raw, rendered, strict=True)
+    ]
+
+
+_DOLLARS = re.compile(r"\$\$|\$\{[A-Za-z_][A-Za-z0-9_]*(?:[:?-][^}]*)?\}|\$")
+
+
+def _for_compose(written: str) -> str:
+    """syntra.yaml's text as Compose reads it alike: its `${VAR}`s (Compose expands them
+    as Syntra does) and its `$$` (a `$`) kept, any other `$` written `$$`."""
+    return _DOLLARS.sub(lambda found: found[0] if len(found[0]) > 1 else "$$", written)
 
 
 @cache
@@ -209,9 +236,9 @@ def _volume(volume: str, root: Path | None) -> str:
     """A repository folder relative to ContainerSpecs/, or absolute in the file `up` runs."""
     source, rest = volume.split(":", 1)
     if not source.startswith("./"):
-        return volume
+        return _escaped(volume)
     relative = source[2:]
-    return f"{root / relative if root else Path('..', relative)}:{rest}"
+    return _escaped(f"{root / relative if root else Path('..', relative)}:{rest}")
 
 
 def _hash(body: dict[str, Any]) -> str:

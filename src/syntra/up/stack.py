@@ -229,12 +229,13 @@ def _not_started(
 
 def _note_secrets(ctx: Context) -> None:
     """What no output of `up`, `down` or `logs` may show: the registries' passwords from
-    the environment, and what syntra.yaml's `${VAR}`s gave the services' environment."""
+    the environment, and what syntra.yaml's `${VAR}`s gave the services (environment,
+    command, health check: any of them may carry a secret)."""
     for registry in ctx.loaded.config.registries.values():
         if registry.credentials and (password := os.environ.get(registry.credentials.password_env)):
             process.keep_secret(password)
     for loc, values in ctx.loaded.document.expanded.items():
-        if loc[:1] == ("services",) and "environment" in loc:
+        if loc[:1] == ("services",):
             for value in values.values():
                 process.keep_secret(value)
 
@@ -311,7 +312,7 @@ def _pinned(ctx: Context, eng: Engine, name: str) -> tuple[str, list[str]]:
         entry
         and entry.engine == eng.program
         and (entry.base is not None or not job.image.base)
-        and local_inputs_tag(job, platform, local or entry.base) == entry.inputs
+        and local_inputs_tag(job, platform, local or job.local_base(entry.base)) == entry.inputs
     ):
         present = process.run([eng.program, "image", "inspect", entry.pin], check=False)
         if present.ok:
@@ -365,6 +366,7 @@ def _read_built(path: Path) -> tuple[dict[str, Built], list[str]]:
 def _write(ctx: Context, run: Stack) -> Path:
     runfile = up_compose_file(ctx.root)
     write_if_changed(runfile, compose.dump(run.document()).encode())
+    runfile.chmod(0o600)  # it holds the values the services were given
     return runfile
 
 
