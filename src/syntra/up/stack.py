@@ -202,10 +202,25 @@ def _start(ctx: Context, eng: Engine, runfile: Path, name: str, config_hash: str
         process.run([eng.program, "rm", "-f", found.id], f"{eng.program} rm")
     said = _compose(ctx, eng, runfile, "up", "-d", "--no-deps", name)
     # podman-compose 1.0 exits 0 whatever happened: the container and the output say.
-    now = container(ctx, eng, name)
+    now = _settled(ctx, eng, name)
     if now is None or not now.running:
         raise _not_started(ctx, eng, name, now, said)
     return f"{name}: {'recreated' if found else 'started'}"
+
+
+_AT_REST = ("running", "exited", "stopped", "created", "configured")
+"""Container states that say what happened; others (`stopping`) are on their way."""
+
+
+def _settled(ctx: Context, eng: Engine, name: str) -> Container | None:
+    """The service's container once its state says what happened (a command that exits
+    at once may still be `stopping` when compose returns), within a few seconds."""
+    now = container(ctx, eng, name)
+    deadline = time.monotonic() + 5
+    while now is not None and now.status not in _AT_REST and time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = container(ctx, eng, name)
+    return now
 
 
 _PULL_FAILED = ("initializing source", "reading manifest", "manifest unknown", "pull access")
@@ -217,7 +232,7 @@ def _not_started(
     """One line with the cause: the container's exit code and last log line when it ran
     and stopped, else the engine's own error (a port in use, an image it could not pull)."""
     see = f"(see {up_log(ctx.root)})"
-    if now is not None and now.status == "exited":
+    if now is not None and now.status in ("exited", "stopped"):
         return ToolError(f"{name}: exited with code {now.exit_code}{_last_words(eng, now)} {see}")
     errors = [line[len("Error: ") :] for line in said.splitlines() if line.startswith("Error: ")]
     errors = errors or process.error_lines(said)  # docker compose words it otherwise
