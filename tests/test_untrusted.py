@@ -538,6 +538,28 @@ def test_pull_with_a_key_refuses_an_unsigned_artifact(tmp_path: Path, syntra: Sy
     assert files_under(tmp_path) == before
 
 
+@pytest.mark.parametrize("size", [10**400, 2 << 30])
+def test_a_blob_declaring_more_than_an_artifact_may_weigh_is_never_asked_for(
+    tmp_path: Path, syntra: Syntra, size: int
+) -> None:
+    """A declared size past MAX_ARTIFACT (one too large for a float, one of 2 GiB) is
+    refused from the descriptor: no deadline stretched by it, no request, no file."""
+    huge_digest = "sha256:" + "ab" * 32
+    titled = {"org.opencontainers.image.title": "app.wasm"}
+    image = json.loads(manifest([WASM], media="application/wasm", annotations=titled))
+    image["layers"][0].update(digest=huge_digest, size=size)
+    registry = Registry()
+    registry.tag("1", json.dumps(image).encode())
+    registry.blobs[huge_digest] = _endless
+    before = files_under(tmp_path)
+    with serve(registry) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        err = one_line(syntra(tmp_path, "pull", ref, "--insecure"), 4)
+        assert "declares more than the 1024 MiB a blob may weigh" in err, err
+        assert not any("/blobs/" in seen.path for seen in server.seen)
+    assert files_under(tmp_path) == before
+
+
 @pytest.mark.parametrize(
     "title", [".git/config", ".github/workflows/x.yml", "../x.js", "a/.syntra/x.js"]
 )
