@@ -719,6 +719,54 @@ def test_a_tag_list_that_loops_is_refused(tmp_path: Path, syntra: Syntra) -> Non
         assert "runs past 1000 pages" in one_line(renewing, 4)
 
 
+def _bundle(files: dict[str, tuple[bytes, str]]) -> Registry:
+    """A web bundle: each title's data, with its media type."""
+    config = b"{}"
+    body = json.dumps({
+        "schemaVersion": 2, "mediaType": MANIFEST,
+        "artifactType": "application/vnd.syntra.web-bundle.v1+json",
+        "config": descriptor(config, "application/vnd.oci.empty.v1+json"),
+        "layers": [descriptor(data, media, annotations={"org.opencontainers.image.title": title})
+                   for title, (data, media) in files.items()],
+    }).encode()  # fmt: skip
+    registry = Registry()
+    registry.tag("1", body)
+    for data, _ in files.values():
+        registry.blobs[digest(data)] = lambda data=data: data  # type: ignore[misc]
+    return registry
+
+
+def test_pull_web_never_writes_through_a_linked_folder(tmp_path: Path, syntra: Syntra) -> None:
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "assets").symlink_to("../outside")
+    registry = _bundle({"assets/app.js": (b"alert(1)\n", "text/javascript")})
+    with serve(registry) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        site = str(tmp_path / "site")
+        for force in ((), ("--force",)):
+            err = one_line(syntra(tmp_path, "pull", ref, site, "--web", "--insecure", *force), 3)
+            assert "assets: a symbolic link; pull writes only inside" in err, err
+        assert not any("/blobs/" in seen.path for seen in server.seen)
+    assert not any((tmp_path / "outside").iterdir())
+
+
+def test_pull_never_writes_through_a_link_planted_as_its_temporary_file(
+    tmp_path: Path, syntra: Syntra
+) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "victim").write_bytes(b"mine")
+    for planted in (".app.wasm.part", ".app.wasm.tmp"):
+        (tmp_path / "app" / planted).symlink_to("../victim")
+    with serve(_titled("app.wasm")) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        done = syntra(tmp_path, "pull", ref, str(tmp_path / "app"), "--insecure")
+        assert done.code == 0, done.err
+    assert (tmp_path / "victim").read_bytes() == b"mine"
+    written = tmp_path / "app" / "app.wasm"
+    assert not written.is_symlink() and written.read_bytes() == WASM
+
+
 def _endless() -> Iterator[bytes]:
     while True:
         yield b"{" * 65536

@@ -264,6 +264,17 @@ def _absent(paths: list[Path], force: bool) -> None:
         raise ToolError(f"{shown}: already there; --force replaces it")
 
 
+def _no_links_between(folder: Path, names: list[str]) -> None:
+    """Refuse before anything is fetched when a folder between `folder` and a file to
+    write is a symbolic link: a planted `assets` → `../outside` would take the file out."""
+    for name in names:
+        parts = PurePosixPath(name).parts[:-1]
+        for depth in range(1, len(parts) + 1):
+            step = folder.joinpath(*parts[:depth])
+            if step.is_symlink():
+                raise ToolError(f"{step}: a symbolic link; pull writes only inside {folder}")
+
+
 def _is_wasm(path: Path, reference: str, title: str) -> None:
     with path.open("rb") as handle:
         if handle.read(len(WASM_MAGIC)) != WASM_MAGIC:
@@ -304,6 +315,7 @@ def pull_bundle(target: Target, request: PullRequest) -> Pulled:
     if len(set(names)) != len(names):
         raise RegistryError(f"{target.reference}: two layers have the same title")
     _absent([folder / name for name in names], request.force)
+    _no_links_between(folder, names)
     with tempfile.TemporaryDirectory(prefix="syntra-pull-") as scratch:
         fetched = []
         for layer, name in zip(layers, names, strict=True):
