@@ -767,6 +767,63 @@ def test_pull_never_writes_through_a_link_planted_as_its_temporary_file(
     assert not written.is_symlink() and written.read_bytes() == WASM
 
 
+@pytest.mark.parametrize("title", ["conftest.py", "Makefile", "x.pth", "sitecustomize.py"])
+def test_a_web_bundle_file_of_a_type_a_bundle_never_holds_is_refused(
+    tmp_path: Path, syntra: Syntra, title: str
+) -> None:
+    registry = _bundle({
+        "app.js": (b"alert(1)\n", "text/javascript"),
+        title: (b"import os; os.system('touch PWNED')\n", "application/octet-stream"),
+    })  # fmt: skip
+    before = files_under(tmp_path)
+    with serve(registry) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        err = one_line(syntra(tmp_path, "pull", ref, "--web", "--insecure"), 4)
+        assert f"'{title}' is not a file name here (its suffix must be one of .wasm" in err, err
+        assert not any("/blobs/" in seen.path for seen in server.seen)
+    assert files_under(tmp_path) == before
+
+
+def test_a_web_bundle_of_every_file_type_syntra_writes_is_pulled(
+    tmp_path: Path, syntra: Syntra
+) -> None:
+    files = {
+        "guest.wasm": (WASM, "application/wasm"),
+        "guest.js": (b"export {}\n", "text/javascript"),
+        "guest.d.ts": (b"export {};\n", "application/typescript"),
+        "index.html": (b"<!doctype html>\n", "text/html"),
+        "interfaces/x.json": (b"{}", "application/json"),
+    }
+    with serve(_bundle(files)) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        done = syntra(tmp_path, "pull", ref, "--web", "--insecure")
+        assert done.code == 0, done.err
+    for title, (data, _) in files.items():
+        assert (tmp_path / "app" / title).read_bytes() == data
+
+
+@pytest.mark.parametrize("web", [False, True])
+def test_a_default_folder_already_there_is_used_only_with_force(
+    tmp_path: Path, syntra: Syntra, web: bool
+) -> None:
+    """The registry names the default folder: one already there (a checkout's `src`,
+    `tests`) is not written into unless asked."""
+    (tmp_path / "app").mkdir()
+    registry = (
+        _bundle({"app.js": (b"alert(1)\n", "text/javascript")}) if web else _titled("app.wasm")
+    )
+    kind = ("--web",) if web else ()
+    with serve(registry) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        err = one_line(syntra(tmp_path, "pull", ref, "--insecure", *kind), 3)
+        assert err == "app: already there; --force writes into it, or name the folder\n", err
+        assert not any("/blobs/" in seen.path for seen in server.seen)
+        assert not any((tmp_path / "app").iterdir())
+        done = syntra(tmp_path, "pull", ref, "--insecure", "--force", *kind)
+        assert done.code == 0, done.err
+    assert (tmp_path / "app" / ("app.js" if web else "app.wasm")).is_file()
+
+
 def _endless() -> Iterator[bytes]:
     while True:
         yield b"{" * 65536
