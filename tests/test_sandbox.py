@@ -443,3 +443,42 @@ def test_wasi_calls_outside_the_memory_get_efault(tmp_path: Path, runtime: str) 
         assert host.call("fill", [65535, 2]).value == 21
     finally:
         host.close()
+
+
+SPRAY = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 16)
+  (data (i32.const 1048572) "end!")
+  (func (export "spray") (param $count i32) (result i64) (local $n i32)
+    ;; $count iovs, each the whole 1 MiB memory, in one fd_write to stdout
+    (loop $fill
+      (i32.store (i32.mul (local.get $n) (i32.const 8)) (i32.const 0))
+      (i32.store (i32.add (i32.mul (local.get $n) (i32.const 8)) (i32.const 4))
+                 (i32.const 1048576))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br_if $fill (i32.lt_u (local.get $n) (local.get $count))))
+    (if (result i64) (call $write (i32.const 1) (i32.const 0) (local.get $count) (i32.const 65536))
+      (then (i64.const -1))
+      (else (i64.load32_u (i32.const 65536))))))
+"""
+
+
+@pytest.mark.parametrize("runtime", ["wasmtime", "wasm3"])
+def test_fd_write_keeps_only_the_end_however_many_iovs_and_caps_the_count(
+    tmp_path: Path, runtime: str
+) -> None:
+    """The host reads at most STDIO_LIMIT bytes of each iov (not iovs times the memory), and a
+    total past 4 GiB is told as the most a u32 holds, not EFAULT."""
+    wasm = tmp_path / "spray.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(SPRAY))
+    limits = {"max_mem": 2 << 20, "max_ms": 20000, "fuel": None}
+    host = open_runtime(runtime, "spray", wasm, limits, tmp_path / "cache")
+    try:
+        for count, written in ((300, 300 << 20), (4100, (1 << 32) - 1)):
+            result = host.call("spray", [count])
+            assert result.value == written
+            assert len(result.stdout) == 64 << 10
+            assert result.stdout.endswith("\0\0end!")
+    finally:
+        host.close()

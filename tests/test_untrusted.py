@@ -538,6 +538,28 @@ def test_pull_with_a_key_refuses_an_unsigned_artifact(tmp_path: Path, syntra: Sy
     assert files_under(tmp_path) == before
 
 
+@pytest.mark.parametrize("size", [10**400, 2 << 30])
+def test_a_blob_declaring_more_than_an_artifact_may_weigh_is_never_asked_for(
+    tmp_path: Path, syntra: Syntra, size: int
+) -> None:
+    """A declared size past MAX_ARTIFACT (one too large for a float, one of 2 GiB) is
+    refused from the descriptor: no deadline stretched by it, no request, no file."""
+    huge_digest = "sha256:" + "ab" * 32
+    titled = {"org.opencontainers.image.title": "app.wasm"}
+    image = json.loads(manifest([WASM], media="application/wasm", annotations=titled))
+    image["layers"][0].update(digest=huge_digest, size=size)
+    registry = Registry()
+    registry.tag("1", json.dumps(image).encode())
+    registry.blobs[huge_digest] = _endless
+    before = files_under(tmp_path)
+    with serve(registry) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        err = one_line(syntra(tmp_path, "pull", ref, "--insecure"), 4)
+        assert "declares more than the 1024 MiB a blob may weigh" in err, err
+        assert not any("/blobs/" in seen.path for seen in server.seen)
+    assert files_under(tmp_path) == before
+
+
 @pytest.mark.parametrize(
     "title", [".git/config", ".github/workflows/x.yml", "../x.js", "a/.syntra/x.js"]
 )
@@ -695,6 +717,111 @@ def test_a_tag_list_that_loops_is_refused(tmp_path: Path, syntra: Syntra) -> Non
         renewing = syntra(tmp_path, "tags", f"127.0.0.1:{server.port}/evil/renewing",
                           "--insecure")  # fmt: skip
         assert "runs past 1000 pages" in one_line(renewing, 4)
+
+
+def _bundle(files: dict[str, tuple[bytes, str]]) -> Registry:
+    """A web bundle: each title's data, with its media type."""
+    config = b"{}"
+    body = json.dumps({
+        "schemaVersion": 2, "mediaType": MANIFEST,
+        "artifactType": "application/vnd.syntra.web-bundle.v1+json",
+        "config": descriptor(config, "application/vnd.oci.empty.v1+json"),
+        "layers": [descriptor(data, media, annotations={"org.opencontainers.image.title": title})
+                   for title, (data, media) in files.items()],
+    }).encode()  # fmt: skip
+    registry = Registry()
+    registry.tag("1", body)
+    for data, _ in files.values():
+        registry.blobs[digest(data)] = lambda data=data: data  # type: ignore[misc]
+    return registry
+
+
+def test_pull_web_never_writes_through_a_linked_folder(tmp_path: Path, syntra: Syntra) -> None:
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "assets").symlink_to("../outside")
+    registry = _bundle({"assets/app.js": (b"alert(1)\n", "text/javascript")})
+    with serve(registry) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        site = str(tmp_path / "site")
+        for force in ((), ("--force",)):
+            err = one_line(syntra(tmp_path, "pull", ref, site, "--web", "--insecure", *force), 3)
+            assert "assets: a symbolic link; pull writes only inside" in err, err
+        assert not any("/blobs/" in seen.path for seen in server.seen)
+    assert not any((tmp_path / "outside").iterdir())
+
+
+def test_pull_never_writes_through_a_link_planted_as_its_temporary_file(
+    tmp_path: Path, syntra: Syntra
+) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "victim").write_bytes(b"mine")
+    for planted in (".app.wasm.part", ".app.wasm.tmp"):
+        (tmp_path / "app" / planted).symlink_to("../victim")
+    with serve(_titled("app.wasm")) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        done = syntra(tmp_path, "pull", ref, str(tmp_path / "app"), "--insecure")
+        assert done.code == 0, done.err
+    assert (tmp_path / "victim").read_bytes() == b"mine"
+    written = tmp_path / "app" / "app.wasm"
+    assert not written.is_symlink() and written.read_bytes() == WASM
+
+
+@pytest.mark.parametrize("title", ["conftest.py", "Makefile", "x.pth", "sitecustomize.py"])
+def test_a_web_bundle_file_of_a_type_a_bundle_never_holds_is_refused(
+    tmp_path: Path, syntra: Syntra, title: str
+) -> None:
+    registry = _bundle({
+        "app.js": (b"alert(1)\n", "text/javascript"),
+        title: (b"import os; os.system('touch PWNED')\n", "application/octet-stream"),
+    })  # fmt: skip
+    before = files_under(tmp_path)
+    with serve(registry) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        err = one_line(syntra(tmp_path, "pull", ref, "--web", "--insecure"), 4)
+        assert f"'{title}' is not a file name here (its suffix must be one of .wasm" in err, err
+        assert not any("/blobs/" in seen.path for seen in server.seen)
+    assert files_under(tmp_path) == before
+
+
+def test_a_web_bundle_of_every_file_type_syntra_writes_is_pulled(
+    tmp_path: Path, syntra: Syntra
+) -> None:
+    files = {
+        "guest.wasm": (WASM, "application/wasm"),
+        "guest.js": (b"export {}\n", "text/javascript"),
+        "guest.d.ts": (b"export {};\n", "application/typescript"),
+        "index.html": (b"<!doctype html>\n", "text/html"),
+        "interfaces/x.json": (b"{}", "application/json"),
+    }
+    with serve(_bundle(files)) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        done = syntra(tmp_path, "pull", ref, "--web", "--insecure")
+        assert done.code == 0, done.err
+    for title, (data, _) in files.items():
+        assert (tmp_path / "app" / title).read_bytes() == data
+
+
+@pytest.mark.parametrize("web", [False, True])
+def test_a_default_folder_already_there_is_used_only_with_force(
+    tmp_path: Path, syntra: Syntra, web: bool
+) -> None:
+    """The registry names the default folder: one already there (a checkout's `src`,
+    `tests`) is not written into unless asked."""
+    (tmp_path / "app").mkdir()
+    registry = (
+        _bundle({"app.js": (b"alert(1)\n", "text/javascript")}) if web else _titled("app.wasm")
+    )
+    kind = ("--web",) if web else ()
+    with serve(registry) as server:
+        ref = f"127.0.0.1:{server.port}/evil/app:1"
+        err = one_line(syntra(tmp_path, "pull", ref, "--insecure", *kind), 3)
+        assert err == "app: already there; --force writes into it, or name the folder\n", err
+        assert not any("/blobs/" in seen.path for seen in server.seen)
+        assert not any((tmp_path / "app").iterdir())
+        done = syntra(tmp_path, "pull", ref, "--insecure", "--force", *kind)
+        assert done.code == 0, done.err
+    assert (tmp_path / "app" / ("app.js" if web else "app.wasm")).is_file()
 
 
 def _endless() -> Iterator[bytes]:

@@ -37,14 +37,21 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def copy_atomic(source: Path, target: Path) -> None:
-    """`source` to `target` through a temporary file: never seen half-written."""
-    partial = target.with_name(f".{target.name}.part")
+def copy_atomic(source: Path, target: Path, mode: int = 0o644) -> None:
+    """`source` to `target` through a temporary file: never seen half-written. The
+    temporary file is a new one (O_EXCL), so a link planted where it goes is not
+    written through."""
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    replaced = False
     try:
-        shutil.copyfile(source, partial)
-        partial.replace(target)
+        with os.fdopen(fd, "wb") as handle, source.open("rb") as copied:
+            shutil.copyfileobj(copied, handle, 1 << 20)
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+        replaced = True
     finally:
-        partial.unlink(missing_ok=True)
+        if not replaced:
+            Path(temp).unlink(missing_ok=True)
 
 
 def confined(name: str, deepest: int = 32) -> str | None:

@@ -41,7 +41,15 @@ from syntra import process
 from syntra.errors import RegistryError, SyntraError, TooLarge, ToolError, one_line
 from syntra.oci.auth import Authenticator, Login
 from syntra.oci.digest import Digest
-from syntra.oci.media import ACCEPT, MAX_DOCUMENT, Document, digest_of, is_digest, json_object
+from syntra.oci.media import (
+    ACCEPT,
+    MAX_ARTIFACT,
+    MAX_DOCUMENT,
+    Document,
+    digest_of,
+    is_digest,
+    json_object,
+)
 from syntra.oci.retry import RETRIABLE_STATUS, RetryPolicy
 from syntra.version import installed_version
 
@@ -51,6 +59,8 @@ MAX_TAGS = 100_000
 """The most tags of one repository, across its pages."""
 MAX_TAG_BYTES = 16 << 20
 """The most bytes of one repository's tag list, across its pages."""
+MAX_STRETCH = 6 * 3600
+"""The most seconds a request's declared size adds to its deadline (one a MiB)."""
 MAX_IN_MEMORY = 256 << 20
 """The most a blob read into memory may weigh when its size is not declared."""
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
@@ -334,7 +344,8 @@ class Client:
         for _ in range(3):  # the request, then up to two answered challenges
             handle = None
             ours = _origin(request.url) == _origin(self.base)  # the login goes nowhere else
-            deadline = _Deadline(self.policy.deadline + request.size / (1 << 20))
+            stretch = min(request.size >> 20, MAX_STRETCH)  # integers: any size is fine
+            deadline = _Deadline(self.policy.deadline + stretch)
             _EXCHANGE.deadline = deadline
             try:
                 handle = request.body() if callable(request.body) else None
@@ -682,6 +693,9 @@ class Client:
         verified against its digest; written through a temporary file (removed on any
         failure), retried like a small one."""
         what = f"GET blob {repository}@{digest}"
+        if size > MAX_ARTIFACT:
+            limit = _mib(MAX_ARTIFACT)
+            raise TooLarge(f"{self.label}: {what}: declares more than the {limit} a blob may weigh")
         partial = target.with_name(f".{target.name}.part")
         target.parent.mkdir(parents=True, exist_ok=True)
 

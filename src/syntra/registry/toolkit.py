@@ -195,7 +195,7 @@ def pull(target: Target, request: PullRequest) -> Pulled:
     from syntra.plugins.remote import pull as pull_blob
 
     verified = _verified(target, request.trust)
-    folder = _destination(target, request.folder)
+    folder = _destination(target, request)
     layers = [c for c in target.manifest.children()[1:] if c["mediaType"] == WASM]
     name = f"{target.where.path.rsplit('/', 1)[-1]}.wasm"
     title = str((layers[0].get("annotations") or {}).get(TITLE) or name) if layers else name
@@ -212,8 +212,8 @@ def pull(target: Target, request: PullRequest) -> Pulled:
 def file_name(title: str, media_type: str, deepest: int) -> str:
     """The one check of a layer title that becomes a file name: a relative path at most
     `deepest` names deep that stays in its folder, no name hidden (`.git`, `.github`,
-    `.syntra`…), and a suffix whose media type is the layer's (a `.wasm` file is an
-    `application/wasm` layer and the other way round)."""
+    `.syntra`…), and a suffix of FILE_MEDIA_TYPES whose media type is the layer's (a
+    `.wasm` file is an `application/wasm` layer and the other way round)."""
     inside = confined(title, deepest)
     shown = one_line(title)
     if inside is None or any(part.startswith(".") for part in inside.split("/")):
@@ -221,7 +221,12 @@ def file_name(title: str, media_type: str, deepest: int) -> str:
             f"a layer titled '{shown}' is not a file name here (no folders above, no "
             "hidden names" + (", no path separators)" if deepest == 1 else ")")
         )
-    expected = FILE_MEDIA_TYPES.get(PurePosixPath(inside).suffix, "application/octet-stream")
+    expected = FILE_MEDIA_TYPES.get(PurePosixPath(inside).suffix)
+    if expected is None:  # no conftest.py, Makefile or .pth dropped into a checkout
+        raise RegistryError(
+            f"a layer titled '{shown}' is not a file name here (its suffix must be one of "
+            f"{', '.join(FILE_MEDIA_TYPES)})"
+        )
     if media_type != expected:
         raise RegistryError(
             f"a layer titled '{shown}' is {one_line(media_type)}, not {expected} as its name says"
@@ -246,13 +251,16 @@ def _verified(target: Target, trust: Trust | None) -> str | None:
     return trust.signer
 
 
-def _destination(target: Target, folder: Path | None) -> Path:
-    """The folder asked for, else a new one named after the artifact's repository."""
-    if folder is not None:
-        return folder
+def _destination(target: Target, request: PullRequest) -> Path:
+    """The folder asked for, else a new one named after the artifact's repository (one
+    already there only with `--force`: the registry chose its name, not the user)."""
+    if request.folder is not None:
+        return request.folder
     name = target.where.path.rsplit("/", 1)[-1]
     if confined(name, deepest=1) != name or name.startswith("."):
         raise RegistryError(f"{one_line(name)}: not a folder name; name the folder to write to")
+    if (Path(name).exists() or Path(name).is_symlink()) and not request.force:
+        raise ToolError(f"{name}: already there; --force writes into it, or name the folder")
     return Path(name)
 
 
@@ -262,6 +270,17 @@ def _absent(paths: list[Path], force: bool) -> None:
     if there and not force:
         shown = ", ".join(there[:3]) + (f" and {len(there) - 3} more" if len(there) > 3 else "")
         raise ToolError(f"{shown}: already there; --force replaces it")
+
+
+def _no_links_between(folder: Path, names: list[str]) -> None:
+    """Refuse before anything is fetched when a folder between `folder` and a file to
+    write is a symbolic link: a planted `assets` → `../outside` would take the file out."""
+    for name in names:
+        parts = PurePosixPath(name).parts[:-1]
+        for depth in range(1, len(parts) + 1):
+            step = folder.joinpath(*parts[:depth])
+            if step.is_symlink():
+                raise ToolError(f"{step}: a symbolic link; pull writes only inside {folder}")
 
 
 def _is_wasm(path: Path, reference: str, title: str) -> None:
@@ -295,7 +314,7 @@ def pull_bundle(target: Target, request: PullRequest) -> Pulled:
     if manifest.is_index:
         raise SyntraError(f"{target.reference}: an index, not a web bundle's manifest")
     verified = _verified(target, request.trust)
-    folder = _destination(target, request.folder)
+    folder = _destination(target, request)
     layers = manifest.children()[1:]  # the config, then the files: at most MAX_CHILDREN
     names = [
         file_name(str((layer.get("annotations") or {}).get(TITLE, "")), layer["mediaType"], 8)
@@ -304,6 +323,7 @@ def pull_bundle(target: Target, request: PullRequest) -> Pulled:
     if len(set(names)) != len(names):
         raise RegistryError(f"{target.reference}: two layers have the same title")
     _absent([folder / name for name in names], request.force)
+    _no_links_between(folder, names)
     with tempfile.TemporaryDirectory(prefix="syntra-pull-") as scratch:
         fetched = []
         for layer, name in zip(layers, names, strict=True):
