@@ -688,13 +688,15 @@ class Client:
             return f"{seen} bytes, not the declared {size}"
         return None if actual == digest else f"the body's digest is {actual}"
 
-    def download_blob(self, repository: str, digest: Digest, target: Path, size: int) -> None:
-        """A blob of its declared `size`, streamed to `target` in constant memory and
-        verified against its digest; written through a temporary file (removed on any
-        failure), retried like a small one."""
+    def download_blob(
+        self, repository: str, digest: Digest, target: Path, size: int, bound: int = MAX_ARTIFACT
+    ) -> None:
+        """A blob of its declared `size` (at most `bound`: an artifact's, or a layer's for
+        a copy), streamed to `target` in constant memory and verified against its digest;
+        written through a temporary file (removed on any failure), retried like a small one."""
         what = f"GET blob {repository}@{digest}"
-        if size > MAX_ARTIFACT:
-            limit = _mib(MAX_ARTIFACT)
+        if size > bound:
+            limit = _mib(bound)
             raise TooLarge(f"{self.label}: {what}: declares more than the {limit} a blob may weigh")
         partial = target.with_name(f".{target.name}.part")
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -35,9 +35,12 @@ WASM_MAGIC = b"\0asm"
 MAX_DOCUMENT = 4 << 20
 """The most a manifest, an index or any JSON answer may weigh (distribution's default)."""
 MAX_ARTIFACT = 1 << 30
-"""The most a downloaded blob (a wasm module, a web bundle's file, a copied layer) may
-declare: refused before any request, so a size a registry makes up cannot stretch the
-exchange's deadline or fill the disk."""
+"""The most a downloaded artifact blob (a wasm module, a web bundle's file) may declare:
+refused before any request, so a size a registry makes up cannot stretch the exchange's
+deadline or fill the disk."""
+MAX_LAYER = 1 << 40
+"""The most a layer `syntra copy` streams may weigh (1 TiB): images carry layers past an
+artifact's bound, but not a size only a hostile registry would declare."""
 MAX_ATTESTATION = 64 << 20
 """The most an attestation layer or a keyless bundle may weigh: an in-toto statement can
 carry a whole SBOM (a Debian root filesystem's runs to 10 MiB), unlike a signature."""

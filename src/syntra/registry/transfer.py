@@ -41,7 +41,7 @@ from syntra.oci.layout import (
     write_layout,
 )
 from syntra.oci.locate import Registries, Where, digest_in
-from syntra.oci.media import MAX_DEPTH
+from syntra.oci.media import MAX_DEPTH, MAX_LAYER
 from syntra.plan import Destination
 from syntra.supply.attach import attachment_tag
 
@@ -89,7 +89,7 @@ class _Registry:
         target = self.folder / digests.file_name(digest)
         if not target.exists():
             with progress.activity(f"pull {self.where.identity}@{progress.short(digest)}"):
-                self.where.registry.download_blob(self.where.path, digest, target, size)
+                self.where.registry.download_blob(self.where.path, digest, target, size, MAX_LAYER)
         return target
 
 
