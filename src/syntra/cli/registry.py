@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from syntra.config import load
+from syntra.config import Loaded, load
 from syntra.errors import one_line
 from syntra.oci.locate import Registries
 from syntra.registry import toolkit
@@ -20,11 +20,23 @@ NAMES = ("inspect", "digest", "tags", "tree", "sbom", "copy", "delete", "pull")
 """Shown under their own heading in `syntra --help`."""
 
 
+def _loaded(args: argparse.Namespace) -> Loaded | None:
+    """syntra.yaml when there is one here, loaded once per command."""
+    if not hasattr(args, "_loaded"):
+        file = Path(args.file)
+        args._loaded = load(file) if file.exists() else None
+    found: Loaded | None = args._loaded
+    return found
+
+
 def _registries(args: argparse.Namespace) -> Registries:
-    """The command's registry clients, with syntra.yaml's registries (credentials,
-    insecure) when there is one here."""
-    file = Path(args.file)
-    return Registries(load(file).config.registries if file.exists() else None)
+    """The command's registry clients, one set per command, with syntra.yaml's
+    registries (credentials, insecure) when there is one here."""
+    if not hasattr(args, "_registries"):
+        loaded = _loaded(args)
+        args._registries = Registries(loaded.config.registries if loaded else None)
+    found: Registries = args._registries
+    return found
 
 
 def _target(args: argparse.Namespace) -> toolkit.Target:
@@ -119,13 +131,9 @@ def _copy(args: argparse.Namespace) -> int:
 def _sbom(args: argparse.Namespace) -> int:
     from syntra.supply.verify import trust_of
 
-    file = Path(args.file)
-    loaded = load(file) if file.exists() else None
     missing = "nothing to verify the SBOM's signature against: give --key PUB"
-    trust = trust_of(loaded, Path(args.key) if args.key else None, missing)
-    target = toolkit.resolve(
-        Registries(loaded.config.registries if loaded else None), args.ref, args.insecure
-    )
+    trust = trust_of(_loaded(args), Path(args.key) if args.key else None, missing)
+    target = _target(args)
     print(json.dumps(toolkit.sbom(target, trust, args.format, args.platform), indent=2))
     return 0
 
@@ -141,13 +149,11 @@ def _delete(args: argparse.Namespace) -> int:
 def _pull(args: argparse.Namespace) -> int:
     from syntra.supply.verify import trust_of
 
-    file = Path(args.file)
-    loaded = load(file) if file.exists() else None
+    loaded = _loaded(args)
     signing = loaded.config.supply_chain.signing.mode if loaded else "none"
     key = Path(args.key) if args.key else None
     trust = trust_of(loaded, key, "") if key or signing != "none" else None
-    registries = Registries(loaded.config.registries if loaded else None)
-    target = toolkit.resolve(registries, args.ref, args.insecure)
+    target = _target(args)
     request = toolkit.PullRequest(Path(args.dir) if args.dir else None, args.force, trust)
     web = args.web or target.manifest.json().get("artifactType") == WEB_BUNDLE
     pulled = (
@@ -179,10 +185,7 @@ def _guest_names(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     from syntra.cli.names import named
 
     def with_names(args: argparse.Namespace) -> int:
-        file = Path(args.file)
-        loaded = load(file) if file.exists() else None
-        registries = Registries(loaded.config.registries if loaded else None)
-        args.ref, _ = named(loaded, registries, args.ref)
+        args.ref, _ = named(_loaded(args), _registries(args), args.ref)
         return run(args)
 
     return with_names
